@@ -1,0 +1,78 @@
+/* knot-hsm command line: shared state of one invocation and printing helpers.
+ * The CLI parses, dispatches and prints; the work is done in libknothsm. */
+#pragma once
+
+#include <stdbool.h>
+#include <stdio.h>
+
+#include "lib/pin.h"
+
+enum cli_exit {
+	CLI_OK = 0,
+	CLI_FAIL = 1,
+	CLI_USAGE = 2,
+};
+
+/* Options; which ones a command accepts is in its table entry. */
+enum cli_opt {
+	OPT_CONF      = 1 << 0,
+	OPT_MODULE    = 1 << 1,
+	OPT_TOKEN     = 1 << 2,
+	OPT_PIN_FILE  = 1 << 3,
+	OPT_PIN_FD    = 1 << 4,
+	OPT_FORCE     = 1 << 5,
+	OPT_JSON      = 1 << 6,
+	OPT_OBJECT    = 1 << 7,
+	OPT_ID        = 1 << 8,
+	OPT_TYPE      = 1 << 9,
+	OPT_PIN_IN_CONFIG = 1 << 11,
+};
+#define OPT_GLOBAL (OPT_CONF | OPT_MODULE | OPT_TOKEN | OPT_PIN_FILE | OPT_PIN_FD | OPT_FORCE | OPT_JSON)
+
+typedef struct {
+	const char *conf;
+	const char *module;
+	const char *token;
+	const char *pin_file;
+	int pin_fd;           /* -1 when not given */
+	bool force;
+	bool json;
+	const char *object;
+	const char *id;
+	const char *type;
+	bool pin_in_config;
+	unsigned given;       /* OPT_* bits seen on the command line */
+
+	char **zones;         /* zone commands: the zones before the command */
+	int zone_count;
+	char **args;          /* zone commands: key=value arguments */
+	int arg_count;
+} cli_t;
+
+typedef struct {
+	const char *name;
+	bool zone_command;
+	unsigned options;     /* OPT_* accepted besides the global ones */
+	int (*run)(cli_t *cli);
+	const char *synopsis;
+	const char *help;
+} cli_command_t;
+
+/** Print "error: TEXT: DETAIL" for a libknothsm code; returns CLI_FAIL. */
+int cli_error(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/** Print a usage error and the command's synopsis; returns CLI_USAGE. */
+int cli_usage_error(const cli_command_t *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/** Get the PIN from --pin-file, --pin-fd or a prompt, in that order.
+ *  Returns a KHSM_E* code; *pin_ptr is NULL when no source is possible. */
+int cli_pin(const cli_t *cli, bool prompt, khsm_pin_t **pin_ptr);
+
+/** The command being run (for usage messages). */
+extern const cli_command_t *cli_current;
+
+/* Commands. */
+int cmd_tokens(cli_t *cli);
+int cmd_uri(cli_t *cli);
+int cmd_keystore(cli_t *cli);
+int cmd_doctor(cli_t *cli);

@@ -1,0 +1,344 @@
+/* doctor: one line per check, ok / warn / FAIL with a remedy. */
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "cli.h"
+#include "lib/error.h"
+#include "lib/keystore.h"
+#include "lib/knotconf.h"
+#include "lib/token.h"
+#include "lib/uri.h"
+
+typedef struct {
+	int failed;
+	int warned;
+} report_t;
+
+static void line(report_t *rep, const char *status, const char *check, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+static void line(report_t *rep, const char *status, const char *check, const char *fmt, ...)
+{
+	if (strcmp(status, "FAIL") == 0) rep->failed++;
+	if (strcmp(status, "warn") == 0) rep->warned++;
+	printf("%-4s  %s: ", status, check);
+	va_list ap;
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+	putchar('\n');
+}
+
+/* The last libknothsm error as "text: detail". */
+static const char *why(int r)
+{
+	static char buf[700];
+	const char *d = khsm_err_last_detail();
+	snprintf(buf, sizeof(buf), "%s%s%s", khsm_strerror(r), d ? ": " : "", d ? d : "");
+	khsm_err_clear();
+	return buf;
+}
+
+/* A URI for display: the value of a pin-value attribute is never shown. */
+static const char *redact(const char *uri)
+{
+	static char buf[600];
+	snprintf(buf, sizeof(buf), "%s", uri);
+	char *p = strstr(buf, "pin-value=");
+	if (p) {
+		p += strlen("pin-value=");
+		size_t keep = strcspn(p, ";?&");
+		memmove(p + 3, p + keep, strlen(p + keep) + 1);
+		memcpy(p, "***", 3);
+	}
+	return buf;
+}
+
+/* RFC 7512 path and query characters that may stand unencoded in a URI. */
+static const char *first_unencoded(const char *uri)
+{
+	static const char OK[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+	                         "-._~%:;=&?/";
+	for (const char *p = uri; *p; p++) {
+		if (!strchr(OK, *p)) {
+			return p;
+		}
+	}
+	return NULL;
+}
+
+static void check_pin_file(report_t *rep, const char *check, const char *path)
+{
+	unsigned issues = 0;
+	mode_t mode = 0;
+	int r = khsm_pin_file_check(path, &issues, &mode);
+	if (r != KHSM_EOK) {
+		line(rep, "FAIL", check, "%s; knotd cannot read the PIN", why(r));
+		return;
+	}
+	static const unsigned ORDER[] = { KHSM_PIN_FILE_NOT_REG, KHSM_PIN_FILE_EMPTY,
+	                                  KHSM_PIN_FILE_NEWLINE, KHSM_PIN_FILE_OTHERS };
+	bool bad = false;
+	for (size_t i = 0; i < sizeof(ORDER) / sizeof(ORDER[0]); i++) {
+		if (issues & ORDER[i]) {
+			line(rep, "FAIL", check, "%s (mode %04o) %s", path, (unsigned)mode,
+			     khsm_pin_file_issue_text(ORDER[i]));
+			bad = true;
+		}
+	}
+	if (issues & KHSM_PIN_FILE_OWNER) {
+		line(rep, "warn", check, "%s %s", path, khsm_pin_file_issue_text(KHSM_PIN_FILE_OWNER));
+	}
+	if (!bad) {
+		line(rep, "ok", check, "%s readable, mode %04o", path, (unsigned)mode);
+	}
+}
+
+/* Every check of one keystore config string, as knotd would use it. */
+static void check_config(report_t *rep, const char *name, const char *config,
+                         const khsm_pin_t *pin, bool force)
+{
+	char check[128];
+#define CHECK(what) (snprintf(check, sizeof(check), "%s%s%s", name, name[0] ? " " : "", what), check)
+
+	char *uri = NULL, *module = NULL;
+	int r = khsm_uri_split_config(config, &uri, &module);
+	if (r != KHSM_EOK) {
+		line(rep, "FAIL", CHECK("config"), "%s; write \"<pkcs11-uri> <module-path>\"", why(r));
+		return;
+	}
+
+	struct stat st;
+	bool module_ok = stat(module, &st) == 0 && S_ISREG(st.st_mode);
+	const char *raw = first_unencoded(uri);
+	if (!module_ok && strchr(module, ' ')) {
+		line(rep, "FAIL", CHECK("uri encoding"),
+		     "the token URI has an unencoded space: Knot splits the config at the first space "
+		     "and tries to load module '%s' (\"failed to load PKCS #11 module\"); percent-encode "
+		     "the label, e.g. with: knot-hsm uri --token 'LABEL'", module);
+		goto done;
+	}
+	if (raw) {
+		line(rep, "FAIL", CHECK("uri encoding"), "'%c' must be percent-encoded in '%s'; "
+		     "knot-hsm uri --token 'LABEL' prints a correct URI", *raw, redact(uri));
+	} else {
+		line(rep, "ok", CHECK("uri encoding"), "%s", redact(uri));
+	}
+	if (!module_ok) {
+		line(rep, "FAIL", CHECK("module path"), "%s does not exist; give the full path of the "
+		     "PKCS #11 module (p11-kit list-modules shows the registered ones)", module);
+		goto done;
+	}
+
+	khsm_uri_t attrs = { 0 };
+	r = khsm_uri_parse(uri, &attrs);
+	if (r != KHSM_EOK) {
+		line(rep, "FAIL", CHECK("uri"), "%s", why(r));
+		goto done;
+	}
+	bool has_pin = attrs.pin_source || attrs.pin_value || pin;
+	if (attrs.pin_value) {
+		line(rep, "FAIL", CHECK("pin source"), "the PIN is in clear text in the config "
+		     "(pin-value); put it in a 0600 file and use pin-source (knot-hsm keystore --pin-file)");
+	} else if (attrs.pin_source) {
+		check_pin_file(rep, CHECK("pin source"), attrs.pin_source);
+	} else if (pin) {
+		line(rep, "warn", CHECK("pin source"), "PIN given on a descriptor; knotd itself needs "
+		     "pin-source=<file> in the URI");
+	}
+
+	khsm_tokens_t *tokens = NULL;
+	r = khsm_tokens_load(module, false, &tokens);
+	if (r != KHSM_EOK) {
+		line(rep, "FAIL", CHECK("module"), "%s", why(r));
+		khsm_uri_clear(&attrs);
+		goto done;
+	}
+	line(rep, "ok", CHECK("module"), "%s loads", module);
+
+	const khsm_token_t *t = NULL;
+	r = attrs.token ? khsm_tokens_find(tokens, attrs.token, attrs.serial, &t) : KHSM_EINVAL;
+	if (r == KHSM_EAMBIGUOUS) {
+		line(rep, "ok", CHECK("token present"), "'%s'", attrs.token);
+		line(rep, "FAIL", CHECK("label unique"), "%s", why(r));
+	} else if (r != KHSM_EOK) {
+		line(rep, "FAIL", CHECK("token present"), "%s", attrs.token ? why(r) :
+		     "the URI names no token (token=LABEL)");
+	} else {
+		line(rep, "ok", CHECK("token present"), "'%s' serial %s", t->label, t->serial);
+		line(rep, "ok", CHECK("label unique"), "one token labelled '%s'", t->label);
+	}
+	khsm_uri_clear(&attrs);
+	if (!t) {
+		khsm_tokens_free(tokens);
+		goto done;
+	}
+
+	unsigned flags = t->flags;
+	bool may_login = true;
+	if (flags & KHSM_TOKEN_PIN_LOCKED) {
+		r = khsm_login_precheck(flags, force);
+		line(rep, "FAIL", CHECK("pin flags"), "%s", why(r));
+		may_login = false;
+	} else if (flags & KHSM_TOKEN_PIN_FINAL_TRY) {
+		r = khsm_login_precheck(flags, force);
+		line(rep, force ? "warn" : "FAIL", CHECK("pin flags"), "final try: one more wrong PIN "
+		     "locks the token%s", force ? "" : "; login check skipped (use --force)");
+		may_login = force;
+	} else if (flags & KHSM_TOKEN_PIN_COUNT_LOW) {
+		line(rep, "warn", CHECK("pin flags"), "a wrong PIN was entered recently; few tries left");
+	} else if (!(flags & KHSM_TOKEN_INITIALIZED)) {
+		line(rep, "FAIL", CHECK("pin flags"), "token not initialised (sc-hsm-tool --initialize "
+		     "or softhsm2-util --init-token)");
+	} else {
+		line(rep, "ok", CHECK("pin flags"), "no failed logins reported");
+	}
+
+	char *caps = khsm_token_caps_text(t);
+	if (t->caps) {
+		line(rep, "ok", CHECK("dnssec mechanisms"), "%s", caps ? caps : "?");
+	} else {
+		line(rep, "FAIL", CHECK("dnssec mechanisms"), "the token offers no DNSSEC algorithm "
+		     "(needs key generation and CKM_ECDSA, CKM_EDDSA or CKM_RSA_PKCS signing)");
+	}
+	free(caps);
+	khsm_tokens_free(tokens);
+
+	khsm_keystore_t *ks = NULL;
+	r = khsm_keystore_open(config, &ks);
+	if (r != KHSM_EOK) {
+		line(rep, "FAIL", CHECK("libdnssec"), "%s", why(r));
+		goto done;
+	}
+	line(rep, "ok", CHECK("libdnssec"), "keystore opens as knotd opens it");
+
+	if (!(flags & KHSM_TOKEN_LOGIN_REQUIRED)) {
+		line(rep, "ok", CHECK("login"), "the token needs no login");
+	} else if (!may_login) {
+		line(rep, "FAIL", CHECK("login"), "not attempted (PIN flags above)");
+	} else if (!has_pin && !(flags & KHSM_TOKEN_PROTECTED_PATH)) {
+		line(rep, "FAIL", CHECK("login"), "no PIN source: knotd needs pin-source=<file> "
+		     "(give --pin-file, or fix the keystore config)");
+	} else {
+		r = khsm_keystore_login(ks, pin, force);
+		if (r == KHSM_EOK) {
+			line(rep, "ok", CHECK("login"), "one login through GnuTLS succeeded");
+		} else {
+			line(rep, "FAIL", CHECK("login"), "%s", why(r));
+		}
+	}
+	khsm_keystore_close(ks);
+done:
+	free(uri);
+	free(module);
+#undef CHECK
+}
+
+static void pin_free_ptr(khsm_pin_t **p) { khsm_pin_free(*p); }
+
+static int doctor_token(report_t *rep, cli_t *cli)
+{
+	khsm_tokens_t *tokens = NULL;
+	int r = khsm_tokens_load(cli->module, cli->module == NULL, &tokens);
+	if (r != KHSM_EOK) {
+		line(rep, "FAIL", "module", "%s", why(r));
+		return CLI_FAIL;
+	}
+	line(rep, "ok", "module", "%s", cli->module ? cli->module : "modules registered with p11-kit load");
+	const char *failures = khsm_tokens_failures(tokens);
+	if (failures) {
+		line(rep, "warn", "module", "some modules failed: %s", failures);
+	}
+
+	const khsm_token_t *t = NULL;
+	r = khsm_tokens_find(tokens, cli->token, NULL, &t);
+	if (r == KHSM_EAMBIGUOUS) {
+		line(rep, "ok", "token present", "'%s'", cli->token);
+		line(rep, "FAIL", "label unique", "%s", why(r));
+	} else if (r != KHSM_EOK) {
+		line(rep, "FAIL", "token present", "%s", why(r));
+	}
+	if (r != KHSM_EOK) {
+		khsm_tokens_free(tokens);
+		return CLI_FAIL;
+	}
+
+	__attribute__((cleanup(pin_free_ptr))) khsm_pin_t *pin = NULL;
+	char *pin_path = NULL;
+	if (cli->pin_file) {
+		pin_path = realpath(cli->pin_file, NULL);
+		if (!pin_path) {
+			line(rep, "FAIL", "pin source", "%s does not exist", cli->pin_file);
+		}
+	} else if (cli->pin_fd >= 0) {
+		r = khsm_pin_from_fd(cli->pin_fd, &pin);
+		if (r != KHSM_EOK) {
+			line(rep, "FAIL", "pin source", "%s", why(r));
+		}
+	}
+	char *config = NULL;
+	r = t->module_path ? khsm_uri_keystore_config(t->uri_short, pin_path, NULL, t->module_path, &config)
+	                   : KHSM_EMODULE;
+	free(pin_path);
+	khsm_tokens_free(tokens);
+	if (r != KHSM_EOK) {
+		line(rep, "FAIL", "config", "%s", why(r));
+		return CLI_FAIL;
+	}
+	check_config(rep, "", config, pin, cli->force);
+	free(config);
+	return CLI_OK;
+}
+
+static int doctor_conf(report_t *rep, cli_t *cli)
+{
+	khsm_conf_t *conf = NULL;
+	int r = khsm_conf_load(cli->conf, &conf);
+	if (r != KHSM_EOK) {
+		line(rep, "FAIL", "knot.conf", "%s", why(r));
+		return CLI_FAIL;
+	}
+	line(rep, "ok", "knot.conf", "%s is valid for knotc", cli->conf);
+	size_t n = khsm_conf_keystore_count(conf), checked = 0;
+	for (size_t i = 0; i < n; i++) {
+		const khsm_conf_keystore_t *ks = khsm_conf_keystore_at(conf, i);
+		if (!ks->backend || strcmp(ks->backend, "pkcs11") != 0) {
+			continue;
+		}
+		checked++;
+		char name[96];
+		snprintf(name, sizeof(name), "keystore %s:", ks->id);
+		if (!ks->config) {
+			line(rep, "FAIL", name, "no config");
+			continue;
+		}
+		check_config(rep, name, ks->config, NULL, cli->force);
+		if (!ks->key_label) {
+			line(rep, "warn", name, "key-label is off: keys Knot generates get no label on "
+			     "the card; set 'key-label: on'");
+		}
+	}
+	if (checked == 0) {
+		line(rep, "FAIL", "keystore", "%s has no pkcs11 keystore; add one "
+		     "(knot-hsm keystore --token LABEL --pin-file FILE prints it)", cli->conf);
+	}
+	khsm_conf_free(conf);
+	return CLI_OK;
+}
+
+int cmd_doctor(cli_t *cli)
+{
+	if (!cli->conf && !cli->token) {
+		return cli_usage_error(cli_current, "doctor needs --token LABEL or -c knot.conf");
+	}
+	report_t rep = { 0 };
+	if (cli->conf) {
+		doctor_conf(&rep, cli);
+	} else {
+		doctor_token(&rep, cli);
+	}
+	printf("%d failed, %d warnings\n", rep.failed, rep.warned);
+	return rep.failed ? CLI_FAIL : CLI_OK;
+}

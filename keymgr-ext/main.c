@@ -1,0 +1,291 @@
+/* knot-hsm: keep the DNSSEC KSK on a smartcard HSM, next to Knot DNS.
+ * main() only parses options, looks the command up and dispatches. */
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "cli.h"
+#include "lib/error.h"
+
+static const cli_command_t COMMANDS[] = {
+	{ "tokens", false, 0, cmd_tokens,
+	  "knot-hsm tokens [--module PATH] [--json]",
+	  "List every token of every PKCS #11 module registered with p11-kit, plus --module:\n"
+	  "label, manufacturer, model, serial, module path, flags, URI and the DNSSEC\n"
+	  "algorithms the token can generate keys for and sign with. No login." },
+	{ "uri", false, OPT_OBJECT | OPT_ID | OPT_TYPE, cmd_uri,
+	  "knot-hsm uri --token LABEL [--object LABEL | --id HEX] [--type private|public] [--module PATH]",
+	  "Print the RFC 7512 PKCS #11 URI of a token, or of a key object on it, fully\n"
+	  "percent-encoded. --token takes a label or a token URI (pkcs11:token=…;serial=…).\n"
+	  "Looking up a private object needs a login (--pin-file, --pin-fd or a prompt)." },
+	{ "keystore", false, OPT_ID | OPT_PIN_IN_CONFIG, cmd_keystore,
+	  "knot-hsm keystore --token LABEL [--id NAME] [--pin-file PATH] [--pin-in-config] [--module PATH]",
+	  "Print a knot.conf keystore stanza for the token (backend pkcs11, config with\n"
+	  "pin-source, key-label on), after opening it through libdnssec exactly as knotd\n"
+	  "will and logging in once. --pin-in-config puts the PIN itself in the config\n"
+	  "(pin-value) instead of a file: avoid it." },
+	{ "doctor", false, 0, cmd_doctor,
+	  "knot-hsm doctor [-c knot.conf] [--token LABEL] [--module PATH] [--pin-file PATH]",
+	  "Check the whole chain, one line per check, each ok or FAIL with a remedy:\n"
+	  "module loads, token present, label unique, PIN source, token PIN flags, login,\n"
+	  "DNSSEC mechanisms, keystore opens through libdnssec. With -c, every pkcs11\n"
+	  "keystore of that knot.conf is checked. Exits 1 when any check fails." },
+};
+
+const cli_command_t *cli_current;
+
+static void print_main_usage(FILE *f)
+{
+	fprintf(f, "Usage: knot-hsm [OPTIONS] COMMAND [ARGS]\n"
+	           "       knot-hsm [OPTIONS] ZONE... COMMAND [key=value...]\n\n"
+	           "Commands:\n");
+	for (size_t i = 0; i < sizeof(COMMANDS) / sizeof(COMMANDS[0]); i++) {
+		fprintf(f, "  %s\n", COMMANDS[i].synopsis);
+	}
+	fprintf(f, "\nGlobal options:\n"
+	           "  -c FILE          knot.conf to read\n"
+	           "  --module PATH    PKCS #11 module (besides those registered with p11-kit)\n"
+	           "  --token LABEL    token label or token URI\n"
+	           "  --pin-file PATH  file holding the user PIN (mode 0600 or 0400)\n"
+	           "  --pin-fd N       read the user PIN from file descriptor N\n"
+	           "  --force          go on despite a warning (PIN file mode, final PIN try)\n"
+	           "  --json           machine-readable output\n"
+	           "  -h, --help       this help; knot-hsm COMMAND --help for one command\n"
+	           "  -V, --version    print the version\n\n"
+	           "Exit status: 0 success, 1 failure, 2 usage error.\n");
+}
+
+static void print_command_help(const cli_command_t *cmd)
+{
+	printf("Usage: %s\n\n%s\n", cmd->synopsis, cmd->help);
+}
+
+int cli_error(int code, const char *fmt, ...)
+{
+	fputs("error: ", stderr);
+	if (fmt) {
+		va_list ap;
+		va_start(ap, fmt);
+		vfprintf(stderr, fmt, ap);
+		va_end(ap);
+		fputs(": ", stderr);
+	}
+	const char *detail = khsm_err_last_detail();
+	fprintf(stderr, "%s%s%s\n", khsm_strerror(code), detail ? ": " : "", detail ? detail : "");
+	return CLI_FAIL;
+}
+
+int cli_usage_error(const cli_command_t *cmd, const char *fmt, ...)
+{
+	fputs("error: ", stderr);
+	va_list ap;
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	if (cmd) {
+		fprintf(stderr, "\nusage: %s\n", cmd->synopsis);
+	} else {
+		fputs("\nrun 'knot-hsm --help' for usage\n", stderr);
+	}
+	return CLI_USAGE;
+}
+
+static const cli_command_t *find_command(const char *name)
+{
+	for (size_t i = 0; i < sizeof(COMMANDS) / sizeof(COMMANDS[0]); i++) {
+		if (strcmp(COMMANDS[i].name, name) == 0) {
+			return &COMMANDS[i];
+		}
+	}
+	return NULL;
+}
+
+typedef struct {
+	const char *long_name;
+	char short_name;
+	unsigned bit;
+	bool has_arg;
+} option_t;
+
+static const option_t OPTIONS[] = {
+	{ "--conf", 'c', OPT_CONF, true },
+	{ "--module", 0, OPT_MODULE, true },
+	{ "--token", 0, OPT_TOKEN, true },
+	{ "--pin-file", 0, OPT_PIN_FILE, true },
+	{ "--pin-fd", 0, OPT_PIN_FD, true },
+	{ "--force", 0, OPT_FORCE, false },
+	{ "--json", 0, OPT_JSON, false },
+	{ "--object", 0, OPT_OBJECT, true },
+	{ "--id", 0, OPT_ID, true },
+	{ "--type", 0, OPT_TYPE, true },
+	{ "--pin-in-config", 0, OPT_PIN_IN_CONFIG, false },
+};
+
+static int parse_fd(const char *text, int *fd)
+{
+	char *end = NULL;
+	errno = 0;
+	long v = strtol(text, &end, 10);
+	if (errno || !*text || *end || v < 0 || v > INT_MAX) {
+		return -1;
+	}
+	*fd = (int)v;
+	return 0;
+}
+
+/* Store one option. --id means the object id for `uri` and the keystore id
+ * for `keystore`; the command decides which. */
+static int set_option(cli_t *cli, const option_t *o, const char *value)
+{
+	if (cli->given & o->bit) {
+		return cli_usage_error(cli_current, "option %s given twice", o->long_name);
+	}
+	cli->given |= o->bit;
+	switch (o->bit) {
+	case OPT_CONF:      cli->conf = value; break;
+	case OPT_MODULE:    cli->module = value; break;
+	case OPT_TOKEN:     cli->token = value; break;
+	case OPT_PIN_FILE:  cli->pin_file = value; break;
+	case OPT_PIN_FD:
+		if (parse_fd(value, &cli->pin_fd) != 0) {
+			return cli_usage_error(cli_current, "--pin-fd needs a descriptor number, not '%s'", value);
+		}
+		break;
+	case OPT_FORCE:     cli->force = true; break;
+	case OPT_JSON:      cli->json = true; break;
+	case OPT_OBJECT:    cli->object = value; break;
+	case OPT_ID:        cli->id = value; break;
+	case OPT_TYPE:      cli->type = value; break;
+	case OPT_PIN_IN_CONFIG: cli->pin_in_config = true; break;
+	}
+	return CLI_OK;
+}
+
+/* Parse one option at argv[*i]; returns CLI_OK, CLI_USAGE, or -1 if argv[*i]
+ * is not an option. */
+static int parse_option(cli_t *cli, int argc, char **argv, int *i)
+{
+	const char *arg = argv[*i];
+	if (arg[0] != '-' || arg[1] == '\0') {
+		return -1;
+	}
+	for (size_t k = 0; k < sizeof(OPTIONS) / sizeof(OPTIONS[0]); k++) {
+		const option_t *o = &OPTIONS[k];
+		size_t len = strlen(o->long_name);
+		const char *value = NULL;
+		bool match = false;
+		if (strncmp(arg, o->long_name, len) == 0 && (arg[len] == '\0' || arg[len] == '=')) {
+			match = true;
+			if (arg[len] == '=') {
+				if (!o->has_arg) {
+					return cli_usage_error(cli_current, "option %s takes no value", o->long_name);
+				}
+				value = arg + len + 1;
+			}
+		} else if (o->short_name && arg[1] == o->short_name && arg[2] == '\0') {
+			match = true;
+		}
+		if (!match) {
+			continue;
+		}
+		if (o->has_arg && !value) {
+			if (*i + 1 >= argc) {
+				return cli_usage_error(cli_current, "option %s needs a value", o->long_name);
+			}
+			value = argv[++*i];
+		}
+		return set_option(cli, o, value);
+	}
+	return cli_usage_error(cli_current, "unknown option '%s'", arg);
+}
+
+int main(int argc, char **argv)
+{
+	cli_t cli = { .pin_fd = -1 };
+	const cli_command_t *cmd = NULL;
+	int i = 1;
+	int zone_start = -1;
+
+	/* Options and zones, up to the command name. */
+	for (; i < argc; i++) {
+		if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+			print_main_usage(stdout);
+			return CLI_OK;
+		}
+		if (strcmp(argv[i], "-V") == 0 || strcmp(argv[i], "--version") == 0) {
+			printf("knot-hsm %s\n", KHSM_VERSION);
+			return CLI_OK;
+		}
+		if (zone_start < 0) {
+			int r = parse_option(&cli, argc, argv, &i);
+			if (r == CLI_OK) continue;
+			if (r != -1) return r;
+		} else if (argv[i][0] == '-') {
+			return cli_usage_error(NULL, "options go before the zone names ('%s')", argv[i]);
+		}
+		if ((cmd = find_command(argv[i])) != NULL) {
+			break;
+		}
+		if (zone_start < 0) {
+			zone_start = i;
+		}
+	}
+	if (!cmd) {
+		if (zone_start >= 0) {
+			return cli_usage_error(NULL, "no command after '%s'; unknown command?", argv[argc - 1]);
+		}
+		print_main_usage(stderr);
+		return CLI_USAGE;
+	}
+	cli_current = cmd;
+	int zones = zone_start < 0 ? 0 : i - zone_start;
+	if (cmd->zone_command && zones == 0) {
+		return cli_usage_error(cmd, "'%s' needs at least one zone before it", cmd->name);
+	}
+	if (!cmd->zone_command && zones > 0) {
+		return cli_usage_error(cmd, "'%s' takes no zone (got '%s')", cmd->name, argv[zone_start]);
+	}
+	cli.zones = zones ? &argv[zone_start] : NULL;
+	cli.zone_count = zones;
+
+	/* After the command: its options, or key=value arguments. */
+	char **args = calloc(argc, sizeof(char *));
+	if (!args) {
+		return cli_error(KHSM_ENOMEM, NULL);
+	}
+	cli.args = args;
+	for (i++; i < argc; i++) {
+		if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+			print_command_help(cmd);
+			free(args);
+			return CLI_OK;
+		}
+		int r = parse_option(&cli, argc, argv, &i);
+		if (r == CLI_OK) continue;
+		if (r != -1) { free(args); return r; }
+		if (cmd->zone_command && strchr(argv[i], '=')) {
+			args[cli.arg_count++] = argv[i];
+			continue;
+		}
+		free(args);
+		return cli_usage_error(cmd, "unexpected argument '%s'", argv[i]);
+	}
+
+	unsigned extra = cli.given & ~(OPT_GLOBAL | cmd->options);
+	if (extra) {
+		for (size_t k = 0; k < sizeof(OPTIONS) / sizeof(OPTIONS[0]); k++) {
+			if (extra & OPTIONS[k].bit) {
+				free(args);
+				return cli_usage_error(cmd, "'%s' does not take %s", cmd->name, OPTIONS[k].long_name);
+			}
+		}
+	}
+
+	khsm_err_clear();
+	int rc = cmd->run(&cli);
+	free(args);
+	return rc;
+}

@@ -1,0 +1,46 @@
+/* A PKCS#11 keystore opened exactly as knotd opens it: through libdnssec with
+ * the knot.conf config string, then a login through GnuTLS, which reads the
+ * pin-source file of the URI the same way knotd does. */
+#pragma once
+
+#include <stdbool.h>
+#include <gnutls/pkcs11.h>
+#include <libdnssec/keystore.h>
+
+#include "pin.h"
+
+typedef struct khsm_keystore khsm_keystore_t;
+
+/** Open "<token-uri> <module-path>" with libdnssec. Explains the misleading
+ *  "failed to load PKCS #11 module" Knot prints for an unencoded label.
+ *  \param[out] ks_ptr  close with khsm_keystore_close(). */
+int khsm_keystore_open(const char *config, khsm_keystore_t **ks_ptr);
+
+/** Close and free. NULL accepted. */
+void khsm_keystore_close(khsm_keystore_t *ks);
+
+/** The token URI part of the config (owned by the keystore). */
+const char *khsm_keystore_uri(const khsm_keystore_t *ks);
+
+/** The libdnssec keystore, for key operations (owned by the keystore). */
+dnssec_keystore_t *khsm_keystore_dnssec(khsm_keystore_t *ks);
+
+/** Token flags now, as KHSM_TOKEN_* bits, read without logging in. */
+int khsm_keystore_flags(const khsm_keystore_t *ks, unsigned *flags_ptr);
+
+/** Refuse a login that could lock the token: final try or locked, unless
+ *  force (never for locked). The detail names the way out. */
+int khsm_login_precheck(unsigned token_flags, bool force);
+
+/** Log in once. With pin NULL the PIN comes from the URI's pin-source, as
+ *  for knotd. A failed login is never retried; the tries left are reported. */
+int khsm_keystore_login(khsm_keystore_t *ks, const khsm_pin_t *pin, bool force);
+
+/** List objects matching url (a URI on this keystore's token), logging in
+ *  once first when login is set. Same PIN rules as khsm_keystore_login().
+ *  \param[out] objs_ptr, count_ptr  deinit each and gnutls_free() the array. */
+int khsm_keystore_find(khsm_keystore_t *ks, const char *url, bool login, const khsm_pin_t *pin,
+                       bool force, gnutls_pkcs11_obj_t **objs_ptr, unsigned *count_ptr);
+
+/** Free what khsm_keystore_find() returned. */
+void khsm_keystore_objs_free(gnutls_pkcs11_obj_t *objs, unsigned count);

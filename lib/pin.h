@@ -1,0 +1,46 @@
+/* PIN sources: a file, an inherited file descriptor, or a prompt without echo.
+ * The PIN is kept in locked memory, wiped on free, and never printed, logged,
+ * put in argv or in the environment of a child. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+typedef struct khsm_pin khsm_pin_t;
+
+/* What is wrong or risky with a PIN file (bit set). */
+enum khsm_pin_file_issue {
+	KHSM_PIN_FILE_OTHERS    = 1 << 0, /* readable or writable by group/others */
+	KHSM_PIN_FILE_NEWLINE   = 1 << 1, /* ends with a newline GnuTLS would send */
+	KHSM_PIN_FILE_EMPTY     = 1 << 2,
+	KHSM_PIN_FILE_NOT_REG   = 1 << 3, /* not a regular file */
+	KHSM_PIN_FILE_OWNER     = 1 << 4, /* owned by neither the caller nor the knotd user */
+};
+
+/** Inspect a PIN file without reading it into memory longer than needed.
+ *  \param[out] issues_ptr  KHSM_PIN_FILE_* bits; \param[out] mode_ptr file mode. */
+int khsm_pin_file_check(const char *path, unsigned *issues_ptr, mode_t *mode_ptr);
+
+/** Read the PIN from a file exactly as GnuTLS does for pin-source (bytes as is).
+ *  Refuses a file readable by others (KHSM_EPIN_UNSAFE) unless force.
+ *  \param[out] pin_ptr  free with khsm_pin_free(). */
+int khsm_pin_from_file(const char *path, bool force, khsm_pin_t **pin_ptr);
+
+/** Read the PIN from an inherited descriptor (one trailing newline removed).
+ *  \param[out] pin_ptr  free with khsm_pin_free(). */
+int khsm_pin_from_fd(int fd, khsm_pin_t **pin_ptr);
+
+/** Prompt on the controlling terminal without echo.
+ *  \param[out] pin_ptr  free with khsm_pin_free(). */
+int khsm_pin_prompt(const char *prompt, khsm_pin_t **pin_ptr);
+
+/** PIN bytes (NUL-terminated) and length; valid until khsm_pin_free(). */
+const char *khsm_pin_value(const khsm_pin_t *pin);
+size_t khsm_pin_len(const khsm_pin_t *pin);
+
+/** Wipe and free a PIN. NULL is accepted. */
+void khsm_pin_free(khsm_pin_t *pin);
+
+/** Human text of the KHSM_PIN_FILE_* bits with the remedy; static string. */
+const char *khsm_pin_file_issue_text(unsigned issue);
