@@ -34,7 +34,7 @@ static void line(report_t *rep, const char *status, const char *check, const cha
 /* The last libknothsm error as "text: detail". */
 static const char *why(int r)
 {
-	static char buf[700];
+	static char buf[2100];
 	const char *d = khsm_err_last_detail();
 	snprintf(buf, sizeof(buf), "%s%s%s", khsm_strerror(r), d ? ": " : "", d ? d : "");
 	khsm_err_clear();

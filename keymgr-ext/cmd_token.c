@@ -269,6 +269,13 @@ int cmd_uri(cli_t *cli)
 		/* Nothing public matched; the object may be private. Ask once. */
 		khsm_err_clear();
 		r = cli_pin(cli, true, &pin);
+		if (r == KHSM_ENOPIN) {
+			khsm_err_detail("no public key object %s '%s' on token '%s'; a private one can "
+			                "only be seen after a login: give --pin-file or --pin-fd",
+			                cli->object ? "labelled" : "with id", cli->object ? cli->object : cli->id,
+			                t->label);
+			return cli_error(KHSM_ENOENT, NULL);
+		}
 		if (r == KHSM_EOK) {
 			r = khsm_cardkey_find(ks, cli->object, id, id_len, type, pin, cli->force, &objs);
 		}

@@ -51,7 +51,7 @@ const char *khsm_strerror(int code)
 	return "unknown error";
 }
 
-static __thread char detail[512];
+static __thread char detail[2048];
 
 _public_
 void khsm_err_detail(const char *fmt, ...)

@@ -376,7 +376,7 @@ int khsm_tokens_find(const khsm_tokens_t *list, const char *label, const char *s
 			matches++;
 		}
 	}
-	char buf[400];
+	char buf[1600];
 	if (matches == 0) {
 		describe(list, NULL, false, buf, sizeof(buf));
 		khsm_err_detail("no token labelled '%s'%s%s; tokens present: %s", label,

@@ -1,0 +1,81 @@
+/* keymgr and knotc as Knot ships them: running them, judging their result
+ * (an `error:` line is a failure even with exit code 0) and parsing their
+ * output strictly. Booleans are always passed to keymgr as yes/no: keymgr
+ * reads `ksk=on` as false and silently makes a ZSK. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "knotconf.h"
+#include "run.h"
+
+/* One key of a zone in the KASP database. Timers are UNIX times, 0 when unset. */
+typedef struct {
+	char id[41];          /* 40 lower-case hex digits (keymgr key ID) */
+	uint16_t tag;
+	bool ksk, zsk;        /* both for a CSK */
+	bool public_only;     /* imported with import-pub: no private key */
+	int algorithm;        /* DNSSEC algorithm number */
+	unsigned size;        /* bits; 0 when the output did not say */
+	int64_t created;      /* not printed by keymgr 3.2.6: stays 0 there */
+	int64_t pre_active, publish, ready, active, retire_active, retire;
+	int64_t post_active, revoke, remove;
+} khsm_kasp_key_t;
+
+/* One line of `keymgr ZONE ds`. */
+typedef struct {
+	char *owner;          /* as printed, with the final dot */
+	uint16_t tag;
+	uint8_t algorithm;
+	uint8_t digest_type;
+	char *digest;         /* lower-case hex */
+} khsm_ds_t;
+
+/** Version of a Knot tool ("keymgr", "knotc", "knotd", "kdig") from
+ *  `TOOL --version`, e.g. "keymgr (Knot DNS), version 3.2.6".
+ *  \param[out] major, minor, patch */
+int khsm_knot_version(const char *tool, int *major, int *minor, int *patch);
+
+/** Run `keymgr -c CONF args…` (args NULL-terminated; conf_path NULL: Knot's
+ *  default). Pass booleans as yes/no, never on/off. KHSM_ETOOL, with the first
+ *  `error:` line as detail, when keymgr exits non-zero or prints a line that
+ *  starts with `error:` on stdout or stderr.
+ *  \param[out] res  free with khsm_run_clear(); filled only on success. */
+int khsm_keymgr(const char *conf_path, const char *const args[], khsm_run_t *res);
+
+/** Parse `keymgr ZONE list` output, plain or extended (-e) format, 3.2.6.
+ *  Any malformed line is KHSM_EPARSE with its line number in the detail.
+ *  Unknown `name=value` fields of the extended format are skipped.
+ *  \param[out] keys_ptr   free with free(); NULL when there are no keys.
+ *  \param[out] count_ptr */
+int khsm_keymgr_list_parse(const char *text, khsm_kasp_key_t **keys_ptr, size_t *count_ptr);
+
+/** Keys of a zone: `keymgr -c CONF -e ZONE list`, parsed.
+ *  \param[out] keys_ptr   free with free().
+ *  \param[out] count_ptr */
+int khsm_keymgr_list(const char *conf_path, const char *zone,
+                     khsm_kasp_key_t **keys_ptr, size_t *count_ptr);
+
+/** Parse `keymgr ZONE ds` output ("owner DS tag alg digest-type hex" lines).
+ *  \param[out] ds_ptr     free with khsm_ds_free().
+ *  \param[out] count_ptr */
+int khsm_keymgr_ds_parse(const char *text, khsm_ds_t **ds_ptr, size_t *count_ptr);
+
+/** Free an array from khsm_keymgr_ds_parse(). */
+void khsm_ds_free(khsm_ds_t *ds, size_t count);
+
+/** Whether a knotd answers on the control socket of conf (`knotc status`).
+ *  KHSM_ENOENT when nothing answers (a normal state, not worth shouting);
+ *  KHSM_EPERM when the socket may not be used by this user. */
+int khsm_knotc_ping(const khsm_conf_t *conf);
+
+/** `knotc zone-keys-load ZONE`: a running knotd picks up new keys.
+ *  KHSM_ENOENT when knotd is not running, KHSM_ETOOL when it refuses. */
+int khsm_knotc_zone_keys_load(const khsm_conf_t *conf, const char *zone);
+
+/** `knotc zone-ksk-submitted ZONE`: confirm the DS is at the parent.
+ *  KHSM_ENOENT when knotd is not running, KHSM_ETOOL when it refuses
+ *  (e.g. "no key ready for submission"). */
+int khsm_knotc_zone_ksk_submitted(const khsm_conf_t *conf, const char *zone);

@@ -1,0 +1,30 @@
+/* Running Knot's tools without a shell: posix_spawn, an argv array, captured
+ * stdout and stderr, optional data on stdin. The child gets the parent's
+ * environment unchanged (a PIN is never put there) and default SIGPIPE. */
+#pragma once
+
+#include <stddef.h>
+
+/* What a finished program left behind. out and err are NUL-terminated. */
+typedef struct {
+	char *out;        /* captured stdout, never NULL after a successful run */
+	size_t out_len;
+	char *err;        /* captured stderr, never NULL after a successful run */
+	size_t err_len;
+	int status;       /* exit code, or 128 + signal number when killed */
+} khsm_run_t;
+
+/** Run argv[0] (an absolute path) with argv, feed stdin_data (may be NULL) on
+ *  its stdin and capture its output. KHSM_EOK whenever the program ran,
+ *  whatever its exit status; KHSM_ENOENT when the binary is missing.
+ *  \param[out] res  free its buffers with khsm_run_clear(); untouched on error. */
+int khsm_run(const char *const argv[], const char *stdin_data, khsm_run_t *res);
+
+/** Free (and wipe) the buffers of a result and zero it. */
+void khsm_run_clear(khsm_run_t *res);
+
+/** Path of a Knot tool: "keymgr", "knotc", "knotd" or "kdig". The environment
+ *  variables KHSM_KEYMGR, KHSM_KNOTC, KHSM_KNOTD and KHSM_KDIG override the
+ *  built-in KHSM_SBINDIR (kdig: /usr/bin). Static or environment string, not
+ *  to be freed; NULL for an unknown name. */
+const char *khsm_tool_path(const char *name);

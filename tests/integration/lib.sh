@@ -1,0 +1,111 @@
+# Shared fixture for integration tests: a temporary directory with its own
+# SoftHSM token store, assertions, and cleanup that runs on every exit.
+# Each test sources this file, then calls the helpers. Nothing here is skipped:
+# a missing tool is a failure.
+set -eu
+
+: "${KNOT_HSM:?KNOT_HSM must name the built knot-hsm}"
+PIN=648219
+SO_PIN=3537363231383830
+
+TESTS_RUN=0
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/knot-hsm-test.XXXXXX")
+CLEANUP_HOOKS=""
+
+khsm_cleanup() {
+	status=$?
+	for hook in $CLEANUP_HOOKS; do
+		$hook || true
+	done
+	if [ "$status" -eq 0 ] && [ "$TESTS_RUN" -eq 0 ]; then
+		echo "FAIL: the test ran no assertion" >&2
+		status=1
+	fi
+	rm -rf "$TMP"
+	exit "$status"
+}
+trap khsm_cleanup EXIT
+trap 'exit 1' INT TERM
+
+on_cleanup() { CLEANUP_HOOKS="$1 $CLEANUP_HOOKS"; }
+
+SOFTHSM_MODULE=""
+for m in /usr/lib/*/softhsm/libsofthsm2.so /usr/lib/softhsm/libsofthsm2.so; do
+	[ -f "$m" ] && SOFTHSM_MODULE=$m && break
+done
+[ -n "$SOFTHSM_MODULE" ] || { echo "FAIL: libsofthsm2.so not found (install softhsm2)" >&2; exit 1; }
+SOFTHSM_MODULE=$(readlink -f "$SOFTHSM_MODULE")
+
+mkdir -p "$TMP/tokens"
+cat > "$TMP/softhsm2.conf" <<CONF
+directories.tokendir = $TMP/tokens
+objectstore.backend = file
+log.level = ERROR
+CONF
+export SOFTHSM2_CONF="$TMP/softhsm2.conf"
+
+# Initialise a SoftHSM token with a label; prints nothing.
+token_init() {
+	softhsm2-util --init-token --free --label "$1" --pin "$PIN" --so-pin "$SO_PIN" >/dev/null
+}
+
+# Serial number of the (first) token with that label.
+token_serial() {
+	softhsm2-util --show-slots | awk -v want="$1" '
+		/^[[:space:]]*Serial number:/ { serial = $3 }
+		/^[[:space:]]*Label:/ { sub(/^[[:space:]]*Label:[[:space:]]*/, ""); sub(/[[:space:]]+$/, "");
+		                         if ($0 == want && !done) { print serial; done = 1 } }'
+}
+
+# Write the user PIN to a file the way knotd needs it: no newline, mode 0600.
+pin_file() {
+	(umask 077; printf '%s' "$PIN" > "$1")
+}
+
+# A key pair made outside knot-hsm, with pkcs11-tool as operators do.
+keygen_p11tool() { # token label, object label, hex id
+	pkcs11-tool --module "$SOFTHSM_MODULE" --token-label "$1" --login --pin "$PIN" \
+		--keypairgen --key-type EC:prime256v1 --label "$2" ${3:+--id "$3"} >/dev/null 2>&1
+}
+
+pass() { TESTS_RUN=$((TESTS_RUN + 1)); echo "ok $TESTS_RUN - $*"; }
+fail() { echo "FAIL: $*" >&2; exit 1; }
+
+# run EXPECTED_STATUS CMD... : runs, keeps stdout in $OUT and stderr in $ERR.
+run() {
+	want=$1; shift
+	set +e
+	"$@" >"$TMP/out" 2>"$TMP/err"
+	got=$?
+	set -e
+	OUT=$(cat "$TMP/out"); ERR=$(cat "$TMP/err")
+	if [ "$got" -ne "$want" ]; then
+		echo "--- stdout:" >&2; cat "$TMP/out" >&2
+		echo "--- stderr:" >&2; cat "$TMP/err" >&2
+		fail "exit $got, expected $want: $*"
+	fi
+}
+
+contains() { # haystack needle description
+	case "$1" in
+		*"$2"*) pass "$3" ;;
+		*) echo "--- text:" >&2; printf '%s\n' "$1" >&2; fail "$3: missing '$2'" ;;
+	esac
+}
+
+lacks() { # haystack needle description
+	case "$1" in
+		*"$2"*) echo "--- text:" >&2; printf '%s\n' "$1" >&2; fail "$3: unexpected '$2'" ;;
+		*) pass "$3" ;;
+	esac
+}
+
+equals() { # got want description
+	[ "$1" = "$2" ] || fail "$3: got '$1', want '$2'"
+	pass "$3"
+}
+
+# A free TCP/UDP port on 127.0.0.1.
+free_port() {
+	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}

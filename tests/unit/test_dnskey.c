@@ -1,0 +1,567 @@
+/* Tests of lib/dnskey.c: zone names, key tags, DS/CDS/CDNSKEY text, EPP, JSON. */
+#include "test.h"
+
+#include <libdnssec/binary.h>
+#include <libdnssec/key.h>
+#include <stdio.h>
+#include <strings.h>
+
+#include "dnskey.h"
+#include "error.h"
+#include "json.h"
+
+/* RFC 4034 section 5.4: the DNSKEY of dskey.example.com. (key id = 60485) and its
+ * SHA-1 DS; the base64 is split into the RFC's eight lines. RFC 4509 section 2.3
+ * gives the SHA-256 DS of the same key. */
+static const char RFC4034_KEY[] =
+	"256 3 5 AQOeiiR0GOMYkDshWoSKz9Xz fwJr1AYtsmx3TGkJaNXVbfi/ 2pHm822aJ5iI9BMzNXxeYCmZ "
+	"DRD99WYwYqUSdjMmmAphXdvx egXd/M5+X7OrzKBaMbCVdFLU Uh6DhweJBjEVv5f2wwjM9Xzc "
+	"nOf+EPbtG9DMBmADjFDc2w/r ljwvFw==";
+static const char RFC4034_DS_SHA1[] = "2BB183AF5F22588179A53B0A98631FAD1A292118";
+static const char RFC4509_DS_SHA256[] =
+	"D4B7D520E7BB5F0F67674A0CCEB1E3E0614B93C4F9E99B8383F6A1E4469DA50A";
+
+/* RFC 6605 section 6, copied from ../shared/vectors/rfc6605-ds.txt (values as
+ * BIND's dnssec-dsfromkey prints them). */
+static const char RFC6605_P256_KEY[] =
+	"example.net. 3600 IN DNSKEY 257 3 13 GojIhhXUN/u4v54ZQqGSnyhWJwaubCvTmeexv7bR6edbkrSqQpF64cYbcB7wNcP+e+MAnLr+Wi9xMWyQLc8NAA==";
+static const char RFC6605_P256_DS2[] =
+	"example.net. 3600 IN DS 55648 13 2 b4c8c1fe2e7477127b27115656ad6256f424625bf5c1e2770ce6d6e37df61d17";
+static const char RFC6605_P384_KEY[] =
+	"example.net. 3600 IN DNSKEY 257 3 14 xKYaNhWdGOfJ+nPrL8/arkwf2EY3MDJ+SErKivBVSum1w/egsXvSADtNJhyem5RCOpgQ6K8X1DRSEkrbYQ+OB+v8/uX45NBwY8rp65F6Glur8I/mlVNgF6W/qTI37m40";
+static const char RFC6605_P384_DS2[] =
+	"example.net. 3600 IN DS 10771 14 2 fde87f87d3a32ad8781eb0d79ac02f80d1381cecda3567c2352b4986645c2dd0";
+static const char RFC6605_P384_DS4[] =
+	"example.net. 3600 IN DS 10771 14 4 72d7b62976ce06438e9c0bf319013cf801f09ecc84b8d7e9495f27e305c6a9b0563a9b5f4d288405c3008a946df983d6";
+
+/* Output of keymgr 3.2.6 for a key made with `keymgr -c knot.conf example.com
+ * generate algorithm=13 ksk=yes zsk=no` (PEM keystore): `dnskey`, then `ds`. */
+static const char KEYMGR_DNSKEY[] =
+	"example.com. DNSKEY 257 3 13 nWnpZgXPKHXjLWmBxDn4m98i36ojTq7gZ3gCkNvrtjZTcHh8JjPAPro/Iqua53y/2eubg602jzf4Ht5jn6KtxA==";
+static const char KEYMGR_DS[] =
+	"example.com. DS 52359 13 2 671269678c49da2d7974b9ee10fd0ddeb3398c12750a8bfc5091775c6f5bb5d0\n"
+	"example.com. DS 52359 13 4 638b75e9cb22ac21e0892d541130dd1de83d478e7c012c1832891c16a9140a53543c3139dee8f5fb807cc3de150f7c66\n";
+
+static dnssec_key_t *key_from_text(const char *zone, const char *text)
+{
+	dnssec_key_t *key = NULL;
+	int r = khsm_dnskey_from_text(zone, text, &key);
+	if (r != KHSM_EOK) {
+		fail_msg("cannot parse '%s': %s (%s)", text, khsm_strerror(r),
+		         khsm_err_last_detail() ? khsm_err_last_detail() : "-");
+	}
+	assert_non_null(key);
+	return key;
+}
+
+/* Drop " TTL IN" from a vector line to get keymgr's "OWNER TYPE RDATA" form. */
+static void strip_ttl_class(const char *in, char *out, size_t size)
+{
+	const char *tail = strstr(in, " 3600 IN ");
+	assert_non_null(tail);
+	snprintf(out, size, "%.*s %s", (int)(tail - in), in, tail + strlen(" 3600 IN "));
+}
+
+static void assert_ds_line(const dnssec_key_t *key, uint8_t type, const char *expected)
+{
+	char *line = NULL;
+	assert_int_equal(khsm_ds_line(key, type, &line), KHSM_EOK);
+	assert_string_equal(line, expected);
+	free(line);
+}
+
+static void test_rfc4034_example(void **state)
+{
+	(void)state;
+	dnssec_key_t *key = key_from_text("dskey.example.com.", RFC4034_KEY);
+
+	khsm_dnskey_info_t info;
+	assert_int_equal(khsm_dnskey_info(key, &info), KHSM_EOK);
+	assert_int_equal(info.key_tag, 60485);
+	assert_int_equal(info.flags, 256);
+	assert_int_equal(info.protocol, 3);
+	assert_int_equal(info.algorithm, 5);
+	assert_string_equal(info.algorithm_name, "RSASHA1");
+	assert_int_equal(info.size_bits, 1024);
+	assert_false(info.sep);
+
+	char *hex = NULL;
+	assert_int_equal(khsm_ds_digest(key, 1, &hex), KHSM_EOK);
+	assert_true(strcasecmp(hex, RFC4034_DS_SHA1) == 0);
+	free(hex);
+	hex = NULL;
+	assert_int_equal(khsm_ds_digest(key, 2, &hex), KHSM_EOK);
+	assert_true(strcasecmp(hex, RFC4509_DS_SHA256) == 0);
+	free(hex);
+
+	assert_ds_line(key, 1, "dskey.example.com. DS 60485 5 1 2bb183af5f22588179a53b0a98631fad1a292118");
+	dnssec_key_free(key);
+}
+
+static void test_rfc6605_vectors(void **state)
+{
+	(void)state;
+	char expected[512];
+	dnssec_key_t *p256 = key_from_text(NULL, RFC6605_P256_KEY);
+	dnssec_key_t *p384 = key_from_text(NULL, RFC6605_P384_KEY);
+
+	khsm_dnskey_info_t info;
+	assert_int_equal(khsm_dnskey_info(p256, &info), KHSM_EOK);
+	assert_int_equal(info.key_tag, 55648);
+	assert_string_equal(info.algorithm_name, "ECDSAP256SHA256");
+	assert_int_equal(info.size_bits, 256);
+	assert_true(info.sep);
+	assert_int_equal(khsm_dnskey_info(p384, &info), KHSM_EOK);
+	assert_int_equal(info.key_tag, 10771);
+	assert_string_equal(info.algorithm_name, "ECDSAP384SHA384");
+	assert_int_equal(info.size_bits, 384);
+
+	strip_ttl_class(RFC6605_P256_DS2, expected, sizeof(expected));
+	assert_ds_line(p256, 2, expected);
+	strip_ttl_class(RFC6605_P384_DS2, expected, sizeof(expected));
+	assert_ds_line(p384, 2, expected);
+	strip_ttl_class(RFC6605_P384_DS4, expected, sizeof(expected));
+	assert_ds_line(p384, 4, expected);
+
+	/* The DNSKEY prints back as it was read, without TTL and class. */
+	char *line = NULL;
+	assert_int_equal(khsm_dnskey_line(p256, &line), KHSM_EOK);
+	strip_ttl_class(RFC6605_P256_KEY, expected, sizeof(expected));
+	assert_string_equal(line, expected);
+	free(line);
+
+	dnssec_key_free(p256);
+	dnssec_key_free(p384);
+}
+
+static void test_keymgr_format(void **state)
+{
+	(void)state;
+	dnssec_key_t *key = key_from_text("Example.COM", KEYMGR_DNSKEY);
+	char *text = NULL;
+
+	assert_int_equal(khsm_dnskey_line(key, &text), KHSM_EOK);
+	assert_string_equal(text, KEYMGR_DNSKEY);
+	free(text);
+	text = NULL;
+
+	assert_int_equal(khsm_ds_lines(key, KHSM_DIGEST_ALL, &text), KHSM_EOK);
+	assert_string_equal(text, KEYMGR_DS);
+	free(text);
+	text = NULL;
+
+	assert_int_equal(khsm_ds_lines(key, KHSM_DIGEST_SHA256, &text), KHSM_EOK);
+	assert_string_equal(text, "example.com. DS 52359 13 2 671269678c49da2d7974b9ee10fd0ddeb3398c12750a8bfc5091775c6f5bb5d0\n");
+	free(text);
+	text = NULL;
+
+	assert_int_equal(khsm_cds_line(key, 2, &text), KHSM_EOK);
+	assert_string_equal(text, "example.com. CDS 52359 13 2 671269678c49da2d7974b9ee10fd0ddeb3398c12750a8bfc5091775c6f5bb5d0");
+	free(text);
+	text = NULL;
+
+	assert_int_equal(khsm_cdnskey_line(key, &text), KHSM_EOK);
+	assert_string_equal(text, "example.com. CDNSKEY 257 3 13 nWnpZgXPKHXjLWmBxDn4m98i36ojTq7gZ3gCkNvrtjZTcHh8JjPAPro/Iqua53y/2eubg602jzf4Ht5jn6KtxA==");
+	free(text);
+	text = NULL;
+
+	assert_int_equal(khsm_dnskey_zone(key, &text), KHSM_EOK);
+	assert_string_equal(text, "example.com.");
+	free(text);
+
+	dnssec_key_free(key);
+}
+
+static void test_from_rdata(void **state)
+{
+	(void)state;
+	dnssec_key_t *ref = key_from_text(NULL, KEYMGR_DNSKEY);
+	dnssec_binary_t rdata = { 0 };
+	assert_int_equal(dnssec_key_get_rdata(ref, &rdata), 0);
+	assert_int_equal(rdata.size, 4 + 64);
+
+	dnssec_key_t *key = NULL;
+	assert_int_equal(khsm_dnskey_from_rdata("EXAMPLE.com", rdata.data, rdata.size, &key), KHSM_EOK);
+	char *line = NULL;
+	assert_int_equal(khsm_dnskey_line(key, &line), KHSM_EOK);
+	assert_string_equal(line, KEYMGR_DNSKEY);
+	free(line);
+	dnssec_key_free(key);
+
+	uint8_t buf[4 + 64];
+	memcpy(buf, rdata.data, sizeof(buf));
+	key = NULL;
+	assert_int_equal(khsm_dnskey_from_rdata("example.com", buf, 4, &key), KHSM_EPARSE);
+	assert_int_equal(khsm_dnskey_from_rdata(NULL, buf, sizeof(buf), &key), KHSM_EINVAL);
+	assert_int_equal(khsm_dnskey_from_rdata("a..b", buf, sizeof(buf), &key), KHSM_EINVAL);
+	buf[2] = 2; /* protocol must be 3 */
+	khsm_err_clear();
+	assert_int_equal(khsm_dnskey_from_rdata("example.com", buf, sizeof(buf), &key), KHSM_EPARSE);
+	assert_non_null(strstr(khsm_err_last_detail(), "protocol is 2; it must be 3"));
+	buf[2] = 3;
+	buf[3] = 253; /* PRIVATEDNS */
+	khsm_err_clear();
+	assert_int_equal(khsm_dnskey_from_rdata("example.com", buf, sizeof(buf), &key), KHSM_ENOTSUP);
+	assert_non_null(strstr(khsm_err_last_detail(), "PRIVATEDNS"));
+	buf[3] = 13;
+	/* a P-256 key is 64 bytes; libdnssec refuses 63 */
+	khsm_err_clear();
+	assert_int_equal(khsm_dnskey_from_rdata("example.com", buf, sizeof(buf) - 1, &key), KHSM_EPARSE);
+	assert_non_null(khsm_err_last_detail());
+	assert_null(key);
+
+	dnssec_key_free(ref);
+}
+
+static void test_from_text(void **state)
+{
+	(void)state;
+	static const char *const good[] = {
+		"example.com. DNSKEY 257 3 13 nWnpZgXPKHXjLWmBxDn4m98i36ojTq7gZ3gCkNvrtjZTcHh8JjPAPro/Iqua53y/2eubg602jzf4Ht5jn6KtxA==",
+		"example.com. IN 3600 dnskey 257 3 13 nWnpZgXPKHXjLWmBxDn4m98i36ojTq7gZ3gCkNvrtjZTcHh8JjPAPro/Iqua53y/2eubg602jzf4Ht5jn6KtxA==\n",
+		"EXAMPLE.COM CDNSKEY 257 3 ECDSAP256SHA256 nWnpZgXPKHXjLWmBxDn4m98i36ojTq7gZ3gCkNvrtjZT cHh8JjPAPro/Iqua53y/2eubg602jzf4Ht5jn6KtxA==",
+	};
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		dnssec_key_t *key = key_from_text("example.com", good[i]);
+		khsm_dnskey_info_t info;
+		assert_int_equal(khsm_dnskey_info(key, &info), KHSM_EOK);
+		assert_int_equal(info.key_tag, 52359);
+		dnssec_key_free(key);
+	}
+
+	static const struct { const char *zone, *text; int rc; } bad[] = {
+		{ "example.org", KEYMGR_DNSKEY, KHSM_EINVAL },                  /* owner is another zone */
+		{ NULL, "257 3 13 nWnpZgXPKHXjLWmBxDn4m98i36ojTq7gZ3gCkNvrtjZTcHh8JjPAPro/Iqua53y/2eubg602jzf4Ht5jn6KtxA==", KHSM_EINVAL },
+		{ "example.com", "257x 3 13 nWnpZgXPKHXjLWmBxDn4m98i36ojTq7gZ3gCkNvrtjZTcHh8JjPAPro/Iqua53y/2eubg602jzf4Ht5jn6KtxA==", KHSM_EPARSE },
+		{ "example.com", "65536 3 13 nWnpZgXPKHXjLWmBxDn4m98i36ojTq7gZ3gCkNvrtjZTcHh8JjPAPro/Iqua53y/2eubg602jzf4Ht5jn6KtxA==", KHSM_EPARSE },
+		{ "example.com", "257 4 13 nWnpZgXPKHXjLWmBxDn4m98i36ojTq7gZ3gCkNvrtjZTcHh8JjPAPro/Iqua53y/2eubg602jzf4Ht5jn6KtxA==", KHSM_EPARSE },
+		{ "example.com", "257 3 NOSUCHALG nWnpZgXPKHXjLWmBxDn4m98i36ojTq7gZ3gCkNvrtjZTcHh8JjPAPro/Iqua53y/2eubg602jzf4Ht5jn6KtxA==", KHSM_EPARSE },
+		{ "example.com", "257 3 13 nWnpZgXPKHXjLWmBxDn4m98i36ojTq7gZ3gCkNvrtjZTcHh8JjPAPro/Iqua53y/2eubg602jzf4Ht5jn6Ktx!==", KHSM_EPARSE },
+		{ "example.com", "257 3 13", KHSM_EPARSE },
+		{ "example.com", "", KHSM_EPARSE },
+		{ "example.com", "example.com. 3600 3600 DNSKEY 257 3 13 nWnpZgXPKHXjLWmBxDn4m98i36ojTq7gZ3gCkNvrtjZTcHh8JjPAPro/Iqua53y/2eubg602jzf4Ht5jn6KtxA==", KHSM_EPARSE },
+		{ "example.com", "example.com. DS 52359 13 2 671269678c49da2d7974b9ee10fd0ddeb3398c12750a8bfc5091775c6f5bb5d0", KHSM_EPARSE },
+		{ "example.com", "257 3 13 ( nWnpZgXPKHXjLWmBxDn4m98i36ojTq7gZ3gCkNvrtjZTcHh8JjPAPro/Iqua53y/2eubg602jzf4Ht5jn6KtxA== )", KHSM_EPARSE },
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		dnssec_key_t *key = NULL;
+		khsm_err_clear();
+		int r = khsm_dnskey_from_text(bad[i].zone, bad[i].text, &key);
+		if (r != bad[i].rc) {
+			fail_msg("'%s': got %d, want %d", bad[i].text, r, bad[i].rc);
+		}
+		assert_null(key);
+		assert_non_null(khsm_err_last_detail());
+	}
+}
+
+static void test_zone_normalize(void **state)
+{
+	(void)state;
+	static const struct { const char *in, *out; } good[] = {
+		{ "Example.COM", "example.com." },
+		{ "example.com.", "example.com." },
+		{ "EXAMPLE.COM.", "example.com." },
+		{ "xn--BCHER-kva.Example", "xn--bcher-kva.example." },
+		{ ".", "." },
+		{ "com", "com." },
+		{ "_Tcp.example.com", "_tcp.example.com." },
+		{ "0/25.2.0.192.IN-ADDR.ARPA", "0/25.2.0.192.in-addr.arpa." },
+		/* 63-octet label is the maximum */
+		{ "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.com",
+		  "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.com." },
+	};
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		char *out = NULL;
+		assert_int_equal(khsm_zone_normalize(good[i].in, &out), KHSM_EOK);
+		assert_string_equal(out, good[i].out);
+		free(out);
+	}
+
+	/* 255 octets in wire form is the maximum: 3 x (1+63) + (1+61) + 1 */
+	char name[300];
+	memset(name, 'a', sizeof(name));
+	name[63] = name[127] = name[191] = '.';
+	name[253] = '\0';
+	char *out = NULL;
+	assert_int_equal(khsm_zone_normalize(name, &out), KHSM_EOK);
+	assert_int_equal(strlen(out), 254);
+	free(out);
+	name[253] = 'a';
+	name[254] = '\0'; /* 256 octets */
+	out = NULL;
+	khsm_err_clear();
+	assert_int_equal(khsm_zone_normalize(name, &out), KHSM_EINVAL);
+	assert_null(out);
+	assert_non_null(strstr(khsm_err_last_detail(), "255"));
+
+	static const char *const bad[] = {
+		"", "..", ".com", "a..b", "example.com..", "exa mple.com", "ex\\097mple.com",
+		"*.example.com", "example.com\n", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.com",
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		out = NULL;
+		khsm_err_clear();
+		if (khsm_zone_normalize(bad[i], &out) != KHSM_EINVAL) {
+			fail_msg("'%s' was accepted", bad[i]);
+		}
+		assert_null(out);
+		assert_non_null(khsm_err_last_detail());
+	}
+
+	khsm_err_clear();
+	assert_int_equal(khsm_zone_normalize(
+		"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.com", &out), KHSM_EINVAL);
+	assert_non_null(strstr(khsm_err_last_detail(), "longer than 63"));
+
+	khsm_err_clear();
+	assert_int_equal(khsm_zone_normalize("b\xc3\xbc" "cher.example", &out), KHSM_EINVAL);
+	assert_null(out);
+	assert_non_null(strstr(khsm_err_last_detail(), "xn--"));
+}
+
+static void test_digest_names(void **state)
+{
+	(void)state;
+	static const struct { const char *name; khsm_digest_t digest; size_t n; uint8_t t0, t1; } good[] = {
+		{ "sha256", KHSM_DIGEST_SHA256, 1, 2, 0 },
+		{ "SHA384", KHSM_DIGEST_SHA384, 1, 4, 0 },
+		{ "sha1",   KHSM_DIGEST_SHA1,   1, 1, 0 },
+		{ "all",    KHSM_DIGEST_ALL,    2, 2, 4 },
+	};
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		khsm_digest_t d = (khsm_digest_t)-1;
+		assert_int_equal(khsm_digest_from_name(good[i].name, &d), KHSM_EOK);
+		assert_int_equal(d, good[i].digest);
+		assert_true(strcasecmp(khsm_digest_name(d), good[i].name) == 0);
+		uint8_t types[2] = { 0, 0 };
+		assert_int_equal(khsm_digest_types(d, types), good[i].n);
+		assert_int_equal(types[0], good[i].t0);
+		if (good[i].n == 2) {
+			assert_int_equal(types[1], good[i].t1);
+		}
+	}
+	/* sha256 is the default: a zeroed option struct selects it */
+	assert_int_equal(KHSM_DIGEST_SHA256, 0);
+
+	static const char *const bad[] = { "", "sha-256", "sha256 ", " sha1", "sha", "sha2566", "all,sha1", "2" };
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		khsm_digest_t d = KHSM_DIGEST_SHA384;
+		if (khsm_digest_from_name(bad[i], &d) != KHSM_EINVAL) {
+			fail_msg("'%s' was accepted", bad[i]);
+		}
+		assert_int_equal(d, KHSM_DIGEST_SHA384);
+	}
+	uint8_t types[2];
+	assert_int_equal(khsm_digest_types((khsm_digest_t)42, types), 0);
+}
+
+static void test_ds_errors(void **state)
+{
+	(void)state;
+	dnssec_key_t *key = key_from_text(NULL, KEYMGR_DNSKEY);
+	char *line = NULL;
+	assert_int_equal(khsm_ds_line(key, 3, &line), KHSM_EINVAL);
+	assert_int_equal(khsm_ds_line(key, 0, &line), KHSM_EINVAL);
+	assert_null(line);
+	dnssec_key_free(key);
+
+	/* a key without owner name cannot have a DS */
+	dnssec_key_t *ref = key_from_text(NULL, KEYMGR_DNSKEY);
+	dnssec_binary_t rdata = { 0 };
+	assert_int_equal(dnssec_key_get_rdata(ref, &rdata), 0);
+	dnssec_key_t *anon = NULL;
+	assert_int_equal(dnssec_key_new(&anon), 0);
+	assert_int_equal(dnssec_key_set_rdata(anon, &rdata), 0);
+	assert_int_equal(khsm_ds_line(anon, 2, &line), KHSM_EINVAL);
+	assert_int_equal(khsm_dnskey_line(anon, &line), KHSM_EINVAL);
+	assert_null(line);
+	dnssec_key_free(anon);
+	dnssec_key_free(ref);
+}
+
+static const char EPP_DS[] =
+	"<secDNS:create xmlns:secDNS=\"urn:ietf:params:xml:ns:secDNS-1.1\">\n"
+	"  <secDNS:dsData>\n"
+	"    <secDNS:keyTag>55648</secDNS:keyTag>\n"
+	"    <secDNS:alg>13</secDNS:alg>\n"
+	"    <secDNS:digestType>2</secDNS:digestType>\n"
+	"    <secDNS:digest>B4C8C1FE2E7477127B27115656AD6256F424625BF5C1E2770CE6D6E37DF61D17</secDNS:digest>\n"
+	"  </secDNS:dsData>\n"
+	"</secDNS:create>\n";
+
+static const char EPP_DS_KEYDATA[] =
+	"<secDNS:create xmlns:secDNS=\"urn:ietf:params:xml:ns:secDNS-1.1\">\n"
+	"  <secDNS:dsData>\n"
+	"    <secDNS:keyTag>55648</secDNS:keyTag>\n"
+	"    <secDNS:alg>13</secDNS:alg>\n"
+	"    <secDNS:digestType>2</secDNS:digestType>\n"
+	"    <secDNS:digest>B4C8C1FE2E7477127B27115656AD6256F424625BF5C1E2770CE6D6E37DF61D17</secDNS:digest>\n"
+	"    <secDNS:keyData>\n"
+	"      <secDNS:flags>257</secDNS:flags>\n"
+	"      <secDNS:protocol>3</secDNS:protocol>\n"
+	"      <secDNS:alg>13</secDNS:alg>\n"
+	"      <secDNS:pubKey>GojIhhXUN/u4v54ZQqGSnyhWJwaubCvTmeexv7bR6edbkrSqQpF64cYbcB7wNcP+e+MAnLr+Wi9xMWyQLc8NAA==</secDNS:pubKey>\n"
+	"    </secDNS:keyData>\n"
+	"  </secDNS:dsData>\n"
+	"</secDNS:create>\n";
+
+static const char EPP_KEYDATA[] =
+	"<secDNS:create xmlns:secDNS=\"urn:ietf:params:xml:ns:secDNS-1.1\">\n"
+	"  <secDNS:keyData>\n"
+	"    <secDNS:flags>257</secDNS:flags>\n"
+	"    <secDNS:protocol>3</secDNS:protocol>\n"
+	"    <secDNS:alg>13</secDNS:alg>\n"
+	"    <secDNS:pubKey>GojIhhXUN/u4v54ZQqGSnyhWJwaubCvTmeexv7bR6edbkrSqQpF64cYbcB7wNcP+e+MAnLr+Wi9xMWyQLc8NAA==</secDNS:pubKey>\n"
+	"  </secDNS:keyData>\n"
+	"  <secDNS:keyData>\n"
+	"    <secDNS:flags>257</secDNS:flags>\n"
+	"    <secDNS:protocol>3</secDNS:protocol>\n"
+	"    <secDNS:alg>14</secDNS:alg>\n"
+	"    <secDNS:pubKey>xKYaNhWdGOfJ+nPrL8/arkwf2EY3MDJ+SErKivBVSum1w/egsXvSADtNJhyem5RCOpgQ6K8X1DRSEkrbYQ+OB+v8/uX45NBwY8rp65F6Glur8I/mlVNgF6W/qTI37m40</secDNS:pubKey>\n"
+	"  </secDNS:keyData>\n"
+	"</secDNS:create>\n";
+
+static size_t count_substr(const char *hay, const char *needle)
+{
+	size_t n = 0;
+	for (const char *p = strstr(hay, needle); p; p = strstr(p + 1, needle)) {
+		n++;
+	}
+	return n;
+}
+
+static void test_epp(void **state)
+{
+	(void)state;
+	dnssec_key_t *p256 = key_from_text(NULL, RFC6605_P256_KEY);
+	dnssec_key_t *p384 = key_from_text(NULL, RFC6605_P384_KEY);
+	const dnssec_key_t *one[] = { p256 };
+	const dnssec_key_t *two[] = { p256, p384 };
+	char *xml = NULL;
+
+	assert_int_equal(khsm_epp_secdns_create(one, 1, KHSM_DIGEST_SHA256, KHSM_EPP_DS, &xml), KHSM_EOK);
+	assert_string_equal(xml, EPP_DS);
+	free(xml);
+	xml = NULL;
+
+	assert_int_equal(khsm_epp_secdns_create(one, 1, KHSM_DIGEST_SHA256, KHSM_EPP_DS_KEYDATA, &xml), KHSM_EOK);
+	assert_string_equal(xml, EPP_DS_KEYDATA);
+	free(xml);
+	xml = NULL;
+
+	assert_int_equal(khsm_epp_secdns_create(two, 2, KHSM_DIGEST_ALL, KHSM_EPP_KEYDATA, &xml), KHSM_EOK);
+	assert_string_equal(xml, EPP_KEYDATA);
+	free(xml);
+	xml = NULL;
+
+	/* two keys x (SHA-256, SHA-384): four dsData, in key then digest order */
+	assert_int_equal(khsm_epp_secdns_create(two, 2, KHSM_DIGEST_ALL, KHSM_EPP_DS, &xml), KHSM_EOK);
+	assert_int_equal(count_substr(xml, "<secDNS:dsData>"), 4);
+	assert_int_equal(count_substr(xml, "</secDNS:dsData>"), 4);
+	assert_int_equal(count_substr(xml, "<secDNS:keyData>"), 0);
+	const char *a = strstr(xml, "<secDNS:keyTag>55648<");
+	const char *b = strstr(xml, "<secDNS:keyTag>10771<");
+	assert_non_null(a);
+	assert_non_null(b);
+	assert_true(a < b);
+	assert_non_null(strstr(xml, "<secDNS:digest>72D7B62976CE06438E9C0BF319013CF801F09ECC84B8D7E9495F27E305C6A9B0563A9B5F4D288405C3008A946DF983D6</secDNS:digest>"));
+	free(xml);
+	xml = NULL;
+
+	assert_int_equal(khsm_epp_secdns_create(one, 0, KHSM_DIGEST_SHA256, KHSM_EPP_DS, &xml), KHSM_EINVAL);
+	assert_int_equal(khsm_epp_secdns_create(one, 1, (khsm_digest_t)42, KHSM_EPP_DS, &xml), KHSM_EINVAL);
+	assert_null(xml);
+
+	dnssec_key_free(p256);
+	dnssec_key_free(p384);
+}
+
+static void test_json(void **state)
+{
+	(void)state;
+	dnssec_key_t *p256 = key_from_text(NULL, RFC6605_P256_KEY);
+	char *json = NULL;
+	assert_int_equal(khsm_dnskey_json(p256, KHSM_DIGEST_SHA256, &json), KHSM_EOK);
+	assert_string_equal(json,
+		"{\"zone\":\"example.net.\",\"key_tag\":55648,\"algorithm\":13,"
+		"\"algorithm_name\":\"ECDSAP256SHA256\",\"flags\":257,"
+		"\"dnskey\":\"example.net. DNSKEY 257 3 13 GojIhhXUN/u4v54ZQqGSnyhWJwaubCvTmeexv7bR6edbkrSqQpF64cYbcB7wNcP+e+MAnLr+Wi9xMWyQLc8NAA==\","
+		"\"ds\":[{\"digest_type\":2,"
+		"\"digest\":\"b4c8c1fe2e7477127b27115656ad6256f424625bf5c1e2770ce6d6e37df61d17\","
+		"\"text\":\"example.net. DS 55648 13 2 b4c8c1fe2e7477127b27115656ad6256f424625bf5c1e2770ce6d6e37df61d17\"}]}");
+	free(json);
+	json = NULL;
+
+	dnssec_key_t *p384 = key_from_text(NULL, RFC6605_P384_KEY);
+	assert_int_equal(khsm_dnskey_json(p384, KHSM_DIGEST_ALL, &json), KHSM_EOK);
+	assert_non_null(strstr(json, "\"ds\":[{\"digest_type\":2,\"digest\":\"fde87f87"));
+	assert_non_null(strstr(json, "},{\"digest_type\":4,\"digest\":\"72d7b629"));
+	assert_int_equal(count_substr(json, "\"digest_type\""), 2);
+	assert_string_equal(json + strlen(json) - 4, "\"}]}");
+	free(json);
+	json = NULL;
+
+	assert_int_equal(khsm_dnskey_json(p384, (khsm_digest_t)42, &json), KHSM_EINVAL);
+	assert_null(json);
+	dnssec_key_free(p256);
+	dnssec_key_free(p384);
+}
+
+/* The escaper of json.c, as khsm_dnskey_json() uses it. */
+static char *json_quote(const char *text)
+{
+	char *buf = NULL;
+	size_t size = 0;
+	FILE *f = open_memstream(&buf, &size);
+	assert_non_null(f);
+	khsm_json_string(f, text);
+	assert_int_equal(fclose(f), 0);
+	return buf;
+}
+
+static void test_json_escape(void **state)
+{
+	(void)state;
+	char *out = json_quote("a\"b\\c\x01" "d\n\t\x1f/\xc3\xbc");
+	assert_string_equal(out, "\"a\\\"b\\\\c\\u0001d\\n\\t\\u001f/\xc3\xbc\"");
+	free(out);
+	out = json_quote("");
+	assert_string_equal(out, "\"\"");
+	free(out);
+}
+
+static void test_xml_escape(void **state)
+{
+	(void)state;
+	char *out = NULL;
+	assert_int_equal(khsm_xml_escape("<a&b>\"c'", &out), KHSM_EOK);
+	assert_string_equal(out, "&lt;a&amp;b&gt;&quot;c&apos;");
+	free(out);
+	out = NULL;
+	assert_int_equal(khsm_xml_escape("AQ+/==", &out), KHSM_EOK);
+	assert_string_equal(out, "AQ+/==");
+	free(out);
+	out = NULL;
+	assert_int_equal(khsm_xml_escape("bad\x01", &out), KHSM_EINVAL);
+	assert_null(out);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_rfc4034_example),
+		cmocka_unit_test(test_rfc6605_vectors),
+		cmocka_unit_test(test_keymgr_format),
+		cmocka_unit_test(test_from_rdata),
+		cmocka_unit_test(test_from_text),
+		cmocka_unit_test(test_zone_normalize),
+		cmocka_unit_test(test_digest_names),
+		cmocka_unit_test(test_ds_errors),
+		cmocka_unit_test(test_epp),
+		cmocka_unit_test(test_json),
+		cmocka_unit_test(test_json_escape),
+		cmocka_unit_test(test_xml_escape),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
