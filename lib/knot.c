@@ -361,13 +361,16 @@ static int list_line(char *line, size_t lineno, void *ctx)
 	key_list_t *list = ctx;
 	char *tok[64];
 	size_t n = split(line, tok, KHSM_ARRAY_SIZE(tok));
-	if (n > KHSM_ARRAY_SIZE(tok) || n < 2 || !is_hex_string(tok[0], 40)) {
-		khsm_err_detail("keymgr list line %zu: does not start with a 40-digit key ID", lineno);
+	/* Knot makes 40-digit IDs, but keys adopted with import-pkcs11 keep the
+	 * token's CKA_ID, which may be of any (even) length. */
+	size_t id_len = n >= 1 ? strlen(tok[0]) : 0;
+	if (n > KHSM_ARRAY_SIZE(tok) || n < 2 || !is_hex_string(tok[0], 0) || id_len % 2 != 0 ||
+	    id_len >= sizeof(((khsm_kasp_key_t *)0)->id)) {
+		khsm_err_detail("keymgr list line %zu: does not start with a hex key ID", lineno);
 		return KHSM_EPARSE;
 	}
 	khsm_kasp_key_t k = { 0 };
-	memcpy(k.id, tok[0], 40);
-	k.id[40] = '\0';
+	memcpy(k.id, tok[0], id_len + 1);
 	int r = strncmp(tok[1], "ksk=", 4) == 0 ? parse_extended(tok, n, lineno, &k)
 	                                         : parse_plain(tok, n, lineno, &k);
 	if (r != KHSM_EOK) {

@@ -13,7 +13,7 @@
 
 /* One key of a zone in the KASP database. Timers are UNIX times, 0 when unset. */
 typedef struct {
-	char id[41];          /* 40 lower-case hex digits (keymgr key ID) */
+	char id[257];         /* lower-case hex key ID: 40 digits from Knot, or the token's CKA_ID */
 	uint16_t tag;
 	bool ksk, zsk;        /* both for a CSK */
 	bool public_only;     /* imported with import-pub: no private key */

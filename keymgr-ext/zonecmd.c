@@ -1,0 +1,99 @@
+/* Helpers of zone commands. */
+#include <stdio.h>
+#include <string.h>
+
+#include "lib/error.h"
+#include "lib/knot.h"
+#include "zonecmd.h"
+
+#define DEFAULT_CONF "/etc/knot/knot.conf"
+
+int kv_parse(const cli_t *cli, kv_t *table)
+{
+	for (int i = 0; i < cli->arg_count; i++) {
+		const char *arg = cli->args[i];
+		const char *eq = strchr(arg, '=');
+		size_t len = (size_t)(eq - arg);
+		kv_t *slot = NULL;
+		for (kv_t *t = table; t->key; t++) {
+			if (strlen(t->key) == len && strncmp(t->key, arg, len) == 0) {
+				slot = t;
+			}
+		}
+		if (!slot) {
+			return cli_usage_error(cli_current, "'%s' does not take '%.*s='", cli_current->name,
+			                       (int)len, arg);
+		}
+		if (slot->value) {
+			return cli_usage_error(cli_current, "'%s' given twice", slot->key);
+		}
+		if (eq[1] == '\0') {
+			return cli_usage_error(cli_current, "'%s=' needs a value", slot->key);
+		}
+		slot->value = eq + 1;
+	}
+	return CLI_OK;
+}
+
+const char *kv_get(const kv_t *table, const char *key)
+{
+	for (const kv_t *t = table; t->key; t++) {
+		if (strcmp(t->key, key) == 0) {
+			return t->value;
+		}
+	}
+	return NULL;
+}
+
+int kv_bool(const char *key, const char *value, bool *out)
+{
+	if (strcmp(value, "yes") == 0) {
+		*out = true;
+	} else if (strcmp(value, "no") == 0) {
+		*out = false;
+	} else {
+		return cli_usage_error(cli_current, "%s= takes yes or no, not '%s'", key, value);
+	}
+	return CLI_OK;
+}
+
+const char *zone_conf_path(const cli_t *cli)
+{
+	return cli->conf ? cli->conf : DEFAULT_CONF;
+}
+
+int zone_open(const cli_t *cli, const char *zone_arg, const char *keystore_id,
+              khsm_conf_t **conf_ptr, khsm_zone_t *zone)
+{
+	khsm_conf_t *conf = *conf_ptr;
+	if (!conf) {
+		int r = khsm_conf_load(zone_conf_path(cli), &conf);
+		if (r != KHSM_EOK) {
+			return cli_error(r, "%s", zone_conf_path(cli));
+		}
+		*conf_ptr = conf;
+	}
+	int r = khsm_zone_resolve(conf, zone_arg, keystore_id, zone);
+	if (r != KHSM_EOK) {
+		return cli_error(r, NULL);
+	}
+	return CLI_OK;
+}
+
+void zone_reload_keys(const khsm_conf_t *conf, const char *zone)
+{
+	if (khsm_knotc_ping(conf) != KHSM_EOK) {
+		khsm_err_clear();
+		printf("knotd: not running; it loads the keys when it starts\n");
+		return;
+	}
+	int r = khsm_knotc_zone_keys_load(conf, zone);
+	if (r == KHSM_EOK) {
+		printf("knotd: zone-keys-load %s done\n", zone);
+	} else {
+		const char *d = khsm_err_last_detail();
+		fprintf(stderr, "warning: knotc zone-keys-load %s failed: %s%s%s; run it by hand\n",
+		        zone, khsm_strerror(r), d ? ": " : "", d ? d : "");
+		khsm_err_clear();
+	}
+}

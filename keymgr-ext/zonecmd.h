@@ -1,0 +1,36 @@
+/* Shared by zone commands: key=value arguments checked against a table,
+ * knot.conf and the zone resolved, knotd told about KASP changes. */
+#pragma once
+
+#include <stdbool.h>
+
+#include "cli.h"
+#include "lib/knotconf.h"
+#include "lib/zone.h"
+
+/* key=value arguments a command accepts; values stay in argv. */
+typedef struct {
+	const char *key;
+	const char *value;   /* NULL when not given */
+} kv_t;
+
+/** Fill table (terminated by a NULL key) from cli->args. Unknown keys,
+ *  repeated keys and empty values are usage errors (CLI_USAGE). */
+int kv_parse(const cli_t *cli, kv_t *table);
+
+/** Value of key in a parsed table, or NULL. */
+const char *kv_get(const kv_t *table, const char *key);
+
+/** Parse yes/no strictly (keymgr reads "on" as false, so only these). */
+int kv_bool(const char *key, const char *value, bool *out);
+
+/** knot.conf path: -c, or Knot's default. */
+const char *zone_conf_path(const cli_t *cli);
+
+/** Load knot.conf and resolve one zone; prints the error on failure. */
+int zone_open(const cli_t *cli, const char *zone_arg, const char *keystore_id,
+              khsm_conf_t **conf_ptr, khsm_zone_t *zone);
+
+/** After a KASP change: if knotd answers on its control socket, make it
+ *  load the zone's keys (knotc zone-keys-load) and say so. */
+void zone_reload_keys(const khsm_conf_t *conf, const char *zone);
