@@ -76,3 +76,8 @@ int cmd_tokens(cli_t *cli);
 int cmd_uri(cli_t *cli);
 int cmd_keystore(cli_t *cli);
 int cmd_doctor(cli_t *cli);
+int cmd_keys(cli_t *cli);
+int cmd_generate(cli_t *cli);
+int cmd_import(cli_t *cli);
+int cmd_ds(cli_t *cli);
+int cmd_submitted(cli_t *cli);

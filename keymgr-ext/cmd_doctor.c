@@ -69,14 +69,16 @@ static const char *first_unencoded(const char *uri)
 	return NULL;
 }
 
-static void check_pin_file(report_t *rep, const char *check, const char *path)
+/* Returns false when the file must not be used for a login (each wrong PIN
+ * costs one of the card's few tries). */
+static bool check_pin_file(report_t *rep, const char *check, const char *path)
 {
 	unsigned issues = 0;
 	mode_t mode = 0;
 	int r = khsm_pin_file_check(path, &issues, &mode);
 	if (r != KHSM_EOK) {
 		line(rep, "FAIL", check, "%s; knotd cannot read the PIN", why(r));
-		return;
+		return false;
 	}
 	static const unsigned ORDER[] = { KHSM_PIN_FILE_NOT_REG, KHSM_PIN_FILE_EMPTY,
 	                                  KHSM_PIN_FILE_NEWLINE, KHSM_PIN_FILE_OTHERS };
@@ -94,6 +96,7 @@ static void check_pin_file(report_t *rep, const char *check, const char *path)
 	if (!bad) {
 		line(rep, "ok", check, "%s readable, mode %04o", path, (unsigned)mode);
 	}
+	return !bad;
 }
 
 /* Every check of one keystore config string, as knotd would use it. */
@@ -101,7 +104,7 @@ static void check_config(report_t *rep, const char *name, const char *config,
                          const khsm_pin_t *pin, bool force)
 {
 	char check[128];
-#define CHECK(what) (snprintf(check, sizeof(check), "%s%s%s", name, name[0] ? " " : "", what), check)
+#define CHECK(what) (snprintf(check, sizeof(check), "%s%s%s", name, name[0] ? ": " : "", what), check)
 
 	char *uri = NULL, *module = NULL;
 	int r = khsm_uri_split_config(config, &uri, &module);
@@ -139,11 +142,12 @@ static void check_config(report_t *rep, const char *name, const char *config,
 		goto done;
 	}
 	bool has_pin = attrs.pin_source || attrs.pin_value || pin;
+	bool pin_usable = true;
 	if (attrs.pin_value) {
 		line(rep, "FAIL", CHECK("pin source"), "the PIN is in clear text in the config "
 		     "(pin-value); put it in a 0600 file and use pin-source (knot-hsm keystore --pin-file)");
 	} else if (attrs.pin_source) {
-		check_pin_file(rep, CHECK("pin source"), attrs.pin_source);
+		pin_usable = check_pin_file(rep, CHECK("pin source"), attrs.pin_source);
 	} else if (pin) {
 		line(rep, "warn", CHECK("pin source"), "PIN given on a descriptor; knotd itself needs "
 		     "pin-source=<file> in the URI");
@@ -218,6 +222,9 @@ static void check_config(report_t *rep, const char *name, const char *config,
 		line(rep, "ok", CHECK("login"), "the token needs no login");
 	} else if (!may_login) {
 		line(rep, "FAIL", CHECK("login"), "not attempted (PIN flags above)");
+	} else if (!pin_usable) {
+		line(rep, "FAIL", CHECK("login"), "not attempted: a wrong PIN costs one of the card's "
+		     "few tries; fix the PIN file first");
 	} else if (!has_pin && !(flags & KHSM_TOKEN_PROTECTED_PATH)) {
 		line(rep, "FAIL", CHECK("login"), "no PIN source: knotd needs pin-source=<file> "
 		     "(give --pin-file, or fix the keystore config)");
@@ -253,9 +260,25 @@ static int doctor_token(report_t *rep, cli_t *cli)
 	}
 
 	const khsm_token_t *t = NULL;
-	r = khsm_tokens_find(tokens, cli->token, NULL, &t);
+	khsm_uri_t want = { 0 };
+	char label[64];
+	snprintf(label, sizeof(label), "%s", cli->token);
+	if (strncmp(cli->token, "pkcs11:", 7) == 0) {
+		r = khsm_uri_parse(cli->token, &want);
+		if (r != KHSM_EOK || !want.token) {
+			line(rep, "FAIL", "token present", "%s", r != KHSM_EOK ? why(r) :
+			     "the token URI has no token= attribute");
+			khsm_uri_clear(&want);
+			khsm_tokens_free(tokens);
+			return CLI_FAIL;
+		}
+		snprintf(label, sizeof(label), "%s", want.token);
+	}
+	r = khsm_tokens_find(tokens, label, want.serial, &t);
+	bool by_serial = want.serial != NULL;
+	khsm_uri_clear(&want);
 	if (r == KHSM_EAMBIGUOUS) {
-		line(rep, "ok", "token present", "'%s'", cli->token);
+		line(rep, "ok", "token present", "'%s'", label);
 		line(rep, "FAIL", "label unique", "%s", why(r));
 	} else if (r != KHSM_EOK) {
 		line(rep, "FAIL", "token present", "%s", why(r));
@@ -279,7 +302,8 @@ static int doctor_token(report_t *rep, cli_t *cli)
 		}
 	}
 	char *config = NULL;
-	r = t->module_path ? khsm_uri_keystore_config(t->uri_short, pin_path, NULL, t->module_path, &config)
+	r = t->module_path ? khsm_uri_keystore_config(by_serial ? t->uri_serial : t->uri_short, pin_path,
+	                                              NULL, t->module_path, &config)
 	                   : KHSM_EMODULE;
 	free(pin_path);
 	khsm_tokens_free(tokens);
@@ -309,7 +333,7 @@ static int doctor_conf(report_t *rep, cli_t *cli)
 		}
 		checked++;
 		char name[96];
-		snprintf(name, sizeof(name), "keystore %s:", ks->id);
+		snprintf(name, sizeof(name), "keystore %s", ks->id);
 		if (!ks->config) {
 			line(rep, "FAIL", name, "no config");
 			continue;

@@ -23,6 +23,10 @@ static void free_ptr(void *p) { free(*(void **)p); }
 int cli_pin(const cli_t *cli, bool prompt, khsm_pin_t **pin_ptr)
 {
 	*pin_ptr = NULL;
+	if (cli->pin_file && cli->pin_fd >= 0) {
+		khsm_err_detail("give --pin-file or --pin-fd, not both");
+		return KHSM_EINVAL;
+	}
 	if (cli->pin_file) {
 		return khsm_pin_from_file(cli->pin_file, cli->force, pin_ptr);
 	}
@@ -57,7 +61,8 @@ static const struct { unsigned cap; const char *name; } CAP_NAMES[] = {
 
 static void print_token_text(const khsm_token_t *t)
 {
-	printf("token: %s\n", t->label);
+	printf("token: %s\n", t->label[0] || (t->flags & KHSM_TOKEN_INITIALIZED) ? t->label
+	       : "(not initialised)");
 	printf("  manufacturer: %s\n", t->manufacturer);
 	printf("  model: %s\n", t->model);
 	printf("  serial: %s\n", t->serial);
@@ -104,8 +109,17 @@ static void print_token_json(const khsm_token_t *t)
 	khsm_json_string(stdout, t->uri);
 	printf(", \"dnssec\": [");
 	sep = "";
+	unsigned usable = khsm_caps_usable(t->caps);
 	for (size_t i = 0; i < sizeof(CAP_NAMES) / sizeof(CAP_NAMES[0]); i++) {
-		if (t->caps & CAP_NAMES[i].cap) {
+		if (usable & CAP_NAMES[i].cap) {
+			printf("%s\"%s\"", sep, CAP_NAMES[i].name);
+			sep = ", ";
+		}
+	}
+	printf("], \"dnssec_token_only\": [");
+	sep = "";
+	for (size_t i = 0; i < sizeof(CAP_NAMES) / sizeof(CAP_NAMES[0]); i++) {
+		if ((t->caps & ~usable) & CAP_NAMES[i].cap) {
 			printf("%s\"%s\"", sep, CAP_NAMES[i].name);
 			sep = ", ";
 		}
@@ -146,6 +160,15 @@ int cmd_tokens(cli_t *cli)
 		khsm_err_detail("no PKCS #11 module reports a token; insert the card, check pcscd "
 		                "(systemctl status pcscd) or give the module with --module");
 		return cli_error(KHSM_ENOTOKEN, NULL);
+	}
+	bool any_dnssec = false;
+	for (size_t i = 0; i < n; i++) {
+		any_dnssec |= khsm_caps_usable(khsm_tokens_at(tokens, i)->caps) != 0;
+	}
+	if (!any_dnssec) {
+		fprintf(stderr, "warning: no token can sign DNSSEC; is the card inserted and pcscd "
+		        "running (systemctl status pcscd)? Give its module with --module if it is "
+		        "not registered with p11-kit\n");
 	}
 	return CLI_OK;
 }

@@ -33,6 +33,31 @@ static const cli_command_t COMMANDS[] = {
 	  "module loads, token present, label unique, PIN source, token PIN flags, login,\n"
 	  "DNSSEC mechanisms, keystore opens through libdnssec. With -c, every pkcs11\n"
 	  "keystore of that knot.conf is checked. Exits 1 when any check fails." },
+	{ "keys", false, 0, cmd_keys,
+	  "knot-hsm [-c knot.conf] keys [--pin-file PATH] [--json]",
+	  "Every key pair on the card of each pkcs11 keystore in knot.conf: label, id,\n"
+	  "algorithm, size, key tag and the zones whose KASP uses it. Marks card keys no\n"
+	  "zone uses and KASP keys whose card object is missing." },
+	{ "generate", true, 0, cmd_generate,
+	  "knot-hsm [-c knot.conf] ZONE generate [ksk=yes|zsk=yes] [algorithm=NAME] [size=N] [label=TEXT] [keystore=ID]",
+	  "Generate a key pair on the card (sensitive, never extractable, sign only),\n"
+	  "register it in Knot's KASP with keymgr import-pkcs11, sign a test message\n"
+	  "through libdnssec and verify it from the DNSKEY, then print key id, tag,\n"
+	  "DNSKEY and DS. Algorithms: ecdsap256sha256 (default), ecdsap384sha384,\n"
+	  "rsasha256, rsasha512, ed25519, ed448." },
+	{ "import", true, 0, cmd_import,
+	  "knot-hsm [-c knot.conf] ZONE import label=TEXT|id=HEX [ksk=yes|zsk=yes] [algorithm=NAME] [fix-id=yes] [keystore=ID]",
+	  "Adopt a key pair already on the card into the zone's KASP. The algorithm is\n"
+	  "read from the key. A key without CKA_ID gets one only with fix-id=yes. A key\n"
+	  "already used by another zone is shared (keymgr share)." },
+	{ "ds", true, 0, cmd_ds,
+	  "knot-hsm [-c knot.conf] ZONE ds [digest=sha256|sha384|all|sha1] [format=ds|dnskey|cds|cdnskey|epp|json]",
+	  "Print what the registry needs for the zone's KSKs: DS (SHA-256 by default),\n"
+	  "DNSKEY, CDS, CDNSKEY, an EPP secDNS-1.1 fragment, or JSON." },
+	{ "submitted", true, 0, cmd_submitted,
+	  "knot-hsm [-c knot.conf] ZONE submitted [server=ADDR[@PORT]]",
+	  "Ask the parent for the zone's DS; when it matches one of ours, run\n"
+	  "knotc zone-ksk-submitted ZONE. Otherwise say what the parent has." },
 };
 
 const cli_command_t *cli_current;

@@ -4,6 +4,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <libdnssec/key.h>
+
 #include "keystore.h"
 #include "uri.h"
 
@@ -21,7 +23,8 @@ typedef struct {
 	size_t count;
 } khsm_cardobjs_t;
 
-/** Find key objects on the keystore's token by label and/or id. Public
+/** Find key objects on the keystore's token by label and/or id (neither:
+ *  all key objects of that type). Public
  *  objects are searched without login; a login (one try, PIN rules of
  *  khsm_keystore_login) happens only when private objects are wanted, or
  *  when nothing public matched and the token hides objects behind a login.
@@ -32,3 +35,40 @@ int khsm_cardkey_find(khsm_keystore_t *ks, const char *label, const uint8_t *id,
 
 /** Free found objects. */
 void khsm_cardobjs_clear(khsm_cardobjs_t *objs);
+
+/* DNSSEC algorithm names keymgr accepts, e.g. "ecdsap256sha256" <-> 13. */
+int khsm_algorithm_from_name(const char *name, int *algorithm_ptr);
+const char *khsm_algorithm_name(int algorithm);
+
+/** DNSSEC algorithm of a public key object on the card (RSA gives 8 unless
+ *  prefer is 10). \param[out] algorithm_ptr, bits_ptr */
+int khsm_cardkey_algorithm(khsm_keystore_t *ks, const uint8_t *id, size_t id_len,
+                           const char *label, int prefer, int *algorithm_ptr, unsigned *bits_ptr);
+
+/** Generate a key pair on the card: private key sensitive, never
+ *  extractable, private, sign only; public key verify. Asks for a random
+ *  20-byte CKA_ID and reads back the one the token really set.
+ *  \param[out] id_ptr, id_len_ptr  free *id_ptr with free(). */
+int khsm_cardkey_generate(khsm_keystore_t *ks, int algorithm, unsigned bits, const char *label,
+                          uint8_t **id_ptr, size_t *id_len_ptr);
+
+/** Delete both objects of a key pair (by CKA_ID) from the card. */
+int khsm_cardkey_delete(khsm_keystore_t *ks, const uint8_t *id, size_t id_len);
+
+/** Give a key pair that has no CKA_ID one, on both objects: the SHA-1 of its
+ *  public key (as OpenSC does), found by label. \param[out] id_ptr, id_len_ptr */
+int khsm_cardkey_fix_id(khsm_keystore_t *ks, const char *label, uint8_t **id_ptr,
+                        size_t *id_len_ptr);
+
+/** Load a card key through libdnssec's keystore as knotd does (login, no
+ *  signature): the DNSKEY, key tag and DS are then available.
+ *  \param[out] key_ptr  free with dnssec_key_free(). */
+int khsm_cardkey_dnskey(khsm_keystore_t *ks, const char *zone, const char *id_hex,
+                        int algorithm, bool ksk, dnssec_key_t **key_ptr);
+
+/** Prove the key works the way knotd will use it: load it through libdnssec's
+ *  keystore, sign a test message, verify the signature in software from the
+ *  DNSKEY alone. \param[out] key_ptr  the key (public part usable), free with
+ *  dnssec_key_free(). */
+int khsm_cardkey_selftest(khsm_keystore_t *ks, const char *zone, const char *id_hex,
+                          int algorithm, bool ksk, dnssec_key_t **key_ptr);

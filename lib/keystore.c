@@ -12,10 +12,18 @@
 #include "token.h"
 #include "uri.h"
 
+/* GnuTLS asks again after a wrong PIN; answering only the first attempt makes
+ * sure a wrong PIN costs exactly one try on the card. */
+struct pin_cb_data {
+	const khsm_pin_t *pin;
+	int calls;
+};
+
 struct khsm_keystore {
 	dnssec_keystore_t *store;
 	char *uri;
 	char *module;
+	struct pin_cb_data cb;  /* PIN for logins that do not use the URI's pin-source */
 };
 
 static pthread_once_t crypto_once = PTHREAD_ONCE_INIT;
@@ -82,12 +90,36 @@ fail:
 	return r;
 }
 
+static int pin_callback(void *userdata, int attempt, const char *token_url,
+                        const char *token_label, unsigned int flags, char *pin, size_t pin_max)
+{
+	(void)token_url; (void)token_label; (void)flags;
+	struct pin_cb_data *d = userdata;
+	d->calls++;
+	if (!d->pin || attempt > 0 || khsm_pin_len(d->pin) + 1 > pin_max) {
+		return -1;
+	}
+	memcpy(pin, khsm_pin_value(d->pin), khsm_pin_len(d->pin) + 1);
+	return 0;
+}
+
+_public_
+void khsm_keystore_set_pin(khsm_keystore_t *ks, const khsm_pin_t *pin)
+{
+	if (!ks) {
+		return;
+	}
+	ks->cb.pin = pin;
+	gnutls_pkcs11_set_pin_function(pin_callback, &ks->cb);
+}
+
 _public_
 void khsm_keystore_close(khsm_keystore_t *ks)
 {
 	if (!ks) {
 		return;
 	}
+	gnutls_pkcs11_set_pin_function(NULL, NULL);
 	if (ks->store) {
 		dnssec_keystore_close(ks->store);
 		dnssec_keystore_deinit(ks->store);
@@ -136,9 +168,10 @@ int khsm_keystore_flags(const khsm_keystore_t *ks, unsigned *flags_ptr)
 	return KHSM_EOK;
 }
 
-#define UNBLOCK_HINT "the security officer must unblock it with the SO-PIN " \
-	"(SmartCard-HSM/Nitrokey: sc-hsm-tool --unlock-pin; generic: pkcs11-tool --login " \
-	"--login-type so --init-pin)"
+#define UNBLOCK_HINT "the security officer must unblock it with the SO-PIN: " \
+	"pkcs11-tool --module MODULE --login --login-type so --init-pin (or --unlock-pin), " \
+	"which asks for the SO-PIN and a new user PIN; on a SmartCard-HSM/Nitrokey, " \
+	"sc-hsm-tool can also reset the retry counter"
 
 _public_
 int khsm_login_precheck(unsigned flags, bool force)
@@ -148,32 +181,13 @@ int khsm_login_precheck(unsigned flags, bool force)
 		return KHSM_EPIN_LOCKED;
 	}
 	if ((flags & KHSM_TOKEN_PIN_FINAL_TRY) && !force) {
-		khsm_err_detail("one more wrong PIN locks the token, so knot-hsm will not log in; "
-		                "check the PIN and rerun with --force");
+		khsm_err_detail("knot-hsm will not log in; check the PIN, then rerun with --force");
 		return KHSM_EPIN_FINAL_TRY;
 	}
 	return KHSM_EOK;
 }
 
-/* GnuTLS asks again after a wrong PIN; answering only the first attempt makes
- * sure a wrong PIN costs exactly one try on the card. */
-struct pin_cb_data {
-	const khsm_pin_t *pin;
-	int calls;
-};
 
-static int pin_callback(void *userdata, int attempt, const char *token_url,
-                        const char *token_label, unsigned int flags, char *pin, size_t pin_max)
-{
-	(void)token_url; (void)token_label; (void)flags;
-	struct pin_cb_data *d = userdata;
-	d->calls++;
-	if (!d->pin || attempt > 0 || khsm_pin_len(d->pin) + 1 > pin_max) {
-		return -1;
-	}
-	memcpy(pin, khsm_pin_value(d->pin), khsm_pin_len(d->pin) + 1);
-	return 0;
-}
 
 static void tries_left_detail(khsm_keystore_t *ks)
 {
@@ -228,20 +242,23 @@ int khsm_keystore_find(khsm_keystore_t *ks, const char *url, bool login, const k
 		if (r != KHSM_EOK) {
 			return r;
 		}
-		if (!pin && !uri_has_pin && !(flags & KHSM_TOKEN_PROTECTED_PATH)) {
+		if (!pin && !ks->cb.pin && !uri_has_pin && !(flags & KHSM_TOKEN_PROTECTED_PATH)) {
 			khsm_err_detail("the token needs a PIN and none was given; knotd needs "
 			                "pin-source=<file> in the keystore URI (use --pin-file)");
 			return KHSM_ENOPIN;
 		}
 	}
 
-	struct pin_cb_data data = { .pin = pin };
-	gnutls_pkcs11_set_pin_function(pin_callback, &data);
+	const khsm_pin_t *saved = ks->cb.pin;
+	if (pin) {
+		ks->cb.pin = pin;
+	}
+	gnutls_pkcs11_set_pin_function(pin_callback, &ks->cb);
 	gnutls_pkcs11_obj_t *objs = NULL;
 	unsigned count = 0;
 	int g = gnutls_pkcs11_obj_list_import_url4(&objs, &count, url,
 	                                           login ? GNUTLS_PKCS11_OBJ_FLAG_LOGIN : 0);
-	gnutls_pkcs11_set_pin_function(NULL, NULL);
+	ks->cb.pin = saved;
 
 	if (g == GNUTLS_E_REQUESTED_DATA_NOT_AVAILABLE) {
 		g = GNUTLS_E_SUCCESS;

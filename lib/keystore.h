@@ -16,6 +16,11 @@ typedef struct khsm_keystore khsm_keystore_t;
  *  \param[out] ks_ptr  close with khsm_keystore_close(). */
 int khsm_keystore_open(const char *config, khsm_keystore_t **ks_ptr);
 
+/** PIN for every later login of this keystore that the URI's pin-source
+ *  does not cover (the PIN stays owned by the caller and must outlive ks).
+ *  GnuTLS gets it at most once per login: a wrong PIN is never retried. */
+void khsm_keystore_set_pin(khsm_keystore_t *ks, const khsm_pin_t *pin);
+
 /** Close and free. NULL accepted. */
 void khsm_keystore_close(khsm_keystore_t *ks);
 

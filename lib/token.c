@@ -1,5 +1,6 @@
 /* Token discovery through p11-kit: registered modules plus --module. */
 #include <errno.h>
+#include <gnutls/gnutls.h>
 #include <limits.h>
 #include <p11-kit/p11-kit.h>
 #include <p11-kit/pkcs11.h>
@@ -428,10 +429,25 @@ char *khsm_token_caps_text(const khsm_token_t *t)
 		}
 	}
 	if (t->caps & KHSM_CAP_RSA) {
-		snprintf(buf + used, sizeof(buf) - used, "%sRSA %lu-%lu", used ? ", " : "",
-		         t->rsa_min_bits, t->rsa_max_bits);
+		used += snprintf(buf + used, sizeof(buf) - used, "%sRSA %lu-%lu", used ? ", " : "",
+		                 t->rsa_min_bits, t->rsa_max_bits);
+	}
+	if (t->caps != khsm_caps_usable(t->caps)) {
+		snprintf(buf + used, sizeof(buf) - used, " (EdDSA not usable through GnuTLS %s, "
+		         "which Knot uses: needs 3.8)", gnutls_check_version(NULL));
 	}
 	return strdup(buf[0] ? buf : "none");
+}
+
+/* GnuTLS, which Knot and knot-hsm use for PKCS #11, generates and signs with
+ * EdDSA token keys only from 3.8 on (3.7.9 answers "unsupported feature"). */
+_public_
+unsigned khsm_caps_usable(unsigned caps)
+{
+	if (!gnutls_check_version("3.8.0")) {
+		caps &= ~(unsigned)(KHSM_CAP_ED25519 | KHSM_CAP_ED448);
+	}
+	return caps;
 }
 
 _public_

@@ -76,5 +76,8 @@ void khsm_tokens_free(khsm_tokens_t *tokens);
 /** Text names of capability bits, e.g. "ECDSA P-256, RSA 1024-4096"; heap, free(). */
 char *khsm_token_caps_text(const khsm_token_t *token);
 
+/** The subset of capability bits that Knot (through GnuTLS) can use. */
+unsigned khsm_caps_usable(unsigned caps);
+
 /** Capability needed to generate and sign with a DNSSEC algorithm number (0 if none). */
 unsigned khsm_cap_for_algorithm(int algorithm);

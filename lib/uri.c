@@ -197,9 +197,10 @@ fail:
 	return r;
 }
 
-/* Percent-encode a value exactly as p11-kit does, by formatting a URI that
- * holds only that value as pin-source and taking the encoded part back. */
-static int encode_value(const char *value, char **enc_ptr)
+/* p11-kit has no public encoder: format a URI that holds only this value as
+ * pin-source and take the encoded part back, so the encoding is p11-kit's. */
+_public_
+int khsm_uri_encode_value(const char *value, char **enc_ptr)
 {
 	_cleanup_uri_ P11KitUri *uri = p11_kit_uri_new();
 	if (!uri) {
@@ -243,7 +244,7 @@ int khsm_uri_keystore_config(const char *token_uri, const char *pin_source,
 	const char *key = pin_source ? ";pin-source=" : pin_value ? ";pin-value=" : "";
 	_cleanup_free_ char *enc = NULL;
 	if (pin_source || pin_value) {
-		int r = encode_value(pin_source ? pin_source : pin_value, &enc);
+		int r = khsm_uri_encode_value(pin_source ? pin_source : pin_value, &enc);
 		if (r != KHSM_EOK) {
 			return r;
 		}

@@ -47,6 +47,10 @@ int khsm_uri_keystore_config(const char *token_uri, const char *pin_source,
                              const char *pin_value, const char *module_path,
                              char **config_ptr);
 
+/** Percent-encode one attribute value exactly as p11-kit formats it.
+ *  \param[out] enc_ptr  free with free(). */
+int khsm_uri_encode_value(const char *value, char **enc_ptr);
+
 /** Split a keystore config at the first space, as Knot does.
  *  \param[out] uri_ptr, module_ptr  free with free(). */
 int khsm_uri_split_config(const char *config, char **uri_ptr, char **module_ptr);

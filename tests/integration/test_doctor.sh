@@ -51,6 +51,21 @@ run 1 "$KNOT_HSM" doctor --token "$LABEL" --pin-file "$PINF"
 contains "$OUT" "FAIL  pin source: $PINF (mode 0644) readable by group or others" "PIN file mode"
 chmod 0600 "$PINF"
 
+# A PIN file that is known to be wrong is never tried on the card: each try
+# counts towards the lock. pkcs11-spy counts the C_Login calls (none).
+(umask 077; printf '%s\n' "$PIN" > "$TMP/newline.pin")
+SPY=$(ls /usr/lib/*/pkcs11-spy.so | head -1)
+PKCS11SPY=$SOFTHSM_MODULE PKCS11SPY_OUTPUT=$TMP/spy.log \
+	run 1 "$KNOT_HSM" doctor --module "$SPY" --token "$LABEL" --pin-file "$TMP/newline.pin"
+contains "$OUT" "FAIL  pin source: $TMP/newline.pin (mode 0600) ends with a newline" "newline in the PIN file"
+contains "$OUT" "FAIL  login: not attempted" "no login with a bad PIN file"
+equals "$(grep -c C_Login "$TMP/spy.log" || true)" 0 "no C_Login reached the token"
+rm -f "$TMP/spy.log"
+
+# A serial-qualified token URI selects the token, as in uri and keystore.
+run 0 "$KNOT_HSM" doctor --token "pkcs11:token=SmartCard-HSM%20%28UserPIN%29;serial=$(token_serial "$LABEL")" --pin-file "$PINF"
+contains "$OUT" "0 failed" "doctor takes a token URI"
+
 # Wrong PIN: one failed login.
 (umask 077; printf '%s' 111111 > "$TMP/wrong.pin")
 run 1 "$KNOT_HSM" doctor --token "$LABEL" --pin-file "$TMP/wrong.pin"

@@ -181,7 +181,7 @@ static void test_list_malformed(void **state)
 	char text[512];
 
 	snprintf(text, sizeof(text), "%s%s", good, "9ef1a3d4af67eea973fae3282f98410 3379 ZSK ECDSAP256SHA256\n");
-	expect_bad_list(text, "2");                                  /* short ID */
+	expect_bad_list(text, "2");                                  /* odd number of digits */
 	expect_bad_list("9EF1A3D4AF67EEA973FAE3282F984108D8EFB766 3379 ZSK ECDSAP256SHA256\n", "1");
 	expect_bad_list("9ef1a3d4af67eea973fae3282f984108d8efb766 3379x ZSK ECDSAP256SHA256\n", "1");
 	expect_bad_list("9ef1a3d4af67eea973fae3282f984108d8efb766 70000 ZSK ECDSAP256SHA256\n", "1");
@@ -216,6 +216,22 @@ static void test_list_extended_unknown_field(void **state)
 	assert_int_equal(n, 1);
 	assert_true(keys[0].ksk);
 	assert_int_equal(keys[0].publish, 7);
+	free(keys);
+}
+
+/* Keys adopted with import-pkcs11 keep the token's CKA_ID, e.g. the "17" of a
+ * pkcs11-tool --id 17 key; keymgr 3.2.6 lists them as they are. */
+static void test_list_token_id(void **state)
+{
+	(void)state;
+	khsm_kasp_key_t *keys = NULL;
+	size_t n = 0;
+	assert_int_equal(khsm_keymgr_list_parse(
+		"0102 16873 KSK ECDSAP256SHA256 publish=1795319544 active=1795319544\n", &keys, &n), KHSM_EOK);
+	assert_int_equal(n, 1);
+	assert_string_equal(keys[0].id, "0102");
+	assert_int_equal(keys[0].tag, 16873);
+	assert_true(keys[0].ksk);
 	free(keys);
 }
 
@@ -464,6 +480,7 @@ int main(void)
 		cmocka_unit_test(test_list_empty),
 		cmocka_unit_test(test_list_malformed),
 		cmocka_unit_test(test_list_extended_unknown_field),
+		cmocka_unit_test(test_list_token_id),
 		cmocka_unit_test(test_ds_parse),
 		cmocka_unit_test(test_keymgr_error_exit_zero),
 		cmocka_unit_test(test_keymgr_generate_list_ds),

@@ -1,0 +1,577 @@
+/* ds and submitted: what the parent needs for a zone's KSKs, and whether the
+ * parent has it. The KSKs come from Knot itself (`keymgr ZONE dnskey`), so the
+ * DS printed here is the DS of the keys knotd signs with. */
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <libdnssec/key.h>
+
+#include "cli.h"
+#include "lib/dnskey.h"
+#include "lib/error.h"
+#include "lib/knot.h"
+#include "lib/parent.h"
+#include "zonecmd.h"
+
+/* -- the zone's KSKs -- */
+
+typedef struct {
+	dnssec_key_t **keys;
+	size_t count;
+} ksk_set_t;
+
+static void ksk_set_clear(ksk_set_t *set)
+{
+	for (size_t i = 0; i < set->count; i++) {
+		dnssec_key_free(set->keys[i]);
+	}
+	free(set->keys);
+	memset(set, 0, sizeof(*set));
+}
+
+/* KSKs of zone, in the order keymgr prints them. None is KHSM_ENOENT with a remedy. */
+static int zone_ksks(const char *conf_path, const char *zone, ksk_set_t *set)
+{
+	const char *args[] = { zone, "dnskey", NULL };
+	khsm_run_t res = { 0 };
+	int r = khsm_keymgr(conf_path, args, &res);
+	if (r != KHSM_EOK) {
+		const char *d = khsm_err_last_detail();
+		if (d && strstr(d, "token not available")) {
+			khsm_err_detail("%s; keymgr opens the zone's keystore even to print public keys: "
+			                "connect the card (knot-hsm doctor checks it)", d);
+		}
+		return r;
+	}
+	ksk_set_t s = { 0 };
+	for (char *line = res.out; line && *line; ) {
+		char *end = strchr(line, '\n');
+		if (end) {
+			*end = '\0';
+		}
+		if (line[strspn(line, " \t")] != '\0') {
+			dnssec_key_t *key = NULL;
+			r = khsm_dnskey_from_text(zone, line, &key);
+			if (r != KHSM_EOK) {
+				const char *d = khsm_err_last_detail();
+				khsm_err_detail("keymgr %s dnskey printed '%.200s': %s", zone, line,
+				                d ? d : khsm_strerror(r));
+				r = KHSM_EPARSE;
+				break;
+			}
+			dnssec_key_t **grown = realloc(s.keys, (s.count + 1) * sizeof(*grown));
+			if (!grown) {
+				dnssec_key_free(key);
+				r = KHSM_ENOMEM;
+				break;
+			}
+			s.keys = grown;
+			s.keys[s.count++] = key;
+		}
+		line = end ? end + 1 : NULL;
+	}
+	khsm_run_clear(&res);
+	if (r == KHSM_EOK && s.count == 0) {
+		khsm_err_detail("zone %s has no KSK in Knot's KASP; make one on the card: "
+		                "knot-hsm %s generate", zone, zone);
+		r = KHSM_ENOENT;
+	}
+	if (r != KHSM_EOK) {
+		ksk_set_clear(&s);
+		return r;
+	}
+	*set = s;
+	return KHSM_EOK;
+}
+
+/* Open zone i of the command line and read its KSKs; prints the error. */
+static int open_zone_ksks(const cli_t *cli, int i, khsm_conf_t **conf, khsm_zone_t *zone,
+                          ksk_set_t *set)
+{
+	int r = zone_open(cli, cli->zones[i], NULL, conf, zone);
+	if (r != CLI_OK) {
+		return r;
+	}
+	r = zone_ksks(khsm_conf_path(*conf), zone->name, set);
+	if (r != KHSM_EOK) {
+		r = cli_error(r, "%s", zone->name);
+		khsm_zone_clear(zone);
+		return r;
+	}
+	return CLI_OK;
+}
+
+/* -- ds -- */
+
+typedef enum {
+	FMT_DS,
+	FMT_DNSKEY,
+	FMT_CDS,
+	FMT_CDNSKEY,
+	FMT_EPP,
+	FMT_JSON,
+} format_t;
+
+static const struct {
+	const char *name;
+	format_t format;
+	bool uses_digest;
+} FORMATS[] = {
+	{ "ds", FMT_DS, true },
+	{ "dnskey", FMT_DNSKEY, false },
+	{ "cds", FMT_CDS, true },
+	{ "cdnskey", FMT_CDNSKEY, false },
+	{ "epp", FMT_EPP, true },
+	{ "json", FMT_JSON, true },
+};
+#define N_FORMATS (sizeof(FORMATS) / sizeof(FORMATS[0]))
+
+/* Append the records of one key in a line format to out. */
+static int print_key_lines(FILE *out, const dnssec_key_t *key, format_t format,
+                           khsm_digest_t digest)
+{
+	char *text = NULL;
+	int r = KHSM_EOK;
+	if (format == FMT_DS) {
+		r = khsm_ds_lines(key, digest, &text);
+		if (r == KHSM_EOK) {
+			fputs(text, out);
+		}
+	} else if (format == FMT_DNSKEY || format == FMT_CDNSKEY) {
+		r = format == FMT_DNSKEY ? khsm_dnskey_line(key, &text) : khsm_cdnskey_line(key, &text);
+		if (r == KHSM_EOK) {
+			fprintf(out, "%s\n", text);
+		}
+	} else if (format == FMT_CDS) {
+		uint8_t types[2];
+		size_t n = khsm_digest_types(digest, types);
+		for (size_t i = 0; i < n && r == KHSM_EOK; i++) {
+			r = khsm_cds_line(key, types[i], &text);
+			if (r == KHSM_EOK) {
+				fprintf(out, "%s\n", text);
+				free(text);
+				text = NULL;
+			}
+		}
+	} else {
+		r = KHSM_EINVAL;
+	}
+	free(text);
+	return r;
+}
+
+int cmd_ds(cli_t *cli)
+{
+	kv_t args[] = { { "digest", NULL }, { "format", NULL }, { NULL, NULL } };
+	int r = kv_parse(cli, args);
+	if (r != CLI_OK) {
+		return r;
+	}
+
+	khsm_digest_t digest = KHSM_DIGEST_SHA256;
+	const char *digest_arg = kv_get(args, "digest");
+	if (digest_arg && khsm_digest_from_name(digest_arg, &digest) != KHSM_EOK) {
+		khsm_err_clear();
+		return cli_usage_error(cli_current, "digest= takes sha256, sha384, all or sha1, not '%s'",
+		                       digest_arg);
+	}
+	const char *format_arg = kv_get(args, "format");
+	size_t f = 0;
+	if (format_arg) {
+		while (f < N_FORMATS && strcmp(FORMATS[f].name, format_arg) != 0) {
+			f++;
+		}
+		if (f == N_FORMATS) {
+			return cli_usage_error(cli_current, "format= takes ds, dnskey, cds, cdnskey, epp "
+			                       "or json, not '%s'", format_arg);
+		}
+	}
+	if (cli->json) {
+		if (format_arg && FORMATS[f].format != FMT_JSON) {
+			return cli_usage_error(cli_current, "--json and format=%s contradict each other",
+			                       format_arg);
+		}
+		while (FORMATS[f].format != FMT_JSON) {
+			f++;
+		}
+	}
+	format_t format = FORMATS[f].format;
+	if (digest_arg && !FORMATS[f].uses_digest) {
+		return cli_usage_error(cli_current, "digest= does not apply to format=%s: it prints keys, "
+		                       "not digests", FORMATS[f].name);
+	}
+	if (digest == KHSM_DIGEST_SHA1) {
+		fprintf(stderr, "warning: SHA-1 DS records are deprecated (RFC 8624: MUST NOT be "
+		        "published); give them only to a registry that accepts nothing else\n");
+	}
+
+	/* Everything is collected first: a failing zone prints no partial output. */
+	char *text = NULL;
+	size_t text_len = 0;
+	FILE *out = open_memstream(&text, &text_len);
+	if (!out) {
+		return cli_error(KHSM_ENOMEM, NULL);
+	}
+	khsm_conf_t *conf = NULL;
+	int status = CLI_OK;
+	size_t json_count = 0;
+	if (format == FMT_JSON) {
+		fputs("[", out);
+	}
+	for (int i = 0; i < cli->zone_count && status == CLI_OK; i++) {
+		khsm_zone_t zone = { 0 };
+		ksk_set_t set = { 0 };
+		status = open_zone_ksks(cli, i, &conf, &zone, &set);
+		if (status != CLI_OK) {
+			break;
+		}
+		r = KHSM_EOK;
+		if (format == FMT_EPP) {
+			char *xml = NULL;
+			r = khsm_epp_secdns_create((const dnssec_key_t *const *)set.keys, set.count,
+			                           digest, KHSM_EPP_DS, &xml);
+			if (r == KHSM_EOK) {
+				if (cli->zone_count > 1) {
+					fprintf(out, "<!-- %s -->\n", zone.name);
+				}
+				fputs(xml, out);
+				free(xml);
+			}
+		} else if (format == FMT_JSON) {
+			for (size_t k = 0; k < set.count && r == KHSM_EOK; k++) {
+				char *json = NULL;
+				r = khsm_dnskey_json(set.keys[k], digest, &json);
+				if (r == KHSM_EOK) {
+					fprintf(out, "%s\n%s", json_count++ ? "," : "", json);
+					free(json);
+				}
+			}
+		} else {
+			for (size_t k = 0; k < set.count && r == KHSM_EOK; k++) {
+				r = print_key_lines(out, set.keys[k], format, digest);
+			}
+		}
+		if (r != KHSM_EOK) {
+			status = cli_error(r, "%s", zone.name);
+		}
+		ksk_set_clear(&set);
+		khsm_zone_clear(&zone);
+	}
+	if (format == FMT_JSON) {
+		fputs("\n]\n", out);
+	}
+	fclose(out);
+	khsm_conf_free(conf);
+	if (status == CLI_OK) {
+		fwrite(text, 1, text_len, stdout);
+	}
+	free(text);
+	return status;
+}
+
+/* -- submitted -- */
+
+/* What the KASP says about a KSK now. */
+typedef enum {
+	KSK_OTHER,
+	KSK_READY,     /* waiting for the DS: zone-ksk-submitted makes it active */
+	KSK_ACTIVE,
+} ksk_state_t;
+
+static ksk_state_t kasp_state(const khsm_kasp_key_t *k, int64_t now)
+{
+	const int64_t gone[] = { k->retire_active, k->retire, k->post_active, k->revoke, k->remove };
+	for (size_t i = 0; i < sizeof(gone) / sizeof(gone[0]); i++) {
+		if (gone[i] && gone[i] <= now) {
+			return KSK_OTHER; /* rolling out */
+		}
+	}
+	if (k->active && k->active <= now) {
+		return KSK_ACTIVE;
+	}
+	if (k->ready && k->ready <= now) {
+		return KSK_READY;
+	}
+	return KSK_OTHER;
+}
+
+static const khsm_kasp_key_t *kasp_key_of(const khsm_kasp_key_t *keys, size_t count,
+                                          const dnssec_key_t *key)
+{
+	khsm_dnskey_info_t info;
+	if (khsm_dnskey_info(key, &info) != KHSM_EOK) {
+		return NULL;
+	}
+	for (size_t i = 0; i < count; i++) {
+		if (keys[i].ksk && !keys[i].public_only && keys[i].tag == info.key_tag &&
+		    keys[i].algorithm == info.algorithm) {
+			return &keys[i];
+		}
+	}
+	return NULL;
+}
+
+static void print_ds(FILE *f, const char *indent, const khsm_ds_t *ds)
+{
+	fprintf(f, "%s%s DS %u %u %u %s\n", indent, ds->owner, (unsigned)ds->tag,
+	        (unsigned)ds->algorithm, (unsigned)ds->digest_type, ds->digest);
+}
+
+/* The servers to ask: server= or the parent's own, found through the resolver. */
+static int parent_servers(const char *server_arg, const char *zone, khsm_server_t **servers,
+                          size_t *count)
+{
+	if (server_arg) {
+		khsm_server_t *one = calloc(1, sizeof(*one));
+		if (!one) {
+			return cli_error(KHSM_ENOMEM, NULL);
+		}
+		int r = khsm_server_parse(server_arg, one);
+		if (r != KHSM_EOK) {
+			free(one);
+			return cli_error(r, "server=");
+		}
+		*servers = one;
+		*count = 1;
+		return CLI_OK;
+	}
+	char *parent = NULL;
+	int r = khsm_parent_servers(zone, &parent, servers, count);
+	if (r != KHSM_EOK) {
+		return cli_error(r, "%s", zone);
+	}
+	printf("parent zone %s: %zu server address%s\n", parent, *count, *count == 1 ? "" : "es");
+	free(parent);
+	return CLI_OK;
+}
+
+/* Parent's DS sets, one per server that answered. */
+typedef struct {
+	const khsm_server_t *server;
+	khsm_ds_t *ds;
+	size_t count;
+} answer_t;
+
+static int submitted_zone(const cli_t *cli, khsm_conf_t **conf, int i, const char *server_arg)
+{
+	khsm_zone_t zone = { 0 };
+	ksk_set_t set = { 0 };
+	int status = open_zone_ksks(cli, i, conf, &zone, &set);
+	if (status != CLI_OK) {
+		return status;
+	}
+	khsm_kasp_key_t *kasp = NULL;
+	size_t kasp_count = 0;
+	khsm_server_t *servers = NULL;
+	size_t server_count = 0;
+	answer_t *answers = NULL;
+	size_t answered = 0;
+	bool *published = NULL;
+	ksk_state_t *state = NULL;
+	const char *name = zone.name;
+
+	int r = khsm_keymgr_list(khsm_conf_path(*conf), name, &kasp, &kasp_count);
+	if (r != KHSM_EOK) {
+		status = cli_error(r, "%s", name);
+		goto done;
+	}
+	status = parent_servers(server_arg, name, &servers, &server_count);
+	if (status != CLI_OK) {
+		goto done;
+	}
+
+	/* Ask every server: the DS counts as published when all that answer have it. */
+	answers = calloc(server_count, sizeof(*answers));
+	if (!answers) {
+		status = cli_error(KHSM_ENOMEM, NULL);
+		goto done;
+	}
+	int last_error = KHSM_EOK;
+	for (size_t s = 0; s < server_count; s++) {
+		answer_t *a = &answers[answered];
+		r = khsm_parent_query_ds(&servers[s], name, &a->ds, &a->count);
+		if (r != KHSM_EOK) {
+			last_error = r;
+			if (server_count > 1) {
+				const char *d = khsm_err_last_detail();
+				fprintf(stderr, "warning: %s (%s): %s\n", servers[s].name, servers[s].address,
+				        d ? d : khsm_strerror(r));
+				khsm_err_clear();
+			}
+			continue;
+		}
+		a->server = &servers[s];
+		answered++;
+	}
+	if (answered == 0) {
+		status = server_count > 1 ? cli_error(last_error, "%s: no parent server answered", name)
+		                          : cli_error(last_error, "%s", name);
+		goto done;
+	}
+
+	/* Which of our KSKs have a DS on every server that answered, and their state. */
+	int64_t now = (int64_t)time(NULL);
+	published = calloc(set.count, sizeof(*published));
+	state = calloc(set.count, sizeof(*state));
+	if (!published || !state) {
+		status = cli_error(KHSM_ENOMEM, NULL);
+		goto done;
+	}
+	bool ready_any = false, ready_published = false, active_published = false, other_published = false;
+	for (size_t k = 0; k < set.count; k++) {
+		size_t have = 0;
+		const khsm_ds_t *first = NULL;
+		for (size_t a = 0; a < answered; a++) {
+			bool found = false;
+			for (size_t d = 0; d < answers[a].count && !found; d++) {
+				bool m = false;
+				r = khsm_ds_matches(&answers[a].ds[d], set.keys[k], &m);
+				if (r != KHSM_EOK) {
+					status = cli_error(r, "%s", name);
+					goto done;
+				}
+				if (m) {
+					found = true;
+					first = first ? first : &answers[a].ds[d];
+				}
+			}
+			have += found;
+		}
+		const khsm_kasp_key_t *kk = kasp_key_of(kasp, kasp_count, set.keys[k]);
+		state[k] = kk ? kasp_state(kk, now) : KSK_OTHER;
+		published[k] = have > 0 && have == answered;
+		ready_any |= state[k] == KSK_READY;
+		ready_published |= published[k] && state[k] == KSK_READY;
+		active_published |= published[k] && state[k] == KSK_ACTIVE;
+		other_published |= published[k] && state[k] == KSK_OTHER;
+		khsm_dnskey_info_t info = { 0 };
+		(void)khsm_dnskey_info(set.keys[k], &info);
+		if (have > 0 && have < answered) {
+			fprintf(stderr, "note: the DS of KSK %u is on %zu of the %zu parent servers that "
+			        "answered; it counts when all have it\n", (unsigned)info.key_tag, have,
+			        answered);
+		}
+		if (published[k]) {
+			printf("parent has the DS of KSK %u%s%s (%s): ", (unsigned)info.key_tag,
+			       kk ? ", key id " : "", kk ? kk->id : "",
+			       state[k] == KSK_ACTIVE ? "active" :
+			       state[k] == KSK_READY ? "ready, waiting for the DS" : "neither ready nor active");
+			print_ds(stdout, "", first);
+		}
+	}
+
+	/* DS records at the parent that belong to none of our KSKs. */
+	for (size_t d = 0; d < answers[0].count; d++) {
+		bool ours = false;
+		for (size_t k = 0; k < set.count && !ours; k++) {
+			bool m = false;
+			ours = khsm_ds_matches(&answers[0].ds[d], set.keys[k], &m) == KHSM_EOK && m;
+		}
+		if (!ours) {
+			fprintf(stderr, "note: the parent has a DS that matches no KSK of %s: ", name);
+			print_ds(stderr, "", &answers[0].ds[d]);
+		}
+	}
+
+	/* A KSK waits for its DS: only its DS will do. Otherwise any KSK's DS. */
+	if (!ready_published && (ready_any || !(active_published || other_published))) {
+		fprintf(stderr, "error: %s: the parent has no DS for %s\n", name,
+		        ready_any ? "the KSK that waits for it (state ready)" : "any KSK of the zone");
+		for (size_t a = 0; a < answered; a++) {
+			const answer_t *ans = &answers[a];
+			if (ans->count == 0) {
+				fprintf(stderr, "  %s (%s@%u) has no DS record for %s\n", ans->server->name,
+				        ans->server->address, (unsigned)ans->server->port, name);
+				continue;
+			}
+			fprintf(stderr, "  %s (%s@%u) has:\n", ans->server->name, ans->server->address,
+			        (unsigned)ans->server->port);
+			for (size_t d = 0; d < ans->count; d++) {
+				print_ds(stderr, "    ", &ans->ds[d]);
+			}
+		}
+		size_t expected = 0;
+		for (size_t k = 0; k < set.count; k++) {
+			expected += !ready_any || state[k] == KSK_READY;
+		}
+		fprintf(stderr, "  it should have%s:\n", expected > 1 ? " one of" : "");
+		for (size_t k = 0; k < set.count; k++) {
+			char *line = NULL;
+			if ((!ready_any || state[k] == KSK_READY) &&
+			    khsm_ds_line(set.keys[k], 2, &line) == KHSM_EOK) {
+				fprintf(stderr, "    %s\n", line);
+				free(line);
+			}
+		}
+		fprintf(stderr, "  give it to the registry (knot-hsm %s ds, or format=epp), wait until the "
+		        "parent publishes it, then run this again\n", name);
+		status = CLI_FAIL;
+		goto done;
+	}
+	if (!ready_published && active_published) {
+		printf("no KSK waits for a DS; nothing to confirm\n");
+		goto done;
+	}
+
+	r = khsm_knotc_ping(*conf);
+	if (r == KHSM_ENOENT) {
+		khsm_err_detail("knotd is not running (nothing answers on %s); zone-ksk-submitted needs "
+		                "it: start knotd, then run this again", khsm_conf_control_socket(*conf));
+	}
+	if (r == KHSM_EOK) {
+		r = khsm_knotc_zone_ksk_submitted(*conf, name);
+	}
+	if (r != KHSM_EOK) {
+		status = cli_error(r, "%s", name);
+		goto done;
+	}
+	printf("knotd: zone-ksk-submitted %s done\n", name);
+
+	/* Show what knotd made of it. */
+	khsm_kasp_key_t *after = NULL;
+	size_t after_count = 0;
+	if (khsm_keymgr_list(khsm_conf_path(*conf), name, &after, &after_count) == KHSM_EOK) {
+		for (size_t k = 0; k < set.count; k++) {
+			const khsm_kasp_key_t *kk = kasp_key_of(after, after_count, set.keys[k]);
+			if (kk && kasp_state(kk, (int64_t)time(NULL)) == KSK_ACTIVE) {
+				printf("KSK %u: active\n", (unsigned)kk->tag);
+			}
+		}
+		free(after);
+	} else {
+		khsm_err_clear();
+	}
+
+done:
+	free(published);
+	free(state);
+	for (size_t a = 0; answers && a < answered; a++) {
+		khsm_ds_free(answers[a].ds, answers[a].count);
+	}
+	free(answers);
+	khsm_servers_free(servers, server_count);
+	free(kasp);
+	ksk_set_clear(&set);
+	khsm_zone_clear(&zone);
+	return status;
+}
+
+int cmd_submitted(cli_t *cli)
+{
+	kv_t args[] = { { "server", NULL }, { NULL, NULL } };
+	int r = kv_parse(cli, args);
+	if (r != CLI_OK) {
+		return r;
+	}
+	khsm_conf_t *conf = NULL;
+	int status = CLI_OK;
+	for (int i = 0; i < cli->zone_count; i++) {
+		int s = submitted_zone(cli, &conf, i, kv_get(args, "server"));
+		if (s != CLI_OK) {
+			status = s;
+		}
+	}
+	khsm_conf_free(conf);
+	return status;
+}

@@ -1,0 +1,87 @@
+/* KASP index across the zones of knot.conf. */
+#include "error.h"
+#include "internal.h"
+#include "kasp.h"
+
+_public_
+void khsm_kasp_index_clear(khsm_kasp_index_t *idx)
+{
+	if (!idx) {
+		return;
+	}
+	for (size_t i = 0; i < idx->count; i++) {
+		free(idx->items[i].zone);
+	}
+	free(idx->items);
+	idx->items = NULL;
+	idx->count = 0;
+}
+
+_public_
+int khsm_kasp_index(const khsm_conf_t *conf, khsm_kasp_index_t *idx)
+{
+	if (!conf || !idx) {
+		return KHSM_EINVAL;
+	}
+	khsm_kasp_index_t out = { 0 };
+	int r = KHSM_EOK;
+	for (size_t z = 0; z < khsm_conf_zone_count(conf) && r == KHSM_EOK; z++) {
+		const char *zone = khsm_conf_zone_at(conf, z)->domain;
+		khsm_kasp_key_t *keys = NULL;
+		size_t n = 0;
+		r = khsm_keymgr_list(khsm_conf_path(conf), zone, &keys, &n);
+		if (r != KHSM_EOK) {
+			break;
+		}
+		khsm_kasp_entry_t *grown = realloc(out.items, (out.count + n + 1) * sizeof(*grown));
+		if (!grown) {
+			free(keys);
+			r = KHSM_ENOMEM;
+			break;
+		}
+		out.items = grown;
+		for (size_t i = 0; i < n; i++) {
+			khsm_kasp_entry_t *e = &out.items[out.count];
+			e->zone = strdup(zone);
+			e->key = keys[i];
+			if (!e->zone) {
+				r = KHSM_ENOMEM;
+				break;
+			}
+			out.count++;
+		}
+		free(keys);
+	}
+	if (r != KHSM_EOK) {
+		khsm_kasp_index_clear(&out);
+		return r;
+	}
+	*idx = out;
+	return KHSM_EOK;
+}
+
+_public_
+const khsm_kasp_entry_t *khsm_kasp_next(const khsm_kasp_index_t *idx, const char *id_hex,
+                                        size_t *pos)
+{
+	for (; idx && *pos < idx->count; (*pos)++) {
+		if (strcmp(idx->items[*pos].key.id, id_hex) == 0) {
+			return &idx->items[(*pos)++];
+		}
+	}
+	return NULL;
+}
+
+_public_
+const khsm_kasp_entry_t *khsm_kasp_find(const khsm_kasp_index_t *idx, const char *zone,
+                                        const char *id_hex)
+{
+	size_t pos = 0;
+	const khsm_kasp_entry_t *e;
+	while ((e = khsm_kasp_next(idx, id_hex, &pos))) {
+		if (strcmp(e->zone, zone) == 0) {
+			return e;
+		}
+	}
+	return NULL;
+}

@@ -1,0 +1,95 @@
+/* The parent side of a zone: asking the parent's servers for the DS RRset
+ * with kdig, parsing kdig's answers strictly, finding the parent's servers
+ * through the system resolver, and matching the parent's DS with our keys. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <libdnssec/key.h>
+
+#include "knot.h"
+
+/* One resource record of an answer section as kdig prints it. */
+typedef struct {
+	char *owner;          /* lower-case, with the final dot */
+	uint32_t ttl;
+	char *type;           /* upper-case mnemonic: "DS", "NS", "A", ... */
+	char *rdata;          /* fields of the record data joined by single spaces */
+} khsm_rr_t;
+
+/* A reply as `kdig … +noall +header +answer` prints it. */
+typedef struct {
+	char rcode[16];       /* "NOERROR", "NXDOMAIN", "REFUSED", ... */
+	bool aa;              /* authoritative answer */
+	khsm_rr_t *rrs;       /* answer section */
+	size_t count;
+} khsm_reply_t;
+
+/* A server to ask, as the operator gives it or as the lookup found it. */
+typedef struct {
+	char *name;           /* host name of the NS record, or the address as given */
+	char *address;        /* IPv4/IPv6 literal or host name, as kdig takes it after '@' */
+	uint16_t port;
+} khsm_server_t;
+
+/** Parse `kdig … +noall +header +answer` output: the HEADER line (status),
+ *  the Flags line (aa), then one "OWNER TTL IN TYPE RDATA…" line per record.
+ *  Anything else (a missing header, a second reply, a class other than IN,
+ *  a bad TTL, an unknown comment) is KHSM_EPARSE with the line in the detail.
+ *  \param[out] reply  free with khsm_reply_clear(); filled only on success. */
+int khsm_reply_parse(const char *text, khsm_reply_t *reply);
+
+/** Free what khsm_reply_parse() allocated and zero the reply. */
+void khsm_reply_clear(khsm_reply_t *reply);
+
+/** The DS records of zone in a reply to `ZONE DS`. Digests are lower-case hex
+ *  (kdig prints upper case; blanks inside the digest are allowed). A record of
+ *  another owner or type, or a malformed DS, is KHSM_EPARSE. No DS: *count_ptr 0.
+ *  \param[out] ds_ptr     free with khsm_ds_free() (knot.h); NULL when count is 0.
+ *  \param[out] count_ptr */
+int khsm_reply_ds(const khsm_reply_t *reply, const char *zone, khsm_ds_t **ds_ptr,
+                  size_t *count_ptr);
+
+/** Whether a DS record is the DS of key: same owner, key tag and algorithm,
+ *  and the digest libdnssec computes for the DS's digest type. A digest type
+ *  libdnssec cannot compute (e.g. 3, GOST) never matches; it is not an error. */
+int khsm_ds_matches(const khsm_ds_t *ds, const dnssec_key_t *key, bool *match_ptr);
+
+/** Parse server=ADDR[@PORT]: an IPv4 or IPv6 address or a host name, and an
+ *  optional port 1-65535 (default 53). Rejects empty parts and trailing garbage.
+ *  \param[out] server_ptr  free with khsm_server_clear(). */
+int khsm_server_parse(const char *text, khsm_server_t *server_ptr);
+
+/** Free what a khsm_server_t holds and zero it. */
+void khsm_server_clear(khsm_server_t *server);
+
+/** Free an array of servers from khsm_parent_servers(). */
+void khsm_servers_free(khsm_server_t *servers, size_t count);
+
+/** The name one label up: "example.com." -> "com.", "com." -> ".".
+ *  KHSM_ENOENT for "." (the root has no parent).
+ *  \param[out] parent_ptr  free with free(). */
+int khsm_name_parent(const char *name, char **parent_ptr);
+
+/** Ask one server for the DS RRset of zone, without recursion:
+ *  `kdig @ADDR -p PORT ZONE DS +norec +noall +header +answer`. The server must
+ *  answer NOERROR with the AA flag; a referral, REFUSED, NXDOMAIN or no answer
+ *  at all is KHSM_ETOOL with a detail that names the server. An empty DS set
+ *  is success with *count_ptr 0.
+ *  \param[out] ds_ptr     free with khsm_ds_free(); NULL when count is 0.
+ *  \param[out] count_ptr */
+int khsm_parent_query_ds(const khsm_server_t *server, const char *zone, khsm_ds_t **ds_ptr,
+                         size_t *count_ptr);
+
+/** Find the authoritative servers of the zone above zone through the system
+ *  resolver (kdig without '@', i.e. /etc/resolv.conf): the NS RRset of the
+ *  closest enclosing name that has one, then the A and AAAA records of each
+ *  NS name. Fails with a detail (and a hint to pass server=) when the
+ *  resolver cannot be asked or gives no usable address.
+ *  \param[out] parent_ptr   the parent zone, free with free().
+ *  \param[out] servers_ptr  one entry per address (port 53), free with khsm_servers_free().
+ *  \param[out] count_ptr */
+int khsm_parent_servers(const char *zone, char **parent_ptr, khsm_server_t **servers_ptr,
+                        size_t *count_ptr);
