@@ -26,6 +26,9 @@ enum cli_opt {
 	OPT_ID        = 1 << 8,
 	OPT_TYPE      = 1 << 9,
 	OPT_PIN_IN_CONFIG = 1 << 11,
+	OPT_WRITE     = 1 << 12,
+	OPT_WARN      = 1 << 13,
+	OPT_CRIT      = 1 << 14,
 };
 #define OPT_GLOBAL (OPT_CONF | OPT_MODULE | OPT_TOKEN | OPT_PIN_FILE | OPT_PIN_FD | OPT_FORCE | OPT_JSON)
 
@@ -41,6 +44,9 @@ typedef struct {
 	const char *id;
 	const char *type;
 	bool pin_in_config;
+	const char *write;    /* policy --write FILE */
+	const char *warn;     /* status --warn DAYS */
+	const char *crit;     /* status --crit DAYS */
 	unsigned given;       /* OPT_* bits seen on the command line */
 
 	char **zones;         /* zone commands: the zones before the command */
@@ -81,3 +87,6 @@ int cmd_generate(cli_t *cli);
 int cmd_import(cli_t *cli);
 int cmd_ds(cli_t *cli);
 int cmd_submitted(cli_t *cli);
+int cmd_policy(cli_t *cli);
+int cmd_ceremony(cli_t *cli);
+int cmd_status(cli_t *cli);

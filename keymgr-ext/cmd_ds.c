@@ -39,8 +39,10 @@ static int zone_ksks(const char *conf_path, const char *zone, ksk_set_t *set)
 	if (r != KHSM_EOK) {
 		const char *d = khsm_err_last_detail();
 		if (d && strstr(d, "token not available")) {
+			char *why = strdup(d); /* the detail buffer is about to be rewritten */
 			khsm_err_detail("%s; keymgr opens the zone's keystore even to print public keys: "
-			                "connect the card (knot-hsm doctor checks it)", d);
+			                "connect the card (knot-hsm doctor checks it)", why ? why : "");
+			free(why);
 		}
 		return r;
 	}
@@ -55,8 +57,10 @@ static int zone_ksks(const char *conf_path, const char *zone, ksk_set_t *set)
 			r = khsm_dnskey_from_text(zone, line, &key);
 			if (r != KHSM_EOK) {
 				const char *d = khsm_err_last_detail();
+				char *why = strdup(d ? d : khsm_strerror(r));
 				khsm_err_detail("keymgr %s dnskey printed '%.200s': %s", zone, line,
-				                d ? d : khsm_strerror(r));
+				                why ? why : "");
+				free(why);
 				r = KHSM_EPARSE;
 				break;
 			}
@@ -110,6 +114,7 @@ typedef enum {
 	FMT_CDS,
 	FMT_CDNSKEY,
 	FMT_EPP,
+	FMT_EPP_KEYDATA,
 	FMT_JSON,
 } format_t;
 
@@ -123,6 +128,7 @@ static const struct {
 	{ "cds", FMT_CDS, true },
 	{ "cdnskey", FMT_CDNSKEY, false },
 	{ "epp", FMT_EPP, true },
+	{ "epp-keydata", FMT_EPP_KEYDATA, true },
 	{ "json", FMT_JSON, true },
 };
 #define N_FORMATS (sizeof(FORMATS) / sizeof(FORMATS[0]))
@@ -183,8 +189,8 @@ int cmd_ds(cli_t *cli)
 			f++;
 		}
 		if (f == N_FORMATS) {
-			return cli_usage_error(cli_current, "format= takes ds, dnskey, cds, cdnskey, epp "
-			                       "or json, not '%s'", format_arg);
+			return cli_usage_error(cli_current, "format= takes ds, dnskey, cds, cdnskey, epp, "
+			                       "epp-keydata or json, not '%s'", format_arg);
 		}
 	}
 	if (cli->json) {
@@ -227,10 +233,11 @@ int cmd_ds(cli_t *cli)
 			break;
 		}
 		r = KHSM_EOK;
-		if (format == FMT_EPP) {
+		if (format == FMT_EPP || format == FMT_EPP_KEYDATA) {
+			/* epp-keydata: dsData with keyData inside, for registries that take keys. */
 			char *xml = NULL;
-			r = khsm_epp_secdns_create((const dnssec_key_t *const *)set.keys, set.count,
-			                           digest, KHSM_EPP_DS, &xml);
+			r = khsm_epp_secdns_create((const dnssec_key_t *const *)set.keys, set.count, digest,
+			                           format == FMT_EPP ? KHSM_EPP_DS : KHSM_EPP_DS_KEYDATA, &xml);
 			if (r == KHSM_EOK) {
 				if (cli->zone_count > 1) {
 					fprintf(out, "<!-- %s -->\n", zone.name);
@@ -330,7 +337,8 @@ static int parent_servers(const char *server_arg, const char *zone, khsm_server_
 		int r = khsm_server_parse(server_arg, one);
 		if (r != KHSM_EOK) {
 			free(one);
-			return cli_error(r, "server=");
+			const char *d = khsm_err_last_detail();
+			return cli_usage_error(cli_current, "server=%s", d ? d : khsm_strerror(r));
 		}
 		*servers = one;
 		*count = 1;

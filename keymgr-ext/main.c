@@ -51,13 +51,27 @@ static const cli_command_t COMMANDS[] = {
 	  "read from the key. A key without CKA_ID gets one only with fix-id=yes. A key\n"
 	  "already used by another zone is shared (keymgr share)." },
 	{ "ds", true, 0, cmd_ds,
-	  "knot-hsm [-c knot.conf] ZONE ds [digest=sha256|sha384|all|sha1] [format=ds|dnskey|cds|cdnskey|epp|json]",
-	  "Print what the registry needs for the zone's KSKs: DS (SHA-256 by default),\n"
-	  "DNSKEY, CDS, CDNSKEY, an EPP secDNS-1.1 fragment, or JSON." },
+	  "knot-hsm [-c knot.conf] ZONE... ds [digest=sha256|sha384|all|sha1] [format=ds|dnskey|cds|cdnskey|epp|epp-keydata|json]",
+	  "Print what the registry needs for the zone's KSKs: DS (SHA-256 by default;\n"
+	  "SHA-1 only by name, with a warning), DNSKEY, CDS, CDNSKEY, an EPP secDNS-1.1\n"
+	  "<secDNS:create> fragment with dsData (epp-keydata: with keyData inside, for\n"
+	  "registries that take keys), or JSON. Equal to keymgr ds byte for byte." },
 	{ "submitted", true, 0, cmd_submitted,
 	  "knot-hsm [-c knot.conf] ZONE submitted [server=ADDR[@PORT]]",
 	  "Ask the parent for the zone's DS; when it matches one of ours, run\n"
 	  "knotc zone-ksk-submitted ZONE. Otherwise say what the parent has." },
+	{ "policy", true, OPT_WRITE, cmd_policy,
+	  "knot-hsm [-c knot.conf] ZONE... policy [mode=offline|online] [key=value...] [--write FILE]",
+	  "Render the knot.conf pieces that pin the KSK on the card and roll a software\n"
+	  "ZSK automatically, for the installed Knot (online needs Knot >= 3.5)." },
+	{ "ceremony", true, 0, cmd_ceremony,
+	  "knot-hsm [-c knot.conf] ZONE... ceremony [until=+90d]",
+	  "Offline-KSK cycle for each zone: pregenerate, generate-ksr, sign-ksr on the\n"
+	  "card, validate-skr, import-skr, zone-keys-load. One PIN entry for the run." },
+	{ "status", false, OPT_WARN | OPT_CRIT, cmd_status,
+	  "knot-hsm [-c knot.conf] status [ZONE...] [--warn DAYS] [--crit DAYS] [--json]",
+	  "Per zone: mode, card KSK present, signed period or RRSIG expiry, next ZSK\n"
+	  "event, DS at the parent. Exit 0 ok, 1 warning, 2 critical (monitoring style)." },
 };
 
 const cli_command_t *cli_current;
@@ -147,6 +161,9 @@ static const option_t OPTIONS[] = {
 	{ "--id", 0, OPT_ID, true },
 	{ "--type", 0, OPT_TYPE, true },
 	{ "--pin-in-config", 0, OPT_PIN_IN_CONFIG, false },
+	{ "--write", 0, OPT_WRITE, true },
+	{ "--warn", 0, OPT_WARN, true },
+	{ "--crit", 0, OPT_CRIT, true },
 };
 
 static int parse_fd(const char *text, int *fd)
@@ -185,6 +202,9 @@ static int set_option(cli_t *cli, const option_t *o, const char *value)
 	case OPT_ID:        cli->id = value; break;
 	case OPT_TYPE:      cli->type = value; break;
 	case OPT_PIN_IN_CONFIG: cli->pin_in_config = true; break;
+	case OPT_WRITE:     cli->write = value; break;
+	case OPT_WARN:      cli->warn = value; break;
+	case OPT_CRIT:      cli->crit = value; break;
 	}
 	return CLI_OK;
 }

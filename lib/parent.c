@@ -469,6 +469,15 @@ int khsm_name_parent(const char *name, char **parent_ptr)
 
 /* -- asking with kdig -- */
 
+/* Rewrite the recorded detail as "what: detail" (the detail is copied first:
+ * it lives in the buffer being written). */
+static void detail_prefix(const char *what, const char *fallback)
+{
+	const char *d = khsm_err_last_detail();
+	_cleanup_free_ char *copy = strdup(d ? d : fallback);
+	khsm_err_detail("%s: %s", what, copy ? copy : fallback);
+}
+
 /* The line of kdig's stderr worth showing: ";; ERROR: …" or the first one. */
 static char *kdig_error(const char *err)
 {
@@ -512,8 +521,7 @@ static int kdig(const char *const args[], const char *what, khsm_reply_t *reply)
 	r = khsm_reply_parse(res.out, reply);
 	khsm_run_clear(&res);
 	if (r == KHSM_EPARSE) {
-		const char *d = khsm_err_last_detail();
-		khsm_err_detail("%s: %s", what, d ? d : "kdig output not understood");
+		detail_prefix(what, "kdig output not understood");
 	}
 	return r;
 }
@@ -552,8 +560,7 @@ int khsm_parent_query_ds(const khsm_server_t *server, const char *zone, khsm_ds_
 	} else {
 		r = khsm_reply_ds(&reply, name, ds_ptr, count_ptr);
 		if (r == KHSM_EPARSE) {
-			const char *d = khsm_err_last_detail();
-			khsm_err_detail("%s: %s", what, d ? d : "bad answer");
+			detail_prefix(what, "bad answer");
 		}
 	}
 	khsm_reply_clear(&reply);
@@ -619,8 +626,9 @@ int khsm_parent_servers(const char *zone, char **parent_ptr, khsm_server_t **ser
 		r = resolve(parent, "NS", &ns);
 		if (r != KHSM_EOK) {
 			const char *d = khsm_err_last_detail();
+			_cleanup_free_ char *why = strdup(d ? d : khsm_strerror(r));
 			khsm_err_detail("cannot find the servers of the parent zone of %s (%s); "
-			                "name one with server=ADDR[@PORT]", name, d ? d : khsm_strerror(r));
+			                "name one with server=ADDR[@PORT]", name, why ? why : "");
 			return r;
 		}
 		ns_count = 0;

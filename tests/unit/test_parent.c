@@ -390,6 +390,8 @@ static void test_query_ds(void **state)
 	fake("garbage\n", 0, NULL);
 	assert_int_equal(khsm_parent_query_ds(&server, "example.com", &ds, &count), KHSM_EPARSE);
 	assert_null(ds);
+	assert_string_equal(khsm_err_last_detail(),
+	                    "example.com. DS at 127.0.0.1@5353: kdig output line 1 unexpected: 'garbage'");
 }
 
 static void test_parent_servers_fail(void **state)

@@ -1,0 +1,38 @@
+# knotd for integration tests: started in the foreground as a child of the
+# test (so its pid is ours to stop), always stopped by a cleanup hook, and
+# waited for with bounded loops. Source after lib.sh.
+
+KNOTD_PIDS=""
+
+knotd_stop_all() {
+	for pid in $KNOTD_PIDS; do
+		kill "$pid" 2>/dev/null || continue
+		i=0
+		while kill -0 "$pid" 2>/dev/null && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
+		kill -9 "$pid" 2>/dev/null || true
+	done
+	KNOTD_PIDS=""
+}
+on_cleanup knotd_stop_all
+
+# knotd_start CONF LOG: start knotd with CONF, wait until knotc answers (10 s at most).
+knotd_start() {
+	knotd -c "$1" >"$2" 2>&1 &
+	KNOTD_PIDS="$! $KNOTD_PIDS"
+	i=0
+	until knotc -c "$1" status >/dev/null 2>&1; do
+		i=$((i + 1))
+		[ $i -le 100 ] || { cat "$2" >&2; fail "knotd -c $1 did not answer knotc status within 10 s"; }
+		sleep 0.1
+	done
+}
+
+# knotd_wait_serial CONF ZONE: wait until the zone is loaded (10 s at most).
+knotd_wait_serial() {
+	i=0
+	until knotc -c "$1" zone-status "$2" 2>/dev/null | grep -q 'serial: [0-9]'; do
+		i=$((i + 1))
+		[ $i -le 100 ] || fail "zone $2 not loaded by knotd -c $1 within 10 s"
+		sleep 0.1
+	done
+}

@@ -1,0 +1,278 @@
+#!/bin/sh
+# End to end: knotd signs example.com. with a KSK that lives on the card, the
+# DS from `knot-hsm ds` is the trust anchor under which validators that are
+# not Knot (BIND's delv, ldns-verify-zone) accept the zone, and
+# `knot-hsm submitted` confirms the KSK once a parent knotd (com.) publishes
+# that DS, and not before.
+. "$KHSM_SRCDIR/tests/integration/lib.sh"
+. "$KHSM_SRCDIR/tests/integration/knotd.sh"
+
+LABEL="SmartCard-HSM (UserPIN)"
+token_init "$LABEL"
+PINF="$TMP/card.pin"
+pin_file "$PINF"
+run 0 "$KNOT_HSM" keystore --token "$LABEL" --pin-file "$PINF" --id card
+stanza=$OUT
+
+PORT=$(free_port)
+PPORT=$(free_port)
+while [ "$PPORT" = "$PORT" ]; do PPORT=$(free_port); done
+
+# The child: example.com., signed by knotd; KSK and ZSK in the card keystore
+# (Knot 3.2: one keystore per policy), manual policy.
+C=$TMP/child
+mkdir -p "$C/run" "$C/zones" "$C/kasp"
+cat > "$C/zones/example.com.zone" <<'ZONE'
+$ORIGIN example.com.
+$TTL 300
+@    SOA  ns1 hostmaster 1 3600 600 86400 300
+@    NS   ns1
+ns1  A    127.0.0.1
+www  A    192.0.2.1
+ZONE
+CONF=$C/knot.conf
+cat > "$CONF" <<CONF
+server:
+    rundir: $C/run
+    listen: 127.0.0.1@$PORT
+database:
+    storage: $C
+    kasp-db: $C/kasp
+log:
+  - target: $C/knotd.log
+    any: info
+$stanza
+policy:
+  - id: card
+    keystore: card
+    manual: on
+acl:
+  - id: local
+    address: 127.0.0.1
+    action: transfer
+zone:
+  - domain: example.com.
+    storage: $C/zones
+    file: example.com.zone
+    dnssec-signing: on
+    dnssec-policy: card
+    acl: local
+CONF
+run 0 knotc -c "$CONF" conf-check
+
+# KSK on the card, in state "ready": published and signing the DNSKEY set,
+# waiting for its DS at the parent (publish and ready now, active unset).
+# zone-ksk-submitted only accepts a KSK in that state.
+run 0 keymgr -c "$CONF" example.com. generate algorithm=ecdsap256sha256 ksk=yes zsk=no active=0
+lacks "$ERR" "error" "KSK generated on the card"
+KSK_ID=$OUT
+run 0 keymgr -c "$CONF" example.com. set "$KSK_ID" ready=+0
+run 0 keymgr -c "$CONF" example.com. generate algorithm=ecdsap256sha256 ksk=no zsk=yes
+lacks "$ERR" "error" "ZSK generated"
+run 0 keymgr -c "$CONF" example.com. list -e
+ksk_line=$(printf '%s\n' "$OUT" | grep "^$KSK_ID ")
+KSK_TAG=$(printf '%s\n' "$ksk_line" | sed 's/.* tag=0*\([0-9]*\) .*/\1/')
+contains "$ksk_line" " active=0 " "the KSK is not active yet"
+GNUTLS_PIN=$PIN p11tool --login --list-privkeys "pkcs11:token=SmartCard-HSM%20%28UserPIN%29" > "$TMP/privkeys" 2>/dev/null
+contains "$(cat "$TMP/privkeys")" "Label: example.com. KSK" "the KSK's private key is on the card"
+
+# The parent: com., unsigned, without the DS for now.
+P=$TMP/parent
+mkdir -p "$P/run" "$P/zones"
+parent_zone() { # serial, then the extra records
+	serial=$1; shift
+	{
+		printf '$ORIGIN com.\n$TTL 300\n@ SOA ns hostmaster %s 3600 600 86400 300\n' "$serial"
+		printf '@ NS ns\nns A 127.0.0.1\nexample NS ns1.example.com.\nns1.example A 127.0.0.1\n'
+		for rr in "$@"; do printf '%s\n' "$rr"; done
+	} > "$P/zones/com.zone"
+}
+parent_zone 1
+PCONF=$P/knot.conf
+cat > "$PCONF" <<CONF
+server:
+    rundir: $P/run
+    listen: 127.0.0.1@$PPORT
+log:
+  - target: $P/knotd.log
+    any: info
+zone:
+  - domain: com.
+    storage: $P/zones
+    file: com.zone
+    zonefile-sync: -1
+CONF
+knotd_start "$PCONF" "$P/knotd.out"
+knotd_wait_serial "$PCONF" com.
+knotd_start "$CONF" "$C/knotd.out"
+knotd_wait_serial "$CONF" example.com.
+pass "child and parent knotd running on 127.0.0.1@$PORT and @$PPORT"
+
+# knotd signs the DNSKEY set with the card KSK.
+run 0 kdig @127.0.0.1 -p "$PORT" example.com. DNSKEY +dnssec +noall +answer
+contains "$OUT" "DNSKEY	257 3 13 " "the KSK is published"
+printf '%s\n' "$OUT" | grep -q "RRSIG	DNSKEY 13 2 300 [0-9]* [0-9]* $KSK_TAG example\.com\. " ||
+	fail "no RRSIG over DNSKEY by the card KSK (tag $KSK_TAG): $OUT"
+pass "DNSKEY RRSIG by the card KSK, tag $KSK_TAG"
+
+# The DS knot-hsm exports.
+run 0 "$KNOT_HSM" -c "$CONF" example.com ds
+DS=$OUT
+equals "$(printf '%s\n' "$DS" | wc -l)" 1 "one DS (SHA-256)"
+contains "$DS" "example.com. DS $KSK_TAG 13 2 " "for the card KSK"
+printf '%s\n' "$DS" > "$TMP/ds.txt"
+
+# BIND's delv with the DS as trust anchor (delv 9.18: trust-anchors { NAME
+# initial-ds TAG ALG TYPE "HEX"; }; in the -a file, +root=NAME for a trust
+# anchor that is not the root). delv exits 0 even when validation fails, so
+# the verdict is read from its output.
+ta() { # DS line -> trust-anchors block
+	printf '%s\n' "$1" | awk '{ printf "trust-anchors {\n  %s initial-ds %s %s %s \"%s\";\n};\n", $1, $3, $4, $5, $6 }'
+}
+ta "$DS" > "$TMP/anchor.conf"
+delv_soa() { delv @127.0.0.1 -p "$PORT" -a "$1" +root=example.com example.com SOA 2>&1; }
+out=$(delv_soa "$TMP/anchor.conf")
+contains "$out" "; fully validated" "delv validates example.com SOA from the exported DS"
+contains "$out" "RRSIG	SOA 13 2 300" "with the signature knotd made"
+ZERO_DS="example.com. DS $KSK_TAG 13 2 $(printf '%064d' 0)"
+ta "$ZERO_DS" > "$TMP/bad.conf"
+out=$(delv_soa "$TMP/bad.conf")
+lacks "$out" "fully validated" "delv rejects the zone under a wrong DS (negative control)"
+contains "$out" "resolution failed" "and says so"
+
+# ldns-verify-zone on a zone transfer, with the DS as the trust anchor.
+run 0 kdig @127.0.0.1 -p "$PORT" example.com. AXFR +noall +answer
+printf '%s\n' "$OUT" > "$TMP/example.com.axfr"
+contains "$OUT" "RRSIG	SOA" "AXFR of the signed zone"
+run 0 ldns-verify-zone -k "$TMP/ds.txt" "$TMP/example.com.axfr"
+contains "$OUT$ERR" "Zone is verified and complete" "ldns-verify-zone accepts the zone under the DS"
+printf '%s\n' "$ZERO_DS" > "$TMP/bad-ds.txt"
+if ldns-verify-zone -k "$TMP/bad-ds.txt" "$TMP/example.com.axfr" > "$TMP/ldns.out" 2>&1; then
+	fail "ldns-verify-zone accepted the zone under a wrong DS: $(cat "$TMP/ldns.out")"
+fi
+contains "$(cat "$TMP/ldns.out")" "There were errors in the zone" "ldns-verify-zone rejects it under a wrong DS (negative control)"
+
+# submitted before the parent has the DS: exit 1, what the parent has, what it should have.
+run 1 "$KNOT_HSM" -c "$CONF" example.com submitted server=127.0.0.1@$PPORT
+contains "$ERR" "error: example.com.: the parent has no DS for the KSK that waits for it" "no DS at the parent yet"
+contains "$ERR" "has no DS record for example.com." "says the parent has none"
+contains "$ERR" "it should have:
+    $DS" "and which DS it should have"
+run 0 keymgr -c "$CONF" example.com. list -e
+contains "$(printf '%s\n' "$OUT" | grep "^$KSK_ID ")" " active=0 " "the KSK stays ready"
+
+# A DS of another key at the parent does not count.
+parent_zone 2 "$ZERO_DS"
+run 0 knotc -c "$PCONF" zone-reload com.
+i=0
+until kdig @127.0.0.1 -p "$PPORT" example.com. DS +norec +short | grep -q .; do
+	i=$((i + 1)); [ $i -le 50 ] || fail "parent did not publish the DS"; sleep 0.1
+done
+run 1 "$KNOT_HSM" -c "$CONF" example.com submitted server=127.0.0.1@$PPORT
+contains "$ERR" "has:
+    $ZERO_DS" "a wrong DS at the parent is shown"
+contains "$ERR" "matches no KSK of example.com." "and called foreign"
+
+# The parent publishes our DS (SHA-384 digest too: any digest type of ours counts).
+DS384=$("$KNOT_HSM" -c "$CONF" example.com ds digest=sha384)
+parent_zone 3 "$DS384"
+run 0 knotc -c "$PCONF" zone-reload com.
+i=0
+until kdig @127.0.0.1 -p "$PPORT" example.com. DS +norec +short | grep -q "^$KSK_TAG 13 4 "; do
+	i=$((i + 1)); [ $i -le 50 ] || fail "parent did not publish the DS"; sleep 0.1
+done
+
+# With knotd stopped, submitted refuses and says what to do.
+run 0 knotc -c "$CONF" stop
+i=0
+while knotc -c "$CONF" status >/dev/null 2>&1; do
+	i=$((i + 1)); [ $i -le 50 ] || fail "child knotd did not stop"; sleep 0.1
+done
+run 1 "$KNOT_HSM" -c "$CONF" example.com submitted server=127.0.0.1@$PPORT
+contains "$OUT" "parent has the DS of KSK $KSK_TAG, key id $KSK_ID (ready, waiting for the DS)" "the DS is found"
+contains "$ERR" "knotd is not running" "knotd down is reported"
+contains "$ERR" "start knotd, then run this again" "with the remedy"
+knotd_start "$CONF" "$C/knotd2.out"
+knotd_wait_serial "$CONF" example.com.
+
+# Now it goes through and knotd makes the KSK active.
+run 0 "$KNOT_HSM" -c "$CONF" example.com submitted server=127.0.0.1@$PPORT
+contains "$OUT" "parent has the DS of KSK $KSK_TAG" "DS matched"
+contains "$OUT" "knotd: zone-ksk-submitted example.com. done" "zone-ksk-submitted run"
+contains "$OUT" "KSK $KSK_TAG: active" "reports the KSK active"
+run 0 keymgr -c "$CONF" example.com. list -e
+active=$(printf '%s\n' "$OUT" | grep "^$KSK_ID " | sed 's/.* active=\([0-9]*\) .*/\1/')
+[ "$active" -gt 0 ] && [ "$active" -le "$(date +%s)" ] || fail "KSK not active in KASP: $OUT"
+pass "keymgr list: the KSK is active (active=$active)"
+i=0
+until grep -q "tag $KSK_TAG, algorithm ECDSAP256SHA256, KSK, public, active$" "$C/knotd.log"; do
+	i=$((i + 1)); [ $i -le 50 ] || { cat "$C/knotd.log" >&2; fail "knotd did not log the KSK active"; }
+	sleep 0.1
+done
+pass "knotd logs the KSK as active"
+out=$(delv_soa "$TMP/anchor.conf")
+contains "$out" "; fully validated" "the zone still validates after the KSK became active"
+
+# Idempotent: nothing waits any more.
+run 0 "$KNOT_HSM" -c "$CONF" example.com submitted server=127.0.0.1@$PPORT
+contains "$OUT" "(active)" "second run: the KSK is active"
+contains "$OUT" "nothing to confirm" "second run: nothing to do"
+
+# Without server=: the parent's servers come from the resolver. A stand-in
+# kdig sends every query to the parent knotd (resolver and port 53 alike), so
+# the lookup (com. NS -> ns.com. -> 127.0.0.1) runs against it.
+cat > "$TMP/kdig-parent" <<SH
+#!/bin/sh
+at=no; prev=; first=1
+for a do
+	[ \$first = 1 ] && set -- && first=0
+	case \$a in @*) at=yes; a=@127.0.0.1;; esac
+	[ "\$prev" = -p ] && a=$PPORT
+	set -- "\$@" "\$a"; prev=\$a
+done
+[ \$at = yes ] || set -- "\$@" @127.0.0.1 -p $PPORT
+exec kdig "\$@"
+SH
+chmod +x "$TMP/kdig-parent"
+KHSM_KDIG=$TMP/kdig-parent run 0 "$KNOT_HSM" -c "$CONF" example.com submitted
+contains "$OUT" "parent zone com.: 1 server address" "parent servers found through the resolver"
+contains "$OUT" "parent has the DS of KSK $KSK_TAG" "and asked"
+# A resolver that does not answer: a clear error that names server=.
+sed "s/-p $PPORT/-p 1 +timeout=1 +retry=0/" "$TMP/kdig-parent" > "$TMP/kdig-dead"
+chmod +x "$TMP/kdig-dead"
+KHSM_KDIG=$TMP/kdig-dead run 1 "$KNOT_HSM" -c "$CONF" example.com submitted
+contains "$ERR" "cannot find the servers of the parent zone of example.com." "no resolver: clear error"
+contains "$ERR" "server=ADDR[@PORT]" "with the remedy"
+
+# A server that does not answer (kdig told to give up after one second).
+printf '#!/bin/sh\nexec kdig "$@" +timeout=1 +retry=0\n' > "$TMP/kdig-fast"
+chmod +x "$TMP/kdig-fast"
+KHSM_KDIG=$TMP/kdig-fast run 1 "$KNOT_HSM" -c "$CONF" example.com submitted server=127.0.0.1@1
+contains "$ERR" "failed to query server 127.0.0.1@1" "unreachable server"
+
+# A KASP change while knotd runs is picked up without a restart: knot-hsm
+# runs knotc zone-keys-load and the new card key appears in the DNSKEY set.
+run 0 "$KNOT_HSM" -c "$CONF" example.com generate label="rollover ksk"
+contains "$OUT" "knotd: zone-keys-load example.com. done" "knotd told to load the new key"
+new_tag=$(printf '%s\n' "$OUT" | sed -n 's/^key tag: //p')
+i=0
+until kdig @127.0.0.1 -p "$PORT" +short example.com DNSKEY > "$TMP/dnskeys" 2>/dev/null &&
+      python3 - "$TMP/dnskeys" "$new_tag" <<'PY'
+import sys, base64, struct
+want = int(sys.argv[2])
+for line in open(sys.argv[1]):
+    f = line.split()
+    if len(f) < 4:
+        continue
+    rdata = struct.pack("!HBB", int(f[0]), int(f[1]), int(f[2])) + base64.b64decode("".join(f[3:]))
+    acc = sum(b << 8 if i % 2 == 0 else b for i, b in enumerate(rdata))
+    acc += acc >> 16
+    if acc & 0xffff == want:
+        sys.exit(0)
+sys.exit(1)
+PY
+do
+	i=$((i + 1)); [ $i -le 50 ] || fail "knotd does not serve the new key $new_tag after zone-keys-load"
+	sleep 0.2
+done
+pass "knotd serves the new card key without a restart"
