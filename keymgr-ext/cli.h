@@ -29,6 +29,7 @@ enum cli_opt {
 	OPT_WRITE     = 1 << 12,
 	OPT_WARN      = 1 << 13,
 	OPT_CRIT      = 1 << 14,
+	OPT_GUARD     = 1 << 15,
 };
 #define OPT_GLOBAL (OPT_CONF | OPT_MODULE | OPT_TOKEN | OPT_PIN_FILE | OPT_PIN_FD | OPT_FORCE | OPT_JSON)
 
@@ -47,6 +48,7 @@ typedef struct {
 	const char *write;    /* policy --write FILE */
 	const char *warn;     /* status --warn DAYS */
 	const char *crit;     /* status --crit DAYS */
+	bool guard;           /* keystore --guard: through the guard module */
 	unsigned given;       /* OPT_* bits seen on the command line */
 
 	char **zones;         /* zone commands: the zones before the command */
@@ -62,6 +64,9 @@ typedef struct {
 	int (*run)(cli_t *cli);
 	const char *synopsis;
 	const char *help;
+	bool positional;      /* token-wide command with arguments after its name, kept in
+	                         zones/zone_count (status: ZONE...; audit: verify|tail FILE) */
+	int usage_exit;       /* exit code of usage errors when not 2 (status: 3, UNKNOWN) */
 } cli_command_t;
 
 /** Print "error: TEXT: DETAIL" for a libknothsm code; returns CLI_FAIL. */
@@ -90,3 +95,4 @@ int cmd_submitted(cli_t *cli);
 int cmd_policy(cli_t *cli);
 int cmd_ceremony(cli_t *cli);
 int cmd_status(cli_t *cli);
+int cmd_audit(cli_t *cli);

@@ -1,4 +1,390 @@
-/* TEMPORARY placeholder, replaced by the ceremony implementation. */
-#include "cli.h"
+/* ceremony: the offline-KSK cycle for each zone, one PIN entry for the run.
+ * The cycle itself is lib/ceremony; this file finds the two configurations,
+ * arranges the PIN for keymgr, the archive folder, and prints. */
+#include <errno.h>
+#include <inttypes.h>
+#include <libgen.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "lib/ceremony.h"
+#include "lib/dnskey.h"
 #include "lib/error.h"
-int cmd_ceremony(cli_t *cli) { (void)cli; return cli_error(KHSM_ENOTSUP, "ceremony"); }
+#include "lib/knot.h"
+#include "lib/pin.h"
+#include "lib/policy.h"
+#include "lib/uri.h"
+#include "zonecmd.h"
+
+static void free_ptr(void *p) { free(*(void **)p); }
+static void conf_free_ptr(khsm_conf_t **c) { khsm_conf_free(*c); }
+#define _cleanup_free_ __attribute__((cleanup(free_ptr)))
+#define _cleanup_conf_ __attribute__((cleanup(conf_free_ptr)))
+
+/* A prompted PIN lives in a 0600 file in a 0700 directory for the run;
+ * these paths are removed on every exit path and on SIGINT/SIGTERM/SIGHUP. */
+static char pin_dir[512];
+static char pin_path[600];
+static char conf_tmp[600];
+
+static void remove_pin_files(void)
+{
+	if (pin_path[0]) {
+		/* overwrite before unlinking; best effort */
+		FILE *f = fopen(pin_path, "r+");
+		if (f) {
+			fseek(f, 0, SEEK_END);
+			long n = ftell(f);
+			rewind(f);
+			for (long i = 0; i < n; i++) fputc(0, f);
+			fclose(f);
+		}
+		unlink(pin_path);
+		pin_path[0] = '\0';
+	}
+	if (conf_tmp[0]) {
+		unlink(conf_tmp);
+		conf_tmp[0] = '\0';
+	}
+	if (pin_dir[0]) {
+		rmdir(pin_dir);
+		pin_dir[0] = '\0';
+	}
+}
+
+static void on_signal(int sig)
+{
+	if (pin_path[0]) unlink(pin_path);
+	if (conf_tmp[0]) unlink(conf_tmp);
+	if (pin_dir[0]) rmdir(pin_dir);
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
+
+static char *dir_of(const char *path)
+{
+	char *copy = strdup(path);
+	if (!copy) return NULL;
+	char *d = strdup(dirname(copy));
+	free(copy);
+	return d;
+}
+
+static int mkdir_p(const char *path, mode_t mode)
+{
+	_cleanup_free_ char *p = strdup(path);
+	if (!p) return KHSM_ENOMEM;
+	for (char *s = p + 1; *s; s++) {
+		if (*s == '/') {
+			*s = '\0';
+			if (mkdir(p, mode) != 0 && errno != EEXIST) goto fail;
+			*s = '/';
+		}
+	}
+	if (mkdir(p, mode) != 0 && errno != EEXIST) goto fail;
+	return KHSM_EOK;
+fail:
+	khsm_err_detail("cannot create %s: %s", p, strerror(errno));
+	return KHSM_EIO;
+}
+
+static void iso(int64_t t, char *buf, size_t size)
+{
+	time_t tt = (time_t)t;
+	struct tm tm;
+	gmtime_r(&tt, &tm);
+	strftime(buf, size, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+static int read_file(const char *path, char **text_ptr)
+{
+	FILE *f = fopen(path, "r");
+	if (!f) {
+		khsm_err_detail("cannot read %s: %s", path, strerror(errno));
+		return KHSM_EIO;
+	}
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *m = open_memstream(&buf, &len);
+	char chunk[4096];
+	size_t n;
+	while (m && (n = fread(chunk, 1, sizeof(chunk), f)) > 0) fwrite(chunk, 1, n, m);
+	fclose(f);
+	if (!m) return KHSM_ENOMEM;
+	fclose(m);
+	*text_ptr = buf;
+	return KHSM_EOK;
+}
+
+/* The KSK-side configuration keymgr signs with. Its keystore URI normally
+ * has pin-source; otherwise the PIN is read once (--pin-file, --pin-fd or a
+ * prompt), written to a 0600 file in a 0700 temporary directory, and a
+ * temporary copy of the KSK-side configuration names it as pin-source. */
+static int prepare_ksk_conf(const cli_t *cli, const char *ksk_path, const char *ksk_text,
+                            const khsm_conf_keystore_t *ks, const char **use_path)
+{
+	_cleanup_free_ char *uri = NULL;
+	_cleanup_free_ char *module = NULL;
+	int r = khsm_uri_split_config(ks->config, &uri, &module);
+	if (r != KHSM_EOK) return cli_error(r, "keystore %s", ks->id);
+	khsm_uri_t attrs = { 0 };
+	if ((r = khsm_uri_parse(uri, &attrs)) != KHSM_EOK) return cli_error(r, "keystore %s", ks->id);
+	bool has_source = attrs.pin_source != NULL, has_value = attrs.pin_value != NULL;
+	if (has_source) {
+		unsigned issues = 0;
+		mode_t mode = 0;
+		r = khsm_pin_file_check(attrs.pin_source, &issues, &mode);
+		if (r == KHSM_EOK && (issues & (KHSM_PIN_FILE_EMPTY | KHSM_PIN_FILE_NOT_REG | KHSM_PIN_FILE_NEWLINE))) {
+			khsm_err_detail("pin-source %s: %s", attrs.pin_source, khsm_pin_file_issue_text(issues));
+			r = KHSM_EPIN_UNSAFE;
+		} else if (r == KHSM_EOK && (issues & KHSM_PIN_FILE_OTHERS) && !cli->force) {
+			khsm_err_detail("pin-source %s: %s (or use --force)", attrs.pin_source,
+			                khsm_pin_file_issue_text(KHSM_PIN_FILE_OTHERS));
+			r = KHSM_EPIN_UNSAFE;
+		}
+	}
+	khsm_uri_clear(&attrs);
+	if (r != KHSM_EOK) return cli_error(r, "KSK side");
+	if (has_source || has_value) {
+		if (has_value) {
+			fprintf(stderr, "warning: the KSK-side keystore has the PIN in clear text (pin-value); "
+			        "use pin-source\n");
+		}
+		*use_path = ksk_path;
+		return CLI_OK;
+	}
+
+	khsm_pin_t *pin = NULL;
+	if ((r = cli_pin(cli, true, &pin)) != KHSM_EOK || !pin) {
+		khsm_pin_free(pin);
+		return cli_error(r != KHSM_EOK ? r : KHSM_ENOPIN, "PIN for the KSK side");
+	}
+	const char *tmp = getenv("TMPDIR");
+	snprintf(pin_dir, sizeof(pin_dir), "%s/knot-hsm-ceremony.XXXXXX", tmp && *tmp ? tmp : "/tmp");
+	signal(SIGINT, on_signal);
+	signal(SIGTERM, on_signal);
+	signal(SIGHUP, on_signal);
+	if (!mkdtemp(pin_dir)) {
+		pin_dir[0] = '\0';
+		khsm_pin_free(pin);
+		khsm_err_detail("cannot create a private temporary directory: %s", strerror(errno));
+		return cli_error(KHSM_EIO, NULL);
+	}
+	snprintf(pin_path, sizeof(pin_path), "%s/pin", pin_dir);
+	r = khsm_write_atomic(pin_path, khsm_pin_value(pin), khsm_pin_len(pin), 0600);
+	khsm_pin_free(pin);
+	if (r != KHSM_EOK) return cli_error(r, NULL);
+
+	_cleanup_free_ char *enc = NULL;
+	_cleanup_free_ char *new_config = NULL;
+	if ((r = khsm_uri_encode_value(pin_path, &enc)) != KHSM_EOK) return cli_error(r, NULL);
+	if (asprintf(&new_config, "%s;pin-source=%s %s", uri, enc, module) < 0) {
+		return cli_error(KHSM_ENOMEM, NULL);
+	}
+	const char *at = strstr(ksk_text, ks->config);
+	if (!at) {
+		khsm_err_detail("%s: the keystore config of %s is not written as knotc exports it; "
+		                "re-render it with knot-hsm policy --write, or add pin-source to it",
+		                ksk_path, ks->id);
+		return cli_error(KHSM_ECONFIG, NULL);
+	}
+	char *text = NULL;
+	if (asprintf(&text, "%.*s%s%s", (int)(at - ksk_text), ksk_text, new_config,
+	             at + strlen(ks->config)) < 0) {
+		return cli_error(KHSM_ENOMEM, NULL);
+	}
+	snprintf(conf_tmp, sizeof(conf_tmp), "%s/ksk.conf", pin_dir);
+	r = khsm_write_atomic(conf_tmp, text, strlen(text), 0600);
+	free(text);
+	if (r != KHSM_EOK) return cli_error(r, NULL);
+	*use_path = conf_tmp;
+	return CLI_OK;
+}
+
+/* The zone's KSK on the KSK side: present, generated (generate-ksk=yes), or
+ * shared from another zone of the run (shared-ksk=yes in the KSK side). */
+static int ensure_ksk(cli_t *cli, const char *ksk_conf, const char *zone, bool generate,
+                      bool shared, char *shared_id, size_t shared_size, const char *display_conf)
+{
+	khsm_kasp_key_t *keys = NULL;
+	size_t n = 0;
+	int r = khsm_keymgr_list(ksk_conf, zone, &keys, &n);
+	if (r != KHSM_EOK) return cli_error(r, "%s: keymgr list (KSK side)", zone);
+	const char *have = NULL;
+	for (size_t i = 0; i < n; i++) {
+		if (keys[i].ksk && !keys[i].public_only) have = keys[i].id;
+	}
+	if (have) {
+		if (shared && !shared_id[0]) snprintf(shared_id, shared_size, "%s", have);
+		free(keys);
+		return CLI_OK;
+	}
+	free(keys);
+	if (!generate) {
+		khsm_err_detail("%s has no KSK on the KSK side; make it on the card with: knot-hsm -c %s %s "
+		                "generate (or run the ceremony with generate-ksk=yes)", zone, display_conf, zone);
+		return cli_error(KHSM_ENOENT, NULL);
+	}
+	char id_arg[300];
+	char *args[2] = { NULL, NULL };
+	snprintf(id_arg, sizeof(id_arg), "id=%s", shared_id);
+	args[0] = shared && shared_id[0] ? id_arg : (char *)"ksk=yes";
+	cli_t sub = *cli;
+	char *zones[1] = { (char *)zone };
+	sub.conf = ksk_conf;
+	sub.zones = zones;
+	sub.zone_count = 1;
+	sub.args = args;
+	sub.arg_count = 1;
+	printf("%s: %s the KSK on the card (KSK side)\n", zone, args[0] == id_arg ? "sharing" : "generating");
+	fflush(stdout);
+	int rc = args[0] == id_arg ? cmd_import(&sub) : cmd_generate(&sub);
+	if (rc != CLI_OK) return rc;
+	if (shared && !shared_id[0]) {
+		return ensure_ksk(cli, ksk_conf, zone, false, shared, shared_id, shared_size, display_conf);
+	}
+	return CLI_OK;
+}
+
+static int run_zones(cli_t *cli, const kv_t *kv)
+{
+	/* until=+DURATION */
+	const char *until_arg = kv_get(kv, "until") ? kv_get(kv, "until") : "+90d";
+	int64_t span = 0;
+	if (until_arg[0] != '+' || khsm_duration_parse(until_arg + 1, &span) != KHSM_EOK || span <= 0) {
+		return cli_usage_error(cli_current, "until= takes +DURATION (s, m, h or d), e.g. +90d, not '%s'",
+		                       until_arg);
+	}
+	bool generate = false;
+	if (kv_get(kv, "generate-ksk") && kv_bool("generate-ksk", kv_get(kv, "generate-ksk"), &generate) != CLI_OK) {
+		return CLI_USAGE;
+	}
+
+	_cleanup_conf_ khsm_conf_t *zconf = NULL;
+	int r = khsm_conf_load(zone_conf_path(cli), &zconf);
+	if (r != KHSM_EOK) return cli_error(r, "%s", zone_conf_path(cli));
+	_cleanup_free_ char *zreal = realpath(khsm_conf_path(zconf), NULL);
+	_cleanup_free_ char *zdir = dir_of(zreal ? zreal : khsm_conf_path(zconf));
+	_cleanup_free_ char *ksk_path = NULL;
+	if (kv_get(kv, "ksk-conf")) {
+		ksk_path = strdup(kv_get(kv, "ksk-conf"));
+	} else if (zdir && asprintf(&ksk_path, "%s/knot-hsm-ksk.conf", zdir) < 0) {
+		ksk_path = NULL;
+	}
+	if (!ksk_path) return cli_error(KHSM_ENOMEM, NULL);
+	if (access(ksk_path, R_OK) != 0) {
+		khsm_err_detail("no KSK-side configuration %s (%s); write it with knot-hsm ZONE... policy "
+		                "--write %s/knot-hsm.conf, or name it with ksk-conf=PATH", ksk_path,
+		                strerror(errno), zdir ? zdir : ".");
+		return cli_error(KHSM_ENOENT, NULL);
+	}
+	_cleanup_conf_ khsm_conf_t *kconf = NULL;
+	if ((r = khsm_conf_load(ksk_path, &kconf)) != KHSM_EOK) return cli_error(r, "%s", ksk_path);
+	_cleanup_free_ char *ksk_text = NULL;
+	if ((r = read_file(ksk_path, &ksk_text)) != KHSM_EOK) return cli_error(r, NULL);
+	bool shared = khsm_policy_text_shared_ksk(ksk_text);
+
+	/* Check every zone on both sides before the card is touched. */
+	const khsm_conf_keystore_t *card = NULL;
+	char **zones = calloc((size_t)cli->zone_count, sizeof(char *));
+	if (!zones) return cli_error(KHSM_ENOMEM, NULL);
+	int rc = CLI_OK;
+	for (int i = 0; i < cli->zone_count && rc == CLI_OK; i++) {
+		const khsm_conf_zone_t *z = NULL;
+		const khsm_conf_policy_t *p = NULL;
+		if ((r = khsm_zone_normalize(cli->zones[i], &zones[i])) != KHSM_EOK) {
+			rc = cli_error(r, "zone '%s'", cli->zones[i]);
+		} else if (!(z = khsm_conf_zone_find(zconf, zones[i])) ||
+		           khsm_conf_zone_policy(zconf, z, &p) != KHSM_EOK || !p->offline_ksk || !p->manual) {
+			khsm_err_detail("zone %s in %s does not use an offline-KSK policy (offline-ksk: on, "
+			                "manual: on); render one with knot-hsm %s policy --write and set "
+			                "dnssec-policy: %s", zones[i], khsm_conf_path(zconf), zones[i], KHSM_POLICY_ID);
+			rc = cli_error(KHSM_ECONFIG, NULL);
+		} else {
+			khsm_zone_t kz = { 0 };
+			if ((r = khsm_zone_resolve(kconf, zones[i], NULL, &kz)) != KHSM_EOK) {
+				rc = cli_error(r, "KSK side %s", ksk_path);
+			} else if (!kz.policy || !kz.policy->offline_ksk || !kz.policy->manual) {
+				khsm_err_detail("zone %s in %s does not use an offline-KSK policy", zones[i], ksk_path);
+				rc = cli_error(KHSM_ECONFIG, NULL);
+			} else if (card && strcmp(card->id, kz.keystore->id) != 0) {
+				khsm_err_detail("the zones use different card keystores on the KSK side (%s, %s); "
+				                "run one ceremony per keystore", card->id, kz.keystore->id);
+				rc = cli_error(KHSM_ECONFIG, NULL);
+			} else {
+				card = kz.keystore;
+			}
+			khsm_zone_clear(&kz);
+		}
+	}
+	const char *use_conf = NULL;
+	if (rc == CLI_OK) rc = prepare_ksk_conf(cli, ksk_path, ksk_text, card, &use_conf);
+
+	/* Archive: <kasp-db>/../knot-hsm-archive/YYYY-MM-DD/ */
+	int64_t now = (int64_t)time(NULL);
+	_cleanup_free_ char *archive = NULL;
+	if (rc == CLI_OK) {
+		_cleanup_free_ char *kparent = dir_of(khsm_conf_kasp_db(zconf));
+		char day[16];
+		time_t tt = (time_t)now;
+		struct tm tm;
+		gmtime_r(&tt, &tm);
+		strftime(day, sizeof(day), "%Y-%m-%d", &tm);
+		if (!kparent || asprintf(&archive, "%s/knot-hsm-archive/%s", kparent, day) < 0) {
+			rc = cli_error(KHSM_ENOMEM, NULL);
+		} else if ((r = mkdir_p(archive, 0750)) != KHSM_EOK) {
+			rc = cli_error(r, "archive");
+		}
+	}
+
+	char shared_id[257] = "";
+	int done = 0;
+	for (int i = 0; i < cli->zone_count && rc == CLI_OK; i++) {
+		rc = ensure_ksk(cli, use_conf, zones[i], generate, shared, shared_id, sizeof(shared_id), ksk_path);
+		if (rc != CLI_OK) break;
+		khsm_ceremony_t c = { khsm_conf_path(zconf), use_conf, archive, now, now + span };
+		khsm_ceremony_result_t res = { 0 };
+		khsm_err_clear();
+		r = khsm_ceremony_zone(&c, zones[i], &res);
+		if (r != KHSM_EOK) {
+			rc = cli_error(r, "%s", zones[i]);
+			break;
+		}
+		char a[32], b[32], v[32];
+		iso(res.from, a, sizeof(a));
+		iso(res.end, b, sizeof(b));
+		iso(res.valid_until, v, sizeof(v));
+		if (res.skipped) {
+			printf("%s: skipped: pre-signed until %s, which reaches until=%s\n", zones[i], b, until_arg);
+		} else {
+			printf("%s: pre-signed until %s (DNSKEY signatures valid until %s); new SKR %s .. %s, "
+			       "%zu card signatures\n", zones[i], b, v, a, b, res.signatures);
+			printf("%s: archived %s and %s\n", zones[i], res.ksr_path, res.skr_path);
+			zone_reload_keys(zconf, zones[i]);
+		}
+		fflush(stdout);
+		khsm_ceremony_result_clear(&res);
+		done++;
+	}
+	if (rc != CLI_OK && done > 0 && done < cli->zone_count) {
+		fprintf(stderr, "note: %d zone(s) before %s are done; the failed zone keeps its previous SKR; "
+		        "rerun the same command to finish\n", done, zones[done]);
+	}
+	for (int i = 0; i < cli->zone_count; i++) free(zones[i]);
+	free(zones);
+	return rc;
+}
+
+int cmd_ceremony(cli_t *cli)
+{
+	kv_t kv[] = { { "until", NULL }, { "ksk-conf", NULL }, { "generate-ksk", NULL }, { NULL, NULL } };
+	int rc = kv_parse(cli, kv);
+	if (rc != CLI_OK) return rc;
+	rc = run_zones(cli, kv);
+	remove_pin_files();
+	return rc;
+}

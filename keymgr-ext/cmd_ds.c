@@ -426,7 +426,8 @@ static int submitted_zone(const cli_t *cli, khsm_conf_t **conf, int i, const cha
 		status = cli_error(KHSM_ENOMEM, NULL);
 		goto done;
 	}
-	bool ready_any = false, ready_published = false, active_published = false, other_published = false;
+	bool ready_any = false, ready_published = false, active_published = false;
+	bool partial_wanted = false;  /* a wanted DS is on some parent servers only */
 	for (size_t k = 0; k < set.count; k++) {
 		size_t have = 0;
 		const khsm_ds_t *first = NULL;
@@ -452,7 +453,7 @@ static int submitted_zone(const cli_t *cli, khsm_conf_t **conf, int i, const cha
 		ready_any |= state[k] == KSK_READY;
 		ready_published |= published[k] && state[k] == KSK_READY;
 		active_published |= published[k] && state[k] == KSK_ACTIVE;
-		other_published |= published[k] && state[k] == KSK_OTHER;
+		partial_wanted |= have > 0 && have < answered && state[k] != KSK_OTHER;
 		khsm_dnskey_info_t info = { 0 };
 		(void)khsm_dnskey_info(set.keys[k], &info);
 		if (have > 0 && have < answered) {
@@ -482,10 +483,12 @@ static int submitted_zone(const cli_t *cli, khsm_conf_t **conf, int i, const cha
 		}
 	}
 
-	/* A KSK waits for its DS: only its DS will do. Otherwise any KSK's DS. */
-	if (!ready_published && (ready_any || !(active_published || other_published))) {
+	/* A KSK waits for its DS: only its DS will do. With none waiting, the
+	 * parent must have the DS of an active KSK (a retiring KSK's DS does not
+	 * keep the zone valid, and knotd would refuse zone-ksk-submitted). */
+	if (ready_any ? !ready_published : !active_published) {
 		fprintf(stderr, "error: %s: the parent has no DS for %s\n", name,
-		        ready_any ? "the KSK that waits for it (state ready)" : "any KSK of the zone");
+		        ready_any ? "the KSK that waits for it (state ready)" : "an active KSK of the zone");
 		for (size_t a = 0; a < answered; a++) {
 			const answer_t *ans = &answers[a];
 			if (ans->count == 0) {
@@ -501,23 +504,28 @@ static int submitted_zone(const cli_t *cli, khsm_conf_t **conf, int i, const cha
 		}
 		size_t expected = 0;
 		for (size_t k = 0; k < set.count; k++) {
-			expected += !ready_any || state[k] == KSK_READY;
+				expected += ready_any ? state[k] == KSK_READY : state[k] == KSK_ACTIVE;
 		}
 		fprintf(stderr, "  it should have%s:\n", expected > 1 ? " one of" : "");
 		for (size_t k = 0; k < set.count; k++) {
 			char *line = NULL;
-			if ((!ready_any || state[k] == KSK_READY) &&
+			if ((ready_any ? state[k] == KSK_READY : state[k] == KSK_ACTIVE) &&
 			    khsm_ds_line(set.keys[k], 2, &line) == KHSM_EOK) {
 				fprintf(stderr, "    %s\n", line);
 				free(line);
 			}
 		}
-		fprintf(stderr, "  give it to the registry (knot-hsm %s ds, or format=epp), wait until the "
-		        "parent publishes it, then run this again\n", name);
+		if (partial_wanted) {
+			fprintf(stderr, "  some parent servers already have it: the registry has it, the "
+			        "parent is still propagating; run this again later\n");
+		} else {
+			fprintf(stderr, "  give it to the registry (knot-hsm %s ds, or format=epp), wait "
+			        "until the parent publishes it, then run this again\n", name);
+		}
 		status = CLI_FAIL;
 		goto done;
 	}
-	if (!ready_published && active_published) {
+	if (!ready_any) {
 		printf("no KSK waits for a DS; nothing to confirm\n");
 		goto done;
 	}

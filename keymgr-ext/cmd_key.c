@@ -1,6 +1,8 @@
 /* Card keys and Knot's KASP: generate, import, keys. */
+#include <libgen.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <libdnssec/key.h>
 
@@ -119,16 +121,45 @@ static int parse_roles(const kv_t *kv, bool *ksk, bool *zsk)
 
 /* keymgr import-pkcs11 (or share, when another zone already has the key),
  * then confirm with keymgr list. */
+/* Timers an operator may set when registering (keymgr's own names and
+ * formats: UNIX time, YYYYMMDDHHMMSS, +/-offset, 0 to unset). */
+#define TIMER_KEYS { "publish", NULL }, { "ready", NULL }, { "active", NULL }, \
+                   { "retire", NULL }, { "remove", NULL }
+
+/* The timer=value arguments given (NULL-terminated), checked before anything
+ * touches the card. */
+static int timer_args(const kv_t *kv, const char *out[6])
+{
+	static const char *const NAMES[] = { "publish", "ready", "active", "retire", "remove" };
+	size_t n = 0;
+	for (size_t i = 0; i < 5; i++) {
+		const char *v = kv_get(kv, NAMES[i]);
+		if (v) {
+			int rc = kv_timer(NAMES[i], v);
+			if (rc != CLI_OK) {
+				return rc;
+			}
+			out[n++] = v - strlen(NAMES[i]) - 1;   /* the whole argv word */
+		}
+	}
+	out[n] = NULL;
+	return CLI_OK;
+}
+
 static int register_key(const khsm_conf_t *conf, const khsm_kasp_index_t *kasp, const char *zone,
-                        const char *id_hex, int algorithm, bool ksk, bool zsk)
+                        const char *id_hex, int algorithm, bool ksk, bool zsk,
+                        const char *const timers[])
 {
 	size_t pos = 0;
 	const khsm_kasp_entry_t *other = khsm_kasp_next(kasp, id_hex, &pos);
 	khsm_run_t res = { 0 };
 	char alg[32];
 	snprintf(alg, sizeof(alg), "algorithm=%d", algorithm);
-	const char *import_args[] = { zone, "import-pkcs11", id_hex, alg,
-	                              ksk ? "ksk=yes" : "ksk=no", zsk ? "zsk=yes" : "zsk=no", NULL };
+	const char *import_args[12] = { zone, "import-pkcs11", id_hex, alg,
+	                                ksk ? "ksk=yes" : "ksk=no", zsk ? "zsk=yes" : "zsk=no" };
+	for (size_t i = 0, n = 6; timers && timers[i] && n < 11; i++) {
+		import_args[n++] = timers[i];
+	}
 	const char *share_args[] = { zone, "share", id_hex, other ? other->zone : "", NULL };
 	int r = khsm_keymgr(khsm_conf_path(conf), other ? share_args : import_args, &res);
 	khsm_run_clear(&res);
@@ -137,6 +168,20 @@ static int register_key(const khsm_conf_t *conf, const khsm_kasp_index_t *kasp, 
 	}
 	if (other) {
 		printf("shared with %s: the card key now serves both zones\n", other->zone);
+	}
+	if (other && timers && timers[0]) {
+		/* keymgr share takes no timers: set them on this zone's copy. */
+		const char *set_args[10] = { zone, "set", id_hex };
+		size_t n = 3;
+		for (size_t i = 0; timers[i] && n < 9; i++) {
+			set_args[n++] = timers[i];
+		}
+		set_args[n] = NULL;
+		r = khsm_keymgr(khsm_conf_path(conf), set_args, &res);
+		khsm_run_clear(&res);
+		if (r != KHSM_EOK) {
+			return r;
+		}
 	}
 
 	khsm_kasp_key_t *keys = NULL;
@@ -173,11 +218,13 @@ static int pick_algorithm(const kv_t *kv, const khsm_zone_t *zone, int *alg)
 static int generate_zone(cli_t *cli, khsm_conf_t **conf, const char *zone_arg)
 {
 	kv_t kv[] = { { "ksk", NULL }, { "zsk", NULL }, { "algorithm", NULL }, { "size", NULL },
-	              { "label", NULL }, { "keystore", NULL }, { NULL, NULL } };
+	              { "label", NULL }, { "keystore", NULL }, TIMER_KEYS, { NULL, NULL } };
 	int rc = kv_parse(cli, kv);
 	if (rc != CLI_OK) return rc;
 	bool ksk, zsk;
 	if ((rc = parse_roles(kv, &ksk, &zsk)) != CLI_OK) return rc;
+	const char *timers[6];
+	if ((rc = timer_args(kv, timers)) != CLI_OK) return rc;
 
 	_cleanup_zone_ khsm_zone_t zone = { 0 };
 	if ((rc = zone_open(cli, zone_arg, kv_get(kv, "keystore"), conf, &zone)) != CLI_OK) return rc;
@@ -275,14 +322,35 @@ static int generate_zone(cli_t *cli, khsm_conf_t **conf, const char *zone_arg)
 	dnssec_key_t *key = NULL;
 	r = khsm_cardkey_selftest(ks, zone.name, id_hex, alg, ksk, &key);
 	if (r == KHSM_EOK) {
-		r = register_key(*conf, &kasp, zone.name, id_hex, alg, ksk, zsk);
+		r = register_key(*conf, &kasp, zone.name, id_hex, alg, ksk, zsk, timers);
 	}
 	if (r != KHSM_EOK) {
+		/* The code's text is printed by cli_error(); keep only the detail. */
 		char why[2100];
-		snprintf(why, sizeof(why), "%s%s%s", khsm_strerror(r),
-		         khsm_err_last_detail() ? ": " : "", khsm_err_last_detail() ? khsm_err_last_detail() : "");
+		snprintf(why, sizeof(why), "%s", khsm_err_last_detail() ? khsm_err_last_detail()
+		                                                         : "the key failed its checks");
 		dnssec_key_free(key);
+		/* keymgr may have written KASP before reporting its error: take the
+		 * entry out again (keymgr delete also removes the card key). */
+		khsm_kasp_key_t *now_keys = NULL;
+		size_t now_n = 0;
+		bool in_kasp = false;
+		if (khsm_keymgr_list(khsm_conf_path(*conf), zone.name, &now_keys, &now_n) == KHSM_EOK) {
+			for (size_t k = 0; k < now_n; k++) {
+				in_kasp |= strcmp(now_keys[k].id, id_hex) == 0;
+			}
+		}
+		free(now_keys);
+		if (in_kasp) {
+			const char *del_args[] = { zone.name, "delete", id_hex, NULL };
+			khsm_run_t res = { 0 };
+			(void)khsm_keymgr(khsm_conf_path(*conf), del_args, &res);
+			khsm_run_clear(&res);
+		}
 		int d = khsm_cardkey_delete(ks, id, id_len);
+		if (d == KHSM_ENOENT && in_kasp) {
+			d = KHSM_EOK;   /* keymgr delete took the card key already */
+		}
 		if (d == KHSM_EOK) {
 			khsm_err_detail("%s; the new card key %s was removed, nothing is left half-done", why, id_hex);
 		} else {
@@ -294,6 +362,13 @@ static int generate_zone(cli_t *cli, khsm_conf_t **conf, const char *zone_arg)
 	}
 	rc = print_key(zone.name, id_hex, key);
 	dnssec_key_free(key);
+	if (zone.policy && zone.policy->keystore_count > 1 && ksk && !zsk) {
+		/* Online mode (Knot >= 3.5): knotd would otherwise start a signing
+		 * scheme rollover and make a KSK of its own. */
+		printf("note: policy '%s' has several keystores (online mode); knotd makes its keys "
+		       "itself. With a KSK made here, also make the ZSK: keymgr -c %s %s generate "
+		       "ksk=no zsk=yes\n", zone.policy->id, khsm_conf_path(*conf), zone.name);
+	}
 	zone_reload_keys(*conf, zone.name);
 	return rc;
 }
@@ -313,7 +388,8 @@ int cmd_generate(cli_t *cli)
 static int import_zone(cli_t *cli, khsm_conf_t **conf, const char *zone_arg)
 {
 	kv_t kv[] = { { "label", NULL }, { "id", NULL }, { "ksk", NULL }, { "zsk", NULL },
-	              { "algorithm", NULL }, { "fix-id", NULL }, { "keystore", NULL }, { NULL, NULL } };
+	              { "algorithm", NULL }, { "fix-id", NULL }, { "keystore", NULL }, TIMER_KEYS,
+	              { NULL, NULL } };
 	int rc = kv_parse(cli, kv);
 	if (rc != CLI_OK) return rc;
 	const char *label = kv_get(kv, "label"), *id_text = kv_get(kv, "id");
@@ -322,6 +398,8 @@ static int import_zone(cli_t *cli, khsm_conf_t **conf, const char *zone_arg)
 	}
 	bool ksk, zsk, fix = false;
 	if ((rc = parse_roles(kv, &ksk, &zsk)) != CLI_OK) return rc;
+	const char *timers[6];
+	if ((rc = timer_args(kv, timers)) != CLI_OK) return rc;
 	if (kv_get(kv, "fix-id") && (rc = kv_bool("fix-id", kv_get(kv, "fix-id"), &fix)) != CLI_OK) return rc;
 	int want_alg = 0;
 	int r = KHSM_EOK;
@@ -428,7 +506,7 @@ static int import_zone(cli_t *cli, khsm_conf_t **conf, const char *zone_arg)
 	dnssec_key_t *key = NULL;
 	r = khsm_cardkey_selftest(ks, zone.name, id_hex, alg, ksk, &key);
 	if (r == KHSM_EOK) {
-		r = register_key(*conf, &kasp, zone.name, id_hex, alg, ksk, zsk);
+		r = register_key(*conf, &kasp, zone.name, id_hex, alg, ksk, zsk, timers);
 	}
 	if (r != KHSM_EOK) {
 		dnssec_key_free(key);
@@ -573,6 +651,10 @@ static int keys_of_keystore(cli_t *cli, const khsm_conf_t *conf, const khsm_kasp
 		for (size_t k = 0; k < kasp->count; k++) {
 			const khsm_kasp_entry_t *e = &kasp->items[k];
 			if (strcmp(e->zone, z.name) != 0 || e->key.public_only) continue;
+			/* Knot >= 3.5 says where each key lives; only this card's count. */
+			char here[80];
+			snprintf(here, sizeof(here), "PKCS11/%s", kscfg->id);
+			if (e->key.keystore[0] && strcmp(e->key.keystore, here) != 0) continue;
 			bool present = false;
 			for (size_t p = 0; p < priv.count && !present; p++) {
 				_cleanup_free_ char *hex = NULL;
@@ -606,6 +688,20 @@ int cmd_keys(cli_t *cli)
 	if (r != KHSM_EOK) return cli_error(r, "%s", zone_conf_path(cli));
 	_cleanup_kasp_ khsm_kasp_index_t kasp = { 0 };
 	if ((r = khsm_kasp_index(conf, &kasp)) != KHSM_EOK) return cli_error(r, NULL);
+
+	/* Offline-KSK mode: the card KSKs are in the KASP of the KSK side, which
+	 * knot-hsm policy --write puts next to knot.conf. */
+	_cleanup_free_ char *conf_copy = strdup(khsm_conf_path(conf));
+	_cleanup_free_ char *ksk_side = NULL;
+	if (conf_copy && asprintf(&ksk_side, "%s/knot-hsm-ksk.conf", dirname(conf_copy)) > 0 &&
+	    access(ksk_side, R_OK) == 0) {
+		_cleanup_conf_ khsm_conf_t *kconf = NULL;
+		_cleanup_kasp_ khsm_kasp_index_t more = { 0 };
+		r = khsm_conf_load(ksk_side, &kconf);
+		if (r == KHSM_EOK) r = khsm_kasp_index(kconf, &more);
+		if (r == KHSM_EOK) r = khsm_kasp_index_merge(&kasp, &more);
+		if (r != KHSM_EOK) return cli_error(r, "%s", ksk_side);
+	}
 
 	if (cli->json) printf("[\n");
 	size_t shown = 0;

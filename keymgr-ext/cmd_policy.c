@@ -1,4 +1,483 @@
-/* TEMPORARY placeholder, replaced by the policy implementation. */
-#include "cli.h"
+/* policy: render the knot.conf pieces that keep the KSK on the card and roll
+ * a software ZSK, check them with knotc, and write them only to files
+ * knot-hsm owns. The arithmetic and the text come from lib/policy. */
+#include <errno.h>
+#include <grp.h>
+#include <libgen.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "lib/dnskey.h"
 #include "lib/error.h"
-int cmd_policy(cli_t *cli) { (void)cli; return cli_error(KHSM_ENOTSUP, "policy"); }
+#include "lib/knot.h"
+#include "lib/policy.h"
+#include "lib/ceremony.h"
+#include "lib/run.h"
+#include "zonecmd.h"
+
+static void free_ptr(void *p) { free(*(void **)p); }
+static void conf_free_ptr(khsm_conf_t **c) { khsm_conf_free(*c); }
+#define _cleanup_free_ __attribute__((cleanup(free_ptr)))
+#define _cleanup_conf_ __attribute__((cleanup(conf_free_ptr)))
+
+/* Directory part of a path, as a new string. */
+static char *dir_of(const char *path)
+{
+	char *copy = strdup(path);
+	if (!copy) return NULL;
+	char *d = strdup(dirname(copy));
+	free(copy);
+	return d;
+}
+
+/* Absolute form of path, relative paths taken from base_dir. */
+static char *absolute(const char *path, const char *base_dir)
+{
+	char *out = NULL;
+	if (path[0] == '/') {
+		return strdup(path);
+	}
+	if (asprintf(&out, "%s/%s", base_dir, path) < 0) return NULL;
+	return out;
+}
+
+/* The pkcs11 keystore for the KSK: keystore=ID, else the only one of
+ * knot.conf (knot-hsm's own online copy does not count). */
+static int pick_card_keystore(const khsm_conf_t *conf, const char *want,
+                              const khsm_conf_keystore_t **ks_ptr)
+{
+	const khsm_conf_keystore_t *found = NULL;
+	size_t n = 0;
+	for (size_t i = 0; i < khsm_conf_keystore_count(conf); i++) {
+		const khsm_conf_keystore_t *ks = khsm_conf_keystore_at(conf, i);
+		if (!ks->backend || strcmp(ks->backend, "pkcs11") != 0) continue;
+		if (want ? strcmp(ks->id, want) == 0 : strcmp(ks->id, KHSM_POLICY_CARD_ID) != 0) {
+			found = ks;
+			n++;
+		}
+	}
+	if (n == 0) {
+		if (want) {
+			khsm_err_detail("%s has no pkcs11 keystore '%s'", khsm_conf_path(conf), want);
+		} else {
+			khsm_err_detail("%s has no pkcs11 keystore for the card; add the stanza that "
+			                "'knot-hsm keystore --token LABEL --pin-file FILE' prints",
+			                khsm_conf_path(conf));
+		}
+		return KHSM_ENOENT;
+	}
+	if (n > 1) {
+		khsm_err_detail("%s has several pkcs11 keystores; name one with keystore=ID",
+		                khsm_conf_path(conf));
+		return KHSM_EAMBIGUOUS;
+	}
+	*ks_ptr = found;
+	return KHSM_EOK;
+}
+
+/* knotc -c PATH conf-check; KHSM_ECONFIG with knotc's first error line. */
+static int conf_check(const char *path)
+{
+	const char *argv[] = { khsm_tool_path("knotc"), "-c", path, "conf-check", NULL };
+	khsm_run_t res = { 0 };
+	int r = khsm_run(argv, NULL, &res);
+	if (r != KHSM_EOK) {
+		return r;
+	}
+	const char *e = strstr(res.err, "error:");
+	if (!e) e = strstr(res.out, "error:");
+	if (res.status != 0 || e) {
+		const char *msg = e ? e : (res.err[0] ? res.err : res.out);
+		size_t len = strcspn(msg, "\n");
+		khsm_err_detail("knotc conf-check refuses the rendered configuration: %.*s", (int)len, msg);
+		khsm_run_clear(&res);
+		return KHSM_ECONFIG;
+	}
+	khsm_run_clear(&res);
+	return KHSM_EOK;
+}
+
+static int read_text(const char *path, char **text_ptr)
+{
+	FILE *f = fopen(path, "r");
+	if (!f) {
+		khsm_err_detail("cannot read %s: %s", path, strerror(errno));
+		return errno == ENOENT ? KHSM_ENOENT : KHSM_EIO;
+	}
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *m = open_memstream(&buf, &len);
+	if (!m) { fclose(f); return KHSM_ENOMEM; }
+	char chunk[4096];
+	size_t n;
+	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0) fwrite(chunk, 1, n, m);
+	bool err = ferror(f);
+	fclose(f);
+	fclose(m);
+	if (err) { free(buf); return KHSM_EIO; }
+	*text_ptr = buf;
+	return KHSM_EOK;
+}
+
+/* Does line say "include: X" with X (after quotes, relative to base) == target? */
+static bool include_target(const char *line, size_t len, const char *base, char **abs_ptr)
+{
+	const char *kw = "include:";
+	if (len < strlen(kw) || strncmp(line, kw, strlen(kw)) != 0) return false;
+	const char *v = line + strlen(kw);
+	const char *end = line + len;
+	while (v < end && (*v == ' ' || *v == '\t')) v++;
+	while (end > v && (end[-1] == ' ' || end[-1] == '\t' || end[-1] == '\r')) end--;
+	if (end - v >= 2 && (*v == '"' || *v == '\'') && end[-1] == *v) { v++; end--; }
+	char *val = strndup(v, (size_t)(end - v));
+	if (!val) return false;
+	*abs_ptr = absolute(val, base);
+	free(val);
+	return *abs_ptr != NULL;
+}
+
+static bool same_file(const char *a, const char *b)
+{
+	if (strcmp(a, b) == 0) return true;
+	struct stat sa, sb;
+	return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
+
+/* A full configuration to check the include with: knot.conf with its
+ * include of target (if any) pointing at the rendered file instead, other
+ * relative includes made absolute; or knot.conf plus the rendered file.
+ * *included says whether knot.conf already includes target. */
+static int full_config(const char *conf_path, const char *target, const char *rendered,
+                       char **text_ptr, bool *included)
+{
+	_cleanup_free_ char *text = NULL;
+	_cleanup_free_ char *base = dir_of(conf_path);
+	int r = read_text(conf_path, &text);
+	if (r != KHSM_EOK || !base) return r != KHSM_EOK ? r : KHSM_ENOMEM;
+	char *out = NULL;
+	size_t len = 0;
+	FILE *m = open_memstream(&out, &len);
+	if (!m) return KHSM_ENOMEM;
+	*included = false;
+	for (const char *p = text; *p;) {
+		const char *nl = strchr(p, '\n');
+		size_t l = nl ? (size_t)(nl - p) : strlen(p);
+		char *abs = NULL;
+		if (include_target(p, l, base, &abs)) {
+			if (target && same_file(abs, target)) {
+				fprintf(m, "include: \"%s\"\n", rendered);
+				*included = true;
+			} else {
+				fprintf(m, "include: \"%s\"\n", abs);
+			}
+			free(abs);
+		} else {
+			fprintf(m, "%.*s\n", (int)l, p);
+		}
+		p = nl ? nl + 1 : p + l;
+	}
+	if (!*included) {
+		fprintf(m, "include: \"%s\"\n", rendered);
+	}
+	fclose(m);
+	*text_ptr = out;
+	return KHSM_EOK;
+}
+
+/* Refuse to overwrite a file knot-hsm did not write, unless --force. */
+static int check_owned(const char *path, bool force)
+{
+	FILE *f = fopen(path, "r");
+	if (!f) {
+		if (errno == ENOENT) return KHSM_EOK;
+		khsm_err_detail("cannot read %s: %s", path, strerror(errno));
+		return KHSM_EIO;
+	}
+	char line[128] = "";
+	if (!fgets(line, sizeof(line), f)) line[0] = '\0';
+	fclose(f);
+	line[strcspn(line, "\n")] = '\0';
+	if (strcmp(line, KHSM_POLICY_MARKER) != 0 && !force) {
+		khsm_err_detail("%s exists and was not written by knot-hsm (its first line is not '%s'); "
+		                "knot-hsm never overwrites the operator's files: choose another file or "
+		                "use --force", path, KHSM_POLICY_MARKER);
+		return KHSM_EEXIST;
+	}
+	return KHSM_EOK;
+}
+
+/* Write atomically, mode 0640; as root, group of the directory (on Debian
+ * /etc/knot is root:knot), so knotd can read it after dropping privileges. */
+static int write_owned(const char *path, const char *text)
+{
+	int r = khsm_write_atomic(path, text, strlen(text), 0640);
+	if (r != KHSM_EOK) return r;
+	if (geteuid() == 0) {
+		_cleanup_free_ char *d = dir_of(path);
+		struct stat st;
+		if (d && stat(d, &st) == 0 && chown(path, (uid_t)-1, st.st_gid) != 0) {
+			fprintf(stderr, "warning: cannot give %s the group of %s: %s\n", path, d, strerror(errno));
+		}
+	}
+	return KHSM_EOK;
+}
+
+/* Temp file in a fresh 0700 directory. */
+static int temp_write(const char *dir, const char *name, const char *text, char **path_ptr)
+{
+	char *p = NULL;
+	if (asprintf(&p, "%s/%s", dir, name) < 0) return KHSM_ENOMEM;
+	int r = khsm_write_atomic(p, text, strlen(text), 0600);
+	if (r != KHSM_EOK) { free(p); return r; }
+	*path_ptr = p;
+	return KHSM_EOK;
+}
+
+static void print_stats(const khsm_policy_t *p, const khsm_policy_stats_t *st, const char *prefix)
+{
+	char outage[64], until[64], interval[64];
+	khsm_duration_human(st->outage_survived, outage, sizeof(outage));
+	printf("%scard signatures per zone and year: %llu\n", prefix,
+	       (unsigned long long)st->card_signatures_per_year);
+	if (p->mode == KHSM_MODE_OFFLINE) {
+		khsm_duration_human(p->until, until, sizeof(until));
+		khsm_duration_human(p->interval, interval, sizeof(interval));
+		printf("%slongest card outage survived: %s (ceremony until=+%s every %s at most)\n", prefix,
+		       outage, until, interval);
+	} else {
+		printf("%slongest card outage survived: %s (rrsig-refresh)\n", prefix, outage);
+	}
+}
+
+int cmd_policy(cli_t *cli)
+{
+	kv_t kv[] = { { "mode", NULL }, { "zsk-lifetime", NULL }, { "rrsig-lifetime", NULL },
+	              { "rrsig-refresh", NULL }, { "dnskey-ttl", NULL }, { "zone-max-ttl", NULL },
+	              { "propagation-delay", NULL }, { "algorithm", NULL }, { "shared-ksk", NULL },
+	              { "keystore", NULL }, { "ksk-conf", NULL }, { "ksk-kasp-db", NULL },
+	              { NULL, NULL } };
+	int rc = kv_parse(cli, kv);
+	if (rc != CLI_OK) return rc;
+
+	int major = 0, minor = 0, patch = 0;
+	int r = khsm_knot_version("knotd", &major, &minor, &patch);
+	if (r != KHSM_EOK) return cli_error(r, "knotd --version");
+	khsm_mode_t mode = khsm_mode_default(major, minor);
+	if (kv_get(kv, "mode") && khsm_mode_from_name(kv_get(kv, "mode"), &mode) != KHSM_EOK) {
+		return cli_usage_error(cli_current, "mode= takes offline or online, not '%s'", kv_get(kv, "mode"));
+	}
+	if ((r = khsm_mode_supported(mode, major, minor)) != KHSM_EOK) {
+		return cli_error(r, "mode=%s", khsm_mode_name(mode));
+	}
+	khsm_policy_t pol;
+	khsm_policy_defaults(&pol, mode);
+	for (const kv_t *k = kv; k->key; k++) {
+		if (!k->value || strcmp(k->key, "mode") == 0 || strcmp(k->key, "keystore") == 0 ||
+		    strcmp(k->key, "ksk-conf") == 0 || strcmp(k->key, "ksk-kasp-db") == 0) {
+			continue;
+		}
+		if ((r = khsm_policy_set(&pol, k->key, k->value)) != KHSM_EOK) {
+			const char *d = khsm_err_last_detail();
+			return cli_usage_error(cli_current, "%s", d ? d : khsm_strerror(r));
+		}
+	}
+	if ((r = khsm_policy_check(&pol)) != KHSM_EOK) return cli_error(r, "policy");
+	khsm_policy_stats_t st;
+	if ((r = khsm_policy_stats(&pol, &st)) != KHSM_EOK) return cli_error(r, "policy");
+
+	_cleanup_conf_ khsm_conf_t *conf = NULL;
+	if ((r = khsm_conf_load(zone_conf_path(cli), &conf)) != KHSM_EOK) {
+		return cli_error(r, "%s", zone_conf_path(cli));
+	}
+	char **zones = calloc((size_t)cli->zone_count, sizeof(char *));
+	if (!zones) return cli_error(KHSM_ENOMEM, NULL);
+	rc = CLI_OK;
+	for (int i = 0; i < cli->zone_count && rc == CLI_OK; i++) {
+		if ((r = khsm_zone_normalize(cli->zones[i], &zones[i])) != KHSM_EOK) {
+			rc = cli_error(r, "zone '%s'", cli->zones[i]);
+		} else if (!khsm_conf_zone_find(conf, zones[i])) {
+			khsm_err_detail("zone %s is not in %s; add it there first", zones[i], khsm_conf_path(conf));
+			rc = cli_error(KHSM_ENOENT, NULL);
+		}
+		for (int j = 0; rc == CLI_OK && j < i; j++) {
+			if (strcmp(zones[i], zones[j]) == 0) {
+				rc = cli_usage_error(cli_current, "zone %s given twice", zones[i]);
+			}
+		}
+	}
+	const khsm_conf_keystore_t *card = NULL;
+	if (rc == CLI_OK && (r = pick_card_keystore(conf, kv_get(kv, "keystore"), &card)) != KHSM_EOK) {
+		rc = cli_error(r, NULL);
+	}
+
+	/* File layout: --write FILE is the include; the KSK side is its sibling
+	 * FILE-ksk.conf (or ksk-conf=); without --write, the defaults next to
+	 * knot.conf: knot-hsm.conf and knot-hsm-ksk.conf. */
+	_cleanup_free_ char *conf_real = realpath(khsm_conf_path(conf), NULL);
+	_cleanup_free_ char *conf_dir = dir_of(conf_real ? conf_real : khsm_conf_path(conf));
+	_cleanup_free_ char *main_path = NULL;
+	_cleanup_free_ char *ksk_path = NULL;
+	_cleanup_free_ char *ksk_db = NULL;
+	_cleanup_free_ char *kasp_parent = dir_of(khsm_conf_kasp_db(conf));
+	if (rc == CLI_OK) {
+		char *cwd = getcwd(NULL, 0);
+		main_path = cli->write ? absolute(cli->write, cwd ? cwd : ".") : NULL;
+		if (!main_path && asprintf(&main_path, "%s/knot-hsm.conf", conf_dir) < 0) main_path = NULL;
+		if (kv_get(kv, "ksk-conf")) {
+			ksk_path = absolute(kv_get(kv, "ksk-conf"), cwd ? cwd : ".");
+		} else if (khsm_policy_ksk_path(main_path, &ksk_path) != KHSM_EOK) {
+			ksk_path = NULL;
+		}
+		if (kv_get(kv, "ksk-kasp-db")) {
+			ksk_db = absolute(kv_get(kv, "ksk-kasp-db"), cwd ? cwd : ".");
+		} else if (asprintf(&ksk_db, "%s/knot-hsm-ksk", kasp_parent) < 0) {
+			ksk_db = NULL;
+		}
+		free(cwd);
+		if (!main_path || !ksk_path || !ksk_db) rc = cli_error(KHSM_EINVAL, "paths");
+		else if (same_file(main_path, ksk_path) || same_file(main_path, khsm_conf_path(conf)) ||
+		         same_file(ksk_path, khsm_conf_path(conf))) {
+			rc = cli_usage_error(cli_current, "the include, the KSK-side file and knot.conf must be "
+			                     "three different files");
+		}
+	}
+
+	_cleanup_free_ char *main_text = NULL;
+	_cleanup_free_ char *ksk_text = NULL;
+	khsm_render_t in = { (const char *const *)zones, (size_t)cli->zone_count,
+	                     card ? card->id : NULL, card ? card->config : NULL, ksk_path, ksk_db };
+	if (rc == CLI_OK && (r = khsm_policy_render_main(&pol, &in, &main_text)) != KHSM_EOK) {
+		rc = cli_error(r, "render");
+	}
+	if (rc == CLI_OK && mode == KHSM_MODE_OFFLINE &&
+	    (r = khsm_policy_render_ksk(&pol, &in, &ksk_text)) != KHSM_EOK) {
+		rc = cli_error(r, "render");
+	}
+
+	/* Check both with knotc before anything is written. */
+	char tmpdir[] = "/tmp/knot-hsm-policy.XXXXXX";
+	const char *tmpbase = getenv("TMPDIR");
+	_cleanup_free_ char *tmpl = NULL;
+	if (asprintf(&tmpl, "%s/knot-hsm-policy.XXXXXX", tmpbase && *tmpbase ? tmpbase : "/tmp") < 0) tmpl = NULL;
+	bool have_tmp = false;
+	_cleanup_free_ char *t_main = NULL;
+	_cleanup_free_ char *t_full = NULL;
+	_cleanup_free_ char *t_ksk = NULL;
+	_cleanup_free_ char *full_text = NULL;
+	bool included = false;
+	/* Never clobber the operator's files: decided before anything else. */
+	if (rc == CLI_OK && cli->write &&
+	    ((r = check_owned(main_path, cli->force)) != KHSM_EOK ||
+	     (ksk_text && (r = check_owned(ksk_path, cli->force)) != KHSM_EOK))) {
+		rc = cli_error(r, NULL);
+	}
+	if (rc == CLI_OK) {
+		char *d = tmpl ? mkdtemp(tmpl) : mkdtemp(tmpdir);
+		have_tmp = d != NULL;
+		if (!have_tmp) {
+			khsm_err_detail("cannot create a temporary directory: %s", strerror(errno));
+			rc = cli_error(KHSM_EIO, NULL);
+		} else {
+			r = temp_write(d, "include.conf", main_text, &t_main);
+			if (r == KHSM_EOK) r = full_config(khsm_conf_path(conf), cli->write ? main_path : NULL,
+			                                   t_main, &full_text, &included);
+			if (r == KHSM_EOK) r = temp_write(d, "full.conf", full_text, &t_full);
+			if (r == KHSM_EOK) r = conf_check(t_full);
+			if (r == KHSM_EOK && ksk_text) {
+				r = temp_write(d, "ksk.conf", ksk_text, &t_ksk);
+				if (r == KHSM_EOK) r = conf_check(t_ksk);
+				if (r != KHSM_EOK) {
+					char why[1500];
+					snprintf(why, sizeof(why), "%s", khsm_err_last_detail() ? khsm_err_last_detail() : "");
+					khsm_err_detail("KSK side: %s", why);
+				}
+			}
+			if (r != KHSM_EOK) rc = cli_error(r, "check");
+		}
+	}
+	if (have_tmp) {
+		if (t_main) unlink(t_main);
+		if (t_full) unlink(t_full);
+		if (t_ksk) unlink(t_ksk);
+		rmdir(tmpl ? tmpl : tmpdir);
+	}
+
+	if (rc == CLI_OK && !cli->write) {
+		printf("# ==> %s <==\n%s", main_path, main_text);
+		if (ksk_text) {
+			printf("\n# ==> %s <==\n%s", ksk_path, ksk_text);
+		}
+		printf("\n");
+		print_stats(&pol, &st, "# ");
+		printf("# checked with knotc conf-check; write it with --write %s\n", main_path);
+	} else if (rc == CLI_OK) {
+		/* Again just before writing: the check above ran before knotc. */
+		if ((r = check_owned(main_path, cli->force)) != KHSM_EOK ||
+		    (ksk_text && (r = check_owned(ksk_path, cli->force)) != KHSM_EOK)) {
+			rc = cli_error(r, NULL);
+		}
+		if (rc == CLI_OK && ksk_text && mkdir(ksk_db, 0750) != 0 && errno != EEXIST) {
+			khsm_err_detail("cannot create the KSK-side KASP directory %s: %s", ksk_db, strerror(errno));
+			rc = cli_error(KHSM_EIO, NULL);
+		} else if (rc == CLI_OK && ksk_text && geteuid() == 0) {
+			/* The ceremony runs as the user that owns the KASP database (knot on
+			 * Debian): give the new directory the owner of its parent. */
+			_cleanup_free_ char *parent = dir_of(ksk_db);
+			struct stat st;
+			if (parent && stat(parent, &st) == 0 && chown(ksk_db, st.st_uid, st.st_gid) != 0) {
+				fprintf(stderr, "warning: cannot give %s the owner of %s: %s\n", ksk_db,
+				        parent, strerror(errno));
+			}
+		}
+		if (rc == CLI_OK && ksk_text && (r = write_owned(ksk_path, ksk_text)) != KHSM_EOK) {
+			rc = cli_error(r, NULL);
+		}
+		if (rc == CLI_OK && (r = write_owned(main_path, main_text)) != KHSM_EOK) {
+			rc = cli_error(r, NULL);
+		}
+		if (rc == CLI_OK) {
+			printf("mode: %s (Knot %d.%d.%d)\n", khsm_mode_name(mode), major, minor, patch);
+			printf("wrote %s (%s)\n", main_path, ksk_text ? "ZSK side, for knotd" : "for knotd");
+			if (ksk_text) {
+				printf("wrote %s (KSK side, for the ceremony; KASP %s)\n", ksk_path, ksk_db);
+			}
+			print_stats(&pol, &st, "");
+			printf("next steps:\n");
+			if (!included) {
+				printf("  add to %s, before its zone section: include: %s\n",
+				       khsm_conf_path(conf), main_path);
+			}
+			for (int i = 0; i < cli->zone_count; i++) {
+				const khsm_conf_zone_t *z = khsm_conf_zone_find(conf, zones[i]);
+				const khsm_conf_policy_t *zp = NULL;
+				bool signing = false;
+				khsm_conf_zone_policy(conf, z, &zp);
+				khsm_conf_zone_signing(conf, z, &signing);
+				khsm_err_clear();
+				if (!zp || strcmp(zp->id, KHSM_POLICY_ID) != 0 || !signing) {
+					printf("  zone %s: set dnssec-signing: on and dnssec-policy: %s\n", zones[i],
+					       KHSM_POLICY_ID);
+				}
+			}
+			if (ksk_text) {
+				_cleanup_free_ char *def_ksk = NULL;
+				bool default_place = asprintf(&def_ksk, "%s/knot-hsm-ksk.conf", conf_dir) >= 0 &&
+				                     strcmp(def_ksk, ksk_path) == 0;
+				printf("  KSK on the card, per zone without one: knot-hsm -c %s ZONE generate\n", ksk_path);
+				printf("  then: knot-hsm%s%s ZONE... ceremony%s%s\n", cli->conf ? " -c " : "",
+				       cli->conf ? cli->conf : "", default_place ? "" : " ksk-conf=",
+				       default_place ? "" : ksk_path);
+			}
+		}
+	}
+	for (int i = 0; i < cli->zone_count; i++) free(zones[i]);
+	free(zones);
+	if (rc == CLI_OK && st.outage_survived < KHSM_OUTAGE_GOAL) {
+		char h[64];
+		khsm_duration_human(st.outage_survived, h, sizeof(h));
+		fprintf(stderr, "warning: this policy survives a card outage of %s only, less than 7 days\n", h);
+	}
+	return rc;
+}

@@ -1,4 +1,392 @@
-/* TEMPORARY placeholder, replaced by the status implementation. */
-#include "cli.h"
+/* status: per zone, how long the zone stays signed without the card, in the
+ * style of a monitoring plugin: exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN
+ * (also for this command's own usage errors). */
+#include <errno.h>
+#include <inttypes.h>
+#include <libgen.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "lib/cardkey.h"
+#include "lib/ceremony.h"
+#include "lib/dnskey.h"
 #include "lib/error.h"
-int cmd_status(cli_t *cli) { (void)cli; return cli_error(KHSM_ENOTSUP, "status"); }
+#include "lib/json.h"
+#include "lib/keystore.h"
+#include "lib/knot.h"
+#include "lib/policy.h"
+#include "lib/run.h"
+#include "lib/uri.h"
+#include "lib/zone.h"
+#include "zonecmd.h"
+
+enum { ST_OK = 0, ST_WARN = 1, ST_CRIT = 2, ST_UNKNOWN = 3 };
+static const char *const ST_NAME[] = { "ok", "warning", "critical", "unknown" };
+
+typedef struct {
+	const char *zone;
+	const char *mode;          /* offline, online, other */
+	const char *card_ksk;      /* present, absent, unknown */
+	int64_t period_end;        /* offline: last pre-signed set; online: DNSKEY RRSIG expiry */
+	int64_t valid_until;       /* expiry of the DNSKEY signature at the end */
+	char next_event[128];      /* "ZSK 12345 active 2026-…" or "" */
+	int64_t next_event_at;
+	int state;
+	char message[512];
+} zone_status_t;
+
+static void iso(int64_t t, char *buf, size_t size)
+{
+	time_t tt = (time_t)t;
+	struct tm tm;
+	gmtime_r(&tt, &tm);
+	strftime(buf, size, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+static int parse_days(const char *opt, const char *text, int64_t *out)
+{
+	char *end = NULL;
+	errno = 0;
+	long v = strtol(text, &end, 10);
+	if (errno || !*text || *end || v < 0 || v > 36500) {
+		fprintf(stderr, "error: %s takes a number of days, not '%s'\nusage: %s\n", opt, text,
+		        cli_current->synopsis);
+		return -1;
+	}
+	*out = (int64_t)v * 86400;
+	return 0;
+}
+
+/* Is a key with this hex id on the card of keystore config? Public objects
+ * only: no login, no PIN. */
+static const char *card_has(const char *config, const char *id_hex)
+{
+	khsm_keystore_t *ks = NULL;
+	uint8_t *id = NULL;
+	size_t id_len = 0;
+	const char *answer = "unknown";
+	if (khsm_hex_parse(id_hex, &id, &id_len) != KHSM_EOK) return answer;
+	if (khsm_keystore_open(config, &ks) == KHSM_EOK) {
+		khsm_cardobjs_t objs = { 0 };
+		int r = khsm_cardkey_find(ks, NULL, id, id_len, KHSM_URI_TYPE_PUBLIC, NULL, false, &objs);
+		if (r == KHSM_EOK) {
+			answer = objs.count > 0 ? "present" : "absent";
+		} else if (r == KHSM_ENOTOKEN || r == KHSM_EREMOVED) {
+			answer = "absent";
+		}
+		khsm_cardobjs_clear(&objs);
+		khsm_keystore_close(ks);
+	} else {
+		answer = "absent";
+	}
+	khsm_err_clear();
+	free(id);
+	return answer;
+}
+
+/* First KSK with a private key in a zone's KASP (id copied to out). */
+static bool first_ksk(const char *conf_path, const char *zone, char *out, size_t size)
+{
+	khsm_kasp_key_t *keys = NULL;
+	size_t n = 0;
+	bool found = false;
+	if (khsm_keymgr_list(conf_path, zone, &keys, &n) == KHSM_EOK) {
+		for (size_t i = 0; i < n && !found; i++) {
+			if (keys[i].ksk && !keys[i].public_only) {
+				snprintf(out, size, "%s", keys[i].id);
+				found = true;
+			}
+		}
+	}
+	free(keys);
+	khsm_err_clear();
+	return found;
+}
+
+/* The next timer of a ZSK after now. */
+static void next_zsk_event(const char *conf_path, const char *zone, int64_t now, zone_status_t *s)
+{
+	khsm_kasp_key_t *keys = NULL;
+	size_t n = 0;
+	if (khsm_keymgr_list(conf_path, zone, &keys, &n) != KHSM_EOK) {
+		khsm_err_clear();
+		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (!keys[i].zsk || keys[i].ksk) continue;
+		struct { const char *name; int64_t t; } ev[] = {
+			{ "publish", keys[i].publish }, { "active", keys[i].active },
+			{ "retire", keys[i].retire }, { "remove", keys[i].remove },
+		};
+		for (size_t e = 0; e < 4; e++) {
+			if (ev[e].t > now && (s->next_event_at == 0 || ev[e].t < s->next_event_at)) {
+				char when[32];
+				iso(ev[e].t, when, sizeof(when));
+				s->next_event_at = ev[e].t;
+				snprintf(s->next_event, sizeof(s->next_event), "ZSK %u %s %s", keys[i].tag,
+				         ev[e].name, when);
+			}
+		}
+	}
+	free(keys);
+}
+
+/* Online: the expiry of the DNSKEY RRSIG knotd serves now (knotc zone-read). */
+static int served_dnskey_expiry(const khsm_conf_t *conf, const char *zone, int64_t *exp)
+{
+	const char *argv[] = { khsm_tool_path("knotc"), "-c", khsm_conf_path(conf), "zone-read", zone,
+	                       "@", "RRSIG", NULL };
+	khsm_run_t res = { 0 };
+	int r = khsm_run(argv, NULL, &res);
+	if (r != KHSM_EOK) return r;
+	*exp = 0;
+	for (char *line = strtok(res.out, "\n"); line; line = strtok(NULL, "\n")) {
+		char *p = strstr(line, " RRSIG DNSKEY ");
+		char t[32];
+		if (p && sscanf(p, " RRSIG DNSKEY %*s %*s %*s %31s", t) == 1) {
+			struct tm tm = { 0 };
+			if (strlen(t) == 14 && sscanf(t, "%4d%2d%2d%2d%2d%2d", &tm.tm_year, &tm.tm_mon,
+			                              &tm.tm_mday, &tm.tm_hour, &tm.tm_min, &tm.tm_sec) == 6) {
+				tm.tm_year -= 1900;
+				tm.tm_mon -= 1;
+				int64_t e = (int64_t)timegm(&tm);
+				if (*exp == 0 || e < *exp) *exp = e;
+			}
+		}
+	}
+	r = res.status == 0 && *exp > 0 ? KHSM_EOK : KHSM_ENOENT;
+	khsm_run_clear(&res);
+	return r;
+}
+
+static void judge(zone_status_t *s, int64_t now, int64_t warn, int64_t crit, const char *what)
+{
+	char left[64], when[32];
+	int64_t remaining = s->period_end - now;
+	khsm_duration_human(remaining, left, sizeof(left));
+	iso(s->period_end, when, sizeof(when));
+	if (remaining < crit) {
+		s->state = ST_CRIT;
+	} else if (remaining < warn) {
+		s->state = ST_WARN;
+	} else {
+		s->state = ST_OK;
+	}
+	snprintf(s->message, sizeof(s->message), "%s ends %s (in %s)", what, when, left);
+}
+
+static void zone_status(const khsm_conf_t *conf, const khsm_conf_t *kconf, const char *ksk_path,
+                        const khsm_conf_zone_t *z, int64_t now, int64_t warn, int64_t crit,
+                        zone_status_t *s)
+{
+	*s = (zone_status_t) { .zone = z->domain, .mode = "other", .card_ksk = "unknown",
+	                       .state = ST_UNKNOWN };
+	const khsm_conf_policy_t *p = NULL;
+	if (khsm_conf_zone_policy(conf, z, &p) != KHSM_EOK) {
+		khsm_err_clear();
+		snprintf(s->message, sizeof(s->message), "no dnssec-policy");
+		return;
+	}
+	next_zsk_event(khsm_conf_path(conf), z->domain, now, s);
+	char id[257];
+	if (p->offline_ksk) {
+		s->mode = "offline";
+		khsm_zone_t kz = { 0 };
+		if (kconf && khsm_zone_resolve(kconf, z->domain, NULL, &kz) == KHSM_EOK) {
+			if (first_ksk(ksk_path, z->domain, id, sizeof(id))) {
+				s->card_ksk = card_has(kz.keystore->config, id);
+			} else {
+				s->card_ksk = "absent";
+			}
+			khsm_zone_clear(&kz);
+		}
+		khsm_err_clear();
+		khsm_offline_period_t per = { 0 };
+		int r = khsm_offline_period(khsm_conf_path(conf), z->domain, &per);
+		if (r != KHSM_EOK) {
+			snprintf(s->message, sizeof(s->message), "cannot read the offline records: %s",
+			         khsm_err_last_detail() ? khsm_err_last_detail() : khsm_strerror(r));
+			khsm_err_clear();
+			return;
+		}
+		if (!per.present) {
+			s->state = ST_CRIT;
+			snprintf(s->message, sizeof(s->message), "no pre-signed DNSKEY set: run knot-hsm %s ceremony",
+			         z->domain);
+			return;
+		}
+		s->period_end = per.end;
+		s->valid_until = per.valid_until;
+		judge(s, now, warn, crit, "pre-signed period");
+	} else {
+		/* online: a pkcs11 keystore with ksk-only among the policy's keystores */
+		const khsm_conf_keystore_t *card = NULL;
+		for (size_t i = 0; i < p->keystore_count; i++) {
+			const khsm_conf_keystore_t *ks = khsm_conf_keystore_find(conf, p->keystores[i]);
+			if (ks && ks->backend && strcmp(ks->backend, "pkcs11") == 0) card = ks;
+		}
+		if (!card) {
+			snprintf(s->message, sizeof(s->message), "policy %s keeps no key on a card", p->id);
+			return;
+		}
+		s->mode = "online";
+		if (first_ksk(khsm_conf_path(conf), z->domain, id, sizeof(id))) {
+			s->card_ksk = card_has(card->config, id);
+		} else {
+			s->card_ksk = "absent";
+		}
+		int64_t exp = 0;
+		if (served_dnskey_expiry(conf, z->domain, &exp) != KHSM_EOK) {
+			khsm_err_clear();
+			snprintf(s->message, sizeof(s->message), "knotd serves no DNSKEY signature (not running?)");
+			return;
+		}
+		s->period_end = exp;
+		s->valid_until = exp;
+		judge(s, now, warn, crit, "served DNSKEY signature");
+	}
+	/* A card KSK that cannot be seen is worth a warning, never an OK. */
+	if (strcmp(s->card_ksk, "present") != 0 && s->state == ST_OK) {
+		s->state = ST_WARN;
+		size_t l = strlen(s->message);
+		snprintf(s->message + l, sizeof(s->message) - l, "; card KSK %s", s->card_ksk);
+	}
+}
+
+int cmd_status(cli_t *cli)
+{
+	int64_t warn = 14 * 86400, crit = 7 * 86400;
+	if (cli->warn && parse_days("--warn", cli->warn, &warn) != 0) return ST_UNKNOWN;
+	if (cli->crit && parse_days("--crit", cli->crit, &crit) != 0) return ST_UNKNOWN;
+	if (crit > warn) {
+		fprintf(stderr, "error: --crit (%" PRId64 " days) must not exceed --warn (%" PRId64 " days)\n"
+		        "usage: %s\n", crit / 86400, warn / 86400, cli_current->synopsis);
+		return ST_UNKNOWN;
+	}
+	khsm_conf_t *conf = NULL;
+	int r = khsm_conf_load(zone_conf_path(cli), &conf);
+	if (r != KHSM_EOK) {
+		cli_error(r, "%s", zone_conf_path(cli));
+		return ST_UNKNOWN;
+	}
+	/* The KSK side next to knot.conf, as policy --write puts it. */
+	char *real = realpath(khsm_conf_path(conf), NULL);
+	char *copy = strdup(real ? real : khsm_conf_path(conf));
+	char *ksk_path = NULL;
+	if (copy && asprintf(&ksk_path, "%s/knot-hsm-ksk.conf", dirname(copy)) < 0) ksk_path = NULL;
+	free(copy);
+	free(real);
+	khsm_conf_t *kconf = NULL;
+	if (ksk_path && access(ksk_path, R_OK) == 0 && khsm_conf_load(ksk_path, &kconf) != KHSM_EOK) {
+		kconf = NULL;
+	}
+	khsm_err_clear();
+
+	/* ZONE... limits the check; each must be a zone of knot.conf. */
+	char **want = cli->zone_count ? calloc(cli->zone_count, sizeof(*want)) : NULL;
+	for (int w = 0; w < cli->zone_count; w++) {
+		if (!want || khsm_zone_normalize(cli->zones[w], &want[w]) != KHSM_EOK ||
+		    !khsm_conf_zone_find(conf, want[w])) {
+			if (want && want[w]) {
+				khsm_err_detail("zone %s is not in %s", want[w], khsm_conf_path(conf));
+			}
+			cli_error(want && want[w] ? KHSM_ENOENT : KHSM_EINVAL, "status");
+			for (int k = 0; want && k <= w && k < cli->zone_count; k++) free(want[k]);
+			free(want);
+			khsm_conf_free(conf);
+			khsm_conf_free(kconf);
+			free(ksk_path);
+			return ST_UNKNOWN;
+		}
+	}
+
+	size_t n = khsm_conf_zone_count(conf);
+	zone_status_t *st = calloc(n ? n : 1, sizeof(*st));
+	size_t count = 0;
+	int64_t now = (int64_t)time(NULL);
+	for (size_t i = 0; st && i < n; i++) {
+		const khsm_conf_zone_t *z = khsm_conf_zone_at(conf, i);
+		bool wanted = cli->zone_count == 0;
+		for (int w = 0; w < cli->zone_count && !wanted; w++) {
+			wanted = strcmp(want[w], z->domain) == 0;
+		}
+		if (!wanted) {
+			continue;
+		}
+		const khsm_conf_policy_t *p = NULL;
+		bool signing = false;
+		if (khsm_conf_zone_signing(conf, z, &signing) != KHSM_EOK || !signing ||
+		    khsm_conf_zone_policy(conf, z, &p) != KHSM_EOK) {
+			khsm_err_clear();
+			continue;
+		}
+		zone_status(conf, kconf, ksk_path, z, now, warn, crit, &st[count]);
+		if (strcmp(st[count].mode, "other") != 0) count++;
+	}
+	int worst = ST_OK;
+	bool any_crit = false, any_unknown = false, any_warn = false;
+	for (size_t i = 0; i < count; i++) {
+		any_crit |= st[i].state == ST_CRIT;
+		any_unknown |= st[i].state == ST_UNKNOWN;
+		any_warn |= st[i].state == ST_WARN;
+	}
+	worst = any_crit ? ST_CRIT : any_unknown ? ST_UNKNOWN : any_warn ? ST_WARN : ST_OK;
+	if (count == 0) worst = ST_UNKNOWN;
+
+	if (cli->json) {
+		printf("{\"state\": \"%s\", \"exit\": %d, \"warn_days\": %" PRId64 ", \"crit_days\": %" PRId64
+		       ", \"zones\": [", ST_NAME[worst], worst, warn / 86400, crit / 86400);
+		for (size_t i = 0; i < count; i++) {
+			zone_status_t *s = &st[i];
+			char a[32] = "", b[32] = "";
+			if (s->period_end) iso(s->period_end, a, sizeof(a));
+			if (s->valid_until) iso(s->valid_until, b, sizeof(b));
+			printf("%s\n  {\"zone\": ", i ? "," : "");
+			khsm_json_string(stdout, s->zone);
+			printf(", \"mode\": \"%s\", \"card_ksk\": \"%s\", \"state\": \"%s\", ", s->mode,
+			       s->card_ksk, ST_NAME[s->state]);
+			if (s->period_end) {
+				printf("\"period_end\": %" PRId64 ", \"period_end_iso\": \"%s\", \"remaining_seconds\": %"
+				       PRId64 ", ", s->period_end, a, s->period_end - now);
+			} else {
+				printf("\"period_end\": null, \"period_end_iso\": null, \"remaining_seconds\": null, ");
+			}
+			if (s->valid_until) {
+				printf("\"valid_until\": %" PRId64 ", \"valid_until_iso\": \"%s\", ", s->valid_until, b);
+			} else {
+				printf("\"valid_until\": null, \"valid_until_iso\": null, ");
+			}
+			printf("\"next_zsk_event\": ");
+			khsm_json_string(stdout, s->next_event[0] ? s->next_event : NULL);
+			printf(", \"ds_at_parent\": null, \"message\": ");
+			khsm_json_string(stdout, s->message);
+			printf("}");
+		}
+		printf("%s]}\n", count ? "\n" : "");
+	} else {
+		printf("%s: %zu zone(s), warn %" PRId64 " d, crit %" PRId64 " d\n",
+		       worst == ST_OK ? "OK" : worst == ST_WARN ? "WARNING" : worst == ST_CRIT ? "CRITICAL" : "UNKNOWN",
+		       count, warn / 86400, crit / 86400);
+		for (size_t i = 0; i < count; i++) {
+			zone_status_t *s = &st[i];
+			char b[32] = "-";
+			if (s->valid_until) iso(s->valid_until, b, sizeof(b));
+			printf("%s\n  state: %s\n  mode: %s\n  card KSK: %s\n  %s\n  DNSKEY signature valid until: %s\n"
+			       "  next ZSK event: %s\n  DS at parent: not checked (knot-hsm %s submitted)\n",
+			       s->zone, ST_NAME[s->state], s->mode, s->card_ksk, s->message, b,
+			       s->next_event[0] ? s->next_event : "none planned", s->zone);
+		}
+		if (count == 0) {
+			printf("no signed zone of %s uses a card KSK\n", khsm_conf_path(conf));
+		}
+	}
+	free(st);
+	for (int w = 0; want && w < cli->zone_count; w++) free(want[w]);
+	free(want);
+	free(ksk_path);
+	khsm_conf_free(kconf);
+	khsm_conf_free(conf);
+	return worst;
+}

@@ -313,6 +313,7 @@ int cmd_uri(cli_t *cli)
 		                type == KHSM_URI_TYPE_PUBLIC ? "public " : "",
 		                cli->object ? "labelled" : "with id", cli->object ? cli->object : cli->id,
 		                t->label, token_uri);
+		khsm_cardobjs_clear(&objs);
 		return cli_error(KHSM_ENOENT, NULL);
 	}
 	/* All matches must be one key (same id); a public/private pair is one key. */

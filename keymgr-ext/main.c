@@ -9,69 +9,114 @@
 #include "config.h"
 #include "cli.h"
 #include "lib/error.h"
+#include "lib/retry.h"
 
 static const cli_command_t COMMANDS[] = {
 	{ "tokens", false, 0, cmd_tokens,
 	  "knot-hsm tokens [--module PATH] [--json]",
 	  "List every token of every PKCS #11 module registered with p11-kit, plus --module:\n"
 	  "label, manufacturer, model, serial, module path, flags, URI and the DNSSEC\n"
-	  "algorithms the token can generate keys for and sign with. No login." },
+	  "algorithms the token can generate keys for and sign with. No login.",
+	  false, 0 },
 	{ "uri", false, OPT_OBJECT | OPT_ID | OPT_TYPE, cmd_uri,
 	  "knot-hsm uri --token LABEL [--object LABEL | --id HEX] [--type private|public] [--module PATH]",
 	  "Print the RFC 7512 PKCS #11 URI of a token, or of a key object on it, fully\n"
 	  "percent-encoded. --token takes a label or a token URI (pkcs11:token=…;serial=…).\n"
-	  "Looking up a private object needs a login (--pin-file, --pin-fd or a prompt)." },
-	{ "keystore", false, OPT_ID | OPT_PIN_IN_CONFIG, cmd_keystore,
-	  "knot-hsm keystore --token LABEL [--id NAME] [--pin-file PATH] [--pin-in-config] [--module PATH]",
+	  "Looking up a private object needs a login (--pin-file, --pin-fd or a prompt).",
+	  false, 0 },
+	{ "keystore", false, OPT_ID | OPT_PIN_IN_CONFIG | OPT_GUARD, cmd_keystore,
+	  "knot-hsm keystore --token LABEL [--id NAME] [--pin-file PATH] [--pin-in-config] [--module PATH] [--guard]",
 	  "Print a knot.conf keystore stanza for the token (backend pkcs11, config with\n"
 	  "pin-source, key-label on), after opening it through libdnssec exactly as knotd\n"
 	  "will and logging in once. --pin-in-config puts the PIN itself in the config\n"
-	  "(pin-value) instead of a file: avoid it." },
+	  "(pin-value) instead of a file: avoid it. --guard puts the guard module\n"
+	  "(audit log, one card call at a time) between knotd and the card's module and\n"
+	  "checks through it; without its configuration yet, the one it needs is printed.",
+	  false, 0 },
 	{ "doctor", false, 0, cmd_doctor,
 	  "knot-hsm doctor [-c knot.conf] [--token LABEL] [--module PATH] [--pin-file PATH]",
 	  "Check the whole chain, one line per check, each ok or FAIL with a remedy:\n"
 	  "module loads, token present, label unique, PIN source, token PIN flags, login,\n"
 	  "DNSSEC mechanisms, keystore opens through libdnssec. With -c, every pkcs11\n"
-	  "keystore of that knot.conf is checked. Exits 1 when any check fails." },
+	  "keystore of that knot.conf is checked. Exits 1 when any check fails.",
+	  false, 0 },
 	{ "keys", false, 0, cmd_keys,
 	  "knot-hsm [-c knot.conf] keys [--pin-file PATH] [--json]",
 	  "Every key pair on the card of each pkcs11 keystore in knot.conf: label, id,\n"
 	  "algorithm, size, key tag and the zones whose KASP uses it. Marks card keys no\n"
-	  "zone uses and KASP keys whose card object is missing." },
+	  "zone uses and KASP keys whose card object is missing.",
+	  false, 0 },
 	{ "generate", true, 0, cmd_generate,
-	  "knot-hsm [-c knot.conf] ZONE generate [ksk=yes|zsk=yes] [algorithm=NAME] [size=N] [label=TEXT] [keystore=ID]",
+	  "knot-hsm [-c knot.conf] ZONE generate [ksk=yes|zsk=yes] [algorithm=NAME] [size=N] [label=TEXT] [keystore=ID] [publish=T] [ready=T] [active=T] [retire=T] [remove=T]",
 	  "Generate a key pair on the card (sensitive, never extractable, sign only),\n"
 	  "register it in Knot's KASP with keymgr import-pkcs11, sign a test message\n"
 	  "through libdnssec and verify it from the DNSKEY, then print key id, tag,\n"
 	  "DNSKEY and DS. Algorithms: ecdsap256sha256 (default), ecdsap384sha384,\n"
-	  "rsasha256, rsasha512, ed25519, ed448." },
+	  "rsasha256, rsasha512, ed25519, ed448. Timers are keymgr's (UNIX time,\n"
+	  "YYYYMMDDHHMMSS, +offset, 0 unsets); unset, keymgr publishes and activates now.",
+	  false, 0 },
 	{ "import", true, 0, cmd_import,
-	  "knot-hsm [-c knot.conf] ZONE import label=TEXT|id=HEX [ksk=yes|zsk=yes] [algorithm=NAME] [fix-id=yes] [keystore=ID]",
+	  "knot-hsm [-c knot.conf] ZONE import label=TEXT|id=HEX [ksk=yes|zsk=yes] [algorithm=NAME] [fix-id=yes] [keystore=ID] [publish=T] [ready=T] [active=T] [retire=T] [remove=T]",
 	  "Adopt a key pair already on the card into the zone's KASP. The algorithm is\n"
 	  "read from the key. A key without CKA_ID gets one only with fix-id=yes. A key\n"
-	  "already used by another zone is shared (keymgr share)." },
+	  "already used by another zone is shared (keymgr share).",
+	  false, 0 },
 	{ "ds", true, 0, cmd_ds,
 	  "knot-hsm [-c knot.conf] ZONE... ds [digest=sha256|sha384|all|sha1] [format=ds|dnskey|cds|cdnskey|epp|epp-keydata|json]",
 	  "Print what the registry needs for the zone's KSKs: DS (SHA-256 by default;\n"
 	  "SHA-1 only by name, with a warning), DNSKEY, CDS, CDNSKEY, an EPP secDNS-1.1\n"
 	  "<secDNS:create> fragment with dsData (epp-keydata: with keyData inside, for\n"
-	  "registries that take keys), or JSON. Equal to keymgr ds byte for byte." },
+	  "registries that take keys), or JSON. Equal to keymgr ds byte for byte.",
+	  false, 0 },
 	{ "submitted", true, 0, cmd_submitted,
-	  "knot-hsm [-c knot.conf] ZONE submitted [server=ADDR[@PORT]]",
+	  "knot-hsm [-c knot.conf] ZONE... submitted [server=ADDR[@PORT]]",
 	  "Ask the parent for the zone's DS; when it matches one of ours, run\n"
-	  "knotc zone-ksk-submitted ZONE. Otherwise say what the parent has." },
+	  "knotc zone-ksk-submitted ZONE. Otherwise say what the parent has.",
+	  false, 0 },
 	{ "policy", true, OPT_WRITE, cmd_policy,
-	  "knot-hsm [-c knot.conf] ZONE... policy [mode=offline|online] [key=value...] [--write FILE]",
+	  "knot-hsm [-c knot.conf] ZONE... policy [mode=offline|online] [zsk-lifetime=T] [rrsig-lifetime=T] [rrsig-refresh=T] [dnskey-ttl=T] [zone-max-ttl=T] [propagation-delay=T] [algorithm=NAME] [shared-ksk=yes|no] [keystore=ID] [ksk-conf=PATH] [ksk-kasp-db=DIR] [--write FILE [--force]]",
 	  "Render the knot.conf pieces that pin the KSK on the card and roll a software\n"
-	  "ZSK automatically, for the installed Knot (online needs Knot >= 3.5)." },
+	  "ZSK automatically. Times take Knot's units s, m, h, d. Mode defaults to the\n"
+	  "installed knotd: offline before Knot 3.5 (ZSK-side include for knotd plus a\n"
+	  "KSK-side configuration for the ceremony), online from 3.5 (card keystore with\n"
+	  "ksk-only first, PEM second). Prints card signatures per zone and year and the\n"
+	  "longest card outage the zones survive. Both pieces pass knotc conf-check\n"
+	  "before anything is written. --write FILE writes FILE (the include) and, in\n"
+	  "offline mode, FILE-ksk.conf beside it (ksk-conf= elsewhere), atomically, mode\n"
+	  "0640; a file without the knot-hsm marker line is never overwritten unless\n"
+	  "--force. Without --write both are printed. Defaults: zsk-lifetime 30d,\n"
+	  "rrsig-lifetime 21d, rrsig-refresh 10d, dnskey-ttl 1h, zone-max-ttl 1d,\n"
+	  "propagation-delay 1h, ecdsap256sha256.",
+	  false, 0 },
 	{ "ceremony", true, 0, cmd_ceremony,
-	  "knot-hsm [-c knot.conf] ZONE... ceremony [until=+90d]",
-	  "Offline-KSK cycle for each zone: pregenerate, generate-ksr, sign-ksr on the\n"
-	  "card, validate-skr, import-skr, zone-keys-load. One PIN entry for the run." },
+	  "knot-hsm [-c knot.conf] ZONE... ceremony [until=+90d] [ksk-conf=PATH] [generate-ksk=yes|no] [--pin-file PATH | --pin-fd N]",
+	  "Offline-KSK cycle for each zone, in order: keymgr pregenerate, generate-ksr\n"
+	  "(ZSK side, knot.conf), sign-ksr on the card (KSK side, default knot-hsm-ksk.conf\n"
+	  "next to knot.conf), validate-skr and knot-hsm's own checks, import-skr, then\n"
+	  "knotc zone-keys-load when knotd runs. Zones already pre-signed up to until are\n"
+	  "skipped. An SKR that fails a check is kept as ZONE.skr.invalid and never\n"
+	  "imported. KSR and SKR are archived in <kasp-db>/../knot-hsm-archive/YYYY-MM-DD/.\n"
+	  "The PIN comes from the KSK-side keystore's pin-source; without one it is read\n"
+	  "once (--pin-file, --pin-fd or a prompt) into a 0600 file in a private temporary\n"
+	  "directory, removed at the end. A failure in one zone leaves the zones before it\n"
+	  "done and this one on its previous SKR; rerun to finish.",
+	  false, 0 },
 	{ "status", false, OPT_WARN | OPT_CRIT, cmd_status,
 	  "knot-hsm [-c knot.conf] status [ZONE...] [--warn DAYS] [--crit DAYS] [--json]",
-	  "Per zone: mode, card KSK present, signed period or RRSIG expiry, next ZSK\n"
-	  "event, DS at the parent. Exit 0 ok, 1 warning, 2 critical (monitoring style)." },
+	  "Every signed zone of knot.conf with a card KSK: mode, card KSK present on the\n"
+	  "token, end of the pre-signed period (offline) or of the served DNSKEY\n"
+	  "signature (online), next ZSK event. Exit 0 OK, 1 WARNING (less than --warn,\n"
+	  "default 14 days, left), 2 CRITICAL (less than --crit, default 7), 3 UNKNOWN,\n"
+	  "also for this command's own usage errors. ZONE... limits the check to them.",
+	  true, 3 },
+	{ "audit", false, 0, cmd_audit,
+	  "knot-hsm audit verify [FILE] [--json] | knot-hsm audit tail [FILE] [--json]",
+	  "Check the hash chain of the audit log the guard module writes and summarise\n"
+	  "it (signatures per key per day, logins, failures); exit 1 naming the first\n"
+	  "broken line. tail shows the last 20 lines in words (--json: as written).\n"
+	  "FILE defaults to audit_log of the guard configuration ($KHSM_GUARD_CONF, else\n"
+	  "knot-hsm-guard.conf beside the guard module).",
+	  true, 0 },
 };
 
 const cli_command_t *cli_current;
@@ -95,6 +140,14 @@ static void print_main_usage(FILE *f)
 	           "  -h, --help       this help; knot-hsm COMMAND --help for one command\n"
 	           "  -V, --version    print the version\n\n"
 	           "Exit status: 0 success, 1 failure, 2 usage error.\n");
+}
+
+/* Operators see why a command takes longer: the card is busy or was pulled. */
+static void retry_note(const char *what, int code, unsigned delay_ms, void *data)
+{
+	(void)data;
+	fprintf(stderr, "note: card %s while %s; retrying in %u ms\n",
+	        code == KHSM_EBUSY ? "busy" : "busy or removed", what, delay_ms);
 }
 
 static void print_command_help(const cli_command_t *cmd)
@@ -129,7 +182,7 @@ int cli_usage_error(const cli_command_t *cmd, const char *fmt, ...)
 	} else {
 		fputs("\nrun 'knot-hsm --help' for usage\n", stderr);
 	}
-	return CLI_USAGE;
+	return cmd && cmd->usage_exit ? cmd->usage_exit : CLI_USAGE;
 }
 
 static const cli_command_t *find_command(const char *name)
@@ -164,6 +217,7 @@ static const option_t OPTIONS[] = {
 	{ "--write", 0, OPT_WRITE, true },
 	{ "--warn", 0, OPT_WARN, true },
 	{ "--crit", 0, OPT_CRIT, true },
+	{ "--guard", 0, OPT_GUARD, false },
 };
 
 static int parse_fd(const char *text, int *fd)
@@ -205,6 +259,7 @@ static int set_option(cli_t *cli, const option_t *o, const char *value)
 	case OPT_WRITE:     cli->write = value; break;
 	case OPT_WARN:      cli->warn = value; break;
 	case OPT_CRIT:      cli->crit = value; break;
+	case OPT_GUARD:     cli->guard = true; break;
 	}
 	return CLI_OK;
 }
@@ -286,12 +341,19 @@ int main(int argc, char **argv)
 		return CLI_USAGE;
 	}
 	cli_current = cmd;
+	for (int k = i + 1; k < argc; k++) {
+		if (strcmp(argv[k], "-h") == 0 || strcmp(argv[k], "--help") == 0) {
+			print_command_help(cmd);
+			return CLI_OK;
+		}
+	}
 	int zones = zone_start < 0 ? 0 : i - zone_start;
 	if (cmd->zone_command && zones == 0) {
 		return cli_usage_error(cmd, "'%s' needs at least one zone before it", cmd->name);
 	}
 	if (!cmd->zone_command && zones > 0) {
-		return cli_usage_error(cmd, "'%s' takes no zone (got '%s')", cmd->name, argv[zone_start]);
+		return cli_usage_error(cmd, "'%s' takes no zone before it (got '%s')%s", cmd->name,
+		                       argv[zone_start], cmd->positional ? "; put the zones after it" : "");
 	}
 	cli.zones = zones ? &argv[zone_start] : NULL;
 	cli.zone_count = zones;
@@ -315,8 +377,24 @@ int main(int argc, char **argv)
 			args[cli.arg_count++] = argv[i];
 			continue;
 		}
+		if (cmd->positional && argv[i][0] != '-' && !strchr(argv[i], '=')) {
+			/* Zones of a token-wide command follow its name; kept in the
+			 * argv slots after the key=value ones, in order. */
+			args[argc - 1 - cli.zone_count] = argv[i];
+			cli.zone_count++;
+			continue;
+		}
 		free(args);
 		return cli_usage_error(cmd, "unexpected argument '%s'", argv[i]);
+	}
+
+	if (cmd->positional && cli.zone_count > 0) {
+		/* Collected from the end backwards: put them in command-line order. */
+		char **z = &args[argc - cli.zone_count];
+		for (int a = 0, b = cli.zone_count - 1; a < b; a++, b--) {
+			char *t = z[a]; z[a] = z[b]; z[b] = t;
+		}
+		cli.zones = z;
 	}
 
 	unsigned extra = cli.given & ~(OPT_GLOBAL | cmd->options);
@@ -330,6 +408,7 @@ int main(int argc, char **argv)
 	}
 
 	khsm_err_clear();
+	khsm_retry_set_notify(retry_note, NULL);
 	int rc = cmd->run(&cli);
 	free(args);
 	return rc;

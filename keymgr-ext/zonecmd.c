@@ -13,6 +13,9 @@ int kv_parse(const cli_t *cli, kv_t *table)
 	for (int i = 0; i < cli->arg_count; i++) {
 		const char *arg = cli->args[i];
 		const char *eq = strchr(arg, '=');
+		if (!eq) {
+			return cli_usage_error(cli_current, "'%s' is not key=value", arg);
+		}
 		size_t len = (size_t)(eq - arg);
 		kv_t *slot = NULL;
 		for (kv_t *t = table; t->key; t++) {
@@ -53,6 +56,22 @@ int kv_bool(const char *key, const char *value, bool *out)
 		*out = false;
 	} else {
 		return cli_usage_error(cli_current, "%s= takes yes or no, not '%s'", key, value);
+	}
+	return CLI_OK;
+}
+
+int kv_timer(const char *key, const char *value)
+{
+	const char *p = value;
+	bool relative = *p == '+' || *p == '-';
+	p += relative;
+	size_t digits = strspn(p, "0123456789");
+	const char *unit = p + digits;
+	bool ok = digits > 0 && (*unit == '\0' ||
+	          (relative && (strcmp(unit, "mi") == 0 || (strlen(unit) == 1 && strchr("hdwMy", *unit)))));
+	if (!ok) {
+		return cli_usage_error(cli_current, "%s= takes a UNIX time, YYYYMMDDHHMMSS, 0 (unset) or "
+		                       "+/-N[mi|h|d|w|M|y], not '%s'", key, value);
 	}
 	return CLI_OK;
 }

@@ -24,6 +24,11 @@ const char *kv_get(const kv_t *table, const char *key);
 /** Parse yes/no strictly (keymgr reads "on" as false, so only these). */
 int kv_bool(const char *key, const char *value, bool *out);
 
+/** Check a keymgr timer value strictly (UNIX time or YYYYMMDDHHMMSS digits,
+ *  0 to unset, or +/-N with an optional unit mi, h, d, w, M, y) so that
+ *  keymgr never rejects it halfway through a command. */
+int kv_timer(const char *key, const char *value);
+
 /** knot.conf path: -c, or Knot's default. */
 const char *zone_conf_path(const cli_t *cli);
 

@@ -13,6 +13,7 @@
 #include "cardkey.h"
 #include "error.h"
 #include "internal.h"
+#include "retry.h"
 
 static int pubkey_kind(gnutls_pubkey_t pub, unsigned *bits_ptr);
 
@@ -294,64 +295,35 @@ int khsm_cardkey_algorithm(khsm_keystore_t *ks, const uint8_t *id, size_t id_len
 	return r;
 }
 
-/* The CKA_ID of the public object whose key equals der (the token may have
- * replaced the id we asked for). */
-static int find_id_by_pubkey(khsm_keystore_t *ks, const char *label, const gnutls_datum_t *der,
-                             uint8_t **id_ptr, size_t *id_len_ptr)
-{
-	_cleanup_free_ char *url = NULL;
-	int r = object_url(ks, label, NULL, 0, KHSM_URI_TYPE_PUBLIC, &url);
-	if (r != KHSM_EOK) {
-		return r;
-	}
-	gnutls_pkcs11_obj_t *objs = NULL;
-	unsigned n = 0;
-	r = khsm_keystore_find(ks, url, true, NULL, false, &objs, &n);
-	if (r != KHSM_EOK) {
-		return r;
-	}
-	r = KHSM_ENOENT;
-	for (unsigned i = 0; i < n && r == KHSM_ENOENT; i++) {
-		gnutls_datum_t mine = { 0 };
-		if (pubkey_der(objs[i], &mine, NULL) != KHSM_EOK) {
-			continue;
-		}
-		if (mine.size == der->size && memcmp(mine.data, der->data, der->size) == 0) {
-			uint8_t buf[256];
-			size_t size = sizeof(buf);
-			if (gnutls_pkcs11_obj_get_info(objs[i], GNUTLS_PKCS11_OBJ_ID, buf, &size) == 0 && size > 0) {
-				uint8_t *id = malloc(size);
-				if (id) {
-					memcpy(id, buf, size);
-					*id_ptr = id;
-					*id_len_ptr = size;
-					r = KHSM_EOK;
-				} else {
-					r = KHSM_ENOMEM;
-				}
-			}
-		}
-		gnutls_free(mine.data);
-	}
-	khsm_keystore_objs_free(objs, n);
-	if (r == KHSM_ENOENT) {
-		khsm_err_detail("the new key's public object was not found on the token by label '%s'", label);
-	}
-	return r;
-}
-
 /* GnuTLS marks the new private key for signing but leaves the token's other
  * defaults (SoftHSM: decrypt, unwrap, derive). A DNSSEC key only signs, so
  * switch the rest off on both objects, in GnuTLS's own logged-in session. A
  * card that refuses to change usage flags keeps its own (cards give EC keys
  * no decrypt anyway); that is reported, not fatal. */
-static int restrict_usage(khsm_keystore_t *ks, const char *label, const uint8_t *id, size_t id_len)
+/* A CK_RV of a raw call: busy or removed cards are transient (khsm_retry_transient). */
+static int card_error_from_ckr(CK_RV rv)
 {
-	_cleanup_free_ char *url = NULL;
-	int r = object_url(ks, label, id, id_len, KHSM_URI_TYPE_ANY, &url);
+	switch (rv) {
+	case CKR_DEVICE_ERROR:           return KHSM_EBUSY;   /* what OpenSC answers for a busy card */
+	case CKR_DEVICE_REMOVED:
+	case CKR_SESSION_HANDLE_INVALID:
+	case CKR_SESSION_CLOSED:         return KHSM_EREMOVED;
+	case CKR_TOKEN_NOT_PRESENT:      return KHSM_ENOTOKEN;
+	default:                         return khsm_error_from_ckr(rv);
+	}
+}
+
+struct usage_args {
+	khsm_keystore_t *ks;
+	const char *url;
+};
+
+static int restrict_usage_once(void *ctx)
+{
+	struct usage_args *u = ctx;
 	gnutls_pkcs11_obj_t *objs = NULL;
 	unsigned n = 0;
-	if (r == KHSM_EOK) r = khsm_keystore_find(ks, url, true, NULL, false, &objs, &n);
+	int r = khsm_keystore_find(u->ks, u->url, true, NULL, false, &objs, &n);
 	if (r != KHSM_EOK) {
 		return r;
 	}
@@ -366,24 +338,294 @@ static int restrict_usage(khsm_keystore_t *ks, const char *label, const uint8_t 
 		CK_FUNCTION_LIST *m = NULL;
 		void *session = NULL, *handle = NULL;
 		unsigned long slot = 0;
-		if (gnutls_pkcs11_obj_get_ptr(objs[i], (void **)&m, &session, &handle, &slot,
-		                              GNUTLS_PKCS11_OBJ_FLAG_LOGIN) != 0) {
+		int g = gnutls_pkcs11_obj_get_ptr(objs[i], (void **)&m, &session, &handle, &slot,
+		                                  GNUTLS_PKCS11_OBJ_FLAG_LOGIN);
+		if (g != 0) {
+			r = khsm_retry_transient(khsm_error_from_gnutls(g)) ? khsm_error_from_gnutls(g) : KHSM_EOK;
 			continue;
 		}
-		/* GnuTLS's session is read-only; while it keeps the login, a
-		 * read-write session of ours is logged in too (PKCS #11 logins are
+		/* GnuTLS's session is read-only; while the keystore keeps the login,
+		 * a read-write session of ours is logged in too (PKCS #11 logins are
 		 * per application). */
 		CK_SESSION_HANDLE ro = (CK_SESSION_HANDLE)(uintptr_t)session, rw = CK_INVALID_HANDLE;
-		if (m->C_OpenSession(slot, CKF_SERIAL_SESSION | CKF_RW_SESSION, NULL, NULL, &rw) == CKR_OK) {
-			for (size_t a = 0; a < 3; a++) {
-				/* One at a time: a token may reject one and accept another. */
-				(void)m->C_SetAttributeValue(rw, (CK_OBJECT_HANDLE)(uintptr_t)handle, &off[a], 1);
+		CK_RV rv = m->C_OpenSession(slot, CKF_SERIAL_SESSION | CKF_RW_SESSION, NULL, NULL, &rw);
+		if (rv == CKR_OK) {
+			for (size_t a = 0; a < 3 && r == KHSM_EOK; a++) {
+				/* One at a time: a token may reject one and accept another;
+				 * only a busy or removed card is worth another try. */
+				rv = m->C_SetAttributeValue(rw, (CK_OBJECT_HANDLE)(uintptr_t)handle, &off[a], 1);
+				int e = card_error_from_ckr(rv);
+				if (rv != CKR_OK && khsm_retry_transient(e)) {
+					r = e;
+				}
 			}
 			m->C_CloseSession(rw);
+		} else if (khsm_retry_transient(card_error_from_ckr(rv))) {
+			r = card_error_from_ckr(rv);
 		}
 		m->C_CloseSession(ro);
 	}
 	khsm_keystore_objs_free(objs, n);
+	return r;
+}
+
+/* GnuTLS marks the new private key for signing but leaves the token's other
+ * defaults (SoftHSM: decrypt, unwrap, derive). A DNSSEC key only signs, so
+ * switch the rest off on both objects. A card that refuses to change usage
+ * flags keeps its own (cards give EC keys no decrypt anyway); that is not
+ * fatal. Setting a flag twice is harmless, so the whole step is retried. */
+static int restrict_usage(khsm_keystore_t *ks, const char *label, const uint8_t *id, size_t id_len)
+{
+	_cleanup_free_ char *url = NULL;
+	int r = object_url(ks, label, id, id_len, KHSM_URI_TYPE_ANY, &url);
+	if (r != KHSM_EOK) {
+		return r;
+	}
+	struct usage_args u = { .ks = ks, .url = url };
+	return khsm_card_op("restricting the key's usage", restrict_usage_once, &u);
+}
+
+/* -- key generation ------------------------------------------------------- */
+
+/*
+ * Key pairs are generated with C_GenerateKeyPair on the function list GnuTLS
+ * loaded (as restrict_usage does): GnuTLS folds CKR_DEVICE_MEMORY (card full),
+ * CKR_DEVICE_ERROR (card busy) and CKR_DEVICE_REMOVED into one error code,
+ * and they need different answers. The keystore's login is reused; the key
+ * is then proven through libdnssec exactly as knotd loads it.
+ */
+
+#define MAX_LABEL_IDS 32
+
+typedef struct {
+	uint8_t id[64];
+	CK_ULONG len;
+} raw_id_t;
+
+struct keygen_args {
+	khsm_keystore_t *ks;
+	int e;                  /* ALGORITHMS[] entry */
+	unsigned bits;
+	const char *label;
+	uint8_t want[20];       /* the random CKA_ID asked for */
+	bool snapshot;          /* before[] holds the private keys labelled so before keygen */
+	raw_id_t before[MAX_LABEL_IDS];
+	size_t n_before;
+	bool tried;             /* C_GenerateKeyPair was called at least once */
+	bool made;              /* ... and returned CKR_OK */
+	uint8_t *id;            /* result */
+	size_t id_len;
+};
+
+/* A logged-in read-write session on the keystore's token. */
+static int rw_session(khsm_keystore_t *ks, CK_FUNCTION_LIST **m_ptr, CK_SESSION_HANDLE *s_ptr)
+{
+	void *ptr = NULL;
+	unsigned long slot = 0;
+	int g = gnutls_pkcs11_token_get_ptr(khsm_keystore_uri(ks), &ptr, &slot, 0);
+	if (g != GNUTLS_E_SUCCESS || !ptr) {
+		/* The URI matched no token: the card is out. */
+		return g == GNUTLS_E_SUCCESS ? KHSM_EMODULE : KHSM_ENOTOKEN;
+	}
+	CK_FUNCTION_LIST *m = ptr;
+	for (int pass = 0; pass < 2; pass++) {
+		CK_SESSION_HANDLE s;
+		CK_RV rv = m->C_OpenSession(slot, CKF_SERIAL_SESSION | CKF_RW_SESSION, NULL, NULL, &s);
+		if (rv != CKR_OK) {
+			khsm_err_detail("opening a session on the card failed (CKR 0x%lx)", (unsigned long)rv);
+			return card_error_from_ckr(rv);
+		}
+		CK_SESSION_INFO si;
+		rv = m->C_GetSessionInfo(s, &si);
+		if (rv == CKR_OK && si.state == CKS_RW_USER_FUNCTIONS) {
+			*m_ptr = m;
+			*s_ptr = s;
+			return KHSM_EOK;
+		}
+		m->C_CloseSession(s);
+		if (rv != CKR_OK) {
+			return card_error_from_ckr(rv);
+		}
+		if (pass == 0) {
+			/* The card forgot the login (it was removed and reinserted): log
+			 * in again with the PIN it accepted before; a refusal is final. */
+			int r = khsm_keystore_login(ks, NULL, false);
+			if (r != KHSM_EOK) {
+				return r;
+			}
+		}
+	}
+	khsm_err_detail("the keystore is not logged in");
+	return KHSM_ELOGIN;
+}
+
+/* CKA_IDs of the private keys labelled label (at most MAX_LABEL_IDS). */
+static int label_ids(CK_FUNCTION_LIST *m, CK_SESSION_HANDLE s, const char *label,
+                     raw_id_t *ids, size_t *n_ptr)
+{
+	CK_OBJECT_CLASS cls = CKO_PRIVATE_KEY;
+	CK_ATTRIBUTE tmpl[] = { { CKA_CLASS, &cls, sizeof(cls) },
+	                        { CKA_LABEL, (void *)label, strlen(label) } };
+	CK_OBJECT_HANDLE objs[MAX_LABEL_IDS];
+	CK_ULONG n = 0;
+	CK_RV rv = m->C_FindObjectsInit(s, tmpl, 2);
+	if (rv == CKR_OK) {
+		rv = m->C_FindObjects(s, objs, MAX_LABEL_IDS, &n);
+		m->C_FindObjectsFinal(s);
+	}
+	for (CK_ULONG i = 0; rv == CKR_OK && i < n; i++) {
+		CK_ATTRIBUTE a = { CKA_ID, ids[i].id, sizeof(ids[i].id) };
+		rv = m->C_GetAttributeValue(s, objs[i], &a, 1);
+		ids[i].len = rv == CKR_OK ? a.ulValueLen : 0;
+		if (rv == CKR_ATTRIBUTE_TYPE_INVALID || rv == CKR_BUFFER_TOO_SMALL) {
+			rv = CKR_OK;
+		}
+	}
+	if (rv != CKR_OK) {
+		return card_error_from_ckr(rv);
+	}
+	*n_ptr = n;
+	return KHSM_EOK;
+}
+
+static bool id_in(const raw_id_t *ids, size_t n, const raw_id_t *id)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (ids[i].len == id->len && memcmp(ids[i].id, id->id, id->len) == 0) {
+			return true;
+		}
+	}
+	return false;
+}
+
+static int keep_id(struct keygen_args *k, const uint8_t *id, size_t len)
+{
+	if (len == 0) {
+		khsm_err_detail("the card gave the new key pair no CKA_ID; Knot cannot use it");
+		return KHSM_ETOKEN;
+	}
+	k->id = malloc(len);
+	if (!k->id) {
+		return KHSM_ENOMEM;
+	}
+	memcpy(k->id, id, len);
+	k->id_len = len;
+	return KHSM_EOK;
+}
+
+static const uint8_t OID_P256[] = { 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07 };
+static const uint8_t OID_P384[] = { 0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x22 };
+static const uint8_t OID_ED25519[] = { 0x06, 0x03, 0x2b, 0x65, 0x70 };
+static const uint8_t OID_ED448[] = { 0x06, 0x03, 0x2b, 0x65, 0x71 };
+
+static int keygen_once(void *ctx)
+{
+	struct keygen_args *k = ctx;
+	CK_FUNCTION_LIST *m = NULL;
+	CK_SESSION_HANDLE s = CK_INVALID_HANDLE;
+	int r = rw_session(k->ks, &m, &s);
+	if (r != KHSM_EOK) {
+		return r;
+	}
+	raw_id_t now[MAX_LABEL_IDS];
+	size_t n_now = 0;
+	if (!k->snapshot) {
+		r = label_ids(m, s, k->label, k->before, &k->n_before);
+		k->snapshot = r == KHSM_EOK;
+	} else if (k->tried) {
+		/* An earlier try failed after reaching the card: it may have made
+		 * the key all the same. Adopt it rather than make a second one. */
+		r = label_ids(m, s, k->label, now, &n_now);
+		const raw_id_t *fresh = NULL;
+		size_t n_fresh = 0;
+		for (size_t i = 0; r == KHSM_EOK && i < n_now; i++) {
+			if (!id_in(k->before, k->n_before, &now[i])) {
+				fresh = &now[i];
+				n_fresh++;
+			}
+		}
+		if (r == KHSM_EOK && n_fresh == 1) {
+			k->made = true;
+			r = keep_id(k, fresh->id, fresh->len);
+			m->C_CloseSession(s);
+			return r;
+		}
+		if (r == KHSM_EOK && n_fresh > 1) {
+			khsm_err_detail("%zu new keys labelled '%s' appeared on the card while it was busy; "
+			                "knot-hsm keys lists them", n_fresh, k->label);
+			r = KHSM_EAMBIGUOUS;
+		}
+	}
+	if (r != KHSM_EOK) {
+		m->C_CloseSession(s);
+		return r;
+	}
+
+	CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
+	CK_ULONG bits = k->bits;
+	static const uint8_t F4[] = { 0x01, 0x00, 0x01 };
+	CK_MECHANISM mech = { CKM_EC_KEY_PAIR_GEN, NULL, 0 };
+	CK_ATTRIBUTE pub[8] = {
+		{ CKA_TOKEN, &yes, sizeof(yes) },
+		{ CKA_VERIFY, &yes, sizeof(yes) },
+		{ CKA_LABEL, (void *)k->label, strlen(k->label) },
+		{ CKA_ID, k->want, sizeof(k->want) },
+	};
+	CK_ULONG n_pub = 4;
+	switch (ALGORITHMS[k->e].number) {
+	case 8: case 10:
+		mech.mechanism = CKM_RSA_PKCS_KEY_PAIR_GEN;
+		pub[n_pub++] = (CK_ATTRIBUTE){ CKA_MODULUS_BITS, &bits, sizeof(bits) };
+		pub[n_pub++] = (CK_ATTRIBUTE){ CKA_PUBLIC_EXPONENT, (void *)F4, sizeof(F4) };
+		break;
+	case 13: pub[n_pub++] = (CK_ATTRIBUTE){ CKA_EC_PARAMS, (void *)OID_P256, sizeof(OID_P256) }; break;
+	case 14: pub[n_pub++] = (CK_ATTRIBUTE){ CKA_EC_PARAMS, (void *)OID_P384, sizeof(OID_P384) }; break;
+	case 15:
+		mech.mechanism = CKM_EC_EDWARDS_KEY_PAIR_GEN;
+		pub[n_pub++] = (CK_ATTRIBUTE){ CKA_EC_PARAMS, (void *)OID_ED25519, sizeof(OID_ED25519) };
+		break;
+	default:
+		mech.mechanism = CKM_EC_EDWARDS_KEY_PAIR_GEN;
+		pub[n_pub++] = (CK_ATTRIBUTE){ CKA_EC_PARAMS, (void *)OID_ED448, sizeof(OID_ED448) };
+		break;
+	}
+	/* Sensitive, private, never extractable, sign only: what GnuTLS asks for
+	 * with MARK_SENSITIVE | MARK_PRIVATE and a digital-signature key usage. */
+	CK_ATTRIBUTE priv[] = {
+		{ CKA_TOKEN, &yes, sizeof(yes) },
+		{ CKA_PRIVATE, &yes, sizeof(yes) },
+		{ CKA_SENSITIVE, &yes, sizeof(yes) },
+		{ CKA_EXTRACTABLE, &no, sizeof(no) },
+		{ CKA_SIGN, &yes, sizeof(yes) },
+		{ CKA_LABEL, (void *)k->label, strlen(k->label) },
+		{ CKA_ID, k->want, sizeof(k->want) },
+	};
+	CK_OBJECT_HANDLE hpub = CK_INVALID_HANDLE, hpriv = CK_INVALID_HANDLE;
+	k->tried = true;
+	CK_RV rv = m->C_GenerateKeyPair(s, &mech, pub, n_pub, priv, KHSM_ARRAY_SIZE(priv), &hpub, &hpriv);
+	if (rv == CKR_OK) {
+		k->made = true;
+		/* The card may have replaced the id we asked for (SmartCard-HSM:
+		 * SHA-1 of the public key): read back the one it set. */
+		uint8_t id[64];
+		CK_ATTRIBUTE a = { CKA_ID, id, sizeof(id) };
+		rv = m->C_GetAttributeValue(s, hpriv, &a, 1);
+		if (rv == CKR_OK) {
+			r = keep_id(k, id, a.ulValueLen);
+		} else {
+			khsm_err_detail("reading the new key's CKA_ID failed (CKR 0x%lx)", (unsigned long)rv);
+			r = card_error_from_ckr(rv);
+		}
+	} else if (rv == CKR_DEVICE_MEMORY) {
+		k->tried = false;   /* the card said no: nothing was made */
+		khsm_err_detail("the card is full: it has no room for another key pair "
+		                "(CKR_DEVICE_MEMORY)");
+		r = KHSM_EDEVMEM;
+	} else {
+		khsm_err_detail("the card refused to generate the key pair (CKR 0x%lx)", (unsigned long)rv);
+		r = card_error_from_ckr(rv);
+	}
+	m->C_CloseSession(s);
 	return r;
 }
 
@@ -395,30 +637,62 @@ int khsm_cardkey_generate(khsm_keystore_t *ks, int algorithm, unsigned bits, con
 	if (!ks || !label || !id_ptr || !id_len_ptr || e < 0) {
 		return KHSM_EINVAL;
 	}
-	unsigned gbits = ALGORITHMS[e].pk == GNUTLS_PK_RSA ? bits
-	               : GNUTLS_CURVE_TO_BITS(ALGORITHMS[e].curve);
-
-	uint8_t want[20];
-	if (gnutls_rnd(GNUTLS_RND_RANDOM, want, sizeof(want)) != 0) {
+	struct keygen_args k = { .ks = ks, .e = e, .label = label,
+	                         .bits = ALGORITHMS[e].pk == GNUTLS_PK_RSA ? bits : 0 };
+	if (gnutls_rnd(GNUTLS_RND_RANDOM, k.want, sizeof(k.want)) != 0) {
 		return KHSM_ECRYPTO;
 	}
-	gnutls_datum_t cid = { want, sizeof(want) };
-	gnutls_datum_t pub = { 0 };
-	/* Not extractable: GnuTLS leaves CKA_EXTRACTABLE false unless told. */
-	unsigned flags = GNUTLS_PKCS11_OBJ_FLAG_LOGIN | GNUTLS_PKCS11_OBJ_FLAG_MARK_SENSITIVE |
-	                 GNUTLS_PKCS11_OBJ_FLAG_MARK_PRIVATE;
-	int g = gnutls_pkcs11_privkey_generate3(khsm_keystore_uri(ks), ALGORITHMS[e].pk, gbits,
-	                                        label, &cid, GNUTLS_X509_FMT_DER, &pub,
-	                                        GNUTLS_KEY_DIGITAL_SIGNATURE, flags);
-	if (g != GNUTLS_E_SUCCESS) {
-		int r = khsm_error_from_gnutls(g);
-		khsm_err_detail("generating the key on the token through GnuTLS failed: %s", gnutls_strerror(g));
-		return r == KHSM_ETOKEN ? KHSM_ETOKEN : r;
+	int r = khsm_card_op("generating the key pair", keygen_once, &k);
+	if (r != KHSM_EOK) {
+		free(k.id);
+		if (k.made || (k.tried && khsm_retry_transient(r))) {
+			const char *d = khsm_err_last_detail();
+			char keep[1400];
+			snprintf(keep, sizeof(keep), "%s", d ? d : "");
+			khsm_err_detail("%s%sthe card %s the key pair '%s' but knot-hsm could not read its "
+			                "id; nothing was written to KASP. When the card is back, rerun the "
+			                "command: it finds the key and names the import command that "
+			                "finishes the job", keep, keep[0] ? "; " : "",
+			                k.made ? "made" : "may have made", label);
+		}
+		return r;
 	}
-	int r = find_id_by_pubkey(ks, label, &pub, id_ptr, id_len_ptr);
-	gnutls_free(pub.data);
+	/* Not fatal, whatever the reason: the key exists, and the self-test that
+	 * follows finds out whether the card still answers. */
+	if (restrict_usage(ks, label, k.id, k.id_len) != KHSM_EOK) {
+		khsm_err_clear();
+	}
+	*id_ptr = k.id;
+	*id_len_ptr = k.id_len;
+	return KHSM_EOK;
+}
+
+struct delete_args {
+	khsm_keystore_t *ks;
+	const char *url;
+	unsigned deleted;   /* objects deleted over all tries */
+};
+
+static int delete_once(void *ctx)
+{
+	struct delete_args *d = ctx;
+	int g = gnutls_pkcs11_delete_url(d->url, GNUTLS_PKCS11_OBJ_FLAG_LOGIN);
+	if (g < 0) {
+		khsm_err_detail("deleting the key from the token failed: %s", gnutls_strerror(g));
+		return khsm_error_from_gnutls(g);
+	}
+	d->deleted += (unsigned)g;
+	/* GnuTLS deletes what its search finds, and a busy card finds nothing:
+	 * the key is gone only when a search the card answers says so. */
+	gnutls_pkcs11_obj_t *objs = NULL;
+	unsigned n = 0;
+	int r = khsm_keystore_find(d->ks, d->url, true, NULL, false, &objs, &n);
 	if (r == KHSM_EOK) {
-		restrict_usage(ks, label, *id_ptr, *id_len_ptr);
+		khsm_keystore_objs_free(objs, n);
+		if (n > 0) {
+			khsm_err_detail("%u objects of the key are still on the card", n);
+			r = KHSM_EBUSY;
+		}
 	}
 	return r;
 }
@@ -434,12 +708,31 @@ int khsm_cardkey_delete(khsm_keystore_t *ks, const uint8_t *id, size_t id_len)
 	if (r != KHSM_EOK) {
 		return r;
 	}
-	int g = gnutls_pkcs11_delete_url(url, GNUTLS_PKCS11_OBJ_FLAG_LOGIN);
-	if (g < 0) {
-		khsm_err_detail("deleting the key from the token failed: %s", gnutls_strerror(g));
+	struct delete_args d = { .ks = ks, .url = url };
+	r = khsm_card_op("deleting the key", delete_once, &d);
+	if (r != KHSM_EOK) {
+		return r;
+	}
+	return d.deleted > 0 ? KHSM_EOK : KHSM_ENOENT;
+}
+
+struct set_id_args {
+	gnutls_pkcs11_obj_t obj;
+	const uint8_t *id;
+	size_t id_len;
+};
+
+/* Setting the same CKA_ID again is harmless, so a busy card is retried. */
+static int set_id_once(void *ctx)
+{
+	struct set_id_args *a = ctx;
+	int g = gnutls_pkcs11_obj_set_info(a->obj, GNUTLS_PKCS11_OBJ_ID, a->id, a->id_len,
+	                                   GNUTLS_PKCS11_OBJ_FLAG_LOGIN);
+	if (g != 0) {
+		khsm_err_detail("the token refused to set CKA_ID: %s", gnutls_strerror(g));
 		return khsm_error_from_gnutls(g);
 	}
-	return g > 0 ? KHSM_EOK : KHSM_ENOENT;
+	return KHSM_EOK;
 }
 
 _public_
@@ -484,12 +777,8 @@ int khsm_cardkey_fix_id(khsm_keystore_t *ks, const char *label, uint8_t **id_ptr
 	}
 	gnutls_pubkey_deinit(pub);
 	for (int k = 0; r == KHSM_EOK && k < 2; k++) {
-		int g = gnutls_pkcs11_obj_set_info(objs[k == 0 ? priv : pubi], GNUTLS_PKCS11_OBJ_ID, id,
-		                                   id_len, GNUTLS_PKCS11_OBJ_FLAG_LOGIN);
-		if (g != 0) {
-			khsm_err_detail("the token refused to set CKA_ID: %s", gnutls_strerror(g));
-			r = khsm_error_from_gnutls(g);
-		}
+		struct set_id_args a = { objs[k == 0 ? priv : pubi], id, id_len };
+		r = khsm_card_op("setting CKA_ID", set_id_once, &a);
 	}
 	khsm_keystore_objs_free(objs, n);
 	if (r != KHSM_EOK) {
@@ -507,60 +796,96 @@ int khsm_cardkey_fix_id(khsm_keystore_t *ks, const char *label, uint8_t **id_ptr
 
 /* -- proof through libdnssec ---------------------------------------------- */
 
-_public_
-int khsm_cardkey_dnskey(khsm_keystore_t *ks, const char *zone, const char *id_hex,
-                        int algorithm, bool ksk, dnssec_key_t **key_ptr)
+/*
+ * libdnssec reports a busy card as "key not found" (get_private) or as a
+ * generic signing error, so these are classified here: a key that GnuTLS
+ * lists by its id but libdnssec cannot load, and a signature that fails, are
+ * taken as a card that did not answer and retried. Neither logs in (the
+ * keystore keeps its login) nor changes anything on the card; a key that
+ * really cannot sign costs the retry budget before the error is shown.
+ */
+
+struct dnskey_args {
+	khsm_keystore_t *ks;
+	const char *zone;
+	const char *id_hex;
+	int algorithm;
+	bool ksk;
+	bool sign;              /* selftest: also sign and verify */
+	dnssec_key_t *key;      /* result */
+};
+
+/* Is the private key with this hex id on the card, as GnuTLS sees it? */
+static int private_key_listed(khsm_keystore_t *ks, const char *id_hex)
 {
-	if (!ks || !zone || !id_hex || !key_ptr) {
-		return KHSM_EINVAL;
+	_cleanup_free_ uint8_t *id = NULL;
+	size_t id_len = 0;
+	int r = khsm_hex_parse(id_hex, &id, &id_len);
+	_cleanup_free_ char *url = NULL;
+	if (r == KHSM_EOK) r = object_url(ks, NULL, id, id_len, KHSM_URI_TYPE_PRIVATE, &url);
+	gnutls_pkcs11_obj_t *objs = NULL;
+	unsigned n = 0;
+	if (r == KHSM_EOK) r = khsm_keystore_find(ks, url, true, NULL, false, &objs, &n);
+	if (r == KHSM_EOK) {
+		khsm_keystore_objs_free(objs, n);
+		r = n > 0 ? KHSM_EOK : KHSM_ENOENT;
 	}
+	return r;
+}
+
+static int load_key(struct dnskey_args *a, dnssec_key_t **key_ptr)
+{
 	dnssec_key_t *key = NULL;
-	knot_dname_t *dname = knot_dname_from_str_alloc(zone);
+	knot_dname_t *dname = knot_dname_from_str_alloc(a->zone);
 	int r = dname ? khsm_error_from_dnssec(dnssec_key_new(&key)) : KHSM_ENOMEM;
 	if (r == KHSM_EOK) r = khsm_error_from_dnssec(dnssec_key_set_dname(key, dname));
-	if (r == KHSM_EOK) r = khsm_error_from_dnssec(dnssec_key_set_algorithm(key, algorithm));
-	if (r == KHSM_EOK) r = khsm_error_from_dnssec(dnssec_key_set_flags(key, ksk ? 257 : 256));
-	/* The path knotd takes: keystore -> private key on the token. */
-	if (r == KHSM_EOK) {
-		r = khsm_error_from_dnssec(dnssec_keystore_get_private(khsm_keystore_dnssec(ks), id_hex, key));
-		if (r != KHSM_EOK) {
-			khsm_err_detail("libdnssec cannot load key %s from the keystore as knotd would", id_hex);
-		}
-	}
+	if (r == KHSM_EOK) r = khsm_error_from_dnssec(dnssec_key_set_algorithm(key, a->algorithm));
+	if (r == KHSM_EOK) r = khsm_error_from_dnssec(dnssec_key_set_flags(key, a->ksk ? 257 : 256));
 	free(dname);
 	if (r != KHSM_EOK) {
 		dnssec_key_free(key);
+		return r;
+	}
+	/* The path knotd takes: keystore -> private key on the token. */
+	int d = dnssec_keystore_get_private(khsm_keystore_dnssec(a->ks), a->id_hex, key);
+	r = khsm_error_from_dnssec(d);
+	if (r == KHSM_ENOENT) {
+		int l = private_key_listed(a->ks, a->id_hex);
+		r = l == KHSM_EOK ? KHSM_EBUSY : l;   /* listed, yet not loadable: the card did not answer */
+	}
+	if (r != KHSM_EOK) {
+		dnssec_key_free(key);
+		if (!khsm_err_last_detail() || r == KHSM_EBUSY) {
+			khsm_err_detail("libdnssec cannot load key %s from the keystore as knotd would",
+			                a->id_hex);
+		}
 		return r;
 	}
 	*key_ptr = key;
 	return KHSM_EOK;
 }
 
-_public_
-int khsm_cardkey_selftest(khsm_keystore_t *ks, const char *zone, const char *id_hex,
-                          int algorithm, bool ksk, dnssec_key_t **key_ptr)
+/* Sign a test message on the card; verify with a key rebuilt from the DNSKEY
+ * rdata only: what resolvers do. */
+static int sign_and_verify(const char *zone, const char *id_hex, dnssec_key_t *key)
 {
-	if (!ks || !zone || !id_hex || !key_ptr) {
-		return KHSM_EINVAL;
-	}
-	dnssec_key_t *key = NULL, *verify = NULL;
+	dnssec_key_t *verify = NULL;
 	dnssec_sign_ctx_t *sctx = NULL, *vctx = NULL;
 	dnssec_binary_t sig = { 0 }, rdata = { 0 };
 	static const char MSG[] = "knot-hsm self-test: signed on the card, verified in software";
 	const dnssec_binary_t msg = { .data = (uint8_t *)MSG, .size = sizeof(MSG) - 1 };
 
-	int r = khsm_cardkey_dnskey(ks, zone, id_hex, algorithm, ksk, &key);
-	if (r != KHSM_EOK) goto fail;
-	r = khsm_error_from_dnssec(dnssec_sign_new(&sctx, key));
+	int r = khsm_error_from_dnssec(dnssec_sign_new(&sctx, key));
 	if (r == KHSM_EOK) r = khsm_error_from_dnssec(dnssec_sign_init(sctx));
 	if (r == KHSM_EOK) r = khsm_error_from_dnssec(dnssec_sign_add(sctx, &msg));
-	if (r == KHSM_EOK) r = khsm_error_from_dnssec(dnssec_sign_write(sctx, DNSSEC_SIGN_NORMAL, &sig));
+	if (r == KHSM_EOK) {
+		int d = dnssec_sign_write(sctx, DNSSEC_SIGN_NORMAL, &sig);
+		r = d == DNSSEC_SIGN_ERROR ? KHSM_EBUSY : khsm_error_from_dnssec(d);
+	}
 	if (r != KHSM_EOK) {
 		khsm_err_detail("signing a test message with key %s on the token failed", id_hex);
-		goto fail;
+		goto done;
 	}
-
-	/* Verify with a key rebuilt from the DNSKEY rdata only: what resolvers do. */
 	r = khsm_error_from_dnssec(dnssec_key_get_rdata(key, &rdata));
 	if (r == KHSM_EOK) r = khsm_dnskey_from_rdata(zone, rdata.data, rdata.size, &verify);
 	if (r == KHSM_EOK) r = khsm_error_from_dnssec(dnssec_sign_new(&vctx, verify));
@@ -573,15 +898,58 @@ int khsm_cardkey_selftest(khsm_keystore_t *ks, const char *zone, const char *id_
 			r = KHSM_ECRYPTO;
 		}
 	}
-fail:
+done:
 	dnssec_sign_free(sctx);
 	dnssec_sign_free(vctx);
 	dnssec_binary_free(&sig);
 	dnssec_key_free(verify);
+	return r;
+}
+
+/* One try: a fresh key object each time (GnuTLS's session of a failed try
+ * may be dead after a removal). */
+static int dnskey_once(void *ctx)
+{
+	struct dnskey_args *a = ctx;
+	dnssec_key_t *key = NULL;
+	int r = load_key(a, &key);
+	if (r == KHSM_EOK && a->sign) {
+		r = sign_and_verify(a->zone, a->id_hex, key);
+	}
 	if (r != KHSM_EOK) {
 		dnssec_key_free(key);
 		return r;
 	}
-	*key_ptr = key;
+	a->key = key;
 	return KHSM_EOK;
+}
+
+_public_
+int khsm_cardkey_dnskey(khsm_keystore_t *ks, const char *zone, const char *id_hex,
+                        int algorithm, bool ksk, dnssec_key_t **key_ptr)
+{
+	if (!ks || !zone || !id_hex || !key_ptr) {
+		return KHSM_EINVAL;
+	}
+	struct dnskey_args a = { ks, zone, id_hex, algorithm, ksk, false, NULL };
+	int r = khsm_card_op("loading the key through libdnssec", dnskey_once, &a);
+	if (r == KHSM_EOK) {
+		*key_ptr = a.key;
+	}
+	return r;
+}
+
+_public_
+int khsm_cardkey_selftest(khsm_keystore_t *ks, const char *zone, const char *id_hex,
+                          int algorithm, bool ksk, dnssec_key_t **key_ptr)
+{
+	if (!ks || !zone || !id_hex || !key_ptr) {
+		return KHSM_EINVAL;
+	}
+	struct dnskey_args a = { ks, zone, id_hex, algorithm, ksk, true, NULL };
+	int r = khsm_card_op("signing the self-test message", dnskey_once, &a);
+	if (r == KHSM_EOK) {
+		*key_ptr = a.key;
+	}
+	return r;
 }

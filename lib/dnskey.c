@@ -268,26 +268,22 @@ int khsm_dnskey_from_rdata(const char *zone, const uint8_t *rdata, size_t len,
 	return KHSM_EOK;
 }
 
+
 /* Unsigned decimal, digits only, at most max. */
-static bool parse_uint(const char *s, unsigned long max, unsigned long *out)
+static bool parse_ulong(const char *s, unsigned long max, unsigned long *out)
 {
-	if (!isdigit((unsigned char)s[0])) {
+	uint64_t v;
+	if (!khsm_parse_u64(s, max, &v)) {
 		return false;
 	}
-	errno = 0;
-	char *end = NULL;
-	unsigned long v = strtoul(s, &end, 10);
-	if (errno != 0 || *end != '\0' || v > max) {
-		return false;
-	}
-	*out = v;
+	*out = (unsigned long)v;
 	return true;
 }
 
 static bool parse_algorithm(const char *s, uint8_t *alg)
 {
 	unsigned long v;
-	if (parse_uint(s, UINT8_MAX, &v)) {
+	if (parse_ulong(s, UINT8_MAX, &v)) {
 		*alg = v;
 		return true;
 	}
@@ -303,6 +299,38 @@ static bool parse_algorithm(const char *s, uint8_t *alg)
 static bool is_rr_class(const char *s)
 {
 	return strcasecmp(s, "IN") == 0;
+}
+
+static bool is_dnskey_type(const char *s)
+{
+	return strcasecmp(s, "DNSKEY") == 0 || strcasecmp(s, "CDNSKEY") == 0;
+}
+
+/* Whether the text starts with an owner ("OWNER [TTL] [IN] DNSKEY …") rather
+ * than with the flags. An owner may start with a digit (2.0.192.in-addr.arpa.)
+ * or be all digits, so a numeric first field is an owner only when the record
+ * type follows, after at most one TTL and one class: in the rdata-only form the
+ * protocol and the algorithm stand there, and an algorithm is never a class. */
+static bool has_owner(char *const *tok, size_t n)
+{
+	unsigned long num;
+	if (!parse_ulong(tok[0], UINT16_MAX, &num)) {
+		return true;
+	}
+	bool ttl = false, cls = false;
+	for (size_t i = 1; i < n && i <= 3; i++) {
+		if (is_dnskey_type(tok[i])) {
+			return true;
+		}
+		if (!ttl && parse_ulong(tok[i], UINT32_MAX, &num)) {
+			ttl = true;
+		} else if (!cls && is_rr_class(tok[i])) {
+			cls = true;
+		} else {
+			return false;
+		}
+	}
+	return false;
 }
 
 enum { MAX_TOKENS = 512 };
@@ -336,12 +364,12 @@ int khsm_dnskey_from_text(const char *zone, const char *text, dnssec_key_t **key
 	size_t i = 0;
 	const char *owner = NULL;
 	unsigned long num;
-	if (n > 0 && !isdigit((unsigned char)tok[0][0])) {
+	if (n > 0 && has_owner(tok, n)) {
 		owner = tok[i++];
 		/* TTL and class, in either order, each at most once */
 		bool ttl = false, cls = false;
 		for (int k = 0; k < 2 && i < n; k++) {
-			if (!ttl && parse_uint(tok[i], UINT32_MAX, &num)) {
+			if (!ttl && parse_ulong(tok[i], UINT32_MAX, &num)) {
 				ttl = true;
 				i++;
 			} else if (!cls && is_rr_class(tok[i])) {
@@ -349,7 +377,7 @@ int khsm_dnskey_from_text(const char *zone, const char *text, dnssec_key_t **key
 				i++;
 			}
 		}
-		if (i >= n || (strcasecmp(tok[i], "DNSKEY") != 0 && strcasecmp(tok[i], "CDNSKEY") != 0)) {
+		if (i >= n || !is_dnskey_type(tok[i])) {
 			khsm_err_detail("expected 'OWNER [TTL] [IN] DNSKEY FLAGS 3 ALGORITHM KEY', got '%s'", text);
 			return KHSM_EPARSE;
 		}
@@ -361,11 +389,11 @@ int khsm_dnskey_from_text(const char *zone, const char *text, dnssec_key_t **key
 	}
 	unsigned long flags, protocol;
 	uint8_t alg;
-	if (!parse_uint(tok[i], UINT16_MAX, &flags)) {
+	if (!parse_ulong(tok[i], UINT16_MAX, &flags)) {
 		khsm_err_detail("DNSKEY flags '%s' is not a number from 0 to 65535", tok[i]);
 		return KHSM_EPARSE;
 	}
-	if (!parse_uint(tok[i + 1], UINT8_MAX, &protocol)) {
+	if (!parse_ulong(tok[i + 1], UINT8_MAX, &protocol)) {
 		khsm_err_detail("DNSKEY protocol '%s' is not a number from 0 to 255", tok[i + 1]);
 		return KHSM_EPARSE;
 	}

@@ -1,6 +1,8 @@
 /* Private helpers shared by libknothsm modules: cleanup attributes, visibility. */
 #pragma once
 
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,3 +24,25 @@ static inline void khsm__close_fd(int *fd) { if (*fd >= 0) close(*fd); }
 
 /* Take ownership of a pointer: returns it and clears the source. */
 #define KHSM_STEAL(p) ({ __typeof__(p) _s = (p); (p) = NULL; _s; })
+
+/* Strict unsigned decimal: digits only (no sign, space or trailing garbage),
+ * at most max. The tools' output and the operator's input are parsed with it. */
+static inline bool khsm_parse_u64(const char *s, uint64_t max, uint64_t *out)
+{
+	if (!s || !*s) {
+		return false;
+	}
+	uint64_t v = 0;
+	for (const char *p = s; *p; p++) {
+		if (*p < '0' || *p > '9') {
+			return false;
+		}
+		unsigned d = (unsigned)(*p - '0');
+		if (v > (max - d) / 10) {
+			return false;
+		}
+		v = v * 10 + d;
+	}
+	*out = v;
+	return true;
+}

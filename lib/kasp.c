@@ -85,3 +85,25 @@ const khsm_kasp_entry_t *khsm_kasp_find(const khsm_kasp_index_t *idx, const char
 	}
 	return NULL;
 }
+
+_public_
+int khsm_kasp_index_merge(khsm_kasp_index_t *idx, khsm_kasp_index_t *from)
+{
+	if (!idx || !from) {
+		return KHSM_EINVAL;
+	}
+	if (from->count == 0) {
+		return KHSM_EOK;
+	}
+	khsm_kasp_entry_t *grown = realloc(idx->items, (idx->count + from->count) * sizeof(*grown));
+	if (!grown) {
+		return KHSM_ENOMEM;
+	}
+	memcpy(grown + idx->count, from->items, from->count * sizeof(*grown));
+	idx->items = grown;
+	idx->count += from->count;
+	free(from->items);   /* the zone strings now belong to idx */
+	from->items = NULL;
+	from->count = 0;
+	return KHSM_EOK;
+}

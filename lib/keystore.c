@@ -3,12 +3,14 @@
 #include <gnutls/pkcs11.h>
 #include <libdnssec/crypto.h>
 #include <libdnssec/error.h>
+#include <p11-kit/pkcs11.h>
 #include <pthread.h>
 #include <sys/stat.h>
 
 #include "error.h"
 #include "internal.h"
 #include "keystore.h"
+#include "retry.h"
 #include "token.h"
 #include "uri.h"
 
@@ -19,11 +21,27 @@ struct pin_cb_data {
 	int calls;
 };
 
+/*
+ * Login: GnuTLS opens a session per operation and logs in whenever its new
+ * session is not logged in yet; PKCS #11 forgets the login when the last
+ * session of the application closes. So the keystore keeps one idle session
+ * open (the keeper) from just before its first login: the login then
+ * outlives GnuTLS's session, and every later GnuTLS operation finds it and
+ * skips C_Login. One login per command instead of one per operation (each
+ * costs time on a card), and a retried operation does not log in again.
+ * Only after a removal (the card forgets every session) does GnuTLS log in
+ * again, with the PIN the card has already accepted in this process.
+ */
 struct khsm_keystore {
 	dnssec_keystore_t *store;
 	char *uri;
 	char *module;
 	struct pin_cb_data cb;  /* PIN for logins that do not use the URI's pin-source */
+	bool pin_ok;            /* a login of this keystore succeeded */
+	CK_FUNCTION_LIST *mod;  /* the module as GnuTLS loaded it (keeper only) */
+	unsigned long slot;
+	CK_SESSION_HANDLE keeper;
+	bool have_keeper;
 };
 
 static pthread_once_t crypto_once = PTHREAD_ONCE_INIT;
@@ -120,6 +138,9 @@ void khsm_keystore_close(khsm_keystore_t *ks)
 		return;
 	}
 	gnutls_pkcs11_set_pin_function(NULL, NULL);
+	if (ks->have_keeper) {
+		ks->mod->C_CloseSession(ks->keeper);   /* the last session: logs out */
+	}
 	if (ks->store) {
 		dnssec_keystore_close(ks->store);
 		dnssec_keystore_deinit(ks->store);
@@ -144,17 +165,66 @@ dnssec_keystore_t *khsm_keystore_dnssec(khsm_keystore_t *ks)
 	return ks ? ks->store : NULL;
 }
 
+/* GnuTLS codes of token-level calls: a token that no longer matches the URI
+ * of an opened keystore has been removed. */
+static int card_error_from_gnutls(int g)
+{
+	if (g == GNUTLS_E_PKCS11_REQUESTED_OBJECT_NOT_AVAILBLE || g == GNUTLS_E_REQUESTED_DATA_NOT_AVAILABLE) {
+		return KHSM_ENOTOKEN;
+	}
+	return khsm_error_from_gnutls(g);
+}
+
+struct flags_args {
+	const char *uri;
+	unsigned gflags;
+	int g;
+};
+
+static int flags_once(void *ctx)
+{
+	struct flags_args *a = ctx;
+	a->g = gnutls_pkcs11_token_get_flags(a->uri, &a->gflags);
+	return a->g == GNUTLS_E_SUCCESS ? KHSM_EOK : card_error_from_gnutls(a->g);
+}
+
+/* Open (or reopen, after a removal) the idle session that keeps the login;
+ * best effort: without it GnuTLS just logs in once per operation. */
+static void keeper_ensure(khsm_keystore_t *ks)
+{
+	if (ks->have_keeper) {
+		CK_SESSION_INFO si;
+		if (ks->mod->C_GetSessionInfo(ks->keeper, &si) == CKR_OK) {
+			return;
+		}
+		ks->mod->C_CloseSession(ks->keeper);
+		ks->have_keeper = false;
+	}
+	if (!ks->mod) {
+		void *ptr = NULL;
+		unsigned long slot = 0;
+		if (gnutls_pkcs11_token_get_ptr(ks->uri, &ptr, &slot, 0) != GNUTLS_E_SUCCESS || !ptr) {
+			return;
+		}
+		ks->mod = ptr;
+		ks->slot = slot;
+	}
+	ks->have_keeper = ks->mod->C_OpenSession(ks->slot, CKF_SERIAL_SESSION, NULL, NULL,
+	                                         &ks->keeper) == CKR_OK;
+}
+
 _public_
 int khsm_keystore_flags(const khsm_keystore_t *ks, unsigned *flags_ptr)
 {
 	if (!ks || !flags_ptr) {
 		return KHSM_EINVAL;
 	}
-	unsigned g = 0;
-	int r = gnutls_pkcs11_token_get_flags(ks->uri, &g);
-	if (r != GNUTLS_E_SUCCESS) {
-		return khsm_error_from_gnutls(r);
+	struct flags_args a = { .uri = ks->uri };
+	int r = khsm_card_op("reading the token flags", flags_once, &a);
+	if (r != KHSM_EOK) {
+		return r;
 	}
+	unsigned g = a.gflags;
 	unsigned f = 0;
 	if (g & GNUTLS_PKCS11_TOKEN_LOGIN_REQUIRED) f |= KHSM_TOKEN_LOGIN_REQUIRED;
 	if (g & GNUTLS_PKCS11_TOKEN_PROTECTED_AUTHENTICATION_PATH) f |= KHSM_TOKEN_PROTECTED_PATH;
@@ -207,6 +277,96 @@ static void tries_left_detail(khsm_keystore_t *ks)
 	}
 }
 
+struct list_args {
+	khsm_keystore_t *ks;
+	const char *url;
+	const khsm_pin_t *pin;
+	unsigned flags;
+	gnutls_pkcs11_obj_t *objs;
+	unsigned count;
+	int g;
+};
+
+void khsm_keystore_objs_free(gnutls_pkcs11_obj_t *objs, unsigned count);
+
+/* Does the card answer a search now? KHSM_EOK, or a transient code. */
+static int card_probe(khsm_keystore_t *ks)
+{
+	unsigned f;
+	if (gnutls_pkcs11_token_get_flags(ks->uri, &f) != GNUTLS_E_SUCCESS) {
+		return KHSM_ENOTOKEN;
+	}
+	keeper_ensure(ks);
+	if (!ks->mod) {
+		return KHSM_EOK;   /* cannot ask: trust GnuTLS */
+	}
+	CK_SESSION_HANDLE s;
+	CK_RV rv = ks->mod->C_OpenSession(ks->slot, CKF_SERIAL_SESSION, NULL, NULL, &s);
+	if (rv == CKR_OK) {
+		CK_OBJECT_CLASS cls = CKO_PUBLIC_KEY;
+		CK_ATTRIBUTE t = { CKA_CLASS, &cls, sizeof(cls) };
+		rv = ks->mod->C_FindObjectsInit(s, &t, 1);
+		if (rv == CKR_OK) {
+			ks->mod->C_FindObjectsFinal(s);
+		}
+		ks->mod->C_CloseSession(s);
+	}
+	switch (rv) {
+	case CKR_OK:                     return KHSM_EOK;
+	case CKR_DEVICE_ERROR:           return KHSM_EBUSY;
+	case CKR_DEVICE_REMOVED:
+	case CKR_SESSION_HANDLE_INVALID:
+	case CKR_SESSION_CLOSED:         return KHSM_EREMOVED;
+	case CKR_TOKEN_NOT_PRESENT:      return KHSM_ENOTOKEN;
+	default:                         return KHSM_EOK;
+	}
+}
+
+/* One listing through GnuTLS (which logs in when flags ask for it and the
+ * session is not logged in yet). */
+static int list_once(void *ctx)
+{
+	struct list_args *a = ctx;
+	khsm_keystore_t *ks = a->ks;
+	if (ks->pin_ok) {
+		keeper_ensure(ks);   /* after a removal: a new keeper for the new login */
+	}
+	const khsm_pin_t *saved = ks->cb.pin;
+	if (a->pin) {
+		ks->cb.pin = a->pin;
+	}
+	gnutls_pkcs11_set_pin_function(pin_callback, &ks->cb);
+	a->objs = NULL;
+	a->count = 0;
+	int g = gnutls_pkcs11_obj_list_import_url4(&a->objs, &a->count, a->url, a->flags);
+	ks->cb.pin = saved;
+	if (g == GNUTLS_E_REQUESTED_DATA_NOT_AVAILABLE || (g == GNUTLS_E_SUCCESS && a->count == 0)) {
+		/* GnuTLS says "nothing" also when the card was busy or gone during
+		 * the search (it skips a token whose C_FindObjectsInit fails and
+		 * returns success with no objects). Ask the card:
+		 * a search that it answers now means nothing matched. (A card busy
+		 * during GnuTLS's search and free a moment later still reads as
+		 * "nothing"; callers that act on "nothing" check again.) */
+		khsm_keystore_objs_free(a->objs, a->count);
+		a->objs = NULL;
+		a->count = 0;
+		int r = card_probe(ks);
+		if (r != KHSM_EOK) {
+			a->g = g;
+			return r;
+		}
+		g = GNUTLS_E_SUCCESS;
+	}
+	a->g = g;
+	if (g != GNUTLS_E_SUCCESS) {
+		khsm_keystore_objs_free(a->objs, a->count);
+		a->objs = NULL;
+		a->count = 0;
+		return card_error_from_gnutls(g);
+	}
+	return KHSM_EOK;
+}
+
 _public_
 void khsm_keystore_objs_free(gnutls_pkcs11_obj_t *objs, unsigned count)
 {
@@ -226,7 +386,10 @@ int khsm_keystore_find(khsm_keystore_t *ks, const char *url, bool login, const k
 	unsigned flags = 0;
 	int r = khsm_keystore_flags(ks, &flags);
 	if (r != KHSM_EOK) {
-		khsm_err_detail("cannot read the token flags of %s", ks->uri);
+		const char *prev = khsm_err_last_detail();
+		char keep[1024];
+		snprintf(keep, sizeof(keep), "%s", prev ? prev : "");
+		khsm_err_detail("cannot read the token flags of %s%s%s", ks->uri, keep[0] ? ": " : "", keep);
 		return r;
 	}
 	login = login && (flags & KHSM_TOKEN_LOGIN_REQUIRED);
@@ -249,24 +412,27 @@ int khsm_keystore_find(khsm_keystore_t *ks, const char *url, bool login, const k
 		}
 	}
 
-	const khsm_pin_t *saved = ks->cb.pin;
-	if (pin) {
-		ks->cb.pin = pin;
+	struct list_args a = { .ks = ks, .url = url, .pin = pin,
+	                       .flags = login ? GNUTLS_PKCS11_OBJ_FLAG_LOGIN : 0 };
+	bool first_login = login && !ks->pin_ok;
+	if (first_login) {
+		/* The login itself is tried once, never retried: a PIN the card
+		 * refused, or may have counted, must not be sent again. */
+		keeper_ensure(ks);
+		r = khsm_card_lock();
+		if (r != KHSM_EOK) {
+			return r;
+		}
+		r = list_once(&a);
+		khsm_card_unlock();
+	} else {
+		r = khsm_card_op(login ? "listing objects (logged in)" : "listing objects", list_once, &a);
 	}
-	gnutls_pkcs11_set_pin_function(pin_callback, &ks->cb);
-	gnutls_pkcs11_obj_t *objs = NULL;
-	unsigned count = 0;
-	int g = gnutls_pkcs11_obj_list_import_url4(&objs, &count, url,
-	                                           login ? GNUTLS_PKCS11_OBJ_FLAG_LOGIN : 0);
-	ks->cb.pin = saved;
+	int g = a.g;
+	gnutls_pkcs11_obj_t *objs = a.objs;
+	unsigned count = a.count;
 
-	if (g == GNUTLS_E_REQUESTED_DATA_NOT_AVAILABLE) {
-		g = GNUTLS_E_SUCCESS;
-		count = 0;
-	}
-	if (g != GNUTLS_E_SUCCESS) {
-		khsm_keystore_objs_free(objs, count);
-		r = khsm_error_from_gnutls(g);
+	if (r != KHSM_EOK) {
 		if (r == KHSM_EPIN_INCORRECT || r == KHSM_ELOGIN) {
 			tries_left_detail(ks);
 			return KHSM_EPIN_INCORRECT;
@@ -275,8 +441,22 @@ int khsm_keystore_find(khsm_keystore_t *ks, const char *url, bool login, const k
 			khsm_err_detail("the user PIN is locked; " UNBLOCK_HINT);
 			return r;
 		}
-		khsm_err_detail("listing objects through GnuTLS failed: %s", gnutls_strerror(g));
+		if (first_login && khsm_retry_transient(r)) {
+			khsm_err_detail("the card did not answer during the login (busy or removed: %s); "
+			                "knot-hsm never repeats a login by itself, as a card may count a "
+			                "try: rerun when no other program is using the card",
+			                g ? gnutls_strerror(g) : khsm_strerror(r));
+			return r;
+		}
+		const char *prev = khsm_err_last_detail();
+		char keep[1024];
+		snprintf(keep, sizeof(keep), "%s", prev ? prev : "");
+		khsm_err_detail("listing objects through GnuTLS failed: %s%s%s",
+		                g ? gnutls_strerror(g) : khsm_strerror(r), keep[0] ? "; " : "", keep);
 		return r;
+	}
+	if (login) {
+		ks->pin_ok = true;
 	}
 	*objs_ptr = objs;
 	*count_ptr = count;

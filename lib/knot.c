@@ -11,26 +11,6 @@
 
 /* -- small parsers -- */
 
-/* Decimal digits only (no sign, no space, no trailing garbage), <= max. */
-static bool parse_uint(const char *s, uint64_t max, uint64_t *out)
-{
-	if (!s || !*s) {
-		return false;
-	}
-	uint64_t v = 0;
-	for (const char *p = s; *p; p++) {
-		if (*p < '0' || *p > '9') {
-			return false;
-		}
-		unsigned d = *p - '0';
-		if (v > (max - d) / 10) {
-			return false;
-		}
-		v = v * 10 + d;
-	}
-	*out = v;
-	return true;
-}
 
 static bool parse_yes_no(const char *s, bool *out)
 {
@@ -139,10 +119,16 @@ int khsm_knot_version(const char *tool, int *major, int *minor, int *patch)
 	if (r != KHSM_EOK) {
 		return r;
 	}
+	/* Knot <= 3.4 prints "keymgr (Knot DNS), version 3.2.6"; 3.5 prints
+	 * "knotd, Knot DNS 3.5.8". */
 	const char *v = strstr(res.out, "(Knot DNS), version ");
+	const char *fmt = "(Knot DNS), version %d.%d.%d%n";
+	if (!v) {
+		v = strstr(res.out, ", Knot DNS ");
+		fmt = ", Knot DNS %d.%d.%d%n";
+	}
 	int a, b, c, n = 0;
-	if (res.status != 0 || !v ||
-	    sscanf(v, "(Knot DNS), version %d.%d.%d%n", &a, &b, &c, &n) != 3 ||
+	if (res.status != 0 || !v || sscanf(v, fmt, &a, &b, &c, &n) != 3 ||
 	    !(v[n] == '\0' || v[n] == '\n' || v[n] == '-' || v[n] == '.')) {
 		_cleanup_free_ char *line = first_line(res.out);
 		khsm_err_detail("cannot read the version of %s from '%s'", path, line ? line : "");
@@ -244,7 +230,7 @@ static bool is_field_name(const char *s, size_t len)
 
 /* Bits for the fields every extended line must have. */
 enum { F_KSK = 1, F_ZSK = 2, F_TAG = 4, F_ALG = 8, F_REQUIRED = 15,
-       F_SIZE = 16, F_PUB = 32 };
+       F_SIZE = 16, F_PUB = 32, F_KEYSTORE = 64 };
 
 /* id ksk=yes zsk=no tag=NNNNN algorithm=N size=N public-only=no timer=N… */
 static int parse_extended(char **tok, size_t n, size_t lineno, khsm_kasp_key_t *k)
@@ -269,13 +255,20 @@ static int parse_extended(char **tok, size_t n, size_t lineno, khsm_kasp_key_t *
 		} else if (strcmp(name, "public-only") == 0) {
 			bit = F_PUB; ok = parse_yes_no(val, &k->public_only);
 		} else if (strcmp(name, "tag") == 0) {
-			bit = F_TAG; ok = parse_uint(val, UINT16_MAX, &u); k->tag = (uint16_t)u;
+			bit = F_TAG; ok = khsm_parse_u64(val, UINT16_MAX, &u); k->tag = (uint16_t)u;
 		} else if (strcmp(name, "algorithm") == 0) {
-			bit = F_ALG; ok = parse_uint(val, 255, &u); k->algorithm = (int)u;
+			bit = F_ALG; ok = khsm_parse_u64(val, 255, &u); k->algorithm = (int)u;
 		} else if (strcmp(name, "size") == 0) {
-			bit = F_SIZE; ok = parse_uint(val, UINT32_MAX, &u); k->size = (unsigned)u;
+			bit = F_SIZE; ok = khsm_parse_u64(val, UINT32_MAX, &u); k->size = (unsigned)u;
+		} else if (strcmp(name, "keystore") == 0) {
+			/* Knot >= 3.5: BACKEND/KEYSTORE, e.g. PKCS11/card or PEM/soft */
+			bit = F_KEYSTORE;
+			ok = strlen(val) < sizeof(k->keystore) && strchr(val, '/') != NULL;
+			if (ok) {
+				strcpy(k->keystore, val);
+			}
 		} else if (timer) {
-			ok = parse_uint(val, INT64_MAX, &u) && *timer == 0;
+			ok = khsm_parse_u64(val, INT64_MAX, &u) && *timer == 0;
 			*timer = (int64_t)u;
 		} else {
 			continue;  /* a field of a newer keymgr */
@@ -298,7 +291,7 @@ static int parse_extended(char **tok, size_t n, size_t lineno, khsm_kasp_key_t *
 static int parse_plain(char **tok, size_t n, size_t lineno, khsm_kasp_key_t *k)
 {
 	uint64_t u = 0;
-	if (n < 4 || !parse_uint(tok[1], UINT16_MAX, &u)) {
+	if (n < 4 || !khsm_parse_u64(tok[1], UINT16_MAX, &u)) {
 		khsm_err_detail("keymgr list line %zu: expected 'ID TAG KSK|ZSK|CSK ALGORITHM …'", lineno);
 		return KHSM_EPARSE;
 	}
@@ -318,7 +311,7 @@ static int parse_plain(char **tok, size_t n, size_t lineno, khsm_kasp_key_t *k)
 	char *slash = strchr(tok[3], '/');
 	if (slash) {
 		*slash = '\0';
-		if (!parse_uint(slash + 1, UINT32_MAX, &u)) {
+		if (!khsm_parse_u64(slash + 1, UINT32_MAX, &u)) {
 			khsm_err_detail("keymgr list line %zu: bad key size '%s'", lineno, slash + 1);
 			return KHSM_EPARSE;
 		}
@@ -327,7 +320,7 @@ static int parse_plain(char **tok, size_t n, size_t lineno, khsm_kasp_key_t *k)
 	const knot_lookup_t *alg = knot_lookup_by_name(knot_dnssec_alg_names, tok[3]);
 	if (alg) {
 		k->algorithm = alg->id;
-	} else if (parse_uint(tok[3], 255, &u)) {
+	} else if (khsm_parse_u64(tok[3], 255, &u)) {
 		k->algorithm = (int)u;
 	} else {
 		khsm_err_detail("keymgr list line %zu: unknown algorithm '%s'", lineno, tok[3]);
@@ -346,7 +339,7 @@ static int parse_plain(char **tok, size_t n, size_t lineno, khsm_kasp_key_t *k)
 			*eq = '\0';
 			timer = timer_field(k, tok[i]);
 		}
-		if (!timer || !parse_uint(eq + 1, INT64_MAX, &u) || *timer != 0) {
+		if (!timer || !khsm_parse_u64(eq + 1, INT64_MAX, &u) || *timer != 0) {
 			if (eq) *eq = '=';
 			khsm_err_detail("keymgr list line %zu: unexpected '%s'", lineno, tok[i]);
 			return KHSM_EPARSE;
@@ -445,8 +438,8 @@ static int ds_line(char *line, size_t lineno, void *ctx)
 	size_t n = split(line, tok, 6);
 	size_t olen = n >= 1 ? strlen(tok[0]) : 0;
 	if (n != 6 || olen == 0 || tok[0][olen - 1] != '.' || strcmp(tok[1], "DS") != 0 ||
-	    !parse_uint(tok[2], UINT16_MAX, &tag) || !parse_uint(tok[3], 255, &alg) ||
-	    !parse_uint(tok[4], 255, &type) || !is_hex_string(tok[5], 0) || strlen(tok[5]) % 2) {
+	    !khsm_parse_u64(tok[2], UINT16_MAX, &tag) || !khsm_parse_u64(tok[3], 255, &alg) ||
+	    !khsm_parse_u64(tok[4], 255, &type) || !is_hex_string(tok[5], 0) || strlen(tok[5]) % 2) {
 		khsm_err_detail("keymgr ds line %zu: expected 'OWNER. DS TAG ALGORITHM DIGEST-TYPE HEX'",
 		                lineno);
 		return KHSM_EPARSE;

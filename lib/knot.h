@@ -17,6 +17,7 @@ typedef struct {
 	uint16_t tag;
 	bool ksk, zsk;        /* both for a CSK */
 	bool public_only;     /* imported with import-pub: no private key */
+	char keystore[64];    /* Knot >= 3.5 (-e list): "PKCS11/<id>" or "PEM/<id>"; "" before */
 	int algorithm;        /* DNSSEC algorithm number */
 	unsigned size;        /* bits; 0 when the output did not say */
 	int64_t created;      /* not printed by keymgr 3.2.6: stays 0 there */

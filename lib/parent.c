@@ -16,25 +16,6 @@
 
 /* -- small helpers -- */
 
-static bool parse_u64(const char *s, uint64_t max, uint64_t *out)
-{
-	if (!s || !*s) {
-		return false;
-	}
-	uint64_t v = 0;
-	for (const char *p = s; *p; p++) {
-		if (*p < '0' || *p > '9') {
-			return false;
-		}
-		unsigned d = (unsigned)(*p - '0');
-		if (v > (max - d) / 10) {
-			return false;
-		}
-		v = v * 10 + d;
-	}
-	*out = v;
-	return true;
-}
 
 static void lower(char *s)
 {
@@ -154,7 +135,7 @@ static int parse_record(char *line, khsm_reply_t *reply)
 	uint64_t ttl;
 	size_t olen = n ? strlen(tok[0]) : 0;
 	if (n < 5 || n == KHSM_ARRAY_SIZE(tok) || tok[0][olen - 1] != '.' ||
-	    !parse_u64(tok[1], UINT32_MAX, &ttl) || strcmp(tok[2], "IN") != 0 ||
+	    !khsm_parse_u64(tok[1], UINT32_MAX, &ttl) || strcmp(tok[2], "IN") != 0 ||
 	    !is_type_name(tok[3])) {
 		return KHSM_EPARSE;
 	}
@@ -256,8 +237,8 @@ static int parse_ds_rdata(const char *owner, const char *rdata, khsm_ds_t *ds)
 	char *tok[64];
 	size_t n = split(copy, tok, KHSM_ARRAY_SIZE(tok));
 	uint64_t tag, alg, type;
-	if (n < 4 || n == KHSM_ARRAY_SIZE(tok) || !parse_u64(tok[0], UINT16_MAX, &tag) ||
-	    !parse_u64(tok[1], 255, &alg) || !parse_u64(tok[2], 255, &type)) {
+	if (n < 4 || n == KHSM_ARRAY_SIZE(tok) || !khsm_parse_u64(tok[0], UINT16_MAX, &tag) ||
+	    !khsm_parse_u64(tok[1], 255, &alg) || !khsm_parse_u64(tok[2], 255, &type)) {
 		return KHSM_EPARSE;
 	}
 	char hex[1024] = "";
@@ -412,7 +393,7 @@ int khsm_server_parse(const char *text, khsm_server_t *server_ptr)
 	const char *at = strchr(text, '@');
 	size_t alen = at ? (size_t)(at - text) : strlen(text);
 	uint64_t port = 53;
-	if (at && !parse_u64(at + 1, 65535, &port)) {
+	if (at && !khsm_parse_u64(at + 1, 65535, &port)) {
 		khsm_err_detail("'%s': the port after '@' must be a number from 1 to 65535", text);
 		return KHSM_EINVAL;
 	}

@@ -74,6 +74,14 @@ int khsm_zone_resolve(const khsm_conf_t *conf, const char *name, const char *key
 				z.keystore = ks;
 			}
 		}
+		if (!z.keystore && z.policy->offline_ksk) {
+			khsm_err_detail("policy '%s' of zone %s is the ZSK side of the offline-KSK mode: "
+			                "the card keys are on the KSK side; use -c with its configuration "
+			                "(knot-hsm policy --write puts it next to knot.conf as "
+			                "knot-hsm-ksk.conf)", z.policy->id, z.name);
+			r = KHSM_ECONFIG;
+			goto fail;
+		}
 		if (!z.keystore) {
 			khsm_err_detail("policy '%s' of zone %s uses no pkcs11 keystore; set its keystore "
 			                "to the card's (knot-hsm keystore --token LABEL --pin-file FILE "

@@ -4,6 +4,8 @@
 KHSM_BUILD_PKGS="meson ninja-build gcc pkg-config libgnutls28-dev libp11-kit-dev libknot-dev libcmocka-dev"
 KHSM_RUN_PKGS="knot knot-dnssecutils knot-dnsutils softhsm2 p11-kit gnutls-bin opensc python3"
 KHSM_TEST_PKGS="bind9-dnsutils ldnsutils clang libclang-rt-14-dev"
+# samples/demo.sh adds these to KHSM_RUN_PKGS: delv validates the demo zone.
+KHSM_DEMO_PKGS="bind9-dnsutils"
 
 khsm_install_deps() {
 	missing=""

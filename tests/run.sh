@@ -22,27 +22,71 @@ fi
 
 meson test -C "$builddir" --print-errorlogs --num-processes 2 "$@"
 status=$?
+whole_suite=$#
+set -- "" "$builddir/meson-logs/testlog.json"
 
-# Count from meson's own log. A skipped test is not a pass; in CI it is a failure.
-python3 - "$builddir/meson-logs/testlog.json" <<'PY'
+# Bad input and memory safety, when the whole suite runs (no arguments):
+# (a) a fuzz smoke of about 60 s, one result per libFuzzer target;
+# (b) unit, integration and cardsim again in an ASan + UBSan build, where any
+#     sanitizer report (leaks included) fails the test. tests/lsan.supp names
+#     the third-party modules whose leaks are not ours. cardsim itself is built
+#     without sanitizers there: keymgr, knotd and pkcs11-tool load it.
+if [ "$whole_suite" -eq 0 ]; then
+	t0=$(date +%s)
+	fuzzlog=$builddir/meson-logs/fuzz.json
+	: >"$fuzzlog"
+	KHSM_BUILD_DIR=$builddir KHSM_FUZZ_RESULTS=$fuzzlog "$KHSM_TOP/tests/fuzz/run.sh" 60
+	t1=$(date +%s)
+
+	asandir=$(dirname "$builddir")/build-asan
+	asanlog=$asandir/meson-logs/testlog.json
+	mkdir -p "$asandir/meson-logs"
+	rm -f "$asanlog"
+	if { [ -f "$asandir/build.ninja" ] ||
+	     meson setup "$asandir" "$KHSM_TOP" -Db_sanitize=address,undefined -Db_lundef=false \
+	         >"$asandir/setup.log" 2>&1; } &&
+	   ninja -C "$asandir" >"$asandir/build.log" 2>&1; then
+		ASAN_OPTIONS=halt_on_error=1:abort_on_error=1:detect_leaks=1 \
+		LSAN_OPTIONS=suppressions=$KHSM_TOP/tests/lsan.supp:print_suppressions=0 \
+		UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+		meson test -C "$asandir" --print-errorlogs --num-processes 2 \
+			--suite unit --suite integration --suite cardsim
+	else
+		tail -40 "$asandir/setup.log" "$asandir/build.log" 2>/dev/null >&2
+		echo '{"name": "build", "result": "FAIL"}' >"$asanlog"
+	fi
+	t2=$(date +%s)
+	echo "fuzz smoke: $((t1 - t0)) s; sanitizer build and tests: $((t2 - t1)) s"
+	set -- "$@" "" "$fuzzlog" "asan:" "$asanlog"
+fi
+
+# Count from meson's own logs (and the fuzz runner's, in the same format),
+# given as PREFIX PATH pairs; a missing extra log is a failure. A skipped test
+# is not a pass; in CI it is a failure.
+python3 - "$@" <<'PY'
 import json, os, sys
 passed = failed = skipped = 0
 names = []
-try:
-    lines = open(sys.argv[1]).read().splitlines()
-except OSError:
-    lines = []
-for line in lines:
-    r = json.loads(line)
-    res = r.get("result")
-    if res in ("OK", "EXPECTEDFAIL"):
-        passed += 1
-    elif res == "SKIP":
-        skipped += 1
-        names.append(r["name"] + " (skipped)")
-    else:
-        failed += 1
-        names.append(r["name"])
+args = sys.argv[1:]
+for i, (prefix, path) in enumerate(zip(args[0::2], args[1::2])):
+    try:
+        lines = open(path).read().splitlines()
+    except OSError:
+        lines = []
+        if i > 0:
+            failed += 1
+            names.append(prefix + path + " (no results)")
+    for line in lines:
+        r = json.loads(line)
+        res = r.get("result")
+        if res in ("OK", "EXPECTEDFAIL"):
+            passed += 1
+        elif res == "SKIP":
+            skipped += 1
+            names.append(prefix + r["name"] + " (skipped)")
+        else:
+            failed += 1
+            names.append(prefix + r["name"])
 if os.environ.get("CI") and skipped:
     failed += skipped
     skipped = 0

@@ -205,7 +205,7 @@ active=$(printf '%s\n' "$OUT" | grep "^$KSK_ID " | sed 's/.* active=\([0-9]*\) .
 [ "$active" -gt 0 ] && [ "$active" -le "$(date +%s)" ] || fail "KSK not active in KASP: $OUT"
 pass "keymgr list: the KSK is active (active=$active)"
 i=0
-until grep -q "tag $KSK_TAG, algorithm ECDSAP256SHA256, KSK, public, active$" "$C/knotd.log"; do
+until grep -Eq "tag +$KSK_TAG, algorithm ECDSAP256SHA256, KSK, public, active$" "$C/knotd.log"; do
 	i=$((i + 1)); [ $i -le 50 ] || { cat "$C/knotd.log" >&2; fail "knotd did not log the KSK active"; }
 	sleep 0.1
 done
@@ -276,3 +276,12 @@ do
 	sleep 0.2
 done
 pass "knotd serves the new card key without a restart"
+
+# The parent still has only the first KSK's DS; once that KSK is retired, the
+# active KSK's DS is what the parent lacks: submitted says so and does not
+# ask knotd to confirm anything.
+run 0 keymgr -c "$CONF" example.com. set "$KSK_ID" retire_active=+0 retire=+0
+run 1 "$KNOT_HSM" -c "$CONF" example.com submitted server=127.0.0.1@$PPORT
+contains "$ERR" "the parent has no DS for an active KSK of the zone" "a retired KSK's DS does not count"
+contains "$ERR" "example.com. DS $new_tag 13 2 " "names the DS the parent should have"
+lacks "$OUT" "zone-ksk-submitted" "knotd not asked to confirm"

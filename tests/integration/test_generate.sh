@@ -38,7 +38,8 @@ pass "generate prints the key id"
 contains "$OUT" "example.com. DNSKEY 257 3 13 " "prints the DNSKEY"
 contains "$OUT" "knotd: not running" "says knotd was not asked to reload"
 run 0 keymgr -c "$C" example.com. list
-contains "$OUT" "$id256 $tag256 KSK ECDSAP256SHA256" "the KSK is in Knot's KASP with its tag"
+equals "$(printf '%s\n' "$OUT" | awk -v id="$id256" '$1 == id { print $2, $3, $4 }')" \
+	"$tag256 KSK ECDSAP256SHA256" "the KSK is in Knot's KASP with its tag"
 run 0 keymgr -c "$C" example.com. ds
 ds_line=$(printf '%s\n' "$OUT" | grep " $tag256 13 2 ")
 run 2 "$KNOT_HSM" -c "$C" example.com keys
@@ -48,6 +49,24 @@ run 0 "$KNOT_HSM" -c "$C" example.com generate algorithm=ecdsap384sha384 label="
 contains "$OUT" "$(printf '%s' "$ds_line" | cut -d' ' -f1)" "second key for the same zone"
 id384=$(printf '%s\n' "$OUT" | sed -n 's/^key id: //p')
 contains "$OUT" "DNSKEY 257 3 14 " "ECDSA P-384 key"
+
+# Timers go to keymgr: a KSK published and ready, waiting for its DS (active unset).
+run 0 "$KNOT_HSM" -c "$C" example.com generate label="timed ksk" publish=+0 ready=+0 active=0
+timed=$(printf '%s\n' "$OUT" | sed -n 's/^key id: //p')
+run 0 keymgr -c "$C" -e example.com. list
+timers=$(printf '%s\n' "$OUT" | grep "^$timed " | tr -s ' ' '\n' | grep -E '^(ready|active)=' | tr '\n' ' ')
+case "$timers" in
+	"ready=0 "*|*"active=1"*|*"active=2"*) fail "timers not applied: $timers" ;;
+	"ready="*" active=0 ") pass "publish/ready/active timers applied" ;;
+	*) fail "unexpected timers: $timers" ;;
+esac
+# A timer keymgr would reject halfway (after importing) is refused up front.
+before=$(keymgr -c "$C" example.com. list | wc -l)
+run 2 "$KNOT_HSM" -c "$C" example.com generate label="bad timer" active=yesterday
+contains "$ERR" "active= takes a UNIX time" "bad timer refused before the card"
+run 2 "$KNOT_HSM" -c "$C" example.com generate label="bad timer" ready=+5x
+equals "$(keymgr -c "$C" example.com. list | wc -l)" "$before" "KASP untouched by refused timers"
+run 0 keymgr -c "$C" example.com. delete "$timed"
 
 # What the token holds: labelled, private, sensitive, never extractable, sign only.
 pkcs11-tool --module "$SOFTHSM_MODULE" --token-label "$LABEL" --login --pin "$PIN" --list-objects > "$TMP/objects" 2>/dev/null
@@ -131,6 +150,19 @@ KHSM_KEYMGR="$TMP/keymgr" run 1 "$KNOT_HSM" -c "$C" example.com generate label=d
 contains "$ERR" "simulated failure" "keymgr's error is shown"
 contains "$ERR" "was removed, nothing is left half-done" "card key removed after a failed import"
 equals "$(keymgr -c "$C" example.com. list | wc -l)" "$before" "KASP unchanged"
+# keymgr that writes KASP and then reports an error (as it does for a bad
+# timer): the entry is taken out again, together with the card key.
+cat > "$TMP/keymgr-half" <<'SH'
+#!/bin/sh
+for a; do [ "$a" = import-pkcs11 ] && { keymgr "$@" >/dev/null 2>&1; echo "error: simulated late failure" >&2; exit 0; }; done
+exec keymgr "$@"
+SH
+chmod +x "$TMP/keymgr-half"
+KHSM_KEYMGR="$TMP/keymgr-half" run 1 "$KNOT_HSM" -c "$C" example.com generate label=halfway
+contains "$ERR" "nothing is left half-done" "half-imported key rolled back"
+equals "$(keymgr -c "$C" example.com. list | wc -l)" "$before" "KASP entry taken out again"
+GNUTLS_PIN=$PIN p11tool --login --list-all "$TOKEN_URI;object=halfway" > "$TMP/halfway" 2>/dev/null || true
+lacks "$(cat "$TMP/halfway")" "Label: halfway" "and no card key left"
 GNUTLS_PIN=$PIN p11tool --login --list-all "$TOKEN_URI;object=doomed" > "$TMP/doomed" 2>/dev/null || true
 lacks "$(cat "$TMP/doomed")" "Label: doomed" "no orphan on the card"
 

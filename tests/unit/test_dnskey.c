@@ -255,6 +255,52 @@ static void test_from_text(void **state)
 	}
 }
 
+/* Found by tests/fuzz/fuzz_dnskey_text: an owner starting with a digit was
+ * taken for the flags field, so the DNSKEY line knot-hsm (and keymgr) prints
+ * for a reverse zone did not read back. */
+static void test_from_text_numeric_owner(void **state)
+{
+	(void)state;
+	static const char B64[] =
+		"nWnpZgXPKHXjLWmBxDn4m98i36ojTq7gZ3gCkNvrtjZTcHh8JjPAPro/Iqua53y/2eubg602jzf4Ht5jn6KtxA==";
+	static const struct { const char *zone, *owner_and_type; } cases[] = {
+		{ "2.0.192.in-addr.arpa.", "2.0.192.in-addr.arpa. DNSKEY" },
+		{ "0/25.2.0.192.in-addr.arpa", "0/25.2.0.192.in-addr.arpa. 3600 IN DNSKEY" },
+		{ "4example.com", "4example.com. IN 3600 CDNSKEY" },
+		{ "123", "123 DNSKEY" },           /* an all-digit owner */
+		{ "123", "123. 60 DNSKEY" },
+		{ "123", "123 IN DNSKEY" },
+	};
+	char text[256];
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		snprintf(text, sizeof(text), "%s 257 3 13 %s", cases[i].owner_and_type, B64);
+		dnssec_key_t *key = key_from_text(NULL, text);
+		char *zone = NULL, *expect = NULL;
+		assert_int_equal(khsm_dnskey_zone(key, &zone), KHSM_EOK);
+		assert_int_equal(khsm_zone_normalize(cases[i].zone, &expect), KHSM_EOK);
+		assert_string_equal(zone, expect);
+
+		/* The line we print reads back as the same key. */
+		char *line = NULL;
+		assert_int_equal(khsm_dnskey_line(key, &line), KHSM_EOK);
+		dnssec_key_t *back = key_from_text(NULL, line);
+		khsm_dnskey_info_t a, b;
+		assert_int_equal(khsm_dnskey_info(key, &a), KHSM_EOK);
+		assert_int_equal(khsm_dnskey_info(back, &b), KHSM_EOK);
+		assert_int_equal(a.key_tag, b.key_tag);
+		dnssec_key_free(back);
+		dnssec_key_free(key);
+		free(line);
+		free(zone);
+		free(expect);
+	}
+
+	/* Without an owner, the flags are not taken for one. */
+	snprintf(text, sizeof(text), "257 3 13 %s", B64);
+	dnssec_key_t *key = key_from_text("2.0.192.in-addr.arpa", text);
+	dnssec_key_free(key);
+}
+
 static void test_zone_normalize(void **state)
 {
 	(void)state;
@@ -555,6 +601,7 @@ int main(void)
 		cmocka_unit_test(test_keymgr_format),
 		cmocka_unit_test(test_from_rdata),
 		cmocka_unit_test(test_from_text),
+		cmocka_unit_test(test_from_text_numeric_owner),
 		cmocka_unit_test(test_zone_normalize),
 		cmocka_unit_test(test_digest_names),
 		cmocka_unit_test(test_ds_errors),

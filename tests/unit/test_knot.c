@@ -212,11 +212,33 @@ static void test_list_extended_unknown_field(void **state)
 	size_t n = 0;
 	assert_int_equal(khsm_keymgr_list_parse(
 		"9ef1a3d4af67eea973fae3282f984108d8efb766 ksk=yes zsk=no tag=1 algorithm=13 "
-		"keystore=hsm publish=7\n", &keys, &n), KHSM_EOK);
+		"for-later=no missing=no publish=7\n", &keys, &n), KHSM_EOK);
 	assert_int_equal(n, 1);
 	assert_true(keys[0].ksk);
 	assert_int_equal(keys[0].publish, 7);
 	free(keys);
+}
+
+/* Knot 3.5's extended list names the keystore of each key. */
+static void test_list_extended_keystore(void **state)
+{
+	(void)state;
+	khsm_kasp_key_t *keys = NULL;
+	size_t n = 0;
+	assert_int_equal(khsm_keymgr_list_parse(
+		"2ebc4e6f3a8d1c5b7e9f0a1b2c3d4e5f6a7b64ec ksk=yes zsk=no  tag=54364 algorithm=13 size=256  "
+		"public-only=no  for-later=no  missing=no  keystore=PKCS11/card created=1 publish=2\n"
+		"6f03aa11bb22cc33dd44ee55ff6677889900aabb ksk=no  zsk=yes tag=05605 algorithm=13 size=256  "
+		"public-only=no  for-later=no  missing=no  keystore=PEM/soft created=1 publish=2\n",
+		&keys, &n), KHSM_EOK);
+	assert_int_equal(n, 2);
+	assert_string_equal(keys[0].keystore, "PKCS11/card");
+	assert_string_equal(keys[1].keystore, "PEM/soft");
+	assert_int_equal(keys[1].tag, 5605);
+	free(keys);
+	assert_int_equal(khsm_keymgr_list_parse(
+		"6f03aa11bb22cc33dd44ee55ff6677889900aabb ksk=no zsk=yes tag=1 algorithm=13 keystore=soft\n",
+		&keys, &n), KHSM_EPARSE);
 }
 
 /* Keys adopted with import-pkcs11 keep the token's CKA_ID, e.g. the "17" of a
@@ -445,6 +467,9 @@ static void test_version(void **state)
 	snprintf(script, sizeof(script), "%s/fake-keymgr", dir);
 	static const struct { const char *out; int rc; int ma, mi, pa; } CASES[] = {
 		{ "keymgr (Knot DNS), version 3.5.8", KHSM_EOK, 3, 5, 8 },
+		{ "keymgr, Knot DNS 3.5.8\n", KHSM_EOK, 3, 5, 8 },      /* 3.5's own form */
+		{ "knotd, Knot DNS 3.6.0-dev.1\n", KHSM_EOK, 3, 6, 0 },
+		{ "keymgr, Knot DNS 3.5", KHSM_EPARSE, 0, 0, 0 },
 		{ "keymgr (Knot DNS), version 3.4.0-dev.1234\n", KHSM_EOK, 3, 4, 0 },
 		{ "keymgr (Knot DNS), version 3.x.1", KHSM_EPARSE, 0, 0, 0 },
 		{ "keymgr version 3.2.6", KHSM_EPARSE, 0, 0, 0 },
@@ -481,6 +506,7 @@ int main(void)
 		cmocka_unit_test(test_list_malformed),
 		cmocka_unit_test(test_list_extended_unknown_field),
 		cmocka_unit_test(test_list_token_id),
+		cmocka_unit_test(test_list_extended_keystore),
 		cmocka_unit_test(test_ds_parse),
 		cmocka_unit_test(test_keymgr_error_exit_zero),
 		cmocka_unit_test(test_keymgr_generate_list_ds),

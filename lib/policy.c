@@ -1,0 +1,632 @@
+/* Policy lifetimes, their arithmetic and the knot.conf text of both modes.
+ *
+ * Defaults and why:
+ *  zsk-lifetime 30d       a monthly ZSK roll, as Knot's own default.
+ *  rrsig-lifetime 21d     with rrsig-refresh 10d, a DNSKEY signature always has
+ *  rrsig-refresh 10d      at least 10 days left: online mode survives a card
+ *                         outage of 10 days (goal: 7), and the card signs the
+ *                         DNSKEY set about every 11 days.
+ *  dnskey-ttl 1h          short enough for quick rollovers.
+ *  zone-max-ttl 1d        explicit, as offline-ksk requires; covers usual zones.
+ *  propagation-delay 1h   to the secondaries.
+ *  algorithm 13           ECDSA P-256: fast on cards, small signatures.
+ *  offline ceremony: until=+90d monthly, so a card outage of 90 - 31 days plus
+ *  the validity of the last pre-signed DNSKEY signature is survived.
+ *
+ * Knot 3.2.6 `keymgr pregenerate` spaces the ZSK events (publish -> active,
+ * retire -> remove) by propagation-delay alone until an SKR with the DNSKEY
+ * TTL has been imported (measured: propagation-delay 1000 s, dnskey-ttl
+ * 7200 s, zone-max-ttl 10800 s gave events 1000 s apart). The ZSK side is
+ * therefore given propagation-delay + max(dnskey-ttl, zone-max-ttl), so that
+ * a new ZSK is in every cache before it signs and an old one stays until
+ * the last signature it made has left them. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+
+#include "cardkey.h"
+#include "error.h"
+#include "internal.h"
+#include "policy.h"
+
+#define DAY  86400
+#define YEAR (365 * DAY)
+
+/* -- durations ------------------------------------------------------------- */
+
+_public_
+int khsm_duration_parse(const char *text, int64_t *secs_ptr)
+{
+	if (!text || !secs_ptr) {
+		return KHSM_EINVAL;
+	}
+	const char *p = text;
+	int64_t v = 0;
+	if (*p < '0' || *p > '9') {
+		khsm_err_detail("'%s' is not a duration: write a number with an optional unit s, m, h or d "
+		                "(e.g. 30d)", text);
+		return KHSM_EINVAL;
+	}
+	for (; *p >= '0' && *p <= '9'; p++) {
+		if (v > (INT64_MAX - 9) / 10) {
+			khsm_err_detail("duration '%s' is too large", text);
+			return KHSM_ERANGE;
+		}
+		v = v * 10 + (*p - '0');
+	}
+	int64_t mult = 1;
+	switch (*p) {
+	case '\0': break;
+	case 's': mult = 1; p++; break;
+	case 'm': mult = 60; p++; break;
+	case 'h': mult = 3600; p++; break;
+	case 'd': mult = DAY; p++; break;
+	default:
+		khsm_err_detail("'%s': unknown unit '%s'; Knot's units are s, m, h and d", text, p);
+		return KHSM_EINVAL;
+	}
+	if (*p != '\0') {
+		khsm_err_detail("'%s': trailing '%s' after the unit", text, p);
+		return KHSM_EINVAL;
+	}
+	/* Knot stores times as 32-bit seconds. */
+	if (v > UINT32_MAX / mult) {
+		khsm_err_detail("duration '%s' is too large for Knot", text);
+		return KHSM_ERANGE;
+	}
+	*secs_ptr = v * mult;
+	return KHSM_EOK;
+}
+
+_public_
+void khsm_duration_format(int64_t secs, char *buf, size_t size)
+{
+	if (secs == 0) {
+		snprintf(buf, size, "0");
+	} else if (secs % DAY == 0) {
+		snprintf(buf, size, "%" PRId64 "d", secs / DAY);
+	} else if (secs % 3600 == 0) {
+		snprintf(buf, size, "%" PRId64 "h", secs / 3600);
+	} else if (secs % 60 == 0) {
+		snprintf(buf, size, "%" PRId64 "m", secs / 60);
+	} else {
+		snprintf(buf, size, "%" PRId64 "s", secs);
+	}
+}
+
+_public_
+void khsm_duration_human(int64_t secs, char *buf, size_t size)
+{
+	const char *sign = secs < 0 ? "-" : "";
+	int64_t a = secs < 0 ? -secs : secs;
+	int64_t d = a / DAY, h = (a % DAY) / 3600, m = (a % 3600) / 60, s = a % 60;
+	if (d > 0 && h > 0) {
+		snprintf(buf, size, "%s%" PRId64 " day%s %" PRId64 " hour%s", sign, d, d == 1 ? "" : "s",
+		         h, h == 1 ? "" : "s");
+	} else if (d > 0) {
+		snprintf(buf, size, "%s%" PRId64 " day%s", sign, d, d == 1 ? "" : "s");
+	} else if (h > 0) {
+		snprintf(buf, size, "%s%" PRId64 " hour%s", sign, h, h == 1 ? "" : "s");
+	} else if (m > 0) {
+		snprintf(buf, size, "%s%" PRId64 " minute%s", sign, m, m == 1 ? "" : "s");
+	} else {
+		snprintf(buf, size, "%s%" PRId64 " second%s", sign, s, s == 1 ? "" : "s");
+	}
+}
+
+/* -- modes ----------------------------------------------------------------- */
+
+_public_
+int khsm_mode_from_name(const char *name, khsm_mode_t *mode_ptr)
+{
+	if (name && strcmp(name, "offline") == 0) {
+		*mode_ptr = KHSM_MODE_OFFLINE;
+	} else if (name && strcmp(name, "online") == 0) {
+		*mode_ptr = KHSM_MODE_ONLINE;
+	} else {
+		khsm_err_detail("mode '%s': use offline or online", name ? name : "");
+		return KHSM_EINVAL;
+	}
+	return KHSM_EOK;
+}
+
+_public_
+const char *khsm_mode_name(khsm_mode_t mode)
+{
+	return mode == KHSM_MODE_ONLINE ? "online" : "offline";
+}
+
+static bool knot_at_least(int major, int minor, int want_major, int want_minor)
+{
+	return major > want_major || (major == want_major && minor >= want_minor);
+}
+
+_public_
+khsm_mode_t khsm_mode_default(int major, int minor)
+{
+	return knot_at_least(major, minor, 3, 5) ? KHSM_MODE_ONLINE : KHSM_MODE_OFFLINE;
+}
+
+_public_
+int khsm_mode_supported(khsm_mode_t mode, int major, int minor)
+{
+	if (mode == KHSM_MODE_ONLINE && !knot_at_least(major, minor, 3, 5)) {
+		khsm_err_detail("online mode needs Knot 3.5 or later (installed: %d.%d): before 3.5 a "
+		                "policy has one keystore, so the card KSK and a software ZSK cannot share "
+		                "a policy; use mode=offline (KSK signs pre-generated DNSKEY sets in a "
+		                "ceremony)", major, minor);
+		return KHSM_ENOTSUP;
+	}
+	if (mode == KHSM_MODE_OFFLINE && !knot_at_least(major, minor, 3, 2)) {
+		khsm_err_detail("offline mode is checked on Knot 3.2 and later (installed: %d.%d)",
+		                major, minor);
+		return KHSM_ENOTSUP;
+	}
+	return KHSM_EOK;
+}
+
+/* -- options --------------------------------------------------------------- */
+
+_public_
+void khsm_policy_defaults(khsm_policy_t *policy, khsm_mode_t mode)
+{
+	*policy = (khsm_policy_t) {
+		.mode = mode,
+		.zsk_lifetime = 30 * DAY,
+		.rrsig_lifetime = 21 * DAY,
+		.rrsig_refresh = 10 * DAY,
+		.dnskey_ttl = 3600,
+		.zone_max_ttl = DAY,
+		.propagation_delay = 3600,
+		.algorithm = 13,
+		.shared_ksk = false,
+		.until = KHSM_CEREMONY_UNTIL,
+		.interval = KHSM_CEREMONY_INTERVAL,
+	};
+}
+
+_public_
+int khsm_policy_set(khsm_policy_t *policy, const char *key, const char *value)
+{
+	if (!policy || !key || !value) {
+		return KHSM_EINVAL;
+	}
+	struct { const char *key; int64_t *field; } durations[] = {
+		{ "zsk-lifetime", &policy->zsk_lifetime },
+		{ "rrsig-lifetime", &policy->rrsig_lifetime },
+		{ "rrsig-refresh", &policy->rrsig_refresh },
+		{ "dnskey-ttl", &policy->dnskey_ttl },
+		{ "zone-max-ttl", &policy->zone_max_ttl },
+		{ "propagation-delay", &policy->propagation_delay },
+	};
+	for (size_t i = 0; i < KHSM_ARRAY_SIZE(durations); i++) {
+		if (strcmp(key, durations[i].key) == 0) {
+			int64_t v = 0;
+			int r = khsm_duration_parse(value, &v);
+			if (r != KHSM_EOK) {
+				char why[512];
+				snprintf(why, sizeof(why), "%s", khsm_err_last_detail() ? khsm_err_last_detail() : "");
+				khsm_err_detail("%s=: %s", key, why);
+				return r;
+			}
+			*durations[i].field = v;
+			return KHSM_EOK;
+		}
+	}
+	if (strcmp(key, "algorithm") == 0) {
+		char *end = NULL;
+		long n = strtol(value, &end, 10);
+		int alg = 0;
+		if (*value && !*end) {
+			if (!khsm_algorithm_name((int)n) || n <= 0 || n > 255) {
+				khsm_err_detail("algorithm=%s: not an algorithm Knot signs with", value);
+				return KHSM_EINVAL;
+			}
+			alg = (int)n;
+		} else if (khsm_algorithm_from_name(value, &alg) != KHSM_EOK) {
+			khsm_err_detail("algorithm=%s: use ecdsap256sha256, ecdsap384sha384, rsasha256, "
+			                "rsasha512, ed25519 or ed448", value);
+			return KHSM_EINVAL;
+		}
+		policy->algorithm = alg;
+		return KHSM_EOK;
+	}
+	if (strcmp(key, "shared-ksk") == 0) {
+		if (strcmp(value, "yes") == 0) {
+			policy->shared_ksk = true;
+		} else if (strcmp(value, "no") == 0) {
+			policy->shared_ksk = false;
+		} else {
+			khsm_err_detail("shared-ksk= takes yes or no, not '%s'", value);
+			return KHSM_EINVAL;
+		}
+		return KHSM_EOK;
+	}
+	khsm_err_detail("unknown policy option '%s'", key);
+	return KHSM_ENOENT;
+}
+
+/* The rrsig-pre-refresh Knot would default to (1h) must fit:
+ * refresh + pre-refresh < lifetime. Short test policies get a smaller one. */
+static int64_t pre_refresh(const khsm_policy_t *p)
+{
+	if (p->rrsig_refresh + 3600 < p->rrsig_lifetime) {
+		return -1;   /* Knot's default is fine: not rendered */
+	}
+	int64_t v = (p->rrsig_lifetime - p->rrsig_refresh) / 4;
+	return v < 1 ? 1 : v;
+}
+
+static int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
+
+static int64_t effective_delay(const khsm_policy_t *p)
+{
+	if (p->mode == KHSM_MODE_ONLINE) {
+		return p->propagation_delay;
+	}
+	return p->propagation_delay + max64(p->dnskey_ttl, p->zone_max_ttl);
+}
+
+_public_
+int khsm_policy_check(const khsm_policy_t *p)
+{
+	char a[32], b[32];
+	if (!p) {
+		return KHSM_EINVAL;
+	}
+	if (p->rrsig_lifetime <= 0 || p->rrsig_refresh <= 0) {
+		khsm_err_detail("rrsig-lifetime and rrsig-refresh must be above 0");
+		return KHSM_EINVAL;
+	}
+	if (p->rrsig_refresh >= p->rrsig_lifetime) {
+		khsm_duration_format(p->rrsig_refresh, a, sizeof(a));
+		khsm_duration_format(p->rrsig_lifetime, b, sizeof(b));
+		khsm_err_detail("rrsig-refresh=%s is not below rrsig-lifetime=%s: signatures would be "
+		                "refreshed before they are made; lower rrsig-refresh", a, b);
+		return KHSM_EINVAL;
+	}
+	if (p->dnskey_ttl <= 0 || p->zone_max_ttl <= 0) {
+		khsm_err_detail("dnskey-ttl and zone-max-ttl must be above 0 (offline-ksk needs them explicit)");
+		return KHSM_EINVAL;
+	}
+	int64_t ttl = max64(p->dnskey_ttl, p->zone_max_ttl);
+	if (p->rrsig_refresh <= ttl) {
+		khsm_duration_format(p->rrsig_refresh, a, sizeof(a));
+		khsm_duration_format(ttl, b, sizeof(b));
+		khsm_err_detail("rrsig-refresh=%s is not above the longest TTL (%s): resolvers would keep "
+		                "records whose signatures have expired; raise rrsig-refresh or lower the TTLs",
+		                a, b);
+		return KHSM_EINVAL;
+	}
+	if (p->zsk_lifetime < 0 || p->propagation_delay < 0) {
+		return KHSM_EINVAL;
+	}
+	if (p->zsk_lifetime != 0 && p->zsk_lifetime <= 2 * effective_delay(p)) {
+		khsm_duration_format(p->zsk_lifetime, a, sizeof(a));
+		khsm_duration_format(2 * effective_delay(p), b, sizeof(b));
+		khsm_err_detail("zsk-lifetime=%s is not above %s, the time a ZSK rollover needs "
+		                "(twice propagation-delay%s); raise zsk-lifetime", a, b,
+		                p->mode == KHSM_MODE_OFFLINE ? " plus the longest TTL" : "");
+		return KHSM_EINVAL;
+	}
+	if (p->mode == KHSM_MODE_OFFLINE && (p->until <= 0 || p->interval <= 0 || p->interval >= p->until)) {
+		khsm_err_detail("the ceremony must run more often than its horizon (until=) reaches");
+		return KHSM_EINVAL;
+	}
+	return KHSM_EOK;
+}
+
+/* -- arithmetic ------------------------------------------------------------ */
+
+/* DNSKEY-set changes of one year as Knot plans them (measured on 3.2.6
+ * pregenerate): a ZSK is active for zsk-lifetime; its successor is published
+ * then, becomes active one delay later, and the old one is removed another
+ * delay later, so a cycle lasts zsk-lifetime + delay. The DNSKEY set is also
+ * signed again whenever its signature has only rrsig-refresh left, i.e.
+ * rrsig-lifetime - rrsig-refresh after the last signature. */
+static uint64_t dnskey_signings_per_year(const khsm_policy_t *p)
+{
+	int64_t delay = effective_delay(p);
+	int64_t step = p->rrsig_lifetime - p->rrsig_refresh;
+	int64_t active = 0;         /* activation of the current ZSK */
+	int64_t events[3];
+	size_t ev = 0, nev = 0;
+	uint64_t count = 1;         /* the signature at time 0 */
+	int64_t last = 0;
+	if (p->zsk_lifetime > 0) {
+		events[0] = active + p->zsk_lifetime;
+		events[1] = events[0] + delay;
+		events[2] = events[1] + delay;
+		nev = 3;
+	}
+	for (;;) {
+		int64_t next = last + step;
+		bool is_event = false;
+		if (nev && events[ev] <= next) {
+			next = events[ev];
+			is_event = true;
+		}
+		if (next >= YEAR) {
+			break;
+		}
+		count++;
+		last = next;
+		if (is_event && ++ev == nev) {
+			active = events[1];
+			events[0] = active + p->zsk_lifetime;
+			events[1] = events[0] + delay;
+			events[2] = events[1] + delay;
+			ev = 0;
+		}
+	}
+	return count;
+}
+
+_public_
+int khsm_policy_stats(const khsm_policy_t *p, khsm_policy_stats_t *stats)
+{
+	int r = khsm_policy_check(p);
+	if (r != KHSM_EOK) {
+		return r;
+	}
+	khsm_policy_stats_t st = { 0 };
+	st.card_signatures_per_year = dnskey_signings_per_year(p);
+	st.rendered_propagation_delay = effective_delay(p);
+	if (p->mode == KHSM_MODE_OFFLINE) {
+		/* Each ceremony signs the set at its start once more (the end of the
+		 * previous SKR is the start of the next one). */
+		st.card_signatures_per_year += (uint64_t)((YEAR + p->interval - 1) / p->interval);
+		/* The card fails just before a ceremony: the last one ran an interval
+		 * ago and reached until. After the last pre-signed set knotd keeps
+		 * serving it ("using last offline KSK records available", 3.2.6) until
+		 * its signature expires, rrsig-lifetime later. */
+		st.outage_survived = p->until - p->interval + p->rrsig_lifetime;
+	} else {
+		/* knotd refreshes the DNSKEY signature when rrsig-refresh is left: a
+		 * card that goes away at that moment leaves rrsig-refresh. */
+		st.outage_survived = p->rrsig_refresh;
+	}
+	*stats = st;
+	return KHSM_EOK;
+}
+
+/* -- rendering ------------------------------------------------------------- */
+
+typedef struct {
+	char *buf;
+	size_t len;
+	bool failed;
+} sb_t;
+
+static void sb_add(sb_t *sb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void sb_add(sb_t *sb, const char *fmt, ...)
+{
+	if (sb->failed) {
+		return;
+	}
+	va_list ap;
+	va_start(ap, fmt);
+	char *piece = NULL;
+	int n = vasprintf(&piece, fmt, ap);
+	va_end(ap);
+	if (n < 0) {
+		sb->failed = true;
+		return;
+	}
+	char *grown = realloc(sb->buf, sb->len + (size_t)n + 1);
+	if (!grown) {
+		free(piece);
+		sb->failed = true;
+		return;
+	}
+	memcpy(grown + sb->len, piece, (size_t)n + 1);
+	sb->buf = grown;
+	sb->len += (size_t)n;
+	free(piece);
+}
+
+static int sb_finish(sb_t *sb, char **text_ptr)
+{
+	if (sb->failed || !sb->buf) {
+		free(sb->buf);
+		return KHSM_ENOMEM;
+	}
+	*text_ptr = sb->buf;
+	return KHSM_EOK;
+}
+
+static void add_duration(sb_t *sb, const char *key, int64_t secs)
+{
+	char d[32];
+	khsm_duration_format(secs, d, sizeof(d));
+	sb_add(sb, "    %s: %s\n", key, d);
+}
+
+static int check_render_input(const khsm_policy_t *p, const khsm_render_t *in, bool need_card)
+{
+	if (!p || !in || (in->zone_count && !in->zones)) {
+		return KHSM_EINVAL;
+	}
+	int r = khsm_policy_check(p);
+	if (r != KHSM_EOK) {
+		return r;
+	}
+	const char *const values[] = { in->card_keystore_id, in->card_keystore_config,
+	                               in->ksk_conf_path, in->ksk_kasp_db };
+	for (size_t i = 0; i < KHSM_ARRAY_SIZE(values); i++) {
+		if (values[i] && strpbrk(values[i], "\"\\\n\r")) {
+			khsm_err_detail("'%s' has a quote, backslash or newline, which knot.conf cannot carry",
+			                values[i]);
+			return KHSM_EINVAL;
+		}
+	}
+	for (size_t i = 0; i < in->zone_count; i++) {
+		if (strpbrk(in->zones[i], "\"\\\n\r #:")) {
+			khsm_err_detail("zone name '%s' cannot be written to knot.conf", in->zones[i]);
+			return KHSM_EINVAL;
+		}
+	}
+	if (need_card && (!in->card_keystore_id || !in->card_keystore_config)) {
+		khsm_err_detail("no pkcs11 keystore to put the KSK on");
+		return KHSM_EINVAL;
+	}
+	return KHSM_EOK;
+}
+
+static void add_zone_list(sb_t *sb, const khsm_render_t *in)
+{
+	sb_add(sb, "# zones:");
+	for (size_t i = 0; i < in->zone_count; i++) {
+		sb_add(sb, " %s", in->zones[i]);
+	}
+	sb_add(sb, "\n");
+}
+
+_public_
+int khsm_policy_render_main(const khsm_policy_t *p, const khsm_render_t *in, char **text_ptr)
+{
+	bool online = p && p->mode == KHSM_MODE_ONLINE;
+	int r = check_render_input(p, in, online);
+	if (r != KHSM_EOK) {
+		return r;
+	}
+	if (!text_ptr || (!online && !in->ksk_conf_path)) {
+		return KHSM_EINVAL;
+	}
+	sb_t sb = { 0 };
+	const char *alg = khsm_algorithm_name(p->algorithm);
+	sb_add(&sb, "%s\n", KHSM_POLICY_MARKER);
+	if (online) {
+		sb_add(&sb, "# knot-hsm online mode (Knot >= 3.5): KSK on the card, ZSK in software.\n");
+	} else {
+		sb_add(&sb, "# knot-hsm offline mode, ZSK side (knotd). The KSK side is %s;\n"
+		            "# run 'knot-hsm ZONE... ceremony' before the pre-signed period ends.\n",
+		       in->ksk_conf_path);
+	}
+	add_zone_list(&sb, in);
+	sb_add(&sb, "# Each zone needs: dnssec-signing: on, dnssec-policy: %s\n", KHSM_POLICY_ID);
+	sb_add(&sb, "keystore:\n");
+	if (online) {
+		sb_add(&sb, "  - id: %s\n"
+		            "    backend: pkcs11\n"
+		            "    config: \"%s\"\n"
+		            "    key-label: on\n"
+		            "    ksk-only: on\n",
+		       KHSM_POLICY_CARD_ID, in->card_keystore_config);
+	}
+	sb_add(&sb, "  - id: %s\n"
+	            "    backend: pem\n", KHSM_POLICY_PEM_ID);
+	sb_add(&sb, "policy:\n"
+	            "  - id: %s\n", KHSM_POLICY_ID);
+	if (online) {
+		sb_add(&sb, "    keystore: [ %s, %s ]\n", KHSM_POLICY_CARD_ID, KHSM_POLICY_PEM_ID);
+	} else {
+		sb_add(&sb, "    keystore: %s\n", KHSM_POLICY_PEM_ID);
+	}
+	sb_add(&sb, "    algorithm: %s\n", alg ? alg : "ecdsap256sha256");
+	if (online) {
+		sb_add(&sb, "    manual: off\n"
+		            "    ksk-lifetime: 0\n");
+		if (p->shared_ksk) {
+			sb_add(&sb, "    ksk-shared: on\n");
+		}
+	} else {
+		sb_add(&sb, "    manual: on\n"
+		            "    offline-ksk: on\n");
+	}
+	add_duration(&sb, "zsk-lifetime", p->zsk_lifetime);
+	add_duration(&sb, "dnskey-ttl", p->dnskey_ttl);
+	add_duration(&sb, "zone-max-ttl", p->zone_max_ttl);
+	if (!online) {
+		char d[32];
+		khsm_duration_format(p->propagation_delay, d, sizeof(d));
+		sb_add(&sb, "    # %s to the secondaries plus the longest TTL: keymgr pregenerate spaces\n"
+		            "    # ZSK events by this delay alone\n", d);
+	}
+	add_duration(&sb, "propagation-delay", effective_delay(p));
+	add_duration(&sb, "rrsig-lifetime", p->rrsig_lifetime);
+	add_duration(&sb, "rrsig-refresh", p->rrsig_refresh);
+	if (pre_refresh(p) > 0) {
+		add_duration(&sb, "rrsig-pre-refresh", pre_refresh(p));
+	}
+	return sb_finish(&sb, text_ptr);
+}
+
+_public_
+int khsm_policy_render_ksk(const khsm_policy_t *p, const khsm_render_t *in, char **text_ptr)
+{
+	int r = check_render_input(p, in, true);
+	if (r != KHSM_EOK) {
+		return r;
+	}
+	if (!text_ptr || !in->ksk_kasp_db || p->mode != KHSM_MODE_OFFLINE) {
+		return KHSM_EINVAL;
+	}
+	sb_t sb = { 0 };
+	const char *alg = khsm_algorithm_name(p->algorithm);
+	sb_add(&sb, "%s\n", KHSM_POLICY_MARKER);
+	sb_add(&sb, "# knot-hsm offline mode, KSK side: read by keymgr during 'knot-hsm ceremony',\n"
+	            "# never by knotd. The KSK stays on the card of keystore %s.\n",
+	       in->card_keystore_id);
+	sb_add(&sb, "# knot-hsm: shared-ksk=%s\n", p->shared_ksk ? "yes" : "no");
+	sb_add(&sb, "database:\n"
+	            "    kasp-db: \"%s\"\n", in->ksk_kasp_db);
+	sb_add(&sb, "keystore:\n"
+	            "  - id: %s\n"
+	            "    backend: pkcs11\n"
+	            "    config: \"%s\"\n"
+	            "    key-label: on\n",
+	       in->card_keystore_id, in->card_keystore_config);
+	sb_add(&sb, "policy:\n"
+	            "  - id: %s\n"
+	            "    keystore: %s\n"
+	            "    algorithm: %s\n"
+	            "    manual: on\n"
+	            "    offline-ksk: on\n",
+	       KHSM_POLICY_KSK_ID, in->card_keystore_id, alg ? alg : "ecdsap256sha256");
+	add_duration(&sb, "dnskey-ttl", p->dnskey_ttl);
+	add_duration(&sb, "zone-max-ttl", p->zone_max_ttl);
+	add_duration(&sb, "rrsig-lifetime", p->rrsig_lifetime);
+	add_duration(&sb, "rrsig-refresh", p->rrsig_refresh);
+	if (pre_refresh(p) > 0) {
+		add_duration(&sb, "rrsig-pre-refresh", pre_refresh(p));
+	}
+	sb_add(&sb, "zone:\n");
+	for (size_t i = 0; i < in->zone_count; i++) {
+		sb_add(&sb, "  - domain: %s\n"
+		            "    dnssec-policy: %s\n", in->zones[i], KHSM_POLICY_KSK_ID);
+	}
+	return sb_finish(&sb, text_ptr);
+}
+
+_public_
+bool khsm_policy_text_shared_ksk(const char *text)
+{
+	return text && strstr(text, "\n# knot-hsm: shared-ksk=yes\n") != NULL;
+}
+
+_public_
+int khsm_policy_ksk_path(const char *include_path, char **path_ptr)
+{
+	if (!include_path || !*include_path || !path_ptr) {
+		return KHSM_EINVAL;
+	}
+	size_t len = strlen(include_path);
+	const char *base = strrchr(include_path, '/');
+	base = base ? base + 1 : include_path;
+	char *out = NULL;
+	int n;
+	if (len > 5 && strcmp(include_path + len - 5, ".conf") == 0 && include_path + len - 5 > base) {
+		n = asprintf(&out, "%.*s-ksk.conf", (int)(len - 5), include_path);
+	} else if (*base) {
+		n = asprintf(&out, "%s-ksk.conf", include_path);
+	} else {
+		khsm_err_detail("'%s' names a directory, not a file", include_path);
+		return KHSM_EINVAL;
+	}
+	if (n < 0) {
+		return KHSM_ENOMEM;
+	}
+	*path_ptr = out;
+	return KHSM_EOK;
+}

@@ -1,0 +1,129 @@
+/* The policy that keeps the KSK on the card and rolls a software ZSK: its
+ * lifetimes, their arithmetic (card signatures per zone and year, longest
+ * card outage the zone survives) and the knot.conf text for both modes.
+ *
+ * offline (Knot 3.2-3.4, also >= 3.5): knotd is the ZSK side (PEM keystore,
+ *   manual, offline-ksk); a standalone KSK-side configuration (own KASP, the
+ *   card's pkcs11 keystore) signs pre-generated DNSKEY sets in a ceremony.
+ * online (Knot >= 3.5): one policy with the card keystore (ksk-only) first
+ *   and a PEM keystore second; knotd signs DNSKEY with the card itself.
+ *
+ * Times are seconds. Durations are written as Knot reads them: a number with
+ * an optional unit s, m, h or d, nothing else. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* First line of every file knot-hsm policy writes; a file without it is the
+ * operator's and is never overwritten without --force. */
+#define KHSM_POLICY_MARKER "# Written by knot-hsm policy; do not edit"
+
+/* Identifiers used in the rendered configuration. */
+#define KHSM_POLICY_ID        "knot-hsm"        /* ZSK side / online policy */
+#define KHSM_POLICY_KSK_ID    "knot-hsm-ksk"    /* KSK side policy */
+#define KHSM_POLICY_PEM_ID    "knot-hsm-soft"   /* PEM keystore for the ZSKs */
+#define KHSM_POLICY_CARD_ID   "knot-hsm-card"   /* online: card keystore, ksk-only */
+
+/* Defaults of the offline ceremony, used by the outage arithmetic. */
+#define KHSM_CEREMONY_UNTIL    (90 * 86400)     /* ceremony until=+90d */
+#define KHSM_CEREMONY_INTERVAL (31 * 86400)     /* monthly timer, longest month */
+#define KHSM_OUTAGE_GOAL       (7 * 86400)      /* what the defaults must survive */
+
+typedef enum {
+	KHSM_MODE_OFFLINE = 0,
+	KHSM_MODE_ONLINE,
+} khsm_mode_t;
+
+typedef struct {
+	khsm_mode_t mode;
+	int64_t zsk_lifetime;       /* 0: no automatic ZSK roll */
+	int64_t rrsig_lifetime;
+	int64_t rrsig_refresh;
+	int64_t dnskey_ttl;
+	int64_t zone_max_ttl;
+	int64_t propagation_delay;  /* the real delay to all secondaries and caches */
+	int algorithm;              /* DNSSEC algorithm number */
+	bool shared_ksk;            /* one card KSK for all the zones */
+	int64_t until;              /* offline: ceremony horizon */
+	int64_t interval;           /* offline: time between ceremonies */
+} khsm_policy_t;
+
+/* Results of the arithmetic. */
+typedef struct {
+	uint64_t card_signatures_per_year;  /* per zone (a shared KSK signs each zone's set) */
+	int64_t outage_survived;            /* longest card/pcscd outage the zone survives */
+	int64_t rendered_propagation_delay; /* offline: what pregenerate is given (see .c) */
+} khsm_policy_stats_t;
+
+/** Parse a duration strictly: decimal digits, then nothing (seconds) or one of
+ *  s, m, h, d. No sign, no blanks, no other unit, no overflow; KHSM_EINVAL
+ *  with a detail otherwise. \param[out] secs_ptr */
+int khsm_duration_parse(const char *text, int64_t *secs_ptr);
+
+/** Format seconds with the largest unit that divides them exactly: 2592000 ->
+ *  "30d", 3600 -> "1h", 90 -> "90s", 0 -> "0". buf holds at least 32 bytes. */
+void khsm_duration_format(int64_t secs, char *buf, size_t size);
+
+/** Human form for messages: "59 days", "7 days 2 hours", "45 seconds". */
+void khsm_duration_human(int64_t secs, char *buf, size_t size);
+
+/** Mode from its name, "offline" or "online". */
+int khsm_mode_from_name(const char *name, khsm_mode_t *mode_ptr);
+
+/** Name of a mode (static string). */
+const char *khsm_mode_name(khsm_mode_t mode);
+
+/** Default mode for an installed Knot: online from 3.5, offline before. */
+khsm_mode_t khsm_mode_default(int major, int minor);
+
+/** Whether Knot major.minor can run mode; KHSM_ENOTSUP with the reason. */
+int khsm_mode_supported(khsm_mode_t mode, int major, int minor);
+
+/** Defaults for a mode (see policy.c for the rationale of each value). */
+void khsm_policy_defaults(khsm_policy_t *policy, khsm_mode_t mode);
+
+/** Set one option: zsk-lifetime, rrsig-lifetime, rrsig-refresh, dnskey-ttl,
+ *  zone-max-ttl, propagation-delay (durations), algorithm (name as keymgr
+ *  takes it, or number), shared-ksk (yes/no). KHSM_ENOENT for an unknown key,
+ *  KHSM_EINVAL for a bad value. */
+int khsm_policy_set(khsm_policy_t *policy, const char *key, const char *value);
+
+/** Refuse combinations Knot rejects or that break validation (refresh not
+ *  below lifetime, refresh shorter than a TTL, a ZSK lifetime too short for
+ *  a rollover, ...). KHSM_EINVAL with the reason and the remedy. */
+int khsm_policy_check(const khsm_policy_t *policy);
+
+/** The arithmetic: card signatures per zone and year, outage survived.
+ *  \param[out] stats */
+int khsm_policy_stats(const khsm_policy_t *policy, khsm_policy_stats_t *stats);
+
+/* What the rendering needs besides the policy. */
+typedef struct {
+	const char *const *zones;   /* lower-case FQDNs with final dot */
+	size_t zone_count;
+	const char *card_keystore_id;     /* the operator's pkcs11 keystore */
+	const char *card_keystore_config; /* its config string */
+	const char *ksk_conf_path;  /* offline: where the KSK-side config lives */
+	const char *ksk_kasp_db;    /* offline: the KSK side's own KASP directory */
+} khsm_render_t;
+
+/** The include file for knotd: offline: PEM keystore and the ZSK-side
+ *  policy; online: card (ksk-only) and PEM keystores and the policy. Starts
+ *  with KHSM_POLICY_MARKER. \param[out] text_ptr  free with free(). */
+int khsm_policy_render_main(const khsm_policy_t *policy, const khsm_render_t *in, char **text_ptr);
+
+/** Offline: the standalone KSK-side configuration (own KASP, the card
+ *  keystore, KSK policy, the zones). Starts with KHSM_POLICY_MARKER.
+ *  \param[out] text_ptr  free with free(). */
+int khsm_policy_render_ksk(const khsm_policy_t *policy, const khsm_render_t *in, char **text_ptr);
+
+/** Whether a KSK-side configuration text says shared-ksk (its header line
+ *  "# knot-hsm: shared-ksk=yes"). */
+bool khsm_policy_text_shared_ksk(const char *text);
+
+/** Sibling KSK-side path of an include path: "/etc/knot/knot-hsm.conf" ->
+ *  "/etc/knot/knot-hsm-ksk.conf" (".conf" replaced, else "-ksk.conf" added).
+ *  \param[out] path_ptr  free with free(). */
+int khsm_policy_ksk_path(const char *include_path, char **path_ptr);

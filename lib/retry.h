@@ -1,0 +1,60 @@
+/* Card operations one at a time, retried while the card is busy or briefly gone.
+ *
+ * A smartcard does one thing at a time: while knotd, pkcs11-tool or another
+ * knot-hsm uses it, OpenSC answers CKR_DEVICE_ERROR; a card pulled and pushed
+ * back answers CKR_DEVICE_REMOVED, CKR_TOKEN_NOT_PRESENT or
+ * CKR_SESSION_HANDLE_INVALID for a moment. Such failures are retried with
+ * exponential backoff (50 ms doubling, at most 1 s apart, 10 s of waiting in
+ * all; KHSM_RETRY_FIRST_MS and KHSM_RETRY_MS override, KHSM_RETRY_MS=0 turns
+ * retries off). PIN errors are never transient, and a login is never retried:
+ * callers run the first login of a keystore outside khsm_card_op(). A card
+ * operation nested in another is tried once; the outermost one retries.
+ *
+ * Serialisation: every card operation of knot-hsm runs under a process-wide
+ * lock (a recursive mutex: GnuTLS is called from one thread anyway, the mutex
+ * makes that a rule) and an flock on a lock file shared by all knot-hsm
+ * processes of the machine: KHSM_LOCK_FILE, else $XDG_RUNTIME_DIR/knot-hsm.lock,
+ * else /run/lock/knot-hsm.lock. When no lock file can be opened the operation
+ * runs unserialised across processes (retries still cover collisions). The
+ * flock is held per operation, never while sleeping between retries, and
+ * never while keymgr/knotc run; knotd does not take it. */
+#pragma once
+
+#include <stdbool.h>
+
+typedef struct {
+	unsigned first_ms;      /* delay before the first retry */
+	unsigned max_delay_ms;  /* cap of one delay */
+	unsigned budget_ms;     /* total time slept before giving up; 0: never retry */
+} khsm_retry_policy_t;
+
+/** Called before each retry (what: the operation, code: the KHSM_E* it failed with). */
+typedef void (*khsm_retry_notify_t)(const char *what, int code, unsigned delay_ms, void *data);
+
+/** Is a KHSM_E* code a busy or removed card, worth retrying? PIN and login
+ *  errors never are. */
+bool khsm_retry_transient(int code);
+
+/** The policy of this process: defaults overridden by KHSM_RETRY_FIRST_MS and
+ *  KHSM_RETRY_MS (whole numbers of milliseconds; anything else is ignored). */
+void khsm_retry_policy_default(khsm_retry_policy_t *policy_ptr);
+
+/** Set the function told before each retry (none by default; the knot-hsm
+ *  CLI prints "note: card busy while WHAT; retrying in N ms"). */
+void khsm_retry_set_notify(khsm_retry_notify_t notify, void *data);
+
+/** Run op(ctx) (returns KHSM_E*) until it succeeds, fails with a code that is
+ *  not transient, or the budget is spent; returns op's last code. After a
+ *  transient failure that exhausted the budget the error detail says so. */
+int khsm_retry_run(const khsm_retry_policy_t *policy, const char *what,
+                   int (*op)(void *ctx), void *ctx);
+
+/** khsm_retry_run() with the default policy, each try under khsm_card_lock(). */
+int khsm_card_op(const char *what, int (*op)(void *ctx), void *ctx);
+
+/** Take the card lock (recursive within a thread). KHSM_EBUSY when another
+ *  knot-hsm process held the lock file for 60 s. */
+int khsm_card_lock(void);
+
+/** Release one level of khsm_card_lock(). */
+void khsm_card_unlock(void);

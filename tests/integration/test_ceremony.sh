@@ -1,0 +1,141 @@
+#!/bin/sh
+# knot-hsm ceremony: interrupted after the first zone (the card disappears
+# for keymgr), the second zone keeps its previous SKR and stays valid, a
+# rerun finishes; zones already covered are skipped; an SKR that does not
+# validate is archived as .invalid and never imported; a missing KSK is
+# explained or generated on request; a keystore without pin-source takes
+# the PIN once into a private temporary file that is removed afterwards.
+. "$KHSM_SRCDIR/tests/integration/lib.sh"
+
+LABEL="SmartCard-HSM (UserPIN)"
+token_init "$LABEL"
+PINF="$TMP/card.pin"
+pin_file "$PINF"
+run 0 "$KNOT_HSM" keystore --token "$LABEL" --pin-file "$PINF" --id card
+stanza=$OUT
+D=$TMP/knot
+mkdir -p "$D/keys"
+CONF=$D/knot.conf
+write_conf() { # $1: zone policy lines, $2: include, $3: keystore stanza
+	cat > "$CONF" <<CONF
+server:
+    rundir: $D
+database:
+    storage: $D
+    kasp-db: $D/keys
+$3
+$2
+template:
+  - id: default
+$1
+zone:
+  - domain: example.com.
+  - domain: example.net.
+CONF
+}
+write_conf "    storage: $D" "" "$stanza"
+run 0 "$KNOT_HSM" -c "$CONF" example.com example.net policy --write "$D/knot-hsm.conf"
+write_conf "    dnssec-signing: on
+    dnssec-policy: knot-hsm" "include: $D/knot-hsm.conf" "$stanza"
+KSKC=$D/knot-hsm-ksk.conf
+DAY=$(date -u +%Y-%m-%d)
+ARCH=$D/knot-hsm-archive/$DAY
+
+# No KSK on the KSK side yet: explained, nothing done.
+run 1 "$KNOT_HSM" -c "$CONF" example.com ceremony until=+5d
+contains "$ERR" "example.com. has no KSK on the KSK side; make it on the card with: knot-hsm -c $KSKC example.com. generate" "missing KSK explained"
+run 0 keymgr -c "$CONF" example.com. show-offline
+equals "$OUT" "" "nothing imported without a KSK"
+# ... or generated on request.
+run 0 "$KNOT_HSM" -c "$CONF" example.com example.net ceremony until=+5d generate-ksk=yes
+contains "$OUT" "example.com.: generating the KSK on the card" "KSK generated for the first zone"
+contains "$OUT" "example.net.: generating the KSK on the card" "and for the second"
+contains "$OUT" "example.net.: pre-signed " "both zones pre-signed"
+contains "$OUT" "archived $ARCH/example.com.ksr and $ARCH/example.com.skr" "KSR and SKR archived by day"
+sigs=$(printf '%s\n' "$OUT" | sed -n 's/^example.com.: pre-signed .*, \([0-9]*\) card signatures$/\1/p')
+equals "$sigs" "$(grep -c 'RRSIG' "$ARCH/example.com.skr")" "card signatures counted from the SKR"
+run 0 keymgr -c "$CONF" example.net. show-offline
+net_before=$OUT
+
+# Already covered: skipped, no card work.
+run 0 "$KNOT_HSM" -c "$CONF" example.com example.net ceremony until=+4d
+contains "$OUT" "example.com.: skipped: pre-signed until" "covered zone skipped"
+contains "$OUT" "example.net.: skipped: pre-signed until" "second covered zone skipped"
+
+# The card goes away after the first zone: keymgr's sign-ksr for the second
+# zone finds no token (an empty SoftHSM token directory stands for the
+# removed card).
+mkdir -p "$TMP/nocard"
+printf 'directories.tokendir = %s\nobjectstore.backend = file\n' "$TMP/nocard" > "$TMP/nocard.conf"
+cat > "$TMP/keymgr-nocard" <<SH
+#!/bin/sh
+for a; do
+	if [ "\$a" = example.net. ]; then export SOFTHSM2_CONF=$TMP/nocard.conf; fi
+done
+exec keymgr "\$@"
+SH
+chmod +x "$TMP/keymgr-nocard"
+KHSM_KEYMGR="$TMP/keymgr-nocard" run 1 "$KNOT_HSM" -c "$CONF" example.com example.net ceremony until=+20d
+contains "$OUT" "example.com.: pre-signed " "first zone done before the card went away"
+contains "$ERR" "error: example.net.: " "second zone fails"
+contains "$ERR" "(KSK side): external tool failed: keymgr reports error: failed to initialize KASP (PKCS #11 token not available)" "the card's absence is reported"
+contains "$ERR" "1 zone(s) before example.net. are done" "says what is done"
+run 0 keymgr -c "$CONF" example.net. show-offline
+equals "$OUT" "$net_before" "second zone keeps its previous SKR"
+end=$(printf '%s\n' "$OUT" | sed -n 's/^;; Offline records for \([0-9]*\) .*/\1/p' | tail -n 1)
+[ "$end" -gt "$(date +%s)" ] || fail "previous SKR of example.net. no longer in force"
+pass "the previous SKR of example.net. is still in force"
+run 0 "$KNOT_HSM" -c "$CONF" status --warn 3 --crit 1
+contains "$OUT" "example.net.
+  state: ok" "status: second zone still valid"
+
+# The rerun finishes: the first zone is skipped, the second done.
+run 0 "$KNOT_HSM" -c "$CONF" example.com example.net ceremony until=+20d
+contains "$OUT" "example.com.: skipped" "rerun skips the finished zone"
+contains "$OUT" "example.net.: pre-signed " "rerun finishes the second zone"
+
+# An SKR that does not validate is never imported: sign-ksr's output is
+# corrupted in one signature; keymgr validate-skr prints "error: …", then
+# "OK" and exits 0 (Knot 3.2.6), which knot-hsm treats as the failure it is.
+cat > "$TMP/keymgr-tamper" <<'SH'
+#!/bin/sh
+case " $* " in
+*" sign-ksr "*)
+	keymgr "$@" > "${TMPDIR:-/tmp}/skr.$$" || exit $?
+	awk '/RRSIG DNSKEY/ { n = NR + 2 } NR == n && !done { $1 = (substr($1, 1, 1) == "A" ? "B" : "A") substr($1, 2); done = 1 } { print }' "${TMPDIR:-/tmp}/skr.$$"
+	rm -f "${TMPDIR:-/tmp}/skr.$$"
+	;;
+*) exec keymgr "$@" ;;
+esac
+SH
+chmod +x "$TMP/keymgr-tamper"
+run 0 keymgr -c "$CONF" example.com. show-offline
+com_before=$OUT
+KHSM_KEYMGR="$TMP/keymgr-tamper" run 1 "$KNOT_HSM" -c "$CONF" example.com ceremony until=+30d
+contains "$ERR" "validate-skr: keymgr reports error: invalid SignedKeyResponse" "tampered SKR refused"
+contains "$ERR" "not imported, kept as $ARCH/example.com.skr.invalid" "kept aside as .invalid"
+[ -f "$ARCH/example.com.skr.invalid" ] || fail "no .invalid SKR in the archive"
+pass "invalid SKR archived"
+run 0 keymgr -c "$CONF" example.com. show-offline
+equals "$OUT" "$com_before" "nothing of the bad SKR was imported"
+
+# A keystore without pin-source: the PIN is read once (--pin-file here),
+# given to keymgr through a 0600 file in a 0700 temporary directory, and
+# removed afterwards. Without any PIN source the ceremony stops.
+MOD=$(printf '%s\n' "$stanza" | sed -n 's/.*config: "[^ ]* \(.*\)"$/\1/p')
+nopin="keystore:
+  - id: card
+    backend: pkcs11
+    config: \"pkcs11:token=SmartCard-HSM%20%28UserPIN%29 $MOD\"
+    key-label: on"
+write_conf "    storage: $D" "" "$nopin"
+sed -i 's|;pin-source=[^ "]*||' "$KSKC"
+lacks "$(cat "$KSKC")" "pin-source" "KSK side without pin-source"
+write_conf "    dnssec-signing: on
+    dnssec-policy: knot-hsm" "include: $D/knot-hsm.conf" "$nopin"
+mkdir -p "$TMP/t"
+TMPDIR=$TMP/t run 1 "$KNOT_HSM" -c "$CONF" example.com ceremony until=+30d < /dev/null
+contains "$ERR" "PIN for the KSK side" "no PIN source: refused"
+TMPDIR=$TMP/t run 0 "$KNOT_HSM" -c "$CONF" example.com ceremony until=+30d --pin-file "$PINF"
+contains "$OUT" "example.com.: pre-signed " "ceremony with a PIN read once"
+equals "$(ls -A "$TMP/t")" "" "the temporary PIN file and directory are gone"

@@ -1,0 +1,104 @@
+#!/bin/sh
+# knot-hsm status on the offline mode: exit 0/1/2 (OK/WARNING/CRITICAL) from
+# the end of the pre-signed period against --warn/--crit, 3 (UNKNOWN) for
+# its own usage errors, and JSON that parses.
+. "$KHSM_SRCDIR/tests/integration/lib.sh"
+
+LABEL="SmartCard-HSM (UserPIN)"
+token_init "$LABEL"
+PINF="$TMP/card.pin"
+pin_file "$PINF"
+run 0 "$KNOT_HSM" keystore --token "$LABEL" --pin-file "$PINF" --id card
+stanza=$OUT
+D=$TMP/knot
+mkdir -p "$D/keys"
+CONF=$D/knot.conf
+write_conf() { # $1: zone policy lines, $2: include
+	cat > "$CONF" <<CONF
+server:
+    rundir: $D
+database:
+    storage: $D
+    kasp-db: $D/keys
+$stanza
+$2
+zone:
+  - domain: example.com.
+$1
+CONF
+}
+write_conf "" ""
+run 0 "$KNOT_HSM" -c "$CONF" example.com policy --write "$D/knot-hsm.conf"
+write_conf "    dnssec-signing: on
+    dnssec-policy: knot-hsm" "include: $D/knot-hsm.conf"
+run 0 "$KNOT_HSM" -c "$D/knot-hsm-ksk.conf" example.com generate
+
+# The ZSK side has no card key: ds points to the KSK side; keys finds the
+# card KSK's zone in the KSK side's KASP next to knot.conf.
+run 1 "$KNOT_HSM" -c "$CONF" example.com ds
+contains "$ERR" "is the ZSK side of the offline-KSK mode" "ds on the ZSK side explained"
+contains "$ERR" "knot-hsm-ksk.conf" "and the KSK side named"
+run 0 "$KNOT_HSM" -c "$CONF" keys
+contains "$OUT" "zones: example.com. (KSK)" "keys reads the KSK side's KASP too"
+
+# No pre-signed set yet: critical.
+run 2 "$KNOT_HSM" -c "$CONF" status
+contains "$OUT" "CRITICAL: 1 zone(s)" "no SKR yet is critical"
+contains "$OUT" "no pre-signed DNSKEY set" "says why"
+
+# 3 days: below --crit 7 (default) -> 2; with --crit 2 only a warning.
+run 0 "$KNOT_HSM" -c "$CONF" example.com ceremony until=+3d
+run 2 "$KNOT_HSM" -c "$CONF" status
+contains "$OUT" "state: critical" "3 days left is critical"
+contains "$OUT" "card KSK: present" "the card KSK is seen on the token"
+contains "$OUT" "mode: offline" "mode shown"
+contains "$OUT" "next ZSK event: none planned" "no ZSK event within 3 days"
+run 1 "$KNOT_HSM" -c "$CONF" status --crit 2
+contains "$OUT" "state: warning" "3 days left with --crit 2 is a warning"
+
+# 10 days: warning under the default 14.
+run 0 "$KNOT_HSM" -c "$CONF" example.com ceremony until=+10d
+contains "$OUT" "example.com.: pre-signed " "the period is extended"
+run 1 "$KNOT_HSM" -c "$CONF" status
+contains "$OUT" "WARNING" "10 days left is a warning"
+run 0 "$KNOT_HSM" -c "$CONF" status --warn 9 --crit 5
+contains "$OUT" "OK: 1 zone(s), warn 9 d, crit 5 d" "10 days left is fine under --warn 9"
+
+# ZONE... names the zones to check, in any case, with or without the dot.
+run 1 "$KNOT_HSM" -c "$CONF" status EXAMPLE.com
+contains "$OUT" "WARNING: 1 zone(s)" "status ZONE checks that zone"
+run 3 "$KNOT_HSM" -c "$CONF" status example.org
+contains "$ERR" "zone example.org. is not in" "an unknown zone is UNKNOWN"
+run 3 "$KNOT_HSM" -c "$CONF" status --frobnicate
+contains "$ERR" "unknown option '--frobnicate'" "unknown option is UNKNOWN (3) for status"
+
+# 40 days: OK (and the first ZSK roll, at 30 days, is planned); JSON parses.
+run 0 "$KNOT_HSM" -c "$CONF" example.com ceremony until=+40d
+run 0 "$KNOT_HSM" -c "$CONF" status
+contains "$OUT" "state: ok" "40 days left is OK"
+contains "$OUT" "next ZSK event: ZSK " "next ZSK event from the timers"
+run 0 "$KNOT_HSM" -c "$CONF" status --json
+printf '%s' "$OUT" > "$TMP/status.json"
+python3 - "$TMP/status.json" <<'PY' || fail "status --json content"
+import json, sys, time
+d = json.load(open(sys.argv[1]))
+assert d["state"] == "ok" and d["exit"] == 0, d
+z = d["zones"][0]
+assert z["zone"] == "example.com." and z["mode"] == "offline" and z["card_ksk"] == "present", z
+left = z["remaining_seconds"]
+assert 39 * 86400 < left <= 40 * 86400, left
+assert z["valid_until"] > z["period_end"], z
+assert z["next_zsk_event"].startswith("ZSK "), z
+assert z["ds_at_parent"] is None
+PY
+pass "status --json parses and matches"
+run 2 "$KNOT_HSM" -c "$CONF" status --json --warn 50 --crit 41
+contains "$OUT" '"state": "critical"' "JSON reports critical too"
+
+# Usage errors of status are UNKNOWN (3), not 2.
+run 3 "$KNOT_HSM" -c "$CONF" status --warn 1x
+contains "$ERR" "--warn takes a number of days" "bad --warn"
+run 3 "$KNOT_HSM" -c "$CONF" status --warn 5 --crit 6
+contains "$ERR" "must not exceed --warn" "crit above warn"
+run 3 "$KNOT_HSM" -c "$TMP/missing.conf" status
+contains "$ERR" "missing.conf" "unreadable knot.conf is UNKNOWN"

@@ -1,0 +1,367 @@
+/* Tests of lib/policy.c: durations, modes, options and refusals, the
+ * lifetime arithmetic, and the exact text rendered for a fixed input. */
+#include "test.h"
+
+#include <stdbool.h>
+
+#include "error.h"
+#include "policy.h"
+
+static void test_duration_parse(void **state)
+{
+	(void)state;
+	struct { const char *in; int64_t want; } ok[] = {
+		{ "0", 0 }, { "90", 90 }, { "90s", 90 }, { "5m", 300 }, { "2h", 7200 },
+		{ "30d", 2592000 }, { "007d", 604800 }, { "4294967295", 4294967295LL },
+	};
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+		int64_t v = -1;
+		assert_int_equal(khsm_duration_parse(ok[i].in, &v), KHSM_EOK);
+		assert_int_equal(v, ok[i].want);
+	}
+	const char *bad[] = { "", "d", "-1d", "+1d", " 1d", "1d ", "1 d", "1w", "1y", "1M", "1mo",
+	                      "1ds", "1.5d", "0x10", "1D", "4294967296", "49711d",
+	                      "99999999999999999999999" };
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		int64_t v = 42;
+		khsm_err_clear();
+		assert_int_not_equal(khsm_duration_parse(bad[i], &v), KHSM_EOK);
+		assert_int_equal(v, 42);
+		assert_non_null(khsm_err_last_detail());
+	}
+}
+
+static void test_duration_format(void **state)
+{
+	(void)state;
+	char b[32];
+	struct { int64_t in; const char *want; } cases[] = {
+		{ 0, "0" }, { 90, "90s" }, { 120, "2m" }, { 3600, "1h" }, { 90000, "25h" },
+		{ 86400, "1d" }, { 2592000, "30d" }, { 3601, "3601s" },
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		khsm_duration_format(cases[i].in, b, sizeof(b));
+		assert_string_equal(b, cases[i].want);
+	}
+	khsm_duration_human(80 * 86400, b, sizeof(b));
+	assert_string_equal(b, "80 days");
+	khsm_duration_human(86400 + 7200, b, sizeof(b));
+	assert_string_equal(b, "1 day 2 hours");
+	khsm_duration_human(45, b, sizeof(b));
+	assert_string_equal(b, "45 seconds");
+	khsm_duration_human(-3600, b, sizeof(b));
+	assert_string_equal(b, "-1 hour");
+}
+
+static void test_modes(void **state)
+{
+	(void)state;
+	khsm_mode_t m;
+	assert_int_equal(khsm_mode_from_name("offline", &m), KHSM_EOK);
+	assert_int_equal(m, KHSM_MODE_OFFLINE);
+	assert_int_equal(khsm_mode_from_name("online", &m), KHSM_EOK);
+	assert_int_equal(m, KHSM_MODE_ONLINE);
+	assert_int_equal(khsm_mode_from_name("Online", &m), KHSM_EINVAL);
+	assert_int_equal(khsm_mode_default(3, 2), KHSM_MODE_OFFLINE);
+	assert_int_equal(khsm_mode_default(3, 4), KHSM_MODE_OFFLINE);
+	assert_int_equal(khsm_mode_default(3, 5), KHSM_MODE_ONLINE);
+	assert_int_equal(khsm_mode_default(4, 0), KHSM_MODE_ONLINE);
+	khsm_err_clear();
+	assert_int_equal(khsm_mode_supported(KHSM_MODE_ONLINE, 3, 2), KHSM_ENOTSUP);
+	assert_non_null(strstr(khsm_err_last_detail(), "needs Knot 3.5 or later (installed: 3.2)"));
+	assert_int_equal(khsm_mode_supported(KHSM_MODE_ONLINE, 3, 5), KHSM_EOK);
+	assert_int_equal(khsm_mode_supported(KHSM_MODE_OFFLINE, 3, 2), KHSM_EOK);
+	assert_int_equal(khsm_mode_supported(KHSM_MODE_OFFLINE, 3, 5), KHSM_EOK);
+	assert_int_equal(khsm_mode_supported(KHSM_MODE_OFFLINE, 3, 1), KHSM_ENOTSUP);
+}
+
+static void test_options(void **state)
+{
+	(void)state;
+	khsm_policy_t p;
+	khsm_policy_defaults(&p, KHSM_MODE_OFFLINE);
+	assert_int_equal(khsm_policy_set(&p, "zsk-lifetime", "7d"), KHSM_EOK);
+	assert_int_equal(p.zsk_lifetime, 604800);
+	assert_int_equal(khsm_policy_set(&p, "algorithm", "ecdsap384sha384"), KHSM_EOK);
+	assert_int_equal(p.algorithm, 14);
+	assert_int_equal(khsm_policy_set(&p, "algorithm", "13"), KHSM_EOK);
+	assert_int_equal(p.algorithm, 13);
+	assert_int_equal(khsm_policy_set(&p, "algorithm", "7"), KHSM_EINVAL);
+	assert_int_equal(khsm_policy_set(&p, "algorithm", "dsa"), KHSM_EINVAL);
+	assert_int_equal(khsm_policy_set(&p, "shared-ksk", "yes"), KHSM_EOK);
+	assert_true(p.shared_ksk);
+	assert_int_equal(khsm_policy_set(&p, "shared-ksk", "on"), KHSM_EINVAL);
+	assert_int_equal(khsm_policy_set(&p, "ksk-lifetime", "1d"), KHSM_ENOENT);
+	khsm_err_clear();
+	assert_int_equal(khsm_policy_set(&p, "dnskey-ttl", "1w"), KHSM_EINVAL);
+	assert_non_null(strstr(khsm_err_last_detail(), "dnskey-ttl=: "));
+	assert_non_null(strstr(khsm_err_last_detail(), "s, m, h and d"));
+}
+
+static void expect_refused(khsm_policy_t *p, const char *key, const char *value, const char *why)
+{
+	assert_int_equal(khsm_policy_set(p, key, value), KHSM_EOK);
+	khsm_err_clear();
+	assert_int_equal(khsm_policy_check(p), KHSM_EINVAL);
+	assert_non_null(khsm_err_last_detail());
+	if (!strstr(khsm_err_last_detail(), why)) {
+		fail_msg("'%s' lacks '%s'", khsm_err_last_detail(), why);
+	}
+	khsm_policy_stats_t st;
+	assert_int_equal(khsm_policy_stats(p, &st), KHSM_EINVAL);
+	char *text = NULL;
+	const char *zones[] = { "example.com." };
+	khsm_render_t in = { zones, 1, "card", "pkcs11:token=t /m.so", "/k.conf", "/kasp" };
+	assert_int_equal(khsm_policy_render_main(p, &in, &text), KHSM_EINVAL);
+	assert_null(text);
+	khsm_policy_defaults(p, p->mode);
+}
+
+static void test_refusals(void **state)
+{
+	(void)state;
+	khsm_policy_t p;
+	khsm_policy_defaults(&p, KHSM_MODE_OFFLINE);
+	assert_int_equal(khsm_policy_check(&p), KHSM_EOK);
+	expect_refused(&p, "rrsig-refresh", "21d", "is not below rrsig-lifetime=21d");
+	expect_refused(&p, "rrsig-refresh", "1d", "is not above the longest TTL (1d)");
+	expect_refused(&p, "zsk-lifetime", "2d", "is not above 50h, the time a ZSK rollover needs");
+	expect_refused(&p, "dnskey-ttl", "0", "must be above 0");
+	expect_refused(&p, "rrsig-lifetime", "0", "must be above 0");
+	/* zsk-lifetime 0: no automatic roll, accepted. */
+	assert_int_equal(khsm_policy_set(&p, "zsk-lifetime", "0"), KHSM_EOK);
+	assert_int_equal(khsm_policy_check(&p), KHSM_EOK);
+}
+
+static void test_stats(void **state)
+{
+	(void)state;
+	khsm_policy_t p;
+	khsm_policy_stats_t st;
+
+	/* Offline defaults: ZSK cycle 30d + 25h, a DNSKEY signature every 11 days
+	 * between rollover events: 58 sets in a year plus 12 ceremonies; a card
+	 * outage of 90 - 31 + 21 = 80 days is survived. */
+	khsm_policy_defaults(&p, KHSM_MODE_OFFLINE);
+	assert_int_equal(khsm_policy_stats(&p, &st), KHSM_EOK);
+	assert_int_equal(st.card_signatures_per_year, 58 + 12);
+	assert_int_equal(st.outage_survived, 80 * 86400);
+	assert_int_equal(st.rendered_propagation_delay, 25 * 3600);
+	assert_true(st.outage_survived >= KHSM_OUTAGE_GOAL);
+
+	/* Online defaults: 1h delay, 10 days survived (refresh). */
+	khsm_policy_defaults(&p, KHSM_MODE_ONLINE);
+	assert_int_equal(khsm_policy_stats(&p, &st), KHSM_EOK);
+	assert_int_equal(st.outage_survived, 10 * 86400);
+	assert_int_equal(st.rendered_propagation_delay, 3600);
+	assert_int_equal(st.card_signatures_per_year, 61);
+	assert_true(st.outage_survived >= KHSM_OUTAGE_GOAL);
+
+	/* No ZSK roll: only refreshes, every 11 days: days 0, 11, ..., 363 -> 34. */
+	khsm_policy_defaults(&p, KHSM_MODE_ONLINE);
+	p.zsk_lifetime = 0;
+	assert_int_equal(khsm_policy_stats(&p, &st), KHSM_EOK);
+	assert_int_equal(st.card_signatures_per_year, 34);
+
+	/* Refresh gaps longer than a ZSK cycle: only the 3 events of each cycle
+	 * are signed. lifetime 400d, refresh 10d: step 390d > year.
+	 * zsk-lifetime 100d, delay 1h: cycles of 100d + 1h, events at 100d,
+	 * 100d+1h, 100d+2h, 200d+1h, ... -> 1 + 3 * 3 = 10 before day 365. */
+	khsm_policy_defaults(&p, KHSM_MODE_ONLINE);
+	p.rrsig_lifetime = 400 * 86400;
+	p.zsk_lifetime = 100 * 86400;
+	assert_int_equal(khsm_policy_stats(&p, &st), KHSM_EOK);
+	assert_int_equal(st.card_signatures_per_year, 10);
+
+	/* A short ceremony horizon survives less: until 10d, weekly. */
+	khsm_policy_defaults(&p, KHSM_MODE_OFFLINE);
+	p.until = 10 * 86400;
+	p.interval = 7 * 86400;
+	p.rrsig_lifetime = 4 * 86400;
+	p.rrsig_refresh = 2 * 86400;
+	p.zsk_lifetime = 0;
+	assert_int_equal(khsm_policy_stats(&p, &st), KHSM_EOK);
+	assert_int_equal(st.outage_survived, 7 * 86400);
+	/* days 0, 2, ..., 364 -> 183 sets plus 53 ceremonies */
+	assert_int_equal(st.card_signatures_per_year, 183 + 53);
+}
+
+static const char OFFLINE_MAIN[] =
+	"# Written by knot-hsm policy; do not edit\n"
+	"# knot-hsm offline mode, ZSK side (knotd). The KSK side is /etc/knot/knot-hsm-ksk.conf;\n"
+	"# run 'knot-hsm ZONE... ceremony' before the pre-signed period ends.\n"
+	"# zones: example.com. example.net.\n"
+	"# Each zone needs: dnssec-signing: on, dnssec-policy: knot-hsm\n"
+	"keystore:\n"
+	"  - id: knot-hsm-soft\n"
+	"    backend: pem\n"
+	"policy:\n"
+	"  - id: knot-hsm\n"
+	"    keystore: knot-hsm-soft\n"
+	"    algorithm: ecdsap256sha256\n"
+	"    manual: on\n"
+	"    offline-ksk: on\n"
+	"    zsk-lifetime: 30d\n"
+	"    dnskey-ttl: 1h\n"
+	"    zone-max-ttl: 1d\n"
+	"    # 1h to the secondaries plus the longest TTL: keymgr pregenerate spaces\n"
+	"    # ZSK events by this delay alone\n"
+	"    propagation-delay: 25h\n"
+	"    rrsig-lifetime: 21d\n"
+	"    rrsig-refresh: 10d\n";
+
+static const char OFFLINE_KSK[] =
+	"# Written by knot-hsm policy; do not edit\n"
+	"# knot-hsm offline mode, KSK side: read by keymgr during 'knot-hsm ceremony',\n"
+	"# never by knotd. The KSK stays on the card of keystore hsm.\n"
+	"# knot-hsm: shared-ksk=no\n"
+	"database:\n"
+	"    kasp-db: \"/var/lib/knot/knot-hsm-ksk\"\n"
+	"keystore:\n"
+	"  - id: hsm\n"
+	"    backend: pkcs11\n"
+	"    config: \"pkcs11:token=SmartCard-HSM%20%28UserPIN%29;pin-source=%2Fetc%2Fknot%2Fhsm.pin /usr/lib/x86_64-linux-gnu/opensc-pkcs11.so\"\n"
+	"    key-label: on\n"
+	"policy:\n"
+	"  - id: knot-hsm-ksk\n"
+	"    keystore: hsm\n"
+	"    algorithm: ecdsap256sha256\n"
+	"    manual: on\n"
+	"    offline-ksk: on\n"
+	"    dnskey-ttl: 1h\n"
+	"    zone-max-ttl: 1d\n"
+	"    rrsig-lifetime: 21d\n"
+	"    rrsig-refresh: 10d\n"
+	"zone:\n"
+	"  - domain: example.com.\n"
+	"    dnssec-policy: knot-hsm-ksk\n"
+	"  - domain: example.net.\n"
+	"    dnssec-policy: knot-hsm-ksk\n";
+
+static const char ONLINE_MAIN[] =
+	"# Written by knot-hsm policy; do not edit\n"
+	"# knot-hsm online mode (Knot >= 3.5): KSK on the card, ZSK in software.\n"
+	"# zones: example.com. example.net.\n"
+	"# Each zone needs: dnssec-signing: on, dnssec-policy: knot-hsm\n"
+	"keystore:\n"
+	"  - id: knot-hsm-card\n"
+	"    backend: pkcs11\n"
+	"    config: \"pkcs11:token=SmartCard-HSM%20%28UserPIN%29;pin-source=%2Fetc%2Fknot%2Fhsm.pin /usr/lib/x86_64-linux-gnu/opensc-pkcs11.so\"\n"
+	"    key-label: on\n"
+	"    ksk-only: on\n"
+	"  - id: knot-hsm-soft\n"
+	"    backend: pem\n"
+	"policy:\n"
+	"  - id: knot-hsm\n"
+	"    keystore: [ knot-hsm-card, knot-hsm-soft ]\n"
+	"    algorithm: ecdsap384sha384\n"
+	"    manual: off\n"
+	"    ksk-lifetime: 0\n"
+	"    ksk-shared: on\n"
+	"    zsk-lifetime: 30d\n"
+	"    dnskey-ttl: 1h\n"
+	"    zone-max-ttl: 1d\n"
+	"    propagation-delay: 1h\n"
+	"    rrsig-lifetime: 21d\n"
+	"    rrsig-refresh: 10d\n";
+
+static const char *const ZONES[] = { "example.com.", "example.net." };
+static const khsm_render_t INPUT = {
+	ZONES, 2, "hsm",
+	"pkcs11:token=SmartCard-HSM%20%28UserPIN%29;pin-source=%2Fetc%2Fknot%2Fhsm.pin "
+	"/usr/lib/x86_64-linux-gnu/opensc-pkcs11.so",
+	"/etc/knot/knot-hsm-ksk.conf", "/var/lib/knot/knot-hsm-ksk",
+};
+
+static void test_render(void **state)
+{
+	(void)state;
+	khsm_policy_t p;
+	char *text = NULL;
+
+	khsm_policy_defaults(&p, KHSM_MODE_OFFLINE);
+	assert_int_equal(khsm_policy_render_main(&p, &INPUT, &text), KHSM_EOK);
+	assert_string_equal(text, OFFLINE_MAIN);
+	free(text);
+	assert_int_equal(khsm_policy_render_ksk(&p, &INPUT, &text), KHSM_EOK);
+	assert_string_equal(text, OFFLINE_KSK);
+	assert_false(khsm_policy_text_shared_ksk(text));
+	free(text);
+	p.shared_ksk = true;
+	assert_int_equal(khsm_policy_render_ksk(&p, &INPUT, &text), KHSM_EOK);
+	assert_true(khsm_policy_text_shared_ksk(text));
+	free(text);
+
+	khsm_policy_defaults(&p, KHSM_MODE_ONLINE);
+	p.algorithm = 14;
+	p.shared_ksk = true;
+	assert_int_equal(khsm_policy_render_main(&p, &INPUT, &text), KHSM_EOK);
+	assert_string_equal(text, ONLINE_MAIN);
+	free(text);
+	/* online has no KSK side */
+	text = NULL;
+	assert_int_equal(khsm_policy_render_ksk(&p, &INPUT, &text), KHSM_EINVAL);
+	assert_null(text);
+
+	/* Short test policies get an rrsig-pre-refresh Knot accepts. */
+	khsm_policy_defaults(&p, KHSM_MODE_OFFLINE);
+	p.rrsig_lifetime = 60;
+	p.rrsig_refresh = 20;
+	p.dnskey_ttl = 2;
+	p.zone_max_ttl = 2;
+	p.zsk_lifetime = 40;
+	p.propagation_delay = 2;
+	assert_int_equal(khsm_policy_render_main(&p, &INPUT, &text), KHSM_EOK);
+	assert_non_null(strstr(text, "    propagation-delay: 4s\n"
+	                             "    rrsig-lifetime: 1m\n"
+	                             "    rrsig-refresh: 20s\n"
+	                             "    rrsig-pre-refresh: 10s\n"));
+	free(text);
+
+	/* Values knot.conf cannot carry are refused, not pasted. */
+	khsm_render_t bad = INPUT;
+	bad.card_keystore_config = "pkcs11:token=a\"b /m.so";
+	khsm_policy_defaults(&p, KHSM_MODE_OFFLINE);
+	text = NULL;
+	assert_int_equal(khsm_policy_render_ksk(&p, &bad, &text), KHSM_EINVAL);
+	assert_null(text);
+	const char *evil[] = { "example.com.\n  - domain: evil." };
+	bad = INPUT;
+	bad.zones = evil;
+	bad.zone_count = 1;
+	assert_int_equal(khsm_policy_render_main(&p, &bad, &text), KHSM_EINVAL);
+	assert_null(text);
+}
+
+static void test_ksk_path(void **state)
+{
+	(void)state;
+	char *path = NULL;
+	assert_int_equal(khsm_policy_ksk_path("/etc/knot/knot-hsm.conf", &path), KHSM_EOK);
+	assert_string_equal(path, "/etc/knot/knot-hsm-ksk.conf");
+	free(path);
+	assert_int_equal(khsm_policy_ksk_path("/etc/knot/hsm.inc", &path), KHSM_EOK);
+	assert_string_equal(path, "/etc/knot/hsm.inc-ksk.conf");
+	free(path);
+	assert_int_equal(khsm_policy_ksk_path("/etc/knot.d/.conf", &path), KHSM_EOK);
+	assert_string_equal(path, "/etc/knot.d/.conf-ksk.conf");
+	free(path);
+	path = NULL;
+	assert_int_equal(khsm_policy_ksk_path("/etc/knot/", &path), KHSM_EINVAL);
+	assert_null(path);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_duration_parse),
+		cmocka_unit_test(test_duration_format),
+		cmocka_unit_test(test_modes),
+		cmocka_unit_test(test_options),
+		cmocka_unit_test(test_refusals),
+		cmocka_unit_test(test_stats),
+		cmocka_unit_test(test_render),
+		cmocka_unit_test(test_ksk_path),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

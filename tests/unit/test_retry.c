@@ -1,0 +1,208 @@
+/* Unit tests of lib/retry.c: transient card errors are retried with backoff
+ * until the budget is spent; PIN and other errors never are. */
+#include "test.h"
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <gnutls/gnutls.h>
+#include <p11-kit/pkcs11.h>
+
+#include "lib/error.h"
+#include "lib/retry.h"
+
+typedef struct {
+	int codes[16];    /* returned in turn; the last one repeats */
+	int n_codes;
+	int calls;
+} script_t;
+
+static int scripted(void *ctx)
+{
+	script_t *s = ctx;
+	int i = s->calls < s->n_codes ? s->calls : s->n_codes - 1;
+	s->calls++;
+	return s->codes[i];
+}
+
+typedef struct {
+	int notes;
+	unsigned slept;
+	unsigned last_delay;
+} notes_t;
+
+static void count_note(const char *what, int code, unsigned delay_ms, void *data)
+{
+	notes_t *n = data;
+	assert_non_null(what);
+	assert_true(khsm_retry_transient(code));
+	n->notes++;
+	n->slept += delay_ms;
+	n->last_delay = delay_ms;
+}
+
+static const khsm_retry_policy_t FAST = { .first_ms = 1, .max_delay_ms = 4, .budget_ms = 20 };
+
+static void test_transient_codes(void **state)
+{
+	(void)state;
+	assert_true(khsm_retry_transient(KHSM_EBUSY));
+	assert_true(khsm_retry_transient(KHSM_EREMOVED));
+	assert_true(khsm_retry_transient(KHSM_ENOTOKEN));
+	assert_false(khsm_retry_transient(KHSM_EOK));
+	assert_false(khsm_retry_transient(KHSM_EPIN_INCORRECT));
+	assert_false(khsm_retry_transient(KHSM_EPIN_LOCKED));
+	assert_false(khsm_retry_transient(KHSM_EPIN_FINAL_TRY));
+	assert_false(khsm_retry_transient(KHSM_ELOGIN));
+	assert_false(khsm_retry_transient(KHSM_EDEVMEM));
+	assert_false(khsm_retry_transient(KHSM_ENOENT));
+	/* The CKR_/GnuTLS codes a busy or pulled card answers map to transient codes
+	 * (CKR_DEVICE_ERROR reaches knot-hsm through GnuTLS, or through lib/cardkey.c). */
+	assert_true(khsm_retry_transient(khsm_error_from_ckr(CKR_DEVICE_REMOVED)));
+	assert_true(khsm_retry_transient(khsm_error_from_ckr(CKR_TOKEN_NOT_PRESENT)));
+	assert_true(khsm_retry_transient(khsm_error_from_ckr(CKR_SESSION_HANDLE_INVALID)));
+	assert_true(khsm_retry_transient(khsm_error_from_gnutls(GNUTLS_E_PKCS11_DEVICE_ERROR)));
+	assert_true(khsm_retry_transient(khsm_error_from_gnutls(GNUTLS_E_PKCS11_SESSION_ERROR)));
+	assert_true(khsm_retry_transient(khsm_error_from_gnutls(GNUTLS_E_PKCS11_TOKEN_ERROR)));
+	assert_false(khsm_retry_transient(khsm_error_from_ckr(CKR_PIN_INCORRECT)));
+	assert_false(khsm_retry_transient(khsm_error_from_ckr(CKR_PIN_LOCKED)));
+	assert_false(khsm_retry_transient(khsm_error_from_ckr(CKR_DEVICE_MEMORY)));
+	assert_false(khsm_retry_transient(khsm_error_from_gnutls(GNUTLS_E_PKCS11_PIN_ERROR)));
+	assert_false(khsm_retry_transient(khsm_error_from_gnutls(GNUTLS_E_PKCS11_PIN_LOCKED)));
+	assert_false(khsm_retry_transient(khsm_error_from_gnutls(GNUTLS_E_PKCS11_USER_ERROR)));
+}
+
+static void test_retries_until_success(void **state)
+{
+	(void)state;
+	notes_t n = { 0 };
+	khsm_retry_set_notify(count_note, &n);
+	script_t s = { { KHSM_EBUSY, KHSM_EREMOVED, KHSM_ENOTOKEN, KHSM_EOK }, 4, 0 };
+	assert_int_equal(khsm_retry_run(&FAST, "testing", scripted, &s), KHSM_EOK);
+	assert_int_equal(s.calls, 4);
+	assert_int_equal(n.notes, 3);
+	assert_int_equal(n.slept, 1 + 2 + 4);   /* 1 ms doubling, capped at 4 */
+	khsm_retry_set_notify(NULL, NULL);
+}
+
+static void test_gives_up_after_budget(void **state)
+{
+	(void)state;
+	notes_t n = { 0 };
+	khsm_retry_set_notify(count_note, &n);
+	khsm_err_clear();
+	script_t s = { { KHSM_EBUSY }, 1, 0 };
+	struct timespec t0, t1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	assert_int_equal(khsm_retry_run(&FAST, "testing", scripted, &s), KHSM_EBUSY);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	long ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+	assert_int_equal(n.slept, FAST.budget_ms);   /* 1+2+4+4+4+4+1 */
+	assert_int_equal(n.notes, 7);
+	assert_int_equal(s.calls, 8);
+	assert_true(ms >= (long)FAST.budget_ms);
+	assert_true(ms < 2000);
+	assert_non_null(khsm_err_last_detail());
+	assert_non_null(strstr(khsm_err_last_detail(), "gave up after 8 tries"));
+	khsm_retry_set_notify(NULL, NULL);
+}
+
+static void test_never_retries_pin_errors(void **state)
+{
+	(void)state;
+	static const int FINAL[] = { KHSM_EPIN_INCORRECT, KHSM_EPIN_LOCKED, KHSM_EPIN_FINAL_TRY,
+	                             KHSM_ELOGIN, KHSM_EDEVMEM, KHSM_EINVAL };
+	notes_t n;  /* outlives the loop: the notifier still holds it below */
+	for (size_t i = 0; i < sizeof(FINAL) / sizeof(FINAL[0]); i++) {
+		n = (notes_t){ 0 };
+		khsm_retry_set_notify(count_note, &n);
+		script_t s = { { FINAL[i], KHSM_EOK }, 2, 0 };
+		assert_int_equal(khsm_retry_run(&FAST, "testing", scripted, &s), FINAL[i]);
+		assert_int_equal(s.calls, 1);
+		assert_int_equal(n.notes, 0);
+	}
+	/* A PIN error after a busy card ends the retries at once too. */
+	script_t s = { { KHSM_EBUSY, KHSM_EPIN_INCORRECT, KHSM_EOK }, 3, 0 };
+	assert_int_equal(khsm_retry_run(&FAST, "testing", scripted, &s), KHSM_EPIN_INCORRECT);
+	assert_int_equal(s.calls, 2);
+	khsm_retry_set_notify(NULL, NULL);
+}
+
+static void test_zero_budget_and_env(void **state)
+{
+	(void)state;
+	const khsm_retry_policy_t none = { .first_ms = 1, .max_delay_ms = 1, .budget_ms = 0 };
+	script_t s = { { KHSM_EBUSY, KHSM_EOK }, 2, 0 };
+	assert_int_equal(khsm_retry_run(&none, "testing", scripted, &s), KHSM_EBUSY);
+	assert_int_equal(s.calls, 1);
+
+	khsm_retry_policy_t p;
+	setenv("KHSM_RETRY_MS", "250", 1);
+	setenv("KHSM_RETRY_FIRST_MS", "5", 1);
+	khsm_retry_policy_default(&p);
+	assert_int_equal(p.budget_ms, 250);
+	assert_int_equal(p.first_ms, 5);
+	setenv("KHSM_RETRY_MS", "12x", 1);   /* not a number: the default stays */
+	unsetenv("KHSM_RETRY_FIRST_MS");
+	khsm_retry_policy_default(&p);
+	assert_int_equal(p.budget_ms, 10000);
+	assert_int_equal(p.first_ms, 50);
+	unsetenv("KHSM_RETRY_MS");
+}
+
+static int nested_inner(void *ctx)
+{
+	return scripted(ctx);
+}
+
+static int nested_outer(void *ctx)
+{
+	script_t *outer = ctx;
+	outer->calls++;
+	script_t inner = { { KHSM_EBUSY }, 1, 0 };
+	int r = khsm_card_op("inner", nested_inner, &inner);
+	assert_int_equal(inner.calls, 1);   /* a nested operation is tried once */
+	return outer->calls < 3 ? r : KHSM_EOK;
+}
+
+static void test_card_op_locks_and_nests(void **state)
+{
+	(void)state;
+	char path[] = "/tmp/khsm-retry-test.XXXXXX";
+	int fd = mkstemp(path);
+	assert_true(fd >= 0);
+	close(fd);
+	setenv("KHSM_LOCK_FILE", path, 1);
+	setenv("KHSM_RETRY_FIRST_MS", "1", 1);
+	khsm_retry_set_notify(NULL, NULL);
+	script_t outer = { { 0 }, 1, 0 };
+	assert_int_equal(khsm_card_op("outer", nested_outer, &outer), KHSM_EOK);
+	assert_int_equal(outer.calls, 3);   /* the outermost operation retries */
+	/* Recursive within the thread, released at the end. */
+	assert_int_equal(khsm_card_lock(), KHSM_EOK);
+	assert_int_equal(khsm_card_lock(), KHSM_EOK);
+	khsm_card_unlock();
+	khsm_card_unlock();
+	int other = open(path, O_RDONLY);
+	assert_true(other >= 0);
+	assert_int_equal(flock(other, LOCK_EX | LOCK_NB), 0);   /* free again */
+	close(other);
+	unsetenv("KHSM_LOCK_FILE");
+	unsetenv("KHSM_RETRY_FIRST_MS");
+	unlink(path);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_transient_codes),
+		cmocka_unit_test(test_retries_until_success),
+		cmocka_unit_test(test_gives_up_after_budget),
+		cmocka_unit_test(test_never_retries_pin_errors),
+		cmocka_unit_test(test_zero_budget_and_env),
+		cmocka_unit_test(test_card_op_locks_and_nests),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
