@@ -3,9 +3,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "cli.h"
+#include "lib/audit.h"
 #include "lib/error.h"
+#include "lib/guard/conf.h"
 #include "lib/keystore.h"
 #include "lib/knotconf.h"
 #include "lib/token.h"
@@ -99,6 +102,74 @@ static bool check_pin_file(report_t *rep, const char *check, const char *path)
 	return !bad;
 }
 
+/* The guard module between knotd and the card: its configuration, the card
+ * module it loads, its audit log (writable, chain intact). */
+static void check_guard(report_t *rep, const char *name, const char *guard)
+{
+	char check[128];
+#define GCHECK(what) (snprintf(check, sizeof(check), "%s%s%s", name, name[0] ? ": " : "", what), check)
+	char *path = NULL;
+	khsm_guard_conf_t conf = { 0 };
+	int r = khsm_guard_conf_locate(guard, &path);
+	if (r == KHSM_EOK) r = khsm_guard_conf_load(path, &conf);
+	if (r != KHSM_EOK) {
+		line(rep, "FAIL", GCHECK("guard config"), "%s; write it (knot-hsm keystore --guard prints one) "
+		     "or set %s", why(r), KHSM_GUARD_CONF_ENV);
+		goto done;
+	}
+	line(rep, "ok", GCHECK("guard config"), "%s parses; card module %s, audit log %s", path,
+	     conf.module, conf.audit_log);
+	khsm_tokens_t *tokens = NULL;
+	r = khsm_tokens_load(conf.module, false, &tokens);
+	if (r != KHSM_EOK) {
+		line(rep, "FAIL", GCHECK("guard card module"), "%s", why(r));
+	} else {
+		line(rep, "ok", GCHECK("guard card module"), "%s loads, %zu token(s)", conf.module,
+		     khsm_tokens_count(tokens));
+		khsm_tokens_free(tokens);
+	}
+	struct stat st;
+	if (stat(conf.audit_log, &st) == 0) {
+		if (!S_ISREG(st.st_mode) || access(conf.audit_log, W_OK) != 0) {
+			line(rep, "FAIL", GCHECK("audit log"), "%s is not a writable file: the guard refuses "
+			     "logins and signatures%s", conf.audit_log, conf.fail_closed ? "" : " (or goes on "
+			     "unlogged: fail_closed = no)");
+		} else {
+			line(rep, "ok", GCHECK("audit log"),
+			     "%s writable (owner uid %u; knotd's user must be able to append)", conf.audit_log,
+			     (unsigned)st.st_uid);
+		}
+		khsm_audit_summary_t *sum = NULL;
+		r = khsm_audit_verify(conf.audit_log, &sum);
+		if (r == KHSM_EOK) {
+			line(rep, "ok", GCHECK("audit chain"), "%lu lines, chain intact, head %.16s…", sum->lines,
+			     sum->head);
+		} else if (r == KHSM_ECRYPTO) {
+			line(rep, "FAIL", GCHECK("audit chain"), "%s: line %lu: %s (knot-hsm audit verify %s)",
+			     conf.audit_log, sum->broken_line, sum->reason, conf.audit_log);
+			khsm_err_clear();
+		} else {
+			line(rep, "FAIL", GCHECK("audit chain"), "%s", why(r));
+		}
+		khsm_audit_summary_free(sum);
+	} else {
+		char *copy = strdup(conf.audit_log);
+		char *slash = copy ? strrchr(copy, '/') : NULL;
+		if (slash) *slash = '\0';
+		if (copy && access(*copy ? copy : "/", W_OK) == 0) {
+			line(rep, "ok", GCHECK("audit log"), "%s will be created on the first call", conf.audit_log);
+		} else {
+			line(rep, "FAIL", GCHECK("audit log"), "%s does not exist and its directory is not "
+			     "writable", conf.audit_log);
+		}
+		free(copy);
+	}
+done:
+	free(path);
+	khsm_guard_conf_clear(&conf);
+#undef GCHECK
+}
+
 /* Every check of one keystore config string, as knotd would use it. */
 static void check_config(report_t *rep, const char *name, const char *config,
                          const khsm_pin_t *pin, bool force)
@@ -133,6 +204,9 @@ static void check_config(report_t *rep, const char *name, const char *config,
 		line(rep, "FAIL", CHECK("module path"), "%s does not exist; give the full path of the "
 		     "PKCS #11 module (p11-kit list-modules shows the registered ones)", module);
 		goto done;
+	}
+	if (khsm_guard_is_module(module)) {
+		check_guard(rep, name, module);
 	}
 
 	khsm_uri_t attrs = { 0 };

@@ -11,10 +11,12 @@
 
 #include "lib/dnskey.h"
 #include "lib/error.h"
+#include "lib/guard/conf.h"
 #include "lib/knot.h"
 #include "lib/policy.h"
 #include "lib/ceremony.h"
 #include "lib/run.h"
+#include "lib/uri.h"
 #include "zonecmd.h"
 
 static void free_ptr(void *p) { free(*(void **)p); }
@@ -235,6 +237,49 @@ static int temp_write(const char *dir, const char *name, const char *text, char 
 	return KHSM_EOK;
 }
 
+/* guard=yes: the card keystore's config with the guard module in place of
+ * the card's own, after checking that the guard's configuration names that
+ * module. \param[out] config_ptr  free(). */
+static int guard_config(const char *card_config, char **config_ptr)
+{
+	_cleanup_free_ char *uri = NULL;
+	_cleanup_free_ char *module = NULL;
+	int r = khsm_uri_split_config(card_config, &uri, &module);
+	if (r != KHSM_EOK) return r;
+	const char *guard = khsm_guard_module_path();
+	if (khsm_guard_is_module(module)) {
+		return (*config_ptr = strdup(card_config)) ? KHSM_EOK : KHSM_ENOMEM;
+	}
+	if (access(guard, R_OK) != 0) {
+		khsm_err_detail("the guard module %s is missing; install it or name it with %s", guard,
+		                KHSM_GUARD_MODULE_ENV);
+		return KHSM_EMODULE;
+	}
+	_cleanup_free_ char *conf_path = NULL;
+	khsm_guard_conf_t gc = { 0 };
+	r = khsm_guard_conf_locate(guard, &conf_path);
+	if (r == KHSM_EOK) r = khsm_guard_conf_load(conf_path, &gc);
+	if (r == KHSM_EOK && strcmp(gc.module, module) != 0) {
+		char *a = realpath(gc.module, NULL), *b = realpath(module, NULL);
+		if (!a || !b || strcmp(a, b) != 0) {
+			khsm_err_detail("the guard configuration %s names module %s, the card keystore %s",
+			                conf_path, gc.module, module);
+			r = KHSM_ECONFIG;
+		}
+		free(a);
+		free(b);
+	}
+	khsm_guard_conf_clear(&gc);
+	if (r != KHSM_EOK) {
+		if (r == KHSM_ENOENT) {
+			khsm_err_detail("no guard configuration at %s; 'knot-hsm keystore --guard' prints one",
+			                conf_path ? conf_path : "?");
+		}
+		return r;
+	}
+	return asprintf(config_ptr, "%s %s", uri, guard) < 0 ? KHSM_ENOMEM : KHSM_EOK;
+}
+
 static void print_stats(const khsm_policy_t *p, const khsm_policy_stats_t *st, const char *prefix)
 {
 	char outage[64], until[64], interval[64];
@@ -257,7 +302,7 @@ int cmd_policy(cli_t *cli)
 	              { "rrsig-refresh", NULL }, { "dnskey-ttl", NULL }, { "zone-max-ttl", NULL },
 	              { "propagation-delay", NULL }, { "algorithm", NULL }, { "shared-ksk", NULL },
 	              { "keystore", NULL }, { "ksk-conf", NULL }, { "ksk-kasp-db", NULL },
-	              { NULL, NULL } };
+	              { "guard", NULL }, { NULL, NULL } };
 	int rc = kv_parse(cli, kv);
 	if (rc != CLI_OK) return rc;
 
@@ -275,7 +320,8 @@ int cmd_policy(cli_t *cli)
 	khsm_policy_defaults(&pol, mode);
 	for (const kv_t *k = kv; k->key; k++) {
 		if (!k->value || strcmp(k->key, "mode") == 0 || strcmp(k->key, "keystore") == 0 ||
-		    strcmp(k->key, "ksk-conf") == 0 || strcmp(k->key, "ksk-kasp-db") == 0) {
+		    strcmp(k->key, "ksk-conf") == 0 || strcmp(k->key, "ksk-kasp-db") == 0 ||
+		    strcmp(k->key, "guard") == 0) {
 			continue;
 		}
 		if ((r = khsm_policy_set(&pol, k->key, k->value)) != KHSM_EOK) {
@@ -310,6 +356,16 @@ int cmd_policy(cli_t *cli)
 	const khsm_conf_keystore_t *card = NULL;
 	if (rc == CLI_OK && (r = pick_card_keystore(conf, kv_get(kv, "keystore"), &card)) != KHSM_EOK) {
 		rc = cli_error(r, NULL);
+	}
+	/* guard=yes: the card keystore goes through the guard module. */
+	const char *guard = kv_get(kv, "guard");
+	_cleanup_free_ char *card_config = NULL;
+	if (rc == CLI_OK && guard && strcmp(guard, "yes") != 0 && strcmp(guard, "no") != 0) {
+		rc = cli_usage_error(cli_current, "guard= takes yes or no, not '%s'", guard);
+	}
+	if (rc == CLI_OK && guard && strcmp(guard, "yes") == 0 && card && card->config &&
+	    (r = guard_config(card->config, &card_config)) != KHSM_EOK) {
+		rc = cli_error(r, "guard=yes");
 	}
 
 	/* File layout: --write FILE is the include; the KSK side is its sibling
@@ -347,7 +403,8 @@ int cmd_policy(cli_t *cli)
 	_cleanup_free_ char *main_text = NULL;
 	_cleanup_free_ char *ksk_text = NULL;
 	khsm_render_t in = { (const char *const *)zones, (size_t)cli->zone_count,
-	                     card ? card->id : NULL, card ? card->config : NULL, ksk_path, ksk_db };
+	                     card ? card->id : NULL, card_config ? card_config : card ? card->config : NULL,
+	                     ksk_path, ksk_db };
 	if (rc == CLI_OK && (r = khsm_policy_render_main(&pol, &in, &main_text)) != KHSM_EOK) {
 		rc = cli_error(r, "render");
 	}

@@ -34,6 +34,7 @@ static const char *const MESSAGES[] = {
 	[KHSM_ECRYPTO - KHSM_ENOMEM]        = "cryptographic check failed",
 	[KHSM_ERANGE - KHSM_ENOMEM]         = "value out of range",
 	[KHSM_EPERM - KHSM_ENOMEM]          = "permission denied",
+	[KHSM_ESIGN - KHSM_ENOMEM]          = "signing on the token failed",
 };
 
 _public_
@@ -156,6 +157,8 @@ int khsm_error_from_dnssec(int rc)
 	case DNSSEC_INVALID_KEY_ALGORITHM:
 	case DNSSEC_INVALID_KEY_SIZE:             return KHSM_ENOTSUP;
 	case DNSSEC_INVALID_SIGNATURE:            return KHSM_ECRYPTO;
+	case DNSSEC_SIGN_INIT_ERROR:
+	case DNSSEC_SIGN_ERROR:                   return KHSM_ESIGN;
 	default:                                  return KHSM_EKEYSTORE;
 	}
 }

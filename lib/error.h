@@ -34,6 +34,7 @@ enum khsm_error {
 	KHSM_ECRYPTO,         /* cryptographic check failed */
 	KHSM_ERANGE,          /* value out of range */
 	KHSM_EPERM,           /* permission denied */
+	KHSM_ESIGN,           /* the token did not sign (busy, removed or refused) */
 	KHSM_ERROR_LAST
 };
 

@@ -14,78 +14,12 @@ token_init "$LABEL"
 pin_file "$TMP/card.pin"
 mkdir -p "$TMP/kasp"
 
-# sample CMD...: run CMD (stdout/stderr in $OUT/$ERR, status in $STATUS) while
-# a watcher reads /proc/*/cmdline and /proc/*/environ of every process every
-# 10 ms, with one last full pass after CMD ends. The watcher reads the PIN
-# from the PIN file, never from its arguments. Sets $HITS (where the PIN was
-# seen), $SAMPLES, and $SEEN (names of the processes seen).
-sample() {
-	rm -f "$TMP/watch.stop" "$TMP/watch.ready"
-	python3 - "$TMP/card.pin" "$TMP/watch.stop" "$TMP/watch.ready" >"$TMP/watch.out" <<'PY' &
-import os, sys, time
-pin = open(sys.argv[1], "rb").read()
-stop, ready = sys.argv[2], sys.argv[3]
-me = str(os.getpid())
-hits, seen, samples = set(), set(), 0
-deadline = time.monotonic() + 300          # bounded even if the test dies
-open(ready, "w").close()
-while time.monotonic() < deadline:
-    last = os.path.exists(stop)
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit() or pid == me:
-            continue
-        try:
-            comm = open(f"/proc/{pid}/comm", "rb").read().strip().decode(errors="replace")
-        except OSError:
-            continue
-        for what in ("cmdline", "environ"):
-            try:
-                data = open(f"/proc/{pid}/{what}", "rb").read()
-            except OSError:
-                continue
-            if pin in data:
-                hits.add(f"{comm}[{pid}]:{what}")
-        seen.add(comm)
-    samples += 1
-    if last:
-        break
-    time.sleep(0.01)
-print("HITS", " ".join(sorted(hits)))
-print("SAMPLES", samples)
-print("SEEN", " ".join(sorted(seen)))
-PY
-	watcher=$!
-	while [ ! -e "$TMP/watch.ready" ]; do sleep 0.01; done
-	set +e
-	"$@" >"$TMP/out" 2>"$TMP/err"
-	STATUS=$?
-	set -e
-	touch "$TMP/watch.stop"
-	wait "$watcher"
-	OUT=$(cat "$TMP/out"); ERR=$(cat "$TMP/err")
-	HITS=$(sed -n 's/^HITS //p' "$TMP/watch.out")
-	SAMPLES=$(sed -n 's/^SAMPLES //p' "$TMP/watch.out")
-	SEEN=$(sed -n 's/^SEEN //p' "$TMP/watch.out")
-	[ "${SAMPLES:-0}" -ge 2 ] || fail "the watcher took no samples while running $*"
-}
-
-# watch WHAT CMD...: sample CMD; the PIN is in no process and no output.
-watch() {
-	what=$1; shift
-	sample "$@"
-	[ -z "$HITS" ] || fail "$what: the PIN is visible in $HITS"
-	pass "$what: no PIN in any command line or environment ($SAMPLES samples)"
-	lacks "$OUT$ERR" "$PIN" "$what: no PIN in stdout or stderr"
-	[ "$STATUS" -eq 0 ] || { printf '%s\n%s\n' "$OUT" "$ERR" >&2; fail "$what: exit $STATUS"; }
-}
+# The watcher (sample, watch, pinwatch_controls) reads the PIN from
+# $TMP/card.pin; see pinwatch.sh.
+. "$KHSM_SRCDIR/tests/integration/pinwatch.sh"
 
 # The watcher itself finds a PIN in a command line and in an environment.
-pin=$(cat "$TMP/card.pin")
-sample sh -c 'sleep 0.2' sh "$pin"
-contains "$HITS" ":cmdline" "control: the watcher sees a PIN in a command line"
-sample env "KHSM_CONTROL=$pin" sleep 0.2
-contains "$HITS" ":environ" "control: the watcher sees a PIN in an environment"
-unset pin
+pinwatch_controls
 
 # keystore: logs in through libdnssec and prints the stanza with pin-source.
 watch "keystore" "$KNOT_HSM" keystore --token "$LABEL" --pin-file "$TMP/card.pin" --id card

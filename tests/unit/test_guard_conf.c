@@ -1,0 +1,102 @@
+/* Unit tests of lib/guard/conf.c: the guard's configuration is parsed
+ * strictly (unknown, repeated, relative or malformed entries refused with
+ * file and line), defaults are filled in, and the file is found. */
+#include "test.h"
+
+#include "lib/error.h"
+#include "lib/guard/conf.h"
+
+static void test_defaults(void **state)
+{
+	(void)state;
+	khsm_guard_conf_t c;
+	assert_int_equal(khsm_guard_conf_parse("g.conf", "# comment\n\nmodule = /m.so\n  audit_log=/var/log/a.log  \n", &c),
+	                 KHSM_EOK);
+	assert_string_equal(c.module, "/m.so");
+	assert_string_equal(c.audit_log, "/var/log/a.log");
+	assert_string_equal(c.lock_file, "/var/log/a.log.lock");
+	assert_true(c.fail_closed);
+	assert_true(c.fill);
+	assert_int_equal(c.verify, KHSM_GUARD_VERIFY_AUTO);
+	assert_int_equal(c.fsync, KHSM_GUARD_FSYNC_SECURITY);
+	khsm_guard_conf_clear(&c);
+
+	assert_int_equal(khsm_guard_conf_parse("g.conf", "module = /m.so\naudit_log = /a\nlock_file = /l\n"
+	                                       "fail_closed = no\nverify = software\nfill = no\nfsync = all\n", &c),
+	                 KHSM_EOK);
+	assert_string_equal(c.lock_file, "/l");
+	assert_false(c.fail_closed);
+	assert_false(c.fill);
+	assert_int_equal(c.verify, KHSM_GUARD_VERIFY_SOFTWARE);
+	assert_int_equal(c.fsync, KHSM_GUARD_FSYNC_ALL);
+	khsm_guard_conf_clear(&c);
+}
+
+static void refused(const char *text, const char *detail)
+{
+	khsm_guard_conf_t c;
+	khsm_err_clear();
+	assert_int_equal(khsm_guard_conf_parse("g.conf", text, &c), KHSM_ECONFIG);
+	const char *d = khsm_err_last_detail();
+	assert_non_null(d);
+	if (!strstr(d, detail)) fail_msg("'%s' lacks '%s'", d, detail);
+	khsm_guard_conf_clear(&c);
+}
+
+static void test_strict(void **state)
+{
+	(void)state;
+	refused("module = /m.so\naudit_log = /a\nmodlue = /x\n", "g.conf:3: unknown key 'modlue'");
+	refused("module = /m.so\nmodule = /n.so\naudit_log = /a\n", "g.conf:2: 'module' given twice");
+	refused("module = m.so\naudit_log = /a\n", "absolute path");
+	refused("module = /m.so\naudit_log = /a\nfail_closed = on\n", "yes or no");
+	refused("module = /m.so\naudit_log = /a\nverify = maybe\n", "auto, software or card");
+	refused("module = /m.so\naudit_log = /a\nfsync = sometimes\n", "security, all or none");
+	refused("module = /m.so\naudit_log = /a\njust text\n", "g.conf:3: expected 'key = value'");
+	refused("module = /m.so\naudit_log =\n", "'audit_log' has no value");
+	refused("module = /m.so  # the card\naudit_log = /a\n", "g.conf:1: comments go on a line of their own");
+	refused("module = /m.so\n", "required");
+	refused("audit_log = /a\n", "required");
+}
+
+static void test_locate(void **state)
+{
+	(void)state;
+	char *p = NULL;
+	unsetenv(KHSM_GUARD_CONF_ENV);
+	assert_int_equal(khsm_guard_conf_locate("/usr/lib/knot-hsm/libknothsm-guard.so", &p), KHSM_EOK);
+	assert_string_equal(p, "/usr/lib/knot-hsm/knot-hsm-guard.conf");
+	free(p);
+	setenv(KHSM_GUARD_CONF_ENV, "/etc/knot/guard.conf", 1);
+	assert_int_equal(khsm_guard_conf_locate("/usr/lib/knot-hsm/libknothsm-guard.so", &p), KHSM_EOK);
+	assert_string_equal(p, "/etc/knot/guard.conf");
+	free(p);
+	unsetenv(KHSM_GUARD_CONF_ENV);
+	assert_true(khsm_guard_is_module("/opt/x/libknothsm-guard.so"));
+	assert_false(khsm_guard_is_module("/usr/lib/softhsm/libsofthsm2.so"));
+}
+
+static void test_render(void **state)
+{
+	(void)state;
+	char *text = NULL;
+	assert_int_equal(khsm_guard_conf_render("/usr/lib/opensc-pkcs11.so", "/var/lib/knot/audit.log", &text), KHSM_EOK);
+	khsm_guard_conf_t c;
+	assert_int_equal(khsm_guard_conf_parse("r", text, &c), KHSM_EOK);
+	assert_string_equal(c.module, "/usr/lib/opensc-pkcs11.so");
+	assert_string_equal(c.audit_log, "/var/lib/knot/audit.log");
+	khsm_guard_conf_clear(&c);
+	free(text);
+	assert_int_equal(khsm_guard_conf_render("rel.so", "/a", &text), KHSM_EINVAL);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_defaults),
+		cmocka_unit_test(test_strict),
+		cmocka_unit_test(test_locate),
+		cmocka_unit_test(test_render),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
