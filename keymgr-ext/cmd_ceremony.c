@@ -24,6 +24,7 @@ static void free_ptr(void *p) { free(*(void **)p); }
 static void conf_free_ptr(khsm_conf_t **c) { khsm_conf_free(*c); }
 #define _cleanup_free_ __attribute__((cleanup(free_ptr)))
 #define _cleanup_conf_ __attribute__((cleanup(conf_free_ptr)))
+#define KHSM_STEAL_PTR(p) ({ __typeof__(p) _s = (p); (p) = NULL; _s; })
 
 /* A prompted PIN lives in a 0600 file in a 0700 directory for the run;
  * these paths are removed on every exit path and on SIGINT/SIGTERM/SIGHUP. */
@@ -125,7 +126,7 @@ static int read_file(const char *path, char **text_ptr)
  * prompt), written to a 0600 file in a 0700 temporary directory, and a
  * temporary copy of the KSK-side configuration names it as pin-source. */
 static int prepare_ksk_conf(const cli_t *cli, const char *ksk_path, const char *ksk_text,
-                            const khsm_conf_keystore_t *ks, const char **use_path)
+                            const khsm_conf_keystore_t *ks, const char **use_path, char **config_ptr)
 {
 	_cleanup_free_ char *uri = NULL;
 	_cleanup_free_ char *module = NULL;
@@ -155,7 +156,8 @@ static int prepare_ksk_conf(const cli_t *cli, const char *ksk_path, const char *
 			        "use pin-source\n");
 		}
 		*use_path = ksk_path;
-		return CLI_OK;
+		*config_ptr = strdup(ks->config);
+		return *config_ptr ? CLI_OK : cli_error(KHSM_ENOMEM, NULL);
 	}
 
 	khsm_pin_t *pin = NULL;
@@ -202,6 +204,7 @@ static int prepare_ksk_conf(const cli_t *cli, const char *ksk_path, const char *
 	free(text);
 	if (r != KHSM_EOK) return cli_error(r, NULL);
 	*use_path = conf_tmp;
+	*config_ptr = KHSM_STEAL_PTR(new_config);
 	return CLI_OK;
 }
 
@@ -250,6 +253,54 @@ static int ensure_ksk(cli_t *cli, const char *ksk_conf, const char *zone, bool g
 	return CLI_OK;
 }
 
+static double now_mono(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Progress of a run, printed by on_zone from the ceremony's worker thread
+ * (the only thread that prints while the run lasts). */
+typedef struct {
+	const khsm_conf_t *zconf;
+	const char *until_arg;
+	size_t total, signed_zones, skipped, signatures, by_keymgr;
+	double started;
+} progress_t;
+
+static bool on_zone(size_t index, const char *zone, int r, const khsm_ceremony_result_t *res, void *data)
+{
+	progress_t *pg = data;
+	if (r != KHSM_EOK) {
+		cli_error(r, "%s", zone);
+		return false;
+	}
+	char a[32], b[32], v[32];
+	iso(res->from, a, sizeof(a));
+	iso(res->end, b, sizeof(b));
+	iso(res->valid_until, v, sizeof(v));
+	if (res->skipped) {
+		pg->skipped++;
+		printf("%s: skipped: pre-signed until %s, which reaches until=%s\n", zone, b, pg->until_arg);
+	} else {
+		pg->signed_zones++;
+		pg->signatures += res->signatures;
+		printf("%s: pre-signed until %s (DNSKEY signatures valid until %s); new SKR %s .. %s, "
+		       "%zu card signatures\n", zone, b, v, a, b, res->signatures);
+		if (res->by_keymgr) {
+			pg->by_keymgr++;
+			printf("%s: signed by keymgr sign-ksr (a card login of its own)%s%s\n", zone,
+			       res->keymgr_reason ? ": " : "", res->keymgr_reason ? res->keymgr_reason : "");
+		}
+		printf("%s: archived %s and %s\n", zone, res->ksr_path, res->skr_path);
+		zone_reload_keys(pg->zconf, zone);
+	}
+	printf("progress: %zu/%zu zones, %.1f s\n", index + 1, pg->total, now_mono() - pg->started);
+	fflush(stdout);
+	return true;
+}
+
 static int run_zones(cli_t *cli, const kv_t *kv)
 {
 	/* until=+DURATION */
@@ -263,6 +314,11 @@ static int run_zones(cli_t *cli, const kv_t *kv)
 	if (kv_get(kv, "generate-ksk") && kv_bool("generate-ksk", kv_get(kv, "generate-ksk"), &generate) != CLI_OK) {
 		return CLI_USAGE;
 	}
+	const char *signer_arg = kv_get(kv, "signer") ? kv_get(kv, "signer") : "card";
+	if (strcmp(signer_arg, "card") != 0 && strcmp(signer_arg, "keymgr") != 0) {
+		return cli_usage_error(cli_current, "signer= takes card or keymgr, not '%s'", signer_arg);
+	}
+	bool use_card = strcmp(signer_arg, "card") == 0;
 
 	_cleanup_conf_ khsm_conf_t *zconf = NULL;
 	int r = khsm_conf_load(zone_conf_path(cli), &zconf);
@@ -322,7 +378,8 @@ static int run_zones(cli_t *cli, const kv_t *kv)
 		}
 	}
 	const char *use_conf = NULL;
-	if (rc == CLI_OK) rc = prepare_ksk_conf(cli, ksk_path, ksk_text, card, &use_conf);
+	char *card_config = NULL;
+	if (rc == CLI_OK) rc = prepare_ksk_conf(cli, ksk_path, ksk_text, card, &use_conf, &card_config);
 
 	/* Archive: <kasp-db>/../knot-hsm-archive/YYYY-MM-DD/ */
 	int64_t now = (int64_t)time(NULL);
@@ -341,47 +398,63 @@ static int run_zones(cli_t *cli, const kv_t *kv)
 		}
 	}
 
+	/* KSKs made on request first: key generation is card work of its own. */
 	char shared_id[257] = "";
-	int done = 0;
-	for (int i = 0; i < cli->zone_count && rc == CLI_OK; i++) {
+	for (int i = 0; i < cli->zone_count && rc == CLI_OK && generate; i++) {
 		rc = ensure_ksk(cli, use_conf, zones[i], generate, shared, shared_id, sizeof(shared_id), ksk_path);
-		if (rc != CLI_OK) break;
-		khsm_ceremony_t c = { khsm_conf_path(zconf), use_conf, archive, now, now + span };
-		khsm_ceremony_result_t res = { 0 };
-		khsm_err_clear();
-		r = khsm_ceremony_zone(&c, zones[i], &res);
-		if (r != KHSM_EOK) {
-			rc = cli_error(r, "%s", zones[i]);
-			break;
-		}
-		char a[32], b[32], v[32];
-		iso(res.from, a, sizeof(a));
-		iso(res.end, b, sizeof(b));
-		iso(res.valid_until, v, sizeof(v));
-		if (res.skipped) {
-			printf("%s: skipped: pre-signed until %s, which reaches until=%s\n", zones[i], b, until_arg);
-		} else {
-			printf("%s: pre-signed until %s (DNSKEY signatures valid until %s); new SKR %s .. %s, "
-			       "%zu card signatures\n", zones[i], b, v, a, b, res.signatures);
-			printf("%s: archived %s and %s\n", zones[i], res.ksr_path, res.skr_path);
-			zone_reload_keys(zconf, zones[i]);
-		}
-		fflush(stdout);
-		khsm_ceremony_result_clear(&res);
-		done++;
 	}
-	if (rc != CLI_OK && done > 0 && done < cli->zone_count) {
-		fprintf(stderr, "note: %d zone(s) before %s are done; the failed zone keeps its previous SKR; "
+
+	/* One card session for the run: knot-hsm signs the KSRs itself through
+	 * libdnssec with the card keystore (signer=card, the default), or keymgr
+	 * sign-ksr signs each zone with a login of its own (signer=keymgr). */
+	khsm_skr_signer_t *signer = NULL;
+	int64_t lifetime = 0, refresh = 0;
+	if (rc == CLI_OK && use_card) {
+		const khsm_conf_zone_t *kz0 = khsm_conf_zone_find(kconf, zones[0]);
+		const khsm_conf_policy_t *kp = NULL;
+		if (kz0 && khsm_conf_zone_policy(kconf, kz0, &kp) == KHSM_EOK && kp) {
+			if (!kp->rrsig_lifetime || khsm_duration_parse(kp->rrsig_lifetime, &lifetime) != KHSM_EOK) lifetime = 0;
+			if (!kp->rrsig_refresh || khsm_duration_parse(kp->rrsig_refresh, &refresh) != KHSM_EOK) refresh = 0;
+		}
+		if ((r = khsm_skr_signer_open(card_config, &signer)) != KHSM_EOK) {
+			rc = cli_error(r, "card keystore %s", card->id);
+		}
+	}
+	progress_t pg = { .zconf = zconf, .until_arg = until_arg, .total = (size_t)cli->zone_count,
+	                  .started = now_mono() };
+	size_t done = 0;
+	if (rc == CLI_OK) {
+		khsm_ceremony_t c = {
+			.zsk_conf = khsm_conf_path(zconf), .ksk_conf = use_conf, .archive_dir = archive,
+			.now = now, .until = now + span, .signer = signer, .rrsig_lifetime = lifetime,
+			.rrsig_refresh = refresh, .cds_default = strstr(ksk_text, "cds-cdnskey-publish") == NULL,
+			.ksk_display = ksk_path, .card_config = card_config,
+		};
+		r = khsm_ceremony_run(&c, (const char *const *)zones, (size_t)cli->zone_count, on_zone, &pg, &done);
+		if (r != KHSM_EOK) rc = CLI_FAIL;   /* printed by on_zone */
+	}
+	khsm_skr_signer_close(signer);
+	if (rc == CLI_OK || done > 0) {
+		printf("ceremony: %zu zone(s), %zu pre-signed, %zu skipped, %zu card signatures, %.1f s; "
+		       "%s\n", done, pg.signed_zones, pg.skipped, pg.signatures, now_mono() - pg.started,
+		       !use_card ? "keymgr sign-ksr per zone (a card login each)" :
+		       pg.by_keymgr ? "one card session, plus keymgr sign-ksr for the zones named above" :
+		       "one card session");
+	}
+	if (rc != CLI_OK && done > 0 && done < (size_t)cli->zone_count) {
+		fprintf(stderr, "note: %zu zone(s) before %s are done; the failed zone keeps its previous SKR; "
 		        "rerun the same command to finish\n", done, zones[done]);
 	}
 	for (int i = 0; i < cli->zone_count; i++) free(zones[i]);
 	free(zones);
+	free(card_config);
 	return rc;
 }
 
 int cmd_ceremony(cli_t *cli)
 {
-	kv_t kv[] = { { "until", NULL }, { "ksk-conf", NULL }, { "generate-ksk", NULL }, { NULL, NULL } };
+	kv_t kv[] = { { "until", NULL }, { "ksk-conf", NULL }, { "generate-ksk", NULL }, { "signer", NULL },
+	              { NULL, NULL } };
 	int rc = kv_parse(cli, kv);
 	if (rc != CLI_OK) return rc;
 	rc = run_zones(cli, kv);

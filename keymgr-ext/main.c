@@ -91,17 +91,23 @@ static const cli_command_t COMMANDS[] = {
 	  "configuration must exist and name the card's module.",
 	  false, 0 },
 	{ "ceremony", true, 0, cmd_ceremony,
-	  "knot-hsm [-c knot.conf] ZONE... ceremony [until=+90d] [ksk-conf=PATH] [generate-ksk=yes|no] [--pin-file PATH | --pin-fd N]",
-	  "Offline-KSK cycle for each zone, in order: keymgr pregenerate, generate-ksr\n"
-	  "(ZSK side, knot.conf), sign-ksr on the card (KSK side, default knot-hsm-ksk.conf\n"
-	  "next to knot.conf), validate-skr and knot-hsm's own checks, import-skr, then\n"
-	  "knotc zone-keys-load when knotd runs. Zones already pre-signed up to until are\n"
-	  "skipped. An SKR that fails a check is kept as ZONE.skr.invalid and never\n"
-	  "imported. KSR and SKR are archived in <kasp-db>/../knot-hsm-archive/YYYY-MM-DD/.\n"
+	  "knot-hsm [-c knot.conf] ZONE... ceremony [until=+90d] [ksk-conf=PATH] [generate-ksk=yes|no] [signer=card|keymgr] [--pin-file PATH | --pin-fd N]",
+	  "Offline-KSK cycle for each zone: keymgr pregenerate and generate-ksr (ZSK side,\n"
+	  "knot.conf), the KSR signed on the card (KSK side, default knot-hsm-ksk.conf next\n"
+	  "to knot.conf), validate-skr and knot-hsm's own checks, import-skr, then knotc\n"
+	  "zone-keys-load when knotd runs. signer=card (default) signs in knot-hsm through\n"
+	  "libdnssec, the SKR keymgr sign-ksr would write, with ONE login for the run,\n"
+	  "while the ZSK-side steps of the neighbouring zones run alongside; a zone with a\n"
+	  "KSK rollover in the period falls back to keymgr sign-ksr (its own login).\n"
+	  "signer=keymgr uses keymgr sign-ksr for every zone. A busy card is waited for.\n"
+	  "Zones already pre-signed up to until are skipped. An SKR that fails a check is\n"
+	  "kept as ZONE.skr.invalid and never imported. KSR and SKR are archived in\n"
+	  "<kasp-db>/../knot-hsm-archive/YYYY-MM-DD/. A progress line follows each zone.\n"
 	  "The PIN comes from the KSK-side keystore's pin-source; without one it is read\n"
 	  "once (--pin-file, --pin-fd or a prompt) into a 0600 file in a private temporary\n"
-	  "directory, removed at the end. A failure in one zone leaves the zones before it\n"
-	  "done and this one on its previous SKR; rerun to finish.",
+	  "directory, removed at the end. Zones are imported in order; a failure in one\n"
+	  "leaves the zones before it done and it and the later ones on their previous\n"
+	  "SKR (a later zone may be pregenerated or signed, never imported); rerun.",
 	  false, 0 },
 	{ "status", false, OPT_WARN | OPT_CRIT, cmd_status,
 	  "knot-hsm [-c knot.conf] status [ZONE...] [--warn DAYS] [--crit DAYS] [--json]",

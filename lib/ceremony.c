@@ -21,9 +21,19 @@
 #include <time.h>
 
 #include "ceremony.h"
+#include "retry.h"
 #include "error.h"
 #include "internal.h"
 #include "knot.h"
+#include "keystore.h"
+
+#include <pthread.h>
+#include <libdnssec/binary.h>
+#include <libdnssec/error.h>
+#include <libdnssec/key.h>
+#include <libdnssec/keystore.h>
+#include <libdnssec/sign.h>
+#include <libknot/libknot.h>
 
 /* -- parsing --------------------------------------------------------------- */
 
@@ -196,8 +206,9 @@ static int add_record(khsm_keyset_t *set, const toks_t *t, const char *zone)
 		return KHSM_EPARSE;
 	}
 	i = 1;
-	uint64_t ttl;
-	if (khsm_parse_u64(t->tok[i], UINT64_MAX, &ttl)) i++;
+	uint64_t ttl = 0;
+	bool has_ttl = khsm_parse_u64(t->tok[i], UINT32_MAX, &ttl);
+	if (has_ttl) i++;
 	if (i < t->n && strcasecmp(t->tok[i], "IN") == 0) i++;
 	if (i >= t->n) return KHSM_EPARSE;
 	const char *type = t->tok[i++];
@@ -221,6 +232,7 @@ static int add_record(khsm_keyset_t *set, const toks_t *t, const char *zone)
 		set->dnskeys = g;
 		set->dnskeys[set->dnskey_count++] = rd;
 		if (flags & 1) set->ksk_count++;
+		set->dnskey_ttl = has_ttl ? (int64_t)ttl : -1;
 	} else if (strcasecmp(type, "RRSIG") == 0) {
 		/* covered alg labels ttl expiration inception tag signer sig */
 		if (t->n - i < 9) return KHSM_EPARSE;
@@ -271,7 +283,7 @@ int khsm_keysets_parse(const char *text, const char *zone, khsm_keysets_t *out)
 				khsm_keyset_t *g = realloc(sets.sets, (sets.count + 1) * sizeof(*g));
 				if (!g) { r = KHSM_ENOMEM; break; }
 				sets.sets = g;
-				sets.sets[sets.count++] = (khsm_keyset_t) { .timestamp = ts };
+				sets.sets[sets.count++] = (khsm_keyset_t) { .timestamp = ts, .dnskey_ttl = -1 };
 			}
 		} else {
 			if (depth == 0 && t.n == 0) rec_line = lineno;
@@ -517,6 +529,7 @@ void khsm_ceremony_result_clear(khsm_ceremony_result_t *res)
 	if (!res) return;
 	free(res->ksr_path);
 	free(res->skr_path);
+	free(res->keymgr_reason);
 	*res = (khsm_ceremony_result_t) { 0 };
 }
 
@@ -540,13 +553,495 @@ static int step_failed(int r, const char *step)
 	return r;
 }
 
+/* -- signing KSRs with the card ------------------------------------------- */
+
+/* Knot 3.2.6 src/knot/dnssec/rrset-sign.c: RRSIG_INCEPT_IN_PAST */
+#define KHSM_RRSIG_INCEPT_IN_PAST (90 * 60)
+
+typedef struct {
+	char id[257];
+	dnssec_key_t *key;         /* public and private (card) key */
+} signer_key_t;
+
+struct khsm_skr_signer {
+	khsm_keystore_t *ks;
+	signer_key_t *keys;        /* private keys stay loaded: one card session */
+	size_t count;
+};
+
 _public_
-int khsm_ceremony_zone(const khsm_ceremony_t *c, const char *zone, khsm_ceremony_result_t *out)
+int khsm_skr_signer_open(const char *config, khsm_skr_signer_t **signer_ptr)
 {
-	if (!c || !zone || !out || !c->zsk_conf || !c->ksk_conf || !c->archive_dir) {
+	if (!config || !signer_ptr) {
 		return KHSM_EINVAL;
 	}
-	khsm_ceremony_result_t res = { 0 };
+	khsm_skr_signer_t *s = calloc(1, sizeof(*s));
+	if (!s) return KHSM_ENOMEM;
+	int r = khsm_keystore_open(config, &s->ks);
+	if (r != KHSM_EOK) {
+		free(s);
+		return r;
+	}
+	*signer_ptr = s;
+	return KHSM_EOK;
+}
+
+_public_
+void khsm_skr_signer_close(khsm_skr_signer_t *s)
+{
+	if (!s) return;
+	for (size_t i = 0; i < s->count; i++) {
+		dnssec_key_free(s->keys[i].key);
+	}
+	free(s->keys);
+	khsm_keystore_close(s->ks);
+	free(s);
+}
+
+/* "FLAGS 3 ALG BASE64" -> DNSKEY wire rdata. */
+static int dnskey_text_to_wire(const char *text, dnssec_binary_t *out)
+{
+	unsigned flags, proto, alg;
+	char b64[4096];
+	if (sscanf(text, "%u %u %u %4095s", &flags, &proto, &alg, b64) != 4 || flags > 0xffff ||
+	    proto > 255 || alg > 255) {
+		return KHSM_EPARSE;
+	}
+	dnssec_binary_t in = { .data = (uint8_t *)b64, .size = strlen(b64) }, key = { 0 };
+	if (dnssec_binary_from_base64(&in, &key) != DNSSEC_EOK) {
+		return KHSM_EPARSE;
+	}
+	uint8_t *w = malloc(4 + key.size);
+	if (!w) {
+		dnssec_binary_free(&key);
+		return KHSM_ENOMEM;
+	}
+	w[0] = (uint8_t)(flags >> 8);
+	w[1] = (uint8_t)flags;
+	w[2] = (uint8_t)proto;
+	w[3] = (uint8_t)alg;
+	memcpy(w + 4, key.data, key.size);
+	out->data = w;
+	out->size = 4 + key.size;
+	dnssec_binary_free(&key);
+	return KHSM_EOK;
+}
+
+struct load_op {
+	khsm_keystore_t *ks;
+	const char *id;
+	dnssec_key_t *key;
+};
+
+/* One try of loading a card key through libdnssec, which reports a busy card
+ * as "not found": retried as busy (a key really missing costs the budget). */
+static int load_once(void *data)
+{
+	struct load_op *o = data;
+	int r = khsm_error_from_dnssec(dnssec_keystore_get_private(khsm_keystore_dnssec(o->ks),
+	                                                           o->id, o->key));
+	return r == KHSM_ENOENT ? KHSM_EBUSY : r;
+}
+
+/* The card key of a KSK, loaded once per run. */
+static int signer_key(khsm_skr_signer_t *s, const uint8_t *owner, const khsm_ksk_key_t *k,
+                      dnssec_key_t **key_ptr)
+{
+	dnssec_binary_t rd = { 0 };
+	int r = dnskey_text_to_wire(k->rdata, &rd);
+	if (r != KHSM_EOK) return r;
+	for (size_t i = 0; i < s->count; i++) {
+		dnssec_binary_t have = { 0 };
+		if (strcmp(s->keys[i].id, k->id) == 0 &&
+		    dnssec_key_get_rdata(s->keys[i].key, &have) == DNSSEC_EOK &&
+		    dnssec_binary_cmp(&have, &rd) == 0) {
+			dnssec_binary_free(&rd);
+			/* a shared KSK signs for several zones: set the signer name */
+			r = khsm_error_from_dnssec(dnssec_key_set_dname(s->keys[i].key, owner));
+			*key_ptr = s->keys[i].key;
+			return r;
+		}
+	}
+	dnssec_key_t *key = NULL;
+	r = khsm_error_from_dnssec(dnssec_key_new(&key));
+	if (r == KHSM_EOK) r = khsm_error_from_dnssec(dnssec_key_set_rdata(key, &rd));
+	if (r == KHSM_EOK) r = khsm_error_from_dnssec(dnssec_key_set_dname(key, owner));
+	dnssec_binary_free(&rd);
+	if (r == KHSM_EOK) {
+		struct load_op op = { .ks = s->ks, .id = k->id, .key = key };
+		r = khsm_card_op("loading the card key", load_once, &op);
+		if (r != KHSM_EOK) {
+			khsm_err_detail("the card key %s cannot be used for signing: %s", k->id,
+			                r == KHSM_EBUSY ? "the card stayed busy, or the key is not on it"
+			                                : khsm_strerror(r));
+		}
+	}
+	signer_key_t *g = r == KHSM_EOK ? realloc(s->keys, (s->count + 1) * sizeof(*g)) : NULL;
+	if (r == KHSM_EOK && !g) r = KHSM_ENOMEM;
+	if (r != KHSM_EOK) {
+		dnssec_key_free(key);
+		return r;
+	}
+	s->keys = g;
+	snprintf(s->keys[s->count].id, sizeof(s->keys[s->count].id), "%s", k->id);
+	s->keys[s->count++].key = key;
+	*key_ptr = key;
+	return KHSM_EOK;
+}
+
+/* Timer t (0: unset) already reached at now, as knot_time_cmp(t, now) <= 0. */
+static bool reached(int64_t t, int64_t now) { return t != 0 && t <= now; }
+
+/* The states keymgr would compute for the KSK at every time of [first, last]
+ * are "published, active, not ready", with no timer in between: the case the
+ * signer reproduces (Knot 3.2.6 zone-keys.c set_key()). */
+static int ksk_steady(const khsm_ksk_key_t *k, int64_t first, int64_t last)
+{
+	if (!k->ksk || k->zsk || k->public_only) {
+		khsm_err_detail("key %s on the KSK side is %s", k->id,
+		                k->public_only ? "public-only" : "not a plain KSK");
+		return KHSM_ENOTSUP;
+	}
+	const int64_t start[] = { k->pre_active, k->ready };
+	const int64_t end[] = { k->retire_active, k->retire, k->post_active, k->revoke, k->remove };
+	bool ok = reached(k->publish, first) && reached(k->active, first);
+	for (size_t i = 0; ok && i < KHSM_ARRAY_SIZE(start); i++) {
+		ok = start[i] == 0 || start[i] <= first;
+	}
+	for (size_t i = 0; ok && i < KHSM_ARRAY_SIZE(end); i++) {
+		ok = end[i] == 0 || end[i] > last;
+	}
+	if (!ok) {
+		khsm_err_detail("KSK %s is not published and active for the whole period (a KSK "
+		                "rollover or removal is planned in it)", k->id);
+		return KHSM_ENOTSUP;
+	}
+	return KHSM_EOK;
+}
+
+static void put16(uint8_t *p, uint32_t v) { p[0] = (uint8_t)(v >> 8); p[1] = (uint8_t)v; }
+static void put32(uint8_t *p, uint32_t v) { put16(p, v >> 16); put16(p + 2, v & 0xffff); }
+
+typedef struct {
+	char *buf;
+	size_t len;
+	FILE *f;
+} text_t;
+
+/* One SKR set at time now: KSKs + the KSR's ZSKs, signed by every KSK. */
+struct sign_op {
+	dnssec_key_t *key;
+	const dnssec_binary_t *part1, *part2;
+	dnssec_binary_t *sig;
+};
+
+/* One try of one RRSIG on the card. */
+static int sign_once(void *data)
+{
+	struct sign_op *o = data;
+	dnssec_binary_free(o->sig);
+	dnssec_sign_ctx_t *ctx = NULL;
+	int r = khsm_error_from_dnssec(dnssec_sign_new(&ctx, o->key));
+	if (r == KHSM_EOK) r = khsm_error_from_dnssec(dnssec_sign_add(ctx, o->part1));
+	if (r == KHSM_EOK) r = khsm_error_from_dnssec(dnssec_sign_add(ctx, o->part2));
+	if (r == KHSM_EOK) {
+		int d = dnssec_sign_write(ctx, DNSSEC_SIGN_NORMAL, o->sig);
+		r = d == DNSSEC_SIGN_ERROR ? KHSM_EBUSY : khsm_error_from_dnssec(d);
+	}
+	dnssec_sign_free(ctx);
+	return r;
+}
+
+static int sign_set(dnssec_key_t *const *keys, size_t nkeys, const knot_dname_t *owner,
+                    const knot_rdataset_t *zsks, uint32_t ttl, int64_t now, int64_t lifetime,
+                    FILE *out, size_t *sigs)
+{
+	int r = KHSM_ENOMEM;
+	knot_rrset_t *dnskey = knot_rrset_new(owner, KNOT_RRTYPE_DNSKEY, KNOT_CLASS_IN, ttl, NULL);
+	knot_rrset_t *rrsig = knot_rrset_new(owner, KNOT_RRTYPE_RRSIG, KNOT_CLASS_IN, ttl, NULL);
+	uint8_t *wire = malloc(KNOT_WIRE_MAX_PKTSIZE);
+	char *dump = NULL;
+	size_t dump_size = 0;
+	if (!dnskey || !rrsig || !wire) goto done;
+	r = KHSM_EOK;
+	for (size_t i = 0; i < nkeys && r == KHSM_EOK; i++) {
+		dnssec_binary_t rd = { 0 };
+		r = khsm_error_from_dnssec(dnssec_key_get_rdata(keys[i], &rd));
+		if (r == KHSM_EOK && knot_rrset_add_rdata(dnskey, rd.data, (uint16_t)rd.size, NULL) != KNOT_EOK) {
+			r = KHSM_ENOMEM;
+		}
+	}
+	if (r == KHSM_EOK && knot_rdataset_merge(&dnskey->rrs, zsks, NULL) != KNOT_EOK) r = KHSM_ENOMEM;
+	int wlen = r == KHSM_EOK ? knot_rrset_to_wire(dnskey, wire, KNOT_WIRE_MAX_PKTSIZE, NULL) : 0;
+	if (r == KHSM_EOK && wlen < 0) {
+		khsm_err_detail("DNSKEY set too large");
+		r = KHSM_EINVAL;
+	}
+	size_t owner_size = knot_dname_size(owner);
+	uint8_t labels = (uint8_t)knot_dname_labels(owner, NULL);
+	for (size_t i = 0; i < nkeys && r == KHSM_EOK; i++) {
+		uint8_t rd[18 + KNOT_DNAME_MAXLEN + 512];
+		put16(rd, KNOT_RRTYPE_DNSKEY);
+		rd[2] = dnssec_key_get_algorithm(keys[i]);
+		rd[3] = labels;
+		put32(rd + 4, ttl);
+		put32(rd + 8, (uint32_t)(now + lifetime));
+		put32(rd + 12, (uint32_t)(now - KHSM_RRSIG_INCEPT_IN_PAST));
+		put16(rd + 16, dnssec_key_get_keytag(keys[i]));
+		memcpy(rd + 18, owner, owner_size);
+		size_t hdr = 18 + owner_size;
+		dnssec_binary_t part1 = { .data = rd, .size = hdr };
+		dnssec_binary_t part2 = { .data = wire, .size = (size_t)wlen };
+		dnssec_binary_t sig = { 0 };
+		struct sign_op op = { .key = keys[i], .part1 = &part1, .part2 = &part2, .sig = &sig };
+		/* Under the card lock shared with other knot-hsm processes, and retried
+		 * while the card is busy (libdnssec reports that as a signing error). */
+		r = khsm_card_op("signing the DNSKEY set", sign_once, &op);
+		if (r != KHSM_EOK) {
+			khsm_err_detail("the card did not sign: %s", khsm_strerror(r));
+			break;
+		}
+		if (hdr + sig.size > sizeof(rd)) {
+			dnssec_binary_free(&sig);
+			r = KHSM_EINVAL;
+			break;
+		}
+		memcpy(rd + hdr, sig.data, sig.size);
+		if (knot_rrset_add_rdata(rrsig, rd, (uint16_t)(hdr + sig.size), NULL) != KNOT_EOK) r = KHSM_ENOMEM;
+		dnssec_binary_free(&sig);
+		(*sigs)++;
+	}
+	/* Knot 3.2.6 key_records_dump(), verbose style */
+	const knot_dump_style_t style = { .wrap = true, .show_ttl = true, .verbose = true,
+	                                  .original_ttl = true, .human_timestamp = true };
+	const knot_rrset_t *all[] = { dnskey, rrsig };
+	char when[32];
+	time_t tt = (time_t)now;
+	struct tm tm;
+	gmtime_r(&tt, &tm);
+	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	if (r == KHSM_EOK) fprintf(out, ";; SignedKeyResponse 1.0 %" PRId64 " (%s) =========\n", now, when);
+	for (size_t i = 0; i < 2 && r == KHSM_EOK; i++) {
+		if (!dump) {
+			dump_size = 4096;
+			dump = malloc(dump_size);
+			if (!dump) { r = KHSM_ENOMEM; break; }
+		}
+		int n = knot_rrset_txt_dump(all[i], &dump, &dump_size, &style); /* grows dump */
+		if (n < 0) {
+			r = KHSM_EINVAL;
+			break;
+		}
+		fputs(dump, out);
+	}
+done:
+	free(dump);
+	free(wire);
+	knot_rrset_free(dnskey, NULL);
+	knot_rrset_free(rrsig, NULL);
+	return r;
+}
+
+_public_
+int khsm_skr_sign(khsm_skr_signer_t *s, const khsm_skr_request_t *req, const char *ksr_text,
+                  char **skr_ptr, size_t *sigs_ptr)
+{
+	if (!s || !req || !req->zone || !ksr_text || !skr_ptr) {
+		return KHSM_EINVAL;
+	}
+	if (req->rrsig_lifetime <= 0 || req->rrsig_refresh <= 0 || req->rrsig_refresh >= req->rrsig_lifetime) {
+		khsm_err_detail("the KSK side's rrsig-lifetime/rrsig-refresh are not both set");
+		return KHSM_ENOTSUP;
+	}
+	if (!req->cds_default) {
+		khsm_err_detail("the KSK side sets cds-cdnskey-publish");
+		return KHSM_ENOTSUP;
+	}
+	khsm_keysets_t ksr = { 0 };
+	int r = khsm_keysets_parse(ksr_text, req->zone, &ksr);
+	if (r != KHSM_EOK) return r;
+	if (ksr.count == 0 || !strstr(ksr_text, "\n;; KeySigningRequest 1.0 generated")) {
+		khsm_keysets_clear(&ksr);
+		khsm_err_detail("the KSR has no key set or no trailer");
+		return KHSM_EPARSE;
+	}
+	int64_t first = ksr.sets[0].timestamp, last = ksr.sets[ksr.count - 1].timestamp;
+	knot_dname_t *owner = knot_dname_from_str_alloc(req->zone);
+	dnssec_key_t **keys = calloc(req->key_count + 1, sizeof(*keys));
+	size_t nkeys = 0;
+	if (!owner || !keys) r = KHSM_ENOMEM;
+	if (r == KHSM_EOK) knot_dname_to_lower(owner);
+	if (r == KHSM_EOK && req->key_count == 0) {
+		khsm_err_detail("%s has no KSK on the KSK side", req->zone);
+		r = KHSM_ENOENT;
+	}
+	for (size_t i = 0; i < req->key_count && r == KHSM_EOK; i++) {
+		r = ksk_steady(&req->keys[i], first, last);
+		if (r == KHSM_EOK && !req->keys[i].rdata) {
+			khsm_err_detail("no DNSKEY for key %s", req->keys[i].id);
+			r = KHSM_ENOTSUP;
+		}
+	}
+	for (size_t i = 0; i < req->key_count && r == KHSM_EOK; i++) {
+		r = signer_key(s, owner, &req->keys[i], &keys[nkeys]);
+		if (r == KHSM_EOK) nkeys++;
+	}
+	char *buf = NULL;
+	size_t len = 0, sigs = 0;
+	FILE *out = r == KHSM_EOK ? open_memstream(&buf, &len) : NULL;
+	if (r == KHSM_EOK && !out) r = KHSM_ENOMEM;
+	/* Knot 3.2.6 offline_ksk.c ksr_sign_header()/process_skr_between_ksrs():
+	 * each KSR set is signed at its time; while the next KSR set is further
+	 * away than the signature's expiration less rrsig-refresh, the same set
+	 * is signed again at that moment. */
+	for (size_t i = 0; i < ksr.count && r == KHSM_EOK; i++) {
+		const khsm_keyset_t *set = &ksr.sets[i];
+		knot_rdataset_t zsks = { 0 };
+		if (set->dnskey_count == 0 || set->dnskey_ttl < 0) {
+			khsm_err_detail("KSR set %" PRId64 " has no DNSKEY with a TTL", set->timestamp);
+			r = KHSM_EPARSE;
+		}
+		for (size_t k = 0; k < set->dnskey_count && r == KHSM_EOK; k++) {
+			dnssec_binary_t rd = { 0 };
+			r = dnskey_text_to_wire(set->dnskeys[k], &rd);
+			if (r == KHSM_EOK) {
+				uint8_t tmp[knot_rdata_size((uint16_t)rd.size)];
+				knot_rdata_t *kr = (knot_rdata_t *)tmp;
+				knot_rdata_init(kr, (uint16_t)rd.size, rd.data);
+				if (knot_rdataset_add(&zsks, kr, NULL) != KNOT_EOK) r = KHSM_ENOMEM;
+			}
+			dnssec_binary_free(&rd);
+		}
+		int64_t t = set->timestamp;
+		int64_t next = i + 1 < ksr.count ? ksr.sets[i + 1].timestamp : 0;
+		if (r == KHSM_EOK) {
+			r = sign_set(keys, nkeys, owner, &zsks, (uint32_t)set->dnskey_ttl, t,
+			             req->rrsig_lifetime, out, &sigs);
+		}
+		for (t = t + req->rrsig_lifetime - req->rrsig_refresh; next && t < next && r == KHSM_EOK;
+		     t += req->rrsig_lifetime - req->rrsig_refresh) {
+			r = sign_set(keys, nkeys, owner, &zsks, (uint32_t)set->dnskey_ttl, t,
+			             req->rrsig_lifetime, out, &sigs);
+		}
+		knot_rdataset_clear(&zsks, NULL);
+	}
+	if (r == KHSM_EOK) {
+		char when[32];
+		time_t tt = time(NULL);
+		struct tm tm;
+		gmtime_r(&tt, &tm);
+		strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+		fprintf(out, ";; SignedKeyResponse 1.0 generated at %s by knot-hsm (card keystore "
+		        "through libdnssec)\n", when);
+	}
+	if (out) fclose(out);
+	if (r != KHSM_EOK && r != KHSM_ENOTSUP && r != KHSM_ENOMEM && r != KHSM_EPARSE && r != KHSM_ENOENT) {
+		/* libdnssec says only "signing failed": ask the token whether the
+		 * card is still there, so that a removal is reported as one. */
+		unsigned flags = 0;
+		int pr = khsm_keystore_flags(s->ks, &flags);
+		if (pr == KHSM_ENOTOKEN || pr == KHSM_EREMOVED) {
+			khsm_err_detail("the card was removed or is not present (token not available) while "
+			                "signing %s", req->zone);
+			r = KHSM_EREMOVED;
+		}
+	}
+	khsm_keysets_clear(&ksr);
+	free(keys);
+	knot_dname_free(owner, NULL);
+	if (r != KHSM_EOK) {
+		free(buf);
+		return r;
+	}
+	*skr_ptr = buf;
+	if (sigs_ptr) *sigs_ptr = sigs;
+	return KHSM_EOK;
+}
+
+/* -- the cycle, step by step ----------------------------------------------- */
+
+_public_
+void khsm_ceremony_prep_clear(khsm_ceremony_prep_t *p)
+{
+	if (!p) return;
+	free(p->zone);
+	khsm_ceremony_result_clear(&p->res);
+	free(p->ksr_text);
+	free(p->skr_text);
+	for (size_t i = 0; i < p->key_count; i++) free(p->keys[i].rdata);
+	free(p->keys);
+	khsm_strv_free(p->ksk_rdata, p->ksk_count);
+	*p = (khsm_ceremony_prep_t) { 0 };
+}
+
+/* The KSK side's keys of a zone with the DNSKEY of each (matched by key tag). */
+static int ksk_side_keys(const khsm_ceremony_t *c, khsm_ceremony_prep_t *p)
+{
+	khsm_kasp_key_t *list = NULL;
+	size_t n = 0;
+	int r = khsm_keymgr_list(c->ksk_conf, p->zone, &list, &n);
+	if (r != KHSM_EOK) return step_failed(r, "keymgr list (KSK side)");
+	bool have = false;
+	for (size_t i = 0; i < n; i++) have = have || (list[i].ksk && !list[i].public_only);
+	if (!have) {
+		free(list);
+		khsm_err_detail("%s has no KSK on the KSK side; make it on the card with: knot-hsm -c %s %s "
+		                "generate (or run the ceremony with generate-ksk=yes)", p->zone,
+		                c->ksk_display ? c->ksk_display : c->ksk_conf, p->zone);
+		return KHSM_ENOENT;
+	}
+	r = khsm_ceremony_ksk_dnskeys(c->ksk_conf, p->zone, &p->ksk_rdata, &p->ksk_count);
+	if (r != KHSM_EOK) {
+		free(list);
+		return step_failed(r, "dnskey (KSK side)");
+	}
+	p->keys = calloc(n ? n : 1, sizeof(*p->keys));
+	if (!p->keys) {
+		free(list);
+		return KHSM_ENOMEM;
+	}
+	for (size_t i = 0; i < n; i++) {
+		khsm_ksk_key_t *k = &p->keys[p->key_count++];
+		const khsm_kasp_key_t *l = &list[i];
+		snprintf(k->id, sizeof(k->id), "%s", l->id);
+		k->ksk = l->ksk;
+		k->zsk = l->zsk;
+		k->public_only = l->public_only;
+		k->pre_active = l->pre_active;
+		k->publish = l->publish;
+		k->ready = l->ready;
+		k->active = l->active;
+		k->retire_active = l->retire_active;
+		k->retire = l->retire;
+		k->post_active = l->post_active;
+		k->revoke = l->revoke;
+		k->remove = l->remove;
+		for (size_t j = 0; j < p->ksk_count && !k->rdata; j++) {
+			dnssec_binary_t rd = { 0 };
+			dnssec_key_t *key = NULL;
+			if (dnskey_text_to_wire(p->ksk_rdata[j], &rd) == KHSM_EOK && dnssec_key_new(&key) == DNSSEC_EOK &&
+			    dnssec_key_set_rdata(key, &rd) == DNSSEC_EOK && dnssec_key_get_keytag(key) == l->tag &&
+			    dnssec_key_get_algorithm(key) == l->algorithm) {
+				k->rdata = strdup(p->ksk_rdata[j]);
+			}
+			dnssec_key_free(key);
+			dnssec_binary_free(&rd);
+		}
+	}
+	free(list);
+	return KHSM_EOK;
+}
+
+_public_
+int khsm_ceremony_prepare(const khsm_ceremony_t *c, const char *zone, khsm_ceremony_prep_t *p)
+{
+	if (!c || !zone || !p || !c->zsk_conf || !c->ksk_conf || !c->archive_dir) {
+		return KHSM_EINVAL;
+	}
+	*p = (khsm_ceremony_prep_t) { 0 };
+	p->zone = strdup(zone);
+	if (!p->zone) return KHSM_ENOMEM;
+	khsm_ceremony_result_t *res = &p->res;
 	khsm_offline_period_t before = { 0 };
 	int r = khsm_offline_period(c->zsk_conf, zone, &before);
 	if (r != KHSM_EOK) return step_failed(r, "show-offline (ZSK side)");
@@ -557,11 +1052,10 @@ int khsm_ceremony_zone(const khsm_ceremony_t *c, const char *zone, khsm_ceremony
 	if (slack > 86400) slack = 86400;
 	if (slack < 0) slack = 0;
 	if (before.present && before.end >= c->until - slack) {
-		res.skipped = true;
-		res.from = before.first;
-		res.end = before.end;
-		res.valid_until = before.valid_until;
-		*out = res;
+		res->skipped = true;
+		res->from = before.first;
+		res->end = before.end;
+		res->valid_until = before.valid_until;
 		return KHSM_EOK;
 	}
 	/* Continue from the last pre-signed set while it lies ahead; a period
@@ -575,47 +1069,108 @@ int khsm_ceremony_zone(const khsm_ceremony_t *c, const char *zone, khsm_ceremony
 	}
 	snprintf(until_s, sizeof(until_s), "%" PRId64, c->until);
 
-	char **ksk = NULL;
-	size_t nksk = 0;
-	r = khsm_ceremony_ksk_dnskeys(c->ksk_conf, zone, &ksk, &nksk);
-	if (r != KHSM_EOK) return step_failed(r, "dnskey (KSK side)");
+	if ((r = ksk_side_keys(c, p)) != KHSM_EOK) return r;
 
 	_cleanup_free_ char *stem = NULL;
-	_cleanup_free_ char *ksr_text = NULL;
-	_cleanup_free_ char *skr_text = NULL;
-	khsm_keysets_t ksr = { 0 }, skr = { 0 };
 	const char *pre_args[] = { zone, "pregenerate", until_s, NULL };
 	const char *ksr_args[] = { zone, "generate-ksr", from_s, until_s, NULL };
 	r = khsm_ceremony_file_stem(zone, &stem);
-	if (r == KHSM_EOK && (asprintf(&res.ksr_path, "%s/%s.ksr", c->archive_dir, stem) < 0 ||
-	                      asprintf(&res.skr_path, "%s/%s.skr", c->archive_dir, stem) < 0)) {
-		r = KHSM_ENOMEM;
+	if (r == KHSM_EOK && (asprintf(&res->ksr_path, "%s/%s.ksr", c->archive_dir, stem) < 0 ||
+	                      asprintf(&res->skr_path, "%s/%s.skr", c->archive_dir, stem) < 0)) {
+		return KHSM_ENOMEM;
 	}
 	if (r == KHSM_EOK) {
 		khsm_run_t tmp = { 0 };
 		r = khsm_keymgr(c->zsk_conf, pre_args, &tmp);
 		khsm_run_clear(&tmp);
-		if (r != KHSM_EOK) step_failed(r, "pregenerate (ZSK side)");
+		if (r != KHSM_EOK) return step_failed(r, "pregenerate (ZSK side)");
 	}
-	if (r == KHSM_EOK && (r = keymgr_text(c->zsk_conf, ksr_args, &ksr_text)) != KHSM_EOK) {
-		step_failed(r, "generate-ksr (ZSK side)");
+	if (r == KHSM_EOK && (r = keymgr_text(c->zsk_conf, ksr_args, &p->ksr_text)) != KHSM_EOK) {
+		return step_failed(r, "generate-ksr (ZSK side)");
 	}
-	if (r == KHSM_EOK && (r = khsm_keysets_parse(ksr_text, zone, &ksr)) != KHSM_EOK) {
-		step_failed(r, "KSR");
+	khsm_keysets_t ksr = { 0 };
+	if (r == KHSM_EOK && (r = khsm_keysets_parse(p->ksr_text, zone, &ksr)) != KHSM_EOK) {
+		return step_failed(r, "KSR");
 	}
-	if (r == KHSM_EOK) {
-		r = khsm_write_atomic(res.ksr_path, ksr_text, strlen(ksr_text), 0640);
+	khsm_keysets_clear(&ksr);
+	return khsm_write_atomic(res->ksr_path, p->ksr_text, strlen(p->ksr_text), 0640);
+}
+
+/* keymgr says "signing error" when the card goes away: ask the token, and
+ * add to the detail that the card is gone when it is. */
+static void card_gone(const char *config, const char *zone)
+{
+	if (!config) return;
+	const char *d = khsm_err_last_detail();
+	char why[1500];
+	snprintf(why, sizeof(why), "%s", d ? d : "");
+	khsm_keystore_t *ks = NULL;
+	unsigned flags = 0;
+	int pr = khsm_keystore_open(config, &ks);
+	if (pr == KHSM_EOK) pr = khsm_keystore_flags(ks, &flags);
+	khsm_keystore_close(ks);
+	if (pr == KHSM_ENOTOKEN || pr == KHSM_EREMOVED) {
+		khsm_err_detail("%s; the card was removed or is not present (token not available) while "
+		                "signing %s", why, zone);
+	} else {
+		khsm_err_detail("%s", why);
 	}
-	const char *sign_args[] = { zone, "sign-ksr", res.ksr_path, NULL };
-	if (r == KHSM_EOK && (r = keymgr_text(c->ksk_conf, sign_args, &skr_text)) != KHSM_EOK) {
-		step_failed(r, "sign-ksr (KSK side, card)");
+}
+
+_public_
+int khsm_ceremony_sign(const khsm_ceremony_t *c, khsm_ceremony_prep_t *p)
+{
+	if (!c || !p || !p->zone) {
+		return KHSM_EINVAL;
 	}
-	if (r == KHSM_EOK) {
-		r = khsm_write_atomic(res.skr_path, skr_text, strlen(skr_text), 0640);
+	if (p->res.skipped) {
+		return KHSM_EOK;
 	}
+	int r = KHSM_ENOTSUP;
+	if (c->signer) {
+		khsm_skr_request_t req = {
+			.zone = p->zone, .rrsig_lifetime = c->rrsig_lifetime, .rrsig_refresh = c->rrsig_refresh,
+			.cds_default = c->cds_default, .keys = p->keys, .key_count = p->key_count,
+		};
+		khsm_err_clear();
+		r = khsm_skr_sign(c->signer, &req, p->ksr_text, &p->skr_text, &p->res.signatures);
+		if (r == KHSM_ENOTSUP) {
+			const char *d = khsm_err_last_detail();
+			p->res.keymgr_reason = strdup(d ? d : "not supported");
+		} else if (r != KHSM_EOK) {
+			return step_failed(r, "signing on the card");
+		}
+	}
+	if (r == KHSM_ENOTSUP) {
+		const char *sign_args[] = { p->zone, "sign-ksr", p->res.ksr_path, NULL };
+		p->res.by_keymgr = true;
+		if ((r = keymgr_text(c->ksk_conf, sign_args, &p->skr_text)) != KHSM_EOK) {
+			step_failed(r, "sign-ksr (KSK side, card)");
+			card_gone(c->card_config, p->zone);
+			return r;
+		}
+	}
+	return khsm_write_atomic(p->res.skr_path, p->skr_text, strlen(p->skr_text), 0640);
+}
+
+_public_
+int khsm_ceremony_finish(const khsm_ceremony_t *c, khsm_ceremony_prep_t *p, khsm_ceremony_result_t *out)
+{
+	if (!c || !p || !p->zone || !out) {
+		return KHSM_EINVAL;
+	}
+	khsm_ceremony_result_t *res = &p->res;
+	if (res->skipped) {
+		*out = *res;
+		*res = (khsm_ceremony_result_t) { 0 };
+		return KHSM_EOK;
+	}
+	const char *zone = p->zone;
+	khsm_keysets_t ksr = { 0 }, skr = { 0 };
+	int r = khsm_keysets_parse(p->ksr_text, zone, &ksr);
 	/* From here on a failure means the SKR is bad: keep it as .invalid. */
 	bool bad = false;
-	const char *val_args[] = { zone, "validate-skr", res.skr_path, NULL };
+	const char *val_args[] = { zone, "validate-skr", res->skr_path, NULL };
 	if (r == KHSM_EOK) {
 		khsm_run_t tmp = { 0 };
 		r = khsm_keymgr(c->zsk_conf, val_args, &tmp);
@@ -625,26 +1180,27 @@ int khsm_ceremony_zone(const khsm_ceremony_t *c, const char *zone, khsm_ceremony
 			step_failed(r, "validate-skr");
 		}
 	}
-	if (r == KHSM_EOK && (r = khsm_keysets_parse(skr_text, zone, &skr)) != KHSM_EOK) {
+	if (r == KHSM_EOK && (r = khsm_keysets_parse(p->skr_text, zone, &skr)) != KHSM_EOK) {
 		bad = true;
 		step_failed(r, "SKR");
 	}
-	if (r == KHSM_EOK && (r = khsm_skr_check(&ksr, &skr, (const char *const *)ksk, nksk)) != KHSM_EOK) {
+	if (r == KHSM_EOK &&
+	    (r = khsm_skr_check(&ksr, &skr, (const char *const *)p->ksk_rdata, p->ksk_count)) != KHSM_EOK) {
 		bad = true;
 		step_failed(r, "SKR check");
 	}
 	if (bad) {
 		_cleanup_free_ char *inv = NULL;
-		if (asprintf(&inv, "%s.invalid", res.skr_path) >= 0 && rename(res.skr_path, inv) == 0) {
-			free(res.skr_path);
-			res.skr_path = KHSM_STEAL(inv);
+		if (asprintf(&inv, "%s.invalid", res->skr_path) >= 0 && rename(res->skr_path, inv) == 0) {
+			free(res->skr_path);
+			res->skr_path = KHSM_STEAL(inv);
 		}
 		const char *d = khsm_err_last_detail();
 		char why[1500];
 		snprintf(why, sizeof(why), "%s", d ? d : "");
-		khsm_err_detail("%s; not imported, kept as %s", why, res.skr_path);
+		khsm_err_detail("%s; not imported, kept as %s", why, res->skr_path);
 	}
-	const char *imp_args[] = { zone, "import-skr", res.skr_path, NULL };
+	const char *imp_args[] = { zone, "import-skr", res->skr_path, NULL };
 	if (r == KHSM_EOK) {
 		khsm_run_t tmp = { 0 };
 		r = khsm_keymgr(c->zsk_conf, imp_args, &tmp);
@@ -661,18 +1217,183 @@ int khsm_ceremony_zone(const khsm_ceremony_t *c, const char *zone, khsm_ceremony
 		r = KHSM_ETOOL;
 	}
 	if (r == KHSM_EOK) {
-		res.from = skr.sets[0].timestamp;
-		res.end = after.end;
-		res.valid_until = after.valid_until;
-		res.signatures = khsm_keysets_rrsig_count(&skr);
+		res->from = skr.sets[0].timestamp;
+		res->end = after.end;
+		res->valid_until = after.valid_until;
+		res->signatures = khsm_keysets_rrsig_count(&skr);
+		*out = *res;
+		*res = (khsm_ceremony_result_t) { 0 };
 	}
 	khsm_keysets_clear(&ksr);
 	khsm_keysets_clear(&skr);
-	khsm_strv_free(ksk, nksk);
-	if (r != KHSM_EOK) {
-		khsm_ceremony_result_clear(&res);
-		return r;
+	return r;
+}
+
+_public_
+int khsm_ceremony_zone(const khsm_ceremony_t *c, const char *zone, khsm_ceremony_result_t *out)
+{
+	if (!c || !zone || !out) {
+		return KHSM_EINVAL;
 	}
-	*out = res;
-	return KHSM_EOK;
+	khsm_ceremony_prep_t p = { 0 };
+	int r = khsm_ceremony_prepare(c, zone, &p);
+	if (r == KHSM_EOK) r = khsm_ceremony_sign(c, &p);
+	if (r == KHSM_EOK) r = khsm_ceremony_finish(c, &p, out);
+	khsm_ceremony_prep_clear(&p);
+	return r;
+}
+
+/* -- the pipeline ---------------------------------------------------------- */
+
+/* Zone i goes PREPARED (worker) -> SIGNED (caller, card) -> FINISHED (worker).
+ * The worker prepares at most one zone ahead of the one being signed, and
+ * finishes signed zones first, in order. */
+enum { Z_NEW, Z_PREPARED, Z_SIGNED, Z_DONE };
+
+typedef struct {
+	const khsm_ceremony_t *c;
+	const char *const *zones;
+	size_t count;
+	khsm_ceremony_prep_t *prep;
+	int *state, *rc;
+	char **detail;             /* failure detail, carried across threads */
+	size_t prepared, signing, finished;  /* next zone for each step */
+	bool stop;
+	int stop_rc;
+	size_t stop_at;
+	khsm_ceremony_cb_t cb;
+	void *data;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+} pipe_t;
+
+static void pipe_fail(pipe_t *pp, size_t i, int r)
+{
+	const char *d = khsm_err_last_detail();
+	free(pp->detail[i]);
+	pp->detail[i] = d ? strdup(d) : NULL;
+	pp->rc[i] = r;
+	if (!pp->stop || i < pp->stop_at) {
+		pp->stop = true;
+		pp->stop_at = i;
+		pp->stop_rc = r;
+	}
+}
+
+static void *pipe_worker(void *arg)
+{
+	pipe_t *pp = arg;
+	pthread_mutex_lock(&pp->mu);
+	for (;;) {
+		if (pp->finished == pp->count || (pp->stop && pp->finished >= pp->stop_at)) {
+			break;
+		}
+		size_t i;
+		bool finish = pp->state[pp->finished] == Z_SIGNED;
+		bool prepare = !finish && !pp->stop && pp->prepared < pp->count && pp->prepared <= pp->signing + 1;
+		if (!finish && !prepare) {
+			pthread_cond_wait(&pp->cv, &pp->mu);
+			continue;
+		}
+		i = finish ? pp->finished : pp->prepared;
+		pthread_mutex_unlock(&pp->mu);
+		khsm_err_clear();
+		int r;
+		khsm_ceremony_result_t res = { 0 };
+		if (finish) {
+			r = khsm_ceremony_finish(pp->c, &pp->prep[i], &res);
+			bool go = pp->cb ? pp->cb(i, pp->zones[i], r, r == KHSM_EOK ? &res : NULL, pp->data) : true;
+			khsm_ceremony_result_clear(&res);
+			pthread_mutex_lock(&pp->mu);
+			if (r != KHSM_EOK) {
+				pipe_fail(pp, i, r);
+			} else if (!go) {
+				pipe_fail(pp, i + 1 < pp->count ? i + 1 : i, KHSM_EOK);
+			}
+			pp->state[i] = Z_DONE;
+			pp->finished++;
+		} else {
+			r = khsm_ceremony_prepare(pp->c, pp->zones[i], &pp->prep[i]);
+			pthread_mutex_lock(&pp->mu);
+			if (r != KHSM_EOK) pipe_fail(pp, i, r);
+			pp->state[i] = Z_PREPARED;
+			pp->prepared++;
+		}
+		pthread_cond_broadcast(&pp->cv);
+	}
+	pp->stop = pp->stop || pp->finished < pp->count;
+	pthread_cond_broadcast(&pp->cv);
+	pthread_mutex_unlock(&pp->mu);
+	return NULL;
+}
+
+_public_
+int khsm_ceremony_run(const khsm_ceremony_t *c, const char *const *zones, size_t count,
+                      khsm_ceremony_cb_t cb, void *data, size_t *done_ptr)
+{
+	if (!c || (count && !zones)) {
+		return KHSM_EINVAL;
+	}
+	pipe_t pp = { .c = c, .zones = zones, .count = count, .cb = cb, .data = data };
+	pp.prep = calloc(count + 1, sizeof(*pp.prep));
+	pp.state = calloc(count + 1, sizeof(*pp.state));
+	pp.rc = calloc(count + 1, sizeof(*pp.rc));
+	pp.detail = calloc(count + 1, sizeof(*pp.detail));
+	if (!pp.prep || !pp.state || !pp.rc || !pp.detail) {
+		free(pp.prep); free(pp.state); free(pp.rc); free(pp.detail);
+		return KHSM_ENOMEM;
+	}
+	pthread_mutex_init(&pp.mu, NULL);
+	pthread_cond_init(&pp.cv, NULL);
+	pthread_t worker;
+	int r = KHSM_EOK;
+	if (pthread_create(&worker, NULL, pipe_worker, &pp) != 0) {
+		r = KHSM_ENOMEM;
+	}
+	/* The caller's thread: the card, zone after zone. */
+	pthread_mutex_lock(&pp.mu);
+	while (r == KHSM_EOK && pp.signing < count) {
+		size_t i = pp.signing;
+		while (pp.state[i] == Z_NEW && !(pp.stop && pp.stop_at <= i)) {
+			pthread_cond_wait(&pp.cv, &pp.mu);
+		}
+		if (pp.stop && pp.stop_at <= i) break;
+		pthread_mutex_unlock(&pp.mu);
+		khsm_err_clear();
+		int sr = khsm_ceremony_sign(c, &pp.prep[i]);
+		pthread_mutex_lock(&pp.mu);
+		if (sr != KHSM_EOK) pipe_fail(&pp, i, sr);
+		else pp.state[i] = Z_SIGNED;
+		pp.signing++;
+		pthread_cond_broadcast(&pp.cv);
+		if (sr != KHSM_EOK) break;
+	}
+	/* nothing more to sign: let the worker finish what is signed */
+	if (pp.signing < count && !pp.stop) {
+		pp.stop = true;
+		pp.stop_at = pp.signing;
+	}
+	pp.signing = count;
+	pthread_cond_broadcast(&pp.cv);
+	pthread_mutex_unlock(&pp.mu);
+	if (r == KHSM_EOK) pthread_join(worker, NULL);
+
+	size_t done = pp.finished;
+	if (pp.stop && pp.stop_at < done) done = pp.stop_at;
+	if (r == KHSM_EOK && pp.stop && pp.stop_rc != KHSM_EOK) {
+		r = pp.stop_rc;
+		khsm_err_clear();
+		if (pp.detail[pp.stop_at]) khsm_err_detail("%s", pp.detail[pp.stop_at]);
+		/* a failure in the prepare or sign step was not reported yet */
+		if (cb && pp.state[pp.stop_at] != Z_DONE) cb(pp.stop_at, zones[pp.stop_at], r, NULL, data);
+	}
+	for (size_t i = 0; i < count; i++) {
+		khsm_ceremony_prep_clear(&pp.prep[i]);
+		free(pp.detail[i]);
+	}
+	free(pp.prep); free(pp.state); free(pp.rc); free(pp.detail);
+	pthread_mutex_destroy(&pp.mu);
+	pthread_cond_destroy(&pp.cv);
+	if (done_ptr) *done_ptr = done;
+	return r;
 }

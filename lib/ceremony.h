@@ -17,6 +17,7 @@ typedef struct {
 	size_t ksk_count;        /* DNSKEYs with the SEP flag (257) */
 	size_t rrsig_count;      /* RRSIGs of this set (DNSKEY, CDNSKEY, CDS) */
 	int64_t rrsig_expire;    /* earliest expiration of the RRSIGs; 0 when none */
+	int64_t dnskey_ttl;      /* TTL of the last DNSKEY record; -1 when none had one */
 } khsm_keyset_t;
 
 typedef struct {
@@ -67,6 +68,50 @@ typedef struct {
  *  \param[out] period */
 int khsm_offline_period(const char *zsk_conf, const char *zone, khsm_offline_period_t *period);
 
+/* Signing KSRs with the card inside knot-hsm: one libdnssec PKCS#11
+ * keystore, opened with the KSK side's config string (pin-source), for the
+ * whole run: one card login however many zones. It produces, for the cases it
+ * covers, the SKR `keymgr sign-ksr` of Knot 3.2.6 produces for the same KSR
+ * (same sets, same timestamps, same records, RRSIG inception now - 90 min and
+ * expiration now + rrsig-lifetime, same text) except for the ECDSA signature
+ * bytes, which are random, and the trailer line. Not thread-safe: one thread
+ * uses a signer. */
+typedef struct khsm_skr_signer khsm_skr_signer_t;
+
+/** Open the card keystore ("<token-uri> <module-path>", as in knot.conf).
+ *  \param[out] signer_ptr  close with khsm_skr_signer_close(). */
+int khsm_skr_signer_open(const char *keystore_config, khsm_skr_signer_t **signer_ptr);
+
+/** Close the keystore (logs out). NULL accepted. */
+void khsm_skr_signer_close(khsm_skr_signer_t *signer);
+
+/* A KSK of the KSK side: id, timers (0: unset) and DNSKEY rdata text. */
+typedef struct {
+	char id[257];
+	bool ksk, zsk, public_only;
+	int64_t pre_active, publish, ready, active, retire_active, retire;
+	int64_t post_active, revoke, remove;
+	char *rdata;                 /* "257 3 ALG BASE64" */
+} khsm_ksk_key_t;
+
+/* What the signer needs from the KSK side of a zone. */
+typedef struct {
+	const char *zone;
+	int64_t rrsig_lifetime;      /* KSK-side policy, seconds */
+	int64_t rrsig_refresh;
+	bool cds_default;            /* cds-cdnskey-publish not set (rollover) */
+	const khsm_ksk_key_t *keys;
+	size_t key_count;
+} khsm_skr_request_t;
+
+/** Sign a KSR (text) with the card as `keymgr sign-ksr` does.
+ *  KHSM_ENOTSUP with the reason when the zone is in a state this signer does
+ *  not reproduce (a KSK timer inside the period, a CDS/CDNSKEY policy, a
+ *  public-only or ZSK key on the KSK side): use keymgr sign-ksr then.
+ *  \param[out] skr_ptr  free with free(). \param[out] sigs_ptr  card signatures. */
+int khsm_skr_sign(khsm_skr_signer_t *signer, const khsm_skr_request_t *req, const char *ksr_text,
+                  char **skr_ptr, size_t *sigs_ptr);
+
 /* One ceremony run for a zone. */
 typedef struct {
 	const char *zsk_conf;      /* knotd's knot.conf */
@@ -74,6 +119,13 @@ typedef struct {
 	const char *archive_dir;   /* where ZONE.ksr and ZONE.skr are written (exists) */
 	int64_t now;
 	int64_t until;             /* absolute end of the wanted period */
+	khsm_skr_signer_t *signer; /* NULL: keymgr sign-ksr per zone (a login each) */
+	int64_t rrsig_lifetime;    /* KSK-side policy, for the signer; 0: unknown */
+	int64_t rrsig_refresh;
+	bool cds_default;          /* KSK side leaves cds-cdnskey-publish at its default */
+	const char *ksk_display;   /* KSK-side path named in messages (NULL: ksk_conf) */
+	const char *card_config;   /* card keystore config, to tell a removed card after a
+	                              keymgr sign-ksr failure (NULL: not asked) */
 } khsm_ceremony_t;
 
 typedef struct {
@@ -82,7 +134,38 @@ typedef struct {
 	int64_t valid_until;
 	size_t signatures;         /* RRSIGs in the SKR: card signatures used */
 	char *ksr_path, *skr_path; /* archived files; NULL when skipped */
+	bool by_keymgr;            /* signed by keymgr sign-ksr (own login), not the signer */
+	char *keymgr_reason;       /* why the signer handed the zone to keymgr, or NULL */
 } khsm_ceremony_result_t;
+
+/* A zone between the steps of the cycle (see khsm_ceremony_zone()). */
+typedef struct {
+	char *zone;
+	khsm_ceremony_result_t res;
+	char *ksr_text, *skr_text;
+	khsm_ksk_key_t *keys;      /* KSK side: keys with their DNSKEY */
+	size_t key_count;
+	char **ksk_rdata;          /* KSK side: `keymgr dnskey` */
+	size_t ksk_count;
+} khsm_ceremony_prep_t;
+
+/** Step 1, ZSK side and KSK-side reading, no card: show-offline and the skip
+ *  rule, the KSKs, pregenerate, generate-ksr, the KSR archived.
+ *  \param[out] prep  free with khsm_ceremony_prep_clear() (also on failure). */
+int khsm_ceremony_prepare(const khsm_ceremony_t *c, const char *zone, khsm_ceremony_prep_t *prep);
+
+/** Step 2, the card: sign the KSR (c->signer, or keymgr sign-ksr when it is
+ *  NULL or the signer answers KHSM_ENOTSUP) and archive the SKR. Nothing for
+ *  a skipped zone. */
+int khsm_ceremony_sign(const khsm_ceremony_t *c, khsm_ceremony_prep_t *prep);
+
+/** Step 3, ZSK side: validate-skr, khsm_skr_check, import-skr, read back.
+ *  \param[out] res  moved out of prep; free with khsm_ceremony_result_clear(). */
+int khsm_ceremony_finish(const khsm_ceremony_t *c, khsm_ceremony_prep_t *prep,
+                         khsm_ceremony_result_t *res);
+
+/** Free a prepared zone. */
+void khsm_ceremony_prep_clear(khsm_ceremony_prep_t *prep);
 
 /** Run the cycle for one zone: skip when the pre-signed period already
  *  reaches until (less min(1 day, (until - now) / 10), so that a rerun soon
@@ -93,6 +176,23 @@ typedef struct {
  *  in force. An SKR that fails a check is archived as ZONE.skr.invalid and
  *  never imported. \param[out] res  free with khsm_ceremony_result_clear(). */
 int khsm_ceremony_zone(const khsm_ceremony_t *c, const char *zone, khsm_ceremony_result_t *res);
+
+/* Called once per zone, in zone order, from the pipeline's worker thread:
+ * r is KHSM_EOK with res filled, or the failure (detail in this thread). The
+ * callback returns false to stop the run. */
+typedef bool (*khsm_ceremony_cb_t)(size_t index, const char *zone, int r,
+                                   const khsm_ceremony_result_t *res, void *data);
+
+/** The cycle for many zones, pipelined: a worker thread prepares zone i+1
+ *  (ZSK side) and finishes zone i-1 (validate, import) while the calling
+ *  thread signs zone i with the card, so the card never waits for keymgr
+ *  when it is the slower side. Zones are imported strictly in order; at the
+ *  first failure no later zone is imported (a later zone may have been
+ *  prepared, i.e. pregenerated, or even signed and archived, never imported).
+ *  \param[out] done_ptr  zones finished (imported or skipped) before the
+ *  failure; all of them on success. Returns the first failure. */
+int khsm_ceremony_run(const khsm_ceremony_t *c, const char *const *zones, size_t count,
+                      khsm_ceremony_cb_t cb, void *data, size_t *done_ptr);
 
 /** Free what a result holds. */
 void khsm_ceremony_result_clear(khsm_ceremony_result_t *res);

@@ -75,10 +75,10 @@ done
 exec keymgr "\$@"
 SH
 chmod +x "$TMP/keymgr-nocard"
-KHSM_KEYMGR="$TMP/keymgr-nocard" run 1 "$KNOT_HSM" -c "$CONF" example.com example.net ceremony until=+20d
+KHSM_KEYMGR="$TMP/keymgr-nocard" run 1 "$KNOT_HSM" -c "$CONF" example.com example.net ceremony until=+20d signer=keymgr
 contains "$OUT" "example.com.: pre-signed " "first zone done before the card went away"
 contains "$ERR" "error: example.net.: " "second zone fails"
-contains "$ERR" "(KSK side): external tool failed: keymgr reports error: failed to initialize KASP (PKCS #11 token not available)" "the card's absence is reported"
+contains "$ERR" "keymgr list (KSK side): keymgr reports error: failed to initialize KASP (PKCS #11 token not available)" "the card's absence is reported"
 contains "$ERR" "1 zone(s) before example.net. are done" "says what is done"
 run 0 keymgr -c "$CONF" example.net. show-offline
 equals "$OUT" "$net_before" "second zone keeps its previous SKR"
@@ -111,7 +111,7 @@ SH
 chmod +x "$TMP/keymgr-tamper"
 run 0 keymgr -c "$CONF" example.com. show-offline
 com_before=$OUT
-KHSM_KEYMGR="$TMP/keymgr-tamper" run 1 "$KNOT_HSM" -c "$CONF" example.com ceremony until=+30d
+KHSM_KEYMGR="$TMP/keymgr-tamper" run 1 "$KNOT_HSM" -c "$CONF" example.com ceremony until=+30d signer=keymgr
 contains "$ERR" "validate-skr: keymgr reports error: invalid SignedKeyResponse" "tampered SKR refused"
 contains "$ERR" "not imported, kept as $ARCH/example.com.skr.invalid" "kept aside as .invalid"
 [ -f "$ARCH/example.com.skr.invalid" ] || fail "no .invalid SKR in the archive"
