@@ -3,7 +3,6 @@
  * arranges the PIN for keymgr, the archive folder, and prints. */
 #include <errno.h>
 #include <inttypes.h>
-#include <libgen.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -64,15 +63,6 @@ static void on_signal(int sig)
 	if (pin_dir[0]) rmdir(pin_dir);
 	signal(sig, SIG_DFL);
 	raise(sig);
-}
-
-static char *dir_of(const char *path)
-{
-	char *copy = strdup(path);
-	if (!copy) return NULL;
-	char *d = strdup(dirname(copy));
-	free(copy);
-	return d;
 }
 
 static int mkdir_p(const char *path, mode_t mode)
@@ -323,19 +313,15 @@ static int run_zones(cli_t *cli, const kv_t *kv)
 	_cleanup_conf_ khsm_conf_t *zconf = NULL;
 	int r = khsm_conf_load(zone_conf_path(cli), &zconf);
 	if (r != KHSM_EOK) return cli_error(r, "%s", zone_conf_path(cli));
-	_cleanup_free_ char *zreal = realpath(khsm_conf_path(zconf), NULL);
-	_cleanup_free_ char *zdir = dir_of(zreal ? zreal : khsm_conf_path(zconf));
-	_cleanup_free_ char *ksk_path = NULL;
-	if (kv_get(kv, "ksk-conf")) {
-		ksk_path = strdup(kv_get(kv, "ksk-conf"));
-	} else if (zdir && asprintf(&ksk_path, "%s/knot-hsm-ksk.conf", zdir) < 0) {
-		ksk_path = NULL;
-	}
+	_cleanup_free_ char *ksk_path = kv_get(kv, "ksk-conf") ? strdup(kv_get(kv, "ksk-conf"))
+	                                                      : ksk_side_path(khsm_conf_path(zconf));
 	if (!ksk_path) return cli_error(KHSM_ENOMEM, NULL);
 	if (access(ksk_path, R_OK) != 0) {
+		int e = errno;
+		_cleanup_free_ char *zdir = path_dir(ksk_path);
 		khsm_err_detail("no KSK-side configuration %s (%s); write it with knot-hsm ZONE... policy "
 		                "--write %s/knot-hsm.conf, or name it with ksk-conf=PATH", ksk_path,
-		                strerror(errno), zdir ? zdir : ".");
+		                strerror(e), zdir ? zdir : ".");
 		return cli_error(KHSM_ENOENT, NULL);
 	}
 	_cleanup_conf_ khsm_conf_t *kconf = NULL;
@@ -385,7 +371,7 @@ static int run_zones(cli_t *cli, const kv_t *kv)
 	int64_t now = (int64_t)time(NULL);
 	_cleanup_free_ char *archive = NULL;
 	if (rc == CLI_OK) {
-		_cleanup_free_ char *kparent = dir_of(khsm_conf_kasp_db(zconf));
+		_cleanup_free_ char *kparent = path_dir(khsm_conf_kasp_db(zconf));
 		char day[16];
 		time_t tt = (time_t)now;
 		struct tm tm;

@@ -1,5 +1,4 @@
 /* Card keys and Knot's KASP: generate, import, keys. */
-#include <libgen.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -691,10 +690,8 @@ int cmd_keys(cli_t *cli)
 
 	/* Offline-KSK mode: the card KSKs are in the KASP of the KSK side, which
 	 * knot-hsm policy --write puts next to knot.conf. */
-	_cleanup_free_ char *conf_copy = strdup(khsm_conf_path(conf));
-	_cleanup_free_ char *ksk_side = NULL;
-	if (conf_copy && asprintf(&ksk_side, "%s/knot-hsm-ksk.conf", dirname(conf_copy)) > 0 &&
-	    access(ksk_side, R_OK) == 0) {
+	_cleanup_free_ char *ksk_side = ksk_side_path(khsm_conf_path(conf));
+	if (ksk_side && access(ksk_side, R_OK) == 0) {
 		_cleanup_conf_ khsm_conf_t *kconf = NULL;
 		_cleanup_kasp_ khsm_kasp_index_t more = { 0 };
 		r = khsm_conf_load(ksk_side, &kconf);

@@ -3,7 +3,6 @@
  * knot-hsm owns. The arithmetic and the text come from lib/policy. */
 #include <errno.h>
 #include <grp.h>
-#include <libgen.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -23,16 +22,6 @@ static void free_ptr(void *p) { free(*(void **)p); }
 static void conf_free_ptr(khsm_conf_t **c) { khsm_conf_free(*c); }
 #define _cleanup_free_ __attribute__((cleanup(free_ptr)))
 #define _cleanup_conf_ __attribute__((cleanup(conf_free_ptr)))
-
-/* Directory part of a path, as a new string. */
-static char *dir_of(const char *path)
-{
-	char *copy = strdup(path);
-	if (!copy) return NULL;
-	char *d = strdup(dirname(copy));
-	free(copy);
-	return d;
-}
 
 /* Absolute form of path, relative paths taken from base_dir. */
 static char *absolute(const char *path, const char *base_dir)
@@ -155,7 +144,7 @@ static int full_config(const char *conf_path, const char *target, const char *re
                        char **text_ptr, bool *included)
 {
 	_cleanup_free_ char *text = NULL;
-	_cleanup_free_ char *base = dir_of(conf_path);
+	_cleanup_free_ char *base = path_dir(conf_path);
 	int r = read_text(conf_path, &text);
 	if (r != KHSM_EOK || !base) return r != KHSM_EOK ? r : KHSM_ENOMEM;
 	char *out = NULL;
@@ -217,7 +206,7 @@ static int write_owned(const char *path, const char *text)
 	int r = khsm_write_atomic(path, text, strlen(text), 0640);
 	if (r != KHSM_EOK) return r;
 	if (geteuid() == 0) {
-		_cleanup_free_ char *d = dir_of(path);
+		_cleanup_free_ char *d = path_dir(path);
 		struct stat st;
 		if (d && stat(d, &st) == 0 && chown(path, (uid_t)-1, st.st_gid) != 0) {
 			fprintf(stderr, "warning: cannot give %s the group of %s: %s\n", path, d, strerror(errno));
@@ -372,11 +361,11 @@ int cmd_policy(cli_t *cli)
 	 * FILE-ksk.conf (or ksk-conf=); without --write, the defaults next to
 	 * knot.conf: knot-hsm.conf and knot-hsm-ksk.conf. */
 	_cleanup_free_ char *conf_real = realpath(khsm_conf_path(conf), NULL);
-	_cleanup_free_ char *conf_dir = dir_of(conf_real ? conf_real : khsm_conf_path(conf));
+	_cleanup_free_ char *conf_dir = path_dir(conf_real ? conf_real : khsm_conf_path(conf));
 	_cleanup_free_ char *main_path = NULL;
 	_cleanup_free_ char *ksk_path = NULL;
 	_cleanup_free_ char *ksk_db = NULL;
-	_cleanup_free_ char *kasp_parent = dir_of(khsm_conf_kasp_db(conf));
+	_cleanup_free_ char *kasp_parent = path_dir(khsm_conf_kasp_db(conf));
 	if (rc == CLI_OK) {
 		char *cwd = getcwd(NULL, 0);
 		main_path = cli->write ? absolute(cli->write, cwd ? cwd : ".") : NULL;
@@ -481,7 +470,7 @@ int cmd_policy(cli_t *cli)
 		} else if (rc == CLI_OK && ksk_text && geteuid() == 0) {
 			/* The ceremony runs as the user that owns the KASP database (knot on
 			 * Debian): give the new directory the owner of its parent. */
-			_cleanup_free_ char *parent = dir_of(ksk_db);
+			_cleanup_free_ char *parent = path_dir(ksk_db);
 			struct stat st;
 			if (parent && stat(parent, &st) == 0 && chown(ksk_db, st.st_uid, st.st_gid) != 0) {
 				fprintf(stderr, "warning: cannot give %s the owner of %s: %s\n", ksk_db,
@@ -519,9 +508,8 @@ int cmd_policy(cli_t *cli)
 				}
 			}
 			if (ksk_text) {
-				_cleanup_free_ char *def_ksk = NULL;
-				bool default_place = asprintf(&def_ksk, "%s/knot-hsm-ksk.conf", conf_dir) >= 0 &&
-				                     strcmp(def_ksk, ksk_path) == 0;
+				_cleanup_free_ char *def_ksk = ksk_side_path(khsm_conf_path(conf));
+				bool default_place = def_ksk && strcmp(def_ksk, ksk_path) == 0;
 				printf("  KSK on the card, per zone without one: knot-hsm -c %s ZONE generate\n", ksk_path);
 				printf("  then: knot-hsm%s%s ZONE... ceremony%s%s\n", cli->conf ? " -c " : "",
 				       cli->conf ? cli->conf : "", default_place ? "" : " ksk-conf=",

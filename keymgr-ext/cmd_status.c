@@ -3,7 +3,6 @@
  * (also for this command's own usage errors). */
 #include <errno.h>
 #include <inttypes.h>
-#include <libgen.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -272,12 +271,7 @@ int cmd_status(cli_t *cli)
 		return ST_UNKNOWN;
 	}
 	/* The KSK side next to knot.conf, as policy --write puts it. */
-	char *real = realpath(khsm_conf_path(conf), NULL);
-	char *copy = strdup(real ? real : khsm_conf_path(conf));
-	char *ksk_path = NULL;
-	if (copy && asprintf(&ksk_path, "%s/knot-hsm-ksk.conf", dirname(copy)) < 0) ksk_path = NULL;
-	free(copy);
-	free(real);
+	char *ksk_path = ksk_side_path(khsm_conf_path(conf));
 	khsm_conf_t *kconf = NULL;
 	if (ksk_path && access(ksk_path, R_OK) == 0 && khsm_conf_load(ksk_path, &kconf) != KHSM_EOK) {
 		kconf = NULL;

@@ -1,5 +1,7 @@
 /* Helpers of zone commands. */
+#include <libgen.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "lib/error.h"
@@ -74,6 +76,28 @@ int kv_timer(const char *key, const char *value)
 		                       "+/-N[mi|h|d|w|M|y], not '%s'", key, value);
 	}
 	return CLI_OK;
+}
+
+char *path_dir(const char *path)
+{
+	char *copy = strdup(path);
+	if (!copy) return NULL;
+	char *d = strdup(dirname(copy));
+	free(copy);
+	return d;
+}
+
+char *ksk_side_path(const char *conf_path)
+{
+	char *real = realpath(conf_path, NULL);
+	char *dir = path_dir(real ? real : conf_path);
+	char *out = NULL;
+	if (dir && asprintf(&out, "%s/knot-hsm-ksk.conf", dir) < 0) {
+		out = NULL;
+	}
+	free(dir);
+	free(real);
+	return out;
 }
 
 const char *zone_conf_path(const cli_t *cli)
