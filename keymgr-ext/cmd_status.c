@@ -33,6 +33,7 @@ typedef struct {
 	char next_event[128];      /* "ZSK 12345 active 2026-…" or "" */
 	int64_t next_event_at;
 	int state;
+	bool ds_waiting;           /* a KSK is ready: its DS is not confirmed at the parent */
 	char message[512];
 } zone_status_t;
 
@@ -102,6 +103,25 @@ static bool first_ksk(const char *conf_path, const char *zone, char *out, size_t
 	free(keys);
 	khsm_err_clear();
 	return found;
+}
+
+/* What KASP knows about the DS: a KSK in the ready state (ready reached,
+ * not active yet) waits for its DS at the parent; knot-hsm ZONE submitted
+ * confirms it. Asking the parent itself is submitted's job, not a monitor's. */
+static bool ksk_waits_for_ds(const char *conf_path, const char *zone, int64_t now)
+{
+	khsm_kasp_key_t *keys = NULL;
+	size_t n = 0;
+	bool waiting = false;
+	if (khsm_keymgr_list(conf_path, zone, &keys, &n) == KHSM_EOK) {
+		for (size_t i = 0; i < n; i++) {
+			const khsm_kasp_key_t *k = &keys[i];
+			waiting |= k->ksk && k->ready && k->ready <= now && (k->active == 0 || k->active > now);
+		}
+	}
+	free(keys);
+	khsm_err_clear();
+	return waiting;
 }
 
 /* The next timer of a ZSK after now. */
@@ -194,6 +214,7 @@ static void zone_status(const khsm_conf_t *conf, const khsm_conf_t *kconf, const
 		s->mode = "offline";
 		khsm_zone_t kz = { 0 };
 		if (kconf && khsm_zone_resolve(kconf, z->domain, NULL, &kz) == KHSM_EOK) {
+			s->ds_waiting = ksk_waits_for_ds(ksk_path, z->domain, now);
 			if (first_ksk(ksk_path, z->domain, id, sizeof(id))) {
 				s->card_ksk = card_has(kz.keystore->config, id);
 			} else {
@@ -231,6 +252,7 @@ static void zone_status(const khsm_conf_t *conf, const khsm_conf_t *kconf, const
 			return;
 		}
 		s->mode = "online";
+		s->ds_waiting = ksk_waits_for_ds(khsm_conf_path(conf), z->domain, now);
 		if (first_ksk(khsm_conf_path(conf), z->domain, id, sizeof(id))) {
 			s->card_ksk = card_has(card->config, id);
 		} else {
@@ -354,7 +376,7 @@ int cmd_status(cli_t *cli)
 			}
 			printf("\"next_zsk_event\": ");
 			khsm_json_string(stdout, s->next_event[0] ? s->next_event : NULL);
-			printf(", \"ds_at_parent\": null, \"message\": ");
+			printf(", \"ds_at_parent\": %s, \"message\": ", s->ds_waiting ? "\"waiting\"" : "null");
 			khsm_json_string(stdout, s->message);
 			printf("}");
 		}
@@ -368,9 +390,11 @@ int cmd_status(cli_t *cli)
 			char b[32] = "-";
 			if (s->valid_until) iso(s->valid_until, b, sizeof(b));
 			printf("%s\n  state: %s\n  mode: %s\n  card KSK: %s\n  %s\n  DNSKEY signature valid until: %s\n"
-			       "  next ZSK event: %s\n  DS at parent: not checked (knot-hsm %s submitted)\n",
+			       "  next ZSK event: %s\n  DS at parent: %s knot-hsm %s submitted\n",
 			       s->zone, ST_NAME[s->state], s->mode, s->card_ksk, s->message, b,
-			       s->next_event[0] ? s->next_event : "none planned", s->zone);
+			       s->next_event[0] ? s->next_event : "none planned",
+			       s->ds_waiting ? "a KSK waits for its DS, not confirmed yet; confirm with"
+			                     : "not checked; check with", s->zone);
 		}
 		if (count == 0) {
 			printf("no signed zone of %s uses a card KSK\n", khsm_conf_path(conf));

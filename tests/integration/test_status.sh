@@ -102,3 +102,13 @@ run 3 "$KNOT_HSM" -c "$CONF" status --warn 5 --crit 6
 contains "$ERR" "must not exceed --warn" "crit above warn"
 run 3 "$KNOT_HSM" -c "$TMP/missing.conf" status
 contains "$ERR" "missing.conf" "unreadable knot.conf is UNKNOWN"
+
+# What KASP knows about the DS: a KSK in the ready state waits for it.
+run 0 "$KNOT_HSM" -c "$CONF" status
+contains "$OUT" "DS at parent: not checked; check with knot-hsm example.com. submitted" "DS not known"
+kid=$(keymgr -c "$D/knot-hsm-ksk.conf" example.com. list | awk '$3 == "KSK" { print $1; exit }')
+run 0 keymgr -c "$D/knot-hsm-ksk.conf" example.com. set "$kid" ready=+0 active=+30d
+run 0 "$KNOT_HSM" -c "$CONF" status
+contains "$OUT" "DS at parent: a KSK waits for its DS, not confirmed yet; confirm with knot-hsm example.com. submitted" "a ready KSK shown as waiting for its DS"
+run 0 "$KNOT_HSM" -c "$CONF" status --json
+contains "$OUT" '"ds_at_parent": "waiting"' "and in JSON"
