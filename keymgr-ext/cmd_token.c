@@ -459,6 +459,12 @@ int cmd_keystore(cli_t *cli)
 			check_config = config;   /* no guard configuration yet: check directly */
 			config = NULL;
 		}
+		if (config) {
+			/* the direct config is replaced by the one through the guard */
+			explicit_bzero(config, strlen(config));
+			free(config);
+			config = NULL;
+		}
 		if (r == KHSM_EOK) {
 			r = khsm_uri_keystore_config(by_serial ? t->uri_serial : t->uri_short, pin_path,
 			                             cli->pin_in_config ? khsm_pin_value(pin) : NULL,
