@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "lib/ceremony.h"
+#include "cleanup.h"
 #include "lib/dnskey.h"
 #include "lib/error.h"
 #include "lib/knot.h"
@@ -19,10 +20,6 @@
 #include "lib/uri.h"
 #include "zonecmd.h"
 
-static void free_ptr(void *p) { free(*(void **)p); }
-static void conf_free_ptr(khsm_conf_t **c) { khsm_conf_free(*c); }
-#define _cleanup_free_ __attribute__((cleanup(free_ptr)))
-#define _cleanup_conf_ __attribute__((cleanup(conf_free_ptr)))
 #define KHSM_STEAL_PTR(p) ({ __typeof__(p) _s = (p); (p) = NULL; _s; })
 
 /* A prompted PIN lives in a 0600 file in a 0700 directory for the run;

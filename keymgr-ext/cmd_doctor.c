@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "cleanup.h"
 #include "lib/audit.h"
 #include "lib/error.h"
 #include "lib/guard/conf.h"
@@ -317,7 +318,6 @@ done:
 #undef CHECK
 }
 
-static void pin_free_ptr(khsm_pin_t **p) { khsm_pin_free(*p); }
 
 static int doctor_token(report_t *rep, cli_t *cli)
 {
@@ -362,7 +362,7 @@ static int doctor_token(report_t *rep, cli_t *cli)
 		return CLI_FAIL;
 	}
 
-	__attribute__((cleanup(pin_free_ptr))) khsm_pin_t *pin = NULL;
+	_cleanup_pin_ khsm_pin_t *pin = NULL;
 	char *pin_path = NULL;
 	if (cli->pin_file) {
 		pin_path = realpath(cli->pin_file, NULL);

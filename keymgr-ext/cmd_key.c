@@ -6,6 +6,7 @@
 #include <libdnssec/key.h>
 
 #include "lib/cardkey.h"
+#include "cleanup.h"
 #include "lib/dnskey.h"
 #include "lib/error.h"
 #include "lib/json.h"
@@ -15,18 +16,6 @@
 #include "lib/uri.h"
 #include "zonecmd.h"
 
-static void free_ptr(void *p) { free(*(void **)p); }
-static void pin_free_ptr(khsm_pin_t **p) { khsm_pin_free(*p); }
-static void conf_free_ptr(khsm_conf_t **c) { khsm_conf_free(*c); }
-static void keystore_close_ptr(khsm_keystore_t **k) { khsm_keystore_close(*k); }
-static void kasp_clear_ptr(khsm_kasp_index_t *i) { khsm_kasp_index_clear(i); }
-static void zone_clear_ptr(khsm_zone_t *z) { khsm_zone_clear(z); }
-#define _cleanup_free_ __attribute__((cleanup(free_ptr)))
-#define _cleanup_pin_ __attribute__((cleanup(pin_free_ptr)))
-#define _cleanup_conf_ __attribute__((cleanup(conf_free_ptr)))
-#define _cleanup_keystore_ __attribute__((cleanup(keystore_close_ptr)))
-#define _cleanup_kasp_ __attribute__((cleanup(kasp_clear_ptr)))
-#define _cleanup_zone_ __attribute__((cleanup(zone_clear_ptr)))
 
 /* -- shared steps ---------------------------------------------------------- */
 

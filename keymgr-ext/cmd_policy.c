@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "lib/dnskey.h"
+#include "cleanup.h"
 #include "lib/error.h"
 #include "lib/guard/conf.h"
 #include "lib/knot.h"
@@ -18,10 +19,6 @@
 #include "lib/uri.h"
 #include "zonecmd.h"
 
-static void free_ptr(void *p) { free(*(void **)p); }
-static void conf_free_ptr(khsm_conf_t **c) { khsm_conf_free(*c); }
-#define _cleanup_free_ __attribute__((cleanup(free_ptr)))
-#define _cleanup_conf_ __attribute__((cleanup(conf_free_ptr)))
 
 /* Absolute form of path, relative paths taken from base_dir. */
 static char *absolute(const char *path, const char *base_dir)

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "cleanup.h"
 #include "lib/cardkey.h"
 #include "lib/confgen.h"
 #include "lib/error.h"
@@ -13,14 +14,6 @@
 #include "lib/token.h"
 #include "lib/uri.h"
 
-static void tokens_free_ptr(khsm_tokens_t **t) { khsm_tokens_free(*t); }
-static void keystore_close_ptr(khsm_keystore_t **k) { khsm_keystore_close(*k); }
-static void pin_free_ptr(khsm_pin_t **p) { khsm_pin_free(*p); }
-static void free_ptr(void *p) { free(*(void **)p); }
-#define _cleanup_tokens_ __attribute__((cleanup(tokens_free_ptr)))
-#define _cleanup_keystore_ __attribute__((cleanup(keystore_close_ptr)))
-#define _cleanup_pin_ __attribute__((cleanup(pin_free_ptr)))
-#define _cleanup_free_ __attribute__((cleanup(free_ptr)))
 
 int cli_pin(const cli_t *cli, bool prompt, khsm_pin_t **pin_ptr)
 {
