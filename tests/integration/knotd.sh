@@ -3,6 +3,7 @@
 # waited for with bounded loops. Source after lib.sh.
 
 KNOTD_PIDS=""
+KNOTD_OUT=""
 
 knotd_stop_all() {
 	for pid in $KNOTD_PIDS; do
@@ -18,6 +19,7 @@ on_cleanup knotd_stop_all
 # knotd_start CONF LOG: start knotd with CONF, wait until knotc answers (10 s at most).
 knotd_start() {
 	knotd -c "$1" >"$2" 2>&1 &
+	KNOTD_OUT=$2
 	KNOTD_PIDS="$! $KNOTD_PIDS"
 	i=0
 	until knotc -c "$1" status >/dev/null 2>&1; do
@@ -27,12 +29,22 @@ knotd_start() {
 	done
 }
 
-# knotd_wait_serial CONF ZONE: wait until the zone is loaded (10 s at most).
+# knotd_dump_logs CONF: knotd's output and the log files beside CONF, to stderr,
+# so a failure in CI shows why the zone did not load.
+knotd_dump_logs() {
+	for f in ${KNOTD_OUT:-} "${1%/*}"/*.log; do
+		[ -f "$f" ] && { echo "--- $f" >&2; tail -n 60 "$f" >&2; }
+	done
+	return 0
+}
+
+# knotd_wait_serial CONF ZONE: wait until the zone is loaded (30 s at most:
+# knotd may first generate keys on a token while other tests load the CPUs).
 knotd_wait_serial() {
 	i=0
 	until knotc -c "$1" zone-status "$2" 2>/dev/null | grep -q 'serial: [0-9]'; do
 		i=$((i + 1))
-		[ $i -le 100 ] || fail "zone $2 not loaded by knotd -c $1 within 10 s"
+		[ $i -le 300 ] || { knotd_dump_logs "$1"; fail "zone $2 not loaded by knotd -c $1 within 30 s"; }
 		sleep 0.1
 	done
 }
