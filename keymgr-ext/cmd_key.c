@@ -543,8 +543,21 @@ static void print_zones_using(const khsm_kasp_index_t *kasp, const char *id_hex,
 	}
 }
 
+/* One of the ids under which knot.conf names this card. */
+static bool id_is_one_of(const char *id, const char *const *ids, size_t n_ids)
+{
+	for (size_t i = 0; i < n_ids; i++) {
+		if (strcmp(id, ids[i]) == 0) return true;
+	}
+	return false;
+}
+
+/* ids: every keystore id of knot.conf with this same config (online mode's
+ * policy adds a second id for the card of the operator's keystore), so each
+ * card is listed once. */
 static int keys_of_keystore(cli_t *cli, const khsm_conf_t *conf, const khsm_kasp_index_t *kasp,
-                            const khsm_conf_keystore_t *kscfg, bool first)
+                            const khsm_conf_keystore_t *kscfg, const char *const *ids, size_t n_ids,
+                            bool first)
 {
 	_cleanup_pin_ khsm_pin_t *pin = NULL;
 	_cleanup_keystore_ khsm_keystore_t *ks = NULL;
@@ -563,9 +576,16 @@ static int keys_of_keystore(cli_t *cli, const khsm_conf_t *conf, const khsm_kasp
 	if (cli->json) {
 		printf("%s  {\"keystore\": ", first ? "" : ",\n");
 		khsm_json_string(stdout, kscfg->id);
-		printf(", \"keys\": [");
+		printf(", \"ids\": [");
+		for (size_t i = 0; i < n_ids; i++) {
+			printf("%s", i ? ", " : "");
+			khsm_json_string(stdout, ids[i]);
+		}
+		printf("], \"keys\": [");
 	} else {
-		printf("%skeystore %s: %s\n", first ? "" : "\n", kscfg->id, khsm_keystore_uri(ks));
+		printf("%skeystore %s", first ? "" : "\n", ids[0]);
+		for (size_t i = 1; i < n_ids; i++) printf(", %s", ids[i]);
+		printf(": %s\n", khsm_keystore_uri(ks));
 	}
 	const char *sep = "";
 	for (size_t i = 0; i < priv.count; i++) {
@@ -631,7 +651,8 @@ static int keys_of_keystore(cli_t *cli, const khsm_conf_t *conf, const khsm_kasp
 	for (size_t i = 0; i < khsm_conf_zone_count(conf); i++) {
 		const khsm_conf_zone_t *zc = khsm_conf_zone_at(conf, i);
 		khsm_zone_t z = { 0 };
-		if (khsm_zone_resolve(conf, zc->domain, NULL, &z) != KHSM_EOK || strcmp(z.keystore->id, kscfg->id) != 0) {
+		if (khsm_zone_resolve(conf, zc->domain, NULL, &z) != KHSM_EOK ||
+		    !id_is_one_of(z.keystore->id, ids, n_ids)) {
 			khsm_zone_clear(&z);
 			khsm_err_clear();
 			continue;
@@ -639,10 +660,10 @@ static int keys_of_keystore(cli_t *cli, const khsm_conf_t *conf, const khsm_kasp
 		for (size_t k = 0; k < kasp->count; k++) {
 			const khsm_kasp_entry_t *e = &kasp->items[k];
 			if (strcmp(e->zone, z.name) != 0 || e->key.public_only) continue;
-			/* Knot >= 3.5 says where each key lives; only this card's count. */
-			char here[80];
-			snprintf(here, sizeof(here), "PKCS11/%s", kscfg->id);
-			if (e->key.keystore[0] && strcmp(e->key.keystore, here) != 0) continue;
+			/* Knot >= 3.5 says where each key lives ("PKCS11/<id>"); only
+			 * this card's count. */
+			if (e->key.keystore[0] && (strncmp(e->key.keystore, "PKCS11/", 7) != 0 ||
+			                           !id_is_one_of(e->key.keystore + 7, ids, n_ids))) continue;
 			bool present = false;
 			for (size_t p = 0; p < priv.count && !present; p++) {
 				_cleanup_free_ char *hex = NULL;
@@ -669,6 +690,11 @@ static int keys_of_keystore(cli_t *cli, const khsm_conf_t *conf, const khsm_kasp
 	return CLI_OK;
 }
 
+static bool is_pkcs11(const khsm_conf_keystore_t *ks)
+{
+	return ks->backend && strcmp(ks->backend, "pkcs11") == 0 && ks->config;
+}
+
 int cmd_keys(cli_t *cli)
 {
 	_cleanup_conf_ khsm_conf_t *conf = NULL;
@@ -691,10 +717,25 @@ int cmd_keys(cli_t *cli)
 
 	if (cli->json) printf("[\n");
 	size_t shown = 0;
-	for (size_t i = 0; i < khsm_conf_keystore_count(conf); i++) {
+	size_t n = khsm_conf_keystore_count(conf);
+	_cleanup_free_ const char **ids = calloc(n ? n : 1, sizeof(*ids));
+	if (!ids) return cli_error(KHSM_ENOMEM, NULL);
+	for (size_t i = 0; i < n; i++) {
 		const khsm_conf_keystore_t *ks = khsm_conf_keystore_at(conf, i);
-		if (!ks->backend || strcmp(ks->backend, "pkcs11") != 0 || !ks->config) continue;
-		int rc = keys_of_keystore(cli, conf, &kasp, ks, shown == 0);
+		if (!is_pkcs11(ks)) continue;
+		/* A card already listed under an earlier id is not listed again. */
+		bool seen = false;
+		for (size_t j = 0; j < i && !seen; j++) {
+			const khsm_conf_keystore_t *o = khsm_conf_keystore_at(conf, j);
+			seen = is_pkcs11(o) && strcmp(o->config, ks->config) == 0;
+		}
+		if (seen) continue;
+		size_t n_ids = 0;
+		for (size_t j = i; j < n; j++) {
+			const khsm_conf_keystore_t *o = khsm_conf_keystore_at(conf, j);
+			if (is_pkcs11(o) && strcmp(o->config, ks->config) == 0) ids[n_ids++] = o->id;
+		}
+		int rc = keys_of_keystore(cli, conf, &kasp, ks, ids, n_ids, shown == 0);
 		if (rc != CLI_OK) return rc;
 		shown++;
 	}

@@ -118,6 +118,24 @@ run 0 keymgr -c "$CONF" example.net. list
 contains "$(printf '%s\n' "$OUT" | grep "^$NET_ZSK ")" " ZSK ECDSAP256SHA256 PEM/knot-hsm-soft " \
 	"keymgr put the ZSK in the PEM keystore, not on the card"
 
+# The policy names the operator's card a second time (knot-hsm-card): `keys`
+# lists that card once, under both ids, and each key on it once.
+run 0 "$KNOT_HSM" -c "$CONF" keys
+contains "$OUT" "keystore card, knot-hsm-card: $TOKEN_URI" "keys names the card once, under both keystore ids"
+equals "$(printf '%s\n' "$OUT" | grep -c "^  $NET_KSK ")" 1 "keys lists the card KSK once"
+lacks "$OUT" "MISSING" "keys finds every card key of KASP"
+run 0 "$KNOT_HSM" -c "$CONF" keys --json
+printf '%s\n' "$OUT" > "$TMP/keys.json"
+python3 - "$TMP/keys.json" "$NET_KSK" <<'PY' || fail "keys --json in online mode: $OUT"
+import json, sys
+doc = json.load(open(sys.argv[1]))
+assert len(doc) == 1, doc
+assert doc[0]["ids"] == ["card", "knot-hsm-card"], doc[0]["ids"]
+assert [k["id"] for k in doc[0]["keys"]].count(sys.argv[2]) == 1
+assert doc[0]["missing"] == []
+PY
+pass "keys --json: one card object with both ids"
+
 # example.com.: no key yet; knotd generates both.
 run 0 keymgr -c "$CONF" example.com. list
 equals "$OUT" "" "example.com. has no key before knotd starts"
