@@ -80,6 +80,30 @@ fail:
 	return KHSM_EIO;
 }
 
+/* A directory of its own for this run's KSRs and SKRs, BASE/DAY or, when a
+ * ceremony earlier that day has it, BASE/DAY.2, .3, …: an archive is a record
+ * and is never replaced. mkdir() claims it, so two runs never share one. */
+static int archive_claim(const char *base, const char *day, char **out)
+{
+	for (unsigned n = 1; n <= 999; n++) {
+		char *dir = NULL;
+		int len = n == 1 ? asprintf(&dir, "%s/%s", base, day) : asprintf(&dir, "%s/%s.%u", base, day, n);
+		if (len < 0) return KHSM_ENOMEM;
+		if (mkdir(dir, 0750) == 0) {
+			*out = dir;
+			return KHSM_EOK;
+		}
+		int err = errno;
+		free(dir);
+		if (err != EEXIST) {
+			khsm_err_detail("cannot create a directory in %s: %s", base, strerror(err));
+			return KHSM_EIO;
+		}
+	}
+	khsm_err_detail("%s has 999 ceremony directories for %s; move old ones away", base, day);
+	return KHSM_EIO;
+}
+
 static void iso(int64_t t, char *buf, size_t size)
 {
 	time_t tt = (time_t)t;
@@ -364,7 +388,7 @@ static int run_zones(cli_t *cli, const kv_t *kv)
 	char *card_config = NULL;
 	if (rc == CLI_OK) rc = prepare_ksk_conf(cli, ksk_path, ksk_text, card, &use_conf, &card_config);
 
-	/* Archive: <kasp-db>/../knot-hsm-archive/YYYY-MM-DD/ */
+	/* Archive: <kasp-db>/../knot-hsm-archive/YYYY-MM-DD[.N]/ */
 	int64_t now = (int64_t)time(NULL);
 	_cleanup_free_ char *archive = NULL;
 	if (rc == CLI_OK) {
@@ -374,9 +398,10 @@ static int run_zones(cli_t *cli, const kv_t *kv)
 		struct tm tm;
 		gmtime_r(&tt, &tm);
 		strftime(day, sizeof(day), "%Y-%m-%d", &tm);
-		if (!kparent || asprintf(&archive, "%s/knot-hsm-archive/%s", kparent, day) < 0) {
+		_cleanup_free_ char *base = NULL;
+		if (!kparent || asprintf(&base, "%s/knot-hsm-archive", kparent) < 0) {
 			rc = cli_error(KHSM_ENOMEM, NULL);
-		} else if ((r = mkdir_p(archive, 0750)) != KHSM_EOK) {
+		} else if ((r = mkdir_p(base, 0750)) != KHSM_EOK || (r = archive_claim(base, day, &archive)) != KHSM_EOK) {
 			rc = cli_error(r, "archive");
 		}
 	}
@@ -428,6 +453,9 @@ static int run_zones(cli_t *cli, const kv_t *kv)
 		fprintf(stderr, "note: %zu zone(s) before %s are done; the failed zone keeps its previous SKR; "
 		        "rerun the same command to finish\n", done, zones[done]);
 	}
+	/* A run that archived nothing (all skipped, or stopped early) leaves no
+	 * directory; rmdir() refuses a directory with files in it. */
+	if (archive) (void)rmdir(archive);
 	for (int i = 0; i < cli->zone_count; i++) free(zones[i]);
 	free(zones);
 	free(card_config);

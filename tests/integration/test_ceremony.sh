@@ -46,6 +46,8 @@ run 1 "$KNOT_HSM" -c "$CONF" example.com ceremony until=+5d
 contains "$ERR" "example.com. has no KSK on the KSK side; make it on the card with: knot-hsm -c $KSKC example.com. generate" "missing KSK explained"
 run 0 keymgr -c "$CONF" example.com. show-offline
 equals "$OUT" "" "nothing imported without a KSK"
+[ -e "$ARCH" ] && fail "a ceremony that archived nothing left $ARCH behind"
+pass "no empty archive directory after a failed run"
 # ... or generated on request.
 run 0 "$KNOT_HSM" -c "$CONF" example.com example.net ceremony until=+5d generate-ksk=yes
 contains "$OUT" "example.com.: generating the KSK on the card" "KSK generated for the first zone"
@@ -54,6 +56,7 @@ contains "$OUT" "example.net.: pre-signed " "both zones pre-signed"
 contains "$OUT" "archived $ARCH/example.com.ksr and $ARCH/example.com.skr" "KSR and SKR archived by day"
 sigs=$(printf '%s\n' "$OUT" | sed -n 's/^example.com.: pre-signed .*, \([0-9]*\) card signatures$/\1/p')
 equals "$sigs" "$(grep -c 'RRSIG' "$ARCH/example.com.skr")" "card signatures counted from the SKR"
+first_skr=$(cksum < "$ARCH/example.com.skr")
 run 0 keymgr -c "$CONF" example.net. show-offline
 net_before=$OUT
 
@@ -113,9 +116,16 @@ run 0 keymgr -c "$CONF" example.com. show-offline
 com_before=$OUT
 KHSM_KEYMGR="$TMP/keymgr-tamper" run 1 "$KNOT_HSM" -c "$CONF" example.com ceremony until=+30d signer=keymgr
 contains "$ERR" "validate-skr: keymgr reports error: invalid SignedKeyResponse" "tampered SKR refused"
-contains "$ERR" "not imported, kept as $ARCH/example.com.skr.invalid" "kept aside as .invalid"
-[ -f "$ARCH/example.com.skr.invalid" ] || fail "no .invalid SKR in the archive"
+# Later ceremonies the same day archive in DAY.2, DAY.3, ...: the first
+# run's records stay as they were.
+bad=$(printf '%s\n' "$ERR" | sed -n 's/.*not imported, kept as \(.*\)$/\1/p')
+case "$bad" in
+	"$ARCH".[0-9]*/example.com.skr.invalid) pass "kept aside as .invalid in this run's own directory" ;;
+	*) fail "invalid SKR not kept in a later same-day directory: $ERR" ;;
+esac
+[ -f "$bad" ] || fail "no .invalid SKR in the archive"
 pass "invalid SKR archived"
+equals "$(cksum < "$ARCH/example.com.skr")" "$first_skr" "the first ceremony's SKR of the day is not replaced"
 run 0 keymgr -c "$CONF" example.com. show-offline
 equals "$OUT" "$com_before" "nothing of the bad SKR was imported"
 
