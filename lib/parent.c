@@ -507,6 +507,35 @@ static int kdig(const char *const args[], const char *what, khsm_reply_t *reply)
 	return r;
 }
 
+/* An empty DS answer from a server of the zone itself (server= naming the
+ * child) would read as "the parent has none": a child-only server answers a
+ * DS query with the child's own SOA (RFC 4035, 3.1.4.1), a parent server with
+ * the parent's. */
+static int not_the_child(const khsm_server_t *server, const char *name, const char *what)
+{
+	char at[300], port[8];
+	snprintf(at, sizeof(at), "@%s", server->address);
+	snprintf(port, sizeof(port), "%u", (unsigned)server->port);
+	const char *args[] = { at, "-p", port, "-q", name, "-t", "DS", "+norec", "+noidn",
+	                       "+noall", "+header", "+authority", KDIG_TIMEOUT, KDIG_RETRY, NULL };
+	khsm_reply_t reply = { 0 };
+	int r = kdig(args, what, &reply);
+	if (r != KHSM_EOK) {
+		return r;
+	}
+	for (size_t i = 0; i < reply.count; i++) {
+		if (strcmp(reply.rrs[i].type, "SOA") == 0 && strcmp(reply.rrs[i].owner, name) == 0) {
+			khsm_err_detail("%s: this server answers from %s itself, not from its parent zone, "
+			                "where DS records live; name a server of the parent with "
+			                "server=ADDR[@PORT]", what, name);
+			r = KHSM_ETOOL;
+			break;
+		}
+	}
+	khsm_reply_clear(&reply);
+	return r;
+}
+
 _public_
 int khsm_parent_query_ds(const khsm_server_t *server, const char *zone, khsm_ds_t **ds_ptr,
                          size_t *count_ptr)
@@ -542,6 +571,12 @@ int khsm_parent_query_ds(const khsm_server_t *server, const char *zone, khsm_ds_
 		r = khsm_reply_ds(&reply, name, ds_ptr, count_ptr);
 		if (r == KHSM_EPARSE) {
 			detail_prefix(what, "bad answer");
+		} else if (r == KHSM_EOK && *count_ptr == 0) {
+			r = not_the_child(server, name, what);
+			if (r != KHSM_EOK) {
+				khsm_ds_free(*ds_ptr, 0);
+				*ds_ptr = NULL;
+			}
 		}
 	}
 	khsm_reply_clear(&reply);

@@ -160,6 +160,10 @@ contains "$ERR" "it should have:
     $DS" "and which DS it should have"
 run 0 keymgr -c "$CONF" example.com. list -e
 contains "$(printf '%s\n' "$OUT" | grep "^$KSK_ID ")" " active=0 " "the KSK stays ready"
+# server= naming the child's own server: said so, not read as "no DS".
+run 1 "$KNOT_HSM" -c "$CONF" example.com submitted server=127.0.0.1@$PORT
+contains "$ERR" "this server answers from example.com. itself, not from its parent zone" "server= of the child itself is recognised"
+lacks "$ERR" "has no DS record" "and not taken for a parent without the DS"
 
 # A DS of another key at the parent does not count.
 parent_zone 2 "$ZERO_DS"
