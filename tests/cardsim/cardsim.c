@@ -1449,6 +1449,12 @@ static CK_RV card_sign(CK_SESSION_HANDLE hSession, CK_BYTE_PTR in, CK_ULONG in_l
 	int fd;
 	rv = card_lock(&fd);
 	if (rv != CKR_OK) {
+		/* A failed C_Sign ends the signing operation (PKCS#11 v2.40, 5.11),
+		 * as on a real card, so the caller may C_SignInit again: finish
+		 * SoftHSM's operation into a scratch buffer nobody sees. */
+		CK_BYTE scratch[2048];
+		CK_ULONG len = sizeof(scratch);
+		(void)(final ? g.fl->C_SignFinal(real, scratch, &len) : g.fl->C_Sign(real, in, in_len, scratch, &len));
 		return rv;
 	}
 	if (sig != NULL) {

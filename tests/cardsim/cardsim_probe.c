@@ -10,7 +10,8 @@
  *       reinsertion must not inherit the old login.
  *   cardsim_probe MODULE sign-threads PIN N
  *       N threads sign at once with the first private EC key; prints
- *       "ok=A busy=B other=C ms=T" (B counts CKR_DEVICE_ERROR).
+ *       "ok=A busy=B other=C ms=T" (B counts CKR_DEVICE_ERROR after which the
+ *       session took a new C_SignInit, as a failed C_Sign ends the operation).
  *
  * Exit 0 when every step returned what was expected, 1 otherwise.
  */
@@ -112,6 +113,7 @@ typedef struct {
 	CK_SLOT_ID slot;
 	CK_OBJECT_HANDLE key;
 	CK_RV rv;
+	CK_RV reinit_rv;	/* C_SignInit after a busy failure */
 } job_t;
 
 static void *sign_thread(void *arg)
@@ -130,6 +132,11 @@ static void *sign_thread(void *arg)
 	job->rv = fl->C_SignInit(s, &mech, job->key);
 	if (job->rv == CKR_OK) {
 		job->rv = fl->C_Sign(s, digest, sizeof(digest), sig, &sig_len);
+	}
+	/* A failed C_Sign ends the operation (PKCS#11 v2.40, 5.11): the
+	 * session must take a new C_SignInit, as on a real card. */
+	if (job->rv == CKR_DEVICE_ERROR) {
+		job->reinit_rv = fl->C_SignInit(s, &mech, job->key);
 	}
 	fl->C_CloseSession(s);
 	return NULL;
@@ -171,7 +178,7 @@ static int cmd_sign_threads(const char *pin, int nthreads)
 	struct timespec t0, t1;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	for (int i = 0; i < nthreads; i++) {
-		jobs[i] = (job_t){ .slot = slot, .key = key, .rv = CKR_GENERAL_ERROR };
+		jobs[i] = (job_t){ .slot = slot, .key = key, .rv = CKR_GENERAL_ERROR, .reinit_rv = CKR_GENERAL_ERROR };
 		if (pthread_create(&threads[i], NULL, sign_thread, &jobs[i]) != 0) {
 			fprintf(stderr, "probe: pthread_create failed\n");
 			return 1;
@@ -182,8 +189,12 @@ static int cmd_sign_threads(const char *pin, int nthreads)
 		pthread_join(threads[i], NULL);
 		if (jobs[i].rv == CKR_OK) {
 			ok++;
-		} else if (jobs[i].rv == CKR_DEVICE_ERROR) {
+		} else if (jobs[i].rv == CKR_DEVICE_ERROR && jobs[i].reinit_rv == CKR_OK) {
 			busy++;
+		} else if (jobs[i].rv == CKR_DEVICE_ERROR) {
+			fprintf(stderr, "probe: thread %d: C_SignInit after a busy failure returned 0x%lx "
+			        "(the failed C_Sign left the operation active)\n", i, jobs[i].reinit_rv);
+			other++;
 		} else {
 			fprintf(stderr, "probe: thread %d got 0x%lx\n", i, jobs[i].rv);
 			other++;
