@@ -510,8 +510,10 @@ static int kdig(const char *const args[], const char *what, khsm_reply_t *reply)
 /* An empty DS answer from a server of the zone itself (server= naming the
  * child) would read as "the parent has none": a child-only server answers a
  * DS query with the child's own SOA (RFC 4035, 3.1.4.1), a parent server with
- * the parent's. */
-static int not_the_child(const khsm_server_t *server, const char *name, const char *what)
+ * the parent's. Only a clear answer counts: when this second question fails,
+ * the empty answer stands, so a parent server that lacks the DS is never
+ * dropped from the servers that must have it. */
+static bool answers_from_child(const khsm_server_t *server, const char *name)
 {
 	char at[300], port[8];
 	snprintf(at, sizeof(at), "@%s", server->address);
@@ -519,21 +521,15 @@ static int not_the_child(const khsm_server_t *server, const char *name, const ch
 	const char *args[] = { at, "-p", port, "-q", name, "-t", "DS", "+norec", "+noidn",
 	                       "+noall", "+header", "+authority", KDIG_TIMEOUT, KDIG_RETRY, NULL };
 	khsm_reply_t reply = { 0 };
-	int r = kdig(args, what, &reply);
-	if (r != KHSM_EOK) {
-		return r;
-	}
-	for (size_t i = 0; i < reply.count; i++) {
-		if (strcmp(reply.rrs[i].type, "SOA") == 0 && strcmp(reply.rrs[i].owner, name) == 0) {
-			khsm_err_detail("%s: this server answers from %s itself, not from its parent zone, "
-			                "where DS records live; name a server of the parent with "
-			                "server=ADDR[@PORT]", what, name);
-			r = KHSM_ETOOL;
-			break;
+	bool child = false;
+	if (kdig(args, name, &reply) == KHSM_EOK && reply.aa && strcmp(reply.rcode, "NOERROR") == 0) {
+		for (size_t i = 0; i < reply.count && !child; i++) {
+			child = strcmp(reply.rrs[i].type, "SOA") == 0 && strcmp(reply.rrs[i].owner, name) == 0;
 		}
 	}
+	khsm_err_clear();
 	khsm_reply_clear(&reply);
-	return r;
+	return child;
 }
 
 _public_
@@ -568,15 +564,20 @@ int khsm_parent_query_ds(const khsm_server_t *server, const char *zone, khsm_ds_
 		                "cache); ask a server of the parent zone", what);
 		r = KHSM_ETOOL;
 	} else {
-		r = khsm_reply_ds(&reply, name, ds_ptr, count_ptr);
+		khsm_ds_t *ds = NULL;
+		size_t count = 0;
+		r = khsm_reply_ds(&reply, name, &ds, &count);
 		if (r == KHSM_EPARSE) {
 			detail_prefix(what, "bad answer");
-		} else if (r == KHSM_EOK && *count_ptr == 0) {
-			r = not_the_child(server, name, what);
-			if (r != KHSM_EOK) {
-				khsm_ds_free(*ds_ptr, 0);
-				*ds_ptr = NULL;
-			}
+		} else if (r == KHSM_EOK && count == 0 && answers_from_child(server, name)) {
+			khsm_err_detail("%s: this server answers from %s itself, not from its parent zone, "
+			                "where DS records live; name a server of the parent with "
+			                "server=ADDR[@PORT]", what, name);
+			khsm_ds_free(ds, count);
+			r = KHSM_ETOOL;
+		} else if (r == KHSM_EOK) {
+			*ds_ptr = ds;
+			*count_ptr = count;
 		}
 	}
 	khsm_reply_clear(&reply);

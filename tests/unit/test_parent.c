@@ -24,6 +24,17 @@ static const char KDIG_NODATA[] =
 	";; ->>HEADER<<- opcode: QUERY; status: NOERROR; id: 31625\n"
 	";; Flags: qr aa; QUERY: 1; ANSWER: 0; AUTHORITY: 1; ADDITIONAL: 0\n";
 
+/* The authority section of an empty DS answer (+noall +header +authority):
+ * from a server of the parent (its SOA), and from one of the child only. */
+static const char KDIG_AUTH_PARENT[] =
+	";; ->>HEADER<<- opcode: QUERY; status: NOERROR; id: 31626\n"
+	";; Flags: qr aa; QUERY: 1; ANSWER: 0; AUTHORITY: 1; ADDITIONAL: 0\n"
+	"com.\t900\tIN\tSOA\ta.gtld-servers.net. nstld.verisign-grs.com. 1 1800 900 604800 86400\n";
+static const char KDIG_AUTH_CHILD[] =
+	";; ->>HEADER<<- opcode: QUERY; status: NOERROR; id: 31627\n"
+	";; Flags: qr aa; QUERY: 1; ANSWER: 0; AUTHORITY: 1; ADDITIONAL: 0\n"
+	"example.com.\t3600\tIN\tSOA\tns1.example.com. hostmaster.example.com. 1 60 60 600 3\n";
+
 /* A referral (name below a delegation): no AA flag. */
 static const char KDIG_REFERRAL[] =
 	";; ->>HEADER<<- opcode: QUERY; status: NOERROR; id: 60581\n"
@@ -316,11 +327,13 @@ static int fake_setup(void **state)
 	}
 	fprintf(f, "#!/bin/sh\n"
 	           "printf '%%s\\n' \"$@\" > \"%s/argv\"\n"
-	           "type=; prev=; for a in \"$@\"; do [ \"$prev\" = -t ] && type=$a; prev=$a; done\n"
-	           "eval \"out=\\${FAKE_KDIG_OUT_$type:-\\$FAKE_KDIG_OUT}\"\n"
+	           "type=; prev=; auth=; for a in \"$@\"; do [ \"$prev\" = -t ] && type=$a; prev=$a; "
+	           "[ \"$a\" = +authority ] && auth=_AUTH; done\n"
+	           "eval \"out=\\${FAKE_KDIG_OUT_$type:-\\$FAKE_KDIG_OUT}\"; rc=${FAKE_KDIG_RC:-0}\n"
+	           "[ -n \"$auth\" ] && out=${FAKE_KDIG_OUT_AUTH:-$out} && rc=${FAKE_KDIG_RC_AUTH:-$rc}\n"
 	           "printf '%%s' \"$out\"\n"
 	           "[ -n \"$FAKE_KDIG_ERR\" ] && printf '%%s\\n' \"$FAKE_KDIG_ERR\" >&2\n"
-	           "exit \"${FAKE_KDIG_RC:-0}\"\n", fake_dir);
+	           "exit \"$rc\"\n", fake_dir);
 	fclose(f);
 	chmod(path, 0700);
 	setenv("KHSM_KDIG", path, 1);
@@ -372,6 +385,27 @@ static void test_query_ds(void **state)
 	fake(KDIG_NODATA, 0, NULL);
 	assert_int_equal(khsm_parent_query_ds(&server, "example.com", &ds, &count), KHSM_EOK);
 	assert_int_equal(count, 0);
+
+	/* Empty, and the authority is the parent's SOA: the parent has no DS. */
+	setenv("FAKE_KDIG_OUT_AUTH", KDIG_AUTH_PARENT, 1);
+	assert_int_equal(khsm_parent_query_ds(&server, "example.com", &ds, &count), KHSM_EOK);
+	assert_int_equal(count, 0);
+	/* The child's own SOA: server= names the child, said so. */
+	setenv("FAKE_KDIG_OUT_AUTH", KDIG_AUTH_CHILD, 1);
+	ds = (khsm_ds_t *)&server;   /* outputs are untouched on failure */
+	count = 7;
+	assert_int_equal(khsm_parent_query_ds(&server, "example.com", &ds, &count), KHSM_ETOOL);
+	assert_non_null(strstr(khsm_err_last_detail(), "answers from example.com. itself"));
+	assert_ptr_equal(ds, &server);
+	assert_int_equal(count, 7);
+	ds = NULL;
+	/* The second question fails: the empty answer stands (the server must
+	 * not drop out of the servers that have to publish the DS). */
+	setenv("FAKE_KDIG_RC_AUTH", "9", 1);
+	assert_int_equal(khsm_parent_query_ds(&server, "example.com", &ds, &count), KHSM_EOK);
+	assert_int_equal(count, 0);
+	unsetenv("FAKE_KDIG_RC_AUTH");
+	unsetenv("FAKE_KDIG_OUT_AUTH");
 
 	khsm_err_clear();
 	fake(KDIG_REFERRAL, 0, NULL);
