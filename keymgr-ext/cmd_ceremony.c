@@ -27,6 +27,9 @@
 static char pin_dir[512];
 static char pin_path[600];
 static char conf_tmp[600];
+/* This run's archive directory: removed at the end (and on those signals)
+ * when nothing was archived in it; rmdir() leaves a directory with files. */
+static char archive_dir[700];
 
 static void remove_pin_files(void)
 {
@@ -58,6 +61,7 @@ static void on_signal(int sig)
 	if (pin_path[0]) unlink(pin_path);
 	if (conf_tmp[0]) unlink(conf_tmp);
 	if (pin_dir[0]) rmdir(pin_dir);
+	if (archive_dir[0]) rmdir(archive_dir);
 	signal(sig, SIG_DFL);
 	raise(sig);
 }
@@ -89,7 +93,16 @@ static int archive_claim(const char *base, const char *day, char **out)
 		char *dir = NULL;
 		int len = n == 1 ? asprintf(&dir, "%s/%s", base, day) : asprintf(&dir, "%s/%s.%u", base, day, n);
 		if (len < 0) return KHSM_ENOMEM;
+		if ((size_t)len >= sizeof(archive_dir)) {
+			khsm_err_detail("archive path too long: %s", dir);
+			free(dir);
+			return KHSM_EINVAL;
+		}
 		if (mkdir(dir, 0750) == 0) {
+			strcpy(archive_dir, dir);
+			signal(SIGINT, on_signal);
+			signal(SIGTERM, on_signal);
+			signal(SIGHUP, on_signal);
 			*out = dir;
 			return KHSM_EOK;
 		}
@@ -455,7 +468,10 @@ static int run_zones(cli_t *cli, const kv_t *kv)
 	}
 	/* A run that archived nothing (all skipped, or stopped early) leaves no
 	 * directory; rmdir() refuses a directory with files in it. */
-	if (archive) (void)rmdir(archive);
+	if (archive_dir[0]) {
+		(void)rmdir(archive_dir);
+		archive_dir[0] = '\0';
+	}
 	for (int i = 0; i < cli->zone_count; i++) free(zones[i]);
 	free(zones);
 	free(card_config);

@@ -149,3 +149,26 @@ contains "$ERR" "PIN for the KSK side" "no PIN source: refused"
 TMPDIR=$TMP/t run 0 "$KNOT_HSM" -c "$CONF" example.com ceremony until=+30d --pin-file "$PINF"
 contains "$OUT" "example.com.: pre-signed " "ceremony with a PIN read once"
 equals "$(ls -A "$TMP/t")" "" "the temporary PIN file and directory are gone"
+
+# Stopped by SIGTERM (a systemd stop) inside its first zone, before anything
+# was archived: no empty archive directory and no PIN file stay behind.
+cat > "$TMP/keymgr-slow" <<SH
+#!/bin/sh
+case " \$* " in *" pregenerate "*|*" generate-ksr "*) echo \$\$ > "$TMP/in-keymgr"; exec sleep 20 ;; esac
+exec keymgr "\$@"
+SH
+chmod +x "$TMP/keymgr-slow"
+before=$(ls "$D/knot-hsm-archive" | sort)
+KHSM_KEYMGR="$TMP/keymgr-slow" TMPDIR=$TMP/t "$KNOT_HSM" -c "$CONF" example.com ceremony until=+60d \
+	--pin-file "$PINF" > "$TMP/term.out" 2>&1 &
+pid=$!
+i=0
+until [ -f "$TMP/in-keymgr" ]; do
+	i=$((i + 1)); [ $i -le 200 ] || { kill $pid; fail "the ceremony never reached keymgr: $(cat "$TMP/term.out")"; }
+	sleep 0.05
+done
+kill -TERM $pid
+wait $pid && fail "the ceremony ignored SIGTERM"
+kill "$(cat "$TMP/in-keymgr")" 2>/dev/null || true
+equals "$(ls "$D/knot-hsm-archive" | sort)" "$before" "a ceremony stopped by SIGTERM leaves no empty archive directory"
+equals "$(ls -A "$TMP/t")" "" "nor its temporary PIN file"
