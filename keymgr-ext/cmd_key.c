@@ -662,8 +662,10 @@ static int keys_of_keystore(cli_t *cli, const khsm_conf_t *conf, const khsm_kasp
 			if (strcmp(e->zone, z.name) != 0 || e->key.public_only) continue;
 			/* Knot >= 3.5 says where each key lives ("PKCS11/<id>"); only
 			 * this card's count. */
-			if (e->key.keystore[0] && (strncmp(e->key.keystore, "PKCS11/", 7) != 0 ||
-			                           !id_is_one_of(e->key.keystore + 7, ids, n_ids))) continue;
+			static const char PKCS11[] = "PKCS11/";
+			const size_t plen = sizeof(PKCS11) - 1;
+			if (e->key.keystore[0] && (strncmp(e->key.keystore, PKCS11, plen) != 0 ||
+			                           !id_is_one_of(e->key.keystore + plen, ids, n_ids))) continue;
 			bool present = false;
 			for (size_t p = 0; p < priv.count && !present; p++) {
 				_cleanup_free_ char *hex = NULL;

@@ -278,4 +278,20 @@ for k in $COM_KSK $NET_KSK; do
 done
 pass "no KSK in software"
 lacks "$(cat "$D/knotd.log" "$D/knotd.out" "$CONF")" "$PIN" "no PIN in the log or the configuration"
+
+# A KSK whose card object is gone is reported once, although knot.conf names
+# the card under two keystore ids.
+pkcs11-tool --module "$SOFTHSM_MODULE" --token-label "$LABEL" --login --pin "$PIN" \
+	--delete-object --type privkey --id "$NET_KSK" > /dev/null 2>&1 || fail "could not delete the KSK of example.net."
+run 0 "$KNOT_HSM" -c "$CONF" keys
+equals "$(printf '%s\n' "$OUT" | grep -c "MISSING: example.net. $NET_KSK ")" 1 "a missing card KSK is reported once"
+equals "$(printf '%s\n' "$OUT" | grep -c "MISSING")" 1 "and nothing else is missing"
+run 0 "$KNOT_HSM" -c "$CONF" keys --json
+printf '%s\n' "$OUT" > "$TMP/keys.json"
+python3 - "$TMP/keys.json" "$NET_KSK" <<'PY' || fail "keys --json missing: $OUT"
+import json, sys
+doc = json.load(open(sys.argv[1]))
+assert [(m["zone"], m["id"]) for m in doc[0]["missing"]] == [("example.net.", sys.argv[2])], doc[0]["missing"]
+PY
+pass "keys --json lists it once under missing"
 echo "runtime: $(( $(date +%s) - start )) s"
