@@ -29,10 +29,10 @@ knotd_start() {
 	done
 }
 
-# knotd_dump_logs CONF: knotd's output and the log files beside CONF, to stderr,
-# so a failure in CI shows why the zone did not load.
+# knotd_dump_logs CONF: the output of the knotd started last and the log
+# files beside CONF, to stderr, so a failure in CI shows why a zone did not load.
 knotd_dump_logs() {
-	for f in ${KNOTD_OUT:-} "${1%/*}"/*.log; do
+	for f in "$KNOTD_OUT" "${1%/*}"/*.log; do
 		[ -f "$f" ] && { echo "--- $f" >&2; tail -n 60 "$f" >&2; }
 	done
 	return 0
