@@ -109,3 +109,19 @@ equals() { # got want description
 free_port() {
 	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
+
+# zone_files DIR TTL ZONE...: DIR/ZONE.zone for each ZONE, the small zone the
+# signing tests serve: SOA (minimum TTL), NS ns1, ns1 A, www A, all with TTL.
+zone_files() {
+	zf_dir=$1; zf_ttl=$2; shift 2
+	for zf_zone; do
+		cat > "$zf_dir/$zf_zone.zone" <<ZONE
+\$ORIGIN $zf_zone.
+\$TTL $zf_ttl
+@    SOA  ns1 hostmaster 1 60 60 600 $zf_ttl
+@    NS   ns1
+ns1  A    127.0.0.1
+www  A    192.0.2.1
+ZONE
+	done
+}

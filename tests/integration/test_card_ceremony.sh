@@ -37,16 +37,7 @@ offline_conf() {
 	mkdir -p "$oc_dir/run" "$oc_dir/zones" "$oc_dir/keys"
 	CONF=$oc_dir/knot.conf
 	KSKC=$oc_dir/knot-hsm-ksk.conf
-	for z; do
-		cat > "$oc_dir/zones/$z.zone" <<ZONE
-\$ORIGIN $z.
-\$TTL 60
-@    SOA  ns1 hostmaster 1 60 60 600 60
-@    NS   ns1
-ns1  A    127.0.0.1
-www  A    192.0.2.1
-ZONE
-	done
+	zone_files "$oc_dir/zones" 60 "$@"
 	oc_write() { # zone lines, include line, zones
 		oc_zl=$1; oc_inc=$2; shift 2
 		{

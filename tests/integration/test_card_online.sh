@@ -12,23 +12,9 @@
 # Needs the test-only Knot 3.5 build (sh tests/knot35/build.sh); without it the
 # test fails, it does not skip.
 . "$KHSM_SRCDIR/tests/integration/lib.sh"
-
-K35=${KHSM_KNOT35_DIR:-/var/cache/knot-hsm/knot35}/inst
-for t in knotd knotc keymgr; do
-	[ -x "$K35/sbin/$t" ] || fail "Knot 3.5 not built: run sh tests/knot35/build.sh (no $K35/sbin/$t)"
-done
-# knot-hsm runs these through KHSM_*, the test and knotd.sh through PATH.
-export KHSM_KEYMGR="$K35/sbin/keymgr" KHSM_KNOTC="$K35/sbin/knotc" KHSM_KNOTD="$K35/sbin/knotd"
-PATH=$K35/sbin:$PATH
-export PATH
+. "$KHSM_SRCDIR/tests/integration/knot35.sh"
 . "$KHSM_SRCDIR/tests/integration/knotd.sh"
 . "$KHSM_SRCDIR/tests/integration/cardsim.sh"
-
-v=$(knotd --version | sed -n 's/^knotd, Knot DNS \([0-9]*\)\.\([0-9]*\)\..*/\1 \2/p')
-set -- $v
-[ $# -eq 2 ] && { [ "$1" -gt 3 ] || { [ "$1" -eq 3 ] && [ "$2" -ge 5 ]; }; } ||
-	fail "$K35/sbin/knotd is not Knot 3.5 or later: $(knotd --version)"
-pass "knotd from $K35 is Knot $1.$2"
 
 # The card, for the whole test (cardsim reads its configuration when a process
 # loads it, and knotd loads it once):
@@ -49,14 +35,7 @@ contains "$stanza" "$CARDSIM" "the keystore stanza names the cardsim module"
 PORT=$(free_port)
 D=$TMP/knot
 mkdir -p "$D/run" "$D/zones" "$D/kasp"
-cat > "$D/zones/example.com.zone" <<'ZONE'
-$ORIGIN example.com.
-$TTL 3
-@    SOA  ns1 hostmaster 1 60 60 600 3
-@    NS   ns1
-ns1  A    127.0.0.1
-www  A    192.0.2.1
-ZONE
+zone_files "$D/zones" 3 example.com
 CONF=$D/knot.conf
 write_conf() { # include-line dnssec-policy-line
 	cat > "$CONF" <<CONF

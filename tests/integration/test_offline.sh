@@ -19,16 +19,7 @@ stanza=$OUT
 PORT=$(free_port)
 D=$TMP/knot
 mkdir -p "$D/run" "$D/zones" "$D/keys"
-for z in example.com example.net; do
-	cat > "$D/zones/$z.zone" <<ZONE
-\$ORIGIN $z.
-\$TTL 2
-@    SOA  ns1 hostmaster 1 60 60 600 2
-@    NS   ns1
-ns1  A    127.0.0.1
-www  A    192.0.2.1
-ZONE
-done
+zone_files "$D/zones" 2 example.com example.net
 CONF=$D/knot.conf
 write_conf() { # $1: extra zone lines, $2: include line
 	cat > "$CONF" <<CONF
