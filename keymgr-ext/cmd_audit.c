@@ -71,29 +71,41 @@ static void print_summary_text(const char *path, const khsm_audit_summary_t *s)
 
 static void print_summary_json(const char *path, const khsm_audit_summary_t *s)
 {
-	printf("{\"file\": ");
-	khsm_json_string(stdout, path);
-	printf(", \"lines\": %lu, \"intact\": %s, \"broken_line\": %lu, \"reason\": ",
-	       s->broken_line ? s->broken_line - 1 : s->lines, s->broken_line ? "false" : "true",
-	       s->broken_line);
-	khsm_json_string(stdout, s->broken_line ? s->reason : NULL);
-	printf(", \"head\": \"%s\", \"first\": ", s->head);
-	khsm_json_string(stdout, s->first_time);
-	printf(", \"last\": ");
-	khsm_json_string(stdout, s->last_time);
-	printf(", \"signatures\": [");
+	khsm_json_t j;
+	khsm_json_init(&j, stdout, KHSM_JSON_INLINE);
+	khsm_json_object(&j, NULL);
+	khsm_json_str(&j, "file", path);
+	khsm_json_uint(&j, "lines", s->broken_line ? s->broken_line - 1 : s->lines);
+	khsm_json_bool(&j, "intact", !s->broken_line);
+	khsm_json_uint(&j, "broken_line", s->broken_line);
+	khsm_json_str(&j, "reason", s->broken_line ? s->reason : NULL);
+	khsm_json_str(&j, "head", s->head);
+	khsm_json_str(&j, "first", s->first_time);
+	khsm_json_str(&j, "last", s->last_time);
+	khsm_json_array(&j, "signatures");
 	for (size_t i = 0; i < s->sig_count; i++) {
-		printf("%s{\"day\": \"%s\", \"key\": ", i ? ", " : "", s->sigs[i].day);
-		khsm_json_string(stdout, s->sigs[i].key);
-		printf(", \"count\": %lu, \"software\": %lu}", s->sigs[i].count, s->sigs[i].software);
+		khsm_json_object(&j, NULL);
+		khsm_json_str(&j, "day", s->sigs[i].day);
+		khsm_json_str(&j, "key", s->sigs[i].key);
+		khsm_json_uint(&j, "count", s->sigs[i].count);
+		khsm_json_uint(&j, "software", s->sigs[i].software);
+		khsm_json_end(&j);
 	}
-	printf("], \"logins_ok\": %lu, \"logins_failed\": %lu, \"software\": %lu, \"failed_calls\": [",
-	       s->logins_ok, s->logins_failed, s->software_ops);
+	khsm_json_end(&j);
+	khsm_json_uint(&j, "logins_ok", s->logins_ok);
+	khsm_json_uint(&j, "logins_failed", s->logins_failed);
+	khsm_json_uint(&j, "software", s->software_ops);
+	khsm_json_array(&j, "failed_calls");
 	for (size_t i = 0; i < s->fail_count; i++) {
-		printf("%s{\"fn\": \"%s\", \"rv\": \"%s\", \"count\": %lu}", i ? ", " : "",
-		       s->fails[i].fn, s->fails[i].rv, s->fails[i].count);
+		khsm_json_object(&j, NULL);
+		khsm_json_str(&j, "fn", s->fails[i].fn);
+		khsm_json_str(&j, "rv", s->fails[i].rv);
+		khsm_json_uint(&j, "count", s->fails[i].count);
+		khsm_json_end(&j);
 	}
-	printf("]}\n");
+	khsm_json_end(&j);
+	khsm_json_end(&j);
+	putchar('\n');
 }
 
 static int audit_verify(cli_t *cli, const char *path)

@@ -518,24 +518,15 @@ int cmd_import(cli_t *cli)
 
 /* -- keys ------------------------------------------------------------------ */
 
-typedef struct {
-	char *id_hex;
-	char *label;
-	int algorithm;
-	unsigned bits;
-	int tag;           /* -1 unknown */
-	bool has_private;
-} cardkey_row_t;
-
-static void print_zones_using(const khsm_kasp_index_t *kasp, const char *id_hex, bool json)
+/* The zones whose KASP uses the key: JSON strings to j, or text. */
+static void print_zones_using(const khsm_kasp_index_t *kasp, const char *id_hex, khsm_json_t *j)
 {
 	size_t pos = 0;
 	const khsm_kasp_entry_t *e;
 	const char *sep = "";
 	while ((e = khsm_kasp_next(kasp, id_hex, &pos))) {
-		if (json) {
-			printf("%s", sep);
-			khsm_json_string(stdout, e->zone);
+		if (j) {
+			khsm_json_str(j, NULL, e->zone);
 		} else {
 			printf("%s%s (%s)", sep, e->zone, e->key.ksk && e->key.zsk ? "CSK" : e->key.ksk ? "KSK" : "ZSK");
 		}
@@ -557,7 +548,7 @@ static bool id_is_one_of(const char *id, const char *const *ids, size_t n_ids)
  * card is listed once. */
 static int keys_of_keystore(cli_t *cli, const khsm_conf_t *conf, const khsm_kasp_index_t *kasp,
                             const khsm_conf_keystore_t *kscfg, const char *const *ids, size_t n_ids,
-                            bool first)
+                            khsm_json_t *j, bool first)
 {
 	_cleanup_pin_ khsm_pin_t *pin = NULL;
 	_cleanup_keystore_ khsm_keystore_t *ks = NULL;
@@ -573,21 +564,18 @@ static int keys_of_keystore(cli_t *cli, const khsm_conf_t *conf, const khsm_kasp
 		return cli_error(r, "keystore %s", kscfg->id);
 	}
 
-	if (cli->json) {
-		printf("%s  {\"keystore\": ", first ? "" : ",\n");
-		khsm_json_string(stdout, kscfg->id);
-		printf(", \"ids\": [");
-		for (size_t i = 0; i < n_ids; i++) {
-			printf("%s", i ? ", " : "");
-			khsm_json_string(stdout, ids[i]);
-		}
-		printf("], \"keys\": [");
+	if (j) {
+		khsm_json_object(j, NULL);
+		khsm_json_str(j, "keystore", kscfg->id);
+		khsm_json_array(j, "ids");
+		for (size_t i = 0; i < n_ids; i++) khsm_json_str(j, NULL, ids[i]);
+		khsm_json_end(j);
+		khsm_json_array(j, "keys");
 	} else {
 		printf("%skeystore %s", first ? "" : "\n", ids[0]);
 		for (size_t i = 1; i < n_ids; i++) printf(", %s", ids[i]);
 		printf(": %s\n", khsm_keystore_uri(ks));
 	}
-	const char *sep = "";
 	for (size_t i = 0; i < priv.count; i++) {
 		const khsm_cardobj_t *o = &priv.items[i];
 		_cleanup_free_ char *hex = NULL;
@@ -619,35 +607,36 @@ static int keys_of_keystore(cli_t *cli, const khsm_conf_t *conf, const khsm_kasp
 			khsm_err_clear();
 		}
 		const char *algname = alg ? khsm_algorithm_name(alg) : NULL;
-		if (cli->json) {
-			printf("%s\n    {\"label\": ", sep);
-			khsm_json_string(stdout, o->label);
-			printf(", \"id\": ");
-			khsm_json_string(stdout, hex);
-			printf(", \"algorithm\": ");
-			khsm_json_string(stdout, algname);
-			printf(", \"bits\": %u, \"key_tag\": ", bits);
-			if (tag >= 0) printf("%d", tag); else printf("null");
-			printf(", \"zones\": [");
-			if (hex) print_zones_using(kasp, hex, true);
-			printf("], \"unused\": %s}", used ? "false" : "true");
+		if (j) {
+			khsm_json_object(j, NULL);
+			khsm_json_str(j, "label", o->label);
+			khsm_json_str(j, "id", hex);
+			khsm_json_str(j, "algorithm", algname);
+			khsm_json_uint(j, "bits", bits);
+			if (tag >= 0) khsm_json_int(j, "key_tag", tag); else khsm_json_null(j, "key_tag");
+			khsm_json_array(j, "zones");
+			if (hex) print_zones_using(kasp, hex, j);
+			khsm_json_end(j);
+			khsm_json_bool(j, "unused", !used);
+			khsm_json_end(j);
 		} else {
 			char tagbuf[16] = "?";
 			if (tag >= 0) snprintf(tagbuf, sizeof(tagbuf), "%d", tag);
 			printf("  %s  tag %s  %s %u bits  label '%s'\n", hex ? hex : "(no CKA_ID)", tagbuf,
 			       algname ? algname : "?", bits, o->label ? o->label : "");
 			printf("    zones: ");
-			if (used) print_zones_using(kasp, hex, false);
+			if (used) print_zones_using(kasp, hex, NULL);
 			else printf("none: on the card, used by no zone%s", hex ? "" : " (and Knot cannot use "
 			            "it without a CKA_ID: knot-hsm ZONE import label=... fix-id=yes)");
 			printf("\n");
 		}
-		sep = ",";
 	}
 
 	/* KASP keys of zones on this keystore whose card object is gone. */
-	if (cli->json) printf("\n  ], \"missing\": [");
-	sep = "";
+	if (j) {
+		khsm_json_end(j);
+		khsm_json_array(j, "missing");
+	}
 	for (size_t i = 0; i < khsm_conf_zone_count(conf); i++) {
 		const khsm_conf_zone_t *zc = khsm_conf_zone_at(conf, i);
 		khsm_zone_t z = { 0 };
@@ -673,20 +662,22 @@ static int keys_of_keystore(cli_t *cli, const khsm_conf_t *conf, const khsm_kasp
 				          strcmp(hex, e->key.id) == 0;
 			}
 			if (present) continue;
-			if (cli->json) {
-				printf("%s{\"zone\": ", sep);
-				khsm_json_string(stdout, e->zone);
-				printf(", \"id\": ");
-				khsm_json_string(stdout, e->key.id);
-				printf(", \"key_tag\": %u}", e->key.tag);
+			if (j) {
+				khsm_json_object(j, NULL);
+				khsm_json_str(j, "zone", e->zone);
+				khsm_json_str(j, "id", e->key.id);
+				khsm_json_uint(j, "key_tag", e->key.tag);
+				khsm_json_end(j);
 			} else {
 				printf("  MISSING: %s %s tag %u is in KASP but not on the card\n", e->zone, e->key.id, e->key.tag);
 			}
-			sep = ", ";
 		}
 		khsm_zone_clear(&z);
 	}
-	if (cli->json) printf("]}");
+	if (j) {
+		khsm_json_end(j);
+		khsm_json_end(j);
+	}
 	khsm_cardobjs_clear(&priv);
 	khsm_cardobjs_clear(&pub);
 	return CLI_OK;
@@ -717,7 +708,13 @@ int cmd_keys(cli_t *cli)
 		if (r != KHSM_EOK) return cli_error(r, "%s", ksk_side);
 	}
 
-	if (cli->json) printf("[\n");
+	khsm_json_t json;
+	khsm_json_t *j = NULL;
+	if (cli->json) {
+		khsm_json_init(&json, stdout, KHSM_JSON_LINES);
+		j = &json;
+		khsm_json_array(j, NULL);
+	}
 	size_t shown = 0;
 	size_t n = khsm_conf_keystore_count(conf);
 	_cleanup_free_ const char **ids = calloc(n ? n : 1, sizeof(*ids));
@@ -727,21 +724,24 @@ int cmd_keys(cli_t *cli)
 		if (!is_pkcs11(ks)) continue;
 		/* A card already listed under an earlier id is not listed again. */
 		bool seen = false;
-		for (size_t j = 0; j < i && !seen; j++) {
-			const khsm_conf_keystore_t *o = khsm_conf_keystore_at(conf, j);
+		for (size_t k = 0; k < i && !seen; k++) {
+			const khsm_conf_keystore_t *o = khsm_conf_keystore_at(conf, k);
 			seen = is_pkcs11(o) && strcmp(o->config, ks->config) == 0;
 		}
 		if (seen) continue;
 		size_t n_ids = 0;
-		for (size_t j = i; j < n; j++) {
-			const khsm_conf_keystore_t *o = khsm_conf_keystore_at(conf, j);
+		for (size_t k = i; k < n; k++) {
+			const khsm_conf_keystore_t *o = khsm_conf_keystore_at(conf, k);
 			if (is_pkcs11(o) && strcmp(o->config, ks->config) == 0) ids[n_ids++] = o->id;
 		}
-		int rc = keys_of_keystore(cli, conf, &kasp, ks, ids, n_ids, shown == 0);
+		int rc = keys_of_keystore(cli, conf, &kasp, ks, ids, n_ids, j, shown == 0);
 		if (rc != CLI_OK) return rc;
 		shown++;
 	}
-	if (cli->json) printf("\n]\n");
+	if (j) {
+		khsm_json_end(j);
+		putchar('\n');
+	}
 	if (shown == 0) {
 		khsm_err_detail("%s has no pkcs11 keystore", zone_conf_path(cli));
 		return cli_error(KHSM_ECONFIG, NULL);

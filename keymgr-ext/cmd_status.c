@@ -352,35 +352,48 @@ int cmd_status(cli_t *cli)
 	if (count == 0) worst = ST_UNKNOWN;
 
 	if (cli->json) {
-		printf("{\"state\": \"%s\", \"exit\": %d, \"warn_days\": %" PRId64 ", \"crit_days\": %" PRId64
-		       ", \"zones\": [", ST_NAME[worst], worst, warn / 86400, crit / 86400);
+		khsm_json_t j;
+		khsm_json_init(&j, stdout, KHSM_JSON_LINES);
+		khsm_json_object(&j, NULL);
+		khsm_json_str(&j, "state", ST_NAME[worst]);
+		khsm_json_int(&j, "exit", worst);
+		khsm_json_int(&j, "warn_days", warn / 86400);
+		khsm_json_int(&j, "crit_days", crit / 86400);
+		khsm_json_array(&j, "zones");
 		for (size_t i = 0; i < count; i++) {
 			zone_status_t *s = &st[i];
 			char a[32] = "", b[32] = "";
 			if (s->period_end) iso(s->period_end, a, sizeof(a));
 			if (s->valid_until) iso(s->valid_until, b, sizeof(b));
-			printf("%s\n  {\"zone\": ", i ? "," : "");
-			khsm_json_string(stdout, s->zone);
-			printf(", \"mode\": \"%s\", \"card_ksk\": \"%s\", \"state\": \"%s\", ", s->mode,
-			       s->card_ksk, ST_NAME[s->state]);
+			khsm_json_object(&j, NULL);
+			khsm_json_str(&j, "zone", s->zone);
+			khsm_json_str(&j, "mode", s->mode);
+			khsm_json_str(&j, "card_ksk", s->card_ksk);
+			khsm_json_str(&j, "state", ST_NAME[s->state]);
 			if (s->period_end) {
-				printf("\"period_end\": %" PRId64 ", \"period_end_iso\": \"%s\", \"remaining_seconds\": %"
-				       PRId64 ", ", s->period_end, a, s->period_end - now);
+				khsm_json_int(&j, "period_end", s->period_end);
+				khsm_json_str(&j, "period_end_iso", a);
+				khsm_json_int(&j, "remaining_seconds", s->period_end - now);
 			} else {
-				printf("\"period_end\": null, \"period_end_iso\": null, \"remaining_seconds\": null, ");
+				khsm_json_null(&j, "period_end");
+				khsm_json_null(&j, "period_end_iso");
+				khsm_json_null(&j, "remaining_seconds");
 			}
 			if (s->valid_until) {
-				printf("\"valid_until\": %" PRId64 ", \"valid_until_iso\": \"%s\", ", s->valid_until, b);
+				khsm_json_int(&j, "valid_until", s->valid_until);
+				khsm_json_str(&j, "valid_until_iso", b);
 			} else {
-				printf("\"valid_until\": null, \"valid_until_iso\": null, ");
+				khsm_json_null(&j, "valid_until");
+				khsm_json_null(&j, "valid_until_iso");
 			}
-			printf("\"next_zsk_event\": ");
-			khsm_json_string(stdout, s->next_event[0] ? s->next_event : NULL);
-			printf(", \"ds_at_parent\": %s, \"message\": ", s->ds_waiting ? "\"waiting\"" : "null");
-			khsm_json_string(stdout, s->message);
-			printf("}");
+			khsm_json_str(&j, "next_zsk_event", s->next_event[0] ? s->next_event : NULL);
+			khsm_json_str(&j, "ds_at_parent", s->ds_waiting ? "waiting" : NULL);
+			khsm_json_str(&j, "message", s->message);
+			khsm_json_end(&j);
 		}
-		printf("%s]}\n", count ? "\n" : "");
+		khsm_json_end(&j);
+		khsm_json_end(&j);
+		putchar('\n');
 	} else {
 		printf("%s: %zu zone(s), warn %" PRId64 " d, crit %" PRId64 " d\n",
 		       worst == ST_OK ? "OK" : worst == ST_WARN ? "WARNING" : worst == ST_CRIT ? "CRITICAL" : "UNKNOWN",

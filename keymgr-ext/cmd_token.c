@@ -78,52 +78,40 @@ static void print_token_text(const khsm_token_t *t)
 	free(caps);
 }
 
-static void print_token_json(const khsm_token_t *t)
+static void print_token_json(khsm_json_t *j, const khsm_token_t *t)
 {
-	printf("  {\"label\": ");
-	khsm_json_string(stdout, t->label);
-	printf(", \"manufacturer\": ");
-	khsm_json_string(stdout, t->manufacturer);
-	printf(", \"model\": ");
-	khsm_json_string(stdout, t->model);
-	printf(", \"serial\": ");
-	khsm_json_string(stdout, t->serial);
-	printf(", \"module\": ");
-	khsm_json_string(stdout, t->module_path);
-	printf(", \"module_name\": ");
-	khsm_json_string(stdout, t->module_name);
-	printf(", \"slot\": %lu, \"flags\": [", t->slot_id);
-	const char *sep = "";
+	khsm_json_object(j, NULL);
+	khsm_json_str(j, "label", t->label);
+	khsm_json_str(j, "manufacturer", t->manufacturer);
+	khsm_json_str(j, "model", t->model);
+	khsm_json_str(j, "serial", t->serial);
+	khsm_json_str(j, "module", t->module_path);
+	khsm_json_str(j, "module_name", t->module_name);
+	khsm_json_uint(j, "slot", t->slot_id);
+	khsm_json_array(j, "flags");
 	for (size_t i = 0; i < sizeof(FLAG_NAMES) / sizeof(FLAG_NAMES[0]); i++) {
-		if (t->flags & FLAG_NAMES[i].bit) {
-			printf("%s\"%s\"", sep, FLAG_NAMES[i].name);
-			sep = ", ";
-		}
+		if (t->flags & FLAG_NAMES[i].bit) khsm_json_str(j, NULL, FLAG_NAMES[i].name);
 	}
-	printf("], \"uri\": ");
-	khsm_json_string(stdout, t->uri);
-	printf(", \"dnssec\": [");
-	sep = "";
+	khsm_json_end(j);
+	khsm_json_str(j, "uri", t->uri);
 	unsigned usable = khsm_caps_usable(t->caps);
+	khsm_json_array(j, "dnssec");
 	for (size_t i = 0; i < sizeof(CAP_NAMES) / sizeof(CAP_NAMES[0]); i++) {
-		if (usable & CAP_NAMES[i].cap) {
-			printf("%s\"%s\"", sep, CAP_NAMES[i].name);
-			sep = ", ";
-		}
+		if (usable & CAP_NAMES[i].cap) khsm_json_str(j, NULL, CAP_NAMES[i].name);
 	}
-	printf("], \"dnssec_token_only\": [");
-	sep = "";
+	khsm_json_end(j);
+	khsm_json_array(j, "dnssec_token_only");
 	for (size_t i = 0; i < sizeof(CAP_NAMES) / sizeof(CAP_NAMES[0]); i++) {
-		if ((t->caps & ~usable) & CAP_NAMES[i].cap) {
-			printf("%s\"%s\"", sep, CAP_NAMES[i].name);
-			sep = ", ";
-		}
+		if ((t->caps & ~usable) & CAP_NAMES[i].cap) khsm_json_str(j, NULL, CAP_NAMES[i].name);
 	}
-	printf("]");
+	khsm_json_end(j);
 	if (t->caps & KHSM_CAP_RSA) {
-		printf(", \"rsa_bits\": [%lu, %lu]", t->rsa_min_bits, t->rsa_max_bits);
+		khsm_json_array(j, "rsa_bits");
+		khsm_json_uint(j, NULL, t->rsa_min_bits);
+		khsm_json_uint(j, NULL, t->rsa_max_bits);
+		khsm_json_end(j);
 	}
-	printf("}");
+	khsm_json_end(j);
 }
 
 int cmd_tokens(cli_t *cli)
@@ -139,12 +127,14 @@ int cmd_tokens(cli_t *cli)
 	}
 	size_t n = khsm_tokens_count(tokens);
 	if (cli->json) {
-		printf("[\n");
+		khsm_json_t j;
+		khsm_json_init(&j, stdout, KHSM_JSON_LINES);
+		khsm_json_array(&j, NULL);
 		for (size_t i = 0; i < n; i++) {
-			print_token_json(khsm_tokens_at(tokens, i));
-			printf("%s\n", i + 1 < n ? "," : "");
+			print_token_json(&j, khsm_tokens_at(tokens, i));
 		}
-		printf("]\n");
+		khsm_json_end(&j);
+		putchar('\n');
 	} else {
 		for (size_t i = 0; i < n; i++) {
 			printf("%s", i ? "\n" : "");

@@ -10,6 +10,7 @@
 #include "audit.h"
 #include "error.h"
 #include "internal.h"
+#include "json.h"
 
 /* Longest last line read back before appending; anything longer is damage. */
 #define TAIL_MAX (1024 * 1024)
@@ -36,60 +37,18 @@ static int genesis_hash(char *out)
 	return khsm_audit_hash(KHSM_AUDIT_GENESIS, strlen(KHSM_AUDIT_GENESIS), out);
 }
 
-/* Length of a valid UTF-8 sequence at s (at most n bytes), 0 if invalid. */
-static size_t utf8_len(const unsigned char *s, size_t n)
-{
-	size_t need;
-	uint32_t cp;
-	if (s[0] < 0x80) return 1;
-	if ((s[0] & 0xe0) == 0xc0) { need = 2; cp = s[0] & 0x1f; }
-	else if ((s[0] & 0xf0) == 0xe0) { need = 3; cp = s[0] & 0x0f; }
-	else if ((s[0] & 0xf8) == 0xf0) { need = 4; cp = s[0] & 0x07; }
-	else return 0;
-	if (n < need) return 0;
-	for (size_t i = 1; i < need; i++) {
-		if ((s[i] & 0xc0) != 0x80) return 0;
-		cp = (cp << 6) | (s[i] & 0x3f);
-	}
-	static const uint32_t MIN[] = { 0, 0, 0x80, 0x800, 0x10000 };
-	if (cp < MIN[need] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return 0;
-	return need;
-}
-
 _public_
 int khsm_audit_json_string(const char *s, size_t len, char **json_ptr)
 {
-	char *out = malloc(len * 6 + 3);
-	if (!out) return KHSM_ENOMEM;
-	char *o = out;
-	*o++ = '"';
-	const unsigned char *p = (const unsigned char *)s;
-	for (size_t i = 0; i < len;) {
-		unsigned char c = p[i];
-		if (c == '"' || c == '\\') {
-			*o++ = '\\';
-			*o++ = (char)c;
-			i++;
-		} else if (c < 0x20 || c == 0x7f) {
-			o += sprintf(o, "\\u%04x", c);
-			i++;
-		} else if (c < 0x80) {
-			*o++ = (char)c;
-			i++;
-		} else {
-			size_t n = utf8_len(p + i, len - i);
-			if (n == 0) {
-				o += sprintf(o, "\\u%04x", c);
-				i++;
-			} else {
-				memcpy(o, p + i, n);
-				o += n;
-				i += n;
-			}
-		}
+	char *out = NULL;
+	size_t size = 0;
+	FILE *f = open_memstream(&out, &size);
+	if (!f) return KHSM_ENOMEM;
+	khsm_json_string_n(f, s, len);
+	if (fclose(f) != 0) {
+		free(out);
+		return KHSM_ENOMEM;
 	}
-	*o++ = '"';
-	*o = '\0';
 	*json_ptr = out;
 	return KHSM_EOK;
 }

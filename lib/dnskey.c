@@ -913,9 +913,9 @@ int khsm_epp_secdns_create(const dnssec_key_t *const *keys, size_t count,
 	return membuf_close(&m, r, xml_ptr);
 }
 
-/* -- JSON (escaping by json.c) -- */
+/* -- JSON (json.c's writer, compact) -- */
 
-static int json_ds(FILE *f, const dnssec_key_t *key, uint8_t digest_type)
+static int json_ds(khsm_json_t *j, const dnssec_key_t *key, uint8_t digest_type)
 {
 	_cleanup_free_ char *hex = NULL;
 	_cleanup_free_ char *line = NULL;
@@ -926,11 +926,11 @@ static int json_ds(FILE *f, const dnssec_key_t *key, uint8_t digest_type)
 	if (r != KHSM_EOK) {
 		return r;
 	}
-	fprintf(f, "{\"digest_type\":%u,\"digest\":", digest_type);
-	khsm_json_string(f, hex);
-	fputs(",\"text\":", f);
-	khsm_json_string(f, line);
-	fputc('}', f);
+	khsm_json_object(j, NULL);
+	khsm_json_uint(j, "digest_type", digest_type);
+	khsm_json_str(j, "digest", hex);
+	khsm_json_str(j, "text", line);
+	khsm_json_end(j);
 	return KHSM_EOK;
 }
 
@@ -960,19 +960,20 @@ int khsm_dnskey_json(const dnssec_key_t *key, khsm_digest_t digest, char **json_
 	if (r != KHSM_EOK) {
 		return r;
 	}
-	fputs("{\"zone\":", m.f);
-	khsm_json_string(m.f, zone);
-	fprintf(m.f, ",\"key_tag\":%u,\"algorithm\":%u,\"algorithm_name\":", info.key_tag, info.algorithm);
-	khsm_json_string(m.f, info.algorithm_name);
-	fprintf(m.f, ",\"flags\":%u,\"dnskey\":", info.flags);
-	khsm_json_string(m.f, dnskey);
-	fputs(",\"ds\":[", m.f);
+	khsm_json_t j;
+	khsm_json_init(&j, m.f, KHSM_JSON_COMPACT);
+	khsm_json_object(&j, NULL);
+	khsm_json_str(&j, "zone", zone);
+	khsm_json_uint(&j, "key_tag", info.key_tag);
+	khsm_json_uint(&j, "algorithm", info.algorithm);
+	khsm_json_str(&j, "algorithm_name", info.algorithm_name);
+	khsm_json_uint(&j, "flags", info.flags);
+	khsm_json_str(&j, "dnskey", dnskey);
+	khsm_json_array(&j, "ds");
 	for (size_t i = 0; i < ntypes && r == KHSM_EOK; i++) {
-		if (i > 0) {
-			fputc(',', m.f);
-		}
-		r = json_ds(m.f, key, types[i]);
+		r = json_ds(&j, key, types[i]);
 	}
-	fputs("]}", m.f);
+	khsm_json_end(&j);
+	khsm_json_end(&j);
 	return membuf_close(&m, r, json_ptr);
 }

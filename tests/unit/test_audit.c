@@ -363,7 +363,7 @@ static void test_json_string(void **state)
 	char *j = NULL;
 	const char in[] = "a\"b\\c\n\x01\xc3\xa9\xff z";
 	assert_int_equal(khsm_audit_json_string(in, sizeof(in) - 1, &j), KHSM_EOK);
-	assert_string_equal(j, "\"a\\\"b\\\\c\\u000a\\u0001\xc3\xa9\\u00ff z\"");
+	assert_string_equal(j, "\"a\\\"b\\\\c\\n\\u0001\xc3\xa9\\u00ff z\"");
 	free(j);
 }
 

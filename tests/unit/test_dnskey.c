@@ -554,29 +554,6 @@ static void test_json(void **state)
 	dnssec_key_free(p384);
 }
 
-/* The escaper of json.c, as khsm_dnskey_json() uses it. */
-static char *json_quote(const char *text)
-{
-	char *buf = NULL;
-	size_t size = 0;
-	FILE *f = open_memstream(&buf, &size);
-	assert_non_null(f);
-	khsm_json_string(f, text);
-	assert_int_equal(fclose(f), 0);
-	return buf;
-}
-
-static void test_json_escape(void **state)
-{
-	(void)state;
-	char *out = json_quote("a\"b\\c\x01" "d\n\t\x1f/\xc3\xbc");
-	assert_string_equal(out, "\"a\\\"b\\\\c\\u0001d\\n\\t\\u001f/\xc3\xbc\"");
-	free(out);
-	out = json_quote("");
-	assert_string_equal(out, "\"\"");
-	free(out);
-}
-
 static void test_xml_escape(void **state)
 {
 	(void)state;
@@ -607,7 +584,6 @@ int main(void)
 		cmocka_unit_test(test_ds_errors),
 		cmocka_unit_test(test_epp),
 		cmocka_unit_test(test_json),
-		cmocka_unit_test(test_json_escape),
 		cmocka_unit_test(test_xml_escape),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
