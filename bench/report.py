@@ -106,6 +106,11 @@ def write(results, meta, top, quick, work):
             dat += f"\"{c.split(',')[0]}, {c.split(',')[1].strip()}\" {med(r)} {min(r)} {max(r)}\n"
     o.append(table(["case", "runs", "wall s", "min", "max", "card-bound s", "signatures", "logins",
                     "ratio", "min", "max"], rows) + "\n")
+    restarts = len(vals(results, "ceremony", None, "restarts"))
+    if restarts:
+        o.append(f"{restarts} rep(s) were restarted from their snapshot: SoftHSM, the simulator's store, showed "
+                 "its token as not available to one process while another opened it (SoftHSMv2 issue #757), "
+                 "and the ceremony stopped at that zone as it does when a card goes away.\n\n")
     kc = [c for c in cases(results, "ceremony") if c.endswith("signer=keymgr")]
     for c in kc:
         twin = c.replace("signer=keymgr", "signer=card")
