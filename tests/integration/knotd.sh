@@ -16,6 +16,23 @@ knotd_stop_all() {
 }
 on_cleanup knotd_stop_all
 
+# knotd_conf_head DIR PORT KASP_DB: the server, database and log sections of
+# a test knotd: run files and zone storage in DIR, listening on 127.0.0.1@PORT
+# only, its log in DIR/knotd.log (which knotd_dump_logs shows).
+knotd_conf_head() {
+	cat <<HEAD
+server:
+    rundir: $1/run
+    listen: 127.0.0.1@$2
+database:
+    storage: $1
+    kasp-db: $3
+log:
+  - target: $1/knotd.log
+    any: info
+HEAD
+}
+
 # knotd_start CONF LOG: start knotd with CONF, wait until knotc answers (10 s at most).
 knotd_start() {
 	knotd -c "$1" >"$2" 2>&1 &

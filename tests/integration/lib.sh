@@ -62,6 +62,18 @@ pin_file() {
 	(umask 077; printf '%s' "$PIN" > "$1")
 }
 
+# card_keystore: the SoftHSM token the tests call the card, its PIN file and
+# the knot.conf keystore stanza (id card) knot-hsm prints for them; sets
+# LABEL, PINF and stanza.
+card_keystore() {
+	LABEL="SmartCard-HSM (UserPIN)"
+	token_init "$LABEL"
+	PINF="$TMP/card.pin"
+	pin_file "$PINF"
+	run 0 "$KNOT_HSM" keystore --token "$LABEL" --pin-file "$PINF" --id card
+	stanza=$OUT
+}
+
 # A key pair made outside knot-hsm, with pkcs11-tool as operators do.
 keygen_p11tool() { # token label, object label, hex id
 	pkcs11-tool --module "$SOFTHSM_MODULE" --token-label "$1" --login --pin "$PIN" \

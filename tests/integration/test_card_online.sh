@@ -39,15 +39,7 @@ zone_files "$D/zones" 3 example.com
 CONF=$D/knot.conf
 write_conf() { # include-line dnssec-policy-line
 	cat > "$CONF" <<CONF
-server:
-    rundir: $D/run
-    listen: 127.0.0.1@$PORT
-database:
-    storage: $D
-    kasp-db: $D/kasp
-log:
-  - target: $D/knotd.log
-    any: info
+$(knotd_conf_head "$D" "$PORT" "$D/kasp")
 $stanza
 $1
 template:

@@ -4,12 +4,7 @@
 # name with a warning, and the errors an operator can make.
 . "$KHSM_SRCDIR/tests/integration/lib.sh"
 
-LABEL="SmartCard-HSM (UserPIN)"
-token_init "$LABEL"
-PINF="$TMP/card.pin"
-pin_file "$PINF"
-run 0 "$KNOT_HSM" keystore --token "$LABEL" --pin-file "$PINF" --id card
-stanza=$OUT
+card_keystore
 
 mkdir -p "$TMP/kasp"
 CONF="$TMP/knot.conf"

@@ -7,12 +7,7 @@
 . "$KHSM_SRCDIR/tests/integration/lib.sh"
 . "$KHSM_SRCDIR/tests/integration/knotd.sh"
 
-LABEL="SmartCard-HSM (UserPIN)"
-token_init "$LABEL"
-PINF="$TMP/card.pin"
-pin_file "$PINF"
-run 0 "$KNOT_HSM" keystore --token "$LABEL" --pin-file "$PINF" --id card
-stanza=$OUT
+card_keystore
 
 PORT=$(free_port)
 PPORT=$(free_port)
@@ -32,15 +27,7 @@ www  A    192.0.2.1
 ZONE
 CONF=$C/knot.conf
 cat > "$CONF" <<CONF
-server:
-    rundir: $C/run
-    listen: 127.0.0.1@$PORT
-database:
-    storage: $C
-    kasp-db: $C/kasp
-log:
-  - target: $C/knotd.log
-    any: info
+$(knotd_conf_head "$C" "$PORT" "$C/kasp")
 $stanza
 policy:
   - id: card

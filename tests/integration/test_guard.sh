@@ -163,15 +163,7 @@ ns1  A    127.0.0.1
 ZONE
 oconf() { # include-line policy-line
 	cat > "$O/knot.conf" <<CONF
-server:
-    rundir: $O/run
-    listen: 127.0.0.1@$PORT
-database:
-    storage: $O
-    kasp-db: $O/kasp
-log:
-  - target: $O/knotd.log
-    any: info
+$(knotd_conf_head "$O" "$PORT" "$O/kasp")
 $plain_stanza
 $1
 template:

@@ -9,12 +9,7 @@
 . "$KHSM_SRCDIR/tests/integration/lib.sh"
 . "$KHSM_SRCDIR/tests/integration/knotd.sh"
 
-LABEL="SmartCard-HSM (UserPIN)"
-token_init "$LABEL"
-PINF="$TMP/card.pin"
-pin_file "$PINF"
-run 0 "$KNOT_HSM" keystore --token "$LABEL" --pin-file "$PINF" --id card
-stanza=$OUT
+card_keystore
 
 PORT=$(free_port)
 D=$TMP/knot
@@ -23,15 +18,7 @@ zone_files "$D/zones" 2 example.com example.net
 CONF=$D/knot.conf
 write_conf() { # $1: extra zone lines, $2: include line
 	cat > "$CONF" <<CONF
-server:
-    rundir: $D/run
-    listen: 127.0.0.1@$PORT
-database:
-    storage: $D
-    kasp-db: $D/keys
-log:
-  - target: $D/knotd.log
-    any: info
+$(knotd_conf_head "$D" "$PORT" "$D/keys")
 $stanza
 $2
 template:

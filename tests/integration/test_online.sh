@@ -15,13 +15,8 @@
 
 equals "$(command -v keymgr)" "$K35/sbin/keymgr" "keymgr is the 3.5 one"
 
-LABEL="SmartCard-HSM (UserPIN)"
+card_keystore
 TOKEN_URI="pkcs11:token=SmartCard-HSM%20%28UserPIN%29"
-token_init "$LABEL"
-PINF="$TMP/card.pin"
-pin_file "$PINF"
-run 0 "$KNOT_HSM" keystore --token "$LABEL" --pin-file "$PINF" --id card
-stanza=$OUT
 
 PORT=$(free_port)
 D=$TMP/knot
@@ -36,15 +31,7 @@ zone_files "$D/zones" 3 example.com example.net
 CONF=$D/knot.conf
 write_conf() { # include-line dnssec-policy-line
 	cat > "$CONF" <<CONF
-server:
-    rundir: $D/run
-    listen: 127.0.0.1@$PORT
-database:
-    storage: $D
-    kasp-db: $D/kasp
-log:
-  - target: $D/knotd.log
-    any: info
+$(knotd_conf_head "$D" "$PORT" "$D/kasp")
 $stanza
 $1
 acl:

@@ -4,12 +4,7 @@
 # its own usage errors, and JSON that parses.
 . "$KHSM_SRCDIR/tests/integration/lib.sh"
 
-LABEL="SmartCard-HSM (UserPIN)"
-token_init "$LABEL"
-PINF="$TMP/card.pin"
-pin_file "$PINF"
-run 0 "$KNOT_HSM" keystore --token "$LABEL" --pin-file "$PINF" --id card
-stanza=$OUT
+card_keystore
 D=$TMP/knot
 mkdir -p "$D/keys"
 CONF=$D/knot.conf
