@@ -66,6 +66,14 @@ static void on_signal(int sig)
 	raise(sig);
 }
 
+/* The temporary PIN files and the archive directory go on these signals too. */
+static void cleanup_on_signals(void)
+{
+	signal(SIGINT, on_signal);
+	signal(SIGTERM, on_signal);
+	signal(SIGHUP, on_signal);
+}
+
 static int mkdir_p(const char *path, mode_t mode)
 {
 	_cleanup_free_ char *p = strdup(path);
@@ -100,9 +108,7 @@ static int archive_claim(const char *base, const char *day, char **out)
 		}
 		if (mkdir(dir, 0750) == 0) {
 			strcpy(archive_dir, dir);
-			signal(SIGINT, on_signal);
-			signal(SIGTERM, on_signal);
-			signal(SIGHUP, on_signal);
+			cleanup_on_signals();
 			*out = dir;
 			return KHSM_EOK;
 		}
@@ -191,9 +197,7 @@ static int prepare_ksk_conf(const cli_t *cli, const char *ksk_path, const char *
 	}
 	const char *tmp = getenv("TMPDIR");
 	snprintf(pin_dir, sizeof(pin_dir), "%s/knot-hsm-ceremony.XXXXXX", tmp && *tmp ? tmp : "/tmp");
-	signal(SIGINT, on_signal);
-	signal(SIGTERM, on_signal);
-	signal(SIGHUP, on_signal);
+	cleanup_on_signals();
 	if (!mkdtemp(pin_dir)) {
 		pin_dir[0] = '\0';
 		khsm_pin_free(pin);

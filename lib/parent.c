@@ -507,6 +507,19 @@ static int kdig(const char *const args[], const char *what, khsm_reply_t *reply)
 	return r;
 }
 
+/* Ask server (no recursion) for name's DS, showing the header and one
+ * section of the reply ("+answer" or "+authority"). */
+static int ask_ds(const khsm_server_t *server, const char *name, const char *section,
+                  const char *what, khsm_reply_t *reply)
+{
+	char at[300], port[8];
+	snprintf(at, sizeof(at), "@%s", server->address);
+	snprintf(port, sizeof(port), "%u", (unsigned)server->port);
+	const char *args[] = { at, "-p", port, "-q", name, "-t", "DS", "+norec", "+noidn",
+	                       "+noall", "+header", section, KDIG_TIMEOUT, KDIG_RETRY, NULL };
+	return kdig(args, what, reply);
+}
+
 /* An empty DS answer from a server of the zone itself (server= naming the
  * child) would read as "the parent has none": a child-only server answers a
  * DS query with the child's own SOA (RFC 4035, 3.1.4.1), a parent server with
@@ -515,14 +528,10 @@ static int kdig(const char *const args[], const char *what, khsm_reply_t *reply)
  * dropped from the servers that must have it. */
 static bool answers_from_child(const khsm_server_t *server, const char *name)
 {
-	char at[300], port[8];
-	snprintf(at, sizeof(at), "@%s", server->address);
-	snprintf(port, sizeof(port), "%u", (unsigned)server->port);
-	const char *args[] = { at, "-p", port, "-q", name, "-t", "DS", "+norec", "+noidn",
-	                       "+noall", "+header", "+authority", KDIG_TIMEOUT, KDIG_RETRY, NULL };
 	khsm_reply_t reply = { 0 };
 	bool child = false;
-	if (kdig(args, name, &reply) == KHSM_EOK && reply.aa && strcmp(reply.rcode, "NOERROR") == 0) {
+	if (ask_ds(server, name, "+authority", name, &reply) == KHSM_EOK && reply.aa &&
+	    strcmp(reply.rcode, "NOERROR") == 0) {
 		for (size_t i = 0; i < reply.count && !child; i++) {
 			child = strcmp(reply.rrs[i].type, "SOA") == 0 && strcmp(reply.rrs[i].owner, name) == 0;
 		}
@@ -544,14 +553,10 @@ int khsm_parent_query_ds(const khsm_server_t *server, const char *zone, khsm_ds_
 	if (r != KHSM_EOK) {
 		return r;
 	}
-	char at[300], port[8], what[600];
-	snprintf(at, sizeof(at), "@%s", server->address);
-	snprintf(port, sizeof(port), "%u", (unsigned)server->port);
-	snprintf(what, sizeof(what), "%s DS at %s@%s", name, server->address, port);
-	const char *args[] = { at, "-p", port, "-q", name, "-t", "DS", "+norec", "+noidn",
-	                       "+noall", "+header", "+answer", KDIG_TIMEOUT, KDIG_RETRY, NULL };
+	char what[600];
+	snprintf(what, sizeof(what), "%s DS at %s@%u", name, server->address, (unsigned)server->port);
 	khsm_reply_t reply = { 0 };
-	r = kdig(args, what, &reply);
+	r = ask_ds(server, name, "+answer", what, &reply);
 	if (r != KHSM_EOK) {
 		return r;
 	}
