@@ -16,14 +16,16 @@ knotd_stop_all() {
 }
 on_cleanup knotd_stop_all
 
-# knotd_conf_head DIR PORT KASP_DB: the server, database and log sections of
-# a test knotd: run files and zone storage in DIR, listening on 127.0.0.1@PORT
-# only, its log in DIR/knotd.log (which knotd_dump_logs shows).
+# knotd_conf_head DIR PORT KASP_DB [SERVER_LINE]: the server, database and log
+# sections of a test knotd: run files and zone storage in DIR, listening on
+# 127.0.0.1@PORT only, its log in DIR/knotd.log (which knotd_dump_logs shows);
+# SERVER_LINE is one more line of the server section.
 knotd_conf_head() {
 	cat <<HEAD
 server:
     rundir: $1/run
-    listen: 127.0.0.1@$2
+    listen: 127.0.0.1@$2${4:+
+    $4}
 database:
     storage: $1
     kasp-db: $3
@@ -50,7 +52,8 @@ knotd_start() {
 # files beside CONF, to stderr, so a failure in CI shows why a zone did not load.
 knotd_dump_logs() {
 	for f in "$KNOTD_OUT" "${1%/*}"/*.log; do
-		[ -f "$f" ] && { echo "--- $f" >&2; tail -n 60 "$f" >&2; }
+		# without the polling of knotc, which would hide the reason
+		[ -f "$f" ] && { echo "--- $f" >&2; grep -v "received command 'zone-status'" "$f" | tail -n 80 >&2; }
 	done
 	return 0
 }

@@ -23,6 +23,11 @@ D=$TMP/knot
 mkdir -p "$D/run" "$D/zones" "$D/kasp"
 zone_files "$D/zones" 3 example.com example.net
 
+# One background worker: knotd then never makes example.com.'s KSK on the
+# SoftHSM token while another worker signs example.net. with it. Twice in CI
+# example.com. did not load at start; the suspected cause (not confirmed: the
+# logs of those runs were cut) is SoftHSM's file store under concurrent use
+# (SoftHSMv2 issue #757), which a card behind OpenSC would not show.
 # The online policy comes from `knot-hsm policy mode=online`: card keystore
 # first with ksk-only, PEM keystore second (default directory: kasp-db/keys).
 # ZSK cycle: 30 s active, then 3 s propagation + 3 s TTL per rollover step.
@@ -31,7 +36,7 @@ zone_files "$D/zones" 3 example.com example.net
 CONF=$D/knot.conf
 write_conf() { # include-line dnssec-policy-line
 	cat > "$CONF" <<CONF
-$(knotd_conf_head "$D" "$PORT" "$D/kasp")
+$(knotd_conf_head "$D" "$PORT" "$D/kasp" "background-workers: 1")
 $stanza
 $1
 acl:
