@@ -318,6 +318,12 @@ int main(int argc, char **argv)
 	int i = 1;
 	int zone_start = -1;
 
+	/* A usage error before the command name still exits as that command's
+	 * do (status: 3, UNKNOWN, what monitoring expects); a later word that
+	 * names a command is taken for it here, for the error only. */
+	for (int k = 1; k < argc && !cli_current; k++) {
+		cli_current = find_command(argv[k]);
+	}
 	/* Options and zones, up to the command name. */
 	for (; i < argc; i++) {
 		if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
@@ -333,7 +339,7 @@ int main(int argc, char **argv)
 			if (r == CLI_OK) continue;
 			if (r != -1) return r;
 		} else if (argv[i][0] == '-') {
-			return cli_usage_error(NULL, "options go before the zone names ('%s')", argv[i]);
+			return cli_usage_error(cli_current, "options go before the zone names ('%s')", argv[i]);
 		}
 		if ((cmd = find_command(argv[i])) != NULL) {
 			break;

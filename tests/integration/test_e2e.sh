@@ -218,10 +218,10 @@ at=no; prev=; first=1
 for a do
 	[ \$first = 1 ] && set -- && first=0
 	case \$a in @*) at=yes; a=@127.0.0.1;; esac
-	[ "\$prev" = -p ] && a=$PPORT
+	[ "\$prev" = -p ] && a=\${PARENT_PORT:-$PPORT}
 	set -- "\$@" "\$a"; prev=\$a
 done
-[ \$at = yes ] || set -- "\$@" @127.0.0.1 -p $PPORT
+[ \$at = yes ] || set -- "\$@" @127.0.0.1 -p \${PARENT_PORT:-$PPORT}
 exec kdig "\$@"
 SH
 chmod +x "$TMP/kdig-parent"
@@ -229,7 +229,7 @@ KHSM_KDIG=$TMP/kdig-parent run 0 "$KNOT_HSM" -c "$CONF" example.com submitted
 contains "$OUT" "parent zone com.: 1 server address" "parent servers found through the resolver"
 contains "$OUT" "parent has the DS of KSK $KSK_TAG" "and asked"
 # A resolver that does not answer: a clear error that names server=.
-sed "s/-p $PPORT/-p 1 +timeout=1 +retry=0/" "$TMP/kdig-parent" > "$TMP/kdig-dead"
+sed "s/-p \${PARENT_PORT:-$PPORT}/-p 1 +timeout=1 +retry=0/" "$TMP/kdig-parent" > "$TMP/kdig-dead"
 chmod +x "$TMP/kdig-dead"
 KHSM_KDIG=$TMP/kdig-dead run 1 "$KNOT_HSM" -c "$CONF" example.com submitted
 contains "$ERR" "cannot find the servers of the parent zone of example.com." "no resolver: clear error"
@@ -240,6 +240,40 @@ printf '#!/bin/sh\nexec kdig "$@" +timeout=1 +retry=0\n' > "$TMP/kdig-fast"
 chmod +x "$TMP/kdig-fast"
 KHSM_KDIG=$TMP/kdig-fast run 1 "$KNOT_HSM" -c "$CONF" example.com submitted server=127.0.0.1@1
 contains "$ERR" "failed to query server 127.0.0.1@1" "unreachable server"
+
+# Two parent servers, the second still without the DS (a secondary behind on
+# its transfers): the DS counts only when every server has it, and the advice
+# is to wait for the parent, not to send the DS to the registry again.
+# ns2.com. (127.0.0.2) is a second knotd on PPORT2 serving the com. zone of
+# before; the stand-in kdig sends what is for 127.0.0.2 there.
+P2=$TMP/parent2
+PPORT2=$(free_port)
+while [ "$PPORT2" = "$PORT" ] || [ "$PPORT2" = "$PPORT" ]; do PPORT2=$(free_port); done
+mkdir -p "$P2/run" "$P2/zones"
+parent_zone 4 "@ NS ns2" "ns2 A 127.0.0.2"
+cp "$P/zones/com.zone" "$P2/zones/com.zone"
+sed -e "s|$P/|$P2/|g" -e "s|127.0.0.1@$PPORT\$|127.0.0.1@$PPORT2|" "$PCONF" > "$P2/knot.conf"
+knotd_start "$P2/knot.conf" "$P2/knotd.out"
+knotd_wait_serial "$P2/knot.conf" com.
+parent_zone 5 "$DS384" "@ NS ns2" "ns2 A 127.0.0.2"
+run 0 knotc -c "$PCONF" zone-reload com.
+i=0
+until kdig @127.0.0.1 -p "$PPORT" com. SOA +norec +short | grep -q " 5 3600 "; do
+	i=$((i + 1)); [ $i -le 50 ] || fail "parent did not load serial 5"; sleep 0.1
+done
+cat > "$TMP/kdig-two" <<SH
+#!/bin/sh
+for a do [ "\$a" = @127.0.0.2 ] && export PARENT_PORT=$PPORT2; done
+exec "$TMP/kdig-parent" "\$@"
+SH
+chmod +x "$TMP/kdig-two"
+KHSM_KDIG=$TMP/kdig-two run 1 "$KNOT_HSM" -c "$CONF" example.com submitted
+contains "$OUT" "parent zone com.: 2 server addresses" "both parent servers found"
+contains "$ERR" "note: the DS of KSK $KSK_TAG is on 1 of the 2 parent servers that answered; it counts when all have it" "a DS on one server of two is noted"
+contains "$ERR" "the parent has no DS for an active KSK of the zone" "and does not count"
+contains "$ERR" "ns2.com. (127.0.0.2@53) has no DS record for example.com." "the lagging server is named"
+contains "$ERR" "some parent servers already have it: the registry has it, the parent is still propagating; run this again later" "the advice is to wait"
+lacks "$ERR" "give it to the registry" "not to submit the DS again"
 
 # A KASP change while knotd runs is picked up without a restart: knot-hsm
 # runs knotc zone-keys-load and the new card key appears in the DNSKEY set.

@@ -66,6 +66,13 @@ run 3 "$KNOT_HSM" -c "$CONF" status example.org
 contains "$ERR" "zone example.org. is not in" "an unknown zone is UNKNOWN"
 run 3 "$KNOT_HSM" -c "$CONF" status --frobnicate
 contains "$ERR" "unknown option '--frobnicate'" "unknown option is UNKNOWN (3) for status"
+run 3 "$KNOT_HSM" --frobnicate -c "$CONF" status
+contains "$ERR" "unknown option '--frobnicate'" "before the command too: UNKNOWN (3)"
+contains "$ERR" "usage: knot-hsm [-c knot.conf] status" "with the usage of status"
+run 3 "$KNOT_HSM" -c "$CONF" example.com --json status
+contains "$ERR" "options go before the zone names" "an option among zones before status: UNKNOWN (3)"
+run 2 "$KNOT_HSM" --frobnicate tokens
+contains "$ERR" "usage: knot-hsm tokens" "other commands: exit 2 with their usage"
 
 # 40 days: OK (and the first ZSK roll, at 30 days, is planned); JSON parses.
 run 0 "$KNOT_HSM" -c "$CONF" example.com ceremony until=+40d

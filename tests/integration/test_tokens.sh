@@ -58,3 +58,5 @@ run 2 "$KNOT_HSM" frobnicate
 contains "$ERR" "unknown command" "unknown command"
 run 0 "$KNOT_HSM" tokens --help
 contains "$OUT" "Usage: knot-hsm tokens" "per-command help"
+run 0 "$KNOT_HSM" ds --help
+contains "$OUT" "Usage: knot-hsm [-c knot.conf] ZONE... ds" "a zone command's help needs no zone"
