@@ -66,29 +66,39 @@ contains "$(cat "$TMP/privkeys")" "Label: example.com. KSK" "the KSK's private k
 # The parent: com., unsigned, without the DS for now.
 P=$TMP/parent
 mkdir -p "$P/run" "$P/zones"
-parent_zone() { # serial, then the extra records
+parent_zone() { # serial, then the extra records: the com. zone file, to stdout
 	serial=$1; shift
-	{
-		printf '$ORIGIN com.\n$TTL 300\n@ SOA ns hostmaster %s 3600 600 86400 300\n' "$serial"
-		printf '@ NS ns\nns A 127.0.0.1\nexample NS ns1.example.com.\nns1.example A 127.0.0.1\n'
-		for rr in "$@"; do printf '%s\n' "$rr"; done
-	} > "$P/zones/com.zone"
+	printf '$ORIGIN com.\n$TTL 300\n@ SOA ns hostmaster %s 3600 600 86400 300\n' "$serial"
+	printf '@ NS ns\nns A 127.0.0.1\nexample NS ns1.example.com.\nns1.example A 127.0.0.1\n'
+	for rr in "$@"; do printf '%s\n' "$rr"; done
 }
-parent_zone 1
-PCONF=$P/knot.conf
-cat > "$PCONF" <<CONF
+parent_conf() { # dir port: a knotd serving dir/zones/com.zone on 127.0.0.1@port
+	cat > "$1/knot.conf" <<CONF
 server:
-    rundir: $P/run
-    listen: 127.0.0.1@$PPORT
+    rundir: $1/run
+    listen: 127.0.0.1@$2
 log:
-  - target: $P/knotd.log
+  - target: $1/knotd.log
     any: info
 zone:
   - domain: com.
-    storage: $P/zones
+    storage: $1/zones
     file: com.zone
     zonefile-sync: -1
 CONF
+}
+# parent_publish SERIAL RR...: the parent serves this com. zone (waited for).
+parent_publish() {
+	parent_zone "$@" > "$P/zones/com.zone"
+	run 0 knotc -c "$PCONF" zone-reload com.
+	i=0
+	until kdig @127.0.0.1 -p "$PPORT" com. SOA +norec +short | grep -q " $1 3600 "; do
+		i=$((i + 1)); [ $i -le 50 ] || fail "parent did not load serial $1"; sleep 0.1
+	done
+}
+parent_zone 1 > "$P/zones/com.zone"
+PCONF=$P/knot.conf
+parent_conf "$P" "$PPORT"
 knotd_start "$PCONF" "$P/knotd.out"
 knotd_wait_serial "$PCONF" com.
 knotd_start "$CONF" "$C/knotd.out"
@@ -153,12 +163,7 @@ contains "$ERR" "this server answers from example.com. itself, not from its pare
 lacks "$ERR" "has no DS record" "and not taken for a parent without the DS"
 
 # A DS of another key at the parent does not count.
-parent_zone 2 "$ZERO_DS"
-run 0 knotc -c "$PCONF" zone-reload com.
-i=0
-until kdig @127.0.0.1 -p "$PPORT" example.com. DS +norec +short | grep -q .; do
-	i=$((i + 1)); [ $i -le 50 ] || fail "parent did not publish the DS"; sleep 0.1
-done
+parent_publish 2 "$ZERO_DS"
 run 1 "$KNOT_HSM" -c "$CONF" example.com submitted server=127.0.0.1@$PPORT
 contains "$ERR" "has:
     $ZERO_DS" "a wrong DS at the parent is shown"
@@ -166,12 +171,7 @@ contains "$ERR" "matches no KSK of example.com." "and called foreign"
 
 # The parent publishes our DS (SHA-384 digest too: any digest type of ours counts).
 DS384=$("$KNOT_HSM" -c "$CONF" example.com ds digest=sha384)
-parent_zone 3 "$DS384"
-run 0 knotc -c "$PCONF" zone-reload com.
-i=0
-until kdig @127.0.0.1 -p "$PPORT" example.com. DS +norec +short | grep -q "^$KSK_TAG 13 4 "; do
-	i=$((i + 1)); [ $i -le 50 ] || fail "parent did not publish the DS"; sleep 0.1
-done
+parent_publish 3 "$DS384"
 
 # With knotd stopped, submitted refuses and says what to do.
 run 0 knotc -c "$CONF" stop
@@ -250,17 +250,11 @@ P2=$TMP/parent2
 PPORT2=$(free_port)
 while [ "$PPORT2" = "$PORT" ] || [ "$PPORT2" = "$PPORT" ]; do PPORT2=$(free_port); done
 mkdir -p "$P2/run" "$P2/zones"
-parent_zone 4 "@ NS ns2" "ns2 A 127.0.0.2"
-cp "$P/zones/com.zone" "$P2/zones/com.zone"
-sed -e "s|$P/|$P2/|g" -e "s|127.0.0.1@$PPORT\$|127.0.0.1@$PPORT2|" "$PCONF" > "$P2/knot.conf"
+parent_zone 4 "@ NS ns2" "ns2 A 127.0.0.2" > "$P2/zones/com.zone"
+parent_conf "$P2" "$PPORT2"
 knotd_start "$P2/knot.conf" "$P2/knotd.out"
 knotd_wait_serial "$P2/knot.conf" com.
-parent_zone 5 "$DS384" "@ NS ns2" "ns2 A 127.0.0.2"
-run 0 knotc -c "$PCONF" zone-reload com.
-i=0
-until kdig @127.0.0.1 -p "$PPORT" com. SOA +norec +short | grep -q " 5 3600 "; do
-	i=$((i + 1)); [ $i -le 50 ] || fail "parent did not load serial 5"; sleep 0.1
-done
+parent_publish 5 "$DS384" "@ NS ns2" "ns2 A 127.0.0.2"
 cat > "$TMP/kdig-two" <<SH
 #!/bin/sh
 for a do [ "\$a" = @127.0.0.2 ] && export PARENT_PORT=$PPORT2; done
