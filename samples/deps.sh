@@ -6,6 +6,10 @@ KHSM_RUN_PKGS="knot knot-dnssecutils knot-dnsutils softhsm2 p11-kit gnutls-bin o
 KHSM_TEST_PKGS="bind9-dnsutils ldnsutils clang libclang-rt-14-dev"
 # samples/demo.sh adds these to KHSM_RUN_PKGS: delv validates the demo zone.
 KHSM_DEMO_PKGS="bind9-dnsutils"
+# The man page is built with rst2man. tests/integration/test_package.sh builds
+# and checks the Debian package: dpkg-buildpackage, lintian, man, completion, units.
+KHSM_BUILD_PKGS="$KHSM_BUILD_PKGS python3-docutils"
+KHSM_TEST_PKGS="$KHSM_TEST_PKGS build-essential dpkg-dev debhelper lintian bash-completion man-db systemd git"
 
 khsm_install_deps() {
 	missing=""
