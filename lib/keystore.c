@@ -463,6 +463,51 @@ int khsm_keystore_find(khsm_keystore_t *ks, const char *url, bool login, const k
 	return KHSM_EOK;
 }
 
+static int probe_once(void *ctx)
+{
+	return card_probe(ctx);
+}
+
+_public_
+int khsm_keystore_wait_ready(khsm_keystore_t *ks)
+{
+	if (!ks) {
+		return KHSM_EINVAL;
+	}
+	return khsm_card_op("reaching the card before the login", probe_once, ks);
+}
+
+_public_
+bool khsm_keystore_logged_in(khsm_keystore_t *ks)
+{
+	if (!ks || !ks->pin_ok) {
+		return false;
+	}
+	if (!ks->have_keeper) {
+		return !ks->mod;   /* no keeper: cannot ask; one lost to a removal: logged out */
+	}
+	CK_SESSION_INFO si;
+	if (ks->mod->C_GetSessionInfo(ks->keeper, &si) != CKR_OK) {
+		return false;
+	}
+	return si.state == CKS_RO_USER_FUNCTIONS || si.state == CKS_RW_USER_FUNCTIONS;
+}
+
+_public_
+int khsm_keystore_login_check(const char *config, bool force)
+{
+	khsm_keystore_t *ks = NULL;
+	int r = khsm_keystore_open(config, &ks);
+	if (r == KHSM_EOK) {
+		r = khsm_keystore_wait_ready(ks);
+	}
+	if (r == KHSM_EOK) {
+		r = khsm_keystore_login(ks, NULL, force);
+	}
+	khsm_keystore_close(ks);
+	return r;
+}
+
 _public_
 int khsm_keystore_login(khsm_keystore_t *ks, const khsm_pin_t *pin, bool force)
 {

@@ -41,6 +41,23 @@ int khsm_login_precheck(unsigned token_flags, bool force);
  *  for knotd. A failed login is never retried; the tries left are reported. */
 int khsm_keystore_login(khsm_keystore_t *ks, const khsm_pin_t *pin, bool force);
 
+/** Wait, retried as any card operation (lib/retry.h), until the card answers
+ *  a search that needs no login: for a command that would rather wait for a
+ *  busy card than fail, before its one login (which is never retried). */
+int khsm_keystore_wait_ready(khsm_keystore_t *ks);
+
+/** Whether the login of this keystore still holds (the session that keeps
+ *  it answers as logged in). False before the first login and after the card
+ *  forgot it (removal); true when the token cannot tell (no keeper session). */
+bool khsm_keystore_logged_in(khsm_keystore_t *ks);
+
+/** Open config, wait for the card (khsm_keystore_wait_ready()), read the
+ *  token flags, refuse final try (unless force) and locked, and log in once
+ *  through the URI's pin-source, then close: what
+ *  knot-hsm does before it lets keymgr log in with the same config, so that a
+ *  wrong PIN costs one try, found by knot-hsm, and keymgr never gets it. */
+int khsm_keystore_login_check(const char *config, bool force);
+
 /** List objects matching url (a URI on this keystore's token), logging in
  *  once first when login is set. Same PIN rules as khsm_keystore_login().
  *  \param[out] objs_ptr, count_ptr  deinit each and gnutls_free() the array. */
