@@ -624,10 +624,7 @@ static int signer_relogin(khsm_skr_signer_t *s)
 		khsm_err_detail("the card keystore is not logged in");
 		return KHSM_ELOGIN;
 	}
-	if (khsm_keystore_logged_in(s->ks)) {
-		return KHSM_EOK;
-	}
-	return khsm_keystore_login(s->ks, NULL, s->force);
+	return khsm_keystore_relogin(s->ks, s->force);
 }
 
 _public_
@@ -814,9 +811,9 @@ static int sign_once(void *data)
 	return r;
 }
 
-static int sign_set(khsm_skr_signer_t *s, dnssec_key_t *const *keys, size_t nkeys, const knot_dname_t *owner,
-                    const knot_rdataset_t *zsks, uint32_t ttl, int64_t now, int64_t lifetime,
-                    FILE *out, size_t *sigs)
+static int sign_set(khsm_skr_signer_t *s, dnssec_key_t *const *keys, size_t nkeys,
+                    const knot_dname_t *owner, const knot_rdataset_t *zsks, uint32_t ttl,
+                    int64_t now, int64_t lifetime, FILE *out, size_t *sigs)
 {
 	int r = KHSM_ENOMEM;
 	knot_rrset_t *dnskey = knot_rrset_new(owner, KNOT_RRTYPE_DNSKEY, KNOT_CLASS_IN, ttl, NULL);

@@ -268,10 +268,13 @@ static void tries_left_detail(khsm_keystore_t *ks)
 		khsm_err_detail("the token refused the PIN and is now locked; " UNBLOCK_HINT);
 	} else if (f & KHSM_TOKEN_PIN_FINAL_TRY) {
 		khsm_err_detail("the token refused the PIN; it was not retried. Only ONE try is left "
-		                "before the token locks: check the PIN file before anything else");
+		                "before the token locks: check the PIN file before anything else; "
+		                "knot-hsm logs in at the final try only with --force. Once locked, "
+		                UNBLOCK_HINT);
 	} else if (f & KHSM_TOKEN_PIN_COUNT_LOW) {
 		khsm_err_detail("the token refused the PIN; it was not retried. The token reports few "
-		                "tries left; check the PIN before trying again");
+		                "tries left; check the PIN before trying again (at the final try "
+		                "knot-hsm logs in only with --force; a locked PIN needs the SO-PIN)");
 	} else {
 		khsm_err_detail("the token refused the PIN; it was not retried. Check the PIN");
 	}
@@ -491,6 +494,18 @@ bool khsm_keystore_logged_in(khsm_keystore_t *ks)
 		return false;
 	}
 	return si.state == CKS_RO_USER_FUNCTIONS || si.state == CKS_RW_USER_FUNCTIONS;
+}
+
+_public_
+int khsm_keystore_relogin(khsm_keystore_t *ks, bool force)
+{
+	if (!ks) {
+		return KHSM_EINVAL;
+	}
+	if (!ks->pin_ok || khsm_keystore_logged_in(ks)) {
+		return KHSM_EOK;
+	}
+	return khsm_keystore_login(ks, NULL, force);
 }
 
 _public_

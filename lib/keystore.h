@@ -51,6 +51,13 @@ int khsm_keystore_wait_ready(khsm_keystore_t *ks);
  *  forgot it (removal); true when the token cannot tell (no keeper session). */
 bool khsm_keystore_logged_in(khsm_keystore_t *ks);
 
+/** Inside a card operation: nothing while the login holds or when there was
+ *  none; after the card forgot an accepted login (removal), one explicit
+ *  login with the same PIN source, so that GnuTLS or libdnssec never log in
+ *  on their own (they would report a refused PIN as a missing key or a
+ *  signing error, which reads as a busy card and gets retried). */
+int khsm_keystore_relogin(khsm_keystore_t *ks, bool force);
+
 /** Open config, wait for the card (khsm_keystore_wait_ready()), read the
  *  token flags, refuse final try (unless force) and locked, and log in once
  *  through the URI's pin-source, then close: what

@@ -126,3 +126,34 @@ equals "$(count "login ok")" 2 "ceremony signer=keymgr: knot-hsm logs in once be
 run 0 "$KNOT_HSM" -c "$CONF" example.org ceremony until=+5d
 contains "$OUT" "example.org.: skipped" "a rerun skips the zone"
 equals "$(count login)" 0 "a skipped ceremony does not log in"
+
+# A busy card at the start of a ceremony (busy = fail: CKR_DEVICE_ERROR while
+# another program holds it) is waited for without logging in, then knot-hsm
+# logs in once: a wrong PIN still costs one try, a right one logs in once.
+card_conf "pin_tries = 3" "busy = fail"
+for pin in wrong right; do
+	card_tries 3
+	use_pin $pin
+	: > "$COUNTER"
+	flock "$CARD_LOCK" sleep 1.5 &
+	holder=$!
+	sleep 0.2
+	if [ $pin = wrong ]; then
+		run 1 "$KNOT_HSM" -c "$CONF" example.org ceremony until=+60d
+	else
+		run 0 "$KNOT_HSM" -c "$CONF" example.org ceremony until=+60d
+	fi
+	wait "$holder" || true
+	use_pin right
+	contains "$ERR" "note: card busy while" "busy card, $pin PIN: waited for"
+	if [ $pin = wrong ]; then
+		equals "$(count "login fail")" 1 "busy card, wrong PIN: exactly one try"
+		equals "$(count "login ok")" 0 "busy card, wrong PIN: nothing else logs in"
+		contains "$ERR" "wrong PIN" "busy card, wrong PIN: said"
+		lacks "$(printf '%s\n' "$ERR" | grep '^error:')" "busy" "busy card, wrong PIN: the error is not a busy card"
+	else
+		equals "$(count "login ok")" 1 "busy card, right PIN: one login"
+		equals "$(count "login fail")" 0 "busy card, right PIN: no failed login"
+		contains "$OUT" "example.org.: pre-signed " "busy card, right PIN: pre-signed"
+	fi
+done
