@@ -44,6 +44,11 @@ struct khsm_keystore {
 	bool have_keeper;
 };
 
+/* A login of this process was refused: every later first login of any
+ * keystore is refused without asking the card (several keystores of one
+ * card in a knot.conf must not cost a try each). */
+static bool pin_refused;
+
 static pthread_once_t crypto_once = PTHREAD_ONCE_INIT;
 static void crypto_init(void) { dnssec_crypto_init(); }
 
@@ -418,6 +423,12 @@ int khsm_keystore_find(khsm_keystore_t *ks, const char *url, bool login, const k
 	struct list_args a = { .ks = ks, .url = url, .pin = pin,
 	                       .flags = login ? GNUTLS_PKCS11_OBJ_FLAG_LOGIN : 0 };
 	bool first_login = login && !ks->pin_ok;
+	if (first_login && __atomic_load_n(&pin_refused, __ATOMIC_ACQUIRE)) {
+		khsm_err_detail("a PIN was already refused in this run (see above); knot-hsm spends "
+		                "at most one PIN try per command, so it did not log in again: check "
+		                "the PIN, then rerun");
+		return KHSM_EPIN_INCORRECT;
+	}
 	if (first_login) {
 		/* The login itself is tried once, never retried: a PIN the card
 		 * refused, or may have counted, must not be sent again. */
@@ -436,6 +447,9 @@ int khsm_keystore_find(khsm_keystore_t *ks, const char *url, bool login, const k
 	unsigned count = a.count;
 
 	if (r != KHSM_EOK) {
+		if (r == KHSM_EPIN_INCORRECT || r == KHSM_ELOGIN || r == KHSM_EPIN_LOCKED) {
+			__atomic_store_n(&pin_refused, true, __ATOMIC_RELEASE);
+		}
 		if (r == KHSM_EPIN_INCORRECT || r == KHSM_ELOGIN) {
 			tries_left_detail(ks);
 			return KHSM_EPIN_INCORRECT;

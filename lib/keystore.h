@@ -38,7 +38,10 @@ int khsm_keystore_flags(const khsm_keystore_t *ks, unsigned *flags_ptr);
 int khsm_login_precheck(unsigned token_flags, bool force);
 
 /** Log in once. With pin NULL the PIN comes from the URI's pin-source, as
- *  for knotd. A failed login is never retried; the tries left are reported. */
+ *  for knotd. A failed login is never retried; the tries left are reported.
+ *  Once a login of this process was refused, the first login of any other
+ *  keystore is refused too (KHSM_EPIN_INCORRECT) without asking the card:
+ *  one PIN try per command run, however many keystores it checks. */
 int khsm_keystore_login(khsm_keystore_t *ks, const khsm_pin_t *pin, bool force);
 
 /** Wait, retried as any card operation (lib/retry.h), until the card answers

@@ -157,3 +157,33 @@ for pin in wrong right; do
 		contains "$OUT" "example.org.: pre-signed " "busy card, right PIN: pre-signed"
 	fi
 done
+
+# Two keystores of the same card in one knot.conf: doctor and keys check
+# both, yet a wrong PIN costs one try for the command, not one per keystore.
+card_conf "pin_tries = 3"
+card_tries 3
+run 0 "$KNOT_HSM" keystore --module "$CARDSIM" --token "$CARD_LABEL" --pin-file "$TMP/card.pin" --id card2
+C2=$TMP/knot2.conf
+{
+	printf 'server:\n    rundir: %s\ndatabase:\n    kasp-db: %s/kasp2\n' "$TMP" "$TMP"
+	printf '%s\n' "$stanza"
+	printf '%s\n' "$OUT" | grep -v '^keystore:'
+	printf 'policy:\n  - id: card\n    keystore: card\n    manual: on\n'
+	printf '  - id: card2\n    keystore: card2\n    manual: on\n'
+	printf 'zone:\n  - domain: example.com.\n    dnssec-policy: card\n'
+	printf '  - domain: example.net.\n    dnssec-policy: card2\n'
+} > "$C2"
+run 0 knotc -c "$C2" conf-check
+for cmd in doctor keys; do
+	card_tries 3
+	use_pin wrong
+	: > "$COUNTER"
+	if [ $cmd = doctor ]; then run 1 "$KNOT_HSM" doctor -c "$C2"; else run 1 "$KNOT_HSM" -c "$C2" keys; fi
+	use_pin right
+	equals "$(count "login fail")" 1 "two keystores, $cmd: a wrong PIN costs one try for the command"
+	equals "$(count "login ok")" 0 "two keystores, $cmd: nothing else logs in"
+	contains "$OUT$ERR" "wrong PIN" "two keystores, $cmd: wrong PIN said"
+	[ $cmd = keys ] || contains "$OUT" "a PIN was already refused in this run" "two keystores, doctor: the second is not tried, said"
+done
+run 0 "$KNOT_HSM" doctor -c "$C2"
+contains "$OUT" "ok    keystore card2: login: one login through GnuTLS succeeded" "two keystores, right PIN: both checked"
