@@ -8,7 +8,11 @@
 #  - a locked PIN is never tried, even with --force, and the message says so.
 # Paths: keystore, uri, doctor, keys, generate, import, and the ceremony
 # signed by knot-hsm (signer=card, PIN from the KSK side's pin-source or from
-# --pin-fd) or by keymgr sign-ksr (signer=keymgr).
+# --pin-fd) or by keymgr sign-ksr (signer=keymgr: knot-hsm logs in first, so
+# keymgr never runs with a wrong PIN or at the final try). Also: a skipped
+# ceremony does not log in; a busy card at the start of a ceremony is waited
+# for without a login (then one try); two keystores of one card in knot.conf
+# cost doctor and keys one try, not two.
 . "$KHSM_SRCDIR/tests/integration/lib.sh"
 . "$KHSM_SRCDIR/tests/integration/cardsim.sh"
 
