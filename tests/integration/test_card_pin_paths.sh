@@ -134,28 +134,33 @@ equals "$(count login)" 0 "a skipped ceremony does not log in"
 # A busy card at the start of a ceremony (busy = fail: CKR_DEVICE_ERROR while
 # another program holds it) is waited for without logging in, then knot-hsm
 # logs in once: a wrong PIN still costs one try, a right one logs in once.
+# The other program holds the card until knot-hsm says it waits for it.
 card_conf "pin_tries = 3" "busy = fail"
 for pin in wrong right; do
 	card_tries 3
 	use_pin $pin
 	: > "$COUNTER"
-	flock "$CARD_LOCK" sleep 1.5 &
+	: > "$TMP/busy.err"
+	flock "$CARD_LOCK" sh -c 'i=0; until grep -q "note: card busy while" "$1"; do
+		i=$((i + 1)); [ $i -le 1200 ] || exit 1; sleep 0.05; done' sh "$TMP/busy.err" &
 	holder=$!
-	sleep 0.2
-	if [ $pin = wrong ]; then
-		run 1 "$KNOT_HSM" -c "$CONF" example.org ceremony until=+60d
-	else
-		run 0 "$KNOT_HSM" -c "$CONF" example.org ceremony until=+60d
-	fi
-	wait "$holder" || true
+	until ! flock -n "$CARD_LOCK" true; do sleep 0.01; done   # held
+	set +e
+	"$KNOT_HSM" -c "$CONF" example.org ceremony until=+60d > "$TMP/busy.out" 2> "$TMP/busy.err"
+	rc=$?
+	set -e
+	wait "$holder" || fail "busy card, $pin PIN: knot-hsm never said it waits for the card"
 	use_pin right
-	contains "$ERR" "note: card busy while" "busy card, $pin PIN: waited for"
+	OUT=$(cat "$TMP/busy.out"); ERR=$(cat "$TMP/busy.err")
+	contains "$ERR" "note: card busy while reaching the card before the login" "busy card, $pin PIN: waited for before the login"
 	if [ $pin = wrong ]; then
+		equals "$rc" 1 "busy card, wrong PIN: the ceremony fails"
 		equals "$(count "login fail")" 1 "busy card, wrong PIN: exactly one try"
 		equals "$(count "login ok")" 0 "busy card, wrong PIN: nothing else logs in"
 		contains "$ERR" "wrong PIN" "busy card, wrong PIN: said"
 		lacks "$(printf '%s\n' "$ERR" | grep '^error:')" "busy" "busy card, wrong PIN: the error is not a busy card"
 	else
+		equals "$rc" 0 "busy card, right PIN: the ceremony succeeds"
 		equals "$(count "login ok")" 1 "busy card, right PIN: one login"
 		equals "$(count "login fail")" 0 "busy card, right PIN: no failed login"
 		contains "$OUT" "example.org.: pre-signed " "busy card, right PIN: pre-signed"
