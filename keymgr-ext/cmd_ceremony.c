@@ -453,7 +453,7 @@ static int run_zones(cli_t *cli, const kv_t *kv)
 			.zsk_conf = khsm_conf_path(zconf), .ksk_conf = use_conf, .archive_dir = archive,
 			.now = now, .until = now + span, .signer = signer, .rrsig_lifetime = lifetime,
 			.rrsig_refresh = refresh, .cds_default = strstr(ksk_text, "cds-cdnskey-publish") == NULL,
-			.ksk_display = ksk_path, .card_config = card_config,
+			.ksk_display = ksk_path, .card_config = card_config, .force = cli->force,
 		};
 		r = khsm_ceremony_run(&c, (const char *const *)zones, (size_t)cli->zone_count, on_zone, &pg, &done);
 		if (r != KHSM_EOK) rc = CLI_FAIL;   /* printed by on_zone */

@@ -149,7 +149,7 @@ static int register_key(const khsm_conf_t *conf, const khsm_kasp_index_t *kasp, 
 		import_args[n++] = timers[i];
 	}
 	const char *share_args[] = { zone, "share", id_hex, other ? other->zone : "", NULL };
-	int r = khsm_keymgr(khsm_conf_path(conf), other ? share_args : import_args, &res);
+	int r = khsm_keymgr_card(khsm_conf_path(conf), other ? share_args : import_args, &res);
 	khsm_run_clear(&res);
 	if (r != KHSM_EOK) {
 		return r;
@@ -332,7 +332,7 @@ static int generate_zone(cli_t *cli, khsm_conf_t **conf, const char *zone_arg)
 		if (in_kasp) {
 			const char *del_args[] = { zone.name, "delete", id_hex, NULL };
 			khsm_run_t res = { 0 };
-			(void)khsm_keymgr(khsm_conf_path(*conf), del_args, &res);
+			(void)khsm_keymgr_card(khsm_conf_path(*conf), del_args, &res);
 			khsm_run_clear(&res);
 		}
 		int d = khsm_cardkey_delete(ks, id, id_len);

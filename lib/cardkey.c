@@ -801,7 +801,8 @@ int khsm_cardkey_fix_id(khsm_keystore_t *ks, const char *label, uint8_t **id_ptr
  * generic signing error, so these are classified here: a key that GnuTLS
  * lists by its id but libdnssec cannot load, and a signature that fails, are
  * taken as a card that did not answer and retried. Neither logs in (the
- * keystore keeps its login) nor changes anything on the card; a key that
+ * keystore keeps its login; after a removal khsm_keystore_relogin() logs in
+ * again explicitly first) nor changes anything on the card; a key that
  * really cannot sign costs the retry budget before the error is shown.
  */
 
@@ -912,7 +913,9 @@ static int dnskey_once(void *ctx)
 {
 	struct dnskey_args *a = ctx;
 	dnssec_key_t *key = NULL;
-	int r = load_key(a, &key);
+	/* after a removal: one explicit login, never libdnssec's own */
+	int r = khsm_keystore_relogin(a->ks, false);
+	if (r == KHSM_EOK) r = load_key(a, &key);
 	if (r == KHSM_EOK && a->sign) {
 		r = sign_and_verify(a->zone, a->id_hex, key);
 	}

@@ -565,6 +565,8 @@ typedef struct {
 
 struct khsm_skr_signer {
 	khsm_keystore_t *ks;
+	bool force;                /* a login at the final PIN try is allowed */
+	bool logged_in;            /* the first login succeeded */
 	signer_key_t *keys;        /* private keys stay loaded: one card session */
 	size_t count;
 };
@@ -584,6 +586,45 @@ int khsm_skr_signer_open(const char *config, khsm_skr_signer_t **signer_ptr)
 	}
 	*signer_ptr = s;
 	return KHSM_EOK;
+}
+
+/*
+ * The signer logs in explicitly, once, before any card key is loaded: token
+ * flags first (final try refused unless force, locked always), then one
+ * login through the URI's pin-source, outside any retry loop, held by the
+ * keystore's keeper session for the whole run. libdnssec and GnuTLS never
+ * get to log in on their own: they report a refused PIN as "not found" or
+ * "signing error", which reads as a busy card and would be retried, one
+ * try of the card each time. Only when the card forgot the login (removed
+ * and back) does a retried operation log in again, with one explicit login
+ * and the PIN the card accepted at the start of the run.
+ */
+_public_
+int khsm_skr_signer_login(khsm_skr_signer_t *s, bool force)
+{
+	if (!s) {
+		return KHSM_EINVAL;
+	}
+	if (s->logged_in) {
+		return KHSM_EOK;
+	}
+	s->force = force;
+	/* a busy card is waited for before the login, never by repeating it */
+	int r = khsm_keystore_wait_ready(s->ks);
+	if (r == KHSM_EOK) r = khsm_keystore_login(s->ks, NULL, force);
+	s->logged_in = r == KHSM_EOK;
+	return r;
+}
+
+/* Inside a card operation: the login holds, or is renewed once per try
+ * after a removal; never a first login (that one is never retried). */
+static int signer_relogin(khsm_skr_signer_t *s)
+{
+	if (!s->logged_in) {
+		khsm_err_detail("the card keystore is not logged in");
+		return KHSM_ELOGIN;
+	}
+	return khsm_keystore_relogin(s->ks, s->force);
 }
 
 _public_
@@ -628,19 +669,26 @@ static int dnskey_text_to_wire(const char *text, dnssec_binary_t *out)
 }
 
 struct load_op {
-	khsm_keystore_t *ks;
+	khsm_skr_signer_t *s;
 	const char *id;
 	dnssec_key_t *key;
 };
 
 /* One try of loading a card key through libdnssec, which reports a busy card
- * as "not found": retried as busy (a key really missing costs the budget). */
+ * as "not found": retried as busy while the login holds (a key really
+ * missing costs the budget). A login lost meanwhile is a removal, retried
+ * with one explicit login, never with GnuTLS's own. */
 static int load_once(void *data)
 {
 	struct load_op *o = data;
-	int r = khsm_error_from_dnssec(dnssec_keystore_get_private(khsm_keystore_dnssec(o->ks),
-	                                                           o->id, o->key));
-	return r == KHSM_ENOENT ? KHSM_EBUSY : r;
+	int r = signer_relogin(o->s);
+	if (r != KHSM_EOK) return r;
+	r = khsm_error_from_dnssec(dnssec_keystore_get_private(khsm_keystore_dnssec(o->s->ks),
+	                                                       o->id, o->key));
+	if (r == KHSM_ENOENT) {
+		r = khsm_keystore_logged_in(o->s->ks) ? KHSM_EBUSY : KHSM_EREMOVED;
+	}
+	return r;
 }
 
 /* The card key of a KSK, loaded once per run. */
@@ -668,12 +716,19 @@ static int signer_key(khsm_skr_signer_t *s, const uint8_t *owner, const khsm_ksk
 	if (r == KHSM_EOK) r = khsm_error_from_dnssec(dnssec_key_set_dname(key, owner));
 	dnssec_binary_free(&rd);
 	if (r == KHSM_EOK) {
-		struct load_op op = { .ks = s->ks, .id = k->id, .key = key };
+		struct load_op op = { .s = s, .id = k->id, .key = key };
 		r = khsm_card_op("loading the card key", load_once, &op);
 		if (r != KHSM_EOK) {
-			khsm_err_detail("the card key %s cannot be used for signing: %s", k->id,
-			                r == KHSM_EBUSY ? "the card stayed busy, or the key is not on it"
-			                                : khsm_strerror(r));
+			const char *d = khsm_err_last_detail();
+			char why[1024];
+			snprintf(why, sizeof(why), "%s", d ? d : "");
+			if (r == KHSM_EPIN_INCORRECT || r == KHSM_EPIN_LOCKED || r == KHSM_EPIN_FINAL_TRY) {
+				khsm_err_detail("%s", why);   /* the login's own words and remedy */
+			} else {
+				khsm_err_detail("the card key %s cannot be used for signing: %s%s%s", k->id,
+				                r == KHSM_EBUSY ? "the card stayed busy, or the key is not on it"
+				                                : khsm_strerror(r), why[0] ? "; " : "", why);
+			}
 		}
 	}
 	signer_key_t *g = r == KHSM_EOK ? realloc(s->keys, (s->count + 1) * sizeof(*g)) : NULL;
@@ -730,6 +785,7 @@ typedef struct {
 
 /* One SKR set at time now: KSKs + the KSR's ZSKs, signed by every KSK. */
 struct sign_op {
+	khsm_skr_signer_t *s;
 	dnssec_key_t *key;
 	const dnssec_binary_t *part1, *part2;
 	dnssec_binary_t *sig;
@@ -740,21 +796,24 @@ static int sign_once(void *data)
 {
 	struct sign_op *o = data;
 	dnssec_binary_free(o->sig);
+	int r = signer_relogin(o->s);   /* see khsm_skr_signer_login(): never GnuTLS's own */
+	if (r != KHSM_EOK) return r;
 	dnssec_sign_ctx_t *ctx = NULL;
-	int r = khsm_error_from_dnssec(dnssec_sign_new(&ctx, o->key));
+	r = khsm_error_from_dnssec(dnssec_sign_new(&ctx, o->key));
 	if (r == KHSM_EOK) r = khsm_error_from_dnssec(dnssec_sign_add(ctx, o->part1));
 	if (r == KHSM_EOK) r = khsm_error_from_dnssec(dnssec_sign_add(ctx, o->part2));
 	if (r == KHSM_EOK) {
 		int d = dnssec_sign_write(ctx, DNSSEC_SIGN_NORMAL, o->sig);
-		r = d == DNSSEC_SIGN_ERROR ? KHSM_EBUSY : khsm_error_from_dnssec(d);
+		r = d != DNSSEC_SIGN_ERROR ? khsm_error_from_dnssec(d) :
+		    khsm_keystore_logged_in(o->s->ks) ? KHSM_EBUSY : KHSM_EREMOVED;
 	}
 	dnssec_sign_free(ctx);
 	return r;
 }
 
-static int sign_set(dnssec_key_t *const *keys, size_t nkeys, const knot_dname_t *owner,
-                    const knot_rdataset_t *zsks, uint32_t ttl, int64_t now, int64_t lifetime,
-                    FILE *out, size_t *sigs)
+static int sign_set(khsm_skr_signer_t *s, dnssec_key_t *const *keys, size_t nkeys,
+                    const knot_dname_t *owner, const knot_rdataset_t *zsks, uint32_t ttl,
+                    int64_t now, int64_t lifetime, FILE *out, size_t *sigs)
 {
 	int r = KHSM_ENOMEM;
 	knot_rrset_t *dnskey = knot_rrset_new(owner, KNOT_RRTYPE_DNSKEY, KNOT_CLASS_IN, ttl, NULL);
@@ -793,7 +852,7 @@ static int sign_set(dnssec_key_t *const *keys, size_t nkeys, const knot_dname_t 
 		dnssec_binary_t part1 = { .data = rd, .size = hdr };
 		dnssec_binary_t part2 = { .data = wire, .size = (size_t)wlen };
 		dnssec_binary_t sig = { 0 };
-		struct sign_op op = { .key = keys[i], .part1 = &part1, .part2 = &part2, .sig = &sig };
+		struct sign_op op = { .s = s, .key = keys[i], .part1 = &part1, .part2 = &part2, .sig = &sig };
 		/* Under the card lock shared with other knot-hsm processes, and retried
 		 * while the card is busy (libdnssec reports that as a signing error). */
 		r = khsm_card_op("signing the DNSKEY set", sign_once, &op);
@@ -857,8 +916,11 @@ int khsm_skr_sign(khsm_skr_signer_t *s, const khsm_skr_request_t *req, const cha
 		khsm_err_detail("the KSK side sets cds-cdnskey-publish");
 		return KHSM_ENOTSUP;
 	}
+	/* the first login, outside any retry (khsm_skr_signer_login()) */
+	int r = khsm_skr_signer_login(s, s->force);
+	if (r != KHSM_EOK) return r;
 	khsm_keysets_t ksr = { 0 };
-	int r = khsm_keysets_parse(ksr_text, req->zone, &ksr);
+	r = khsm_keysets_parse(ksr_text, req->zone, &ksr);
 	if (r != KHSM_EOK) return r;
 	if (ksr.count == 0 || !strstr(ksr_text, "\n;; KeySigningRequest 1.0 generated")) {
 		khsm_keysets_clear(&ksr);
@@ -915,12 +977,12 @@ int khsm_skr_sign(khsm_skr_signer_t *s, const khsm_skr_request_t *req, const cha
 		int64_t t = set->timestamp;
 		int64_t next = i + 1 < ksr.count ? ksr.sets[i + 1].timestamp : 0;
 		if (r == KHSM_EOK) {
-			r = sign_set(keys, nkeys, owner, &zsks, (uint32_t)set->dnskey_ttl, t,
+			r = sign_set(s, keys, nkeys, owner, &zsks, (uint32_t)set->dnskey_ttl, t,
 			             req->rrsig_lifetime, out, &sigs);
 		}
 		for (t = t + req->rrsig_lifetime - req->rrsig_refresh; next && t < next && r == KHSM_EOK;
 		     t += req->rrsig_lifetime - req->rrsig_refresh) {
-			r = sign_set(keys, nkeys, owner, &zsks, (uint32_t)set->dnskey_ttl, t,
+			r = sign_set(s, keys, nkeys, owner, &zsks, (uint32_t)set->dnskey_ttl, t,
 			             req->rrsig_lifetime, out, &sigs);
 		}
 		knot_rdataset_clear(&zsks, NULL);
@@ -1144,7 +1206,18 @@ int khsm_ceremony_sign(const khsm_ceremony_t *c, khsm_ceremony_prep_t *p)
 	if (r == KHSM_ENOTSUP) {
 		const char *sign_args[] = { p->zone, "sign-ksr", p->res.ksr_path, NULL };
 		p->res.by_keymgr = true;
-		if ((r = keymgr_text(c->ksk_conf, sign_args, &p->skr_text)) != KHSM_EOK) {
+		/* keymgr logs in through the same pin-source: knot-hsm has checked
+		 * that PIN with one login of its own first (card_login()). keymgr
+		 * does not take knot-hsm's card lock: hold it for keymgr, so that no
+		 * other knot-hsm uses the card meanwhile. */
+		if (c->signer && (r = khsm_skr_signer_login(c->signer, c->force)) != KHSM_EOK) {
+			return step_failed(r, "card login (KSK side)");
+		}
+		khsm_run_t out = { 0 };
+		r = khsm_keymgr_card(c->ksk_conf, sign_args, &out);
+		if (r == KHSM_EOK) p->skr_text = KHSM_STEAL(out.out);
+		khsm_run_clear(&out);
+		if (r != KHSM_EOK) {
 			step_failed(r, "sign-ksr (KSK side, card)");
 			card_gone(c->card_config, p->zone);
 			return r;
@@ -1229,6 +1302,24 @@ int khsm_ceremony_finish(const khsm_ceremony_t *c, khsm_ceremony_prep_t *p, khsm
 	return r;
 }
 
+/* Before the first zone that needs the card: knot-hsm's own login, once per
+ * run. The signer's login (held for the run), or, when keymgr sign-ksr signs,
+ * one login through the card keystore config keymgr will use: token flags
+ * first (final try refused unless force, locked always), then one try. A
+ * wrong PIN thus costs one try, found by knot-hsm, and keymgr never starts
+ * with it. *checked: the keymgr-side check is done. */
+static int card_login(const khsm_ceremony_t *c, bool *checked)
+{
+	int r = KHSM_EOK;
+	if (c->signer) {
+		r = khsm_skr_signer_login(c->signer, c->force);
+	} else if (!*checked && c->card_config) {
+		r = khsm_keystore_login_check(c->card_config, c->force);
+		*checked = r == KHSM_EOK;
+	}
+	return r == KHSM_EOK ? r : step_failed(r, "card login (KSK side)");
+}
+
 _public_
 int khsm_ceremony_zone(const khsm_ceremony_t *c, const char *zone, khsm_ceremony_result_t *out)
 {
@@ -1236,7 +1327,9 @@ int khsm_ceremony_zone(const khsm_ceremony_t *c, const char *zone, khsm_ceremony
 		return KHSM_EINVAL;
 	}
 	khsm_ceremony_prep_t p = { 0 };
+	bool checked = false;
 	int r = khsm_ceremony_prepare(c, zone, &p);
+	if (r == KHSM_EOK && !p.res.skipped) r = card_login(c, &checked);
 	if (r == KHSM_EOK) r = khsm_ceremony_sign(c, &p);
 	if (r == KHSM_EOK) r = khsm_ceremony_finish(c, &p, out);
 	khsm_ceremony_prep_clear(&p);
@@ -1347,6 +1440,7 @@ int khsm_ceremony_run(const khsm_ceremony_t *c, const char *const *zones, size_t
 	pthread_cond_init(&pp.cv, NULL);
 	pthread_t worker;
 	int r = KHSM_EOK;
+	bool login_checked = false;
 	if (pthread_create(&worker, NULL, pipe_worker, &pp) != 0) {
 		r = KHSM_ENOMEM;
 	}
@@ -1360,7 +1454,8 @@ int khsm_ceremony_run(const khsm_ceremony_t *c, const char *const *zones, size_t
 		if (pp.stop && pp.stop_at <= i) break;
 		pthread_mutex_unlock(&pp.mu);
 		khsm_err_clear();
-		int sr = khsm_ceremony_sign(c, &pp.prep[i]);
+		int sr = pp.prep[i].res.skipped ? KHSM_EOK : card_login(c, &login_checked);
+		if (sr == KHSM_EOK) sr = khsm_ceremony_sign(c, &pp.prep[i]);
 		pthread_mutex_lock(&pp.mu);
 		if (sr != KHSM_EOK) pipe_fail(&pp, i, sr);
 		else pp.state[i] = Z_SIGNED;

@@ -82,6 +82,15 @@ typedef struct khsm_skr_signer khsm_skr_signer_t;
  *  \param[out] signer_ptr  close with khsm_skr_signer_close(). */
 int khsm_skr_signer_open(const char *keystore_config, khsm_skr_signer_t **signer_ptr);
 
+/** Log in once, explicitly, and keep the login for the run: token flags
+ *  first (final try refused unless force, locked always), one try through
+ *  the config's pin-source, never retried. Nothing when already logged in.
+ *  khsm_skr_sign() calls it (with the force of an earlier call, else false);
+ *  card operations after it never let libdnssec or GnuTLS log in by
+ *  themselves, and log in again (once per try) only after the card forgot
+ *  the login. */
+int khsm_skr_signer_login(khsm_skr_signer_t *signer, bool force);
+
 /** Close the keystore (logs out). NULL accepted. */
 void khsm_skr_signer_close(khsm_skr_signer_t *signer);
 
@@ -124,8 +133,10 @@ typedef struct {
 	int64_t rrsig_refresh;
 	bool cds_default;          /* KSK side leaves cds-cdnskey-publish at its default */
 	const char *ksk_display;   /* KSK-side path named in messages (NULL: ksk_conf) */
-	const char *card_config;   /* card keystore config, to tell a removed card after a
-	                              keymgr sign-ksr failure (NULL: not asked) */
+	const char *card_config;   /* card keystore config: knot-hsm logs in with it once
+	                              before keymgr sign-ksr does (signer NULL), and tells a
+	                              removed card after a keymgr failure (NULL: neither) */
+	bool force;                /* --force: a login at the final PIN try is allowed */
 } khsm_ceremony_t;
 
 typedef struct {
@@ -156,7 +167,9 @@ int khsm_ceremony_prepare(const khsm_ceremony_t *c, const char *zone, khsm_cerem
 
 /** Step 2, the card: sign the KSR (c->signer, or keymgr sign-ksr when it is
  *  NULL or the signer answers KHSM_ENOTSUP) and archive the SKR. Nothing for
- *  a skipped zone. */
+ *  a skipped zone. keymgr sign-ksr runs under khsm_card_lock(). With signer
+ *  NULL the caller checks the PIN first (khsm_keystore_login_check() on
+ *  card_config), as khsm_ceremony_zone() and khsm_ceremony_run() do. */
 int khsm_ceremony_sign(const khsm_ceremony_t *c, khsm_ceremony_prep_t *prep);
 
 /** Step 3, ZSK side: validate-skr, khsm_skr_check, import-skr, read back.

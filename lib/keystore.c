@@ -44,6 +44,11 @@ struct khsm_keystore {
 	bool have_keeper;
 };
 
+/* A login of this process was refused: every later first login of any
+ * keystore is refused without asking the card (several keystores of one
+ * card in a knot.conf must not cost a try each). */
+static bool pin_refused;
+
 static pthread_once_t crypto_once = PTHREAD_ONCE_INIT;
 static void crypto_init(void) { dnssec_crypto_init(); }
 
@@ -268,10 +273,13 @@ static void tries_left_detail(khsm_keystore_t *ks)
 		khsm_err_detail("the token refused the PIN and is now locked; " UNBLOCK_HINT);
 	} else if (f & KHSM_TOKEN_PIN_FINAL_TRY) {
 		khsm_err_detail("the token refused the PIN; it was not retried. Only ONE try is left "
-		                "before the token locks: check the PIN file before anything else");
+		                "before the token locks: check the PIN file before anything else; "
+		                "knot-hsm logs in at the final try only with --force. Once locked, "
+		                UNBLOCK_HINT);
 	} else if (f & KHSM_TOKEN_PIN_COUNT_LOW) {
 		khsm_err_detail("the token refused the PIN; it was not retried. The token reports few "
-		                "tries left; check the PIN before trying again");
+		                "tries left; check the PIN before trying again (at the final try "
+		                "knot-hsm logs in only with --force; a locked PIN needs the SO-PIN)");
 	} else {
 		khsm_err_detail("the token refused the PIN; it was not retried. Check the PIN");
 	}
@@ -415,6 +423,12 @@ int khsm_keystore_find(khsm_keystore_t *ks, const char *url, bool login, const k
 	struct list_args a = { .ks = ks, .url = url, .pin = pin,
 	                       .flags = login ? GNUTLS_PKCS11_OBJ_FLAG_LOGIN : 0 };
 	bool first_login = login && !ks->pin_ok;
+	if (first_login && __atomic_load_n(&pin_refused, __ATOMIC_ACQUIRE)) {
+		khsm_err_detail("a PIN was already refused in this run (see above); knot-hsm spends "
+		                "at most one PIN try per command, so it did not log in again: check "
+		                "the PIN, then rerun");
+		return KHSM_EPIN_INCORRECT;
+	}
 	if (first_login) {
 		/* The login itself is tried once, never retried: a PIN the card
 		 * refused, or may have counted, must not be sent again. */
@@ -433,6 +447,9 @@ int khsm_keystore_find(khsm_keystore_t *ks, const char *url, bool login, const k
 	unsigned count = a.count;
 
 	if (r != KHSM_EOK) {
+		if (r == KHSM_EPIN_INCORRECT || r == KHSM_ELOGIN || r == KHSM_EPIN_LOCKED) {
+			__atomic_store_n(&pin_refused, true, __ATOMIC_RELEASE);
+		}
 		if (r == KHSM_EPIN_INCORRECT || r == KHSM_ELOGIN) {
 			tries_left_detail(ks);
 			return KHSM_EPIN_INCORRECT;
@@ -461,6 +478,63 @@ int khsm_keystore_find(khsm_keystore_t *ks, const char *url, bool login, const k
 	*objs_ptr = objs;
 	*count_ptr = count;
 	return KHSM_EOK;
+}
+
+static int probe_once(void *ctx)
+{
+	return card_probe(ctx);
+}
+
+_public_
+int khsm_keystore_wait_ready(khsm_keystore_t *ks)
+{
+	if (!ks) {
+		return KHSM_EINVAL;
+	}
+	return khsm_card_op("reaching the card before the login", probe_once, ks);
+}
+
+_public_
+bool khsm_keystore_logged_in(khsm_keystore_t *ks)
+{
+	if (!ks || !ks->pin_ok) {
+		return false;
+	}
+	if (!ks->have_keeper) {
+		return !ks->mod;   /* no keeper: cannot ask; one lost to a removal: logged out */
+	}
+	CK_SESSION_INFO si;
+	if (ks->mod->C_GetSessionInfo(ks->keeper, &si) != CKR_OK) {
+		return false;
+	}
+	return si.state == CKS_RO_USER_FUNCTIONS || si.state == CKS_RW_USER_FUNCTIONS;
+}
+
+_public_
+int khsm_keystore_relogin(khsm_keystore_t *ks, bool force)
+{
+	if (!ks) {
+		return KHSM_EINVAL;
+	}
+	if (!ks->pin_ok || khsm_keystore_logged_in(ks)) {
+		return KHSM_EOK;
+	}
+	return khsm_keystore_login(ks, NULL, force);
+}
+
+_public_
+int khsm_keystore_login_check(const char *config, bool force)
+{
+	khsm_keystore_t *ks = NULL;
+	int r = khsm_keystore_open(config, &ks);
+	if (r == KHSM_EOK) {
+		r = khsm_keystore_wait_ready(ks);
+	}
+	if (r == KHSM_EOK) {
+		r = khsm_keystore_login(ks, NULL, force);
+	}
+	khsm_keystore_close(ks);
+	return r;
 }
 
 _public_

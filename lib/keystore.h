@@ -38,8 +38,35 @@ int khsm_keystore_flags(const khsm_keystore_t *ks, unsigned *flags_ptr);
 int khsm_login_precheck(unsigned token_flags, bool force);
 
 /** Log in once. With pin NULL the PIN comes from the URI's pin-source, as
- *  for knotd. A failed login is never retried; the tries left are reported. */
+ *  for knotd. A failed login is never retried; the tries left are reported.
+ *  Once a login of this process was refused, the first login of any other
+ *  keystore is refused too (KHSM_EPIN_INCORRECT) without asking the card:
+ *  one PIN try per command run, however many keystores it checks. */
 int khsm_keystore_login(khsm_keystore_t *ks, const khsm_pin_t *pin, bool force);
+
+/** Wait, retried as any card operation (lib/retry.h), until the card answers
+ *  a search that needs no login: for a command that would rather wait for a
+ *  busy card than fail, before its one login (which is never retried). */
+int khsm_keystore_wait_ready(khsm_keystore_t *ks);
+
+/** Whether the login of this keystore still holds (the session that keeps
+ *  it answers as logged in). False before the first login and after the card
+ *  forgot it (removal); true when the token cannot tell (no keeper session). */
+bool khsm_keystore_logged_in(khsm_keystore_t *ks);
+
+/** Inside a card operation: nothing while the login holds or when there was
+ *  none; after the card forgot an accepted login (removal), one explicit
+ *  login with the same PIN source, so that GnuTLS or libdnssec never log in
+ *  on their own (they would report a refused PIN as a missing key or a
+ *  signing error, which reads as a busy card and gets retried). */
+int khsm_keystore_relogin(khsm_keystore_t *ks, bool force);
+
+/** Open config, wait for the card (khsm_keystore_wait_ready()), read the
+ *  token flags, refuse final try (unless force) and locked, and log in once
+ *  through the URI's pin-source, then close: what
+ *  knot-hsm does before it lets keymgr log in with the same config, so that a
+ *  wrong PIN costs one try, found by knot-hsm, and keymgr never gets it. */
+int khsm_keystore_login_check(const char *config, bool force);
 
 /** List objects matching url (a URI on this keystore's token), logging in
  *  once first when login is set. Same PIN rules as khsm_keystore_login().

@@ -8,6 +8,7 @@
 #include "error.h"
 #include "internal.h"
 #include "knot.h"
+#include "retry.h"
 
 /* -- small parsers -- */
 
@@ -187,6 +188,18 @@ int khsm_keymgr(const char *conf_path, const char *const args[], khsm_run_t *res
 	}
 	*res = out;
 	return KHSM_EOK;
+}
+
+_public_
+int khsm_keymgr_card(const char *conf_path, const char *const args[], khsm_run_t *res)
+{
+	int r = khsm_card_lock();
+	if (r != KHSM_EOK) {
+		return r;
+	}
+	r = khsm_keymgr(conf_path, args, res);
+	khsm_card_unlock();
+	return r;
 }
 
 /* -- keymgr list -- */

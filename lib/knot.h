@@ -46,6 +46,13 @@ int khsm_knot_version(const char *tool, int *major, int *minor, int *patch);
  *  \param[out] res  free with khsm_run_clear(); filled only on success. */
 int khsm_keymgr(const char *conf_path, const char *const args[], khsm_run_t *res);
 
+/** khsm_keymgr() for card work (sign-ksr, import-pkcs11, share, delete on a
+ *  PKCS #11 keystore): keymgr runs while this process holds khsm_card_lock(),
+ *  so that no other knot-hsm uses the card meanwhile (keymgr does not take
+ *  that lock itself). Log in once in knot-hsm first (khsm_keystore_login()):
+ *  keymgr then logs in with a PIN the card has just accepted. */
+int khsm_keymgr_card(const char *conf_path, const char *const args[], khsm_run_t *res);
+
 /** Parse `keymgr ZONE list` output, plain or extended (-e) format, 3.2.6.
  *  Any malformed line is KHSM_EPARSE with its line number in the detail.
  *  Unknown `name=value` fields of the extended format are skipped.

@@ -16,8 +16,11 @@
  * processes of the machine: KHSM_LOCK_FILE, else $XDG_RUNTIME_DIR/knot-hsm.lock,
  * else /run/lock/knot-hsm.lock. When no lock file can be opened the operation
  * runs unserialised across processes (retries still cover collisions). The
- * flock is held per operation, never while sleeping between retries, and
- * never while keymgr/knotc run; knotd does not take it. */
+ * flock is held per operation and never while sleeping between retries.
+ * keymgr children that do card work (sign-ksr, import-pkcs11, share, delete)
+ * run while knot-hsm holds it (khsm_keymgr_card()): keymgr and knotd do not
+ * take it themselves, so holding it across the child cannot deadlock; other
+ * keymgr and knotc children run without it. */
 #pragma once
 
 #include <stdbool.h>

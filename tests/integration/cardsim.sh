@@ -32,6 +32,19 @@ count() {
 	fi
 }
 
+# card_tries [N]: set the user-PIN tries left of the card (cardsim's
+# state_file, default conf path + .state: 1 is the final try, 0 locked), or
+# print them (no state file yet: none failed, print "full").
+card_tries() {
+	if [ $# -gt 0 ]; then
+		printf 'user_pin_tries_left %s\n' "$1" > "$KHSM_CARDSIM_CONF.state"
+	elif [ -f "$KHSM_CARDSIM_CONF.state" ]; then
+		sed -n 's/^user_pin_tries_left \([0-9]*\)$/\1/p' "$KHSM_CARDSIM_CONF.state"
+	else
+		echo full
+	fi
+}
+
 # card_knot_conf FILE ZONE...: a knot.conf whose keystore is what
 # `knot-hsm keystore --module $CARDSIM` prints, a manual policy on it, and the zones.
 card_knot_conf() {
