@@ -8,6 +8,7 @@
 #include "lib/cardkey.h"
 #include "cleanup.h"
 #include "lib/dnskey.h"
+#include "lib/display.h"
 #include "lib/error.h"
 #include "lib/json.h"
 #include "lib/kasp.h"
@@ -574,7 +575,8 @@ static int keys_of_keystore(cli_t *cli, const khsm_conf_t *conf, const khsm_kasp
 	} else {
 		printf("%skeystore %s", first ? "" : "\n", ids[0]);
 		for (size_t i = 1; i < n_ids; i++) printf(", %s", ids[i]);
-		printf(": %s\n", khsm_keystore_uri(ks));
+		_cleanup_free_ char *shown = NULL;
+		printf(": %s\n", khsm_redact(khsm_keystore_uri(ks), &shown) == KHSM_EOK ? shown : "");
 	}
 	for (size_t i = 0; i < priv.count; i++) {
 		const khsm_cardobj_t *o = &priv.items[i];

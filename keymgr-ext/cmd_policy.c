@@ -10,6 +10,7 @@
 
 #include "lib/dnskey.h"
 #include "cleanup.h"
+#include "lib/display.h"
 #include "lib/error.h"
 #include "lib/guard/conf.h"
 #include "lib/knot.h"
@@ -447,12 +448,24 @@ int cmd_policy(cli_t *cli)
 		rmdir(tmpl ? tmpl : tmpdir);
 	}
 
+	_cleanup_free_ char *shown_main = NULL, *shown_ksk = NULL;
 	if (rc == CLI_OK && !cli->write) {
-		printf("# ==> %s <==\n%s", main_path, main_text);
+		/* On the terminal a pin-value is hidden; --write writes the config as it is. */
+		if (khsm_redact(main_text, &shown_main) != KHSM_EOK ||
+		    (ksk_text && khsm_redact(ksk_text, &shown_ksk) != KHSM_EOK)) {
+			rc = cli_error(KHSM_ENOMEM, NULL);
+		}
+	}
+	if (rc == CLI_OK && !cli->write) {
+		printf("# ==> %s <==\n%s", main_path, shown_main);
 		if (ksk_text) {
-			printf("\n# ==> %s <==\n%s", ksk_path, ksk_text);
+			printf("\n# ==> %s <==\n%s", ksk_path, shown_ksk);
 		}
 		printf("\n");
+		if (strcmp(shown_main, main_text) != 0 || (ksk_text && strcmp(shown_ksk, ksk_text) != 0)) {
+			printf("# the PIN in the keystore config (pin-value) is shown as ***; --write writes it:\n"
+			       "# better put it in a 0600 file and use pin-source (knot-hsm keystore --pin-file)\n");
+		}
 		print_stats(&pol, &st, "# ");
 		printf("# checked with knotc conf-check; write it with --write %s\n", main_path);
 	} else if (rc == CLI_OK) {

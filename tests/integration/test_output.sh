@@ -9,6 +9,7 @@ token_init "$LABEL"
 pin_file "$TMP/card.pin"
 mkdir -p "$TMP/kasp"
 run 0 "$KNOT_HSM" keystore --token "$LABEL" --pin-file "$TMP/card.pin" --id card
+ps_stanza=$OUT
 cat > "$TMP/knot.conf" <<CONF
 server:
     rundir: $TMP
@@ -53,3 +54,71 @@ equals "$(fds_of keymgr)" "0 1 2 " "keymgr children see only descriptors 0-2, no
 ls "$TMP"/knotc.fds.* >/dev/null 2>&1 || fail "the wrapper knotc did not run"
 pass "generate asked knotc whether knotd runs"
 equals "$(fds_of knotc)" "0 1 2 " "knotc children see only descriptors 0-2"
+
+# --- 2. pin-value: wherever a URI or a config is printed, the PIN is not.
+run 0 "$KNOT_HSM" keystore --token "$LABEL" --pin-file "$TMP/card.pin" --pin-in-config --id card
+contains "$OUT" "pin-value=$PIN" "keystore --pin-in-config prints the config it was asked for"
+D=$TMP/pv
+mkdir -p "$D/kasp"
+write_pv_conf() { # keystore stanza, more lines for the default template
+	cat > "$D/knot.conf" <<CONF
+server:
+    rundir: $D
+database:
+    storage: $D
+    kasp-db: $D/kasp
+$1
+template:
+  - id: default
+    storage: $D
+${2:-}
+zone:
+  - domain: example.com.
+  - domain: example.org.
+CONF
+}
+pv_stanza=$OUT
+write_pv_conf "$pv_stanza"
+PV=$D/knot.conf
+no_pin() { # description: neither stdout nor stderr of the last run shows the PIN
+	lacks "$OUT
+$ERR" "$PIN" "$1"
+}
+run 1 "$KNOT_HSM" -c "$PV" doctor
+no_pin "doctor"
+run 0 "$KNOT_HSM" -c "$PV" example.com policy
+no_pin "policy on the terminal"
+contains "$OUT" "pin-value=***" "policy shows where the PIN was"
+run 0 "$KNOT_HSM" -c "$PV" example.com policy --write "$D/knot-hsm.conf"
+no_pin "policy --write"
+grep -q "pin-value=$PIN" "$D/knot-hsm-ksk.conf" || fail "the written KSK side lost its PIN"
+pass "policy --write writes the config as it is"
+# Whatever these exit with (the login paths are not what is checked here).
+run_any() {
+	"$@" >"$TMP/out" 2>"$TMP/err" || true
+	OUT=$(cat "$TMP/out"); ERR=$(cat "$TMP/err")
+}
+run_any "$KNOT_HSM" -c "$PV" keys
+no_pin "keys"
+run_any "$KNOT_HSM" -c "$PV" status
+no_pin "status"
+run_any "$KNOT_HSM" -c "$PV" example.com generate
+no_pin "generate"
+# A ceremony whose KSK side has the PIN as pin-value (the KSK is made with a
+# pin-source, pin-value is put in afterwards); signing on the card and with
+# keymgr.
+D=$TMP/cer
+PV=$D/knot.conf
+mkdir -p "$D/kasp"
+write_pv_conf "$ps_stanza"
+run 0 "$KNOT_HSM" -c "$PV" example.org policy --write "$D/knot-hsm.conf"
+write_pv_conf "$ps_stanza
+include: $D/knot-hsm.conf" "    dnssec-signing: on
+    dnssec-policy: knot-hsm"
+run 0 "$KNOT_HSM" -c "$PV" example.org ceremony until=+5d generate-ksk=yes
+sed -i "s|;pin-source=[^ ]*|;pin-value=$PIN|" "$D/knot-hsm-ksk.conf"
+grep -q "pin-value=$PIN" "$D/knot-hsm-ksk.conf" || fail "KSK side not edited"
+run_any "$KNOT_HSM" -c "$PV" example.org ceremony until=+40d
+no_pin "ceremony, signer=card"
+run_any "$KNOT_HSM" -c "$PV" example.org ceremony until=+60d signer=keymgr
+no_pin "ceremony, signer=keymgr"
