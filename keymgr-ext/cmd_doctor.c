@@ -41,7 +41,7 @@ static const char *why(int r)
 {
 	static char buf[2100];
 	const char *d = khsm_err_last_detail();
-	snprintf(buf, sizeof(buf), "%s%s%s", khsm_strerror(r), d ? ": " : "", d ? d : "");
+	snprintf(buf, sizeof(buf), "%s%s%s", khsm_strerror(r), d ? ": " : "", khsm_esc(d));
 	khsm_err_clear();
 	return buf;
 }

@@ -9,6 +9,7 @@
 
 #include "cli.h"
 #include "lib/dnskey.h"
+#include "lib/display.h"
 #include "lib/error.h"
 #include "lib/knot.h"
 #include "lib/parent.h"
@@ -406,14 +407,14 @@ static int submitted_zone(const cli_t *cli, khsm_conf_t **conf, int i, const cha
 			next = strchr(line, '\n');
 			if (next) *next++ = '\0';
 			fprintf(stderr, "warning: %s (%s@%u) sent a malformed DS record, ignored: %s\n",
-			        servers[s].name, servers[s].address, (unsigned)servers[s].port, line);
+			        servers[s].name, servers[s].address, (unsigned)servers[s].port, khsm_esc(line));
 		}
 		if (r != KHSM_EOK) {
 			last_error = r;
 			if (server_count > 1) {
 				const char *d = khsm_err_last_detail();
 				fprintf(stderr, "warning: %s (%s): %s\n", servers[s].name, servers[s].address,
-				        d ? d : khsm_strerror(r));
+				        d ? khsm_esc(d) : khsm_strerror(r));
 				khsm_err_clear();
 			}
 			continue;

@@ -8,6 +8,7 @@
 
 #include "config.h"
 #include "cli.h"
+#include "lib/display.h"
 #include "lib/error.h"
 #include "lib/retry.h"
 
@@ -170,12 +171,14 @@ int cli_error(int code, const char *fmt, ...)
 	if (fmt) {
 		va_list ap;
 		va_start(ap, fmt);
-		vfprintf(stderr, fmt, ap);
+		char *what = NULL;
+		int n = vasprintf(&what, fmt, ap);
 		va_end(ap);
-		fputs(": ", stderr);
+		fprintf(stderr, "%s: ", n >= 0 ? khsm_esc(what) : fmt);   /* escaped: see lib/display.h */
+		free(what);
 	}
 	const char *detail = khsm_err_last_detail();
-	fprintf(stderr, "%s%s%s\n", khsm_strerror(code), detail ? ": " : "", detail ? detail : "");
+	fprintf(stderr, "%s%s%s\n", khsm_strerror(code), detail ? ": " : "", khsm_esc(detail));
 	return CLI_FAIL;
 }
 
@@ -184,8 +187,11 @@ int cli_usage_error(const cli_command_t *cmd, const char *fmt, ...)
 	fputs("error: ", stderr);
 	va_list ap;
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	char *what = NULL;
+	int n = vasprintf(&what, fmt, ap);
 	va_end(ap);
+	fputs(n >= 0 ? khsm_esc(what) : fmt, stderr);   /* escaped: see lib/display.h */
+	free(what);
 	if (cmd) {
 		fprintf(stderr, "\nusage: %s\n", cmd->synopsis);
 	} else {

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lib/display.h"
 #include "lib/error.h"
 #include "lib/knot.h"
 #include "zonecmd.h"
@@ -136,7 +137,7 @@ void zone_reload_keys(const khsm_conf_t *conf, const char *zone)
 	} else {
 		const char *d = khsm_err_last_detail();
 		fprintf(stderr, "warning: knotc zone-keys-load %s failed: %s%s%s; run it by hand\n",
-		        zone, khsm_strerror(r), d ? ": " : "", d ? d : "");
+		        zone, khsm_strerror(r), d ? ": " : "", khsm_esc(d));
 		khsm_err_clear();
 	}
 }

@@ -18,3 +18,15 @@ int khsm_redact(const char *text, char **out_ptr);
 /** khsm_redact() in place in a NUL-terminated buffer of size bytes; the end
  *  of the text is cut when "***" is longer than the value hidden. */
 void khsm_redact_buf(char *buf, size_t size);
+
+/** Text for a terminal: bytes below 0x20 (newline and tab too), 0x7f, C1
+ *  controls (U+0080-U+009F) and bytes that are not valid UTF-8 become \xNN;
+ *  valid UTF-8 and everything else stay as they are.
+ *  \param[out] out_ptr  free with free(). */
+int khsm_escape(const char *text, char **out_ptr);
+
+/** khsm_escape() for one print site: text itself when nothing needs
+ *  escaping, else the escaped copy in one of 8 per-thread buffers, reused
+ *  after 8 calls (at most 4096 bytes, a longer one ends with "..."). NULL
+ *  gives "". Not to be freed. */
+const char *khsm_esc(const char *text);

@@ -122,3 +122,29 @@ run_any "$KNOT_HSM" -c "$PV" example.org ceremony until=+40d
 no_pin "ceremony, signer=card"
 run_any "$KNOT_HSM" -c "$PV" example.org ceremony until=+60d signer=keymgr
 no_pin "ceremony, signer=keymgr"
+
+# --- 3. Control characters from card labels and arguments are escaped in
+# human output (\xNN), JSON keeps its own escaping.
+ESC=$(printf '\033')
+BEL=$(printf '\007')
+NL='
+'
+token_init "$(printf 'ev\033[31mil\nx')"
+run 0 "$KNOT_HSM" tokens
+contains "$OUT" 'token: ev\x1b[31mil\x0ax' "tokens: a label with ESC and newline escaped"
+lacks "$OUT" "$ESC" "tokens: no raw ESC"
+run 0 "$KNOT_HSM" tokens --json
+contains "$OUT" '"ev\u001b[31mil\nx"' "tokens --json: JSON escaping"
+keygen_p11tool "$LABEL" "$(printf 'k\033]0;pwn\007ey')" 77
+run 0 "$KNOT_HSM" -c "$C" keys
+contains "$OUT" "label 'k\\x1b]0;pwn\\x07ey'" "keys: a key label with OSC and BEL escaped"
+lacks "$OUT" "$ESC" "keys: no raw ESC"
+lacks "$OUT" "$BEL" "keys: no raw BEL"
+run 1 "$KNOT_HSM" -c "$C" "$(printf 'exa\033[2Jmple.com')" ds
+contains "$ERR" "zone name 'exa\\x1b[2Jmple.com'" "a zone argument with ESC escaped in the error"
+lacks "$ERR" "$ESC" "no raw ESC in the error"
+run 1 "$KNOT_HSM" -c "$C" "$(printf 'example.com\nerror: forged')" ds
+lacks "$ERR" "${NL}error: forged" "a newline in an argument cannot forge an error line"
+run 1 "$KNOT_HSM" uri --token "$(printf 'no\033such')"
+contains "$ERR" 'no\x1bsuch' "a --token label escaped in the error"
+lacks "$ERR" "$ESC" "no raw ESC in the --token error"

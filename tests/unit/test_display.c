@@ -99,6 +99,62 @@ static void test_keystore_gone_redacted(void **state)
 	rmdir(dir);
 }
 
+static void escapes(const char *in, const char *want)
+{
+	char *out = NULL;
+	assert_int_equal(khsm_escape(in, &out), KHSM_EOK);
+	assert_string_equal(out, want);
+	free(out);
+	assert_string_equal(khsm_esc(in), want);
+}
+
+static void test_escape(void **state)
+{
+	(void)state;
+	escapes("SmartCard-HSM (UserPIN)", "SmartCard-HSM (UserPIN)");
+	escapes("evil\x1b[2J\x1b]0;title\x07label", "evil\\x1b[2J\\x1b]0;title\\x07label");
+	escapes("two\nlines\r\tand\x7f", "two\\x0alines\\x0d\\x09and\\x7f");
+	/* Valid UTF-8 stays; C1 controls (U+009B is CSI) and broken UTF-8 do not. */
+	escapes("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x94\x91", "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x94\x91");
+	escapes("a\xc2\x9b" "31mb", "a\\xc2\\x9b" "31mb");
+	escapes("\xff\xc3(\xe2\x82", "\\xff\\xc3(\\xe2\\x82");
+	escapes("\xc0\xaf \xed\xa0\x80 \xf4\x90\x80\x80",
+	        "\\xc0\\xaf \\xed\\xa0\\x80 \\xf4\\x90\\x80\\x80");
+	escapes("", "");
+	assert_string_equal(khsm_esc(NULL), "");
+	/* Nothing to escape: the text itself, no copy. */
+	const char *plain = "example.com. KSK";
+	assert_ptr_equal(khsm_esc(plain), plain);
+	char *out = NULL;
+	assert_int_equal(khsm_escape(NULL, &out), KHSM_EINVAL);
+}
+
+/* Eight results stay valid at once; a long text is cut with "...". */
+static void test_esc_slots(void **state)
+{
+	(void)state;
+	const char *r[8];
+	char in[8][8];
+	for (int i = 0; i < 8; i++) {
+		snprintf(in[i], sizeof(in[i]), "%d\n", i);
+		r[i] = khsm_esc(in[i]);
+	}
+	for (int i = 0; i < 8; i++) {
+		char want[16];
+		snprintf(want, sizeof(want), "%d\\x0a", i);
+		assert_string_equal(r[i], want);
+	}
+	char *big = malloc(3000);
+	assert_non_null(big);
+	memset(big, '\x01', 2999);
+	big[2999] = '\0';
+	const char *e = khsm_esc(big);
+	assert_int_equal(strlen(e), 4095);
+	assert_string_equal(e + 4092, "...");
+	assert_memory_equal(e, "\\x01\\x01", 8);
+	free(big);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -106,6 +162,8 @@ int main(void)
 		cmocka_unit_test(test_redact_buf),
 		cmocka_unit_test(test_err_detail_redacted),
 		cmocka_unit_test(test_keystore_gone_redacted),
+		cmocka_unit_test(test_escape),
+		cmocka_unit_test(test_esc_slots),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
