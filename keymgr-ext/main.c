@@ -8,6 +8,7 @@
 
 #include "config.h"
 #include "cli.h"
+#include "lib/bound.h"
 #include "lib/display.h"
 #include "lib/error.h"
 #include "lib/retry.h"
@@ -247,6 +248,19 @@ static int parse_fd(const char *text, int *fd)
 	return 0;
 }
 
+/* Option values that end on a card or name a file: refused when no card,
+ * token or file system can hold them (lib/bound.h has the limits). */
+static int bound_option(unsigned bit, const char *name, const char *value)
+{
+	int kind = bit == OPT_CONF || bit == OPT_MODULE || bit == OPT_PIN_FILE || bit == OPT_WRITE
+	         ? KHSM_BOUND_KIND_PATH : bit == OPT_TOKEN ? KHSM_BOUND_KIND_TOKEN_LABEL
+	         : bit == OPT_OBJECT ? KHSM_BOUND_KIND_KEY_LABEL : -1;
+	if (kind >= 0 && value && khsm_bound_check((khsm_bound_kind_t)kind, name, value) != KHSM_EOK) {
+		return cli_usage_error(cli_current, "%s", khsm_err_last_detail());
+	}
+	return CLI_OK;
+}
+
 /* Store one option. --id means the object id for `uri` and the keystore id
  * for `keystore`; the command decides which. */
 static int set_option(cli_t *cli, const option_t *o, const char *value)
@@ -276,7 +290,7 @@ static int set_option(cli_t *cli, const option_t *o, const char *value)
 	case OPT_CRIT:      cli->crit = value; break;
 	case OPT_GUARD:     cli->guard = true; break;
 	}
-	return CLI_OK;
+	return bound_option(o->bit, o->long_name, value);
 }
 
 /* Parse one option at argv[*i]; returns CLI_OK, CLI_USAGE, or -1 if argv[*i]

@@ -148,3 +148,54 @@ lacks "$ERR" "${NL}error: forged" "a newline in an argument cannot forge an erro
 run 1 "$KNOT_HSM" uri --token "$(printf 'no\033such')"
 contains "$ERR" 'no\x1bsuch' "a --token label escaped in the error"
 lacks "$ERR" "$ESC" "no raw ESC in the --token error"
+
+# --- 5. Bounds: at the limit accepted, one more refused with the limit named.
+rep() { # char count
+	awk -v c="$1" -v n="$2" 'BEGIN { s = ""; for (i = 0; i < n; i++) s = s c; print s }'
+}
+L255=$(rep k 255)
+run 0 "$KNOT_HSM" -c "$C" example.com generate label="$L255"
+contains "$OUT" "label '$L255'" "label= of 255 bytes: the key is made"
+run 2 "$KNOT_HSM" -c "$C" example.com generate label="${L255}k"
+contains "$ERR" "label= is 256 bytes long; a key label (CKA_LABEL) holds at most 255 bytes" "label= of 256 bytes refused with the limit"
+run 2 "$KNOT_HSM" -c "$C" example.com generate label="$(rep x 100000)"
+contains "$ERR" "label= is 100000 bytes long" "a 100 kB label= refused"
+run 2 "$KNOT_HSM" -c "$C" example.com import label="${L255}k"
+contains "$ERR" "at most 255 bytes" "import label= bounded too"
+run 1 "$KNOT_HSM" -c "$C" example.com import id="$(rep ab 255)"
+lacks "$ERR" "at most 255" "id= of 255 bytes passes the bound"
+run 2 "$KNOT_HSM" -c "$C" example.com import id="$(rep ab 256)"
+contains "$ERR" "id= is 256 bytes long; a key id (CKA_ID) holds at most 255 bytes" "id= of 256 bytes refused with the limit"
+run 0 "$KNOT_HSM" uri --token "$LABEL" --object "$L255"
+contains "$OUT" "object=$L255" "--object of 255 bytes accepted"
+run 2 "$KNOT_HSM" uri --token "$LABEL" --object "${L255}k"
+contains "$ERR" "--object is 256 bytes long" "--object of 256 bytes refused"
+T32=$(rep t 32)
+run 1 "$KNOT_HSM" uri --token "$T32"
+lacks "$ERR" "at most 32" "--token of 32 bytes passes the bound"
+run 2 "$KNOT_HSM" uri --token "${T32}t"
+contains "$ERR" "--token is 33 bytes long; a token label holds at most 32 bytes" "--token of 33 bytes refused"
+# Zone names: 63 octets a label, 255 in wire form.
+Z63=$(rep z 63)
+run 1 "$KNOT_HSM" -c "$C" "$Z63.com" ds
+contains "$ERR" "zone $Z63.com. is not in" "a 63-octet label accepted"
+run 1 "$KNOT_HSM" -c "$C" "${Z63}z.com" ds
+contains "$ERR" "has a label longer than 63 characters" "a 64-octet label refused"
+N255="$Z63.$Z63.$Z63.$(rep z 61)."
+run 1 "$KNOT_HSM" -c "$C" "$N255" ds
+contains "$ERR" "is not in" "a name of 255 wire octets accepted"
+run 1 "$KNOT_HSM" -c "$C" "$Z63.$Z63.$Z63.$(rep z 62)." ds
+contains "$ERR" "is 256 octets long in wire form; at most 255 are allowed" "a name of 256 wire octets refused"
+# Paths: PATH_MAX.
+P4095="/$(rep p 4094)"
+run 1 "$KNOT_HSM" doctor --token "$LABEL" --pin-file "$P4095"
+contains "$OUT" "FAIL  pin source: $P4095" "a path of 4095 bytes passes the bound (and is looked at)"
+lacks "$ERR" "PATH_MAX" "no bound error at 4095 bytes"
+run 2 "$KNOT_HSM" -c "$C" --pin-file "${P4095}p" keys
+contains "$ERR" "--pin-file is 4096 bytes long; a path is at most 4095 bytes (PATH_MAX)" "--pin-file of 4096 bytes refused"
+run 2 "$KNOT_HSM" -c "${P4095}p" keys
+contains "$ERR" "--conf is 4096 bytes long" "-c of 4096 bytes refused"
+run 2 "$KNOT_HSM" -c "$C" example.com policy --write "${P4095}p"
+contains "$ERR" "--write is 4096 bytes long" "--write of 4096 bytes refused"
+run 2 "$KNOT_HSM" -c "$C" example.com policy ksk-conf="${P4095}p"
+contains "$ERR" "ksk-conf= is 4096 bytes long" "ksk-conf= of 4096 bytes refused"
