@@ -8,6 +8,7 @@
 #include "cli.h"
 #include "cleanup.h"
 #include "lib/audit.h"
+#include "lib/display.h"
 #include "lib/error.h"
 #include "lib/guard/conf.h"
 #include "lib/keystore.h"
@@ -40,7 +41,7 @@ static const char *why(int r)
 {
 	static char buf[2100];
 	const char *d = khsm_err_last_detail();
-	snprintf(buf, sizeof(buf), "%s%s%s", khsm_strerror(r), d ? ": " : "", d ? d : "");
+	snprintf(buf, sizeof(buf), "%s%s%s", khsm_strerror(r), d ? ": " : "", khsm_esc(d));
 	khsm_err_clear();
 	return buf;
 }
@@ -50,13 +51,7 @@ static const char *redact(const char *uri)
 {
 	static char buf[600];
 	snprintf(buf, sizeof(buf), "%s", uri);
-	char *p = strstr(buf, "pin-value=");
-	if (p) {
-		p += strlen("pin-value=");
-		size_t keep = strcspn(p, ";?&");
-		memmove(p + 3, p + keep, strlen(p + keep) + 1);
-		memcpy(p, "***", 3);
-	}
+	khsm_redact_buf(buf, sizeof(buf));
 	return buf;
 }
 

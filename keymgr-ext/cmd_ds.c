@@ -9,9 +9,11 @@
 
 #include "cli.h"
 #include "lib/dnskey.h"
+#include "lib/display.h"
 #include "lib/error.h"
 #include "lib/knot.h"
 #include "lib/parent.h"
+#include "cleanup.h"
 #include "zonecmd.h"
 
 /* -- the zone's KSKs -- */
@@ -398,13 +400,21 @@ static int submitted_zone(const cli_t *cli, khsm_conf_t **conf, int i, const cha
 	int last_error = KHSM_EOK;
 	for (size_t s = 0; s < server_count; s++) {
 		answer_t *a = &answers[answered];
-		r = khsm_parent_query_ds(&servers[s], name, &a->ds, &a->count);
+		_cleanup_free_ char *malformed = NULL;
+		r = khsm_parent_query_ds(&servers[s], name, &a->ds, &a->count, &malformed);
+		/* A malformed record is reported and left out; the others still count. */
+		for (char *line = malformed, *next; r == KHSM_EOK && line; line = next) {
+			next = strchr(line, '\n');
+			if (next) *next++ = '\0';
+			fprintf(stderr, "warning: %s (%s@%u) sent a malformed DS record, ignored: %s\n",
+			        servers[s].name, servers[s].address, (unsigned)servers[s].port, khsm_esc(line));
+		}
 		if (r != KHSM_EOK) {
 			last_error = r;
 			if (server_count > 1) {
 				const char *d = khsm_err_last_detail();
 				fprintf(stderr, "warning: %s (%s): %s\n", servers[s].name, servers[s].address,
-				        d ? d : khsm_strerror(r));
+				        d ? khsm_esc(d) : khsm_strerror(r));
 				khsm_err_clear();
 			}
 			continue;

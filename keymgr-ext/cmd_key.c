@@ -8,6 +8,7 @@
 #include "lib/cardkey.h"
 #include "cleanup.h"
 #include "lib/dnskey.h"
+#include "lib/display.h"
 #include "lib/error.h"
 #include "lib/json.h"
 #include "lib/kasp.h"
@@ -291,7 +292,7 @@ static int generate_zone(cli_t *cli, khsm_conf_t **conf, const char *zone_arg)
 	khsm_cardobjs_clear(&objs);
 
 	printf("generating %s %s on token for %s (label '%s')...\n", khsm_algorithm_name(alg),
-	       ksk ? "KSK" : "ZSK", zone.name, label);
+	       ksk ? "KSK" : "ZSK", zone.name, khsm_esc(label));
 	fflush(stdout);
 	_cleanup_free_ uint8_t *id = NULL;
 	size_t id_len = 0;
@@ -467,7 +468,7 @@ static int import_zone(cli_t *cli, khsm_conf_t **conf, const char *zone_arg)
 		if ((r = khsm_cardkey_fix_id(ks, label, &id, &id_len)) != KHSM_EOK) {
 			return cli_error(r, "fix-id");
 		}
-		printf("CKA_ID set on both objects of '%s'\n", label);
+		printf("CKA_ID set on both objects of '%s'\n", khsm_esc(label));
 	}
 	_cleanup_free_ char *id_hex = NULL;
 	if ((r = hex_of(id, id_len, &id_hex)) != KHSM_EOK) return cli_error(r, NULL);
@@ -574,7 +575,8 @@ static int keys_of_keystore(cli_t *cli, const khsm_conf_t *conf, const khsm_kasp
 	} else {
 		printf("%skeystore %s", first ? "" : "\n", ids[0]);
 		for (size_t i = 1; i < n_ids; i++) printf(", %s", ids[i]);
-		printf(": %s\n", khsm_keystore_uri(ks));
+		_cleanup_free_ char *shown = NULL;
+		printf(": %s\n", khsm_redact(khsm_keystore_uri(ks), &shown) == KHSM_EOK ? shown : "");
 	}
 	for (size_t i = 0; i < priv.count; i++) {
 		const khsm_cardobj_t *o = &priv.items[i];
@@ -623,7 +625,7 @@ static int keys_of_keystore(cli_t *cli, const khsm_conf_t *conf, const khsm_kasp
 			char tagbuf[16] = "?";
 			if (tag >= 0) snprintf(tagbuf, sizeof(tagbuf), "%d", tag);
 			printf("  %s  tag %s  %s %u bits  label '%s'\n", hex ? hex : "(no CKA_ID)", tagbuf,
-			       algname ? algname : "?", bits, o->label ? o->label : "");
+			       algname ? algname : "?", bits, khsm_esc(o->label));
 			printf("    zones: ");
 			if (used) print_zones_using(kasp, hex, NULL);
 			else printf("none: on the card, used by no zone%s", hex ? "" : " (and Knot cannot use "

@@ -10,6 +10,7 @@
 
 #include "lib/dnskey.h"
 #include "cleanup.h"
+#include "lib/display.h"
 #include "lib/error.h"
 #include "lib/guard/conf.h"
 #include "lib/knot.h"
@@ -174,42 +175,18 @@ static int full_config(const char *conf_path, const char *target, const char *re
 	return KHSM_EOK;
 }
 
-/* Refuse to overwrite a file knot-hsm did not write, unless --force. */
+/* Refuse to overwrite a file knot-hsm did not write, unless --force, and a
+ * link or a non-regular file always. */
 static int check_owned(const char *path, bool force)
 {
-	FILE *f = fopen(path, "r");
-	if (!f) {
-		if (errno == ENOENT) return KHSM_EOK;
-		khsm_err_detail("cannot read %s: %s", path, strerror(errno));
-		return KHSM_EIO;
-	}
-	char line[128] = "";
-	if (!fgets(line, sizeof(line), f)) line[0] = '\0';
-	fclose(f);
-	line[strcspn(line, "\n")] = '\0';
-	if (strcmp(line, KHSM_POLICY_MARKER) != 0 && !force) {
-		khsm_err_detail("%s exists and was not written by knot-hsm (its first line is not '%s'); "
-		                "knot-hsm never overwrites the operator's files: choose another file or "
-		                "use --force", path, KHSM_POLICY_MARKER);
-		return KHSM_EEXIST;
-	}
-	return KHSM_EOK;
+	return khsm_policy_check_target(path, force);
 }
 
 /* Write atomically, mode 0640; as root, group of the directory (on Debian
  * /etc/knot is root:knot), so knotd can read it after dropping privileges. */
 static int write_owned(const char *path, const char *text)
 {
-	int r = khsm_write_atomic(path, text, strlen(text), 0640);
-	if (r != KHSM_EOK) return r;
-	if (geteuid() == 0) {
-		_cleanup_free_ char *d = path_dir(path);
-		struct stat st;
-		if (d && stat(d, &st) == 0 && chown(path, (uid_t)-1, st.st_gid) != 0) {
-			fprintf(stderr, "warning: cannot give %s the group of %s: %s\n", path, d, strerror(errno));
-		}
-	}
-	return KHSM_EOK;
+	return khsm_policy_write_file(path, text, 0640);
 }
 
 /* Temp file in a fresh 0700 directory. */
@@ -447,12 +424,24 @@ int cmd_policy(cli_t *cli)
 		rmdir(tmpl ? tmpl : tmpdir);
 	}
 
+	_cleanup_free_ char *shown_main = NULL, *shown_ksk = NULL;
 	if (rc == CLI_OK && !cli->write) {
-		printf("# ==> %s <==\n%s", main_path, main_text);
+		/* On the terminal a pin-value is hidden; --write writes the config as it is. */
+		if (khsm_redact(main_text, &shown_main) != KHSM_EOK ||
+		    (ksk_text && khsm_redact(ksk_text, &shown_ksk) != KHSM_EOK)) {
+			rc = cli_error(KHSM_ENOMEM, NULL);
+		}
+	}
+	if (rc == CLI_OK && !cli->write) {
+		printf("# ==> %s <==\n%s", main_path, shown_main);
 		if (ksk_text) {
-			printf("\n# ==> %s <==\n%s", ksk_path, ksk_text);
+			printf("\n# ==> %s <==\n%s", ksk_path, shown_ksk);
 		}
 		printf("\n");
+		if (strcmp(shown_main, main_text) != 0 || (ksk_text && strcmp(shown_ksk, ksk_text) != 0)) {
+			printf("# the PIN in the keystore config (pin-value) is shown as ***; --write writes it:\n"
+			       "# better put it in a 0600 file and use pin-source (knot-hsm keystore --pin-file)\n");
+		}
 		print_stats(&pol, &st, "# ");
 		printf("# checked with knotc conf-check; write it with --write %s\n", main_path);
 	} else if (rc == CLI_OK) {
@@ -461,18 +450,8 @@ int cmd_policy(cli_t *cli)
 		    (ksk_text && (r = check_owned(ksk_path, cli->force)) != KHSM_EOK)) {
 			rc = cli_error(r, NULL);
 		}
-		if (rc == CLI_OK && ksk_text && mkdir(ksk_db, 0750) != 0 && errno != EEXIST) {
-			khsm_err_detail("cannot create the KSK-side KASP directory %s: %s", ksk_db, strerror(errno));
-			rc = cli_error(KHSM_EIO, NULL);
-		} else if (rc == CLI_OK && ksk_text && geteuid() == 0) {
-			/* The ceremony runs as the user that owns the KASP database (knot on
-			 * Debian): give the new directory the owner of its parent. */
-			_cleanup_free_ char *parent = path_dir(ksk_db);
-			struct stat st;
-			if (parent && stat(parent, &st) == 0 && chown(ksk_db, st.st_uid, st.st_gid) != 0) {
-				fprintf(stderr, "warning: cannot give %s the owner of %s: %s\n", ksk_db,
-				        parent, strerror(errno));
-			}
+		if (rc == CLI_OK && ksk_text && (r = khsm_policy_make_dir(ksk_db)) != KHSM_EOK) {
+			rc = cli_error(r, NULL);
 		}
 		if (rc == CLI_OK && ksk_text && (r = write_owned(ksk_path, ksk_text)) != KHSM_EOK) {
 			rc = cli_error(r, NULL);

@@ -7,6 +7,7 @@
 #include "cleanup.h"
 #include "lib/cardkey.h"
 #include "lib/confgen.h"
+#include "lib/display.h"
 #include "lib/error.h"
 #include "lib/guard/conf.h"
 #include "lib/json.h"
@@ -56,12 +57,12 @@ static const struct { unsigned cap; const char *name; } CAP_NAMES[] = {
 
 static void print_token_text(const khsm_token_t *t)
 {
-	printf("token: %s\n", t->label[0] || (t->flags & KHSM_TOKEN_INITIALIZED) ? t->label
+	printf("token: %s\n", t->label[0] || (t->flags & KHSM_TOKEN_INITIALIZED) ? khsm_esc(t->label)
 	       : "(not initialised)");
-	printf("  manufacturer: %s\n", t->manufacturer);
-	printf("  model: %s\n", t->model);
-	printf("  serial: %s\n", t->serial);
-	printf("  module: %s%s%s%s\n", t->module_path ? t->module_path : "?",
+	printf("  manufacturer: %s\n", khsm_esc(t->manufacturer));
+	printf("  model: %s\n", khsm_esc(t->model));
+	printf("  serial: %s\n", khsm_esc(t->serial));
+	printf("  module: %s%s%s%s\n", t->module_path ? khsm_esc(t->module_path) : "?",
 	       t->module_name ? " (" : "", t->module_name ? t->module_name : "", t->module_name ? ")" : "");
 	printf("  slot: %lu\n", t->slot_id);
 	printf("  flags:");

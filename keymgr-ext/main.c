@@ -8,6 +8,8 @@
 
 #include "config.h"
 #include "cli.h"
+#include "lib/bound.h"
+#include "lib/display.h"
 #include "lib/error.h"
 #include "lib/retry.h"
 
@@ -170,12 +172,14 @@ int cli_error(int code, const char *fmt, ...)
 	if (fmt) {
 		va_list ap;
 		va_start(ap, fmt);
-		vfprintf(stderr, fmt, ap);
+		char *what = NULL;
+		int n = vasprintf(&what, fmt, ap);
 		va_end(ap);
-		fputs(": ", stderr);
+		fprintf(stderr, "%s: ", n >= 0 ? khsm_esc(what) : fmt);   /* escaped: see lib/display.h */
+		free(what);
 	}
 	const char *detail = khsm_err_last_detail();
-	fprintf(stderr, "%s%s%s\n", khsm_strerror(code), detail ? ": " : "", detail ? detail : "");
+	fprintf(stderr, "%s%s%s\n", khsm_strerror(code), detail ? ": " : "", khsm_esc(detail));
 	return CLI_FAIL;
 }
 
@@ -184,8 +188,11 @@ int cli_usage_error(const cli_command_t *cmd, const char *fmt, ...)
 	fputs("error: ", stderr);
 	va_list ap;
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	char *what = NULL;
+	int n = vasprintf(&what, fmt, ap);
 	va_end(ap);
+	fputs(n >= 0 ? khsm_esc(what) : fmt, stderr);   /* escaped: see lib/display.h */
+	free(what);
 	if (cmd) {
 		fprintf(stderr, "\nusage: %s\n", cmd->synopsis);
 	} else {
@@ -241,6 +248,19 @@ static int parse_fd(const char *text, int *fd)
 	return 0;
 }
 
+/* Option values that end on a card or name a file: refused when no card,
+ * token or file system can hold them (lib/bound.h has the limits). */
+static int bound_option(unsigned bit, const char *name, const char *value)
+{
+	int kind = bit == OPT_CONF || bit == OPT_MODULE || bit == OPT_PIN_FILE || bit == OPT_WRITE
+	         ? KHSM_BOUND_KIND_PATH : bit == OPT_TOKEN ? KHSM_BOUND_KIND_TOKEN_LABEL
+	         : bit == OPT_OBJECT ? KHSM_BOUND_KIND_KEY_LABEL : -1;
+	if (kind >= 0 && value && khsm_bound_check((khsm_bound_kind_t)kind, name, value) != KHSM_EOK) {
+		return cli_usage_error(cli_current, "%s", khsm_err_last_detail());
+	}
+	return CLI_OK;
+}
+
 /* Store one option. --id means the object id for `uri` and the keystore id
  * for `keystore`; the command decides which. */
 static int set_option(cli_t *cli, const option_t *o, const char *value)
@@ -270,7 +290,7 @@ static int set_option(cli_t *cli, const option_t *o, const char *value)
 	case OPT_CRIT:      cli->crit = value; break;
 	case OPT_GUARD:     cli->guard = true; break;
 	}
-	return CLI_OK;
+	return bound_option(o->bit, o->long_name, value);
 }
 
 /* Parse one option at argv[*i]; returns CLI_OK, CLI_USAGE, or -1 if argv[*i]

@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lib/bound.h"
+#include "lib/display.h"
 #include "lib/error.h"
 #include "lib/knot.h"
 #include "zonecmd.h"
@@ -36,6 +38,20 @@ int kv_parse(const cli_t *cli, kv_t *table)
 			return cli_usage_error(cli_current, "'%s=' needs a value", slot->key);
 		}
 		slot->value = eq + 1;
+		/* What ends on the card or in Knot: refused when it cannot hold it. */
+		static const struct { const char *key; khsm_bound_kind_t kind; } BOUNDS[] = {
+			{ "label", KHSM_BOUND_KIND_KEY_LABEL }, { "id", KHSM_BOUND_KIND_ID_HEX },
+			{ "ksk-conf", KHSM_BOUND_KIND_PATH }, { "ksk-kasp-db", KHSM_BOUND_KIND_PATH },
+		};
+		for (size_t b = 0; b < sizeof(BOUNDS) / sizeof(BOUNDS[0]); b++) {
+			char what[32];
+			snprintf(what, sizeof(what), "%s=", slot->key);
+			if (strcmp(BOUNDS[b].key, slot->key) == 0 &&
+			    khsm_bound_check(BOUNDS[b].kind, what, slot->value) != KHSM_EOK) {
+				const char *d = khsm_err_last_detail();
+				return cli_usage_error(cli_current, "%s", d ? d : "value too long");
+			}
+		}
 	}
 	return CLI_OK;
 }
@@ -136,7 +152,7 @@ void zone_reload_keys(const khsm_conf_t *conf, const char *zone)
 	} else {
 		const char *d = khsm_err_last_detail();
 		fprintf(stderr, "warning: knotc zone-keys-load %s failed: %s%s%s; run it by hand\n",
-		        zone, khsm_strerror(r), d ? ": " : "", d ? d : "");
+		        zone, khsm_strerror(r), d ? ": " : "", khsm_esc(d));
 		khsm_err_clear();
 	}
 }

@@ -6,6 +6,7 @@
 
 #include "error.h"
 #include "internal.h"
+#include "display.h"
 
 static const char *const MESSAGES[] = {
 	[KHSM_ENOMEM - KHSM_ENOMEM]         = "not enough memory",
@@ -61,6 +62,9 @@ void khsm_err_detail(const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(detail, sizeof(detail), fmt, ap);
 	va_end(ap);
+	/* Whatever a message quotes (a URI, a config, a tool's output), it never
+	 * shows a PIN written as pin-value. */
+	khsm_redact_buf(detail, sizeof(detail));
 }
 
 _public_

@@ -267,9 +267,21 @@ static int parse_ds_rdata(const char *owner, const char *rdata, khsm_ds_t *ds)
 	return KHSM_EOK;
 }
 
+/* Append "NAME DS RDATA" as a line to *list. */
+static int add_malformed(char **list, const char *name, const char *rdata)
+{
+	char *grown = NULL;
+	if (asprintf(&grown, "%s%s%s DS %.200s", *list ? *list : "", *list ? "\n" : "", name, rdata) < 0) {
+		return KHSM_ENOMEM;
+	}
+	free(*list);
+	*list = grown;
+	return KHSM_EOK;
+}
+
 _public_
 int khsm_reply_ds(const khsm_reply_t *reply, const char *zone, khsm_ds_t **ds_ptr,
-                  size_t *count_ptr)
+                  size_t *count_ptr, char **malformed_ptr)
 {
 	if (!reply || !zone || !ds_ptr || !count_ptr) {
 		return KHSM_EINVAL;
@@ -281,6 +293,7 @@ int khsm_reply_ds(const khsm_reply_t *reply, const char *zone, khsm_ds_t **ds_pt
 	}
 	khsm_ds_t *ds = NULL;
 	size_t count = 0;
+	char *malformed = NULL;
 	for (size_t i = 0; i < reply->count; i++) {
 		const khsm_rr_t *rr = &reply->rrs[i];
 		if (strcmp(rr->owner, name) != 0 || strcmp(rr->type, "DS") != 0) {
@@ -296,6 +309,13 @@ int khsm_reply_ds(const khsm_reply_t *reply, const char *zone, khsm_ds_t **ds_pt
 		}
 		ds = grown;
 		r = parse_ds_rdata(name, rr->rdata, &ds[count]);
+		if (r == KHSM_EPARSE && malformed_ptr) {
+			/* Judged alone: the other records of the set still count. */
+			if ((r = add_malformed(&malformed, name, rr->rdata)) != KHSM_EOK) {
+				goto fail;
+			}
+			continue;
+		}
 		if (r != KHSM_EOK) {
 			if (r == KHSM_EPARSE) {
 				khsm_err_detail("malformed DS record: %s DS %.200s", name, rr->rdata);
@@ -304,11 +324,19 @@ int khsm_reply_ds(const khsm_reply_t *reply, const char *zone, khsm_ds_t **ds_pt
 		}
 		count++;
 	}
+	if (count == 0) {
+		free(ds);
+		ds = NULL;
+	}
 	*ds_ptr = ds;
 	*count_ptr = count;
+	if (malformed_ptr) {
+		*malformed_ptr = malformed;
+	}
 	return KHSM_EOK;
 fail:
 	khsm_ds_free(ds, count);
+	free(malformed);
 	return r;
 }
 
@@ -543,7 +571,7 @@ static bool answers_from_child(const khsm_server_t *server, const char *name)
 
 _public_
 int khsm_parent_query_ds(const khsm_server_t *server, const char *zone, khsm_ds_t **ds_ptr,
-                         size_t *count_ptr)
+                         size_t *count_ptr, char **malformed_ptr)
 {
 	if (!server || !server->address || !zone || !ds_ptr || !count_ptr) {
 		return KHSM_EINVAL;
@@ -571,10 +599,11 @@ int khsm_parent_query_ds(const khsm_server_t *server, const char *zone, khsm_ds_
 	} else {
 		khsm_ds_t *ds = NULL;
 		size_t count = 0;
-		r = khsm_reply_ds(&reply, name, &ds, &count);
+		char *malformed = NULL;
+		r = khsm_reply_ds(&reply, name, &ds, &count, malformed_ptr ? &malformed : NULL);
 		if (r == KHSM_EPARSE) {
 			detail_prefix(what, "bad answer");
-		} else if (r == KHSM_EOK && count == 0 && answers_from_child(server, name)) {
+		} else if (r == KHSM_EOK && count == 0 && !malformed && answers_from_child(server, name)) {
 			khsm_err_detail("%s: this server answers from %s itself, not from its parent zone, "
 			                "where DS records live; name a server of the parent with "
 			                "server=ADDR[@PORT]", what, name);
@@ -583,6 +612,9 @@ int khsm_parent_query_ds(const khsm_server_t *server, const char *zone, khsm_ds_
 		} else if (r == KHSM_EOK) {
 			*ds_ptr = ds;
 			*count_ptr = count;
+			if (malformed_ptr) {
+				*malformed_ptr = malformed;
+			}
 		}
 	}
 	khsm_reply_clear(&reply);

@@ -46,11 +46,15 @@ void khsm_reply_clear(khsm_reply_t *reply);
 
 /** The DS records of zone in a reply to `ZONE DS`. Digests are lower-case hex
  *  (kdig prints upper case; blanks inside the digest are allowed). A record of
- *  another owner or type, or a malformed DS, is KHSM_EPARSE. No DS: *count_ptr 0.
+ *  another owner or type is KHSM_EPARSE. Each DS is judged alone: with
+ *  malformed_ptr, a malformed one is left out and listed there, one
+ *  "OWNER DS RDATA" line each (NULL when none), and the others are returned;
+ *  without, it is KHSM_EPARSE. No DS: *count_ptr 0.
  *  \param[out] ds_ptr     free with khsm_ds_free() (knot.h); NULL when count is 0.
- *  \param[out] count_ptr */
+ *  \param[out] count_ptr
+ *  \param[out] malformed_ptr  may be NULL; free with free(). */
 int khsm_reply_ds(const khsm_reply_t *reply, const char *zone, khsm_ds_t **ds_ptr,
-                  size_t *count_ptr);
+                  size_t *count_ptr, char **malformed_ptr);
 
 /** Whether a DS record is the DS of key: same owner, key tag and algorithm,
  *  and the digest libdnssec computes for the DS's digest type. A digest type
@@ -77,11 +81,13 @@ int khsm_name_parent(const char *name, char **parent_ptr);
  *  `kdig @ADDR -p PORT ZONE DS +norec +noall +header +answer`. The server must
  *  answer NOERROR with the AA flag; a referral, REFUSED, NXDOMAIN or no answer
  *  at all is KHSM_ETOOL with a detail that names the server. An empty DS set
- *  is success with *count_ptr 0.
+ *  is success with *count_ptr 0. A malformed DS is handled as by
+ *  khsm_reply_ds(): listed in *malformed_ptr (may be NULL: then an error).
  *  \param[out] ds_ptr     free with khsm_ds_free(); NULL when count is 0.
- *  \param[out] count_ptr */
+ *  \param[out] count_ptr
+ *  \param[out] malformed_ptr  free with free(). */
 int khsm_parent_query_ds(const khsm_server_t *server, const char *zone, khsm_ds_t **ds_ptr,
-                         size_t *count_ptr);
+                         size_t *count_ptr, char **malformed_ptr);
 
 /** Find the authoritative servers of the zone above zone through the system
  *  resolver (kdig without '@', i.e. /etc/resolv.conf): the NS RRset of the

@@ -127,3 +127,22 @@ bool khsm_policy_text_shared_ksk(const char *text);
  *  "/etc/knot/knot-hsm-ksk.conf" (".conf" replaced, else "-ksk.conf" added).
  *  \param[out] path_ptr  free with free(). */
 int khsm_policy_ksk_path(const char *include_path, char **path_ptr);
+
+/** Whether policy --write may replace the file at path: KHSM_EOK when it does
+ *  not exist, or is a regular file whose first line is KHSM_POLICY_MARKER (any
+ *  regular file with force); KHSM_EEXIST for a file knot-hsm did not write;
+ *  KHSM_EPERM for a symbolic link or a non-regular file, even with force.
+ *  The file is opened with O_NOFOLLOW. */
+int khsm_policy_check_target(const char *path, bool force);
+
+/** Write text to path, mode mode: a new temporary file in the
+ *  same directory (O_CREAT|O_EXCL|O_NOFOLLOW through the directory's
+ *  descriptor) gets the mode, and as root the directory's group, through its
+ *  own descriptor, then is renamed over path. A symbolic link or non-regular
+ *  file at path is refused (KHSM_EPERM), also when planted while writing. */
+int khsm_policy_write_file(const char *path, const char *text, unsigned mode);
+
+/** The KSK-side KASP directory: made 0750 when missing and, as root, given
+ *  the owner of its parent through its own descriptor (never a path); a
+ *  symbolic link or a non-directory there is refused (KHSM_EPERM). */
+int khsm_policy_make_dir(const char *path);

@@ -131,15 +131,49 @@ static int feed_stdin(int *fd, const char *data, size_t len, size_t *done)
 	return KHSM_EOK;
 }
 
-/* Move output to a fresh pipe end; spawn attributes and file actions are set up
- * so that only stdin/stdout/stderr reach the child (the pipes are O_CLOEXEC). */
+/* Only stdin/stdout/stderr and the descriptors the caller names reach the
+ * child: the pipes go to 0-2, keep[i] (through its copy tmp[i], numbered above
+ * every target) to 3 + i, and everything from 3 + n_keep up is closed in the
+ * child whatever its close-on-exec flag (a --pin-fd descriptor has none). */
 static int setup_actions(posix_spawn_file_actions_t *fa, const int in[2],
-                         const int out[2], const int err[2])
+                         const int out[2], const int err[2],
+                         const int *tmp, size_t n_keep)
 {
 	if (posix_spawn_file_actions_adddup2(fa, in[0], STDIN_FILENO) != 0 ||
 	    posix_spawn_file_actions_adddup2(fa, out[1], STDOUT_FILENO) != 0 ||
 	    posix_spawn_file_actions_adddup2(fa, err[1], STDERR_FILENO) != 0) {
 		return KHSM_ENOMEM;
+	}
+	for (size_t i = 0; i < n_keep; i++) {
+		if (posix_spawn_file_actions_adddup2(fa, tmp[i], 3 + (int)i) != 0) {
+			return KHSM_ENOMEM;
+		}
+	}
+	if (posix_spawn_file_actions_addclosefrom_np(fa, 3 + (int)n_keep) != 0) {
+		return KHSM_ENOMEM;
+	}
+	return KHSM_EOK;
+}
+
+/* Close-on-exec copies of the descriptors to keep, numbered at or above
+ * 3 + n_keep so that no dup2 in the child overwrites a source still needed. */
+static int copy_keep(const int *keep, size_t n_keep, int *tmp)
+{
+	for (size_t i = 0; i < n_keep; i++) {
+		tmp[i] = -1;
+	}
+	for (size_t i = 0; i < n_keep; i++) {
+		if (keep[i] <= STDERR_FILENO) {
+			khsm_err_detail("descriptor %d cannot be passed on to a child", keep[i]);
+			return KHSM_EINVAL;
+		}
+		tmp[i] = fcntl(keep[i], F_DUPFD_CLOEXEC, 3 + (int)n_keep);
+		if (tmp[i] < 0) {
+			int e = errno;
+			khsm_err_detail("descriptor %d cannot be passed on to a child: %s",
+			                keep[i], strerror(e));
+			return e == EBADF ? KHSM_EINVAL : KHSM_EIO;
+		}
 	}
 	return KHSM_EOK;
 }
@@ -175,10 +209,18 @@ static int wait_child(pid_t pid, int *status_ptr)
 _public_
 int khsm_run(const char *const argv[], const char *stdin_data, khsm_run_t *res)
 {
-	if (!argv || !argv[0] || !res) {
+	return khsm_run_keep(argv, stdin_data, NULL, 0, res);
+}
+
+_public_
+int khsm_run_keep(const char *const argv[], const char *stdin_data,
+                  const int *keep, size_t n_keep, khsm_run_t *res)
+{
+	if (!argv || !argv[0] || !res || (n_keep > 0 && !keep) || n_keep > KHSM_RUN_KEEP_MAX) {
 		return KHSM_EINVAL;
 	}
 
+	int tmp[KHSM_RUN_KEEP_MAX] = { 0 };
 	int in[2] = { -1, -1 }, out[2] = { -1, -1 }, err[2] = { -1, -1 };
 	buf_t bout = { 0 }, berr = { 0 };
 	posix_spawn_file_actions_t fa;
@@ -188,6 +230,10 @@ int khsm_run(const char *const argv[], const char *stdin_data, khsm_run_t *res)
 	pid_t pid = -1;
 	int r;
 
+	/* Before the pipes, which could take the number of a closed keep[i]. */
+	if ((r = copy_keep(keep, n_keep, tmp)) != KHSM_EOK) {
+		goto fail;
+	}
 	if (pipe2(in, O_CLOEXEC) != 0 || pipe2(out, O_CLOEXEC) != 0 || pipe2(err, O_CLOEXEC) != 0) {
 		khsm_err_detail("cannot create pipes: %s", strerror(errno));
 		r = errno == EMFILE || errno == ENFILE ? KHSM_ENOMEM : KHSM_EIO;
@@ -198,7 +244,7 @@ int khsm_run(const char *const argv[], const char *stdin_data, khsm_run_t *res)
 	fa_init = true;
 	if (posix_spawnattr_init(&attr) != 0) goto fail;
 	attr_init = true;
-	if ((r = setup_actions(&fa, in, out, err)) != KHSM_EOK ||
+	if ((r = setup_actions(&fa, in, out, err, tmp, n_keep)) != KHSM_EOK ||
 	    (r = setup_attrs(&attr)) != KHSM_EOK) {
 		goto fail;
 	}
@@ -212,6 +258,9 @@ int khsm_run(const char *const argv[], const char *stdin_data, khsm_run_t *res)
 	close_fd(&in[0]);
 	close_fd(&out[1]);
 	close_fd(&err[1]);
+	for (size_t i = 0; i < n_keep; i++) {
+		close_fd(&tmp[i]);
+	}
 
 	/* Writing to a child that exited must give EPIPE, not kill us. */
 	sigemptyset(&pipe_set);
@@ -284,6 +333,9 @@ fail:
 		close_fd(&in[i]);
 		close_fd(&out[i]);
 		close_fd(&err[i]);
+	}
+	for (size_t i = 0; i < n_keep; i++) {
+		close_fd(&tmp[i]);
 	}
 	if (pid > 0) {
 		int ignored;

@@ -1,6 +1,7 @@
 /* Running Knot's tools without a shell: posix_spawn, an argv array, captured
  * stdout and stderr, optional data on stdin. The child gets the parent's
- * environment unchanged (a PIN is never put there) and default SIGPIPE. */
+ * environment unchanged (a PIN is never put there), default SIGPIPE, and no
+ * open descriptor but 0-2 and those the caller names (not a --pin-fd one). */
 #pragma once
 
 #include <stddef.h>
@@ -19,6 +20,16 @@ typedef struct {
  *  whatever its exit status; KHSM_ENOENT when the binary is missing.
  *  \param[out] res  free its buffers with khsm_run_clear(); untouched on error. */
 int khsm_run(const char *const argv[], const char *stdin_data, khsm_run_t *res);
+
+/* Most descriptors khsm_run_keep() passes on. */
+#define KHSM_RUN_KEEP_MAX 8
+
+/** khsm_run() that also passes keep[0..n_keep-1] (each > 2, at most
+ *  KHSM_RUN_KEEP_MAX) to the child, where keep[i] is descriptor 3 + i; every
+ *  other descriptor above 2 is closed in the child. KHSM_EINVAL for a
+ *  descriptor that is not open. \param[out] res  as for khsm_run(). */
+int khsm_run_keep(const char *const argv[], const char *stdin_data,
+                  const int *keep, size_t n_keep, khsm_run_t *res);
 
 /** Free (and wipe) the buffers of a result and zero it. */
 void khsm_run_clear(khsm_run_t *res);

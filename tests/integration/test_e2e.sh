@@ -209,6 +209,25 @@ run 0 "$KNOT_HSM" -c "$CONF" example.com submitted server=127.0.0.1@$PPORT
 contains "$OUT" "(active)" "second run: the KSK is active"
 contains "$OUT" "nothing to confirm" "second run: nothing to do"
 
+# A parent whose DS answer also holds malformed records (RFC 3597 generic
+# form, a digest that is not hex): each is reported and ignored, the good DS
+# still matches. The stand-in kdig adds them to a real answer that has a DS.
+cat > "$TMP/kdig-malformed" <<'SH'
+#!/bin/sh
+out=$(kdig "$@"); rc=$?
+printf '%s\n' "$out"
+if printf '%s\n' "$out" | grep -q "^example\.com\.[[:space:]].*[[:space:]]DS[[:space:]]"; then
+	printf 'example.com.\t3600\tIN\tDS\t\\# 3 010203\n'
+	printf 'example.com.\t3600\tIN\tDS\t1 13 2 NOTHEX\n'
+fi
+exit $rc
+SH
+chmod +x "$TMP/kdig-malformed"
+KHSM_KDIG=$TMP/kdig-malformed run 0 "$KNOT_HSM" -c "$CONF" example.com submitted server=127.0.0.1@$PPORT
+contains "$OUT" "parent has the DS of KSK $KSK_TAG" "the good DS matches beside malformed ones"
+contains "$ERR" "warning: 127.0.0.1 (127.0.0.1@$PPORT) sent a malformed DS record, ignored: example.com. DS \\# 3 010203" "a generic-form DS reported"
+contains "$ERR" "sent a malformed DS record, ignored: example.com. DS 1 13 2 NOTHEX" "a DS with a bad digest reported"
+
 # Without server=: the parent's servers come from the resolver. A stand-in
 # kdig sends every query to the parent knotd (resolver and port 53 alike), so
 # the lookup (com. NS -> ns.com. -> 127.0.0.1) runs against it.

@@ -155,3 +155,48 @@ com=$(keymgr -c "$D/knot-hsm-ksk.conf" example.com. list | awk '$3 == "KSK" { pr
 net=$(keymgr -c "$D/knot-hsm-ksk.conf" example.net. list | awk '$3 == "KSK" { print $1 }')
 [ -n "$com" ] || fail "no KSK for example.com."
 equals "$net" "$com" "one KSK for both zones"
+
+# Planted links and odd files at the outputs: refused, even with --force, and
+# nothing is written through them; the link itself stays.
+write_conf "    storage: $D" "" ""
+S=$TMP/planted
+mkdir -p "$S"
+printf '# Written by knot-hsm policy; do not edit\nvictim\n' > "$TMP/victim.conf"
+ln -s "$TMP/victim.conf" "$S/link.conf"
+run 1 "$KNOT_HSM" -c "$CONF" example.com policy --write "$S/link.conf"
+contains "$ERR" "$S/link.conf is a symbolic link; knot-hsm never writes through a link" "a link at the include refused"
+[ -L "$S/link.conf" ] || fail "the planted link was replaced"
+equals "$(cat "$TMP/victim.conf")" "# Written by knot-hsm policy; do not edit
+victim" "the link's target untouched"
+run 1 "$KNOT_HSM" -c "$CONF" example.com policy --write "$S/link.conf" --force
+contains "$ERR" "is a symbolic link" "a link refused with --force too"
+ln -s "$TMP/victim.conf" "$S/side-ksk.conf"
+run 1 "$KNOT_HSM" -c "$CONF" example.com policy --write "$S/side.conf"
+contains "$ERR" "$S/side-ksk.conf is a symbolic link" "a link at the KSK side refused"
+[ ! -e "$S/side.conf" ] || fail "include written although its KSK side is a link"
+pass "nothing written when the KSK side is a link"
+ln -s "$TMP/nowhere" "$S/dangling.conf"
+run 1 "$KNOT_HSM" -c "$CONF" example.com policy --write "$S/dangling.conf"
+contains "$ERR" "is a symbolic link" "a dangling link refused"
+[ ! -e "$TMP/nowhere" ] || fail "a file was created through a dangling link"
+mkdir "$S/dir.conf"
+run 1 "$KNOT_HSM" -c "$CONF" example.com policy --write "$S/dir.conf" --force
+contains "$ERR" "$S/dir.conf exists and is not a regular file" "a directory at the include refused"
+mkfifo "$S/fifo.conf"
+run 1 "$KNOT_HSM" -c "$CONF" example.com policy --write "$S/fifo.conf" --force
+contains "$ERR" "$S/fifo.conf exists and is not a regular file" "a FIFO at the include refused"
+# The KSK-side KASP directory planted as a link to another directory.
+mkdir "$TMP/elsewhere"
+ln -s "$TMP/elsewhere" "$S/kasp-link"
+run 1 "$KNOT_HSM" -c "$CONF" example.com policy --write "$S/ok.conf" ksk-kasp-db="$S/kasp-link"
+contains "$ERR" "$S/kasp-link is not a directory (a symbolic link)" "a link as KSK-side KASP refused"
+[ ! -e "$S/ok.conf" ] && [ ! -e "$S/ok-ksk.conf" ] || fail "written although the KASP directory is a link"
+pass "nothing written when the KASP directory is a link"
+# A clean run there: regular files, 0640, no temporary file left; as root
+# the group of the directory, given through the descriptor.
+[ "$(id -u)" = 0 ] && chgrp nogroup "$S"
+run 0 "$KNOT_HSM" -c "$CONF" example.com policy --write "$S/ok.conf"
+[ -f "$S/ok.conf" ] && [ ! -L "$S/ok.conf" ] && [ -f "$S/ok-ksk.conf" ] || fail "outputs not regular files"
+equals "$(stat -c %a "$S/ok.conf") $(stat -c %a "$S/ok-ksk.conf")" "640 640" "outputs 0640"
+equals "$(stat -c %G "$S/ok.conf")" "$(stat -c %G "$S")" "outputs have the directory's group"
+equals "$(ls -A "$S" | grep -c '^\.')" "0" "no temporary file left"

@@ -134,7 +134,7 @@ static void test_reply_ds(void **state)
 	size_t count = 99;
 
 	assert_int_equal(khsm_reply_parse(KDIG_DS, &reply), KHSM_EOK);
-	assert_int_equal(khsm_reply_ds(&reply, "Example.COM", &ds, &count), KHSM_EOK);
+	assert_int_equal(khsm_reply_ds(&reply, "Example.COM", &ds, &count, NULL), KHSM_EOK);
 	assert_int_equal(count, 1);
 	assert_string_equal(ds[0].owner, "example.com.");
 	assert_int_equal(ds[0].tag, 14372);
@@ -145,12 +145,12 @@ static void test_reply_ds(void **state)
 	khsm_ds_free(ds, count);
 	ds = NULL;
 	/* A record of another owner is not silently skipped. */
-	assert_int_equal(khsm_reply_ds(&reply, "example.org.", &ds, &count), KHSM_EPARSE);
+	assert_int_equal(khsm_reply_ds(&reply, "example.org.", &ds, &count, NULL), KHSM_EPARSE);
 	assert_null(ds);
 	khsm_reply_clear(&reply);
 
 	assert_int_equal(khsm_reply_parse(KDIG_NODATA, &reply), KHSM_EOK);
-	assert_int_equal(khsm_reply_ds(&reply, "example.com.", &ds, &count), KHSM_EOK);
+	assert_int_equal(khsm_reply_ds(&reply, "example.com.", &ds, &count, NULL), KHSM_EOK);
 	assert_int_equal(count, 0);
 	assert_null(ds);
 	khsm_reply_clear(&reply);
@@ -161,7 +161,7 @@ static void test_reply_ds(void **state)
 		";; Flags: qr aa; QUERY: 1; ANSWER: 2; AUTHORITY: 0; ADDITIONAL: 0\n"
 		"example.com.\t300\tIN\tDS\t1 8 2 ABCD EF01\n"
 		"example.com.\t300\tIN\tDS\t65535 13 4 00ff\n", &reply), KHSM_EOK);
-	assert_int_equal(khsm_reply_ds(&reply, "example.com.", &ds, &count), KHSM_EOK);
+	assert_int_equal(khsm_reply_ds(&reply, "example.com.", &ds, &count, NULL), KHSM_EOK);
 	assert_int_equal(count, 2);
 	assert_string_equal(ds[0].digest, "abcdef01");
 	assert_int_equal(ds[1].tag, 65535);
@@ -185,7 +185,7 @@ static void test_reply_ds(void **state)
 		         ";; Flags: qr aa; QUERY: 1\n"
 		         "example.com.\t300\tIN\tDS\t%s\n", BAD_RDATA[i]);
 		assert_int_equal(khsm_reply_parse(text, &reply), KHSM_EOK);
-		if (khsm_reply_ds(&reply, "example.com.", &ds, &count) != KHSM_EPARSE) {
+		if (khsm_reply_ds(&reply, "example.com.", &ds, &count, NULL) != KHSM_EPARSE) {
 			fail_msg("accepted DS rdata '%s'", BAD_RDATA[i]);
 		}
 		khsm_reply_clear(&reply);
@@ -196,7 +196,7 @@ static void test_reply_ds(void **state)
 		";; ->>HEADER<<- opcode: QUERY; status: NOERROR; id: 1\n"
 		";; Flags: qr aa; QUERY: 1\n"
 		"example.com.\t300\tIN\tCNAME\tother.example.\n", &reply), KHSM_EOK);
-	assert_int_equal(khsm_reply_ds(&reply, "example.com.", &ds, &count), KHSM_EPARSE);
+	assert_int_equal(khsm_reply_ds(&reply, "example.com.", &ds, &count, NULL), KHSM_EPARSE);
 	khsm_reply_clear(&reply);
 }
 
@@ -366,7 +366,7 @@ static void test_query_ds(void **state)
 	size_t count = 0;
 
 	fake(KDIG_DS, 0, NULL);
-	assert_int_equal(khsm_parent_query_ds(&server, "example.com", &ds, &count), KHSM_EOK);
+	assert_int_equal(khsm_parent_query_ds(&server, "example.com", &ds, &count, NULL), KHSM_EOK);
 	assert_int_equal(count, 1);
 	assert_int_equal(ds[0].tag, 14372);
 	khsm_ds_free(ds, count);
@@ -383,18 +383,18 @@ static void test_query_ds(void **state)
 	assert_non_null(strstr(argv, "@127.0.0.1\n-p\n5353\n-q\nexample.com.\n-t\nDS\n+norec\n+noidn\n"));
 
 	fake(KDIG_NODATA, 0, NULL);
-	assert_int_equal(khsm_parent_query_ds(&server, "example.com", &ds, &count), KHSM_EOK);
+	assert_int_equal(khsm_parent_query_ds(&server, "example.com", &ds, &count, NULL), KHSM_EOK);
 	assert_int_equal(count, 0);
 
 	/* Empty, and the authority is the parent's SOA: the parent has no DS. */
 	setenv("FAKE_KDIG_OUT_AUTH", KDIG_AUTH_PARENT, 1);
-	assert_int_equal(khsm_parent_query_ds(&server, "example.com", &ds, &count), KHSM_EOK);
+	assert_int_equal(khsm_parent_query_ds(&server, "example.com", &ds, &count, NULL), KHSM_EOK);
 	assert_int_equal(count, 0);
 	/* The child's own SOA: server= names the child, said so. */
 	setenv("FAKE_KDIG_OUT_AUTH", KDIG_AUTH_CHILD, 1);
 	ds = (khsm_ds_t *)&server;   /* outputs are untouched on failure */
 	count = 7;
-	assert_int_equal(khsm_parent_query_ds(&server, "example.com", &ds, &count), KHSM_ETOOL);
+	assert_int_equal(khsm_parent_query_ds(&server, "example.com", &ds, &count, NULL), KHSM_ETOOL);
 	assert_non_null(strstr(khsm_err_last_detail(), "answers from example.com. itself"));
 	assert_ptr_equal(ds, &server);
 	assert_int_equal(count, 7);
@@ -402,30 +402,133 @@ static void test_query_ds(void **state)
 	/* The second question fails: the empty answer stands (the server must
 	 * not drop out of the servers that have to publish the DS). */
 	setenv("FAKE_KDIG_RC_AUTH", "9", 1);
-	assert_int_equal(khsm_parent_query_ds(&server, "example.com", &ds, &count), KHSM_EOK);
+	assert_int_equal(khsm_parent_query_ds(&server, "example.com", &ds, &count, NULL), KHSM_EOK);
 	assert_int_equal(count, 0);
 	unsetenv("FAKE_KDIG_RC_AUTH");
 	unsetenv("FAKE_KDIG_OUT_AUTH");
 
 	khsm_err_clear();
 	fake(KDIG_REFERRAL, 0, NULL);
-	assert_int_equal(khsm_parent_query_ds(&server, "example.com", &ds, &count), KHSM_ETOOL);
+	assert_int_equal(khsm_parent_query_ds(&server, "example.com", &ds, &count, NULL), KHSM_ETOOL);
 	assert_non_null(strstr(khsm_err_last_detail(), "not authoritative"));
 
 	fake(KDIG_REFUSED, 0, NULL);
-	assert_int_equal(khsm_parent_query_ds(&server, "example.com", &ds, &count), KHSM_ETOOL);
+	assert_int_equal(khsm_parent_query_ds(&server, "example.com", &ds, &count, NULL), KHSM_ETOOL);
 	assert_non_null(strstr(khsm_err_last_detail(), "answered REFUSED"));
 
 	fake("", 1, ";; WARNING: response timeout for 127.0.0.1@5353(UDP)\n"
 	            ";; ERROR: failed to query server 127.0.0.1@5353(UDP)");
-	assert_int_equal(khsm_parent_query_ds(&server, "example.com", &ds, &count), KHSM_ETOOL);
+	assert_int_equal(khsm_parent_query_ds(&server, "example.com", &ds, &count, NULL), KHSM_ETOOL);
 	assert_non_null(strstr(khsm_err_last_detail(), "failed to query server 127.0.0.1@5353"));
 
 	fake("garbage\n", 0, NULL);
-	assert_int_equal(khsm_parent_query_ds(&server, "example.com", &ds, &count), KHSM_EPARSE);
+	assert_int_equal(khsm_parent_query_ds(&server, "example.com", &ds, &count, NULL), KHSM_EPARSE);
 	assert_null(ds);
 	assert_string_equal(khsm_err_last_detail(),
 	                    "example.com. DS at 127.0.0.1@5353: kdig output line 1 unexpected: 'garbage'");
+}
+
+/* A parent's answer with the good DS of the RFC 6605 P-256 key among
+ * malformed ones (RFC 3597 generic form, not hex, odd digits, no digest). */
+static const char KDIG_DS_MIXED[] =
+	";; ->>HEADER<<- opcode: QUERY; status: NOERROR; id: 7\n"
+	";; Flags: qr aa; QUERY: 1; ANSWER: 5; AUTHORITY: 0; ADDITIONAL: 0\n"
+	"example.net.\t300\tIN\tDS\t\\# 3 010203\n"
+	"example.net.\t300\tIN\tDS\t55648 13 2 B4C8C1FE2E7477127B27115656AD6256F424625BF5C1E2770CE6D6E37DF61D17\n"
+	"example.net.\t300\tIN\tDS\t55648 13 2 XYZW\n"
+	"example.net.\t300\tIN\tDS\t1 13 2 ABC\n"
+	"example.net.\t300\tIN\tDS\t1 13 2\n";
+
+/* Each DS is judged alone: the malformed ones are listed and left out, the
+ * good one still matches its key. Without a list to report them, strict. */
+static void test_reply_ds_malformed(void **state)
+{
+	(void)state;
+	khsm_reply_t reply;
+	khsm_ds_t *ds = NULL;
+	size_t count = 0;
+	char *bad = NULL;
+	assert_int_equal(khsm_reply_parse(KDIG_DS_MIXED, &reply), KHSM_EOK);
+	assert_int_equal(reply.count, 5);
+	assert_int_equal(khsm_reply_ds(&reply, "example.net", &ds, &count, &bad), KHSM_EOK);
+	assert_int_equal(count, 1);
+	assert_int_equal(ds[0].tag, 55648);
+	assert_string_equal(ds[0].digest, P256_DS2);
+	assert_non_null(bad);
+	assert_string_equal(bad, "example.net. DS \\# 3 010203\n"
+	                         "example.net. DS 55648 13 2 XYZW\n"
+	                         "example.net. DS 1 13 2 ABC\n"
+	                         "example.net. DS 1 13 2");
+	dnssec_key_t *p256 = key_from(P256_KEY);
+	bool m = false;
+	assert_int_equal(khsm_ds_matches(&ds[0], p256, &m), KHSM_EOK);
+	assert_true(m);
+	dnssec_key_free(p256);
+	khsm_ds_free(ds, count);
+	free(bad);
+	ds = NULL;
+	bad = NULL;
+
+	assert_int_equal(khsm_reply_ds(&reply, "example.net", &ds, &count, NULL), KHSM_EPARSE);
+	assert_null(ds);
+	khsm_reply_clear(&reply);
+
+	/* Only malformed records: no DS, each listed. */
+	assert_int_equal(khsm_reply_parse(
+		";; ->>HEADER<<- opcode: QUERY; status: NOERROR; id: 1\n"
+		";; Flags: qr aa; QUERY: 1\n"
+		"example.net.\t300\tIN\tDS\t1 13 2 ABC\n", &reply), KHSM_EOK);
+	count = 9;
+	assert_int_equal(khsm_reply_ds(&reply, "example.net.", &ds, &count, &bad), KHSM_EOK);
+	assert_int_equal(count, 0);
+	assert_null(ds);
+	assert_string_equal(bad, "example.net. DS 1 13 2 ABC");
+	free(bad);
+	bad = NULL;
+	/* A good answer lists nothing. */
+	khsm_reply_clear(&reply);
+	assert_int_equal(khsm_reply_parse(KDIG_DS, &reply), KHSM_EOK);
+	assert_int_equal(khsm_reply_ds(&reply, "example.com.", &ds, &count, &bad), KHSM_EOK);
+	assert_int_equal(count, 1);
+	assert_null(bad);
+	khsm_ds_free(ds, count);
+	khsm_reply_clear(&reply);
+}
+
+/* Through kdig: the good DS comes back with the list of the malformed ones;
+ * an answer of malformed records only is not taken for an empty one. */
+static void test_query_ds_malformed(void **state)
+{
+	(void)state;
+	khsm_server_t server = { .name = "127.0.0.1", .address = "127.0.0.1", .port = 5353 };
+	khsm_ds_t *ds = NULL;
+	size_t count = 0;
+	char *bad = NULL;
+	fake(KDIG_DS_MIXED, 0, NULL);
+	assert_int_equal(khsm_parent_query_ds(&server, "example.net", &ds, &count, &bad), KHSM_EOK);
+	assert_int_equal(count, 1);
+	assert_string_equal(ds[0].digest, P256_DS2);
+	assert_non_null(strstr(bad, "example.net. DS 55648 13 2 XYZW"));
+	khsm_ds_free(ds, count);
+	free(bad);
+	ds = NULL;
+	bad = NULL;
+	assert_int_equal(khsm_parent_query_ds(&server, "example.net", &ds, &count, NULL), KHSM_EPARSE);
+	assert_non_null(strstr(khsm_err_last_detail(), "malformed DS record"));
+
+	fake(";; ->>HEADER<<- opcode: QUERY; status: NOERROR; id: 1\n"
+	     ";; Flags: qr aa; QUERY: 1\n"
+	     "example.net.\t300\tIN\tDS\t1 13 2 ABC\n", 0, NULL);
+	/* The authority is the child's own SOA: an empty answer would be refused. */
+	setenv("FAKE_KDIG_OUT_AUTH",
+	       ";; ->>HEADER<<- opcode: QUERY; status: NOERROR; id: 2\n"
+	       ";; Flags: qr aa; QUERY: 1; ANSWER: 0; AUTHORITY: 1; ADDITIONAL: 0\n"
+	       "example.net.\t3600\tIN\tSOA\tns1.example.net. hostmaster.example.net. 1 60 60 600 3\n", 1);
+	assert_int_equal(khsm_parent_query_ds(&server, "example.net", &ds, &count, &bad), KHSM_EOK);
+	unsetenv("FAKE_KDIG_OUT_AUTH");
+	assert_int_equal(count, 0);
+	assert_string_equal(bad, "example.net. DS 1 13 2 ABC");
+	free(bad);
 }
 
 static void test_parent_servers_fail(void **state)
@@ -506,6 +609,8 @@ int main(void)
 		cmocka_unit_test(test_server_parse),
 		cmocka_unit_test(test_name_parent),
 		cmocka_unit_test(test_query_ds),
+		cmocka_unit_test(test_reply_ds_malformed),
+		cmocka_unit_test(test_query_ds_malformed),
 		cmocka_unit_test(test_parent_servers_fail),
 		cmocka_unit_test(test_parent_servers),
 	};

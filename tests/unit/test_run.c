@@ -1,7 +1,9 @@
 /* Tests of lib/run.c: real programs, exit codes, big outputs, stdin. */
 #include "test.h"
 
+#include <fcntl.h>
 #include <stdio.h>
+#include <unistd.h>
 
 #include "config.h"
 #include "error.h"
@@ -148,6 +150,60 @@ static void test_tool_path(void **state)
 	assert_null(khsm_tool_path(NULL));
 }
 
+/* Descriptor numbers the child (the shell) has open, one a line; ls is the
+ * shell's child, so its own directory descriptor is not in the list. */
+#define LIST_FDS "ls -1 /proc/$$/fd"
+
+/* A descriptor without close-on-exec (what --pin-fd N is) never reaches a
+ * child: only 0, 1 and 2 are open there. */
+static void test_no_descriptor_inherited(void **state)
+{
+	(void)state;
+	int fd = open("/dev/null", O_RDONLY);
+	assert_true(fd >= 0);
+	assert_int_equal(dup2(fd, 57), 57);
+	assert_int_equal(fcntl(57, F_GETFD) & FD_CLOEXEC, 0);
+	const char *argv[] = { "/bin/sh", "-c", LIST_FDS, NULL };
+	khsm_run_t res = { 0 };
+	assert_int_equal(khsm_run(argv, NULL, &res), KHSM_EOK);
+	assert_int_equal(res.status, 0);
+	assert_string_equal(res.out, "0\n1\n2\n");
+	khsm_run_clear(&res);
+	close(57);
+	close(fd);
+}
+
+/* Named descriptors are passed on as 3, 4, ... in their order, with nothing
+ * else, and keep what they point to; the parent's copies stay open. */
+static void test_keep_descriptors(void **state)
+{
+	(void)state;
+	int a = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	int b = open("/dev/zero", O_RDONLY);
+	int stray = open("/dev/null", O_RDONLY);
+	assert_true(a >= 0 && b >= 0 && stray >= 0);
+	int keep[] = { b, a };
+	const char *argv[] = { "/bin/sh", "-c",
+		LIST_FDS "; readlink /proc/$$/fd/3 /proc/$$/fd/4", NULL };
+	khsm_run_t res = { 0 };
+	assert_int_equal(khsm_run_keep(argv, NULL, keep, 2, &res), KHSM_EOK);
+	assert_int_equal(res.status, 0);
+	assert_string_equal(res.out, "0\n1\n2\n3\n4\n/dev/zero\n/dev/null\n");
+	khsm_run_clear(&res);
+	assert_true(fcntl(a, F_GETFD) >= 0 && fcntl(b, F_GETFD) >= 0);
+
+	/* Not open, or one of 0-2: refused before anything runs. */
+	int closed[] = { stray };
+	close(stray);
+	assert_int_equal(khsm_run_keep(argv, NULL, closed, 1, &res), KHSM_EINVAL);
+	assert_null(res.out);
+	int std[] = { 1 };
+	assert_int_equal(khsm_run_keep(argv, NULL, std, 1, &res), KHSM_EINVAL);
+	assert_int_equal(khsm_run_keep(argv, NULL, NULL, 1, &res), KHSM_EINVAL);
+	close(a);
+	close(b);
+}
+
 static void test_invalid(void **state)
 {
 	(void)state;
@@ -169,6 +225,8 @@ int main(void)
 		cmocka_unit_test(test_missing_binary),
 		cmocka_unit_test(test_environment_passed),
 		cmocka_unit_test(test_tool_path),
+		cmocka_unit_test(test_no_descriptor_inherited),
+		cmocka_unit_test(test_keep_descriptors),
 		cmocka_unit_test(test_invalid),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
