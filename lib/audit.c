@@ -855,7 +855,7 @@ static bool resync_follows(const char *next, const char *end, const char *torn, 
 {
 	if (next >= end) return false;
 	const char *nl = memchr(next, '\n', (size_t)(end - next));
-	if (!nl) return false;
+	if (!nl || !memmem(next, (size_t)(nl - next), "\"" RESYNC "\"", strlen(RESYNC) + 2)) return false;
 	entry_t m = { 0 };
 	bool ok = parse_line(next, (size_t)(nl - next), &m) && m.fn && strcmp(m.fn, RESYNC) == 0 &&
 	          m.torn && strcmp(m.torn, torn) == 0 && m.prev && strcmp(m.prev, head) == 0 && m.time;
@@ -899,6 +899,19 @@ static int verify_core(const char *text, size_t len, const khsm_audit_anchor_t *
 			s->head_found = true;
 			s->head_line = s->lines;
 		}
+		/* Torn, then ended by the next writer, who named it in a marker
+		 * (even when the cut fell just before the newline, so that the
+		 * line itself looks whole). */
+		char when[32] = "";
+		if (!resync_due && resync_follows(nl + 1, end, h, s->head, when, sizeof(when))) {
+			char what[96];
+			snprintf(what, sizeof(what), "torn line (%zu bytes): a write was cut short; "
+			         "resynchronised on the next line", l);
+			r = incident_add(s, s->lines, when, what);
+			resync_due = true;
+			p = nl + 1;
+			continue;
+		}
 		entry_clear(&e);
 		const char *why = NULL;
 		char whybuf[160];
@@ -914,19 +927,7 @@ static int verify_core(const char *text, size_t len, const khsm_audit_anchor_t *
 				why = whybuf;
 			}
 		}
-		if (why) {
-			char when[32] = "";
-			if (!resync_due && resync_follows(nl + 1, end, h, s->head, when, sizeof(when))) {
-				char what[96];
-				snprintf(what, sizeof(what), "torn line (%zu bytes): a write was cut short; "
-				         "resynchronised on the next line", l);
-				r = incident_add(s, s->lines, when, what);
-				resync_due = true;
-				p = nl + 1;
-				continue;
-			}
-			BROKEN("%s", why);
-		}
+		if (why) BROKEN("%s", why);
 		bool marker = e.fn && strcmp(e.fn, RESYNC) == 0;
 		if (marker && !resync_due) BROKEN("a resynchronisation marker without the torn line it names");
 		if (!marker && resync_due) BROKEN("a torn line is not followed by its resynchronisation marker");

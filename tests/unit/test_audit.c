@@ -245,6 +245,7 @@ static void test_truncated_last_line(void **state)
 	write_lines(fx->path, 3);
 	size_t len;
 	char *text = slurp(fx->path, &len);
+	const size_t len0 = len;
 	/* Cut inside the last line (as a crash mid-write or a careless edit). */
 	spit(fx->path, text, len - 20);
 	khsm_audit_summary_t *s = NULL;
@@ -278,6 +279,17 @@ static void test_truncated_last_line(void **state)
 	assert_non_null(strstr(s->incidents[0].what, "resynchronised"));
 	assert_false(s->torn_tail);
 	khsm_audit_summary_free(s);
+	/* Cut just before the newline: the torn line looks whole, the marker
+	 * after it still makes it an incident, not a broken chain. */
+	char *whole = slurp(fx->path, &len);
+	spit(fx->path, text, len0 - 1);
+	write_lines(fx->path, 1);
+	assert_int_equal(verify_file(fx->path, &s), KHSM_EOK);
+	assert_int_equal(s->incident_count, 1);
+	assert_int_equal(s->incidents[0].line, 3);
+	khsm_audit_summary_free(s);
+	spit(fx->path, whole, len);
+	free(whole);
 	/* A marker moved or forged elsewhere is tampering. */
 	char *all = slurp(fx->path, &len);
 	char *m = strstr(all, "\"fn\":\"audit_resync\"");
