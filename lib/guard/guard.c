@@ -1477,9 +1477,12 @@ static CK_RV g_Sign(CK_SESSION_HANDLE hSession, CK_BYTE_PTR in, CK_ULONG in_len,
 	CK_RV rv = enter_session(&c, "C_Sign", SEC, hSession, &s);
 	if (s) c_sign_common(&c, s, out);
 	c_num(&c, "len", in_len);
+	/* A NULL input refused here never reached the card, whose operation
+	 * (C_SignInit of the raw mechanism) is still active: so is ours. */
+	bool keep = false;
 	if (rv == CKR_OK && s->sign_emul) {
 		if (!s->sign_input_len) {
-			if (in_len && !in) rv = CKR_ARGUMENTS_BAD;
+			if (in_len && !in) rv = CKR_ARGUMENTS_BAD, keep = true;
 			else gnutls_hash(s->sign_hash, in, in_len);
 		}
 		if (rv == CKR_OK) rv = sign_emul_input(s);
@@ -1488,7 +1491,7 @@ static CK_RV g_Sign(CK_SESSION_HANDLE hSession, CK_BYTE_PTR in, CK_ULONG in_len,
 		rv = g.fl->C_Sign(hSession, in, in_len, out, out_len);
 	}
 	if (rv == CKR_OK && out && out_len) c_num(&c, "out", *out_len);
-	if (s && (rv == CKR_OK || c.card)) sign_after(s, out, rv);
+	if (s && !keep && (rv == CKR_OK || c.card)) sign_after(s, out, rv);
 	c.wipe = out;
 	c.wipe_len = out_len;
 	return leave_session(&c, hSession, s, rv);
@@ -1502,14 +1505,15 @@ static CK_RV g_SignUpdate(CK_SESSION_HANDLE hSession, CK_BYTE_PTR in, CK_ULONG i
 	CK_RV rv = enter_session(&c, "C_SignUpdate", SEC, hSession, &s);
 	if (s) c_sign_common(&c, s, (CK_BYTE_PTR)"");
 	c_num(&c, "len", in_len);
+	bool keep = false;   /* see g_Sign */
 	if (rv == CKR_OK && s->sign_emul) {
-		if (in_len && !in) rv = CKR_ARGUMENTS_BAD;
+		if (in_len && !in) rv = CKR_ARGUMENTS_BAD, keep = true;
 		else if (s->sign_input_len) rv = CKR_OPERATION_ACTIVE;
 		else gnutls_hash(s->sign_hash, in, in_len);
 	} else if (rv == CKR_OK) {
 		rv = g.fl->C_SignUpdate(hSession, in, in_len);
 	}
-	if (s && rv != CKR_OK && c.card) sign_clear(s);
+	if (s && !keep && rv != CKR_OK && c.card) sign_clear(s);
 	return leave_session(&c, hSession, s, rv);
 }
 

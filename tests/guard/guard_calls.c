@@ -9,6 +9,8 @@
  *   guard_calls MODULE - digest FILE             every fill-in digest of FILE, and the
  *                       edge cases of PKCS #11 (NULL input, length query, short buffer)
  *   guard_calls MODULE - random N                C_GenerateRandom of N bytes, and edge cases
+ *   guard_calls MODULE PIN_FILE sign-edge LABEL  the emulated CKM_ECDSA_SHA256 signature and the
+ *                       software verification: length query, short buffer, NULL cases
  *   guard_calls MODULE PIN_FILE fork LABEL COUNT log in, sign COUNT times, in a parent and
  *                       a forked child at once (C_Initialize again in the child)
  *
@@ -227,6 +229,87 @@ static int random_bytes(CK_ULONG n)
 	return 0;
 }
 
+static int sign_edge(const char *pin_file, const char *label)
+{
+	CK_SESSION_HANDLE s;
+	if (open_login(pin_file, &s, true) != CKR_OK) return 1;
+	CK_OBJECT_HANDLE priv = find(s, CKO_PRIVATE_KEY, label), pub = find(s, CKO_PUBLIC_KEY, label);
+	check(priv != CK_INVALID_HANDLE && pub != CK_INVALID_HANDLE, "the key pair is there");
+	unsigned char data[100], sig[256];
+	memset(data, 'x', sizeof(data));
+	CK_MECHANISM m = { CKM_ECDSA_SHA256, NULL, 0 };
+	CK_MECHANISM_INFO info;
+	CK_RV rv = fl->C_GetMechanismInfo(slot, CKM_ECDSA_SHA256, &info);
+	check(rv == CKR_OK && (info.flags & CKF_SIGN) && (info.flags & CKF_VERIFY), "ECDSA-SHA256 offered");
+	/* One-part: length query, too small, the signature (PKCS #11 5.2). */
+	CK_ULONG len = 0;
+	rv = fl->C_SignInit(s, &m, priv);
+	check(rv == CKR_OK, "C_SignInit");
+	rv = fl->C_Sign(s, data, sizeof(data), NULL, &len);
+	check(rv == CKR_OK && len == 64, "C_Sign length query");
+	len = 10;
+	rv = fl->C_Sign(s, data, sizeof(data), sig, &len);
+	check(rv == CKR_BUFFER_TOO_SMALL && len == 64, "C_Sign too small");
+	len = sizeof(sig);
+	rv = fl->C_Sign(s, data, sizeof(data), sig, &len);
+	check(rv == CKR_OK && len == 64, "C_Sign");
+	printf("C_Sign: 0x%lx\n", rv);
+	/* Verification in software (the card cannot). */
+	rv = fl->C_VerifyInit(s, &m, pub);
+	if (rv == CKR_OK) rv = fl->C_Verify(s, data, sizeof(data), sig, len);
+	check(rv == CKR_OK, "the signature verifies");
+	rv = fl->C_VerifyInit(s, &m, pub);
+	if (rv == CKR_OK) rv = fl->C_VerifyUpdate(s, data, 50);
+	if (rv == CKR_OK) rv = fl->C_VerifyUpdate(s, data + 50, 50);
+	if (rv == CKR_OK) rv = fl->C_VerifyFinal(s, sig, len);
+	check(rv == CKR_OK, "multi-part verification");
+	sig[5] ^= 1;
+	rv = fl->C_VerifyInit(s, &m, pub);
+	if (rv == CKR_OK) rv = fl->C_Verify(s, data, sizeof(data), sig, len);
+	check(rv == CKR_SIGNATURE_INVALID, "a bad signature is refused");
+	/* NULL pointers with lengths: refused, never a crash. The refusal
+	 * happened before the card saw anything: the operation goes on. */
+	rv = fl->C_SignInit(s, &m, priv);
+	if (rv == CKR_OK) rv = fl->C_Sign(s, NULL, 5, sig, &len);
+	printf("C_Sign(NULL, 5): 0x%lx\n", rv);
+	check(rv == CKR_ARGUMENTS_BAD, "C_Sign with a NULL input");
+	len = sizeof(sig);
+	rv = fl->C_Sign(s, data, sizeof(data), sig, &len);
+	check(rv == CKR_OK, "the operation is still active: C_Sign with the data signs");
+	rv = fl->C_SignInit(s, &m, priv);
+	if (rv == CKR_OK) rv = fl->C_SignUpdate(s, NULL, 3);
+	printf("C_SignUpdate(NULL, 3): 0x%lx\n", rv);
+	check(rv == CKR_ARGUMENTS_BAD, "C_SignUpdate with a NULL input");
+	rv = fl->C_SignUpdate(s, data, sizeof(data));
+	len = sizeof(sig);
+	if (rv == CKR_OK) rv = fl->C_SignFinal(s, sig, &len);
+	check(rv == CKR_OK, "then C_SignUpdate and C_SignFinal sign");
+	rv = fl->C_VerifyInit(s, &m, pub);
+	if (rv == CKR_OK) rv = fl->C_Verify(s, data, sizeof(data), sig, len);
+	check(rv == CKR_OK, "and that multi-part signature verifies");
+	rv = fl->C_VerifyInit(s, &m, pub);
+	if (rv == CKR_OK) rv = fl->C_Verify(s, NULL, 5, sig, len);
+	check(rv == CKR_ARGUMENTS_BAD, "C_Verify with a NULL input");
+	rv = fl->C_VerifyInit(s, &m, pub);
+	if (rv == CKR_OK) rv = fl->C_Verify(s, data, sizeof(data), NULL, 64);
+	check(rv == CKR_ARGUMENTS_BAD, "C_Verify with a NULL signature");
+	rv = fl->C_VerifyInit(s, &m, pub);
+	if (rv == CKR_OK) rv = fl->C_VerifyUpdate(s, NULL, 3);
+	check(rv == CKR_ARGUMENTS_BAD, "C_VerifyUpdate with a NULL input");
+	/* Empty input signs and verifies. */
+	len = sizeof(sig);
+	rv = fl->C_SignInit(s, &m, priv);
+	if (rv == CKR_OK) rv = fl->C_Sign(s, data, 0, sig, &len);
+	printf("C_Sign of nothing: 0x%lx\n", rv);
+	check(rv == CKR_OK, "C_Sign of nothing");
+	rv = fl->C_VerifyInit(s, &m, pub);
+	if (rv == CKR_OK) rv = fl->C_Verify(s, data, 0, sig, len);
+	check(rv == CKR_OK, "and it verifies");
+	fl->C_Logout(s);
+	fl->C_CloseSession(s);
+	return 0;
+}
+
 /* Sign COUNT times; failures counted. */
 static int sign_loop(const char *pin_file, const char *label, int count, const char *who)
 {
@@ -277,7 +360,7 @@ int main(int argc, char **argv)
 {
 	if (argc < 4) {
 		fprintf(stderr, "usage: guard_calls MODULE PIN_FILE login-retry N | keygen-full LOG LABEL | "
-		        "digest FILE | random N | fork LABEL COUNT\n");
+		        "digest FILE | random N | sign-edge LABEL | fork LABEL COUNT\n");
 		return 2;
 	}
 	void *dl = dlopen(argv[1], RTLD_NOW);
@@ -293,6 +376,7 @@ int main(int argc, char **argv)
 	else if (strcmp(cmd, "keygen-full") == 0 && argc == 6) r = keygen_full(argv[2], argv[4], argv[5]);
 	else if (strcmp(cmd, "digest") == 0 && argc == 5) r = digest(argv[4]);
 	else if (strcmp(cmd, "random") == 0 && argc == 5) r = random_bytes(strtoul(argv[4], NULL, 10));
+	else if (strcmp(cmd, "sign-edge") == 0 && argc == 5) r = sign_edge(argv[2], argv[4]);
 	else if (strcmp(cmd, "fork") == 0 && argc == 6) r = fork_test(argv[2], argv[4], atoi(argv[5]));
 	fl->C_Finalize(NULL);
 	return r != 0 ? r : failures ? 1 : 0;

@@ -90,6 +90,12 @@ equals "${#rnd}" 64 "32 bytes came back"
 grep -q '"fn":"C_GenerateRandom",.*"len":32,"software":true,"rv":"CKR_OK"' "$LOG" || fail "no software random line"
 pass "logged as software"
 
+card_conf "latency_scale = 0" "verify = no"
+run 0 "$GUARD_SIGN" "$GUARD" "$TMP/card.pin" keygen "edge key"
+run 0 "$GUARD_CALLS" "$GUARD" "$TMP/card.pin" sign-edge "edge key"
+lacks "$OUT" "FAILED" "ECDSA-SHA256 hashed in software, verified in software: length query, short buffer, NULL cases, empty input"
+contains "$OUT" "C_Sign(NULL, 5): 0x7" "C_Sign with a NULL input: CKR_ARGUMENTS_BAD"
+
 # -- a forked child: initialised again, serialised with its parent --------------------------
 card_conf "busy = fail" "latency_scale = 0.02"
 run 0 "$GUARD_SIGN" "$GUARD" "$TMP/card.pin" keygen "fork test"
