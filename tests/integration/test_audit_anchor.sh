@@ -6,6 +6,8 @@
 # and a forged tail are all caught (exit 1); a torn line followed by more is
 # an incident (exit 4), the rest verified; usage errors exit 2, unreadable 3.
 # Human output escapes control characters; --json keeps JSON escaping.
+# anchor_syslog = yes sends the head to syslog (a socket of the test's own in
+# a private mount namespace), where --head finds it.
 . "$KHSM_SRCDIR/tests/integration/lib.sh"
 . "$KHSM_SRCDIR/tests/integration/cardsim.sh"
 : "${KHSM_GUARD_MODULE:?KHSM_GUARD_MODULE must name the built libknothsm-guard.so}"
@@ -136,3 +138,35 @@ case "$OUT" in *"$(printf '\033')"*) fail "a raw ESC reached the terminal" ;; es
 pass "no raw escape character in the output"
 run 0 "$KNOT_HSM" audit tail "$LOG" --json
 contains "$OUT" '"label":"evil\u001b]0;owned\u0007"' "--json keeps JSON escaping"
+
+# -- anchor_syslog: the head in syslog too (knotd's case: not root) ----------------------------
+# A private mount namespace whose /dev has a log socket of our own; nothing
+# outside it sees the change.
+mkdir "$TMP/dev"
+for d in null zero urandom random; do : > "$TMP/dev/$d"; done
+python3 -c 'import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind(sys.argv[1])
+with open(sys.argv[2], "ab", 0) as f:
+    while True:
+        f.write(s.recv(65536) + b"\n")' "$TMP/dev/log" "$TMP/syslog.out" &
+LISTENER=$!
+stop_listener() { kill "$LISTENER" 2>/dev/null || true; }
+on_cleanup stop_listener
+i=0
+until [ -S "$TMP/dev/log" ]; do
+	i=$((i + 1)); [ $i -le 100 ] || fail "the syslog listener did not start"; sleep 0.05
+done
+echo "anchor_syslog = yes" >> "$KHSM_GUARD_CONF"
+run 0 unshare -m sh -c 'for d in null zero urandom random; do mount --bind /dev/$d "$0/$d"; done
+mount --rbind "$0" /dev && exec "$@"' "$TMP/dev" "$GUARD_SIGN" "$GUARD" "$TMP/card.pin" sign "anchored key" 1 1
+i=0
+until grep -q "knot-hsm-guard: audit log $LOG lines=" "$TMP/syslog.out" 2>/dev/null; do
+	i=$((i + 1)); [ $i -le 100 ] || fail "no head in syslog: $(cat "$TMP/syslog.out" 2>&1)"; sleep 0.05
+done
+pass "anchor_syslog = yes: the head goes to syslog"
+msg=$(grep "knot-hsm-guard: audit log $LOG lines=" "$TMP/syslog.out" | tail -n 1)
+contains "$msg" "<85>" "as LOG_AUTHPRIV (10), notice (5)"
+sys_head=$(printf '%s\n' "$msg" | sed -n 's/.* head=\([0-9a-f]*\).*/\1/p')
+run 4 "$KNOT_HSM" audit verify "$LOG" --head "$sys_head"
+contains "$OUT" "recorded head: line " "audit verify --head finds the head syslog recorded"
