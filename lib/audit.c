@@ -1112,26 +1112,19 @@ int khsm_audit_verify_check(const char *path, const khsm_audit_check_t *check, k
 		khsm_err_detail("the head must be 64 lowercase hex digits (a SHA-256), not '%s'", want_head);
 		return KHSM_EINVAL;
 	}
-	khsm_audit_anchor_t *anchors = NULL;
-	size_t n_anchors = 0;
-	bool weak = false;
+	_cleanup_free_ khsm_audit_anchor_t *anchors = NULL;
+	_cleanup_free_ char *abuf = NULL, *buf = NULL;
+	size_t n_anchors = 0, alen = 0, len = 0;
+	bool weak = false, missing = false;
+	struct stat st;
 	int r = KHSM_EOK;
 	if (anchor_file) {
-		char *abuf = NULL;
-		size_t alen = 0;
-		struct stat ast;
-		r = read_all(anchor_file, "audit anchor", &abuf, &alen, &ast);
-		if (r == KHSM_EOK) {
-			weak = ast.st_uid != 0 || (ast.st_mode & (S_IWGRP | S_IWOTH));
-			r = khsm_audit_anchors_parse(anchor_file, abuf, alen, &anchors, &n_anchors);
-		}
-		free(abuf);
+		r = read_all(anchor_file, "audit anchor", &abuf, &alen, &st);
+		if (r != KHSM_EOK) return r;
+		weak = st.st_uid != 0 || (st.st_mode & (S_IWGRP | S_IWOTH));
+		r = khsm_audit_anchors_parse(anchor_file, abuf, alen, &anchors, &n_anchors);
 		if (r != KHSM_EOK) return r;
 	}
-	char *buf = NULL;
-	size_t len = 0;
-	struct stat st;
-	bool missing = false;
 	r = read_all(path, "audit log", &buf, &len, &st);
 	if (r == KHSM_ENOENT && (n_anchors || want_head)) {
 		/* Against an anchor a missing log is a finding, not a read error. */
@@ -1139,22 +1132,13 @@ int khsm_audit_verify_check(const char *path, const khsm_audit_check_t *check, k
 		missing = true;
 		r = KHSM_EOK;
 	}
-	if (r != KHSM_EOK) {
-		free(anchors);
-		return r;
-	}
+	if (r != KHSM_EOK) return r;
 	khsm_audit_summary_t *s = calloc(1, sizeof(*s));
-	if (!s) {
-		free(buf);
-		free(anchors);
-		return KHSM_ENOMEM;
-	}
+	if (!s) return KHSM_ENOMEM;
 	s->anchor_count = n_anchors;
 	s->anchor_weak = weak;
 	s->missing = missing;
 	r = verify_core(buf ? buf : "", len, anchors, n_anchors, anchor_file, want_head, missing, s);
-	free(buf);
-	free(anchors);
 	return verify_finish(s, r, sum_ptr);
 }
 
