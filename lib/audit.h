@@ -2,9 +2,13 @@
  * appended, each carrying in "prev" the SHA-256 (lowercase hex) of the line
  * before it (without its newline); the first line of a file carries the
  * SHA-256 of KHSM_AUDIT_GENESIS. Editing, deleting, inserting or reordering
- * lines breaks the chain at the first line after the change. Removing lines
- * at the end cannot be seen from the file alone: compare the head hash that
- * verification prints with one recorded elsewhere.
+ * lines breaks the chain at the first line after the change. A rewrite with
+ * a recomputed chain, removed last lines or a deleted file cannot be seen
+ * from the file alone: compare with a head recorded elsewhere, or with the
+ * anchor file (khsm_audit_anchor_write(), root's) the guard appends heads to.
+ * A torn last line (a write cut short) is ended by the next writer, who
+ * first writes an "audit_resync" marker naming it by hash and chaining to
+ * the line before it; verification reports it as an incident and goes on.
  *
  * Writers in several threads and processes keep one chain: every append opens
  * its own descriptor, takes an exclusive flock on the log, reads the last

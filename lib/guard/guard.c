@@ -14,7 +14,16 @@
  *    signature mechanisms (hash here, raw mechanism on the card);
  *  - fails closed: when the audit log cannot be written, logins, signatures,
  *    key generation and other key changes fail with CKR_FUNCTION_FAILED
- *    (fail_closed = no: they go on with a warning on stderr).
+ *    (fail_closed = no: they go on with a warning on stderr); a call that
+ *    changes keys, objects or PINs writes an intent line first and is not
+ *    made when that line cannot be written;
+ *  - costs the card one wrong PIN per process at most, and none at its final
+ *    try or when locked (login_final_try);
+ *  - anchors the log's head (anchor_file, anchor_syslog; see lib/audit.h);
+ *  - in a forked child, answers CKR_CRYPTOKI_NOT_INITIALIZED until the
+ *    child's own C_Initialize, which starts clean (own lock description).
+ *  Files it appends to or locks are opened by khsm_audit_open_file(): never
+ *  through a symbolic link, never someone else's.
  *
  * DESIGN, the lock per call: OpenSC talks to the card in C_Sign, not in
  * C_SignInit; holding the card from SignInit to Sign would let an
