@@ -30,6 +30,8 @@ enum cli_opt {
 	OPT_WARN      = 1 << 13,
 	OPT_CRIT      = 1 << 14,
 	OPT_GUARD     = 1 << 15,
+	OPT_HEAD      = 1 << 20,   /* audit verify --head HEX */
+	OPT_ANCHOR    = 1 << 21,   /* audit verify --anchor FILE */
 };
 #define OPT_GLOBAL (OPT_CONF | OPT_MODULE | OPT_TOKEN | OPT_PIN_FILE | OPT_PIN_FD | OPT_FORCE | OPT_JSON)
 
@@ -49,6 +51,8 @@ typedef struct {
 	const char *warn;     /* status --warn DAYS */
 	const char *crit;     /* status --crit DAYS */
 	bool guard;           /* keystore --guard: through the guard module */
+	const char *head;     /* audit verify --head HEX */
+	const char *anchor;   /* audit verify --anchor FILE */
 	unsigned given;       /* OPT_* bits seen on the command line */
 
 	char **zones;         /* zone commands: the zones before the command */

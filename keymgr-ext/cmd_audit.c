@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "lib/audit.h"
@@ -12,9 +13,11 @@
 
 #define TAIL_LINES 20
 
-/* FILE, or the audit_log of the guard's configuration. */
-static int log_path(cli_t *cli, char **path_ptr)
+/* FILE, or the audit_log of the guard's configuration (then its anchor_file
+ * too, when the configuration names one). */
+static int log_path(cli_t *cli, char **path_ptr, char **anchor_ptr)
 {
+	*anchor_ptr = NULL;
 	if (cli->zone_count >= 2) {
 		*path_ptr = strdup(cli->zones[1]);
 		return *path_ptr ? CLI_OK : cli_error(KHSM_ENOMEM, NULL);
@@ -33,31 +36,71 @@ static int log_path(cli_t *cli, char **path_ptr)
 	}
 	*path_ptr = conf.audit_log;
 	conf.audit_log = NULL;
+	*anchor_ptr = conf.anchor_file;
+	conf.anchor_file = NULL;
 	khsm_guard_conf_clear(&conf);
 	return CLI_OK;
 }
 
-static void print_summary_text(const char *path, const khsm_audit_summary_t *s)
+/* Human output: card labels and file contents escaped (\xNN). */
+static void put(const char *s)
 {
-	printf("audit log: %s\n", path);
+	char *t = NULL;
+	if (s && khsm_audit_text_escape(s, strlen(s), &t) == KHSM_EOK) {
+		fputs(t, stdout);
+	}
+	free(t);
+}
+
+static void print_summary_text(const char *path, const char *anchor, const char *head,
+                               const khsm_audit_summary_t *s)
+{
+	printf("audit log: ");
+	put(path);
+	putchar('\n');
 	unsigned long good = s->broken_line ? s->broken_line - 1 : s->lines;
+	bool anchored = anchor || head;
 	if (good) {
 		printf("lines: %lu, %s to %s\n", good, s->first_time, s->last_time);
 	} else {
 		printf("lines: 0\n");
 	}
 	if (s->broken_line) {
-		printf("chain: BROKEN at line %lu: %s\n", s->broken_line, s->reason);
-		printf("summary of lines 1 to %lu:\n", good);
+		printf("chain: BROKEN at line %lu: ", s->broken_line);
+		put(s->reason);
+		printf("\nsummary of lines 1 to %lu:\n", good);
+	} else if (anchored) {
+		printf("chain: intact; head %s\n", s->head);
 	} else {
 		printf("chain: intact; head %s (record it elsewhere: removing the last lines "
 		       "can only be seen against it)\n", s->head);
+	}
+	if (anchor) {
+		printf("anchor: ");
+		put(anchor);
+		printf(": %lu of %zu entries matched%s\n", s->anchors_matched, s->anchor_count,
+		       s->broken_line ? " before the break" : "");
+	}
+	if (head && s->head_found) {
+		printf("recorded head: line %lu\n", s->head_line);
+	}
+	if (s->incident_count) printf("incidents: %zu\n", s->incident_count);
+	for (size_t i = 0; i < s->incident_count; i++) {
+		const khsm_audit_incident_t *in = &s->incidents[i];
+		printf("  line %lu, after %s%s%s: ", in->line, in->after[0] ? in->after : "the start",
+		       in->before[0] ? ", before " : "", in->before);
+		put(in->what);
+		putchar('\n');
 	}
 	printf("card signatures per day and key:\n");
 	if (s->sig_count == 0) printf("  none\n");
 	for (size_t i = 0; i < s->sig_count; i++) {
 		const khsm_audit_sigs_t *g = &s->sigs[i];
-		printf("  %s  %s: %lu", g->day, g->key, g->count);
+		printf("  ");
+		put(g->day);
+		printf("  ");
+		put(g->key);
+		printf(": %lu", g->count);
 		if (g->software) printf(" (%lu hashed in software)", g->software);
 		putchar('\n');
 	}
@@ -65,11 +108,15 @@ static void print_summary_text(const char *path, const khsm_audit_summary_t *s)
 	printf("filled in by software: %lu calls\n", s->software_ops);
 	printf("failed calls: %lu\n", s->failed_calls);
 	for (size_t i = 0; i < s->fail_count; i++) {
-		printf("  %s %s: %lu\n", s->fails[i].fn, s->fails[i].rv, s->fails[i].count);
+		printf("  ");
+		put(s->fails[i].fn);
+		putchar(' ');
+		put(s->fails[i].rv);
+		printf(": %lu\n", s->fails[i].count);
 	}
 }
 
-static void print_summary_json(const char *path, const khsm_audit_summary_t *s)
+static void print_summary_json(const char *path, const char *anchor, const khsm_audit_summary_t *s)
 {
 	khsm_json_t j;
 	khsm_json_init(&j, stdout, KHSM_JSON_INLINE);
@@ -104,30 +151,63 @@ static void print_summary_json(const char *path, const khsm_audit_summary_t *s)
 		khsm_json_end(&j);
 	}
 	khsm_json_end(&j);
+	khsm_json_uint(&j, "intents", s->intents);
+	khsm_json_array(&j, "incidents");
+	for (size_t i = 0; i < s->incident_count; i++) {
+		khsm_json_object(&j, NULL);
+		khsm_json_uint(&j, "line", s->incidents[i].line);
+		khsm_json_str(&j, "after", s->incidents[i].after);
+		khsm_json_str(&j, "before", s->incidents[i].before[0] ? s->incidents[i].before : NULL);
+		khsm_json_str(&j, "what", s->incidents[i].what);
+		khsm_json_end(&j);
+	}
+	khsm_json_end(&j);
+	khsm_json_str(&j, "anchor", anchor);
+	khsm_json_uint(&j, "anchors_matched", s->anchors_matched);
 	khsm_json_end(&j);
 	putchar('\n');
 }
 
-static int audit_verify(cli_t *cli, const char *path)
+/* Exit codes of audit verify (documented in the manual). */
+enum { VERIFY_TAMPERED = 1, VERIFY_UNREADABLE = 3, VERIFY_INCIDENTS = 4 };
+
+static int audit_verify(cli_t *cli, const char *path, const char *anchor)
 {
 	khsm_audit_summary_t *s = NULL;
-	int r = khsm_audit_verify(path, &s);
+	khsm_audit_check_t check = { .head = cli->head, .anchor_file = anchor };
+	int r = khsm_audit_verify_check(path, &check, &s);
+	if (r == KHSM_EINVAL) {
+		const char *d = khsm_err_last_detail();
+		return cli_usage_error(cli_current, "--head: %s", d ? d : "not a SHA-256 in hex");
+	}
 	if (r != KHSM_EOK && r != KHSM_ECRYPTO) {
-		return cli_error(r, NULL);
+		cli_error(r, NULL);
+		return VERIFY_UNREADABLE;
 	}
 	if (cli->json) {
-		print_summary_json(path, s);
+		print_summary_json(path, anchor, s);
 	} else {
-		print_summary_text(path, s);
+		print_summary_text(path, anchor, cli->head, s);
 	}
 	if (s->pin_lines) {
 		fprintf(stderr, "warning: %lu lines carry a \"pin\" member; the guard never writes one\n",
 		        s->pin_lines);
 	}
+	if (s->anchor_weak) {
+		fprintf(stderr, "warning: the anchor %s is not root's alone (owner or mode): whoever can "
+		        "write it can forge it; chown root:root and chmod 0644 it\n", anchor);
+	}
 	int rc = CLI_OK;
 	if (r == KHSM_ECRYPTO) {
-		fprintf(stderr, "error: %s: line %lu: %s\n", path, s->broken_line, s->reason);
-		rc = CLI_FAIL;
+		char *reason = NULL;
+		khsm_audit_text_escape(s->reason, strlen(s->reason), &reason);
+		fprintf(stderr, "error: %s: line %lu: %s\n", path, s->broken_line, reason ? reason : "?");
+		free(reason);
+		rc = VERIFY_TAMPERED;
+	} else if (s->incident_count) {
+		fprintf(stderr, "warning: %s: %zu torn line(s), see incidents: a write was cut short (full "
+		        "disk, crash); the chain is intact around them\n", path, s->incident_count);
+		rc = VERIFY_INCIDENTS;
 	}
 	khsm_audit_summary_free(s);
 	return rc;
@@ -163,8 +243,13 @@ static int audit_tail(cli_t *cli, const char *path)
 		size_t l = lens[k];
 		if (l && ring[k][l - 1] == '\n') l--;
 		char *text = NULL;
-		if (cli->json || khsm_audit_line_text(ring[k], l, &text) != KHSM_EOK) {
-			printf("%s%.*s\n", cli->json ? "" : "? ", (int)l, ring[k]);
+		if (cli->json) {
+			printf("%.*s\n", (int)l, ring[k]);
+		} else if (khsm_audit_line_text(ring[k], l, &text) != KHSM_EOK) {
+			char *raw = NULL;
+			khsm_audit_text_escape(ring[k], l, &raw);
+			printf("? %s\n", raw ? raw : "");
+			free(raw);
 		} else {
 			printf("%s\n", text);
 		}
@@ -187,10 +272,24 @@ int cmd_audit(cli_t *cli)
 	if (cli->zone_count > 2) {
 		return cli_usage_error(cli_current, "audit %s takes one FILE (got '%s' too)", sub, cli->zones[2]);
 	}
-	char *path = NULL;
-	int rc = log_path(cli, &path);
+	bool verify = strcmp(sub, "verify") == 0;
+	if (!verify && (cli->head || cli->anchor)) {
+		return cli_usage_error(cli_current, "--head and --anchor are options of audit verify");
+	}
+	char *path = NULL, *conf_anchor = NULL;
+	int rc = log_path(cli, &path, &conf_anchor);
 	if (rc != CLI_OK) return rc;
-	rc = strcmp(sub, "verify") == 0 ? audit_verify(cli, path) : audit_tail(cli, path);
+	const char *anchor = cli->anchor;
+	if (!anchor && conf_anchor) {
+		if (access(conf_anchor, F_OK) == 0) {
+			anchor = conf_anchor;
+		} else if (verify) {
+			fprintf(stderr, "warning: the anchor_file %s of the guard configuration does not exist "
+			        "yet (a process running as root writes it)\n", conf_anchor);
+		}
+	}
+	rc = verify ? audit_verify(cli, path, anchor) : audit_tail(cli, path);
 	free(path);
+	free(conf_anchor);
 	return rc;
 }

@@ -120,11 +120,15 @@ static const cli_command_t COMMANDS[] = {
 	  "default 14 days, left), 2 CRITICAL (less than --crit, default 7), 3 UNKNOWN,\n"
 	  "also for this command's own usage errors. ZONE... limits the check to them.",
 	  true, 3 },
-	{ "audit", false, 0, cmd_audit,
-	  "knot-hsm audit verify [FILE] [--json] | knot-hsm audit tail [FILE] [--json]",
+	{ "audit", false, OPT_HEAD | OPT_ANCHOR, cmd_audit,
+	  "knot-hsm audit verify [FILE] [--head HEX] [--anchor FILE] [--json] | knot-hsm audit tail [FILE] [--json]",
 	  "Check the hash chain of the audit log the guard module writes and summarise\n"
-	  "it (signatures per key per day, logins, failures); exit 1 naming the first\n"
-	  "broken line. tail shows the last 20 lines in words (--json: as written).\n"
+	  "it (signatures per key per day, logins, failures, torn lines). --head HEX: a\n"
+	  "head recorded earlier must be the hash of one of its lines; --anchor FILE:\n"
+	  "every head in the guard's anchor file must match its line. Exit 0 intact,\n"
+	  "1 tampering (chain broken, anchor or head not matched, log missing), 2 usage,\n"
+	  "3 a file cannot be read, 4 intact but with torn lines (incidents).\n"
+	  "tail shows the last 20 lines in words (--json: as written).\n"
 	  "FILE defaults to audit_log of the guard configuration ($KHSM_GUARD_CONF, else\n"
 	  "knot-hsm-guard.conf beside the guard module).",
 	  true, 0 },
@@ -234,6 +238,8 @@ static const option_t OPTIONS[] = {
 	{ "--warn", 0, OPT_WARN, true },
 	{ "--crit", 0, OPT_CRIT, true },
 	{ "--guard", 0, OPT_GUARD, false },
+	{ "--head", 0, OPT_HEAD, true },
+	{ "--anchor", 0, OPT_ANCHOR, true },
 };
 
 static int parse_fd(const char *text, int *fd)
@@ -289,6 +295,8 @@ static int set_option(cli_t *cli, const option_t *o, const char *value)
 	case OPT_WARN:      cli->warn = value; break;
 	case OPT_CRIT:      cli->crit = value; break;
 	case OPT_GUARD:     cli->guard = true; break;
+	case OPT_HEAD:      cli->head = value; break;
+	case OPT_ANCHOR:    cli->anchor = value; break;
 	}
 	return bound_option(o->bit, o->long_name, value);
 }

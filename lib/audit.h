@@ -2,9 +2,13 @@
  * appended, each carrying in "prev" the SHA-256 (lowercase hex) of the line
  * before it (without its newline); the first line of a file carries the
  * SHA-256 of KHSM_AUDIT_GENESIS. Editing, deleting, inserting or reordering
- * lines breaks the chain at the first line after the change. Removing lines
- * at the end cannot be seen from the file alone: compare the head hash that
- * verification prints with one recorded elsewhere.
+ * lines breaks the chain at the first line after the change. A rewrite with
+ * a recomputed chain, removed last lines or a deleted file cannot be seen
+ * from the file alone: compare with a head recorded elsewhere, or with the
+ * anchor file (khsm_audit_anchor_write(), root's) the guard appends heads to.
+ * A torn last line (a write cut short) is ended by the next writer, who
+ * first writes an "audit_resync" marker naming it by hash and chaining to
+ * the line before it; verification reports it as an incident and goes on.
  *
  * Writers in several threads and processes keep one chain: every append opens
  * its own descriptor, takes an exclusive flock on the log, reads the last
@@ -23,10 +27,23 @@
 /* SHA-256 in lowercase hex plus NUL. */
 #define KHSM_AUDIT_HASH_SIZE 65
 
-/** Open the log for appending, creating it (mode 0640) when missing. A
- *  process running as root gives a new file the owner and group of its
- *  directory, so that knotd (user knot) can append to a log first created
- *  by a root tool. \param[out] fd_ptr  close with close(). */
+typedef enum {
+	KHSM_AUDIT_FILE_SHARED = 0, /* log, lock file: 0660, owner root, this process or the directory's */
+	KHSM_AUDIT_FILE_ROOT,       /* anchor: 0644, owned by root in a root-only directory */
+} khsm_audit_file_t;
+
+/** Open a file the guard appends to (or locks), creating it when missing,
+ *  without ever following a symbolic link (O_NOFOLLOW, O_EXCL to create):
+ *  refused when it is a symbolic link, not a regular file, has more than one
+ *  hard link or belongs to someone unexpected (see khsm_audit_file_t); the
+ *  message names who is expected. A process running as root gives a new
+ *  SHARED file the owner and group of its directory (through the descriptor),
+ *  so that knotd (user knot) can append to a log first created by a root
+ *  tool. what names the file in messages ("audit log").
+ *  \param[out] fd_ptr  O_RDWR|O_APPEND; close with close(). */
+int khsm_audit_open_file(const char *path, const char *what, khsm_audit_file_t kind, int *fd_ptr);
+
+/** khsm_audit_open_file(path, "audit log", KHSM_AUDIT_FILE_SHARED, fd_ptr). */
 int khsm_audit_open(const char *path, int *fd_ptr);
 
 /** Append one line "{BODY,\"prev\":\"HASH\"}\n" under the log's flock.
@@ -61,9 +78,16 @@ typedef struct {
 } khsm_audit_fail_t;
 
 typedef struct {
+	unsigned long line;   /* 1-based line of the log */
+	char after[32];       /* time of the last good line before it ("" at the start) */
+	char before[32];      /* time of the resynchronisation marker after it ("" when none yet) */
+	char what[96];
+} khsm_audit_incident_t;
+
+typedef struct {
 	unsigned long lines;        /* lines read (up to and including a broken one) */
 	unsigned long broken_line;  /* 1-based; 0 when the chain is intact */
-	char reason[160];           /* why broken_line is broken */
+	char reason[512];           /* why broken_line is broken */
 	char head[KHSM_AUDIT_HASH_SIZE]; /* hash of the last intact line (genesis hash when empty) */
 	char first_time[32];
 	char last_time[32];
@@ -76,13 +100,61 @@ typedef struct {
 	khsm_audit_fail_t *fails;   /* failed calls by function and result */
 	size_t fail_count;
 	unsigned long pin_lines;    /* never expected: lines with a "pin" member */
+	unsigned long intents;      /* "intent":true lines (before a key-changing call) */
+	unsigned long complete_lines; /* lines ending with a newline, read before a break */
+	khsm_audit_incident_t *incidents; /* torn lines: not tampering, but worth a look */
+	size_t incident_count;
+	bool torn_tail;             /* the last line has no newline (yet) */
+	size_t anchor_count;        /* entries of the anchor file */
+	unsigned long anchors_matched; /* anchor entries whose line was found and matched */
+	bool anchor_weak;           /* the anchor file is not root's alone: it proves little */
+	bool missing;               /* the log does not exist (checked against an anchor or head) */
+	bool head_found;            /* the head given was found ... */
+	unsigned long head_line;    /* ... as the hash of this line (0: the genesis hash) */
 } khsm_audit_summary_t;
+
+/* One line of an anchor file: "TIME lines=N head=HEX pid=P comm=NAME". */
+typedef struct {
+	unsigned long lines;
+	char head[KHSM_AUDIT_HASH_SIZE];
+	char time[32];
+	unsigned long where;        /* its line in the anchor file */
+} khsm_audit_anchor_t;
+
+/* What to check a log against besides its own chain. */
+typedef struct {
+	const char *head;           /* a head hash recorded elsewhere (64 hex), or NULL */
+	const char *anchor_file;    /* an anchor file the guard wrote, or NULL */
+} khsm_audit_check_t;
 
 /** Check the chain of a log and summarise it. KHSM_EOK when intact,
  *  KHSM_ECRYPTO when broken (summary->broken_line and ->reason say where and
  *  why; the summary covers the lines before), KHSM_ENOENT/KHSM_EIO when the
  *  file cannot be read. \param[out] sum_ptr  free with khsm_audit_summary_free(). */
 int khsm_audit_verify(const char *path, khsm_audit_summary_t **sum_ptr);
+
+/** khsm_audit_verify() and, when given, against a head hash (it must be the
+ *  hash of some line, or the genesis hash) and an anchor file (every entry's
+ *  line must exist and hash to its head). A missing log is then a finding
+ *  (KHSM_ECRYPTO, summary->missing), not KHSM_ENOENT. KHSM_EINVAL for a
+ *  malformed head, KHSM_EPARSE/KHSM_ENOENT/KHSM_EIO for an anchor file that
+ *  cannot be used. \param[out] sum_ptr  free with khsm_audit_summary_free(). */
+int khsm_audit_verify_check(const char *path, const khsm_audit_check_t *check, khsm_audit_summary_t **sum_ptr);
+
+/** Parse an anchor file's text (name only names it in messages).
+ *  \param[out] anchors_ptr  free(). */
+int khsm_audit_anchors_parse(const char *name, const char *text, size_t len,
+                             khsm_audit_anchor_t **anchors_ptr, size_t *count_ptr);
+
+/** Number of complete lines of the log open at fd and the hash of the last
+ *  one (the genesis hash when none), read under a shared flock.
+ *  head: KHSM_AUDIT_HASH_SIZE bytes. */
+int khsm_audit_head(int fd, unsigned long *lines_ptr, char *head);
+
+/** Append "TIME lines=N head=HEX pid=P comm=COMM" to an anchor file, opened
+ *  as KHSM_AUDIT_FILE_ROOT (root's, in a root-only directory), and fsync. */
+int khsm_audit_anchor_write(const char *anchor_path, unsigned long lines, const char *head,
+                            const char *comm);
 
 /** The same on text in memory (for tests and fuzzing). */
 int khsm_audit_verify_text(const char *text, size_t len, khsm_audit_summary_t **sum_ptr);
@@ -94,3 +166,8 @@ void khsm_audit_summary_free(khsm_audit_summary_t *sum);
  *  \param[out] text_ptr  free with free(); KHSM_EPARSE for a line that is
  *  not an audit object. */
 int khsm_audit_line_text(const char *line, size_t len, char **text_ptr);
+
+/** Text for a terminal: control characters, C1 controls and invalid UTF-8
+ *  as \xNN, a backslash as \\, valid UTF-8 kept.
+ *  \param[out] text_ptr  free with free(). */
+int khsm_audit_text_escape(const char *s, size_t len, char **text_ptr);

@@ -57,6 +57,7 @@ void khsm_guard_conf_clear(khsm_guard_conf_t *conf)
 	free(conf->module);
 	free(conf->audit_log);
 	free(conf->lock_file);
+	free(conf->anchor_file);
 	memset(conf, 0, sizeof(*conf));
 }
 
@@ -85,14 +86,17 @@ int khsm_guard_conf_parse(const char *path, const char *text, khsm_guard_conf_t 
 	memset(conf, 0, sizeof(*conf));
 	conf->fail_closed = true;
 	conf->fill = true;
+	conf->anchor_every = 100;
 	if (!(conf->path = strdup(path ? path : "(text)"))) return KHSM_ENOMEM;
 	char *copy = strdup(text);
 	if (!copy) return KHSM_ENOMEM;
 	static const char *const KEYS[] = { "module", "audit_log", "lock_file", "fail_closed",
-	                                    "verify", "fill", "fsync", NULL };
+	                                    "verify", "fill", "fsync", "anchor_file", "anchor_every",
+	                                    "anchor_syslog", "login_final_try", NULL };
 	static const char *const YESNO[] = { "no", "yes", NULL };
 	static const char *const VERIFY[] = { "auto", "software", "card", NULL };
 	static const char *const FSYNC[] = { "security", "all", "none", NULL };
+	static const char *const FINAL[] = { "refuse", "allow", NULL };
 	unsigned seen = 0;
 	int r = KHSM_EOK;
 	unsigned lineno = 0;
@@ -114,7 +118,8 @@ int khsm_guard_conf_parse(const char *path, const char *text, khsm_guard_conf_t 
 		int k = -1;
 		if (choice(key, KEYS, &k) != 0) {
 			khsm_err_detail("%s:%u: unknown key '%s' (known: module, audit_log, lock_file, "
-			                "fail_closed, verify, fill, fsync)", conf->path, lineno, key);
+			                "fail_closed, verify, fill, fsync, anchor_file, anchor_every, anchor_syslog, "
+			                "login_final_try)", conf->path, lineno, key);
 			r = KHSM_ECONFIG;
 			break;
 		}
@@ -139,26 +144,49 @@ int khsm_guard_conf_parse(const char *path, const char *text, khsm_guard_conf_t 
 		}
 		int v = 0;
 		switch (k) {
-		case 0: case 1: case 2: {
+		case 0: case 1: case 2: case 7: {
 			if (value[0] != '/') {
 				khsm_err_detail("%s:%u: %s must be an absolute path, not '%s'", conf->path,
 				                lineno, key, value);
 				r = KHSM_ECONFIG;
 				break;
 			}
-			char **dst = k == 0 ? &conf->module : k == 1 ? &conf->audit_log : &conf->lock_file;
+			char **dst = k == 0 ? &conf->module : k == 1 ? &conf->audit_log :
+			             k == 2 ? &conf->lock_file : &conf->anchor_file;
 			if (!(*dst = strdup(value))) r = KHSM_ENOMEM;
 			break;
 		}
-		case 3: case 5:
+		case 3: case 5: case 9:
 			if (choice(value, YESNO, &v) != 0) {
 				khsm_err_detail("%s:%u: %s is yes or no, not '%s'", conf->path, lineno, key, value);
 				r = KHSM_ECONFIG;
 			} else if (k == 3) {
 				conf->fail_closed = v;
-			} else {
+			} else if (k == 5) {
 				conf->fill = v;
+			} else {
+				conf->anchor_syslog = v;
 			}
+			break;
+		case 8: {
+			char *e = NULL;
+			errno = 0;
+			unsigned long n = strtoul(value, &e, 10);
+			if (value[0] < '0' || value[0] > '9' || *e || errno || n < 1 || n > 1000000) {
+				khsm_err_detail("%s:%u: anchor_every is a number of lines from 1 to 1000000, not '%s'",
+				                conf->path, lineno, value);
+				r = KHSM_ECONFIG;
+			}
+			conf->anchor_every = n;
+			break;
+		}
+		case 10:
+			if (choice(value, FINAL, &v) != 0) {
+				khsm_err_detail("%s:%u: login_final_try is refuse or allow, not '%s'", conf->path,
+				                lineno, value);
+				r = KHSM_ECONFIG;
+			}
+			conf->login_final_try = v;
 			break;
 		case 4:
 			if (choice(value, VERIFY, &v) != 0) {

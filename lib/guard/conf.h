@@ -10,6 +10,11 @@
  *   verify      = auto|software|card   default auto: software when the card cannot verify
  *   fill        = yes|no    default yes: fill gaps (digest, random, hashed sign mechanisms) in software
  *   fsync       = security|all|none    default security: fsync after logins, signatures, key changes
+ *   anchor_file = PATH      unset: where root processes append the log's head (lines, hash);
+ *                           root's, in a directory only root can write
+ *   anchor_every = N        default 100: anchor after every N lines a process wrote (and at C_Finalize)
+ *   anchor_syslog = yes|no  default no: also send the head to syslog (LOG_AUTHPRIV), from any user
+ *   login_final_try = refuse|allow  default refuse: C_Login(CKU_USER) at the card's final try
  *
  * Found at $KHSM_GUARD_CONF, else knot-hsm-guard.conf in the directory of the module. */
 #pragma once
@@ -31,6 +36,10 @@ typedef struct {
 	khsm_guard_verify_t verify;
 	bool fill;
 	khsm_guard_fsync_t fsync;
+	char *anchor_file;
+	unsigned long anchor_every;
+	bool anchor_syslog;
+	bool login_final_try;   /* allow a login when the token says final try */
 } khsm_guard_conf_t;
 
 #define KHSM_GUARD_MODULE_ENV "KHSM_GUARD_MODULE"

@@ -14,7 +14,16 @@
  *    signature mechanisms (hash here, raw mechanism on the card);
  *  - fails closed: when the audit log cannot be written, logins, signatures,
  *    key generation and other key changes fail with CKR_FUNCTION_FAILED
- *    (fail_closed = no: they go on with a warning on stderr).
+ *    (fail_closed = no: they go on with a warning on stderr); a call that
+ *    changes keys, objects or PINs writes an intent line first and is not
+ *    made when that line cannot be written;
+ *  - costs the card one wrong PIN per process at most, and none at its final
+ *    try or when locked (login_final_try);
+ *  - anchors the log's head (anchor_file, anchor_syslog; see lib/audit.h);
+ *  - in a forked child, answers CKR_CRYPTOKI_NOT_INITIALIZED until the
+ *    child's own C_Initialize, which starts clean (own lock description).
+ *  Files it appends to or locks are opened by khsm_audit_open_file(): never
+ *  through a symbolic link, never someone else's.
  *
  * DESIGN, the lock per call: OpenSC talks to the card in C_Sign, not in
  * C_SignInit; holding the card from SignInit to Sign would let an
@@ -32,6 +41,7 @@
 #include <pthread.h>
 #include <stdarg.h>
 #include <sys/stat.h>
+#include <syslog.h>
 #include <time.h>
 
 #include "../audit.h"
@@ -91,6 +101,10 @@ static struct {
 	session_t *sessions;
 	bool warned_log;         /* stderr warning about the log given (once per failure streak) */
 	bool warned_lock;
+	bool warned_anchor;
+	unsigned long appended;  /* lines this process wrote (anchor_every) */
+	pid_t pid;               /* of the process that called C_Initialize */
+	bool pin_failed;         /* the card said CKR_PIN_INCORRECT to this process */
 } g = { .lock = PTHREAD_MUTEX_INITIALIZER, .lock_fd = -1 };
 
 static CK_FUNCTION_LIST g_funcs;
@@ -297,6 +311,90 @@ static bool want_sync(const call_t *c)
 	}
 }
 
+/* Record the log's head (line count and hash of the last line) where the
+ * log's writers cannot change it: the anchor file (root's; only a process
+ * running as root writes it) and/or syslog. A failure is warned about once;
+ * it never fails a call. */
+static void anchor(int fd)
+{
+	if (!g.conf.anchor_file && !g.conf.anchor_syslog) return;
+	unsigned long lines = 0;
+	char head[KHSM_AUDIT_HASH_SIZE];
+	khsm_err_clear();
+	int r = khsm_audit_head(fd, &lines, head);
+	if (r == KHSM_EOK && g.conf.anchor_syslog) {
+		syslog(LOG_AUTHPRIV | LOG_NOTICE, "knot-hsm-guard: audit log %s lines=%lu head=%s",
+		       g.conf.audit_log, lines, head);
+	}
+	if (r == KHSM_EOK && g.conf.anchor_file && geteuid() == 0) {
+		r = khsm_audit_anchor_write(g.conf.anchor_file, lines, head, g.comm);
+	}
+	if (r != KHSM_EOK && !__atomic_exchange_n(&g.warned_anchor, true, __ATOMIC_RELAXED)) {
+		const char *d = khsm_err_last_detail();
+		warn("%s; the audit log is not anchored", d ? d : "cannot write the audit anchor");
+	}
+}
+
+/* Append one line with what was collected so far and the given closing
+ * members (,"rv":"…" or ,"intent":true). KHSM_E* code. */
+static int write_line(call_t *c, bool have_slot, CK_SLOT_ID slot, bool have_session,
+                      CK_SESSION_HANDLE session, const char *closing, bool sync)
+{
+	if (c->open_error != KHSM_EOK) return c->open_error;
+	if (c->m) fflush(c->m);
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	struct tm tm;
+	gmtime_r(&ts.tv_sec, &tm);
+	char when[40];
+	size_t n = strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(when + n, sizeof(when) - n, ".%03ldZ", ts.tv_nsec / 1000000);
+	char *comm = NULL;
+	khsm_audit_json_string(g.comm, strlen(g.comm), &comm);
+	char slot_txt[48] = "", sess_txt[48] = "";
+	if (have_slot) snprintf(slot_txt, sizeof(slot_txt), ",\"slot\":%lu", slot);
+	if (have_session) snprintf(sess_txt, sizeof(sess_txt), ",\"session\":%lu", session);
+	char *body = NULL;
+	if (asprintf(&body, "\"time\":\"%s\",\"pid\":%ld,\"comm\":%s,\"fn\":\"%s\"%s%s%s%s",
+	             when, (long)getpid(), comm ? comm : "\"?\"", c->fn, slot_txt, sess_txt,
+	             c->extra ? c->extra : "", closing) < 0) {
+		body = NULL;
+	}
+	free(comm);
+	khsm_err_clear();
+	int r = body ? khsm_audit_append(c->fd, body, sync) : KHSM_ENOMEM;
+	free(body);
+	if (r != KHSM_EOK && !__atomic_exchange_n(&g.warned_log, true, __ATOMIC_RELAXED)) {
+		const char *d = khsm_err_last_detail();
+		warn("%s%s", d ? d : "cannot write the audit log",
+		     g.conf.fail_closed ? "; logins, signatures and key changes are refused (fail_closed = yes)"
+		                        : "; going on without it (fail_closed = no)");
+	} else if (r == KHSM_EOK) {
+		__atomic_store_n(&g.warned_log, false, __ATOMIC_RELAXED);
+		if (g.conf.anchor_every && __atomic_add_fetch(&g.appended, 1, __ATOMIC_RELAXED) %
+		                           g.conf.anchor_every == 0) {
+			anchor(c->fd);
+		}
+	}
+	return r;
+}
+
+/* Before a call that changes keys, objects or PINs: its intent, fsync'ed.
+ * CKR_FUNCTION_FAILED (the call is not made) when that line cannot be
+ * written and the guard fails closed. */
+static CK_RV call_intent(call_t *c, bool have_slot, CK_SLOT_ID slot, bool have_session,
+                         CK_SESSION_HANDLE session)
+{
+	int r = write_line(c, have_slot, slot, have_session, session, ",\"intent\":true",
+	                   g.conf.fsync != KHSM_GUARD_FSYNC_NONE);
+	return r != KHSM_EOK && g.conf.fail_closed ? CKR_FUNCTION_FAILED : CKR_OK;
+}
+
+static CK_RV intent_session(call_t *c, session_t *s, CK_SESSION_HANDLE h)
+{
+	return call_intent(c, s != NULL, s ? s->slot : 0, true, h);
+}
+
 /* Write the line; returns the result for the caller (rv, or
  * CKR_FUNCTION_FAILED when a security-relevant line was lost). */
 static CK_RV call_end(call_t *c, bool have_slot, CK_SLOT_ID slot, bool have_session,
@@ -306,39 +404,11 @@ static CK_RV call_end(call_t *c, bool have_slot, CK_SLOT_ID slot, bool have_sess
 		card_unlock(c->card);
 		c->card = NULL;
 	}
+	char rvbuf[32], closing[64];
+	snprintf(closing, sizeof(closing), ",\"rv\":\"%s\"", khsm_guard_ckr_name(rv, rvbuf, sizeof(rvbuf)));
+	int r = write_line(c, have_slot, slot, have_session, session, closing, want_sync(c));
 	if (c->m) fclose(c->m);
 	c->m = NULL;
-	int r = c->open_error;
-	if (r == KHSM_EOK) {
-		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		struct tm tm;
-		gmtime_r(&ts.tv_sec, &tm);
-		char when[40];
-		size_t n = strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
-		snprintf(when + n, sizeof(when) - n, ".%03ldZ", ts.tv_nsec / 1000000);
-		char *comm = NULL;
-		khsm_audit_json_string(g.comm, strlen(g.comm), &comm);
-		char slot_txt[48] = "", sess_txt[48] = "", rvbuf[32];
-		if (have_slot) snprintf(slot_txt, sizeof(slot_txt), ",\"slot\":%lu", slot);
-		if (have_session) snprintf(sess_txt, sizeof(sess_txt), ",\"session\":%lu", session);
-		char *body = NULL;
-		if (asprintf(&body, "\"time\":\"%s\",\"pid\":%ld,\"comm\":%s,\"fn\":\"%s\"%s%s%s,\"rv\":\"%s\"",
-		             when, (long)getpid(), comm ? comm : "\"?\"", c->fn, slot_txt, sess_txt,
-		             c->extra ? c->extra : "", khsm_guard_ckr_name(rv, rvbuf, sizeof(rvbuf))) < 0) {
-			body = NULL;
-		}
-		free(comm);
-		khsm_err_clear();
-		r = body ? khsm_audit_append(c->fd, body, want_sync(c)) : KHSM_ENOMEM;
-		free(body);
-		if (r != KHSM_EOK && !__atomic_exchange_n(&g.warned_log, true, __ATOMIC_RELAXED)) {
-			const char *d = khsm_err_last_detail();
-			warn("%s", d ? d : "cannot write the audit log");
-		} else if (r == KHSM_EOK) {
-			__atomic_store_n(&g.warned_log, false, __ATOMIC_RELAXED);
-		}
-	}
 	if (c->fd >= 0) close(c->fd);
 	free(c->extra);
 	c->extra = NULL;
@@ -410,7 +480,11 @@ static void c_object(call_t *c, CK_SESSION_HANDLE h, CK_OBJECT_HANDLE obj, bool 
 
 /* -- entry helpers -- */
 
-#define NOT_INIT() do { if (!g.initialized) return CKR_CRYPTOKI_NOT_INITIALIZED; } while (0)
+/* A forked child must call C_Initialize itself (PKCS #11 6.7.7): until then
+ * it is not initialised, whatever it inherited. */
+#define NOT_INIT() do { \
+		if (!g.initialized || g.pid != getpid()) return CKR_CRYPTOKI_NOT_INITIALIZED; \
+	} while (0)
 
 /* Begin a call on a session: the audit descriptor, then the card lock of its
  * slot. *s_ptr NULL with CKR_SESSION_HANDLE_INVALID for unknown handles. */
@@ -494,40 +568,93 @@ static void unload(void)
 	khsm_guard_conf_clear(&g.conf);
 }
 
+/* Opened like the audit log (lib/audit.c): never through a symbolic link,
+ * 0660 and owned like its directory when root creates it (knotd must lock it). */
 static int open_lock_file(const char *path)
 {
-	int fd = open(path, O_RDWR | O_CLOEXEC | O_NOCTTY);
-	if (fd < 0 && errno == ENOENT) {
-		fd = open(path, O_RDWR | O_CLOEXEC | O_NOCTTY | O_CREAT, 0660);
-		/* Every user of the card takes write locks on it: group-writable,
-		 * whatever the umask of the first process (often root's 022). */
-		if (fd >= 0) {
-			(void)fchmod(fd, 0660);
-		}
-		if (fd >= 0 && geteuid() == 0) {
-			/* Owned like the audit log: knotd must be able to lock it. */
-			char *copy = strdup(path);
-			char *slash = copy ? strrchr(copy, '/') : NULL;
-			struct stat st;
-			if (slash) {
-				*slash = '\0';
-				if (stat(*copy ? copy : "/", &st) == 0 && fchown(fd, st.st_uid, st.st_gid) != 0) {
-					(void)0;
-				}
-			}
-			free(copy);
-		}
+	int fd = -1;
+	khsm_err_clear();
+	if (khsm_audit_open_file(path, "lock file", KHSM_AUDIT_FILE_SHARED, &fd) != KHSM_EOK) {
+		const char *d = khsm_err_last_detail();
+		warn("%s", d ? d : "cannot open the lock file");
+		return -1;
 	}
 	return fd;
+}
+
+/* In a child: g.lock may have been held by another thread of the parent at
+ * fork time; the child has that thread no more. */
+static void atfork_child(void)
+{
+	pthread_mutex_init(&g.lock, NULL);
+}
+
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+
+static void atfork_register(void)
+{
+	(void)pthread_atfork(NULL, NULL, atfork_child);
+}
+
+/* C_Initialize in a forked child: drop what was the parent's (its sessions,
+ * its card mutexes, its descriptor of the lock file, whose OFD locks are
+ * the parent's), open the lock file anew so that parent and child are
+ * serialised like any two processes, and initialise the card's module in
+ * this process. Callers hold g.lock. */
+static CK_RV fork_restart_locked(void)
+{
+	/* Freed, never destroyed: a mutex a parent thread held is dead here. */
+	for (session_t **pp = &g.sessions; *pp;) {
+		session_t *s = *pp;
+		*pp = s->next;
+		session_free(s);
+	}
+	while (g.slots) {
+		slot_t *s = g.slots;
+		g.slots = s->next;
+		free(s);
+	}
+	if (g.lock_fd >= 0) close(g.lock_fd);   /* the parent's locks stay the parent's */
+	g.lock_fd = open_lock_file(g.conf.lock_file);
+	if (g.lock_fd < 0) {
+		g.initialized = false;
+		return CKR_GENERAL_ERROR;
+	}
+	CK_C_INITIALIZE_ARGS args = { .flags = CKF_OS_LOCKING_OK };
+	CK_RV rv = g.fl->C_Initialize(&args);
+	if (rv != CKR_OK && rv != CKR_CRYPTOKI_ALREADY_INITIALIZED) {
+		char b[32];
+		warn("the card module %s failed to initialise in a forked child: %s", g.conf.module,
+		     khsm_guard_ckr_name(rv, b, sizeof(b)));
+		close(g.lock_fd);
+		g.lock_fd = -1;
+		g.initialized = false;
+		return rv;
+	}
+	g.pid = getpid();
+	g.appended = 0;
+	g.warned_log = g.warned_lock = g.warned_anchor = false;
+	return CKR_OK;
 }
 
 static CK_RV g_Initialize(CK_VOID_PTR init_args)
 {
 	(void)init_args;   /* the guard uses OS locking, and so does the card module */
+	pthread_once(&atfork_once, atfork_register);
 	pthread_mutex_lock(&g.lock);
-	if (g.initialized) {
+	if (g.initialized && g.pid == getpid()) {
 		pthread_mutex_unlock(&g.lock);
 		return CKR_CRYPTOKI_ALREADY_INITIALIZED;
+	}
+	if (g.initialized) {
+		CK_RV rv = fork_restart_locked();
+		pthread_mutex_unlock(&g.lock);
+		if (rv != CKR_OK) return rv;
+		call_t c;
+		call_begin(&c, "C_Initialize", 0);
+		c_str(&c, "module", g.conf.module, strlen(g.conf.module));
+		c_true(&c, "after_fork");
+		return call_end(&c, false, 0, false, 0, CKR_OK);
 	}
 	Dl_info info;
 	const char *self = dladdr((void *)&g_funcs, &info) && info.dli_fname ? info.dli_fname : NULL;
@@ -545,7 +672,6 @@ static CK_RV g_Initialize(CK_VOID_PTR init_args)
 	}
 	g.lock_fd = open_lock_file(g.conf.lock_file);
 	if (g.lock_fd < 0) {
-		warn("cannot open the lock file %s: %s", g.conf.lock_file, strerror(errno));
 		unload();
 		pthread_mutex_unlock(&g.lock);
 		return CKR_GENERAL_ERROR;
@@ -564,6 +690,9 @@ static CK_RV g_Initialize(CK_VOID_PTR init_args)
 	}
 	g.warned_log = false;
 	g.warned_lock = false;
+	g.warned_anchor = false;
+	g.appended = 0;
+	g.pid = getpid();
 	g.initialized = true;
 	pthread_mutex_unlock(&g.lock);
 
@@ -583,6 +712,11 @@ static CK_RV g_Finalize(CK_VOID_PTR reserved)
 	pthread_mutex_unlock(&g.lock);
 	/* Logged while the configuration (the log's path) is still there. */
 	rv = call_end(&c, false, 0, false, 0, rv);
+	int fd = -1;
+	if ((g.conf.anchor_file || g.conf.anchor_syslog) && khsm_audit_open(g.conf.audit_log, &fd) == KHSM_EOK) {
+		anchor(fd);
+		close(fd);
+	}
 	if (rv == CKR_OK) {
 		pthread_mutex_lock(&g.lock);
 		g.initialized = false;
@@ -763,6 +897,7 @@ static CK_RV g_InitToken(CK_SLOT_ID slot, CK_UTF8CHAR_PTR pin, CK_ULONG pin_len,
 	NOT_INIT();
 	call_t c;
 	CK_RV rv = enter_slot(&c, "C_InitToken", SEC, slot);
+	if (rv == CKR_OK) rv = call_intent(&c, true, slot, false, 0);
 	if (rv == CKR_OK) rv = g.fl->C_InitToken(slot, pin, pin_len, label);
 	return leave_slot(&c, slot, rv);
 }
@@ -857,6 +992,33 @@ FWD(CancelFunction, 0, (CK_SESSION_HANDLE hSession), (hSession))
 
 /* -- PINs: the user type and the result, never the PIN -- */
 
+/* One wrong PIN per process and never more: after CKR_PIN_INCORRECT, and
+ * at the card's final try or when it is locked (unless login_final_try =
+ * allow), a user login is refused here without asking the card. Callers
+ * hold the card lock. */
+static CK_RV login_precheck(call_t *c, session_t *s)
+{
+	if (__atomic_load_n(&g.pin_failed, __ATOMIC_RELAXED)) {
+		c_add(c, ",\"refused\":\"a wrong PIN was given before in this process\"");
+		warn("login refused without asking the card: a wrong PIN was given before in this "
+		     "process (one try per run; fix the PIN source and start again)");
+		return CKR_PIN_INCORRECT;
+	}
+	CK_TOKEN_INFO ti;
+	if (g.fl->C_GetTokenInfo(s->slot, &ti) != CKR_OK) return CKR_OK;   /* the card will say */
+	if (ti.flags & CKF_USER_PIN_LOCKED) {
+		c_add(c, ",\"refused\":\"PIN locked\"");
+		return CKR_PIN_LOCKED;
+	}
+	if ((ti.flags & CKF_USER_PIN_FINAL_TRY) && !g.conf.login_final_try) {
+		c_add(c, ",\"refused\":\"final PIN try\"");
+		warn("login refused without asking the card: it is at its final PIN try, and a wrong "
+		     "PIN would lock it (set login_final_try = allow in %s for one try)", g.conf.path);
+		return CKR_PIN_LOCKED;
+	}
+	return CKR_OK;
+}
+
 static CK_RV g_Login(CK_SESSION_HANDLE hSession, CK_USER_TYPE user, CK_UTF8CHAR_PTR pin, CK_ULONG pin_len)
 {
 	NOT_INIT();
@@ -865,7 +1027,13 @@ static CK_RV g_Login(CK_SESSION_HANDLE hSession, CK_USER_TYPE user, CK_UTF8CHAR_
 	CK_RV rv = enter_session(&c, "C_Login", SEC, hSession, &s);
 	char b[32];
 	c_add(&c, ",\"user\":\"%s\"", khsm_guard_cku_name(user, b, sizeof(b)));
-	if (rv == CKR_OK) rv = g.fl->C_Login(hSession, user, pin, pin_len);
+	if (rv == CKR_OK && user == CKU_USER) rv = login_precheck(&c, s);
+	if (rv == CKR_OK) {
+		rv = g.fl->C_Login(hSession, user, pin, pin_len);
+		if (rv == CKR_PIN_INCORRECT && user == CKU_USER) {
+			__atomic_store_n(&g.pin_failed, true, __ATOMIC_RELAXED);
+		}
+	}
 	slot_t *card = c.card;
 	CK_RV out = leave_session(&c, hSession, s, rv);
 	if (rv == CKR_OK && out != CKR_OK && card) {
@@ -877,11 +1045,24 @@ static CK_RV g_Login(CK_SESSION_HANDLE hSession, CK_USER_TYPE user, CK_UTF8CHAR_
 	return out;
 }
 
-FWD(InitPIN, SEC, (CK_SESSION_HANDLE hSession, CK_UTF8CHAR_PTR pin, CK_ULONG pin_len),
-    (hSession, pin, pin_len))
-FWD(SetPIN, SEC, (CK_SESSION_HANDLE hSession, CK_UTF8CHAR_PTR old_pin, CK_ULONG old_len,
-                  CK_UTF8CHAR_PTR new_pin, CK_ULONG new_len),
-    (hSession, old_pin, old_len, new_pin, new_len))
+/* A session call that changes the card: its intent first. */
+#define FWD_CHANGE(name, params, args) \
+	static CK_RV g_##name params \
+	{ \
+		NOT_INIT(); \
+		call_t c; \
+		session_t *s; \
+		CK_RV rv = enter_session(&c, "C_" #name, SEC, hSession, &s); \
+		if (rv == CKR_OK) rv = intent_session(&c, s, hSession); \
+		if (rv == CKR_OK) rv = g.fl->C_##name args; \
+		return leave_session(&c, hSession, s, rv); \
+	}
+
+FWD_CHANGE(InitPIN, (CK_SESSION_HANDLE hSession, CK_UTF8CHAR_PTR pin, CK_ULONG pin_len),
+           (hSession, pin, pin_len))
+FWD_CHANGE(SetPIN, (CK_SESSION_HANDLE hSession, CK_UTF8CHAR_PTR old_pin, CK_ULONG old_len,
+                    CK_UTF8CHAR_PTR new_pin, CK_ULONG new_len),
+           (hSession, old_pin, old_len, new_pin, new_len))
 
 /* -- objects: handles and attribute types, never values -- */
 
@@ -903,6 +1084,7 @@ static CK_RV g_CreateObject(CK_SESSION_HANDLE hSession, CK_ATTRIBUTE_PTR tmpl, C
 	session_t *s;
 	CK_RV rv = enter_session(&c, "C_CreateObject", SEC, hSession, &s);
 	c_attr_types(&c, tmpl, n);
+	if (rv == CKR_OK) rv = intent_session(&c, s, hSession);
 	if (rv == CKR_OK) rv = g.fl->C_CreateObject(hSession, tmpl, n, obj);
 	if (rv == CKR_OK && obj) {
 		char *d = describe(hSession, *obj, "object");
@@ -924,7 +1106,8 @@ static CK_RV g_CopyObject(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE obj, CK_A
 		if (d) c_add(&c, "%s", d);
 		free(d);
 		c_attr_types(&c, tmpl, n);
-		rv = g.fl->C_CopyObject(hSession, obj, tmpl, n, out);
+		rv = intent_session(&c, s, hSession);
+		if (rv == CKR_OK) rv = g.fl->C_CopyObject(hSession, obj, tmpl, n, out);
 	}
 	if (rv == CKR_OK && out) c_num(&c, "new", *out);
 	return leave_session(&c, hSession, s, rv);
@@ -940,7 +1123,8 @@ static CK_RV g_DestroyObject(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE obj)
 		char *d = describe(hSession, obj, "object");
 		if (d) c_add(&c, "%s", d);
 		free(d);
-		rv = g.fl->C_DestroyObject(hSession, obj);
+		rv = intent_session(&c, s, hSession);
+		if (rv == CKR_OK) rv = g.fl->C_DestroyObject(hSession, obj);
 	}
 	return leave_session(&c, hSession, s, rv);
 }
@@ -977,6 +1161,7 @@ static CK_RV g_SetAttributeValue(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE ob
 	session_t *s;
 	CK_RV rv = enter_session(&c, "C_SetAttributeValue", SEC, hSession, &s);
 	c_attr_types(&c, tmpl, n);
+	if (rv == CKR_OK) rv = intent_session(&c, s, hSession);
 	if (rv == CKR_OK) {
 		rv = g.fl->C_SetAttributeValue(hSession, obj, tmpl, n);
 		/* Described after the change: the label and id it has now. */
@@ -1153,6 +1338,11 @@ static CK_RV g_Digest(CK_SESSION_HANDLE hSession, CK_BYTE_PTR in, CK_ULONG in_le
 	if (!out) c_true(&c, "query");
 	if (rv == CKR_OK && s->digest_soft) {
 		c_true(&c, "software");
+		if (in_len && !in) {
+			rv = CKR_ARGUMENTS_BAD;
+			digest_clear(s);
+			return leave_session(&c, hSession, s, rv);
+		}
 		/* Hash only once: a length query leaves the data unhashed. */
 		if (out && out_len && *out_len >= gnutls_hash_get_len(khsm_soft_digest(s->digest_mech))) {
 			gnutls_hash(s->digest_hash, in, in_len);
@@ -1296,9 +1486,12 @@ static CK_RV g_Sign(CK_SESSION_HANDLE hSession, CK_BYTE_PTR in, CK_ULONG in_len,
 	CK_RV rv = enter_session(&c, "C_Sign", SEC, hSession, &s);
 	if (s) c_sign_common(&c, s, out);
 	c_num(&c, "len", in_len);
+	/* A NULL input refused here never reached the card, whose operation
+	 * (C_SignInit of the raw mechanism) is still active: so is ours. */
+	bool keep = false;
 	if (rv == CKR_OK && s->sign_emul) {
 		if (!s->sign_input_len) {
-			if (in_len && !in) rv = CKR_ARGUMENTS_BAD;
+			if (in_len && !in) rv = CKR_ARGUMENTS_BAD, keep = true;
 			else gnutls_hash(s->sign_hash, in, in_len);
 		}
 		if (rv == CKR_OK) rv = sign_emul_input(s);
@@ -1307,7 +1500,7 @@ static CK_RV g_Sign(CK_SESSION_HANDLE hSession, CK_BYTE_PTR in, CK_ULONG in_len,
 		rv = g.fl->C_Sign(hSession, in, in_len, out, out_len);
 	}
 	if (rv == CKR_OK && out && out_len) c_num(&c, "out", *out_len);
-	if (s && (rv == CKR_OK || c.card)) sign_after(s, out, rv);
+	if (s && !keep && (rv == CKR_OK || c.card)) sign_after(s, out, rv);
 	c.wipe = out;
 	c.wipe_len = out_len;
 	return leave_session(&c, hSession, s, rv);
@@ -1321,14 +1514,15 @@ static CK_RV g_SignUpdate(CK_SESSION_HANDLE hSession, CK_BYTE_PTR in, CK_ULONG i
 	CK_RV rv = enter_session(&c, "C_SignUpdate", SEC, hSession, &s);
 	if (s) c_sign_common(&c, s, (CK_BYTE_PTR)"");
 	c_num(&c, "len", in_len);
+	bool keep = false;   /* see g_Sign */
 	if (rv == CKR_OK && s->sign_emul) {
-		if (in_len && !in) rv = CKR_ARGUMENTS_BAD;
+		if (in_len && !in) rv = CKR_ARGUMENTS_BAD, keep = true;
 		else if (s->sign_input_len) rv = CKR_OPERATION_ACTIVE;
 		else gnutls_hash(s->sign_hash, in, in_len);
 	} else if (rv == CKR_OK) {
 		rv = g.fl->C_SignUpdate(hSession, in, in_len);
 	}
-	if (s && rv != CKR_OK && c.card) sign_clear(s);
+	if (s && !keep && rv != CKR_OK && c.card) sign_clear(s);
 	return leave_session(&c, hSession, s, rv);
 }
 
@@ -1559,6 +1753,8 @@ static CK_RV g_GenerateKey(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR mech, CK
 	session_t *s;
 	CK_RV rv = enter_session(&c, "C_GenerateKey", SEC, hSession, &s);
 	if (mech) c_mech(&c, "mech", mech->mechanism);
+	c_attr_types(&c, tmpl, n);
+	if (rv == CKR_OK) rv = intent_session(&c, s, hSession);
 	if (rv == CKR_OK) rv = g.fl->C_GenerateKey(hSession, mech, tmpl, n, key);
 	if (rv == CKR_OK && key) {
 		char *d = describe(hSession, *key, "key");
@@ -1578,6 +1774,7 @@ static CK_RV g_GenerateKeyPair(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR mech
 	session_t *s;
 	CK_RV rv = enter_session(&c, "C_GenerateKeyPair", SEC, hSession, &s);
 	if (mech) c_mech(&c, "mech", mech->mechanism);
+	if (rv == CKR_OK) rv = intent_session(&c, s, hSession);
 	if (rv == CKR_OK) rv = g.fl->C_GenerateKeyPair(hSession, mech, pub_tmpl, n_pub, priv_tmpl, n_priv, pub, priv);
 	if (rv == CKR_OK && pub && priv) {
 		/* Top level: the private key (label and id as the card assigned them). */
@@ -1620,6 +1817,7 @@ static CK_RV g_UnwrapKey(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR mech, CK_O
 	if (mech) c_mech(&c, "mech", mech->mechanism);
 	c_num(&c, "unwrapping", unwrapping);
 	c_num(&c, "len", in_len);
+	if (rv == CKR_OK) rv = intent_session(&c, s, hSession);
 	if (rv == CKR_OK) rv = g.fl->C_UnwrapKey(hSession, mech, unwrapping, in, in_len, tmpl, n, key);
 	if (rv == CKR_OK && key) {
 		char *d = describe(hSession, *key, "key");
@@ -1638,6 +1836,7 @@ static CK_RV g_DeriveKey(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR mech, CK_O
 	CK_RV rv = enter_session(&c, "C_DeriveKey", SEC, hSession, &s);
 	if (mech) c_mech(&c, "mech", mech->mechanism);
 	c_num(&c, "base", base);
+	if (rv == CKR_OK) rv = intent_session(&c, s, hSession);
 	if (rv == CKR_OK) rv = g.fl->C_DeriveKey(hSession, mech, base, tmpl, n, key);
 	if (rv == CKR_OK && key) c_num(&c, "key", *key);
 	return leave_session(&c, hSession, s, rv);

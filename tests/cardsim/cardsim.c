@@ -68,6 +68,8 @@ typedef struct {
 	unsigned long max_keypairs;	/* ULONG_MAX: unlimited */
 	bool verify;
 	char *counter_file;
+	bool digest;    /* no: no digest mechanisms (the guard fills them in) */
+	bool rng;       /* no: no CKF_RNG, C_GenerateRandom/C_SeedRandom refused */
 } config_t;
 
 typedef enum { T_STR, T_BOOL, T_ULONG, T_DOUBLE, T_MECHS, T_BUSY } conf_type_t;
@@ -99,6 +101,8 @@ static const conf_key_t CONF_KEYS[] = {
 	CK(max_keypairs, T_ULONG),
 	CK(verify, T_BOOL),
 	CK(counter_file, T_STR),
+	CK(digest, T_BOOL),
+	CK(rng, T_BOOL),
 };
 #undef CK
 #define N_CONF_KEYS (sizeof(CONF_KEYS) / sizeof(CONF_KEYS[0]))
@@ -267,6 +271,8 @@ static CK_RV config_load(config_t *cfg)
 	memset(cfg, 0, sizeof(*cfg));
 	cfg->card_id = true;
 	cfg->verify = true;
+	cfg->digest = true;
+	cfg->rng = true;
 	cfg->latency_sign_ms = 170;
 	cfg->latency_keygen_ms = 6000;
 	cfg->latency_login_ms = 100;
@@ -593,11 +599,32 @@ static const mech_t *sc_hsm_mech(CK_MECHANISM_TYPE type)
 	return NULL;
 }
 
+/* Digest mechanisms, hidden with `digest = no`. */
+static bool is_digest_mech(CK_MECHANISM_TYPE type)
+{
+	static const CK_MECHANISM_TYPE DIGESTS[] = { CKM_MD5, CKM_SHA_1, CKM_SHA224, CKM_SHA256,
+	                                             CKM_SHA384, CKM_SHA512 };
+	for (size_t i = 0; i < sizeof(DIGESTS) / sizeof(DIGESTS[0]); i++) {
+		if (DIGESTS[i] == type) {
+			return true;
+		}
+	}
+	return false;
+}
+
+static bool mech_hidden(CK_MECHANISM_TYPE type)
+{
+	return !g.cfg.digest && is_digest_mech(type);
+}
+
 /* May the card run mech for a purpose (CKF_SIGN, ...)? Passthrough lets the real module judge. */
 static CK_RV mech_check(const CK_MECHANISM *mech, CK_FLAGS purpose)
 {
 	if (mech == NULL) {
 		return CKR_ARGUMENTS_BAD;
+	}
+	if (purpose == CKF_DIGEST && mech_hidden(mech->mechanism)) {
+		return CKR_MECHANISM_INVALID;
 	}
 	if (g.cfg.mech_passthrough) {
 		return CKR_OK;
@@ -999,6 +1026,9 @@ static CK_RV cs_GetTokenInfo(CK_SLOT_ID slot, CK_TOKEN_INFO_PTR info)
 	 * Read without the card lock: a reader sees either the old or the new
 	 * state file (it is replaced by rename), and OpenSC caches these flags too.
 	 */
+	if (!g.cfg.rng) {
+		info->flags &= ~CKF_RNG;
+	}
 	unsigned long left = pin_tries_read();
 	info->flags &= ~(CKF_USER_PIN_COUNT_LOW | CKF_USER_PIN_FINAL_TRY | CKF_USER_PIN_LOCKED);
 	if (left < g.cfg.pin_tries) {
@@ -1022,25 +1052,45 @@ static CK_RV cs_GetMechanismList(CK_SLOT_ID slot, CK_MECHANISM_TYPE_PTR list, CK
 	if (rv != CKR_OK) {
 		return rv;
 	}
-	if (g.cfg.mech_passthrough) {
-		return g.fl->C_GetMechanismList(slot, list, count);
-	}
 	if (count == NULL) {
 		return CKR_ARGUMENTS_BAD;
 	}
-	if (list == NULL) {
-		*count = N_SC_HSM_MECHS;
-		return CKR_OK;
+	CK_MECHANISM_TYPE *all = NULL;
+	CK_ULONG n = 0;
+	if (g.cfg.mech_passthrough) {
+		rv = g.fl->C_GetMechanismList(slot, NULL, &n);
+		all = rv == CKR_OK ? calloc(n + 1, sizeof(*all)) : NULL;
+		if (rv == CKR_OK && all == NULL) {
+			rv = CKR_HOST_MEMORY;
+		}
+		if (rv == CKR_OK) {
+			rv = g.fl->C_GetMechanismList(slot, all, &n);
+		}
+	} else {
+		all = calloc(N_SC_HSM_MECHS, sizeof(*all));
+		if (all == NULL) {
+			rv = CKR_HOST_MEMORY;
+		}
+		for (size_t i = 0; all != NULL && i < N_SC_HSM_MECHS; i++) {
+			all[n++] = SC_HSM_MECHS[i].type;
+		}
 	}
-	if (*count < N_SC_HSM_MECHS) {
-		*count = N_SC_HSM_MECHS;
-		return CKR_BUFFER_TOO_SMALL;
+	CK_ULONG kept = 0;
+	for (CK_ULONG i = 0; rv == CKR_OK && i < n; i++) {
+		if (!mech_hidden(all[i])) {
+			all[kept++] = all[i];
+		}
 	}
-	for (size_t i = 0; i < N_SC_HSM_MECHS; i++) {
-		list[i] = SC_HSM_MECHS[i].type;
+	if (rv == CKR_OK && list != NULL && *count < kept) {
+		rv = CKR_BUFFER_TOO_SMALL;
+	} else if (rv == CKR_OK && list != NULL) {
+		memcpy(list, all, kept * sizeof(*all));
 	}
-	*count = N_SC_HSM_MECHS;
-	return CKR_OK;
+	if (rv == CKR_OK || rv == CKR_BUFFER_TOO_SMALL) {
+		*count = kept;
+	}
+	free(all);
+	return rv;
 }
 
 static CK_RV cs_GetMechanismInfo(CK_SLOT_ID slot, CK_MECHANISM_TYPE type, CK_MECHANISM_INFO_PTR info)
@@ -1054,6 +1104,9 @@ static CK_RV cs_GetMechanismInfo(CK_SLOT_ID slot, CK_MECHANISM_TYPE type, CK_MEC
 	}
 	if (info == NULL) {
 		return CKR_ARGUMENTS_BAD;
+	}
+	if (mech_hidden(type)) {
+		return CKR_MECHANISM_INVALID;
 	}
 	if (g.cfg.mech_passthrough) {
 		rv = g.fl->C_GetMechanismInfo(slot, type, info);
@@ -1643,8 +1696,30 @@ FWD_MECH(DeriveKey, CKF_DERIVE,
 
 /* -- random and legacy -- */
 
-FWD(SeedRandom, (CK_SESSION_HANDLE hSession, CK_BYTE_PTR seed, CK_ULONG len), (real, seed, len))
-FWD_CARD(GenerateRandom, (CK_SESSION_HANDLE hSession, CK_BYTE_PTR out, CK_ULONG len), (real, out, len))
+/* `rng = no`: a card without a random number generator. */
+#define FWD_RNG(name, params, args) \
+	static CK_RV cs_##name params \
+	{ \
+		CK_SESSION_HANDLE real; \
+		CK_RV rv = session_get(hSession, &real, NULL); \
+		if (rv != CKR_OK) { \
+			return rv; \
+		} \
+		if (!g.cfg.rng) { \
+			return CKR_RANDOM_NO_RNG; \
+		} \
+		int fd; \
+		rv = card_lock(&fd); \
+		if (rv != CKR_OK) { \
+			return rv; \
+		} \
+		rv = g.fl->C_##name args; \
+		card_unlock(fd); \
+		return rv; \
+	}
+
+FWD_RNG(SeedRandom, (CK_SESSION_HANDLE hSession, CK_BYTE_PTR seed, CK_ULONG len), (real, seed, len))
+FWD_RNG(GenerateRandom, (CK_SESSION_HANDLE hSession, CK_BYTE_PTR out, CK_ULONG len), (real, out, len))
 FWD(GetFunctionStatus, (CK_SESSION_HANDLE hSession), (real))
 FWD(CancelFunction, (CK_SESSION_HANDLE hSession), (real))
 

@@ -1,5 +1,7 @@
 /* The audit log (lib/audit.c) as `knot-hsm audit verify|tail` read it: chain
- * verification and the line-to-words rendering of every line. */
+ * verification (torn lines and their markers included), the line-to-words
+ * rendering of every line, the escaping of human output, and the same bytes
+ * read as an anchor file. */
 #include "audit.h"
 #include "fuzz.h"
 
@@ -21,6 +23,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		free(text);
 		p += len + (nl ? 1 : 0);
 	}
+	char *esc = NULL;
+	r = khsm_audit_text_escape((const char *)data, size, &esc);
+	FUZZ_ASSERT_CODE(r);
+	for (const char *q = esc; q && *q; q++) FUZZ_ASSERT((unsigned char)*q >= 0x20 && *q != 0x7f);
+	free(esc);
+
+	khsm_audit_anchor_t *anchors = NULL;
+	size_t n = 0;
+	r = khsm_audit_anchors_parse("fuzz", (const char *)data, size, &anchors, &n);
+	FUZZ_ASSERT_CODE(r);
+	free(anchors);
 	khsm_err_clear();
 	return 0;
 }

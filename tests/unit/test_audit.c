@@ -245,15 +245,20 @@ static void test_truncated_last_line(void **state)
 	write_lines(fx->path, 3);
 	size_t len;
 	char *text = slurp(fx->path, &len);
+	const size_t len0 = len;
 	/* Cut inside the last line (as a crash mid-write or a careless edit). */
 	spit(fx->path, text, len - 20);
 	khsm_audit_summary_t *s = NULL;
-	assert_int_equal(verify_file(fx->path, &s), KHSM_ECRYPTO);
-	assert_int_equal(s->broken_line, 3);
-	assert_non_null(strstr(s->reason, "incomplete"));
+	/* A torn tail is an incident (a full disk, a crash), not a broken chain. */
+	assert_int_equal(verify_file(fx->path, &s), KHSM_EOK);
+	assert_int_equal(s->broken_line, 0);
+	assert_true(s->torn_tail);
+	assert_int_equal(s->incident_count, 1);
+	assert_int_equal(s->incidents[0].line, 3);
+	assert_non_null(strstr(s->incidents[0].what, "torn last line"));
 	assert_int_equal(s->sig_count > 0 ? s->sigs[0].count + (s->sig_count > 1 ? s->sigs[1].count : 0) : 0, 2);
 	khsm_audit_summary_free(s);
-	/* The same with a newline put back: not an audit object. */
+	/* The same with a newline put back: not an audit object, and no marker. */
 	char *cut = strndup(text, len - 20);
 	char *fixed = NULL;
 	assert_true(asprintf(&fixed, "%s\n", cut) > 0);
@@ -261,12 +266,45 @@ static void test_truncated_last_line(void **state)
 	assert_int_equal(verify_file(fx->path, &s), KHSM_ECRYPTO);
 	assert_int_equal(s->broken_line, 3);
 	khsm_audit_summary_free(s);
-	/* A writer after a torn line starts on a new line; the damage stays visible. */
+	/* A writer after a torn line ends it and writes a resynchronisation
+	 * marker: the torn line is reported with its time, the rest verified. */
 	spit(fx->path, text, len - 20);
-	write_lines(fx->path, 1);
-	assert_int_equal(verify_file(fx->path, &s), KHSM_ECRYPTO);
-	assert_int_equal(s->broken_line, 3);
+	write_lines(fx->path, 2);
+	assert_int_equal(verify_file(fx->path, &s), KHSM_EOK);
+	assert_int_equal(s->lines, 6);   /* 2 good, the torn one, the marker, 2 new */
+	assert_int_equal(s->incident_count, 1);
+	assert_int_equal(s->incidents[0].line, 3);
+	assert_true(s->incidents[0].after[0] != '\0');
+	assert_true(s->incidents[0].before[0] != '\0');
+	assert_non_null(strstr(s->incidents[0].what, "resynchronised"));
+	assert_false(s->torn_tail);
 	khsm_audit_summary_free(s);
+	/* Cut just before the newline: the torn line looks whole, the marker
+	 * after it still makes it an incident, not a broken chain. */
+	char *whole = slurp(fx->path, &len);
+	spit(fx->path, text, len0 - 1);
+	write_lines(fx->path, 1);
+	assert_int_equal(verify_file(fx->path, &s), KHSM_EOK);
+	assert_int_equal(s->incident_count, 1);
+	assert_int_equal(s->incidents[0].line, 3);
+	khsm_audit_summary_free(s);
+	spit(fx->path, whole, len);
+	free(whole);
+	/* A marker moved or forged elsewhere is tampering. */
+	char *all = slurp(fx->path, &len);
+	char *m = strstr(all, "\"fn\":\"audit_resync\"");
+	assert_non_null(m);
+	while (m > all && m[-1] != '\n') m--;
+	/* Drop the torn line and keep the marker: the marker names nothing. */
+	char *moved = NULL;
+	char *torn_start = m - 1;
+	while (torn_start > all && torn_start[-1] != '\n') torn_start--;
+	assert_true(asprintf(&moved, "%.*s%s", (int)(torn_start - all), all, m) > 0);
+	spit(fx->path, moved, strlen(moved));
+	assert_int_equal(verify_file(fx->path, &s), KHSM_ECRYPTO);
+	khsm_audit_summary_free(s);
+	free(moved);
+	free(all);
 	free(cut);
 	free(fixed);
 	free(text);
@@ -414,6 +452,239 @@ static void test_concurrent(void **state)
 	khsm_audit_summary_free(s);
 }
 
+/* -- files the guard appends to: never through a link, never someone else's -- */
+
+static void test_open_refuses_planted(void **state)
+{
+	fx_t *fx = *state;
+	char target[200], other[200];
+	snprintf(target, sizeof(target), "%s/target", fx->dir);
+	snprintf(other, sizeof(other), "%s/not-yet", fx->dir);
+	/* A symbolic link to an existing file: refused, the file untouched. */
+	spit(target, "precious\n", 9);
+	assert_int_equal(symlink(target, fx->path), 0);
+	assert_int_equal(khsm_audit_write(fx->path, "\"fn\":\"x\",\"rv\":\"y\"", false), KHSM_EPERM);
+	assert_non_null(strstr(khsm_err_last_detail(), "symbolic link"));
+	size_t len;
+	char *t = slurp(target, &len);
+	assert_int_equal(len, 9);
+	free(t);
+	/* A dangling link to a path that does not exist yet: nothing is created. */
+	unlink(fx->path);
+	assert_int_equal(symlink(other, fx->path), 0);
+	int fd = -1;
+	assert_int_equal(khsm_audit_open_file(fx->path, "lock file", KHSM_AUDIT_FILE_SHARED, &fd), KHSM_EPERM);
+	assert_int_equal(access(other, F_OK), -1);
+	unlink(fx->path);
+	/* A FIFO: refused at once (no hang waiting for a reader). */
+	assert_int_equal(mkfifo(fx->path, 0600), 0);
+	assert_int_equal(khsm_audit_open(fx->path, &fd), KHSM_EIO);
+	assert_non_null(strstr(khsm_err_last_detail(), "a FIFO"));
+	unlink(fx->path);
+	/* A hard link to another file: refused. */
+	assert_int_equal(link(target, fx->path), 0);
+	assert_int_equal(khsm_audit_open(fx->path, &fd), KHSM_EPERM);
+	assert_non_null(strstr(khsm_err_last_detail(), "hard links"));
+	unlink(fx->path);
+	if (geteuid() == 0) {
+		/* Someone else's file (nobody, 65534): refused, naming who is expected. */
+		spit(fx->path, "", 0);
+		assert_int_equal(chown(fx->path, 65534, 65534), 0);
+		assert_int_equal(khsm_audit_open(fx->path, &fd), KHSM_EPERM);
+		assert_non_null(strstr(khsm_err_last_detail(), "expected root"));
+		/* Unless the directory is shared with the file's group (Debian's
+		 * /var/lib/knot, root:knot 0770): the service's own file. */
+		assert_int_equal(chown(fx->dir, 0, 65534), 0);
+		assert_int_equal(chmod(fx->dir, 0770), 0);
+		assert_int_equal(khsm_audit_open(fx->path, &fd), KHSM_EOK);
+		close(fd);
+		assert_int_equal(chmod(fx->dir, 0700), 0);
+		assert_int_equal(chown(fx->dir, 0, 0), 0);
+		unlink(fx->path);
+		/* Created by root in a directory of another user: that user's, 0660,
+		 * set through the descriptor. */
+		assert_int_equal(chown(fx->dir, 65534, 65534), 0);
+		assert_int_equal(khsm_audit_open(fx->path, &fd), KHSM_EOK);
+		close(fd);
+		struct stat st;
+		assert_int_equal(lstat(fx->path, &st), 0);
+		assert_int_equal(st.st_uid, 65534);
+		assert_int_equal(st.st_mode & 07777, 0660);
+		/* The anchor must be root's, in a directory only root writes. */
+		char anchor[200];
+		snprintf(anchor, sizeof(anchor), "%s/anchor", fx->dir);
+		assert_int_equal(khsm_audit_anchor_write(anchor, 1, "00", "t"), KHSM_EPERM);
+		assert_non_null(strstr(khsm_err_last_detail(), "must belong to root"));
+		assert_int_equal(chown(fx->dir, 0, 0), 0);
+	}
+}
+
+/* -- anchors: what the writer of the log cannot forge -- */
+
+static char *anchor_path(fx_t *fx)
+{
+	char *p = NULL;
+	assert_true(asprintf(&p, "%s/anchor", fx->dir) > 0);
+	return p;
+}
+
+/* Anchor the log as the guard does: head of the file, appended to the anchor. */
+static void anchor_now(const char *log, const char *anchor)
+{
+	int fd = -1;
+	assert_int_equal(khsm_audit_open(log, &fd), KHSM_EOK);
+	unsigned long lines = 0;
+	char head[KHSM_AUDIT_HASH_SIZE];
+	assert_int_equal(khsm_audit_head(fd, &lines, head), KHSM_EOK);
+	close(fd);
+	assert_int_equal(khsm_audit_anchor_write(anchor, lines, head, "test"), KHSM_EOK);
+}
+
+static int verify_anchor(const char *log, const char *anchor, const char *head, khsm_audit_summary_t **s)
+{
+	khsm_audit_check_t c = { .head = head, .anchor_file = anchor };
+	*s = NULL;
+	return khsm_audit_verify_check(log, &c, s);
+}
+
+/* Rewrite the log from scratch with n lines (recomputed chain). */
+static void rewrite(const char *log, int n)
+{
+	unlink(log);
+	for (int i = 0; i < n; i++) {
+		char body[128];
+		snprintf(body, sizeof(body), "\"time\":\"2025-03-01T10:00:00.000Z\",\"fn\":\"C_Verify\",\"rv\":\"CKR_OK\",\"f\":%d", i);
+		assert_int_equal(khsm_audit_write(log, body, false), KHSM_EOK);
+	}
+}
+
+static void test_anchor(void **state)
+{
+	fx_t *fx = *state;
+	if (geteuid() != 0) {
+		/* An anchor is root's by design; the suite runs as root (tests/run.sh). */
+		fail_msg("test_anchor needs root");
+	}
+	char *anchor = anchor_path(fx);
+	write_lines(fx->path, 4);
+	anchor_now(fx->path, anchor);
+	write_lines(fx->path, 3);
+	anchor_now(fx->path, anchor);
+	struct stat st;
+	assert_int_equal(stat(anchor, &st), 0);
+	assert_int_equal(st.st_uid, 0);
+	assert_int_equal(st.st_mode & 07777, 0644);
+	khsm_audit_summary_t *s = NULL;
+	assert_int_equal(verify_anchor(fx->path, anchor, NULL, &s), KHSM_EOK);
+	assert_int_equal(s->anchor_count, 2);
+	assert_int_equal(s->anchors_matched, 2);
+	char head[KHSM_AUDIT_HASH_SIZE];
+	memcpy(head, s->head, sizeof(head));
+	khsm_audit_summary_free(s);
+	/* More lines after the last anchor are fine. */
+	write_lines(fx->path, 1);
+	assert_int_equal(verify_anchor(fx->path, anchor, head, &s), KHSM_EOK);
+	assert_true(s->head_found);
+	assert_int_equal(s->head_line, 7);
+	khsm_audit_summary_free(s);
+	size_t len;
+	char *saved = slurp(fx->path, &len);
+
+	/* A full rewrite with a recomputed chain: its own chain is intact ... */
+	rewrite(fx->path, 8);
+	assert_int_equal(verify_file(fx->path, &s), KHSM_EOK);
+	khsm_audit_summary_free(s);
+	/* ... but neither the anchor nor the recorded head match. */
+	assert_int_equal(verify_anchor(fx->path, anchor, NULL, &s), KHSM_ECRYPTO);
+	assert_int_equal(s->broken_line, 4);
+	assert_non_null(strstr(s->reason, "the log was rewritten"));
+	khsm_audit_summary_free(s);
+	assert_int_equal(verify_anchor(fx->path, NULL, head, &s), KHSM_ECRYPTO);
+	assert_non_null(strstr(s->reason, "is not the hash of any line"));
+	khsm_audit_summary_free(s);
+
+	/* The log deleted: a finding, not a read error. */
+	unlink(fx->path);
+	assert_int_equal(verify_file(fx->path, &s), KHSM_ENOENT);
+	assert_int_equal(verify_anchor(fx->path, anchor, NULL, &s), KHSM_ECRYPTO);
+	assert_true(s->missing);
+	assert_non_null(strstr(s->reason, "the log is missing"));
+	khsm_audit_summary_free(s);
+	/* A new chain in its place (deleted, then the guard wrote on). */
+	rewrite(fx->path, 2);
+	assert_int_equal(verify_anchor(fx->path, anchor, NULL, &s), KHSM_ECRYPTO);
+	assert_non_null(strstr(s->reason, "lines were removed from the end"));
+	khsm_audit_summary_free(s);
+
+	/* Tail truncation: the last 3 lines (two of them anchored) cut. */
+	char *copy = strdup(saved);
+	char *cut = copy + len;
+	for (int i = 0; i < 4; i++) {
+		do cut--; while (cut > copy && cut[-1] != '\n');
+	}
+	spit(fx->path, copy, (size_t)(cut - copy));
+	assert_int_equal(verify_file(fx->path, &s), KHSM_EOK);   /* the file alone cannot tell */
+	khsm_audit_summary_free(s);
+	assert_int_equal(verify_anchor(fx->path, anchor, NULL, &s), KHSM_ECRYPTO);
+	assert_non_null(strstr(s->reason, "the log ends after line 4"));
+	khsm_audit_summary_free(s);
+	free(copy);
+
+	/* A forged tail: the last 4 lines replaced by others that chain. */
+	spit(fx->path, saved, len);
+	char *lines_copy = strdup(saved);
+	char *tail = lines_copy + len;
+	for (int i = 0; i < 4; i++) {
+		do tail--; while (tail > lines_copy && tail[-1] != '\n');
+	}
+	spit(fx->path, lines_copy, (size_t)(tail - lines_copy));
+	for (int i = 0; i < 4; i++) {
+		assert_int_equal(khsm_audit_write(fx->path, "\"time\":\"2025-03-09T00:00:00.000Z\",\"fn\":\"C_Verify\",\"rv\":\"CKR_OK\"", false), KHSM_EOK);
+	}
+	assert_int_equal(verify_file(fx->path, &s), KHSM_EOK);
+	khsm_audit_summary_free(s);
+	assert_int_equal(verify_anchor(fx->path, anchor, NULL, &s), KHSM_ECRYPTO);
+	assert_int_equal(s->broken_line, 7);
+	khsm_audit_summary_free(s);
+	free(lines_copy);
+
+	/* A torn line then more lines: reported, the rest verified, anchors too. */
+	spit(fx->path, saved, len - 10);
+	write_lines(fx->path, 2);
+	anchor_now(fx->path, anchor);
+	assert_int_equal(verify_anchor(fx->path, anchor, NULL, &s), KHSM_EOK);
+	assert_int_equal(s->incident_count, 1);
+	assert_int_equal(s->incidents[0].line, 8);
+	assert_int_equal(s->anchors_matched, 3);
+	khsm_audit_summary_free(s);
+
+	/* A malformed anchor file is a usage problem, not a verdict on the log. */
+	spit(anchor, "2025 lines=x head=00\n", 21);
+	assert_int_equal(verify_anchor(fx->path, anchor, NULL, &s), KHSM_EPARSE);
+	assert_int_equal(verify_anchor(fx->path, NULL, "xyz", &s), KHSM_EINVAL);
+	free(saved);
+	free(anchor);
+}
+
+static void test_text_escape(void **state)
+{
+	(void)state;
+	char *t = NULL;
+	assert_int_equal(khsm_audit_text_escape("a\x1b[2Jb\\c\xc3\xa9\xc2\x9b\xff", 13, &t), KHSM_EOK);
+	assert_string_equal(t, "a\\x1b[2Jb\\\\c\xc3\xa9\\xc2\\x9b\\xff");
+	free(t);
+	/* A line in words: a label with an escape sequence is printed escaped. */
+	char prev[KHSM_AUDIT_HASH_SIZE];
+	assert_int_equal(khsm_audit_hash("x", 1, prev), KHSM_EOK);
+	char *line = NULL;
+	assert_true(asprintf(&line, "{\"time\":\"T\",\"fn\":\"C_Sign\",\"label\":\"k\\u001b]0;owned\\u0007\",\"rv\":\"CKR_OK\",\"prev\":\"%s\"}", prev) > 0);
+	assert_int_equal(khsm_audit_line_text(line, strlen(line), &t), KHSM_EOK);
+	assert_non_null(strstr(t, ": k\\x1b]0;owned\\x07 -> CKR_OK"));
+	assert_null(strchr(t, '\x1b'));
+	free(t);
+	free(line);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -426,6 +697,9 @@ int main(void)
 		cmocka_unit_test(test_bad_json),
 		cmocka_unit_test(test_json_string),
 		cmocka_unit_test_setup_teardown(test_concurrent, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_open_refuses_planted, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_anchor, setup, teardown),
+		cmocka_unit_test(test_text_escape),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

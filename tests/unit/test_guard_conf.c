@@ -19,6 +19,10 @@ static void test_defaults(void **state)
 	assert_true(c.fill);
 	assert_int_equal(c.verify, KHSM_GUARD_VERIFY_AUTO);
 	assert_int_equal(c.fsync, KHSM_GUARD_FSYNC_SECURITY);
+	assert_null(c.anchor_file);
+	assert_int_equal(c.anchor_every, 100);
+	assert_false(c.anchor_syslog);
+	assert_false(c.login_final_try);
 	khsm_guard_conf_clear(&c);
 
 	assert_int_equal(khsm_guard_conf_parse("g.conf", "module = /m.so\naudit_log = /a\nlock_file = /l\n"
@@ -29,6 +33,15 @@ static void test_defaults(void **state)
 	assert_false(c.fill);
 	assert_int_equal(c.verify, KHSM_GUARD_VERIFY_SOFTWARE);
 	assert_int_equal(c.fsync, KHSM_GUARD_FSYNC_ALL);
+	khsm_guard_conf_clear(&c);
+
+	assert_int_equal(khsm_guard_conf_parse("g.conf", "module = /m.so\naudit_log = /a\nanchor_file = /r/anchor\n"
+	                                       "anchor_every = 7\nanchor_syslog = yes\nlogin_final_try = allow\n", &c),
+	                 KHSM_EOK);
+	assert_string_equal(c.anchor_file, "/r/anchor");
+	assert_int_equal(c.anchor_every, 7);
+	assert_true(c.anchor_syslog);
+	assert_true(c.login_final_try);
 	khsm_guard_conf_clear(&c);
 }
 
@@ -57,6 +70,10 @@ static void test_strict(void **state)
 	refused("module = /m.so  # the card\naudit_log = /a\n", "g.conf:1: comments go on a line of their own");
 	refused("module = /m.so\n", "required");
 	refused("audit_log = /a\n", "required");
+	refused("module = /m.so\naudit_log = /a\nanchor_file = anchor\n", "absolute path");
+	refused("module = /m.so\naudit_log = /a\nanchor_every = 0\n", "from 1 to 1000000");
+	refused("module = /m.so\naudit_log = /a\nanchor_every = 5x\n", "from 1 to 1000000");
+	refused("module = /m.so\naudit_log = /a\nlogin_final_try = yes\n", "refuse or allow");
 }
 
 static void test_locate(void **state)
