@@ -166,17 +166,7 @@ static int prepare_ksk_conf(const cli_t *cli, const char *ksk_path, const char *
 	if ((r = khsm_uri_parse(uri, &attrs)) != KHSM_EOK) return cli_error(r, "keystore %s", ks->id);
 	bool has_source = attrs.pin_source != NULL, has_value = attrs.pin_value != NULL;
 	if (has_source) {
-		unsigned issues = 0;
-		mode_t mode = 0;
-		r = khsm_pin_file_check(attrs.pin_source, &issues, &mode);
-		if (r == KHSM_EOK && (issues & (KHSM_PIN_FILE_EMPTY | KHSM_PIN_FILE_NOT_REG | KHSM_PIN_FILE_NEWLINE))) {
-			khsm_err_detail("pin-source %s: %s", attrs.pin_source, khsm_pin_file_issue_text(issues));
-			r = KHSM_EPIN_UNSAFE;
-		} else if (r == KHSM_EOK && (issues & KHSM_PIN_FILE_OTHERS) && !cli->force) {
-			khsm_err_detail("pin-source %s: %s (or use --force)", attrs.pin_source,
-			                khsm_pin_file_issue_text(KHSM_PIN_FILE_OTHERS));
-			r = KHSM_EPIN_UNSAFE;
-		}
+		r = khsm_pin_file_verify("pin-source", attrs.pin_source, cli->force);
 	}
 	khsm_uri_clear(&attrs);
 	if (r != KHSM_EOK) return cli_error(r, "KSK side");
