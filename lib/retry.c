@@ -1,10 +1,13 @@
 /* Card lock and retry with backoff for busy or briefly removed cards. */
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "error.h"
@@ -156,24 +159,135 @@ static pthread_mutex_t lock_mutex = PTHREAD_RECURSIVE_MUTEX_INITIALIZER_NP;
 static unsigned lock_depth;   /* guarded by lock_mutex */
 static int lock_fd = -1;
 
-static int lock_file_open(void)
+/* The lock is a file only root and knotd's user can open: whoever can open
+ * it can hold it (flock -s) and stall every card operation of knot-hsm. */
+#define LOCK_DIR "/run/knot-hsm"
+#define LOCK_NAME "card.lock"
+
+static bool lock_trusted_uid(uid_t uid, uid_t knot_uid)
 {
-	const char *env = getenv("KHSM_LOCK_FILE");
-	const char *xdg = getenv("XDG_RUNTIME_DIR");
-	char path[PATH_MAX];
-	if (env && *env) {
-		snprintf(path, sizeof(path), "%s", env);
-	} else if (xdg && *xdg == '/') {
-		snprintf(path, sizeof(path), "%s/knot-hsm.lock", xdg);
-	} else {
-		snprintf(path, sizeof(path), "/run/lock/knot-hsm.lock");
+	return uid == 0 || uid == geteuid() || uid == knot_uid;
+}
+
+/* Open (or create, 0660) name in the directory dfd without following a
+ * symlink, and accept only a regular file of a trusted owner that others
+ * cannot open. Returns the descriptor, -1 with the detail set (refused), or
+ * -2 when it cannot be opened at all (permission, missing: no lock). */
+static int lock_open_at(int dfd, const char *dir, const char *name, uid_t knot_uid)
+{
+	int fd = openat(dfd, name, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0660);
+	bool created = fd >= 0;
+	if (fd < 0 && errno == EEXIST) {
+		/* Read-only is enough for flock; O_NONBLOCK: a FIFO in its place does not stall us. */
+		fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
 	}
-	/* Read-only is enough for flock, so users other than its creator can share it. */
-	int fd = open(path, O_RDONLY | O_CREAT | O_CLOEXEC, 0644);
 	if (fd < 0) {
-		fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (errno == ELOOP) {
+			khsm_err_detail("lock file %s/%s is a symbolic link, which knot-hsm never follows; "
+			                "remove it (knot-hsm creates the lock file itself)", dir, name);
+			return -1;
+		}
+		return -2;
 	}
+	struct stat st;
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+		close(fd);
+		khsm_err_detail("lock file %s/%s is not a regular file; remove it (knot-hsm creates "
+		                "the lock file itself)", dir, name);
+		return -1;
+	}
+	if (!lock_trusted_uid(st.st_uid, knot_uid)) {
+		close(fd);
+		khsm_err_detail("lock file %s/%s is owned by uid %u, neither root, you nor knotd's "
+		                "user: anyone owning it can stall the card; remove it", dir, name,
+		                (unsigned)st.st_uid);
+		return -1;
+	}
+	if (created || (st.st_mode & 0007)) {
+		/* Through the descriptor, never the path: 0660, others shut out. */
+		if (st.st_uid != geteuid() || fchmod(fd, 0660) != 0) {
+			close(fd);
+			khsm_err_detail("lock file %s/%s has mode %04o: other users can take the lock and "
+			                "stall the card; run chmod 0660 on it", dir, name,
+			                (unsigned)(st.st_mode & 07777));
+			return -1;
+		}
+	}
+	(void)fcntl(fd, F_SETFL, 0);
 	return fd;
+}
+
+/* The directory of the lock (created by root: 02770 root:knot, or 0700 when
+ * there is no knot group). -1 refused (detail set), -2 not usable. */
+static int lock_dir_open(const char *dir, gid_t knot_gid, bool have_knot)
+{
+	bool made = geteuid() == 0 && mkdir(dir, 0700) == 0;
+	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (dfd < 0) {
+		if (errno == ELOOP || errno == ENOTDIR) {
+			khsm_err_detail("lock directory %s is a symbolic link or not a directory; remove "
+			                "it (knot-hsm creates it as root, mode 2770 root:knot)", dir);
+			return -1;
+		}
+		return -2;
+	}
+	if (made && (fchown(dfd, 0, have_knot ? knot_gid : 0) != 0 ||
+	             fchmod(dfd, have_knot ? 02770 : 0700) != 0)) {
+		khsm_err_detail("cannot set owner and mode of %s: %s", dir, strerror(errno));
+		close(dfd);
+		return -1;
+	}
+	struct stat st;
+	if (fstat(dfd, &st) != 0 || st.st_uid != 0 || (st.st_mode & 0007) ||
+	    ((st.st_mode & S_IWGRP) && (!have_knot || st.st_gid != knot_gid))) {
+		khsm_err_detail("lock directory %s must be root's, mode 2770 (group knot) or 0700, "
+		                "not open to others; remove it and rerun as root to recreate it", dir);
+		close(dfd);
+		return -1;
+	}
+	return dfd;
+}
+
+/* The lock file's descriptor; -1 when none can be used (the operation then
+ * runs unserialised across processes); KHSM_EPERM when one was refused. */
+static int lock_file_open(int *fd_ptr)
+{
+	*fd_ptr = -1;
+	struct passwd *pw = getpwnam("knot");
+	uid_t knot_uid = pw ? pw->pw_uid : (uid_t)-1;
+	struct group *gr = getgrnam("knot");
+	gid_t knot_gid = gr ? gr->gr_gid : (gid_t)-1;
+
+	const char *env = getenv("KHSM_LOCK_FILE");
+	int fd = -2;
+	if (env && *env) {
+		_cleanup_free_ char *copy = strdup(env);
+		if (!copy) return KHSM_ENOMEM;
+		char *slash = strrchr(copy, '/');
+		const char *dir = slash ? (slash == copy ? "/" : copy) : ".";
+		const char *name = slash ? slash + 1 : copy;
+		if (slash) *slash = '\0';
+		_cleanup_close_ int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		fd = dfd < 0 ? -2 : lock_open_at(dfd, dir, name, knot_uid);
+	} else {
+		const char *dir = getenv("KHSM_LOCK_DIR");
+		if (!dir || *dir != '/') dir = LOCK_DIR;
+		_cleanup_close_ int dfd = lock_dir_open(dir, knot_gid, gr != NULL);
+		if (dfd == -1) return KHSM_EPERM;
+		if (dfd >= 0) fd = lock_open_at(dfd, dir, LOCK_NAME, knot_uid);
+		const char *xdg = getenv("XDG_RUNTIME_DIR");
+		if (fd == -2 && geteuid() != 0 && xdg && *xdg == '/') {
+			/* Not root and not in group knot: the per-user runtime dir (0700, own). */
+			_cleanup_close_ int xfd = open(xdg, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+			struct stat st;
+			if (xfd >= 0 && fstat(xfd, &st) == 0 && st.st_uid == geteuid() && !(st.st_mode & 0077)) {
+				fd = lock_open_at(xfd, xdg, "knot-hsm.lock", knot_uid);
+			}
+		}
+	}
+	if (fd == -1) return KHSM_EPERM;
+	*fd_ptr = fd < 0 ? -1 : fd;
+	return KHSM_EOK;
 }
 
 _public_
@@ -183,7 +297,12 @@ int khsm_card_lock(void)
 	if (lock_depth++ > 0) {
 		return KHSM_EOK;
 	}
-	lock_fd = lock_file_open();
+	int r = lock_file_open(&lock_fd);
+	if (r != KHSM_EOK) {
+		lock_depth--;
+		pthread_mutex_unlock(&lock_mutex);
+		return r;
+	}
 	if (lock_fd < 0) {
 		return KHSM_EOK;   /* no shared lock file: this process is still serialised */
 	}
@@ -202,8 +321,8 @@ int khsm_card_lock(void)
 				return KHSM_EOK;   /* a file system without flock: go on */
 			}
 			khsm_err_detail("another knot-hsm process has been using the card for %u s "
-			                "(lock file KHSM_LOCK_FILE, $XDG_RUNTIME_DIR/knot-hsm.lock or "
-			                "/run/lock/knot-hsm.lock); wait for it to finish", LOCK_WAIT_MS / 1000);
+			                "(lock file KHSM_LOCK_FILE, /run/knot-hsm/card.lock or "
+			                "$XDG_RUNTIME_DIR/knot-hsm.lock); wait for it to finish", LOCK_WAIT_MS / 1000);
 			return KHSM_EBUSY;
 		}
 		sleep_ms(step);
