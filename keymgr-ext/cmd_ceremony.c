@@ -3,6 +3,7 @@
  * arranges the PIN for keymgr, the archive folder, and prints. */
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +15,7 @@
 #include "cleanup.h"
 #include "lib/dnskey.h"
 #include "lib/error.h"
+#include "lib/handoff.h"
 #include "lib/knot.h"
 #include "lib/pin.h"
 #include "lib/policy.h"
@@ -22,45 +24,39 @@
 
 #define KHSM_STEAL_PTR(p) ({ __typeof__(p) _s = (p); (p) = NULL; _s; })
 
-/* A prompted PIN lives in a 0600 file in a 0700 directory for the run;
- * these paths are removed on every exit path and on SIGINT/SIGTERM/SIGHUP. */
-static char pin_dir[512];
-static char pin_path[600];
-static char conf_tmp[600];
+/* A PIN read by knot-hsm reaches keymgr through lib/handoff: a sealed memfd
+ * (nothing on disk, gone with this process), else a 0600 file in a 0700
+ * directory. These are freed on every exit path; on SIGINT/SIGTERM/SIGHUP the
+ * fallback files (paths copied below) are unlinked by the handler. */
+static khsm_handoff_t *pin_handoff;
+static khsm_handoff_t *conf_handoff;
+static char sig_paths[4][PATH_MAX];   /* pin file, its dir, conf file, its dir */
 /* This run's archive directory: removed at the end (and on those signals)
  * when nothing was archived in it; rmdir() leaves a directory with files. */
 static char archive_dir[700];
 
+static void remember_for_signals(const khsm_handoff_t *h, char *file, char *dir)
+{
+	if (khsm_handoff_dir(h)) {
+		snprintf(file, PATH_MAX, "%s", khsm_handoff_path(h));
+		snprintf(dir, PATH_MAX, "%s", khsm_handoff_dir(h));
+	}
+}
+
 static void remove_pin_files(void)
 {
-	if (pin_path[0]) {
-		/* overwrite before unlinking; best effort */
-		FILE *f = fopen(pin_path, "r+");
-		if (f) {
-			fseek(f, 0, SEEK_END);
-			long n = ftell(f);
-			rewind(f);
-			for (long i = 0; i < n; i++) fputc(0, f);
-			fclose(f);
-		}
-		unlink(pin_path);
-		pin_path[0] = '\0';
-	}
-	if (conf_tmp[0]) {
-		unlink(conf_tmp);
-		conf_tmp[0] = '\0';
-	}
-	if (pin_dir[0]) {
-		rmdir(pin_dir);
-		pin_dir[0] = '\0';
-	}
+	khsm_handoff_free(pin_handoff);
+	khsm_handoff_free(conf_handoff);
+	pin_handoff = conf_handoff = NULL;
+	memset(sig_paths, 0, sizeof(sig_paths));
 }
 
 static void on_signal(int sig)
 {
-	if (pin_path[0]) unlink(pin_path);
-	if (conf_tmp[0]) unlink(conf_tmp);
-	if (pin_dir[0]) rmdir(pin_dir);
+	for (int i = 0; i < 4; i += 2) {
+		if (sig_paths[i][0]) unlink(sig_paths[i]);
+		if (sig_paths[i + 1][0]) rmdir(sig_paths[i + 1]);
+	}
 	if (archive_dir[0]) rmdir(archive_dir);
 	signal(sig, SIG_DFL);
 	raise(sig);
@@ -153,8 +149,9 @@ static int read_file(const char *path, char **text_ptr)
 
 /* The KSK-side configuration keymgr signs with. Its keystore URI normally
  * has pin-source; otherwise the PIN is read once (--pin-file, --pin-fd or a
- * prompt), written to a 0600 file in a 0700 temporary directory, and a
- * temporary copy of the KSK-side configuration names it as pin-source. */
+ * prompt) and handed to keymgr (lib/handoff: a memfd, else a private
+ * temporary file), and a copy of the KSK-side configuration, handed over the
+ * same way, names it as pin-source. */
 static int prepare_ksk_conf(const cli_t *cli, const char *ksk_path, const char *ksk_text,
                             const khsm_conf_keystore_t *ks, const char **use_path, char **config_ptr)
 {
@@ -186,18 +183,12 @@ static int prepare_ksk_conf(const cli_t *cli, const char *ksk_path, const char *
 		return cli_error(r != KHSM_EOK ? r : KHSM_ENOPIN, "PIN for the KSK side");
 	}
 	const char *tmp = getenv("TMPDIR");
-	snprintf(pin_dir, sizeof(pin_dir), "%s/knot-hsm-ceremony.XXXXXX", tmp && *tmp ? tmp : "/tmp");
 	cleanup_on_signals();
-	if (!mkdtemp(pin_dir)) {
-		pin_dir[0] = '\0';
-		khsm_pin_free(pin);
-		khsm_err_detail("cannot create a private temporary directory: %s", strerror(errno));
-		return cli_error(KHSM_EIO, NULL);
-	}
-	snprintf(pin_path, sizeof(pin_path), "%s/pin", pin_dir);
-	r = khsm_write_atomic(pin_path, khsm_pin_value(pin), khsm_pin_len(pin), 0600);
+	r = khsm_handoff_new(tmp, "pin", khsm_pin_value(pin), khsm_pin_len(pin), &pin_handoff);
 	khsm_pin_free(pin);
-	if (r != KHSM_EOK) return cli_error(r, NULL);
+	if (r != KHSM_EOK) return cli_error(r, "PIN for keymgr");
+	remember_for_signals(pin_handoff, sig_paths[0], sig_paths[1]);
+	const char *pin_path = khsm_handoff_path(pin_handoff);
 
 	_cleanup_free_ char *enc = NULL;
 	_cleanup_free_ char *new_config = NULL;
@@ -217,11 +208,12 @@ static int prepare_ksk_conf(const cli_t *cli, const char *ksk_path, const char *
 	             at + strlen(ks->config)) < 0) {
 		return cli_error(KHSM_ENOMEM, NULL);
 	}
-	snprintf(conf_tmp, sizeof(conf_tmp), "%s/ksk.conf", pin_dir);
-	r = khsm_write_atomic(conf_tmp, text, strlen(text), 0600);
+	/* The copy names the PIN's path, never the PIN. */
+	r = khsm_handoff_new(tmp, "ksk.conf", text, strlen(text), &conf_handoff);
 	free(text);
-	if (r != KHSM_EOK) return cli_error(r, NULL);
-	*use_path = conf_tmp;
+	if (r != KHSM_EOK) return cli_error(r, "KSK-side configuration for keymgr");
+	remember_for_signals(conf_handoff, sig_paths[2], sig_paths[3]);
+	*use_path = khsm_handoff_path(conf_handoff);
 	*config_ptr = KHSM_STEAL_PTR(new_config);
 	return CLI_OK;
 }
@@ -478,6 +470,12 @@ int cmd_ceremony(cli_t *cli)
 	              { NULL, NULL } };
 	int rc = kv_parse(cli, kv);
 	if (rc != CLI_OK) return rc;
+	/* What a ceremony killed with -9 left of a PIN handed to keymgr as a file. */
+	unsigned stale = 0;
+	if (khsm_handoff_clean_stale(getenv("TMPDIR"), &stale) == KHSM_EOK && stale > 0) {
+		fprintf(stderr, "note: removed %u temporary PIN director%s left by an earlier ceremony "
+		        "that was killed\n", stale, stale == 1 ? "y" : "ies");
+	}
 	rc = run_zones(cli, kv);
 	remove_pin_files();
 	return rc;
