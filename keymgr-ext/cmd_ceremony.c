@@ -14,12 +14,14 @@
 #include "lib/ceremony.h"
 #include "cleanup.h"
 #include "lib/dnskey.h"
+#include "lib/archive.h"
 #include "lib/error.h"
 #include "lib/handoff.h"
 #include "lib/knot.h"
 #include "lib/pin.h"
 #include "lib/policy.h"
 #include "lib/uri.h"
+#include "lib/zonelock.h"
 #include "zonecmd.h"
 
 #define KHSM_STEAL_PTR(p) ({ __typeof__(p) _s = (p); (p) = NULL; _s; })
@@ -33,7 +35,7 @@ static khsm_handoff_t *conf_handoff;
 static char sig_paths[4][PATH_MAX];   /* pin file, its dir, conf file, its dir */
 /* This run's archive directory: removed at the end (and on those signals)
  * when nothing was archived in it; rmdir() leaves a directory with files. */
-static char archive_dir[700];
+static char archive_dir[PATH_MAX];
 
 static void remember_for_signals(const khsm_handoff_t *h, char *file, char *dir)
 {
@@ -88,35 +90,14 @@ fail:
 	return KHSM_EIO;
 }
 
-/* A directory of its own for this run's KSRs and SKRs, BASE/DAY or, when a
- * ceremony earlier that day has it, BASE/DAY.2, .3, …: an archive is a record
- * and is never replaced. mkdir() claims it, so two runs never share one. */
-static int archive_claim(const char *base, const char *day, char **out)
+static void on_zone_locked(const char *zone, pid_t holder, unsigned wait_ms, void *data)
 {
-	for (unsigned n = 1; n <= 999; n++) {
-		char *dir = NULL;
-		int len = n == 1 ? asprintf(&dir, "%s/%s", base, day) : asprintf(&dir, "%s/%s.%u", base, day, n);
-		if (len < 0) return KHSM_ENOMEM;
-		if ((size_t)len >= sizeof(archive_dir)) {
-			khsm_err_detail("archive path too long: %s", dir);
-			free(dir);
-			return KHSM_EINVAL;
-		}
-		if (mkdir(dir, 0750) == 0) {
-			strcpy(archive_dir, dir);
-			cleanup_on_signals();
-			*out = dir;
-			return KHSM_EOK;
-		}
-		int err = errno;
-		free(dir);
-		if (err != EEXIST) {
-			khsm_err_detail("cannot create a directory in %s: %s", base, strerror(err));
-			return KHSM_EIO;
-		}
-	}
-	khsm_err_detail("%s has 999 ceremony directories for %s; move old ones away", base, day);
-	return KHSM_EIO;
+	(void)data;
+	char who[48] = "";
+	if (holder > 0) snprintf(who, sizeof(who), " (pid %d)", (int)holder);
+	fprintf(stderr, "note: another ceremony%s is running on %s; waiting up to %u s for it "
+	        "(KHSM_CEREMONY_WAIT_MS)\n", who, zone, wait_ms / 1000);
+	fflush(stderr);
 }
 
 static void iso(int64_t t, char *buf, size_t size)
@@ -387,9 +368,13 @@ static int run_zones(cli_t *cli, const kv_t *kv)
 	char *card_config = NULL;
 	if (rc == CLI_OK) rc = prepare_ksk_conf(cli, ksk_path, ksk_text, card, &use_conf, &card_config);
 
-	/* Archive: <kasp-db>/../knot-hsm-archive/YYYY-MM-DD[.N]/ */
+	/* Archive: <kasp-db>/../knot-hsm-archive/YYYY-MM-DD[.N]/, a directory of
+	 * its own for this run's KSRs and SKRs (an archive is a record, never
+	 * replaced); lib/archive makes and checks it without following a symlink.
+	 * Each zone is locked there first: one ceremony per zone at a time. */
 	int64_t now = (int64_t)time(NULL);
 	_cleanup_free_ char *archive = NULL;
+	khsm_zonelock_t *zlock = NULL;
 	if (rc == CLI_OK) {
 		_cleanup_free_ char *kparent = path_dir(khsm_conf_kasp_db(zconf));
 		char day[16];
@@ -400,8 +385,21 @@ static int run_zones(cli_t *cli, const kv_t *kv)
 		_cleanup_free_ char *base = NULL;
 		if (!kparent || asprintf(&base, "%s/knot-hsm-archive", kparent) < 0) {
 			rc = cli_error(KHSM_ENOMEM, NULL);
-		} else if ((r = mkdir_p(base, 0750)) != KHSM_EOK || (r = archive_claim(base, day, &archive)) != KHSM_EOK) {
+		} else if ((r = mkdir_p(kparent, 0750)) != KHSM_EOK || (r = khsm_archive_base(base)) != KHSM_EOK) {
 			rc = cli_error(r, "archive");
+		} else if ((r = khsm_zonelock_take(base, (const char *const *)zones, (size_t)cli->zone_count,
+		                                   khsm_zonelock_wait_ms(), on_zone_locked, NULL, &zlock)) != KHSM_EOK) {
+			if (r == KHSM_EBUSY) {   /* not the card's "busy": the detail says it all */
+				fprintf(stderr, "error: %s\n", khsm_err_last_detail());
+				rc = CLI_FAIL;
+			} else {
+				rc = cli_error(r, "ceremony lock");
+			}
+		} else if ((r = khsm_archive_claim(base, day, &archive)) != KHSM_EOK) {
+			rc = cli_error(r, "archive");
+		} else {
+			snprintf(archive_dir, sizeof(archive_dir), "%s", archive);
+			cleanup_on_signals();
 		}
 	}
 
@@ -458,6 +456,7 @@ static int run_zones(cli_t *cli, const kv_t *kv)
 		(void)rmdir(archive_dir);
 		archive_dir[0] = '\0';
 	}
+	khsm_zonelock_release(zlock);
 	for (int i = 0; i < cli->zone_count; i++) free(zones[i]);
 	free(zones);
 	free(card_config);
