@@ -1,5 +1,6 @@
 /* PIN handling: sources, permission checks, locked and wiped memory. */
 #include <errno.h>
+#include <stdint.h>
 #include <fcntl.h>
 #include <pwd.h>
 #include <sys/mman.h>
@@ -104,9 +105,68 @@ static int open_errno(const char *path, int err)
 /* Open path for reading when it is a regular file reached without a final
  * symlink; *fd_ptr is -1 when the file must not be opened (a symlink, FIFO,
  * device: the issue bit says which). Never blocks on a FIFO. */
+/* The descriptor N when path is /proc/<this pid>/fd/N: a PIN this process
+ * holds itself (lib/handoff's memfd), not a file on disk; else -1. */
+static int own_fd(const char *path)
+{
+	char prefix[48];
+	int len = snprintf(prefix, sizeof(prefix), "/proc/%d/fd/", (int)getpid());
+	uint64_t n;
+	if (len <= 0 || strncmp(path, prefix, (size_t)len) != 0 ||
+	    !khsm_parse_u64(path + len, INT32_MAX, &n)) {
+		return -1;
+	}
+	return fcntl((int)n, F_GETFD) >= 0 ? (int)n : -1;
+}
+
+/* Trailing whitespace or emptiness of a regular file open as fd. */
+static unsigned content_issues(int fd, const struct stat *st)
+{
+	if (st->st_size == 0) {
+		return KHSM_PIN_FILE_EMPTY;
+	}
+	char last = 0;
+	unsigned issues = 0;
+	if (pread(fd, &last, 1, st->st_size - 1) == 1 &&
+	    (last == '\n' || last == '\r' || last == ' ' || last == '\t')) {
+		issues = KHSM_PIN_FILE_NEWLINE;
+	}
+	explicit_bzero(&last, 1);
+	return issues;
+}
+
+/* Our own descriptor through its /proc path: reopened (offset 0), the same
+ * file checked; owner, mode and directory do not apply to a memfd. */
+static int own_fd_open(const char *path, int own, int *fd_ptr, unsigned *issues_ptr,
+                       struct stat *st_ptr)
+{
+	struct stat ost;
+	if (fstat(own, &ost) != 0 || !S_ISREG(ost.st_mode)) {
+		*issues_ptr = KHSM_PIN_FILE_NOT_REG;
+		return KHSM_EOK;
+	}
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+	if (fd < 0) {
+		return open_errno(path, errno);
+	}
+	if (fstat(fd, st_ptr) != 0 || st_ptr->st_dev != ost.st_dev || st_ptr->st_ino != ost.st_ino) {
+		close(fd);
+		*issues_ptr = KHSM_PIN_FILE_NOT_REG;
+		return KHSM_EOK;
+	}
+	(void)fcntl(fd, F_SETFL, 0);
+	*issues_ptr = content_issues(fd, st_ptr);
+	*fd_ptr = fd;
+	return KHSM_EOK;
+}
+
 static int pin_file_open(const char *path, int *fd_ptr, unsigned *issues_ptr, struct stat *st_ptr)
 {
 	*fd_ptr = -1;
+	int own = own_fd(path);
+	if (own >= 0) {
+		return own_fd_open(path, own, fd_ptr, issues_ptr, st_ptr);
+	}
 	_cleanup_free_ char *copy = strdup(path);
 	if (!copy) {
 		return KHSM_ENOMEM;
@@ -163,16 +223,7 @@ static int pin_file_open(const char *path, int *fd_ptr, unsigned *issues_ptr, st
 	if (!trusted_uid(st_ptr->st_uid)) {
 		issues |= KHSM_PIN_FILE_OWNER;
 	}
-	if (st_ptr->st_size == 0) {
-		issues |= KHSM_PIN_FILE_EMPTY;
-	} else {
-		char last = 0;
-		if (pread(fd, &last, 1, st_ptr->st_size - 1) == 1 &&
-		    (last == '\n' || last == '\r' || last == ' ' || last == '\t')) {
-			issues |= KHSM_PIN_FILE_NEWLINE;
-		}
-		explicit_bzero(&last, 1);
-	}
+	issues |= content_issues(fd, st_ptr);
 	*issues_ptr = issues;
 	*fd_ptr = fd;
 	return KHSM_EOK;

@@ -26,6 +26,9 @@ enum khsm_pin_file_issue {
 
 /** Inspect a PIN file without following a symlink, opening a FIFO or device,
  *  or keeping the PIN: the one rule for --pin-file and every pin-source.
+ *  /proc/<this pid>/fd/N naming a regular file this process holds (a
+ *  lib/handoff memfd) is read as that file; owner, mode and directory do not
+ *  apply to it.
  *  \param[out] issues_ptr  KHSM_PIN_FILE_* bits; \param[out] mode_ptr file mode
  *  (may be NULL). KHSM_ENOENT/KHSM_EPERM/KHSM_EIO when it cannot be inspected. */
 int khsm_pin_file_check(const char *path, unsigned *issues_ptr, mode_t *mode_ptr);

@@ -27,10 +27,11 @@ template:
 $1
 zone:
   - domain: example.com.
+  - domain: example.net.
 CONF
 }
 write_conf "    storage: $D" "" "$stanza"
-run 0 "$KNOT_HSM" -c "$CONF" example.com policy --write "$D/knot-hsm.conf"
+run 0 "$KNOT_HSM" -c "$CONF" example.com example.net policy --write "$D/knot-hsm.conf"
 write_conf "    dnssec-signing: on
     dnssec-policy: knot-hsm" "include: $D/knot-hsm.conf" "$stanza"
 KSKC=$D/knot-hsm-ksk.conf
@@ -100,6 +101,13 @@ echo go > "$TMP/gate"
 equals "$(ls -A "$TMP/t")" "" "after kill -9 nothing is left in TMPDIR"
 if grep -rqF "$PIN" "$TMP/t" "$D"; then fail "the PIN is in a file after kill -9"; fi
 pass "no file under TMPDIR or the Knot directories holds the PIN"
+
+# A KSK made on request (knot-hsm generate and keymgr import on the KSK side
+# copy, both reading the handed-over configuration and PIN).
+TMPDIR=$TMP/t run 0 "$KNOT_HSM" -c "$CONF" example.net ceremony until=+30d generate-ksk=yes --pin-file "$PINF"
+contains "$OUT" "example.net.: generating the KSK on the card" "generate-ksk=yes works with the handed-over PIN"
+contains "$OUT" "example.net.: pre-signed " "and the new zone is pre-signed"
+equals "$(ls -A "$TMP/t")" "" "nothing was created in TMPDIR for it"
 
 # Leftovers of older runs (PIN files in TMPDIR/knot-hsm-ceremony.*): a dead
 # run's (pid beyond pid_max), one without a pid (older knot-hsm) are wiped

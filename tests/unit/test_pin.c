@@ -3,6 +3,7 @@
 #include "test.h"
 
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -122,6 +123,32 @@ static void test_unsafe_directory(void **state)
 	assert_int_equal(issues_of(path), 0);
 }
 
+/* /proc/<this pid>/fd/N of a regular file this process holds (lib/handoff's
+ * memfd, named as pin-source in the configuration copy it hands to keymgr
+ * and to its own sub-commands): read, not refused as a symlink. Another
+ * process's path is a symlink like any other. */
+static void test_own_descriptor(void **state)
+{
+	(void)state;
+	int fd = memfd_create("pin", MFD_CLOEXEC);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, "4711", 4), 4);
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/fd/%d", (int)getpid(), fd);
+	khsm_pin_t *pin = NULL;
+	assert_int_equal(khsm_pin_from_file(path, false, &pin), KHSM_EOK);
+	assert_string_equal(khsm_pin_value(pin), "4711");
+	khsm_pin_free(pin);
+	assert_int_equal(write(fd, "\n", 1), 1);
+	assert_int_equal(issues_of(path), KHSM_PIN_FILE_NEWLINE);
+	close(fd);
+	snprintf(path, sizeof(path), "/proc/1/fd/0");
+	unsigned issues = 0;
+	if (khsm_pin_file_check(path, &issues, NULL) == KHSM_EOK) {
+		assert_int_equal(issues & KHSM_PIN_FILE_SYMLINK, KHSM_PIN_FILE_SYMLINK);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -129,6 +156,7 @@ int main(void)
 		cmocka_unit_test(test_trailing_whitespace),
 		cmocka_unit_test(test_symlink_fifo_empty_mode),
 		cmocka_unit_test(test_unsafe_directory),
+		cmocka_unit_test(test_own_descriptor),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
