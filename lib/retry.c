@@ -157,7 +157,9 @@ int khsm_card_op(const char *what, int (*op)(void *ctx), void *ctx)
 
 static pthread_mutex_t lock_mutex = PTHREAD_RECURSIVE_MUTEX_INITIALIZER_NP;
 static unsigned lock_depth;   /* guarded by lock_mutex */
-static int lock_fd = -1;
+static int lock_fd = -1;          /* the lock file, open for the process (close-on-exec) */
+static bool lock_opened;          /* lock_fd is for lock_key's location (-1: none there) */
+static char lock_key[2 * PATH_MAX + 2];
 
 /* The lock is a file only root and knotd's user can open: whoever can open
  * it can hold it (flock -s) and stall every card operation of knot-hsm. */
@@ -248,15 +250,28 @@ static int lock_dir_open(const char *dir, gid_t knot_gid, bool have_knot)
 	return dfd;
 }
 
+/* knotd's user and group (Debian: knot), looked up once per process: the
+ * lock is taken for every card operation. (uid_t)-1 / (gid_t)-1: none. */
+static pthread_once_t knot_ids_once = PTHREAD_ONCE_INIT;
+static uid_t knot_uid_cached = (uid_t)-1;
+static gid_t knot_gid_cached = (gid_t)-1;
+
+static void knot_ids_lookup(void)
+{
+	struct passwd *pw = getpwnam("knot");
+	struct group *gr = getgrnam("knot");
+	knot_uid_cached = pw ? pw->pw_uid : (uid_t)-1;
+	knot_gid_cached = gr ? gr->gr_gid : (gid_t)-1;
+}
+
 /* The lock file's descriptor; -1 when none can be used (the operation then
  * runs unserialised across processes); KHSM_EPERM when one was refused. */
 static int lock_file_open(int *fd_ptr)
 {
 	*fd_ptr = -1;
-	struct passwd *pw = getpwnam("knot");
-	uid_t knot_uid = pw ? pw->pw_uid : (uid_t)-1;
-	struct group *gr = getgrnam("knot");
-	gid_t knot_gid = gr ? gr->gr_gid : (gid_t)-1;
+	pthread_once(&knot_ids_once, knot_ids_lookup);
+	uid_t knot_uid = knot_uid_cached;
+	gid_t knot_gid = knot_gid_cached;
 
 	const char *env = getenv("KHSM_LOCK_FILE");
 	int fd = -2;
@@ -272,7 +287,7 @@ static int lock_file_open(int *fd_ptr)
 	} else {
 		const char *dir = getenv("KHSM_LOCK_DIR");
 		if (!dir || *dir != '/') dir = LOCK_DIR;
-		_cleanup_close_ int dfd = lock_dir_open(dir, knot_gid, gr != NULL);
+		_cleanup_close_ int dfd = lock_dir_open(dir, knot_gid, knot_gid != (gid_t)-1);
 		if (dfd == -1) return KHSM_EPERM;
 		if (dfd >= 0) fd = lock_open_at(dfd, dir, LOCK_NAME, knot_uid);
 		const char *xdg = getenv("XDG_RUNTIME_DIR");
@@ -297,11 +312,26 @@ int khsm_card_lock(void)
 	if (lock_depth++ > 0) {
 		return KHSM_EOK;
 	}
-	int r = lock_file_open(&lock_fd);
-	if (r != KHSM_EOK) {
-		lock_depth--;
-		pthread_mutex_unlock(&lock_mutex);
-		return r;
+	/* Opened (and checked) once per process and location, locked per
+	 * operation: reopening between two operations would let another
+	 * program take the card in between more often. */
+	char key[2 * PATH_MAX + 2];
+	const char *env_file = getenv("KHSM_LOCK_FILE"), *env_dir = getenv("KHSM_LOCK_DIR");
+	snprintf(key, sizeof(key), "%s\n%s", env_file ? env_file : "", env_dir ? env_dir : "");
+	if (!lock_opened || strcmp(key, lock_key) != 0) {
+		if (lock_fd >= 0) {
+			close(lock_fd);
+			lock_fd = -1;
+		}
+		lock_opened = false;
+		int r = lock_file_open(&lock_fd);
+		if (r != KHSM_EOK) {
+			lock_depth--;
+			pthread_mutex_unlock(&lock_mutex);
+			return r;
+		}
+		snprintf(lock_key, sizeof(lock_key), "%s", key);
+		lock_opened = true;
 	}
 	if (lock_fd < 0) {
 		return KHSM_EOK;   /* no shared lock file: this process is still serialised */
@@ -313,8 +343,6 @@ int khsm_card_lock(void)
 		}
 		if (errno != EWOULDBLOCK || waited >= LOCK_WAIT_MS) {
 			bool timeout = errno == EWOULDBLOCK;
-			close(lock_fd);
-			lock_fd = -1;
 			lock_depth--;
 			pthread_mutex_unlock(&lock_mutex);
 			if (!timeout) {
@@ -339,8 +367,7 @@ void khsm_card_unlock(void)
 		return;
 	}
 	if (--lock_depth == 0 && lock_fd >= 0) {
-		close(lock_fd);   /* releases the flock */
-		lock_fd = -1;
+		(void)flock(lock_fd, LOCK_UN);   /* the descriptor stays for the next one */
 	}
 	pthread_mutex_unlock(&lock_mutex);
 }

@@ -22,6 +22,7 @@
  * or open to others; so is a lock directory not root's or open to others.
  * When no lock file can be opened the operation
  * runs unserialised across processes (retries still cover collisions). The
+ * lock file is opened and checked once per process (close-on-exec); the
  * flock is held per operation, never while sleeping between retries, and
  * never while keymgr/knotc run; knotd does not take it. */
 #pragma once
