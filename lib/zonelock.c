@@ -100,7 +100,10 @@ static int lock_one(int dfd, const char *dir, const char *zone, unsigned wait_ms
 	int r = khsm_ceremony_file_stem(zone, &stem);
 	if (r != KHSM_EOK) return r;
 	if (asprintf(&name, "%s.lock", stem) < 0) return KHSM_ENOMEM;
-	int fd = openat(dfd, name, O_RDWR | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0660);
+	int fd = openat(dfd, name, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0660);
+	if (fd < 0 && errno == EEXIST) {
+		fd = openat(dfd, name, O_RDWR | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	}
 	struct stat st;
 	if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) ||
 	    (st.st_uid != geteuid() && st.st_uid != 0)) {
