@@ -3,6 +3,7 @@
  * arranges the PIN for keymgr, the archive folder, and prints. */
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,54 +14,51 @@
 #include "lib/ceremony.h"
 #include "cleanup.h"
 #include "lib/dnskey.h"
+#include "lib/archive.h"
 #include "lib/error.h"
+#include "lib/handoff.h"
 #include "lib/knot.h"
 #include "lib/pin.h"
 #include "lib/policy.h"
 #include "lib/uri.h"
+#include "lib/zonelock.h"
 #include "zonecmd.h"
 
 #define KHSM_STEAL_PTR(p) ({ __typeof__(p) _s = (p); (p) = NULL; _s; })
 
-/* A prompted PIN lives in a 0600 file in a 0700 directory for the run;
- * these paths are removed on every exit path and on SIGINT/SIGTERM/SIGHUP. */
-static char pin_dir[512];
-static char pin_path[600];
-static char conf_tmp[600];
+/* A PIN read by knot-hsm reaches keymgr through lib/handoff: a sealed memfd
+ * (nothing on disk, gone with this process), else a 0600 file in a 0700
+ * directory. These are freed on every exit path; on SIGINT/SIGTERM/SIGHUP the
+ * fallback files (paths copied below) are unlinked by the handler. */
+static khsm_handoff_t *pin_handoff;
+static khsm_handoff_t *conf_handoff;
+static char sig_paths[4][PATH_MAX];   /* pin file, its dir, conf file, its dir */
 /* This run's archive directory: removed at the end (and on those signals)
  * when nothing was archived in it; rmdir() leaves a directory with files. */
-static char archive_dir[700];
+static char archive_dir[PATH_MAX];
+
+static void remember_for_signals(const khsm_handoff_t *h, char *file, char *dir)
+{
+	if (khsm_handoff_dir(h)) {
+		snprintf(file, PATH_MAX, "%s", khsm_handoff_path(h));
+		snprintf(dir, PATH_MAX, "%s", khsm_handoff_dir(h));
+	}
+}
 
 static void remove_pin_files(void)
 {
-	if (pin_path[0]) {
-		/* overwrite before unlinking; best effort */
-		FILE *f = fopen(pin_path, "r+");
-		if (f) {
-			fseek(f, 0, SEEK_END);
-			long n = ftell(f);
-			rewind(f);
-			for (long i = 0; i < n; i++) fputc(0, f);
-			fclose(f);
-		}
-		unlink(pin_path);
-		pin_path[0] = '\0';
-	}
-	if (conf_tmp[0]) {
-		unlink(conf_tmp);
-		conf_tmp[0] = '\0';
-	}
-	if (pin_dir[0]) {
-		rmdir(pin_dir);
-		pin_dir[0] = '\0';
-	}
+	khsm_handoff_free(pin_handoff);
+	khsm_handoff_free(conf_handoff);
+	pin_handoff = conf_handoff = NULL;
+	memset(sig_paths, 0, sizeof(sig_paths));
 }
 
 static void on_signal(int sig)
 {
-	if (pin_path[0]) unlink(pin_path);
-	if (conf_tmp[0]) unlink(conf_tmp);
-	if (pin_dir[0]) rmdir(pin_dir);
+	for (int i = 0; i < 4; i += 2) {
+		if (sig_paths[i][0]) unlink(sig_paths[i]);
+		if (sig_paths[i + 1][0]) rmdir(sig_paths[i + 1]);
+	}
 	if (archive_dir[0]) rmdir(archive_dir);
 	signal(sig, SIG_DFL);
 	raise(sig);
@@ -92,35 +90,14 @@ fail:
 	return KHSM_EIO;
 }
 
-/* A directory of its own for this run's KSRs and SKRs, BASE/DAY or, when a
- * ceremony earlier that day has it, BASE/DAY.2, .3, …: an archive is a record
- * and is never replaced. mkdir() claims it, so two runs never share one. */
-static int archive_claim(const char *base, const char *day, char **out)
+static void on_zone_locked(const char *zone, pid_t holder, unsigned wait_ms, void *data)
 {
-	for (unsigned n = 1; n <= 999; n++) {
-		char *dir = NULL;
-		int len = n == 1 ? asprintf(&dir, "%s/%s", base, day) : asprintf(&dir, "%s/%s.%u", base, day, n);
-		if (len < 0) return KHSM_ENOMEM;
-		if ((size_t)len >= sizeof(archive_dir)) {
-			khsm_err_detail("archive path too long: %s", dir);
-			free(dir);
-			return KHSM_EINVAL;
-		}
-		if (mkdir(dir, 0750) == 0) {
-			strcpy(archive_dir, dir);
-			cleanup_on_signals();
-			*out = dir;
-			return KHSM_EOK;
-		}
-		int err = errno;
-		free(dir);
-		if (err != EEXIST) {
-			khsm_err_detail("cannot create a directory in %s: %s", base, strerror(err));
-			return KHSM_EIO;
-		}
-	}
-	khsm_err_detail("%s has 999 ceremony directories for %s; move old ones away", base, day);
-	return KHSM_EIO;
+	(void)data;
+	char who[48] = "";
+	if (holder > 0) snprintf(who, sizeof(who), " (pid %d)", (int)holder);
+	fprintf(stderr, "note: another ceremony%s is running on %s; waiting up to %u s for it "
+	        "(KHSM_CEREMONY_WAIT_MS)\n", who, zone, wait_ms / 1000);
+	fflush(stderr);
 }
 
 static void iso(int64_t t, char *buf, size_t size)
@@ -153,8 +130,9 @@ static int read_file(const char *path, char **text_ptr)
 
 /* The KSK-side configuration keymgr signs with. Its keystore URI normally
  * has pin-source; otherwise the PIN is read once (--pin-file, --pin-fd or a
- * prompt), written to a 0600 file in a 0700 temporary directory, and a
- * temporary copy of the KSK-side configuration names it as pin-source. */
+ * prompt) and handed to keymgr (lib/handoff: a memfd, else a private
+ * temporary file), and a copy of the KSK-side configuration, handed over the
+ * same way, names it as pin-source. */
 static int prepare_ksk_conf(const cli_t *cli, const char *ksk_path, const char *ksk_text,
                             const khsm_conf_keystore_t *ks, const char **use_path, char **config_ptr)
 {
@@ -166,17 +144,7 @@ static int prepare_ksk_conf(const cli_t *cli, const char *ksk_path, const char *
 	if ((r = khsm_uri_parse(uri, &attrs)) != KHSM_EOK) return cli_error(r, "keystore %s", ks->id);
 	bool has_source = attrs.pin_source != NULL, has_value = attrs.pin_value != NULL;
 	if (has_source) {
-		unsigned issues = 0;
-		mode_t mode = 0;
-		r = khsm_pin_file_check(attrs.pin_source, &issues, &mode);
-		if (r == KHSM_EOK && (issues & (KHSM_PIN_FILE_EMPTY | KHSM_PIN_FILE_NOT_REG | KHSM_PIN_FILE_NEWLINE))) {
-			khsm_err_detail("pin-source %s: %s", attrs.pin_source, khsm_pin_file_issue_text(issues));
-			r = KHSM_EPIN_UNSAFE;
-		} else if (r == KHSM_EOK && (issues & KHSM_PIN_FILE_OTHERS) && !cli->force) {
-			khsm_err_detail("pin-source %s: %s (or use --force)", attrs.pin_source,
-			                khsm_pin_file_issue_text(KHSM_PIN_FILE_OTHERS));
-			r = KHSM_EPIN_UNSAFE;
-		}
+		r = khsm_pin_file_verify("pin-source", attrs.pin_source, cli->force);
 	}
 	khsm_uri_clear(&attrs);
 	if (r != KHSM_EOK) return cli_error(r, "KSK side");
@@ -196,18 +164,12 @@ static int prepare_ksk_conf(const cli_t *cli, const char *ksk_path, const char *
 		return cli_error(r != KHSM_EOK ? r : KHSM_ENOPIN, "PIN for the KSK side");
 	}
 	const char *tmp = getenv("TMPDIR");
-	snprintf(pin_dir, sizeof(pin_dir), "%s/knot-hsm-ceremony.XXXXXX", tmp && *tmp ? tmp : "/tmp");
 	cleanup_on_signals();
-	if (!mkdtemp(pin_dir)) {
-		pin_dir[0] = '\0';
-		khsm_pin_free(pin);
-		khsm_err_detail("cannot create a private temporary directory: %s", strerror(errno));
-		return cli_error(KHSM_EIO, NULL);
-	}
-	snprintf(pin_path, sizeof(pin_path), "%s/pin", pin_dir);
-	r = khsm_write_atomic(pin_path, khsm_pin_value(pin), khsm_pin_len(pin), 0600);
+	r = khsm_handoff_new(tmp, "pin", khsm_pin_value(pin), khsm_pin_len(pin), &pin_handoff);
 	khsm_pin_free(pin);
-	if (r != KHSM_EOK) return cli_error(r, NULL);
+	if (r != KHSM_EOK) return cli_error(r, "PIN for keymgr");
+	remember_for_signals(pin_handoff, sig_paths[0], sig_paths[1]);
+	const char *pin_path = khsm_handoff_path(pin_handoff);
 
 	_cleanup_free_ char *enc = NULL;
 	_cleanup_free_ char *new_config = NULL;
@@ -227,11 +189,12 @@ static int prepare_ksk_conf(const cli_t *cli, const char *ksk_path, const char *
 	             at + strlen(ks->config)) < 0) {
 		return cli_error(KHSM_ENOMEM, NULL);
 	}
-	snprintf(conf_tmp, sizeof(conf_tmp), "%s/ksk.conf", pin_dir);
-	r = khsm_write_atomic(conf_tmp, text, strlen(text), 0600);
+	/* The copy names the PIN's path, never the PIN. */
+	r = khsm_handoff_new(tmp, "ksk.conf", text, strlen(text), &conf_handoff);
 	free(text);
-	if (r != KHSM_EOK) return cli_error(r, NULL);
-	*use_path = conf_tmp;
+	if (r != KHSM_EOK) return cli_error(r, "KSK-side configuration for keymgr");
+	remember_for_signals(conf_handoff, sig_paths[2], sig_paths[3]);
+	*use_path = khsm_handoff_path(conf_handoff);
 	*config_ptr = KHSM_STEAL_PTR(new_config);
 	return CLI_OK;
 }
@@ -405,9 +368,13 @@ static int run_zones(cli_t *cli, const kv_t *kv)
 	char *card_config = NULL;
 	if (rc == CLI_OK) rc = prepare_ksk_conf(cli, ksk_path, ksk_text, card, &use_conf, &card_config);
 
-	/* Archive: <kasp-db>/../knot-hsm-archive/YYYY-MM-DD[.N]/ */
+	/* Archive: <kasp-db>/../knot-hsm-archive/YYYY-MM-DD[.N]/, a directory of
+	 * its own for this run's KSRs and SKRs (an archive is a record, never
+	 * replaced); lib/archive makes and checks it without following a symlink.
+	 * Each zone is locked there first: one ceremony per zone at a time. */
 	int64_t now = (int64_t)time(NULL);
 	_cleanup_free_ char *archive = NULL;
+	khsm_zonelock_t *zlock = NULL;
 	if (rc == CLI_OK) {
 		_cleanup_free_ char *kparent = path_dir(khsm_conf_kasp_db(zconf));
 		char day[16];
@@ -418,8 +385,21 @@ static int run_zones(cli_t *cli, const kv_t *kv)
 		_cleanup_free_ char *base = NULL;
 		if (!kparent || asprintf(&base, "%s/knot-hsm-archive", kparent) < 0) {
 			rc = cli_error(KHSM_ENOMEM, NULL);
-		} else if ((r = mkdir_p(base, 0750)) != KHSM_EOK || (r = archive_claim(base, day, &archive)) != KHSM_EOK) {
+		} else if ((r = mkdir_p(kparent, 0750)) != KHSM_EOK || (r = khsm_archive_base(base)) != KHSM_EOK) {
 			rc = cli_error(r, "archive");
+		} else if ((r = khsm_zonelock_take(base, (const char *const *)zones, (size_t)cli->zone_count,
+		                                   khsm_zonelock_wait_ms(), on_zone_locked, NULL, &zlock)) != KHSM_EOK) {
+			if (r == KHSM_EBUSY) {   /* not the card's "busy": the detail says it all */
+				fprintf(stderr, "error: %s\n", khsm_err_last_detail());
+				rc = CLI_FAIL;
+			} else {
+				rc = cli_error(r, "ceremony lock");
+			}
+		} else if ((r = khsm_archive_claim(base, day, &archive)) != KHSM_EOK) {
+			rc = cli_error(r, "archive");
+		} else {
+			snprintf(archive_dir, sizeof(archive_dir), "%s", archive);
+			cleanup_on_signals();
 		}
 	}
 
@@ -476,6 +456,7 @@ static int run_zones(cli_t *cli, const kv_t *kv)
 		(void)rmdir(archive_dir);
 		archive_dir[0] = '\0';
 	}
+	khsm_zonelock_release(zlock);
 	for (int i = 0; i < cli->zone_count; i++) free(zones[i]);
 	free(zones);
 	free(card_config);
@@ -488,6 +469,12 @@ int cmd_ceremony(cli_t *cli)
 	              { NULL, NULL } };
 	int rc = kv_parse(cli, kv);
 	if (rc != CLI_OK) return rc;
+	/* What a ceremony killed with -9 left of a PIN handed to keymgr as a file. */
+	unsigned stale = 0;
+	if (khsm_handoff_clean_stale(getenv("TMPDIR"), &stale) == KHSM_EOK && stale > 0) {
+		fprintf(stderr, "note: removed %u temporary PIN director%s left by an earlier ceremony "
+		        "that was killed\n", stale, stale == 1 ? "y" : "ies");
+	}
 	rc = run_zones(cli, kv);
 	remove_pin_files();
 	return rc;

@@ -79,23 +79,13 @@ static bool check_pin_file(report_t *rep, const char *check, const char *path)
 		line(rep, "FAIL", check, "%s; knotd cannot read the PIN", why(r));
 		return false;
 	}
-	static const unsigned ORDER[] = { KHSM_PIN_FILE_NOT_REG, KHSM_PIN_FILE_EMPTY,
-	                                  KHSM_PIN_FILE_NEWLINE, KHSM_PIN_FILE_OTHERS };
-	bool bad = false;
-	for (size_t i = 0; i < sizeof(ORDER) / sizeof(ORDER[0]); i++) {
-		if (issues & ORDER[i]) {
-			line(rep, "FAIL", check, "%s (mode %04o) %s", path, (unsigned)mode,
-			     khsm_pin_file_issue_text(ORDER[i]));
-			bad = true;
-		}
+	/* The rule every command applies (lib/pin.c), with its one message. */
+	if (khsm_pin_file_verify("", path, false) != KHSM_EOK) {
+		line(rep, "FAIL", check, "%s", khsm_err_last_detail());
+		return false;
 	}
-	if (issues & KHSM_PIN_FILE_OWNER) {
-		line(rep, "warn", check, "%s %s", path, khsm_pin_file_issue_text(KHSM_PIN_FILE_OWNER));
-	}
-	if (!bad) {
-		line(rep, "ok", check, "%s readable, mode %04o", path, (unsigned)mode);
-	}
-	return !bad;
+	line(rep, "ok", check, "%s readable, mode %04o", path, (unsigned)mode);
+	return true;
 }
 
 /* The guard module between knotd and the card: its configuration, the card
@@ -360,8 +350,16 @@ static int doctor_token(report_t *rep, cli_t *cli)
 	_cleanup_pin_ khsm_pin_t *pin = NULL;
 	char *pin_path = NULL;
 	if (cli->pin_file) {
-		pin_path = realpath(cli->pin_file, NULL);
-		if (!pin_path) {
+		/* Absolute, final component as given: a symlink meets the PIN-file rule. */
+		char cwd[4096];
+		if (cli->pin_file[0] == '/') {
+			pin_path = strdup(cli->pin_file);
+		} else if (getcwd(cwd, sizeof(cwd)) && asprintf(&pin_path, "%s/%s", cwd, cli->pin_file) < 0) {
+			pin_path = NULL;
+		}
+		if (!pin_path || access(pin_path, F_OK) != 0) {
+			free(pin_path);
+			pin_path = NULL;
 			line(rep, "FAIL", "pin source", "%s does not exist", cli->pin_file);
 		}
 	} else if (cli->pin_fd >= 0) {

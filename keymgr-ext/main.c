@@ -5,6 +5,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 
 #include "config.h"
 #include "cli.h"
@@ -345,6 +346,15 @@ int main(int argc, char **argv)
 	const cli_command_t *cmd = NULL;
 	int i = 1;
 	int zone_start = -1;
+
+	/* No core dump and no same-user ptrace or /proc/PID/mem reading of a
+	 * process that may hold a PIN (any command may read one): set before
+	 * anything is read. Children (keymgr, knotc) are dumpable again on exec. */
+	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0) {
+		fprintf(stderr, "error: cannot make knot-hsm non-dumpable (prctl: %s); a core dump could "
+		        "hold the PIN\n", strerror(errno));
+		return CLI_FAIL;
+	}
 
 	/* A usage error before the command name still exits as that command's
 	 * do (status: 3, UNKNOWN, what monitoring expects); a later word that

@@ -20,6 +20,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "archive.h"
 #include "ceremony.h"
 #include "retry.h"
 #include "error.h"
@@ -1155,7 +1156,7 @@ int khsm_ceremony_prepare(const khsm_ceremony_t *c, const char *zone, khsm_cerem
 		return step_failed(r, "KSR");
 	}
 	khsm_keysets_clear(&ksr);
-	return khsm_write_atomic(res->ksr_path, p->ksr_text, strlen(p->ksr_text), 0640);
+	return khsm_archive_write(res->ksr_path, p->ksr_text, strlen(p->ksr_text), 0640);
 }
 
 /* keymgr says "signing error" when the card goes away: ask the token, and
@@ -1223,7 +1224,7 @@ int khsm_ceremony_sign(const khsm_ceremony_t *c, khsm_ceremony_prep_t *p)
 			return r;
 		}
 	}
-	return khsm_write_atomic(p->res.skr_path, p->skr_text, strlen(p->skr_text), 0640);
+	return khsm_archive_write(p->res.skr_path, p->skr_text, strlen(p->skr_text), 0640);
 }
 
 _public_

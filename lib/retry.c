@@ -1,10 +1,13 @@
 /* Card lock and retry with backoff for busy or briefly removed cards. */
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "error.h"
@@ -154,26 +157,152 @@ int khsm_card_op(const char *what, int (*op)(void *ctx), void *ctx)
 
 static pthread_mutex_t lock_mutex = PTHREAD_RECURSIVE_MUTEX_INITIALIZER_NP;
 static unsigned lock_depth;   /* guarded by lock_mutex */
-static int lock_fd = -1;
+static int lock_fd = -1;          /* the lock file, open for the process (close-on-exec) */
+static bool lock_opened;          /* lock_fd is for lock_key's location (-1: none there) */
+static char lock_key[2 * PATH_MAX + 2];
 
-static int lock_file_open(void)
+/* The lock is a file only root and knotd's user can open: whoever can open
+ * it can hold it (flock -s) and stall every card operation of knot-hsm. */
+#define LOCK_DIR "/run/knot-hsm"
+#define LOCK_NAME "card.lock"
+
+static bool lock_trusted_uid(uid_t uid, uid_t knot_uid)
 {
-	const char *env = getenv("KHSM_LOCK_FILE");
-	const char *xdg = getenv("XDG_RUNTIME_DIR");
-	char path[PATH_MAX];
-	if (env && *env) {
-		snprintf(path, sizeof(path), "%s", env);
-	} else if (xdg && *xdg == '/') {
-		snprintf(path, sizeof(path), "%s/knot-hsm.lock", xdg);
-	} else {
-		snprintf(path, sizeof(path), "/run/lock/knot-hsm.lock");
+	return uid == 0 || uid == geteuid() || uid == knot_uid;
+}
+
+/* Open (or create, 0660) name in the directory dfd without following a
+ * symlink, and accept only a regular file of a trusted owner that others
+ * cannot open. Returns the descriptor, -1 with the detail set (refused), or
+ * -2 when it cannot be opened at all (permission, missing: no lock). */
+static int lock_open_at(int dfd, const char *dir, const char *name, uid_t knot_uid)
+{
+	int fd = openat(dfd, name, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0660);
+	bool created = fd >= 0;
+	if (fd < 0 && errno == EEXIST) {
+		/* Read-only is enough for flock; O_NONBLOCK: a FIFO in its place does not stall us. */
+		fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
 	}
-	/* Read-only is enough for flock, so users other than its creator can share it. */
-	int fd = open(path, O_RDONLY | O_CREAT | O_CLOEXEC, 0644);
 	if (fd < 0) {
-		fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (errno == ELOOP) {
+			khsm_err_detail("lock file %s/%s is a symbolic link, which knot-hsm never follows; "
+			                "remove it (knot-hsm creates the lock file itself)", dir, name);
+			return -1;
+		}
+		return -2;
 	}
+	struct stat st;
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+		close(fd);
+		khsm_err_detail("lock file %s/%s is not a regular file; remove it (knot-hsm creates "
+		                "the lock file itself)", dir, name);
+		return -1;
+	}
+	if (!lock_trusted_uid(st.st_uid, knot_uid)) {
+		close(fd);
+		khsm_err_detail("lock file %s/%s is owned by uid %u, neither root, you nor knotd's "
+		                "user: anyone owning it can stall the card; remove it", dir, name,
+		                (unsigned)st.st_uid);
+		return -1;
+	}
+	if (created || (st.st_mode & 0007)) {
+		/* Through the descriptor, never the path: 0660, others shut out. */
+		if (st.st_uid != geteuid() || fchmod(fd, 0660) != 0) {
+			close(fd);
+			khsm_err_detail("lock file %s/%s has mode %04o: other users can take the lock and "
+			                "stall the card; run chmod 0660 on it", dir, name,
+			                (unsigned)(st.st_mode & 07777));
+			return -1;
+		}
+	}
+	(void)fcntl(fd, F_SETFL, 0);
 	return fd;
+}
+
+/* The directory of the lock (created by root: 02770 root:knot, or 0700 when
+ * there is no knot group). -1 refused (detail set), -2 not usable. */
+static int lock_dir_open(const char *dir, gid_t knot_gid, bool have_knot)
+{
+	bool made = geteuid() == 0 && mkdir(dir, 0700) == 0;
+	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (dfd < 0) {
+		if (errno == ELOOP || errno == ENOTDIR) {
+			khsm_err_detail("lock directory %s is a symbolic link or not a directory; remove "
+			                "it (knot-hsm creates it as root, mode 2770 root:knot)", dir);
+			return -1;
+		}
+		return -2;
+	}
+	if (made && (fchown(dfd, 0, have_knot ? knot_gid : 0) != 0 ||
+	             fchmod(dfd, have_knot ? 02770 : 0700) != 0)) {
+		khsm_err_detail("cannot set owner and mode of %s: %s", dir, strerror(errno));
+		close(dfd);
+		return -1;
+	}
+	struct stat st;
+	if (fstat(dfd, &st) != 0 || st.st_uid != 0 || (st.st_mode & 0007) ||
+	    ((st.st_mode & S_IWGRP) && (!have_knot || st.st_gid != knot_gid))) {
+		khsm_err_detail("lock directory %s must be root's, mode 2770 (group knot) or 0700, "
+		                "not open to others; remove it and rerun as root to recreate it", dir);
+		close(dfd);
+		return -1;
+	}
+	return dfd;
+}
+
+/* knotd's user and group (Debian: knot), looked up once per process: the
+ * lock is taken for every card operation. (uid_t)-1 / (gid_t)-1: none. */
+static pthread_once_t knot_ids_once = PTHREAD_ONCE_INIT;
+static uid_t knot_uid_cached = (uid_t)-1;
+static gid_t knot_gid_cached = (gid_t)-1;
+
+static void knot_ids_lookup(void)
+{
+	struct passwd *pw = getpwnam("knot");
+	struct group *gr = getgrnam("knot");
+	knot_uid_cached = pw ? pw->pw_uid : (uid_t)-1;
+	knot_gid_cached = gr ? gr->gr_gid : (gid_t)-1;
+}
+
+/* The lock file's descriptor; -1 when none can be used (the operation then
+ * runs unserialised across processes); KHSM_EPERM when one was refused. */
+static int lock_file_open(int *fd_ptr)
+{
+	*fd_ptr = -1;
+	pthread_once(&knot_ids_once, knot_ids_lookup);
+	uid_t knot_uid = knot_uid_cached;
+	gid_t knot_gid = knot_gid_cached;
+
+	const char *env = getenv("KHSM_LOCK_FILE");
+	int fd = -2;
+	if (env && *env) {
+		_cleanup_free_ char *copy = strdup(env);
+		if (!copy) return KHSM_ENOMEM;
+		char *slash = strrchr(copy, '/');
+		const char *dir = slash ? (slash == copy ? "/" : copy) : ".";
+		const char *name = slash ? slash + 1 : copy;
+		if (slash) *slash = '\0';
+		_cleanup_close_ int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		fd = dfd < 0 ? -2 : lock_open_at(dfd, dir, name, knot_uid);
+	} else {
+		const char *dir = getenv("KHSM_LOCK_DIR");
+		if (!dir || *dir != '/') dir = LOCK_DIR;
+		_cleanup_close_ int dfd = lock_dir_open(dir, knot_gid, knot_gid != (gid_t)-1);
+		if (dfd == -1) return KHSM_EPERM;
+		if (dfd >= 0) fd = lock_open_at(dfd, dir, LOCK_NAME, knot_uid);
+		const char *xdg = getenv("XDG_RUNTIME_DIR");
+		if (fd == -2 && geteuid() != 0 && xdg && *xdg == '/') {
+			/* Not root and not in group knot: the per-user runtime dir (0700, own). */
+			_cleanup_close_ int xfd = open(xdg, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+			struct stat st;
+			if (xfd >= 0 && fstat(xfd, &st) == 0 && st.st_uid == geteuid() && !(st.st_mode & 0077)) {
+				fd = lock_open_at(xfd, xdg, "knot-hsm.lock", knot_uid);
+			}
+		}
+	}
+	if (fd == -1) return KHSM_EPERM;
+	*fd_ptr = fd < 0 ? -1 : fd;
+	return KHSM_EOK;
 }
 
 _public_
@@ -183,7 +312,27 @@ int khsm_card_lock(void)
 	if (lock_depth++ > 0) {
 		return KHSM_EOK;
 	}
-	lock_fd = lock_file_open();
+	/* Opened (and checked) once per process and location, locked per
+	 * operation: reopening between two operations would let another
+	 * program take the card in between more often. */
+	char key[2 * PATH_MAX + 2];
+	const char *env_file = getenv("KHSM_LOCK_FILE"), *env_dir = getenv("KHSM_LOCK_DIR");
+	snprintf(key, sizeof(key), "%s\n%s", env_file ? env_file : "", env_dir ? env_dir : "");
+	if (!lock_opened || strcmp(key, lock_key) != 0) {
+		if (lock_fd >= 0) {
+			close(lock_fd);
+			lock_fd = -1;
+		}
+		lock_opened = false;
+		int r = lock_file_open(&lock_fd);
+		if (r != KHSM_EOK) {
+			lock_depth--;
+			pthread_mutex_unlock(&lock_mutex);
+			return r;
+		}
+		snprintf(lock_key, sizeof(lock_key), "%s", key);
+		lock_opened = true;
+	}
 	if (lock_fd < 0) {
 		return KHSM_EOK;   /* no shared lock file: this process is still serialised */
 	}
@@ -194,16 +343,14 @@ int khsm_card_lock(void)
 		}
 		if (errno != EWOULDBLOCK || waited >= LOCK_WAIT_MS) {
 			bool timeout = errno == EWOULDBLOCK;
-			close(lock_fd);
-			lock_fd = -1;
 			lock_depth--;
 			pthread_mutex_unlock(&lock_mutex);
 			if (!timeout) {
 				return KHSM_EOK;   /* a file system without flock: go on */
 			}
 			khsm_err_detail("another knot-hsm process has been using the card for %u s "
-			                "(lock file KHSM_LOCK_FILE, $XDG_RUNTIME_DIR/knot-hsm.lock or "
-			                "/run/lock/knot-hsm.lock); wait for it to finish", LOCK_WAIT_MS / 1000);
+			                "(lock file KHSM_LOCK_FILE, /run/knot-hsm/card.lock or "
+			                "$XDG_RUNTIME_DIR/knot-hsm.lock); wait for it to finish", LOCK_WAIT_MS / 1000);
 			return KHSM_EBUSY;
 		}
 		sleep_ms(step);
@@ -220,8 +367,7 @@ void khsm_card_unlock(void)
 		return;
 	}
 	if (--lock_depth == 0 && lock_fd >= 0) {
-		close(lock_fd);   /* releases the flock */
-		lock_fd = -1;
+		(void)flock(lock_fd, LOCK_UN);   /* the descriptor stays for the next one */
 	}
 	pthread_mutex_unlock(&lock_mutex);
 }

@@ -13,9 +13,16 @@
  * Serialisation: every card operation of knot-hsm runs under a process-wide
  * lock (a recursive mutex: GnuTLS is called from one thread anyway, the mutex
  * makes that a rule) and an flock on a lock file shared by all knot-hsm
- * processes of the machine: KHSM_LOCK_FILE, else $XDG_RUNTIME_DIR/knot-hsm.lock,
- * else /run/lock/knot-hsm.lock. When no lock file can be opened the operation
+ * processes of the machine: KHSM_LOCK_FILE, else /run/knot-hsm/card.lock
+ * (KHSM_LOCK_DIR overrides the directory; root creates it 2770 root:knot, or
+ * 0700 without a knot group), else for a user who cannot open that one
+ * $XDG_RUNTIME_DIR/knot-hsm.lock. Only root and knotd's user can take it: the
+ * lock file (0660) is opened without following a symlink and refused
+ * (KHSM_EPERM) when it is a symlink, not a regular file, owned by another user
+ * or open to others; so is a lock directory not root's or open to others.
+ * When no lock file can be opened the operation
  * runs unserialised across processes (retries still cover collisions). The
+ * lock file is opened and checked once per process (close-on-exec); the
  * flock is held per operation and never while sleeping between retries.
  * keymgr children that do card work (sign-ksr, import-pkcs11, share, delete)
  * run while knot-hsm holds it (khsm_keymgr_card()): keymgr and knotd do not
@@ -56,7 +63,8 @@ int khsm_retry_run(const khsm_retry_policy_t *policy, const char *what,
 int khsm_card_op(const char *what, int (*op)(void *ctx), void *ctx);
 
 /** Take the card lock (recursive within a thread). KHSM_EBUSY when another
- *  knot-hsm process held the lock file for 60 s. */
+ *  knot-hsm process held the lock file for 60 s; KHSM_EPERM when the lock
+ *  file or its directory is refused (the detail says why). */
 int khsm_card_lock(void);
 
 /** Release one level of khsm_card_lock(). */

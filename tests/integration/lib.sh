@@ -11,6 +11,9 @@ SO_PIN=3537363231383830
 TESTS_RUN=0
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/knot-hsm-test.XXXXXX")
 CLEANUP_HOOKS=""
+# The card lock of this test alone: parallel runs on one machine never share
+# it, and no test touches /run/knot-hsm.
+export KHSM_LOCK_FILE="$TMP/knot-hsm.lock"
 
 khsm_cleanup() {
 	status=$?
