@@ -159,6 +159,14 @@ contains "$(cat /lib/systemd/system/knot-hsm-status.service)" "ExecStart=/usr/bi
 	"the status unit runs the installed knot-hsm"
 contains "$(cat /lib/systemd/system/knot-hsm-ceremony.service)" "exec /usr/bin/knot-hsm " \
 	"the ceremony unit runs the installed knot-hsm"
+contains "$(cat /lib/systemd/system/knot-hsm-ceremony.service)" "ReadWritePaths=/var/lib/knot /run/knot /run/knot-hsm" \
+	"the ceremony unit may take the card lock in /run/knot-hsm"
+# The card lock's directory: made by the package's tmpfiles.d entry, 2770
+# root:knot, the only place knot-hsm (as root or knot) takes the card lock.
+contains "$(cat "$TMP/files")" /usr/lib/tmpfiles.d/knot-hsm.conf "the tmpfiles.d entry is installed"
+rm -rf /run/knot-hsm
+run 0 systemd-tmpfiles --create /usr/lib/tmpfiles.d/knot-hsm.conf
+equals "$(stat -c '%a %U %G' /run/knot-hsm)" "2770 root knot" "systemd-tmpfiles makes /run/knot-hsm 2770 root:knot"
 enabled=$(ls /etc/systemd/system/timers.target.wants/ 2>/dev/null | grep knot-hsm || true)
 equals "$enabled" "" "the timers are installed disabled"
 
