@@ -86,9 +86,15 @@ sc_log_count() {
 	if [ -f "$SC_LOG" ]; then grep -c "^$1\$" "$SC_LOG" || true; else echo 0; fi
 }
 
-# readers_with_card: 0 when pcscd's reader holds a card OpenSC can talk to.
+# card_seen: 0 when pcscd's reader holds a card and OpenSC's sc-hsm driver
+# talks to it (a round trip to the card, not pcscd's cached presence).
 card_seen() {
-	opensc-tool -l 2>/dev/null | grep -q "^[0-9][[:space:]]*Yes[[:space:]]*Virtual PCD 00 00"
+	opensc-tool -l 2>/dev/null | grep -q "^0[[:space:]]*Yes[[:space:]]*Virtual PCD 00 00" &&
+		opensc-tool --reader 0 --name 2>/dev/null | grep -q "SmartCard-HSM"
+}
+# card_absent: 0 when pcscd reports the reader empty.
+card_absent() {
+	opensc-tool -l 2>/dev/null | grep -q "^0[[:space:]]*No[[:space:]]*Virtual PCD 00 00"
 }
 
 # wait_until WHAT CMD...: polls CMD up to 200 times, 0.05 s apart.
@@ -160,11 +166,10 @@ on_cleanup sc_stop
 sc_restart_emulator() {
 	kill "$SC_PID" 2>/dev/null || true
 	wait "$SC_PID" 2>/dev/null || true
+	wait_until "the reader still reports the stopped card" card_absent
 	sc_emulator_start
 	wait_until "the emulated card did not come back" card_seen
 }
-
-card_absent() { ! card_seen; }
 
 # card_remove / card_insert: the card pulled from the reader and put back.
 card_remove() {
