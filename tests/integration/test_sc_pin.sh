@@ -31,7 +31,16 @@ run 0 "$KNOT_HSM" -c "$C" example.com generate
 run 0 "$KNOT_HSM" doctor -c "$C"
 contains "$OUT" "0 failed" "doctor: a good setup passes"
 
-# Two wrong tries: the card counts down, OpenSC reports a low count.
+# One wrong try: OpenSC reports a low count, doctor warns, and its one
+# login with the right PIN restores the card's counter.
+p11 --login --pin 000000 --list-objects >/dev/null 2>&1 && fail "a wrong PIN was accepted"
+equals "$(pin_left)" 2 "one wrong try: two left on the card"
+run 0 "$KNOT_HSM" doctor -c "$C"
+contains "$OUT" "warn  keystore card: pin flags: a wrong PIN was entered recently" "doctor warns after a wrong try"
+contains "$OUT" "ok    keystore card: login" "doctor logs in once"
+equals "$(pin_left)" 3 "the good login restored the card's counter"
+
+# Two wrong tries: the card counts down to its final try.
 for i in 1 2; do
 	p11 --login --pin 000000 --list-objects >/dev/null 2>&1 && fail "a wrong PIN was accepted"
 done
