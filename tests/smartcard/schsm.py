@@ -19,7 +19,7 @@ import struct
 import sys
 import time
 
-from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, utils
 
 # The standard SmartCard-HSM ATR: OpenSC's sc-hsm driver knows it.
@@ -91,7 +91,6 @@ def tlv_parse(data):
 
 
 def point_of(key):
-    from cryptography.hazmat.primitives import serialization
     return key.public_key().public_bytes(serialization.Encoding.X962,
                                          serialization.PublicFormat.UncompressedPoint)
 
