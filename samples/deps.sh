@@ -4,6 +4,10 @@
 KHSM_BUILD_PKGS="meson ninja-build gcc pkg-config libgnutls28-dev libp11-kit-dev libknot-dev libcmocka-dev"
 KHSM_RUN_PKGS="knot knot-dnssecutils knot-dnsutils softhsm2 p11-kit gnutls-bin opensc python3"
 KHSM_TEST_PKGS="bind9-dnsutils ldnsutils clang libclang-rt-14-dev"
+# The real card stack tests (tests/integration/test_sc_*.sh): their own pcscd
+# in a private namespace (the package's own pcscd service is never used), the
+# vpcd reader driver, OpenSC and the emulated card's crypto; as root.
+KHSM_TEST_PKGS="$KHSM_TEST_PKGS pcscd vsmartcard-vpcd opensc opensc-pkcs11 python3-cryptography iproute2 openssl"
 # samples/demo.sh adds these to KHSM_RUN_PKGS: delv validates the demo zone.
 KHSM_DEMO_PKGS="bind9-dnsutils"
 # The man page is built with rst2man. tests/integration/test_package.sh builds
