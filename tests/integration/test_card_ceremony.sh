@@ -40,16 +40,14 @@ offline_conf() {
 	zone_files "$oc_dir/zones" 60 "$@"
 	oc_write() { # zone lines, include line, zones
 		oc_zl=$1; oc_inc=$2; shift 2
-		{
-			printf 'server:\n    rundir: %s/run\n' "$oc_dir"
-			[ "$oc_port" = 0 ] || printf '    listen: 127.0.0.1@%s\n' "$oc_port"
-			printf 'database:\n    storage: %s\n    kasp-db: %s/keys\n' "$oc_dir" "$oc_dir"
-			printf 'log:\n  - target: %s/knotd.log\n    any: info\n' "$oc_dir"
-			printf '%s\n%s\n' "$stanza" "$oc_inc"
-			printf 'template:\n  - id: default\n    storage: %s/zones\n    file: %%s.zone\n%s\nzone:\n' \
-				"$oc_dir" "$oc_zl"
-			for z; do printf '  - domain: %s.\n' "$z"; done
-		} > "$CONF"
+		oc_zones=""
+		for z; do oc_zones="$oc_zones $z."; done
+		oc_listen=""
+		[ "$oc_port" = 0 ] || oc_listen="listen=$oc_port"
+		knot_conf "$CONF" rundir="$oc_dir/run" $oc_listen storage="$oc_dir" kasp="$oc_dir/keys" \
+			log="$oc_dir/knotd.log" include="${oc_inc#include: }" template="    storage: $oc_dir/zones
+    file: %s.zone
+$oc_zl" $oc_zones
 	}
 	oc_write "" "" "$@"
 	run 0 "$KNOT_HSM" -c "$CONF" "$@" policy --write "$oc_dir/knot-hsm.conf"
