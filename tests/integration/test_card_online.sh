@@ -38,19 +38,11 @@ mkdir -p "$D/run" "$D/zones" "$D/kasp"
 zone_files "$D/zones" 3 example.com
 CONF=$D/knot.conf
 write_conf() { # include-line dnssec-policy-line
-	cat > "$CONF" <<CONF
-$(knotd_conf_head "$D" "$PORT" "$D/kasp")
-$stanza
-$1
-template:
-  - id: default
-    storage: $D/zones
+	knot_conf "$CONF" rundir="$D/run" listen="$PORT" storage="$D" kasp="$D/kasp" log="$D/knotd.log" \
+		include="${1#include: }" template="    storage: $D/zones
     file: %s.zone
     dnssec-signing: on
-$2
-zone:
-  - domain: example.com.
-CONF
+$2" example.com.
 }
 # Signatures live 60 s and are refreshed when 50 s are left: knotd signs the
 # DNSKEY set with the card every 10 s, and a signature outlives a failed
@@ -176,23 +168,8 @@ mkdir -p "$O/keys"
 OCONF=$O/knot.conf
 OKSK=$O/knot-hsm-ksk.conf
 write_oconf() { # zone lines, include line
-	cat > "$OCONF" <<CONF
-server:
-    rundir: $O
-database:
-    storage: $O
-    kasp-db: $O/keys
-$stanza
-$2
-template:
-  - id: default
-    storage: $O
-$1
-zone:
-  - domain: example.org.
-  - domain: example.net.
-  - domain: example.edu.
-CONF
+	knot_conf "$OCONF" rundir="$O" storage="$O" kasp="$O/keys" include="${2#include: }" template="    storage: $O
+$1" example.org. example.net. example.edu.
 }
 write_oconf "" ""
 run 0 "$KNOT_HSM" -c "$OCONF" example.org example.net example.edu policy mode=offline --write "$O/knot-hsm.conf"

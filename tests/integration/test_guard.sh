@@ -166,19 +166,11 @@ $TTL 300
 ns1  A    127.0.0.1
 ZONE
 oconf() { # include-line policy-line
-	cat > "$O/knot.conf" <<CONF
-$(knotd_conf_head "$O" "$PORT" "$O/kasp")
-$plain_stanza
-$1
-template:
-  - id: default
-    storage: $O/zones
+	knot_conf "$O/knot.conf" rundir="$O/run" listen="$PORT" storage="$O" kasp="$O/kasp" log="$O/knotd.log" \
+		stanza="$plain_stanza" include="${1#include: }" template="    storage: $O/zones
     file: %s.zone
     dnssec-signing: on
-$2
-zone:
-  - domain: example.org.
-CONF
+$2" example.org.
 }
 oconf "" ""
 run 0 "$KNOT_HSM" -c "$O/knot.conf" example.org policy mode=online guard=yes --write "$O/knot-hsm.conf"

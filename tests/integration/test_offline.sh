@@ -17,19 +17,10 @@ mkdir -p "$D/run" "$D/zones" "$D/keys"
 zone_files "$D/zones" 2 example.com example.net
 CONF=$D/knot.conf
 write_conf() { # $1: extra zone lines, $2: include line
-	cat > "$CONF" <<CONF
-$(knotd_conf_head "$D" "$PORT" "$D/keys")
-$stanza
-$2
-template:
-  - id: default
-    storage: $D/zones
+	knot_conf "$CONF" rundir="$D/run" listen="$PORT" storage="$D" kasp="$D/keys" log="$D/knotd.log" \
+		include="${2#include: }" template="    storage: $D/zones
     file: %s.zone
-$1
-zone:
-  - domain: example.com.
-  - domain: example.net.
-CONF
+$1" example.com. example.net.
 }
 write_conf "" ""
 run 0 knotc -c "$CONF" conf-check
