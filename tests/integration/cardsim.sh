@@ -45,18 +45,12 @@ card_tries() {
 	fi
 }
 
-# card_knot_conf FILE ZONE...: a knot.conf whose keystore is what
+# card_knot_conf FILE ZONE...: knot_conf (lib.sh) with the keystore that
 # `knot-hsm keystore --module $CARDSIM` prints, a manual policy on it, and the zones.
 card_knot_conf() {
-	conf=$1; shift
+	ckc_file=$1; shift
 	run 0 "$KNOT_HSM" keystore --module "$CARDSIM" --token "$CARD_LABEL" --pin-file "$TMP/card.pin" --id card
-	mkdir -p "$TMP/kasp"
-	{
-		printf 'server:\n    rundir: %s\ndatabase:\n    kasp-db: %s/kasp\n' "$TMP" "$TMP"
-		printf '%s\n' "$OUT"
-		printf 'policy:\n  - id: card\n    keystore: card\n    manual: on\nzone:\n'
-		for z; do printf '  - domain: %s\n    dnssec-policy: card\n' "$z"; done
-	} > "$conf"
+	knot_conf "$ckc_file" stanza="$OUT" policy=card "$@"
 }
 
 # point_id LABEL: SHA-1 of the raw EC point of the public key labelled LABEL,

@@ -140,3 +140,73 @@ www  A    192.0.2.1
 ZONE
 	done
 }
+
+# knot_conf FILE [OPTION=VALUE...] [--] ZONE...: the knot.conf of the tests,
+# written once here. Sections in this order: server (rundir, listen on
+# 127.0.0.1), database (storage, kasp-db, created), log, the keystore stanza,
+# an include, a manual policy on the card keystore, the default template and
+# the zones. Options:
+#   rundir=DIR      default $TMP
+#   listen=PORT     knotd listens on 127.0.0.1@PORT (default: no listen)
+#   server=LINE     one more line of the server section (e.g. background-workers: 1)
+#   storage=DIR     database storage (default: none)
+#   kasp=DIR        kasp-db, default $TMP/kasp (created)
+#   log=FILE        log target, any: info
+#   stanza=TEXT     keystore stanza(s), default $stanza
+#   include=FILE    an include: line (e.g. what policy --write wrote)
+#   policy=ID       a policy ID on keystore card with manual: on, given to
+#                   each zone (a zone written nopolicy:NAME gets none)
+#   sections=TEXT   more sections, written before the template (e.g. an acl)
+#   template=LINES  a default template with these lines
+knot_conf() {
+	kc_file=$1; shift
+	kc_rundir=$TMP; kc_listen=; kc_server=; kc_sections=; kc_storage=; kc_kasp=$TMP/kasp; kc_log=
+	kc_stanza=${stanza:-}; kc_include=; kc_policy=; kc_template=
+	while [ $# -gt 0 ]; do
+		case $1 in
+			--) shift; break ;;
+			rundir=*) kc_rundir=${1#rundir=} ;;
+			listen=*) kc_listen=${1#listen=} ;;
+			server=*) kc_server=${1#server=} ;;
+			sections=*) kc_sections=${1#sections=} ;;
+			storage=*) kc_storage=${1#storage=} ;;
+			kasp=*) kc_kasp=${1#kasp=} ;;
+			log=*) kc_log=${1#log=} ;;
+			stanza=*) kc_stanza=${1#stanza=} ;;
+			include=*) kc_include=${1#include=} ;;
+			policy=*) kc_policy=${1#policy=} ;;
+			template=*) kc_template=${1#template=} ;;
+			*=*) fail "knot_conf: unknown option '${1%%=*}'" ;;
+			*) break ;;
+		esac
+		shift
+	done
+	mkdir -p "$kc_kasp"
+	{
+		printf 'server:\n    rundir: %s\n' "$kc_rundir"
+		[ -z "$kc_listen" ] || printf '    listen: 127.0.0.1@%s\n' "$kc_listen"
+		[ -z "$kc_server" ] || printf '    %s\n' "$kc_server"
+		printf 'database:\n'
+		[ -z "$kc_storage" ] || printf '    storage: %s\n' "$kc_storage"
+		printf '    kasp-db: %s\n' "$kc_kasp"
+		[ -z "$kc_log" ] || printf 'log:\n  - target: %s\n    any: info\n' "$kc_log"
+		printf '%s\n' "$kc_stanza"
+		[ -z "$kc_include" ] || printf 'include: %s\n' "$kc_include"
+		[ -z "$kc_policy" ] || printf 'policy:\n  - id: %s\n    keystore: card\n    manual: on\n' "$kc_policy"
+		[ -z "$kc_sections" ] || printf '%s\n' "$kc_sections"
+		[ -z "$kc_template" ] || printf 'template:\n  - id: default\n%s\n' "$kc_template"
+		[ $# -eq 0 ] || printf 'zone:\n'
+		for kc_zone; do
+			case $kc_zone in
+				nopolicy:*) printf '  - domain: %s\n' "${kc_zone#nopolicy:}" ;;
+				*) printf '  - domain: %s\n' "$kc_zone"
+				   [ -z "$kc_policy" ] || printf '    dnssec-policy: %s\n' "$kc_policy" ;;
+			esac
+		done
+	} > "$kc_file"
+}
+
+# KNOT_HSM_TEMPLATE: the template lines of a zone signed by the policy that
+# `knot-hsm policy --write` renders (include it with include=).
+KNOT_HSM_TEMPLATE="    dnssec-signing: on
+    dnssec-policy: knot-hsm"

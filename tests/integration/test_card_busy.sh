@@ -53,6 +53,7 @@ lacks "$ERR" "retrying" "no retry around the login"
 # leaves KASP alone, and either removes the new key or names the import
 # command for it.
 card_conf "busy = fail" "latency_keygen_ms = 50000"
+keys_before=$(private_keys)
 KHSM_RETRY_MS=300 "$KNOT_HSM" -c "$C" example.net generate > "$TMP/gen.out" 2> "$TMP/gen.err" &
 gen=$!
 i=0
@@ -67,19 +68,28 @@ ERR=$(cat "$TMP/gen.err")
 [ "$rc" -eq 1 ] || cat "$TMP/gen.out" "$TMP/gen.err" >&2
 equals "$rc" 1 "a card held past the budget: generate fails"
 contains "$ERR" "gave up after" "the budget is named"
+# Each outcome is held to its evidence: the private keys on the token
+# (counted on SoftHSM, not through cardsim) grew by one exactly when knot-hsm
+# says a key is left, and not at all when it says none is.
 case "$ERR" in
-	*"was removed, nothing is left half-done"*|*"example.net. import id="*) pass "the new key is removed or its import command named" ;;
-	# Under load the holder can win before the key pair exists: then nothing
-	# was made, which knot-hsm checks and would otherwise report.
+	*"was removed, nothing is left half-done"*)
+		equals "$(private_keys)" "$keys_before" "the new key is removed: no private key left on the card" ;;
+	*"example.net. import id="*)
+		equals "$(private_keys)" $((keys_before + 1)) "the new key is kept and its import command named" ;;
 	# The holder can also win the card between the key pair's creation and
 	# the read of its id (it queued on the card during the key generation):
 	# then knot-hsm says the key was made and that a rerun names the import
 	# command. Hold it to that promise: the rerun must name it.
 	*"the card made the key pair"*"rerun the command: it finds the key and names the import"*)
+		equals "$(private_keys)" $((keys_before + 1)) "the card made the key pair it reports"
 		run 1 "$KNOT_HSM" -c "$C" example.net generate
-		contains "$ERR" "example.net. import id=" "the key made while the card was taken: the rerun names its import command" ;;
+		contains "$ERR" "example.net. import id=" "the key made while the card was taken: the rerun names its import command"
+		equals "$(private_keys)" $((keys_before + 1)) "the rerun made no second key" ;;
 	*"the card made the key pair"*) fail "a key was made but neither removed nor named: $ERR" ;;
-	*"while generating the key pair"*) pass "the card was taken before the key existed: nothing made" ;;
+	# Under load the holder can win before the key pair exists: then nothing
+	# was made, which knot-hsm checks and would otherwise report.
+	*"while generating the key pair"*)
+		equals "$(private_keys)" "$keys_before" "the card was taken before the key existed: no private key made" ;;
 	*) fail "neither removed nor reported: $ERR" ;;
 esac
 equals "$(kasp_ids example.net.)" "" "nothing in KASP"
@@ -109,25 +119,14 @@ contains "$(cat "$TMP/k1.err" "$TMP/k2.err")" "did not answer during the login" 
 
 # -- a slow card: one signature per generate ------------------------------------------
 # latency_sign_ms = 170 at scale 1. The counter is the proof that generate signs
-# exactly once (the self-test); the timing checks only bracket it: at least one
-# signature's latency more than the same run on a card that signs instantly,
-# and less than two more (plus slack for a loaded machine).
-ms_now() { date +%s%3N; }
-card_conf "latency_scale = 1" "latency_sign_ms = 0" "latency_keygen_ms = 0" "latency_login_ms = 0"
-t0=$(ms_now)
-run 0 "$KNOT_HSM" -c "$C" example.org generate label=fast
-fast=$(( $(ms_now) - t0 ))
+# exactly once (the self-test) and logs in once; no wall-clock bound here
+# (timing belongs in bench/).
 card_conf "latency_scale = 1" "latency_sign_ms = 170" "latency_keygen_ms = 0" "latency_login_ms = 0"
 : > "$COUNTER"
-t0=$(ms_now)
 "$KNOT_HSM" -c "$C" example.org generate label=slow > "$TMP/gen.out" 2> "$TMP/gen.err" &
 gen=$!
 wait $gen || { cat "$TMP/gen.err" >&2; fail "generate on a slow card"; }
-slow=$(( $(ms_now) - t0 ))
 equals "$(count sign $gen)" 1 "generate makes exactly one signature"
 equals "$(count sign)" 1 "and nobody else signed (keymgr does not)"
-[ "$slow" -ge 170 ] || fail "generate took ${slow} ms, less than one signature"
-pass "slow card: at least one signature's time (${slow} ms)"
-extra=$((slow - fast))
-[ "$extra" -lt $((2 * 170 + 250)) ] || fail "slow card cost ${extra} ms more than a fast one: more than one signature?"
-pass "slow card: ${extra} ms more than a fast card (one signature is 170 ms)"
+equals "$(count "login ok" $gen)" 1 "slow card: generate logs in once"
+equals "$(count "login fail")" 0 "slow card: no failed login"

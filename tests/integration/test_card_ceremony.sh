@@ -12,9 +12,10 @@
 #    keymgr through a memfd of knot-hsm, nothing under TMPDIR,
 #    and never shows in a command line, an environment, an output or a file;
 #  - a slow card (170 ms per signature, real time) on 20 zones: the card makes
-#    exactly the signatures the SKRs hold, with one login, the run costs no
-#    more than 1.5 x the card time plus the tool overhead measured on an
-#    instant card, and ceremony reports each zone as it finishes.
+#    exactly the signatures the SKRs hold, with one login for the run, and
+#    ceremony reports each zone as it finishes (counted in card signatures
+#    made before each report: no wall-clock bound here, the run's time is
+#    measured by bench/).
 . "$KHSM_SRCDIR/tests/integration/lib.sh"
 # A PIN that cannot turn up by chance (set before cardsim.sh writes the PIN file).
 PIN=739164825
@@ -22,7 +23,6 @@ PIN=739164825
 . "$KHSM_SRCDIR/tests/integration/cardsim.sh"
 . "$KHSM_SRCDIR/tests/integration/pinwatch.sh"
 
-ms_now() { date +%s%3N; }
 REMOVED=$TMP/removed
 card_conf "removed_file = $REMOVED"
 run 0 "$KNOT_HSM" keystore --module "$CARDSIM" --token "$CARD_LABEL" --pin-file "$TMP/card.pin" --id card
@@ -40,16 +40,14 @@ offline_conf() {
 	zone_files "$oc_dir/zones" 60 "$@"
 	oc_write() { # zone lines, include line, zones
 		oc_zl=$1; oc_inc=$2; shift 2
-		{
-			printf 'server:\n    rundir: %s/run\n' "$oc_dir"
-			[ "$oc_port" = 0 ] || printf '    listen: 127.0.0.1@%s\n' "$oc_port"
-			printf 'database:\n    storage: %s\n    kasp-db: %s/keys\n' "$oc_dir" "$oc_dir"
-			printf 'log:\n  - target: %s/knotd.log\n    any: info\n' "$oc_dir"
-			printf '%s\n%s\n' "$stanza" "$oc_inc"
-			printf 'template:\n  - id: default\n    storage: %s/zones\n    file: %%s.zone\n%s\nzone:\n' \
-				"$oc_dir" "$oc_zl"
-			for z; do printf '  - domain: %s.\n' "$z"; done
-		} > "$CONF"
+		oc_zones=""
+		for z; do oc_zones="$oc_zones $z."; done
+		oc_listen=""
+		[ "$oc_port" = 0 ] || oc_listen="listen=$oc_port"
+		knot_conf "$CONF" rundir="$oc_dir/run" $oc_listen storage="$oc_dir" kasp="$oc_dir/keys" \
+			log="$oc_dir/knotd.log" include="${oc_inc#include: }" template="    storage: $oc_dir/zones
+    file: %s.zone
+$oc_zl" $oc_zones
 	}
 	oc_write "" "" "$@"
 	run 0 "$KNOT_HSM" -c "$CONF" "$@" policy --write "$oc_dir/knot-hsm.conf"
@@ -331,14 +329,12 @@ printed_sigs() {
 card_conf "latency_scale = 1" "latency_sign_ms = 0" "latency_login_ms = 0" "latency_keygen_ms = 0"
 : > "$COUNTER"
 touch "$TMP/mark"; sleep 1.1   # -newer compares whole seconds on some filesystems
-t0=$(ms_now)
 run 0 "$KNOT_HSM" -c "$CONF" $zones ceremony until=+14d
-fast=$(( $(ms_now) - t0 ))
 printf '%s\n' "$OUT" > "$TMP/fast.out"
 equals "$(grep -c '\.example\.: pre-signed ' "$TMP/fast.out")" 20 "instant card: 20 zones pre-signed"
 skr_sigs "instant card"
 equals "$(count sign)" "$(cat "$TMP/skr_sigs")" "instant card: the card made exactly the signatures of the SKRs"
-echo "# instant card: 20 zones in $fast ms ($(cat "$TMP/skr_sigs") signatures)"
+equals "$(count "login ok")" 1 "instant card: one login for the run"
 
 # The slow card: 170 ms per signature, 100 ms per login, at scale 1: real
 # time (20 zones x 3 signatures x 170 ms is about 10 s, well under 2 min).
@@ -346,12 +342,10 @@ echo "# instant card: 20 zones in $fast ms ($(cat "$TMP/skr_sigs") signatures)"
 card_conf "latency_scale = 1" "latency_sign_ms = 170" "latency_login_ms = 100" "latency_keygen_ms = 6000"
 : > "$COUNTER"
 touch "$TMP/mark"; sleep 1.1
-t0=$(ms_now)
-# Each line of output is stamped when it arrives, to see progress as it happens.
+# Each line of output is stamped, when it arrives, with the number of
+# signatures the card has made so far, to see progress as it happens.
 { "$KNOT_HSM" -c "$CONF" $zones ceremony until=+28d 2> "$TMP/slow.err"; echo "exit $?"; } |
-	while IFS= read -r line; do printf '%s %s\n' "$(ms_now)" "$line"; done > "$TMP/slow.ts"
-t1=$(ms_now)
-slow=$((t1 - t0))
+	while IFS= read -r line; do printf '%s %s\n' "$(count sign)" "$line"; done > "$TMP/slow.ts"
 rc=$(sed -n 's/^[0-9]* exit \([0-9]*\)$/\1/p' "$TMP/slow.ts")
 [ "$rc" = 0 ] || { cat "$TMP/slow.ts" "$TMP/slow.err" >&2; fail "ceremony on a slow card: exit $rc"; }
 pass "ceremony on a slow card succeeds"
@@ -365,36 +359,25 @@ sigs=$(cat "$TMP/skr_sigs")
 equals "$(count sign)" "$sigs" "slow card: the card made exactly the $sigs signatures the SKRs hold (no extra card work)"
 equals "$(printed_sigs "$TMP/slow.out")" "$sigs" "slow card: the signatures ceremony reports are those of the SKRs"
 [ "$sigs" -le 100 ] || fail "$sigs signatures for 20 zones: the policy asks for more than a few per zone"
-# One card session for the run (signer=card), plus one login of keymgr's own
-# for each zone handed to keymgr sign-ksr (ceremony names them).
-logins=$(count "login ok")
-by_keymgr=$(grep -c '\.: signed by keymgr sign-ksr' "$TMP/slow.out" || true)
-[ "$logins" -le $((1 + by_keymgr)) ] || fail "$logins logins for 20 zones, $by_keymgr of them signed by keymgr: logins repeated"
-pass "slow card: $logins login(s) for 20 zones ($by_keymgr signed by keymgr sign-ksr)"
+# One card session for the run (signer=card): every zone is signed by it,
+# none is handed to keymgr sign-ksr (which would log in on its own), and the
+# card saw exactly one login.
+equals "$(grep -c '\.: signed by keymgr sign-ksr' "$TMP/slow.out" || true)" 0 "slow card: no zone handed to keymgr sign-ksr"
+equals "$(count "login ok")" 1 "slow card: exactly one login for the 20 zones"
 equals "$(count "login fail")" 0 "slow card: no failed login"
 
-# Time: the card alone needs sigs x 170 ms + logins x 100 ms. The rest is the
-# keymgr/knotc/knot-hsm work measured above with an instant card ($fast ms);
-# it is allowed twice over (two cores shared with other jobs) plus 2 s for
-# process start-up jitter. Waits, retries or repeated signatures beyond that
-# break the bound.
-card=$((sigs * 170 + logins * 100))
-bound=$((card * 3 / 2 + 2 * fast + 2000))
-echo "# slow card: $slow ms for 20 zones; card time $card ms; overhead measured $fast ms; bound $bound ms"
-[ "$slow" -ge "$card" ] || fail "the run ($slow ms) was shorter than the card time ($card ms): latency not applied?"
-[ "$slow" -le "$bound" ] || fail "slow card: $slow ms > 1.5 x $card ms card time + 2 x $fast ms overhead + 2 s"
-pass "slow card: $slow ms, within 1.5 x card time + measured overhead ($bound ms)"
-
-# Progress: each zone is reported when it is done, not all at the end. With
-# 20 similar zones the first report comes early and the reports are spread
-# over the run; output held back until exit would put them all at $t1.
-grep '\.example\.: pre-signed ' "$TMP/slow.ts" | cut -d' ' -f1 > "$TMP/times"
-first=$(( $(head -n 1 "$TMP/times") - t0 ))
-last=$(( $(tail -n 1 "$TMP/times") - t0 ))
-echo "# progress: first zone reported at +$first ms, last at +$last ms, run $slow ms"
-[ "$first" -le $((slow / 2)) ] || fail "the first zone was reported at +$first ms of $slow ms: no progress shown"
-[ $((last - first)) -ge $((slow / 3)) ] || fail "zones reported between +$first and +$last ms of $slow ms: not as they finish"
-pass "ceremony reports each zone as it finishes (first at +$first ms, last at +$last ms of $slow ms)"
+# Progress: each zone is reported when it is done, not all at the end. Each
+# report is stamped with the card signatures made before it arrived: output
+# held back until exit would stamp them all with the total ($sigs).
+grep '\.example\.: pre-signed ' "$TMP/slow.ts" | cut -d' ' -f1 > "$TMP/stamps"
+equals "$(wc -l < "$TMP/stamps")" 20 "slow card: 20 stamped zone reports"
+first=$(head -n 1 "$TMP/stamps")
+last=$(tail -n 1 "$TMP/stamps")
+echo "# progress: first zone reported after $first signatures, last after $last, of $sigs"
+[ "$first" -le $((sigs / 2)) ] || fail "the first zone was reported after $first of $sigs signatures: no progress shown"
+[ $((last - first)) -ge $((sigs / 3)) ] || fail "zones reported between signatures $first and $last of $sigs: not as they finish"
+sort -n -c "$TMP/stamps" || fail "zone reports stamped out of order: $(tr '\n' ' ' < "$TMP/stamps")"
+pass "ceremony reports each zone as it finishes (first after $first, last after $last of $sigs signatures)"
 lacks "$(cat "$TMP/slow.out" "$TMP/slow.err")" "$PIN" "no PIN in the output"
 
 # == 4. what the operator was told when the card went away =========================

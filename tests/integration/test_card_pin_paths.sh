@@ -33,12 +33,9 @@ CONF=$O/knot.conf
 KSKC=$O/knot-hsm-ksk.conf
 zone_files "$O/zones" 60 example.org example.info
 conf_write() { # zone lines, include line
-	{
-		printf 'server:\n    rundir: %s/run\ndatabase:\n    storage: %s\n    kasp-db: %s/keys\n' "$O" "$O" "$O"
-		printf '%s\n%s\n' "$stanza" "$2"
-		printf 'template:\n  - id: default\n    storage: %s/zones\n    file: %%s.zone\n%s\nzone:\n' "$O" "$1"
-		printf '  - domain: example.org.\n  - domain: example.info.\n'
-	} > "$CONF"
+	knot_conf "$CONF" rundir="$O/run" storage="$O" kasp="$O/keys" include="${2#include: }" template="    storage: $O/zones
+    file: %s.zone
+$1" example.org. example.info.
 }
 conf_write "" ""
 run 0 "$KNOT_HSM" -c "$CONF" example.org example.info policy --write "$O/knot-hsm.conf"

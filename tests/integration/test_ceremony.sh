@@ -12,26 +12,12 @@ D=$TMP/knot
 mkdir -p "$D/keys"
 CONF=$D/knot.conf
 write_conf() { # $1: zone policy lines, $2: include, $3: keystore stanza
-	cat > "$CONF" <<CONF
-server:
-    rundir: $D
-database:
-    storage: $D
-    kasp-db: $D/keys
-$3
-$2
-template:
-  - id: default
-$1
-zone:
-  - domain: example.com.
-  - domain: example.net.
-CONF
+	knot_conf "$CONF" rundir="$D" storage="$D" kasp="$D/keys" stanza="$3" include="$2" template="$1" example.com. example.net.
 }
 write_conf "    storage: $D" "" "$stanza"
 run 0 "$KNOT_HSM" -c "$CONF" example.com example.net policy --write "$D/knot-hsm.conf"
 write_conf "    dnssec-signing: on
-    dnssec-policy: knot-hsm" "include: $D/knot-hsm.conf" "$stanza"
+    dnssec-policy: knot-hsm" "$D/knot-hsm.conf" "$stanza"
 KSKC=$D/knot-hsm-ksk.conf
 DAY=$(date -u +%Y-%m-%d)
 ARCH=$D/knot-hsm-archive/$DAY
@@ -137,7 +123,7 @@ write_conf "    storage: $D" "" "$nopin"
 sed -i 's|;pin-source=[^ "]*||' "$KSKC"
 lacks "$(cat "$KSKC")" "pin-source" "KSK side without pin-source"
 write_conf "    dnssec-signing: on
-    dnssec-policy: knot-hsm" "include: $D/knot-hsm.conf" "$nopin"
+    dnssec-policy: knot-hsm" "$D/knot-hsm.conf" "$nopin"
 mkdir -p "$TMP/t"
 TMPDIR=$TMP/t run 1 "$KNOT_HSM" -c "$CONF" example.com ceremony until=+30d < /dev/null
 contains "$ERR" "PIN for the KSK side" "no PIN source: refused"

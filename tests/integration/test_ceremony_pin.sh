@@ -14,26 +14,12 @@ D=$TMP/knot
 mkdir -p "$D/keys" "$TMP/t"
 CONF=$D/knot.conf
 write_conf() { # $1: zone policy lines, $2: include, $3: keystore stanza
-	cat > "$CONF" <<CONF
-server:
-    rundir: $D
-database:
-    storage: $D
-    kasp-db: $D/keys
-$3
-$2
-template:
-  - id: default
-$1
-zone:
-  - domain: example.com.
-  - domain: example.net.
-CONF
+	knot_conf "$CONF" rundir="$D" storage="$D" kasp="$D/keys" stanza="$3" include="$2" template="$1" example.com. example.net.
 }
 write_conf "    storage: $D" "" "$stanza"
 run 0 "$KNOT_HSM" -c "$CONF" example.com example.net policy --write "$D/knot-hsm.conf"
 write_conf "    dnssec-signing: on
-    dnssec-policy: knot-hsm" "include: $D/knot-hsm.conf" "$stanza"
+    dnssec-policy: knot-hsm" "$D/knot-hsm.conf" "$stanza"
 KSKC=$D/knot-hsm-ksk.conf
 run 0 "$KNOT_HSM" -c "$CONF" example.com ceremony until=+5d generate-ksk=yes
 # From here the KSK side has no pin-source: knot-hsm reads the PIN once.

@@ -16,11 +16,9 @@ mkdir -p "$D/keys"
 CONF=$D/knot.conf
 ZONES="z1.example z2.example z3.example z4.example z5.example"
 write_conf() { # $1: zone policy lines, $2: include
-	{
-		printf 'server:\n    rundir: %s\ndatabase:\n    storage: %s\n    kasp-db: %s/keys\n' "$D" "$D" "$D"
-		printf '%s\n%s\ntemplate:\n  - id: default\n%s\nzone:\n' "$stanza" "$2" "$1"
-		for z in $ZONES; do printf '  - domain: %s.\n' "$z"; done
-	} > "$CONF"
+	wc_zones=""
+	for z in $ZONES; do wc_zones="$wc_zones $z."; done
+	knot_conf "$CONF" rundir="$D" storage="$D" kasp="$D/keys" include="${2#include: }" template="$1" $wc_zones
 }
 write_conf "    storage: $D" ""
 run 0 "$KNOT_HSM" -c "$CONF" $ZONES policy --write "$D/knot-hsm.conf"

@@ -9,21 +9,7 @@
 . "$KHSM_SRCDIR/tests/integration/lib.sh"
 
 card_keystore
-mkdir -p "$TMP/kasp"
-cat > "$TMP/knot.conf" <<CONF
-server:
-    rundir: $TMP
-database:
-    kasp-db: $TMP/kasp
-$stanza
-policy:
-  - id: card
-    keystore: card
-    manual: on
-zone:
-  - domain: example.com.
-    dnssec-policy: card
-CONF
+knot_conf "$TMP/knot.conf" policy=card example.com.
 cat > "$TMP/keymgr-probe" <<SH
 #!/bin/sh
 stat -c %u /proc/\$PPID/status > "$TMP/parent-owner"

@@ -43,7 +43,7 @@ KHSM_GUARD_CONF=$TMP/missing.conf run 0 "$KNOT_HSM" keystore --module "$CARDSIM"
 contains "$OUT" "#   module = $CARDSIM" "without a guard configuration: the one needed is printed"
 contains "$ERR" "write the guard configuration shown to $TMP/missing.conf" "and where it goes"
 C=$TMP/knot.conf
-printf 'server:\n    rundir: %s\ndatabase:\n    kasp-db: %s/kasp\n%s\n' "$TMP" "$TMP" "$guard_stanza" > "$C"
+knot_conf "$C" stanza="$guard_stanza"
 run 0 "$KNOT_HSM" -c "$C" doctor
 contains "$OUT" "guard config: $KHSM_GUARD_CONF parses; card module $CARDSIM" "doctor: guard configuration"
 contains "$OUT" "guard card module: $CARDSIM loads" "doctor: the card module loads"
@@ -77,6 +77,22 @@ c2=$!
 set +e; wait $c1; r1=$?; wait $c2; r2=$?; set -e
 [ $((r1 + r2)) -ge 1 ] || fail "control: without the guard nothing collided; the test above proves nothing"
 pass "control: without the guard the same load finds the card busy"
+# The emulated ECDSA-SHA256 checked outside the guard: a signature made through
+# the guard verifies with openssl against the card's public key.
+printf 'data signed through the guard\n' > "$TMP/data"
+pkcs11-tool --module "$GUARD" --login --pin "$PIN" --sign --mechanism ECDSA-SHA256 --label "guard test" \
+	--signature-format openssl -i "$TMP/data" -o "$TMP/data.sig" > "$TMP/p11sign.out" 2>&1 ||
+	fail "pkcs11-tool ECDSA-SHA256 through the guard: $(cat "$TMP/p11sign.out")"
+pkcs11-tool --module "$SOFTHSM_MODULE" --token-label "softhsm under cardsim" --read-object --type pubkey \
+	--label "guard test" -o "$TMP/guard.pub.der" > "$TMP/p11read.out" 2>&1 ||
+	fail "reading the public key of 'guard test': $(cat "$TMP/p11read.out")"
+openssl pkey -pubin -inform DER -in "$TMP/guard.pub.der" -out "$TMP/guard.pub.pem" ||
+	fail "the public key of 'guard test' is not a DER SubjectPublicKeyInfo"
+run 0 openssl dgst -sha256 -verify "$TMP/guard.pub.pem" -signature "$TMP/data.sig" "$TMP/data"
+contains "$OUT" "Verified OK" "ECDSA-SHA256 made through the guard verifies with openssl"
+printf 'other data\n' > "$TMP/other"
+run 1 openssl dgst -sha256 -verify "$TMP/guard.pub.pem" -signature "$TMP/data.sig" "$TMP/other"
+contains "$OUT" "Verification failure" "control: openssl rejects it for other data"
 # From here on the counter starts again; the log's signatures are counted from LOGBASE.
 : > "$COUNTER"
 LOGBASE=$(log_sigs)
@@ -99,20 +115,8 @@ CONF=$D/knot.conf
 run 0 "$KNOT_HSM" keystore --module "$CARDSIM" --token "$CARD_LABEL" --pin-file "$TMP/card.pin" --id card
 plain_stanza=$OUT
 write_conf() { # $1: zone policy lines, $2: include
-	cat > "$CONF" <<CONF
-server:
-    rundir: $D
-database:
-    storage: $D
-    kasp-db: $D/keys
-$plain_stanza
-$2
-template:
-  - id: default
-$1
-zone:
-  - domain: example.com.
-CONF
+	knot_conf "$CONF" rundir="$D" storage="$D" kasp="$D/keys" stanza="$plain_stanza" include="${2#include: }" \
+		template="$1" example.com.
 }
 write_conf "    storage: $D" ""
 run 0 "$KNOT_HSM" -c "$CONF" example.com policy mode=offline guard=yes --write "$D/knot-hsm.conf"
@@ -162,19 +166,11 @@ $TTL 300
 ns1  A    127.0.0.1
 ZONE
 oconf() { # include-line policy-line
-	cat > "$O/knot.conf" <<CONF
-$(knotd_conf_head "$O" "$PORT" "$O/kasp")
-$plain_stanza
-$1
-template:
-  - id: default
-    storage: $O/zones
+	knot_conf "$O/knot.conf" rundir="$O/run" listen="$PORT" storage="$O" kasp="$O/kasp" log="$O/knotd.log" \
+		stanza="$plain_stanza" include="${1#include: }" template="    storage: $O/zones
     file: %s.zone
     dnssec-signing: on
-$2
-zone:
-  - domain: example.org.
-CONF
+$2" example.org.
 }
 oconf "" ""
 run 0 "$KNOT_HSM" -c "$O/knot.conf" example.org policy mode=online guard=yes --write "$O/knot-hsm.conf"

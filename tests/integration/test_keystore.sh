@@ -18,19 +18,7 @@ contains "$stanza" "config: \"pkcs11:token=SmartCard-HSM%20%28UserPIN%29;pin-sou
 lacks "$OUT$ERR" "$PIN" "the PIN is not printed"
 
 # Knot accepts the stanza: keymgr generates a KSK on the token through it.
-mkdir -p "$TMP/kasp"
-cat > "$TMP/knot.conf" <<CONF
-database:
-    kasp-db: $TMP/kasp
-$stanza
-policy:
-  - id: card
-    keystore: card
-    manual: on
-zone:
-  - domain: example.com.
-    dnssec-policy: card
-CONF
+knot_conf "$TMP/knot.conf" policy=card example.com.
 run 0 knotc -c "$TMP/knot.conf" conf-check
 pass "knotc accepts the stanza"
 run 0 keymgr -c "$TMP/knot.conf" example.com. generate algorithm=ecdsap256sha256 ksk=yes

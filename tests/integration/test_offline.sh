@@ -17,19 +17,10 @@ mkdir -p "$D/run" "$D/zones" "$D/keys"
 zone_files "$D/zones" 2 example.com example.net
 CONF=$D/knot.conf
 write_conf() { # $1: extra zone lines, $2: include line
-	cat > "$CONF" <<CONF
-$(knotd_conf_head "$D" "$PORT" "$D/keys")
-$stanza
-$2
-template:
-  - id: default
-    storage: $D/zones
+	knot_conf "$CONF" rundir="$D/run" listen="$PORT" storage="$D" kasp="$D/keys" log="$D/knotd.log" \
+		include="${2#include: }" template="    storage: $D/zones
     file: %s.zone
-$1
-zone:
-  - domain: example.com.
-  - domain: example.net.
-CONF
+$1" example.com. example.net.
 }
 write_conf "" ""
 run 0 knotc -c "$CONF" conf-check
@@ -138,7 +129,15 @@ for z in example.com. example.net.; do
 	lacks "$OUT" " KSK " "no KSK in the ZSK side's KASP for $z"
 	zsk_ids="$zsk_ids $(printf '%s\n' "$OUT" | awk '$3 == "ZSK" { print $1 }')"
 done
+# Neither list may be empty: two empty lists are equal too.
+equals "$(echo $ksk_ids | wc -w)" 2 "the KSK side holds one KSK per zone"
+for z in example.com. example.net.; do
+	run 0 keymgr -c "$CONF" $z list
+	[ -n "$(printf '%s\n' "$OUT" | awk '$3 == "ZSK" { print $1 }')" ] || fail "no ZSK in the ZSK side's KASP for $z"
+done
+pass "the ZSK side holds ZSKs for both zones"
 pem_ids=$(find "$TMP" -name '*.pem' | sed 's|.*/||; s|\.pem$||' | sort)
+[ -n "$pem_ids" ] || fail "no PEM file at all: the comparison below proves nothing"
 equals "$pem_ids" "$(printf '%s\n' $zsk_ids | sort)" "the PEM files are exactly the ZSKs"
 for k in $ksk_ids; do
 	case " $(echo $pem_ids) " in *" $k "*) fail "KSK $k has a PEM file" ;; esac

@@ -35,25 +35,15 @@ zone_files "$D/zones" 3 example.com example.net
 # the card keystore), then with the include before the sections that use it.
 CONF=$D/knot.conf
 write_conf() { # include-line dnssec-policy-line
-	cat > "$CONF" <<CONF
-$(knotd_conf_head "$D" "$PORT" "$D/kasp" "background-workers: 1")
-$stanza
-$1
-acl:
+	knot_conf "$CONF" rundir="$D/run" listen="$PORT" server="background-workers: 1" storage="$D" \
+		kasp="$D/kasp" log="$D/knotd.log" include="${1#include: }" sections="acl:
   - id: local
     address: 127.0.0.1
-    action: transfer
-template:
-  - id: default
-    storage: $D/zones
+    action: transfer" template="    storage: $D/zones
     file: %s.zone
     dnssec-signing: on
 $2
-    acl: local
-zone:
-  - domain: example.com.
-  - domain: example.net.
-CONF
+    acl: local" example.com. example.net.
 }
 write_conf "" ""
 run 0 "$KNOT_HSM" -c "$CONF" example.com example.net policy mode=online zsk-lifetime=30s \

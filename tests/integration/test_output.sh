@@ -10,20 +10,7 @@ pin_file "$TMP/card.pin"
 mkdir -p "$TMP/kasp"
 run 0 "$KNOT_HSM" keystore --token "$LABEL" --pin-file "$TMP/card.pin" --id card
 ps_stanza=$OUT
-cat > "$TMP/knot.conf" <<CONF
-server:
-    rundir: $TMP
-database:
-    kasp-db: $TMP/kasp
-$OUT
-policy:
-  - id: card
-    keystore: card
-    manual: on
-zone:
-  - domain: example.com.
-    dnssec-policy: card
-CONF
+knot_conf "$TMP/knot.conf" stanza="$OUT" policy=card example.com.
 C="$TMP/knot.conf"
 
 # --- 1. Descriptors: a wrapper keymgr (and knotc) has find list the
@@ -61,21 +48,8 @@ contains "$OUT" "pin-value=$PIN" "keystore --pin-in-config prints the config it 
 D=$TMP/pv
 mkdir -p "$D/kasp"
 write_pv_conf() { # keystore stanza, more lines for the default template
-	cat > "$D/knot.conf" <<CONF
-server:
-    rundir: $D
-database:
-    storage: $D
-    kasp-db: $D/kasp
-$1
-template:
-  - id: default
-    storage: $D
-${2:-}
-zone:
-  - domain: example.com.
-  - domain: example.org.
-CONF
+	knot_conf "$D/knot.conf" rundir="$D" storage="$D" kasp="$D/kasp" stanza="$1" template="    storage: $D
+${2:-}" example.com. example.org.
 }
 pv_stanza=$OUT
 write_pv_conf "$pv_stanza"

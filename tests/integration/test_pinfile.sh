@@ -20,20 +20,7 @@ contains "$OUT" "pin-source=" "control: a 0600 file in a 0700 directory is accep
 conf_with() { # pin-source path
 	run 0 "$KNOT_HSM" keystore --token "$LABEL" --pin-file "$TMP/safe/card.pin" --id card
 	printf '%s\n' "$OUT" | sed "s|pin-source=[^ \"]*|pin-source=$1|" > "$TMP/stanza"
-	cat > "$TMP/knot.conf" <<CONF
-server:
-    rundir: $TMP
-database:
-    kasp-db: $TMP/kasp
-$(cat "$TMP/stanza")
-policy:
-  - id: card
-    keystore: card
-    manual: on
-zone:
-  - domain: example.com.
-    dnssec-policy: card
-CONF
+	knot_conf "$TMP/knot.conf" stanza="$(cat "$TMP/stanza")" policy=card example.com.
 }
 
 # 1. A symlink: the same message with the target to name instead, everywhere.

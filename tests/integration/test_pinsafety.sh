@@ -26,20 +26,7 @@ watch "keystore" "$KNOT_HSM" keystore --token "$LABEL" --pin-file "$TMP/card.pin
 contains "$OUT" "pin-source=" "the stanza points at the PIN file"
 lacks "$OUT" "pin-value" "the stanza holds no PIN value"
 stanza=$OUT
-cat > "$TMP/knot.conf" <<CONF
-server:
-    rundir: $TMP
-database:
-    kasp-db: $TMP/kasp
-$stanza
-policy:
-  - id: card
-    keystore: card
-    manual: on
-zone:
-  - domain: example.com.
-    dnssec-policy: card
-CONF
+knot_conf "$TMP/knot.conf" policy=card example.com.
 
 
 # generate: logs in, makes the key, runs keymgr import-pkcs11 (which gets the
@@ -60,19 +47,17 @@ contains "$OUT" "type=private" "uri --pin-fd finds the private key"
 # doctor: every check, including the login and libdnssec.
 watch "doctor" "$KNOT_HSM" doctor -c "$TMP/knot.conf" --token "$LABEL" --pin-file "$TMP/card.pin"
 
-# policy --write, once the command is there: the file is not readable by others.
+# policy --write: it succeeds, and the file is not readable by others.
 sample "$KNOT_HSM" -c "$TMP/knot.conf" example.com policy --write "$TMP/policy.conf"
 [ -z "$HITS" ] || fail "policy: the PIN is visible in $HITS"
 lacks "$OUT$ERR" "$PIN" "policy: no PIN in stdout or stderr"
-if [ "$STATUS" -eq 0 ] && [ -f "$TMP/policy.conf" ]; then
-	mode=$(stat -c %a "$TMP/policy.conf")
-	case $mode in
-		[0-6][04]0) pass "policy --write makes a file others cannot read (mode $mode)" ;;
-		*) fail "policy --write made a file with mode $mode; 0640 or stricter expected" ;;
-	esac
-else
-	echo "# policy --write did not write a file (exit $STATUS); mode not checked"
-fi
+[ "$STATUS" -eq 0 ] || { printf '%s\n' "$OUT" "$ERR" >&2; fail "policy --write failed (exit $STATUS)"; }
+[ -s "$TMP/policy.conf" ] || fail "policy --write exited 0 but wrote no $TMP/policy.conf"
+mode=$(stat -c %a "$TMP/policy.conf")
+case $mode in
+	[0-6][04]0) pass "policy --write makes a file others cannot read (mode $mode)" ;;
+	*) fail "policy --write made a file with mode $mode; 0640 or stricter expected" ;;
+esac
 
 # Nothing knot-hsm, keymgr or libdnssec wrote holds the PIN: configs, KASP,
 # logs, outputs. SoftHSM keeps only a key derived from the PIN.
