@@ -13,6 +13,7 @@
 #include "lib/dnskey.h"
 #include "lib/error.h"
 #include "lib/json.h"
+#include "lib/kasp.h"
 #include "lib/keystore.h"
 #include "lib/knot.h"
 #include "lib/policy.h"
@@ -116,7 +117,7 @@ static bool ksk_waits_for_ds(const char *conf_path, const char *zone, int64_t no
 	if (khsm_keymgr_list(conf_path, zone, &keys, &n) == KHSM_EOK) {
 		for (size_t i = 0; i < n; i++) {
 			const khsm_kasp_key_t *k = &keys[i];
-			waiting |= k->ksk && k->ready && k->ready <= now && (k->active == 0 || k->active > now);
+			waiting |= k->ksk && khsm_kasp_key_state(k, now) == KHSM_KEY_STATE_READY;
 		}
 	}
 	free(keys);

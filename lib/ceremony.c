@@ -25,6 +25,7 @@
 #include "retry.h"
 #include "error.h"
 #include "internal.h"
+#include "kasp.h"
 #include "knot.h"
 #include "keystore.h"
 
@@ -701,7 +702,7 @@ static int signer_key(khsm_skr_signer_t *s, const uint8_t *owner, const khsm_ksk
 	if (r != KHSM_EOK) return r;
 	for (size_t i = 0; i < s->count; i++) {
 		dnssec_binary_t have = { 0 };
-		if (strcmp(s->keys[i].id, k->id) == 0 &&
+		if (strcmp(s->keys[i].id, k->kasp.id) == 0 &&
 		    dnssec_key_get_rdata(s->keys[i].key, &have) == DNSSEC_EOK &&
 		    dnssec_binary_cmp(&have, &rd) == 0) {
 			dnssec_binary_free(&rd);
@@ -717,7 +718,7 @@ static int signer_key(khsm_skr_signer_t *s, const uint8_t *owner, const khsm_ksk
 	if (r == KHSM_EOK) r = khsm_error_from_dnssec(dnssec_key_set_dname(key, owner));
 	dnssec_binary_free(&rd);
 	if (r == KHSM_EOK) {
-		struct load_op op = { .s = s, .id = k->id, .key = key };
+		struct load_op op = { .s = s, .id = k->kasp.id, .key = key };
 		r = khsm_card_op("loading the card key", load_once, &op);
 		if (r != KHSM_EOK) {
 			const char *d = khsm_err_last_detail();
@@ -726,7 +727,7 @@ static int signer_key(khsm_skr_signer_t *s, const uint8_t *owner, const khsm_ksk
 			if (r == KHSM_EPIN_INCORRECT || r == KHSM_EPIN_LOCKED || r == KHSM_EPIN_FINAL_TRY) {
 				khsm_err_detail("%s", why);   /* the login's own words and remedy */
 			} else {
-				khsm_err_detail("the card key %s cannot be used for signing: %s%s%s", k->id,
+				khsm_err_detail("the card key %s cannot be used for signing: %s%s%s", k->kasp.id,
 				                r == KHSM_EBUSY ? "the card stayed busy, or the key is not on it"
 				                                : khsm_strerror(r), why[0] ? "; " : "", why);
 			}
@@ -739,35 +740,30 @@ static int signer_key(khsm_skr_signer_t *s, const uint8_t *owner, const khsm_ksk
 		return r;
 	}
 	s->keys = g;
-	snprintf(s->keys[s->count].id, sizeof(s->keys[s->count].id), "%s", k->id);
+	snprintf(s->keys[s->count].id, sizeof(s->keys[s->count].id), "%s", k->kasp.id);
 	s->keys[s->count++].key = key;
 	*key_ptr = key;
 	return KHSM_EOK;
 }
 
-/* Timer t (0: unset) already reached at now, as knot_time_cmp(t, now) <= 0. */
-static bool reached(int64_t t, int64_t now) { return t != 0 && t <= now; }
-
 /* The states keymgr would compute for the KSK at every time of [first, last]
  * are "published, active, not ready", with no timer in between: the case the
- * signer reproduces (Knot 3.2.6 zone-keys.c set_key()). */
-static int ksk_steady(const khsm_ksk_key_t *k, int64_t first, int64_t last)
+ * signer reproduces (Knot 3.2.6 zone-keys.c set_key()). Active at first and
+ * still at last, published at first, and no introduction timer (pre-active,
+ * ready) still ahead. */
+static int ksk_steady(const khsm_ksk_key_t *key, int64_t first, int64_t last)
 {
+	const khsm_kasp_key_t *k = &key->kasp;
 	if (!k->ksk || k->zsk || k->public_only) {
 		khsm_err_detail("key %s on the KSK side is %s", k->id,
 		                k->public_only ? "public-only" : "not a plain KSK");
 		return KHSM_ENOTSUP;
 	}
-	const int64_t start[] = { k->pre_active, k->ready };
-	const int64_t end[] = { k->retire_active, k->retire, k->post_active, k->revoke, k->remove };
-	bool ok = reached(k->publish, first) && reached(k->active, first);
-	for (size_t i = 0; ok && i < KHSM_ARRAY_SIZE(start); i++) {
-		ok = start[i] == 0 || start[i] <= first;
-	}
-	for (size_t i = 0; ok && i < KHSM_ARRAY_SIZE(end); i++) {
-		ok = end[i] == 0 || end[i] > last;
-	}
-	if (!ok) {
+	bool ahead = (k->pre_active != 0 && !khsm_kasp_reached(k->pre_active, first)) ||
+	             (k->ready != 0 && !khsm_kasp_reached(k->ready, first));
+	if (khsm_kasp_key_state(k, first) != KHSM_KEY_STATE_ACTIVE ||
+	    khsm_kasp_key_state(k, last) != KHSM_KEY_STATE_ACTIVE ||
+	    !khsm_kasp_reached(k->publish, first) || ahead) {
 		khsm_err_detail("KSK %s is not published and active for the whole period (a KSK "
 		                "rollover or removal is planned in it)", k->id);
 		return KHSM_ENOTSUP;
@@ -941,7 +937,7 @@ int khsm_skr_sign(khsm_skr_signer_t *s, const khsm_skr_request_t *req, const cha
 	for (size_t i = 0; i < req->key_count && r == KHSM_EOK; i++) {
 		r = ksk_steady(&req->keys[i], first, last);
 		if (r == KHSM_EOK && !req->keys[i].rdata) {
-			khsm_err_detail("no DNSKEY for key %s", req->keys[i].id);
+			khsm_err_detail("no DNSKEY for key %s", req->keys[i].kasp.id);
 			r = KHSM_ENOTSUP;
 		}
 	}
@@ -1066,19 +1062,7 @@ static int ksk_side_keys(const khsm_ceremony_t *c, khsm_ceremony_prep_t *p)
 	for (size_t i = 0; i < n; i++) {
 		khsm_ksk_key_t *k = &p->keys[p->key_count++];
 		const khsm_kasp_key_t *l = &list[i];
-		snprintf(k->id, sizeof(k->id), "%s", l->id);
-		k->ksk = l->ksk;
-		k->zsk = l->zsk;
-		k->public_only = l->public_only;
-		k->pre_active = l->pre_active;
-		k->publish = l->publish;
-		k->ready = l->ready;
-		k->active = l->active;
-		k->retire_active = l->retire_active;
-		k->retire = l->retire;
-		k->post_active = l->post_active;
-		k->revoke = l->revoke;
-		k->remove = l->remove;
+		k->kasp = *l;
 		for (size_t j = 0; j < p->ksk_count && !k->rdata; j++) {
 			dnssec_binary_t rd = { 0 };
 			dnssec_key_t *key = NULL;

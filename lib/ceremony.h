@@ -8,6 +8,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "knot.h"
+
 /* One key set of a KSR, SKR or `show-offline` listing: the DNSKEY RRset in
  * force from timestamp on, with the RRSIGs of an SKR. */
 typedef struct {
@@ -94,13 +96,10 @@ int khsm_skr_signer_login(khsm_skr_signer_t *signer, bool force);
 /** Close the keystore (logs out). NULL accepted. */
 void khsm_skr_signer_close(khsm_skr_signer_t *signer);
 
-/* A KSK of the KSK side: id, timers (0: unset) and DNSKEY rdata text. */
+/* A key of the KSK side as keymgr lists it, with its DNSKEY rdata text. */
 typedef struct {
-	char id[257];
-	bool ksk, zsk, public_only;
-	int64_t pre_active, publish, ready, active, retire_active, retire;
-	int64_t post_active, revoke, remove;
-	char *rdata;                 /* "257 3 ALG BASE64" */
+	khsm_kasp_key_t kasp;
+	char *rdata;                 /* "257 3 ALG BASE64"; NULL when no DNSKEY matched */
 } khsm_ksk_key_t;
 
 /* What the signer needs from the KSK side of a zone. */

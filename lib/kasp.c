@@ -1,7 +1,60 @@
-/* KASP index across the zones of knot.conf. */
+/* Key states from KASP timers, and the KASP index across the zones of knot.conf. */
 #include "error.h"
 #include "internal.h"
 #include "kasp.h"
+
+/* -- key state ------------------------------------------------------------- */
+
+/* In the manner of Knot's get_key_state() (knot/dnssec/kasp/keystate.c): one
+ * boolean per timer, then the phases from the end of a key's life backwards,
+ * so that a later phase wins over an earlier one whose timer also passed. */
+_public_
+khsm_key_state_t khsm_kasp_key_state(const khsm_kasp_key_t *key, int64_t now)
+{
+	if (!key) {
+		return KHSM_KEY_STATE_NONE;
+	}
+	bool removed = khsm_kasp_reached(key->remove, now);
+	bool revoked = khsm_kasp_reached(key->revoke, now);
+	bool retired = khsm_kasp_reached(key->retire, now);
+	bool post_active = khsm_kasp_reached(key->post_active, now);
+	bool retire_active = khsm_kasp_reached(key->retire_active, now);
+	bool active = khsm_kasp_reached(key->active, now);
+	bool ready = khsm_kasp_reached(key->ready, now);
+	bool published = khsm_kasp_reached(key->publish, now);
+	bool pre_active = khsm_kasp_reached(key->pre_active, now);
+
+	if (removed) {
+		return KHSM_KEY_STATE_REMOVED;
+	}
+	if (revoked) {
+		return KHSM_KEY_STATE_REVOKED;
+	}
+	if (retired) {
+		return KHSM_KEY_STATE_RETIRED;
+	}
+	if (post_active) {
+		return KHSM_KEY_STATE_POST_ACTIVE;
+	}
+	if (retire_active) {
+		return KHSM_KEY_STATE_RETIRE_ACTIVE;
+	}
+	if (active) {
+		return KHSM_KEY_STATE_ACTIVE;
+	}
+	if (ready) {
+		return KHSM_KEY_STATE_READY;
+	}
+	if (published) {
+		return KHSM_KEY_STATE_PUBLISHED;
+	}
+	if (pre_active) {
+		return KHSM_KEY_STATE_PRE_ACTIVE;
+	}
+	return KHSM_KEY_STATE_NONE;
+}
+
+/* -- index ----------------------------------------------------------------- */
 
 _public_
 void khsm_kasp_index_clear(khsm_kasp_index_t *idx)

@@ -1,10 +1,40 @@
-/* Which zones' KASP use which keys: keymgr list for every zone of knot.conf. */
+/* The KASP as keymgr lists it: the state of a key at a moment (from its
+ * timers, as Knot's get_key_state() judges it), and which zones of knot.conf
+ * use which keys. */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "knot.h"
 #include "knotconf.h"
+
+/* The state of a key at a moment. Timers drive it: unset (0) is never
+ * reached, a timer at the moment itself is reached. */
+typedef enum {
+	KHSM_KEY_STATE_NONE = 0,       /* no timer reached yet */
+	KHSM_KEY_STATE_PRE_ACTIVE,     /* signatures before the key is published */
+	KHSM_KEY_STATE_PUBLISHED,      /* in the DNSKEY set, not ready */
+	KHSM_KEY_STATE_READY,          /* published long enough; a KSK waits for its DS */
+	KHSM_KEY_STATE_ACTIVE,         /* signs */
+	KHSM_KEY_STATE_RETIRE_ACTIVE,  /* still signs while its successor takes over */
+	KHSM_KEY_STATE_POST_ACTIVE,    /* signatures linger after the key stopped signing */
+	KHSM_KEY_STATE_RETIRED,        /* published, no longer signs */
+	KHSM_KEY_STATE_REVOKED,        /* published with the REVOKE flag */
+	KHSM_KEY_STATE_REMOVED,        /* gone from the zone */
+} khsm_key_state_t;
+
+/** Whether timer t (0: unset) is reached at now. */
+static inline bool khsm_kasp_reached(int64_t t, int64_t now)
+{
+	return t != 0 && t <= now;
+}
+
+/** State of key at now: the last phase of its life whose timer is reached,
+ *  the withdrawal timers (remove, revoke, retire, post-active, retire-active)
+ *  before the introduction ones (active, ready, publish, pre-active). */
+khsm_key_state_t khsm_kasp_key_state(const khsm_kasp_key_t *key, int64_t now);
 
 typedef struct {
 	char *zone;
