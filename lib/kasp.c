@@ -160,3 +160,53 @@ int khsm_kasp_index_merge(khsm_kasp_index_t *idx, khsm_kasp_index_t *from)
 	from->count = 0;
 	return KHSM_EOK;
 }
+
+/* -- summary --------------------------------------------------------------- */
+
+_public_
+void khsm_kasp_summarize(const khsm_kasp_key_t *keys, size_t count, int64_t now,
+                         khsm_kasp_summary_t *out)
+{
+	khsm_kasp_summary_t s = { 0 };
+	for (size_t i = 0; keys && i < count; i++) {
+		const khsm_kasp_key_t *k = &keys[i];
+		s.ksk_waiting |= k->ksk && khsm_kasp_key_state(k, now) == KHSM_KEY_STATE_READY;
+		if (k->ksk && !k->public_only && !s.has_ksk) {
+			s.has_ksk = true;
+			snprintf(s.ksk_id, sizeof(s.ksk_id), "%s", k->id);
+		}
+		if (!k->zsk || k->ksk) {
+			continue;
+		}
+		const struct { const char *name; int64_t t; } ev[] = {
+			{ "publish", k->publish }, { "active", k->active },
+			{ "retire", k->retire }, { "remove", k->remove },
+		};
+		for (size_t e = 0; e < KHSM_ARRAY_SIZE(ev); e++) {
+			if (ev[e].t > now && (s.next_zsk_at == 0 || ev[e].t < s.next_zsk_at)) {
+				s.next_zsk_at = ev[e].t;
+				s.next_zsk_tag = k->tag;
+				s.next_zsk_timer = ev[e].name;
+			}
+		}
+	}
+	*out = s;
+}
+
+_public_
+int khsm_kasp_zone_summary(const char *conf_path, const char *zone, int64_t now,
+                           khsm_kasp_summary_t *out)
+{
+	if (!zone || !out) {
+		return KHSM_EINVAL;
+	}
+	khsm_kasp_key_t *keys = NULL;
+	size_t n = 0;
+	int r = khsm_keymgr_list(conf_path, zone, &keys, &n);
+	if (r != KHSM_EOK) {
+		return r;
+	}
+	khsm_kasp_summarize(keys, n, now, out);
+	free(keys);
+	return KHSM_EOK;
+}

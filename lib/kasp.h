@@ -63,3 +63,23 @@ const khsm_kasp_entry_t *khsm_kasp_next(const khsm_kasp_index_t *idx, const char
 /** The entry of zone for id_hex, or NULL. */
 const khsm_kasp_entry_t *khsm_kasp_find(const khsm_kasp_index_t *idx, const char *zone,
                                         const char *id_hex);
+
+/* What one `keymgr list` of a zone tells a monitor. */
+typedef struct {
+	bool ksk_waiting;          /* a KSK is ready: its DS is not confirmed at the parent */
+	bool has_ksk;              /* a KSK with a private key */
+	char ksk_id[257];          /* the first such KSK, as keymgr lists it */
+	int64_t next_zsk_at;       /* the next ZSK timer after now; 0: none */
+	uint16_t next_zsk_tag;
+	const char *next_zsk_timer; /* "publish", "active", "retire" or "remove" */
+} khsm_kasp_summary_t;
+
+/** Summarise a zone's keys at now (no keymgr run: keys from khsm_keymgr_list()).
+ *  \param[out] out */
+void khsm_kasp_summarize(const khsm_kasp_key_t *keys, size_t count, int64_t now,
+                         khsm_kasp_summary_t *out);
+
+/** khsm_kasp_summarize() of `keymgr -c CONF -e ZONE list`: keymgr runs once.
+ *  \param[out] out  filled only on success. */
+int khsm_kasp_zone_summary(const char *conf_path, const char *zone, int64_t now,
+                           khsm_kasp_summary_t *out);

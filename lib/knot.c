@@ -2,6 +2,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <time.h>
 #include <libknot/codes.h>
 #include <libknot/lookup.h>
 
@@ -564,4 +565,32 @@ int khsm_knotc_zone_ksk_submitted(const khsm_conf_t *conf, const char *zone)
 	}
 	const char *args[] = { "zone-ksk-submitted", zone, NULL };
 	return knotc(conf, args, false);
+}
+
+_public_
+int khsm_knotc_dnskey_expiry(const khsm_conf_t *conf, const char *zone, int64_t *exp)
+{
+	const char *argv[] = { khsm_tool_path("knotc"), "-c", khsm_conf_path(conf), "zone-read", zone,
+	                       "@", "RRSIG", NULL };
+	khsm_run_t res = { 0 };
+	int r = khsm_run(argv, NULL, &res);
+	if (r != KHSM_EOK) return r;
+	*exp = 0;
+	for (char *line = strtok(res.out, "\n"); line; line = strtok(NULL, "\n")) {
+		char *p = strstr(line, " RRSIG DNSKEY ");
+		char t[32];
+		if (p && sscanf(p, " RRSIG DNSKEY %*s %*s %*s %31s", t) == 1) {
+			struct tm tm = { 0 };
+			if (strlen(t) == 14 && sscanf(t, "%4d%2d%2d%2d%2d%2d", &tm.tm_year, &tm.tm_mon,
+			                              &tm.tm_mday, &tm.tm_hour, &tm.tm_min, &tm.tm_sec) == 6) {
+				tm.tm_year -= 1900;
+				tm.tm_mon -= 1;
+				int64_t e = (int64_t)timegm(&tm);
+				if (*exp == 0 || e < *exp) *exp = e;
+			}
+		}
+	}
+	r = res.status == 0 && *exp > 0 ? KHSM_EOK : KHSM_ENOENT;
+	khsm_run_clear(&res);
+	return r;
 }

@@ -87,3 +87,8 @@ int khsm_knotc_zone_keys_load(const khsm_conf_t *conf, const char *zone);
  *  KHSM_ENOENT when knotd is not running, KHSM_ETOOL when it refuses
  *  (e.g. "no key ready for submission"). */
 int khsm_knotc_zone_ksk_submitted(const khsm_conf_t *conf, const char *zone);
+
+/** Earliest expiration of the DNSKEY RRSIGs knotd serves for zone now
+ *  (`knotc zone-read ZONE @ RRSIG`). KHSM_ENOENT when none is served or
+ *  knotc fails. \param[out] exp */
+int khsm_knotc_dnskey_expiry(const khsm_conf_t *conf, const char *zone, int64_t *exp);

@@ -140,6 +140,44 @@ static void test_index(void **state)
 	khsm_kasp_index_clear(&b);
 }
 
+/* The summary status prints: DS waiting, the first KSK, the next ZSK timer. */
+static void test_summarize(void **state)
+{
+	(void)state;
+	const khsm_kasp_key_t keys[] = {
+		{ .id = "pub", .ksk = true, .public_only = true, .publish = 10 },
+		{ .id = "ksk1", .ksk = true, .publish = 10, .ready = 20 },
+		{ .id = "zsk1", .tag = 1, .zsk = true, .publish = 10, .active = 10, .retire = 500, .remove = 900 },
+		{ .id = "zsk2", .tag = 2, .zsk = true, .publish = 300, .active = 600 },
+		{ .id = "csk", .tag = 3, .ksk = true, .zsk = true, .publish = 10, .active = 100 },
+	};
+	khsm_kasp_summary_t s;
+	khsm_kasp_summarize(keys, 5, 50, &s);
+	assert_true(s.ksk_waiting);
+	assert_true(s.has_ksk);
+	assert_string_equal(s.ksk_id, "ksk1");
+	assert_int_equal(s.next_zsk_at, 300);
+	assert_int_equal(s.next_zsk_tag, 2);
+	assert_string_equal(s.next_zsk_timer, "publish");
+
+	/* the CSK's timer (100) is no ZSK event; the KSK is still ready */
+	khsm_kasp_summarize(keys, 5, 300, &s);
+	assert_true(s.ksk_waiting);
+	assert_int_equal(s.next_zsk_at, 500);
+	assert_int_equal(s.next_zsk_tag, 1);
+	assert_string_equal(s.next_zsk_timer, "retire");
+
+	khsm_kasp_summarize(keys, 5, 900, &s);
+	assert_int_equal(s.next_zsk_at, 0);
+
+	/* only the public-only KSK: no KSK to look for on the card */
+	khsm_kasp_summarize(keys, 1, 50, &s);
+	assert_false(s.has_ksk);
+	assert_false(s.ksk_waiting);
+	khsm_kasp_summarize(NULL, 0, 50, &s);
+	assert_false(s.has_ksk);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -147,6 +185,7 @@ int main(void)
 		cmocka_unit_test(test_state_unset),
 		cmocka_unit_test(test_state_precedence),
 		cmocka_unit_test(test_index),
+		cmocka_unit_test(test_summarize),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
