@@ -26,70 +26,8 @@ typedef struct {
 
 static void ksk_set_clear(ksk_set_t *set)
 {
-	for (size_t i = 0; i < set->count; i++) {
-		dnssec_key_free(set->keys[i]);
-	}
-	free(set->keys);
+	khsm_dnskeys_free(set->keys, set->count);
 	memset(set, 0, sizeof(*set));
-}
-
-/* KSKs of zone, in the order keymgr prints them. None is KHSM_ENOENT with a remedy. */
-static int zone_ksks(const char *conf_path, const char *zone, ksk_set_t *set)
-{
-	const char *args[] = { zone, "dnskey", NULL };
-	khsm_run_t res = { 0 };
-	int r = khsm_keymgr(conf_path, args, &res);
-	if (r != KHSM_EOK) {
-		const char *d = khsm_err_last_detail();
-		if (d && strstr(d, "token not available")) {
-			char *why = strdup(d); /* the detail buffer is about to be rewritten */
-			khsm_err_detail("%s; keymgr opens the zone's keystore even to print public keys: "
-			                "connect the card (knot-hsm doctor checks it)", why ? why : "");
-			free(why);
-		}
-		return r;
-	}
-	ksk_set_t s = { 0 };
-	for (char *line = res.out; line && *line; ) {
-		char *end = strchr(line, '\n');
-		if (end) {
-			*end = '\0';
-		}
-		if (line[strspn(line, " \t")] != '\0') {
-			dnssec_key_t *key = NULL;
-			r = khsm_dnskey_from_text(zone, line, &key);
-			if (r != KHSM_EOK) {
-				const char *d = khsm_err_last_detail();
-				char *why = strdup(d ? d : khsm_strerror(r));
-				khsm_err_detail("keymgr %s dnskey printed '%.200s': %s", zone, line,
-				                why ? why : "");
-				free(why);
-				r = KHSM_EPARSE;
-				break;
-			}
-			dnssec_key_t **grown = realloc(s.keys, (s.count + 1) * sizeof(*grown));
-			if (!grown) {
-				dnssec_key_free(key);
-				r = KHSM_ENOMEM;
-				break;
-			}
-			s.keys = grown;
-			s.keys[s.count++] = key;
-		}
-		line = end ? end + 1 : NULL;
-	}
-	khsm_run_clear(&res);
-	if (r == KHSM_EOK && s.count == 0) {
-		khsm_err_detail("zone %s has no KSK in Knot's KASP; make one on the card: "
-		                "knot-hsm %s generate", zone, zone);
-		r = KHSM_ENOENT;
-	}
-	if (r != KHSM_EOK) {
-		ksk_set_clear(&s);
-		return r;
-	}
-	*set = s;
-	return KHSM_EOK;
 }
 
 /* Open zone i of the command line and read its KSKs; prints the error. */
@@ -100,8 +38,14 @@ static int open_zone_ksks(const cli_t *cli, int i, khsm_conf_t **conf, khsm_zone
 	if (r != CLI_OK) {
 		return r;
 	}
-	r = zone_ksks(khsm_conf_path(*conf), zone->name, set);
+	r = khsm_keymgr_ksks(khsm_conf_path(*conf), zone->name, &set->keys, &set->count);
+	if (r == KHSM_EOK && set->count == 0) {
+		khsm_err_detail("zone %s has no KSK in Knot's KASP; make one on the card: "
+		                "knot-hsm %s generate", zone->name, zone->name);
+		r = KHSM_ENOENT;
+	}
 	if (r != KHSM_EOK) {
+		ksk_set_clear(set);
 		r = cli_error(r, "%s", zone->name);
 		khsm_zone_clear(zone);
 		return r;

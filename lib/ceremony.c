@@ -35,32 +35,24 @@ _public_
 int khsm_ceremony_ksk_dnskeys(const char *ksk_conf, const char *zone, char ***rdata_ptr,
                               size_t *count_ptr)
 {
-	const char *args[] = { zone, "dnskey", NULL };
-	khsm_run_t res = { 0 };
-	int r = khsm_keymgr(ksk_conf, args, &res);
+	dnssec_key_t **keys = NULL;
+	size_t n = 0;
+	int r = khsm_keymgr_ksks(ksk_conf, zone, &keys, &n);
 	if (r != KHSM_EOK) {
 		return r;
 	}
-	/* "zone. DNSKEY 257 3 13 BASE64" lines: reuse the set parser. */
-	size_t len = strlen(res.out) + 64;
-	char *text = malloc(len);
-	if (!text) {
-		khsm_run_clear(&res);
-		return KHSM_ENOMEM;
+	char **v = calloc(n + 1, sizeof(*v));
+	if (!v) {
+		r = KHSM_ENOMEM;
 	}
-	snprintf(text, len, ";; Offline records for 0 (x) ===\n%s", res.out);
-	khsm_run_clear(&res);
-	khsm_keysets_t sets = { 0 };
-	r = khsm_keysets_parse(text, zone, &sets);
-	free(text);
+	for (size_t i = 0; i < n && r == KHSM_EOK; i++) {
+		r = khsm_keyset_dnskey_text(keys[i], &v[i]);
+	}
+	khsm_dnskeys_free(keys, n);
 	if (r != KHSM_EOK) {
+		khsm_strv_free(v, n);
 		return r;
 	}
-	char **v = sets.sets[0].dnskeys;
-	size_t n = sets.sets[0].dnskey_count;
-	sets.sets[0].dnskeys = NULL;
-	sets.sets[0].dnskey_count = 0;
-	khsm_keysets_clear(&sets);
 	*rdata_ptr = v;
 	*count_ptr = n;
 	return KHSM_EOK;

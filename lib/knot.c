@@ -6,6 +6,7 @@
 #include <libknot/codes.h>
 #include <libknot/lookup.h>
 
+#include "dnskey.h"
 #include "error.h"
 #include "internal.h"
 #include "knot.h"
@@ -593,4 +594,69 @@ int khsm_knotc_dnskey_expiry(const khsm_conf_t *conf, const char *zone, int64_t 
 	r = res.status == 0 && *exp > 0 ? KHSM_EOK : KHSM_ENOENT;
 	khsm_run_clear(&res);
 	return r;
+}
+
+_public_
+void khsm_dnskeys_free(dnssec_key_t **keys, size_t count)
+{
+	for (size_t i = 0; keys && i < count; i++) {
+		dnssec_key_free(keys[i]);
+	}
+	free(keys);
+}
+
+_public_
+int khsm_keymgr_ksks(const char *conf_path, const char *zone, dnssec_key_t ***keys_ptr,
+                     size_t *count_ptr)
+{
+	const char *args[] = { zone, "dnskey", NULL };
+	khsm_run_t res = { 0 };
+	int r = khsm_keymgr(conf_path, args, &res);
+	if (r != KHSM_EOK) {
+		const char *d = khsm_err_last_detail();
+		if (d && strstr(d, "token not available")) {
+			char *why = strdup(d); /* the detail buffer is about to be rewritten */
+			khsm_err_detail("%s; keymgr opens the zone's keystore even to print public keys: "
+			                "connect the card (knot-hsm doctor checks it)", why ? why : "");
+			free(why);
+		}
+		return r;
+	}
+	struct { dnssec_key_t **keys; size_t count; } s = { 0 };
+	for (char *line = res.out; line && *line; ) {
+		char *end = strchr(line, '\n');
+		if (end) {
+			*end = '\0';
+		}
+		if (line[strspn(line, " \t")] != '\0') {
+			dnssec_key_t *key = NULL;
+			r = khsm_dnskey_from_text(zone, line, &key);
+			if (r != KHSM_EOK) {
+				const char *d = khsm_err_last_detail();
+				char *why = strdup(d ? d : khsm_strerror(r));
+				khsm_err_detail("keymgr %s dnskey printed '%.200s': %s", zone, line,
+				                why ? why : "");
+				free(why);
+				r = KHSM_EPARSE;
+				break;
+			}
+			dnssec_key_t **grown = realloc(s.keys, (s.count + 1) * sizeof(*grown));
+			if (!grown) {
+				dnssec_key_free(key);
+				r = KHSM_ENOMEM;
+				break;
+			}
+			s.keys = grown;
+			s.keys[s.count++] = key;
+		}
+		line = end ? end + 1 : NULL;
+	}
+	khsm_run_clear(&res);
+	if (r != KHSM_EOK) {
+		khsm_dnskeys_free(s.keys, s.count);
+		return r;
+	}
+	*keys_ptr = s.keys;
+	*count_ptr = s.count;
+	return KHSM_EOK;
 }

@@ -11,6 +11,7 @@
 
 #include <libdnssec/binary.h>
 #include <libdnssec/error.h>
+#include <libdnssec/key.h>
 
 /* -- parsing --------------------------------------------------------------- */
 
@@ -407,5 +408,30 @@ int khsm_keyset_dnskey_wire(const char *text, dnssec_binary_t *out)
 	out->data = w;
 	out->size = 4 + key.size;
 	dnssec_binary_free(&key);
+	return KHSM_EOK;
+}
+
+_public_
+int khsm_keyset_dnskey_text(const dnssec_key_t *key, char **text_ptr)
+{
+	if (!key || !text_ptr) {
+		return KHSM_EINVAL;
+	}
+	dnssec_binary_t pub = { 0 }, b64 = { 0 };
+	int r = khsm_error_from_dnssec(dnssec_key_get_pubkey(key, &pub));
+	if (r == KHSM_EOK) {
+		r = khsm_error_from_dnssec(dnssec_binary_to_base64(&pub, &b64));
+	}
+	char *text = NULL;
+	if (r == KHSM_EOK && asprintf(&text, "%u 3 %u %.*s", (unsigned)dnssec_key_get_flags(key),
+	                              (unsigned)dnssec_key_get_algorithm(key), (int)b64.size,
+	                              (const char *)b64.data) < 0) {
+		r = KHSM_ENOMEM;
+	}
+	dnssec_binary_free(&b64);
+	if (r != KHSM_EOK) {
+		return r;
+	}
+	*text_ptr = text;
 	return KHSM_EOK;
 }

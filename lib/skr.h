@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include <libdnssec/binary.h>
+#include <libdnssec/key.h>
 
 /* One key set of a KSR, SKR or `show-offline` listing: the DNSKEY RRset in
  * force from timestamp on, with the RRSIGs of an SKR. */
@@ -53,3 +54,7 @@ void khsm_strv_free(char **v, size_t count);
 /** DNSKEY rdata text "FLAGS 3 ALG BASE64" (as in khsm_keyset_t) to wire.
  *  \param[out] out  free with dnssec_binary_free(). */
 int khsm_keyset_dnskey_wire(const char *text, dnssec_binary_t *out);
+
+/** The DNSKEY rdata text of a key as khsm_keyset_t holds it ("257 3 13 BASE64").
+ *  \param[out] text_ptr  free with free(). */
+int khsm_keyset_dnskey_text(const dnssec_key_t *key, char **text_ptr);

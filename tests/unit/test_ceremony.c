@@ -1,4 +1,4 @@
-/* Tests of lib/ceremony.c: reading KSR, SKR and show-offline text captured
+/* Tests of lib/ceremony.c and lib/skr.c: reading KSR, SKR and show-offline text captured
  * from keymgr 3.2.6, the SKR checks beyond validate-skr, file names, and the
  * atomic write. */
 #include "test.h"
@@ -6,6 +6,9 @@
 #include <stdbool.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include <libdnssec/error.h>
+#include <libdnssec/key.h>
 
 #include "ceremony.h"
 #include "error.h"
@@ -169,6 +172,33 @@ static void test_write_atomic(void **state)
 	assert_int_equal(rmdir(dir), 0);   /* no temp file left behind */
 }
 
+/* DNSKEY rdata text to wire and back, as the card signer and the KSK-side
+ * key match use it. */
+static void test_dnskey_text(void **state)
+{
+	(void)state;
+	dnssec_binary_t wire = { 0 };
+	assert_int_equal(khsm_keyset_dnskey_wire(KSK_RDATA, &wire), KHSM_EOK);
+	assert_int_equal(wire.size, 4 + 64);
+	assert_int_equal(wire.data[0], 1);
+	assert_int_equal(wire.data[1], 1);
+	assert_int_equal(wire.data[2], 3);
+	assert_int_equal(wire.data[3], 13);
+	dnssec_key_t *key = NULL;
+	assert_int_equal(dnssec_key_new(&key), DNSSEC_EOK);
+	assert_int_equal(dnssec_key_set_rdata(key, &wire), DNSSEC_EOK);
+	char *text = NULL;
+	assert_int_equal(khsm_keyset_dnskey_text(key, &text), KHSM_EOK);
+	assert_string_equal(text, KSK_RDATA);
+	free(text);
+	dnssec_key_free(key);
+	dnssec_binary_free(&wire);
+
+	assert_int_equal(khsm_keyset_dnskey_wire("257 3 13 !!!", &wire), KHSM_EPARSE);
+	assert_int_equal(khsm_keyset_dnskey_wire("257 3", &wire), KHSM_EPARSE);
+	assert_int_equal(khsm_keyset_dnskey_text(NULL, &text), KHSM_EINVAL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -177,6 +207,7 @@ int main(void)
 		cmocka_unit_test(test_parse_errors),
 		cmocka_unit_test(test_file_stem),
 		cmocka_unit_test(test_write_atomic),
+		cmocka_unit_test(test_dnskey_text),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
