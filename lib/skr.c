@@ -1,9 +1,7 @@
 /* KSR, SKR and show-offline text: key sets parsed, and an SKR checked
  * against the KSR it answers and the card's KSKs. Formats as Knot 3.2.6
  * writes them (see ceremony.c for what keymgr does with them). */
-#include <ctype.h>
 #include <inttypes.h>
-#include <time.h>
 
 #include "error.h"
 #include "internal.h"
@@ -12,6 +10,8 @@
 #include <libdnssec/binary.h>
 #include <libdnssec/error.h>
 #include <libdnssec/key.h>
+#include <libknot/libknot.h>
+#include <libzscanner/scanner.h>
 
 /* -- parsing --------------------------------------------------------------- */
 
@@ -48,94 +48,6 @@ size_t khsm_keysets_rrsig_count(const khsm_keysets_t *sets)
 	return n;
 }
 
-
-/* RRSIG time: YYYYMMDDHHMMSS (UTC) or a plain number of seconds. */
-static bool parse_sig_time(const char *s, int64_t *out)
-{
-	uint64_t v;
-	if (!khsm_parse_u64(s, UINT64_MAX, &v)) {
-		return false;
-	}
-	if (strlen(s) != 14) {
-		*out = (int64_t)v;
-		return v <= UINT32_MAX;
-	}
-	struct tm tm = { 0 };
-	if (sscanf(s, "%4d%2d%2d%2d%2d%2d", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour,
-	           &tm.tm_min, &tm.tm_sec) != 6) {
-		return false;
-	}
-	tm.tm_year -= 1900;
-	tm.tm_mon -= 1;
-	*out = (int64_t)timegm(&tm);
-	return true;
-}
-
-static bool same_name(const char *a, const char *b)
-{
-	size_t la = strlen(a), lb = strlen(b);
-	if (la && a[la - 1] == '.') la--;
-	if (lb && b[lb - 1] == '.') lb--;
-	return la == lb && strncasecmp(a, b, la) == 0;
-}
-
-typedef struct {
-	char **tok;
-	size_t n, cap;
-} toks_t;
-
-static void toks_clear(toks_t *t)
-{
-	khsm_strv_free(t->tok, t->n);
-	*t = (toks_t) { 0 };
-}
-
-static int toks_add(toks_t *t, const char *s, size_t len)
-{
-	if (t->n == t->cap) {
-		size_t cap = t->cap ? t->cap * 2 : 16;
-		char **g = realloc(t->tok, cap * sizeof(*g));
-		if (!g) return KHSM_ENOMEM;
-		t->tok = g;
-		t->cap = cap;
-	}
-	t->tok[t->n] = strndup(s, len);
-	if (!t->tok[t->n]) return KHSM_ENOMEM;
-	t->n++;
-	return KHSM_EOK;
-}
-
-/* Split one line into tokens, dropping a ';' comment; track parentheses. */
-static int tokenize_line(const char *line, size_t len, toks_t *t, int *depth)
-{
-	size_t i = 0;
-	while (i < len) {
-		char c = line[i];
-		if (c == ';') {
-			break;
-		}
-		if (c == '(' || c == ')') {
-			*depth += c == '(' ? 1 : -1;
-			if (*depth < 0 || *depth > 1) {
-				return KHSM_EPARSE;
-			}
-			i++;
-			continue;
-		}
-		if (isspace((unsigned char)c)) {
-			i++;
-			continue;
-		}
-		size_t s = i;
-		while (i < len && !isspace((unsigned char)line[i]) && line[i] != '(' && line[i] != ')' &&
-		       line[i] != ';') {
-			i++;
-		}
-		int r = toks_add(t, line + s, i - s);
-		if (r != KHSM_EOK) return r;
-	}
-	return KHSM_EOK;
-}
 
 /* ";; KeySigningRequest 1.0 T (…) ===", ";; SignedKeyResponse 1.0 T (…) ===",
  * ";; Offline records for T (…) ===". *ts = -1 for the trailer. */
@@ -176,55 +88,118 @@ static int parse_header(const char *line, int64_t *ts)
 	return KHSM_EOK;
 }
 
-static int add_record(khsm_keyset_t *set, const toks_t *t, const char *zone)
+/* A TTL no record of keymgr's carries: the record had none (zs_init default). */
+#define NO_TTL UINT32_MAX
+
+static uint32_t get32(const uint8_t *p)
 {
-	size_t i = 0;
-	if (t->n < 3 || !same_name(t->tok[0], zone)) {
-		khsm_err_detail("record of '%s', not of zone %s", t->n ? t->tok[0] : "", zone);
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+/* One record the scanner parsed, added to set. */
+static int add_record(khsm_keyset_t *set, const zs_scanner_t *sc, const knot_dname_t *apex,
+                      const char *zone)
+{
+	if (!knot_dname_is_case_equal(sc->r_owner, apex)) {
+		char owner[KNOT_DNAME_TXT_MAXLEN + 1] = "";
+		(void)knot_dname_to_str(owner, sc->r_owner, sizeof(owner));
+		khsm_err_detail("record of '%s', not of zone %s", owner, zone);
 		return KHSM_EPARSE;
 	}
-	i = 1;
-	uint64_t ttl = 0;
-	bool has_ttl = khsm_parse_u64(t->tok[i], UINT32_MAX, &ttl);
-	if (has_ttl) i++;
-	if (i < t->n && strcasecmp(t->tok[i], "IN") == 0) i++;
-	if (i >= t->n) return KHSM_EPARSE;
-	const char *type = t->tok[i++];
-	if (strcasecmp(type, "DNSKEY") == 0) {
-		if (t->n - i < 4) return KHSM_EPARSE;
-		uint64_t flags, proto, alg;
-		if (!khsm_parse_u64(t->tok[i], UINT16_MAX, &flags) || !khsm_parse_u64(t->tok[i + 1], 255, &proto) ||
-		    !khsm_parse_u64(t->tok[i + 2], 255, &alg) || proto != 3) {
+	const uint8_t *rd = sc->r_data;
+	if (sc->r_type == KNOT_RRTYPE_DNSKEY) {
+		/* flags, protocol 3, algorithm, a public key */
+		if (sc->r_data_length <= 4 || rd[2] != 3) {
 			return KHSM_EPARSE;
 		}
-		size_t len = 64;
-		for (size_t k = i + 3; k < t->n; k++) len += strlen(t->tok[k]);
-		char *rd = malloc(len);
-		if (!rd) return KHSM_ENOMEM;
-		int off = snprintf(rd, len, "%" PRIu64 " 3 %" PRIu64 " ", flags, alg);
-		for (size_t k = i + 3; k < t->n; k++) {
-			off += snprintf(rd + off, len - (size_t)off, "%s", t->tok[k]);
+		dnssec_binary_t key = { .data = (uint8_t *)rd + 4, .size = sc->r_data_length - 4 };
+		dnssec_binary_t b64 = { 0 };
+		if (dnssec_binary_to_base64(&key, &b64) != DNSSEC_EOK) {
+			return KHSM_ENOMEM;
+		}
+		unsigned flags = (unsigned)rd[0] << 8 | rd[1];
+		char *text = NULL;
+		int n = asprintf(&text, "%u 3 %u %.*s", flags, (unsigned)rd[3], (int)b64.size,
+		                 (const char *)b64.data);
+		dnssec_binary_free(&b64);
+		if (n < 0) {
+			return KHSM_ENOMEM;
 		}
 		char **g = realloc(set->dnskeys, (set->dnskey_count + 1) * sizeof(*g));
-		if (!g) { free(rd); return KHSM_ENOMEM; }
+		if (!g) {
+			free(text);
+			return KHSM_ENOMEM;
+		}
 		set->dnskeys = g;
-		set->dnskeys[set->dnskey_count++] = rd;
+		set->dnskeys[set->dnskey_count++] = text;
 		if (flags & 1) set->ksk_count++;
-		set->dnskey_ttl = has_ttl ? (int64_t)ttl : -1;
-	} else if (strcasecmp(type, "RRSIG") == 0) {
-		/* covered alg labels ttl expiration inception tag signer sig */
-		if (t->n - i < 9) return KHSM_EPARSE;
-		int64_t exp;
-		if (!parse_sig_time(t->tok[i + 4], &exp)) return KHSM_EPARSE;
+		set->dnskey_ttl = sc->r_ttl == NO_TTL ? -1 : (int64_t)sc->r_ttl;
+	} else if (sc->r_type == KNOT_RRTYPE_RRSIG) {
+		/* covered(2) alg(1) labels(1) ttl(4) expiration(4) inception(4) tag(2) signer sig */
+		if (sc->r_data_length < 18) {
+			return KHSM_EPARSE;
+		}
+		int64_t exp = get32(rd + 8);
 		set->rrsig_count++;
 		if (set->rrsig_expire == 0 || exp < set->rrsig_expire) set->rrsig_expire = exp;
-	} else if (strcasecmp(type, "CDNSKEY") == 0 || strcasecmp(type, "CDS") == 0) {
+	} else if (sc->r_type == KNOT_RRTYPE_CDNSKEY || sc->r_type == KNOT_RRTYPE_CDS) {
 		/* published with the set; nothing to check here */
 	} else {
+		char type[32] = "";
+		(void)knot_rrtype_to_string(sc->r_type, type, sizeof(type));
 		khsm_err_detail("unexpected record type %s", type);
 		return KHSM_EPARSE;
 	}
 	return KHSM_EOK;
+}
+
+/* The records between two headers (text[0..len), its first line is first_line),
+ * read by libzscanner, the scanner keymgr itself reads them with; added to set
+ * (NULL: no set is open, any record is out of place). */
+static int parse_records(zs_scanner_t *sc, const char *text, size_t len, size_t first_line,
+                         khsm_keyset_t *set, const knot_dname_t *apex, const char *zone)
+{
+	/* origin ".": an owner is the same with or without the final dot */
+	if (zs_init(sc, ".", KNOT_CLASS_IN, NO_TTL) != 0) {
+		khsm_err_detail("cannot start the zone scanner");
+		return KHSM_ENOMEM;
+	}
+	int r = KHSM_EOK;
+	if (zs_set_input_string(sc, text, len) != 0) {
+		khsm_err_detail("line %zu: %s", first_line, zs_strerror(sc->error.code));
+		r = KHSM_EPARSE;
+	}
+	while (r == KHSM_EOK) {
+		int z = zs_parse_record(sc);
+		size_t line = first_line + (sc->line_counter ? (size_t)sc->line_counter - 1 : 0);
+		if (sc->state == ZS_STATE_EOF) {
+			break;
+		} else if (z != 0 || sc->state == ZS_STATE_ERROR) {
+			khsm_err_detail("line %zu: %s", line, zs_strerror(sc->error.code));
+			r = KHSM_EPARSE;
+		} else if (sc->state == ZS_STATE_INCLUDE) {
+			khsm_err_detail("line %zu: $INCLUDE is not allowed here", line);
+			r = KHSM_EPARSE;
+		} else if (sc->state == ZS_STATE_DATA) {
+			if (!set) {
+				khsm_err_detail("line %zu: record outside a key set", line);
+				r = KHSM_EPARSE;
+				break;
+			}
+			r = add_record(set, sc, apex, zone);
+			if (r == KHSM_EPARSE) {
+				const char *d = khsm_err_last_detail();
+				char why[300];
+				snprintf(why, sizeof(why), "%s", d ? d : "malformed record");
+				khsm_err_detail("line %zu: %s", line, why);
+			}
+		} else {
+			khsm_err_detail("line %zu: %s", line, zs_strerror(sc->error.code));
+			r = KHSM_EPARSE;
+		}
+	}
+	zs_deinit(sc);
+	return r;
 }
 
 _public_
@@ -234,16 +209,28 @@ int khsm_keysets_parse(const char *text, const char *zone, khsm_keysets_t *out)
 		return KHSM_EINVAL;
 	}
 	khsm_keysets_t sets = { 0 };
-	toks_t t = { 0 };
-	int depth = 0, r = KHSM_EOK;
-	size_t lineno = 0, rec_line = 0;
+	knot_dname_t *apex = knot_dname_from_str_alloc(zone);
+	zs_scanner_t *sc = calloc(1, sizeof(*sc));
+	int r = apex && sc ? KHSM_EOK : KHSM_ENOMEM;
+	if (r == KHSM_EOK) {
+		knot_dname_to_lower(apex);
+	}
+	size_t lineno = 0, chunk_line = 1;
 	bool trailer = false;
-	const char *p = text;
-	while (*p && r == KHSM_EOK) {
+	const char *chunk = text, *p = text;
+	/* Headers are the lines that start with ";;" (comments to the scanner):
+	 * the records between two of them belong to the set the first opened. */
+	for (;;) {
+		if (r != KHSM_EOK) break;
 		const char *nl = strchr(p, '\n');
 		size_t len = nl ? (size_t)(nl - p) : strlen(p);
-		lineno++;
-		if (depth == 0 && len >= 2 && p[0] == ';' && p[1] == ';') {
+		bool header = len >= 2 && p[0] == ';' && p[1] == ';';
+		bool end = *p == '\0';
+		if (*p) lineno++;
+		if (header || end) {
+			khsm_keyset_t *open = sets.count && !trailer ? &sets.sets[sets.count - 1] : NULL;
+			r = parse_records(sc, chunk, (size_t)(p - chunk), chunk_line, open, apex, zone);
+			if (r != KHSM_EOK || end) break;
 			char *line = strndup(p, len);
 			int64_t ts = 0;
 			r = line ? parse_header(line, &ts) : KHSM_ENOMEM;
@@ -263,34 +250,13 @@ int khsm_keysets_parse(const char *text, const char *zone, khsm_keysets_t *out)
 				sets.sets = g;
 				sets.sets[sets.count++] = (khsm_keyset_t) { .timestamp = ts, .dnskey_ttl = -1 };
 			}
-		} else {
-			if (depth == 0 && t.n == 0) rec_line = lineno;
-			r = tokenize_line(p, len, &t, &depth);
-			if (r != KHSM_EOK) {
-				khsm_err_detail("line %zu: unbalanced parentheses", lineno);
-			} else if (depth == 0 && t.n > 0) {
-				if (sets.count == 0 || trailer) {
-					khsm_err_detail("line %zu: record outside a key set", rec_line);
-					r = KHSM_EPARSE;
-				} else {
-					r = add_record(&sets.sets[sets.count - 1], &t, zone);
-					if (r == KHSM_EPARSE) {
-						const char *d = khsm_err_last_detail();
-						char why[300];
-						snprintf(why, sizeof(why), "%s", d ? d : "malformed record");
-						khsm_err_detail("line %zu: %s", rec_line, why);
-					}
-				}
-				toks_clear(&t);
-			}
+			chunk = nl ? nl + 1 : p + len;
+			chunk_line = lineno + 1;
 		}
 		p = nl ? nl + 1 : p + len;
 	}
-	if (r == KHSM_EOK && depth != 0) {
-		khsm_err_detail("line %zu: unterminated record", rec_line);
-		r = KHSM_EPARSE;
-	}
-	toks_clear(&t);
+	free(sc);
+	knot_dname_free(apex, NULL);
 	if (r != KHSM_EOK) {
 		khsm_keysets_clear(&sets);
 		return r;

@@ -30,8 +30,9 @@ typedef struct {
  *  format: ";; KeySigningRequest 1.0 T (…) ===", ";; SignedKeyResponse 1.0 T
  *  (…) ===", ";; Offline records for T (…) ===" headers, records in
  *  presentation format with parentheses). Records must belong to zone (any
- *  case, with or without final dot). Anything else is KHSM_EPARSE with the
- *  line number. \param[out] sets  free with khsm_keysets_clear(). */
+ *  case, with or without final dot). The records are read by libzscanner,
+ *  as keymgr reads them; $INCLUDE is refused. Anything else is KHSM_EPARSE
+ *  with the line number. \param[out] sets  free with khsm_keysets_clear(). */
 int khsm_keysets_parse(const char *text, const char *zone, khsm_keysets_t *sets);
 
 /** Free parsed key sets and zero them. */
