@@ -171,9 +171,12 @@ void khsm_kasp_summarize(const khsm_kasp_key_t *keys, size_t count, int64_t now,
 	for (size_t i = 0; keys && i < count; i++) {
 		const khsm_kasp_key_t *k = &keys[i];
 		s.ksk_waiting |= k->ksk && khsm_kasp_key_state(k, now) == KHSM_KEY_STATE_READY;
-		if (k->ksk && !k->public_only && !s.has_ksk) {
+		if (k->ksk && !k->public_only) {
+			if (!s.has_ksk) {
+				snprintf(s.ksk_id, sizeof(s.ksk_id), "%s", k->id);
+			}
 			s.has_ksk = true;
-			snprintf(s.ksk_id, sizeof(s.ksk_id), "%s", k->id);
+			snprintf(s.last_ksk_id, sizeof(s.last_ksk_id), "%s", k->id);
 		}
 		if (!k->zsk || k->ksk) {
 			continue;

@@ -69,6 +69,7 @@ typedef struct {
 	bool ksk_waiting;          /* a KSK is ready: its DS is not confirmed at the parent */
 	bool has_ksk;              /* a KSK with a private key */
 	char ksk_id[257];          /* the first such KSK, as keymgr lists it */
+	char last_ksk_id[257];     /* the last such KSK, as keymgr lists it */
 	int64_t next_zsk_at;       /* the next ZSK timer after now; 0: none */
 	uint16_t next_zsk_tag;
 	const char *next_zsk_timer; /* "publish", "active", "retire" or "remove" */

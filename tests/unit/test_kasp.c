@@ -156,6 +156,7 @@ static void test_summarize(void **state)
 	assert_true(s.ksk_waiting);
 	assert_true(s.has_ksk);
 	assert_string_equal(s.ksk_id, "ksk1");
+	assert_string_equal(s.last_ksk_id, "csk");
 	assert_int_equal(s.next_zsk_at, 300);
 	assert_int_equal(s.next_zsk_tag, 2);
 	assert_string_equal(s.next_zsk_timer, "publish");
