@@ -17,6 +17,7 @@
 #include "lib/archive.h"
 #include "lib/error.h"
 #include "lib/handoff.h"
+#include "lib/kasp.h"
 #include "lib/knot.h"
 #include "lib/pin.h"
 #include "lib/policy.h"
@@ -204,20 +205,13 @@ static int prepare_ksk_conf(const cli_t *cli, const char *ksk_path, const char *
 static int ensure_ksk(cli_t *cli, const char *ksk_conf, const char *zone, bool generate,
                       bool shared, char *shared_id, size_t shared_size, const char *display_conf)
 {
-	khsm_kasp_key_t *keys = NULL;
-	size_t n = 0;
-	int r = khsm_keymgr_list(ksk_conf, zone, &keys, &n);
+	khsm_kasp_summary_t sum = { 0 };
+	int r = khsm_kasp_zone_summary(ksk_conf, zone, (int64_t)time(NULL), &sum);
 	if (r != KHSM_EOK) return cli_error(r, "%s: keymgr list (KSK side)", zone);
-	const char *have = NULL;
-	for (size_t i = 0; i < n; i++) {
-		if (keys[i].ksk && !keys[i].public_only) have = keys[i].id;
-	}
-	if (have) {
-		if (shared && !shared_id[0]) snprintf(shared_id, shared_size, "%s", have);
-		free(keys);
+	if (sum.has_ksk) {
+		if (shared && !shared_id[0]) snprintf(shared_id, shared_size, "%s", sum.last_ksk_id);
 		return CLI_OK;
 	}
-	free(keys);
 	if (!generate) {
 		khsm_err_detail("%s has no KSK on the KSK side; make it on the card with: knot-hsm -c %s %s "
 		                "generate (or run the ceremony with generate-ksk=yes)", zone, display_conf, zone);

@@ -11,6 +11,7 @@
 #include "lib/dnskey.h"
 #include "lib/display.h"
 #include "lib/error.h"
+#include "lib/kasp.h"
 #include "lib/knot.h"
 #include "lib/parent.h"
 #include "cleanup.h"
@@ -25,70 +26,8 @@ typedef struct {
 
 static void ksk_set_clear(ksk_set_t *set)
 {
-	for (size_t i = 0; i < set->count; i++) {
-		dnssec_key_free(set->keys[i]);
-	}
-	free(set->keys);
+	khsm_dnskeys_free(set->keys, set->count);
 	memset(set, 0, sizeof(*set));
-}
-
-/* KSKs of zone, in the order keymgr prints them. None is KHSM_ENOENT with a remedy. */
-static int zone_ksks(const char *conf_path, const char *zone, ksk_set_t *set)
-{
-	const char *args[] = { zone, "dnskey", NULL };
-	khsm_run_t res = { 0 };
-	int r = khsm_keymgr(conf_path, args, &res);
-	if (r != KHSM_EOK) {
-		const char *d = khsm_err_last_detail();
-		if (d && strstr(d, "token not available")) {
-			char *why = strdup(d); /* the detail buffer is about to be rewritten */
-			khsm_err_detail("%s; keymgr opens the zone's keystore even to print public keys: "
-			                "connect the card (knot-hsm doctor checks it)", why ? why : "");
-			free(why);
-		}
-		return r;
-	}
-	ksk_set_t s = { 0 };
-	for (char *line = res.out; line && *line; ) {
-		char *end = strchr(line, '\n');
-		if (end) {
-			*end = '\0';
-		}
-		if (line[strspn(line, " \t")] != '\0') {
-			dnssec_key_t *key = NULL;
-			r = khsm_dnskey_from_text(zone, line, &key);
-			if (r != KHSM_EOK) {
-				const char *d = khsm_err_last_detail();
-				char *why = strdup(d ? d : khsm_strerror(r));
-				khsm_err_detail("keymgr %s dnskey printed '%.200s': %s", zone, line,
-				                why ? why : "");
-				free(why);
-				r = KHSM_EPARSE;
-				break;
-			}
-			dnssec_key_t **grown = realloc(s.keys, (s.count + 1) * sizeof(*grown));
-			if (!grown) {
-				dnssec_key_free(key);
-				r = KHSM_ENOMEM;
-				break;
-			}
-			s.keys = grown;
-			s.keys[s.count++] = key;
-		}
-		line = end ? end + 1 : NULL;
-	}
-	khsm_run_clear(&res);
-	if (r == KHSM_EOK && s.count == 0) {
-		khsm_err_detail("zone %s has no KSK in Knot's KASP; make one on the card: "
-		                "knot-hsm %s generate", zone, zone);
-		r = KHSM_ENOENT;
-	}
-	if (r != KHSM_EOK) {
-		ksk_set_clear(&s);
-		return r;
-	}
-	*set = s;
-	return KHSM_EOK;
 }
 
 /* Open zone i of the command line and read its KSKs; prints the error. */
@@ -99,8 +38,14 @@ static int open_zone_ksks(const cli_t *cli, int i, khsm_conf_t **conf, khsm_zone
 	if (r != CLI_OK) {
 		return r;
 	}
-	r = zone_ksks(khsm_conf_path(*conf), zone->name, set);
+	r = khsm_keymgr_ksks(khsm_conf_path(*conf), zone->name, &set->keys, &set->count);
+	if (r == KHSM_EOK && set->count == 0) {
+		khsm_err_detail("zone %s has no KSK in Knot's KASP; make one on the card: "
+		                "knot-hsm %s generate", zone->name, zone->name);
+		r = KHSM_ENOENT;
+	}
 	if (r != KHSM_EOK) {
+		ksk_set_clear(set);
 		r = cli_error(r, "%s", zone->name);
 		khsm_zone_clear(zone);
 		return r;
@@ -281,28 +226,10 @@ int cmd_ds(cli_t *cli)
 
 /* -- submitted -- */
 
-/* What the KASP says about a KSK now. */
-typedef enum {
-	KSK_OTHER,
-	KSK_READY,     /* waiting for the DS: zone-ksk-submitted makes it active */
-	KSK_ACTIVE,
-} ksk_state_t;
-
-static ksk_state_t kasp_state(const khsm_kasp_key_t *k, int64_t now)
+/* A KSK the parent's DS is for: ready (zone-ksk-submitted makes it active) or active. */
+static bool ds_wanted(khsm_key_state_t state)
 {
-	const int64_t gone[] = { k->retire_active, k->retire, k->post_active, k->revoke, k->remove };
-	for (size_t i = 0; i < sizeof(gone) / sizeof(gone[0]); i++) {
-		if (gone[i] && gone[i] <= now) {
-			return KSK_OTHER; /* rolling out */
-		}
-	}
-	if (k->active && k->active <= now) {
-		return KSK_ACTIVE;
-	}
-	if (k->ready && k->ready <= now) {
-		return KSK_READY;
-	}
-	return KSK_OTHER;
+	return state == KHSM_KEY_STATE_READY || state == KHSM_KEY_STATE_ACTIVE;
 }
 
 static const khsm_kasp_key_t *kasp_key_of(const khsm_kasp_key_t *keys, size_t count,
@@ -378,7 +305,7 @@ static int submitted_zone(const cli_t *cli, khsm_conf_t **conf, int i, const cha
 	answer_t *answers = NULL;
 	size_t answered = 0;
 	bool *published = NULL;
-	ksk_state_t *state = NULL;
+	khsm_key_state_t *state = NULL;
 	const char *name = zone.name;
 
 	int r = khsm_keymgr_list(khsm_conf_path(*conf), name, &kasp, &kasp_count);
@@ -458,12 +385,12 @@ static int submitted_zone(const cli_t *cli, khsm_conf_t **conf, int i, const cha
 			have += found;
 		}
 		const khsm_kasp_key_t *kk = kasp_key_of(kasp, kasp_count, set.keys[k]);
-		state[k] = kk ? kasp_state(kk, now) : KSK_OTHER;
+		state[k] = kk ? khsm_kasp_key_state(kk, now) : KHSM_KEY_STATE_NONE;
 		published[k] = have > 0 && have == answered;
-		ready_any |= state[k] == KSK_READY;
-		ready_published |= published[k] && state[k] == KSK_READY;
-		active_published |= published[k] && state[k] == KSK_ACTIVE;
-		partial_wanted |= have > 0 && have < answered && state[k] != KSK_OTHER;
+		ready_any |= state[k] == KHSM_KEY_STATE_READY;
+		ready_published |= published[k] && state[k] == KHSM_KEY_STATE_READY;
+		active_published |= published[k] && state[k] == KHSM_KEY_STATE_ACTIVE;
+		partial_wanted |= have > 0 && have < answered && ds_wanted(state[k]);
 		khsm_dnskey_info_t info = { 0 };
 		(void)khsm_dnskey_info(set.keys[k], &info);
 		if (have > 0 && have < answered) {
@@ -474,8 +401,8 @@ static int submitted_zone(const cli_t *cli, khsm_conf_t **conf, int i, const cha
 		if (published[k]) {
 			printf("parent has the DS of KSK %u%s%s (%s): ", (unsigned)info.key_tag,
 			       kk ? ", key id " : "", kk ? kk->id : "",
-			       state[k] == KSK_ACTIVE ? "active" :
-			       state[k] == KSK_READY ? "ready, waiting for the DS" : "neither ready nor active");
+			       state[k] == KHSM_KEY_STATE_ACTIVE ? "active" :
+			       state[k] == KHSM_KEY_STATE_READY ? "ready, waiting for the DS" : "neither ready nor active");
 			print_ds(stdout, "", first);
 		}
 	}
@@ -514,12 +441,12 @@ static int submitted_zone(const cli_t *cli, khsm_conf_t **conf, int i, const cha
 		}
 		size_t expected = 0;
 		for (size_t k = 0; k < set.count; k++) {
-				expected += ready_any ? state[k] == KSK_READY : state[k] == KSK_ACTIVE;
+				expected += ready_any ? state[k] == KHSM_KEY_STATE_READY : state[k] == KHSM_KEY_STATE_ACTIVE;
 		}
 		fprintf(stderr, "  it should have%s:\n", expected > 1 ? " one of" : "");
 		for (size_t k = 0; k < set.count; k++) {
 			char *line = NULL;
-			if ((ready_any ? state[k] == KSK_READY : state[k] == KSK_ACTIVE) &&
+			if ((ready_any ? state[k] == KHSM_KEY_STATE_READY : state[k] == KHSM_KEY_STATE_ACTIVE) &&
 			    khsm_ds_line(set.keys[k], 2, &line) == KHSM_EOK) {
 				fprintf(stderr, "    %s\n", line);
 				free(line);
@@ -560,7 +487,7 @@ static int submitted_zone(const cli_t *cli, khsm_conf_t **conf, int i, const cha
 	if (khsm_keymgr_list(khsm_conf_path(*conf), name, &after, &after_count) == KHSM_EOK) {
 		for (size_t k = 0; k < set.count; k++) {
 			const khsm_kasp_key_t *kk = kasp_key_of(after, after_count, set.keys[k]);
-			if (kk && kasp_state(kk, (int64_t)time(NULL)) == KSK_ACTIVE) {
+			if (kk && khsm_kasp_key_state(kk, (int64_t)time(NULL)) == KHSM_KEY_STATE_ACTIVE) {
 				printf("KSK %u: active\n", (unsigned)kk->tag);
 			}
 		}

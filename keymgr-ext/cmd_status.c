@@ -13,10 +13,10 @@
 #include "lib/dnskey.h"
 #include "lib/error.h"
 #include "lib/json.h"
+#include "lib/kasp.h"
 #include "lib/keystore.h"
 #include "lib/knot.h"
 #include "lib/policy.h"
-#include "lib/run.h"
 #include "lib/uri.h"
 #include "lib/zone.h"
 #include "zonecmd.h"
@@ -86,98 +86,28 @@ static const char *card_has(const char *config, const char *id_hex)
 	return answer;
 }
 
-/* First KSK with a private key in a zone's KASP (id copied to out). */
-static bool first_ksk(const char *conf_path, const char *zone, char *out, size_t size)
+/* The next ZSK timer of a summary, for people. */
+static void next_zsk_event(const khsm_kasp_summary_t *sum, zone_status_t *s)
 {
-	khsm_kasp_key_t *keys = NULL;
-	size_t n = 0;
-	bool found = false;
-	if (khsm_keymgr_list(conf_path, zone, &keys, &n) == KHSM_EOK) {
-		for (size_t i = 0; i < n && !found; i++) {
-			if (keys[i].ksk && !keys[i].public_only) {
-				snprintf(out, size, "%s", keys[i].id);
-				found = true;
-			}
-		}
-	}
-	free(keys);
-	khsm_err_clear();
-	return found;
-}
-
-/* What KASP knows about the DS: a KSK in the ready state (ready reached,
- * not active yet) waits for its DS at the parent; knot-hsm ZONE submitted
- * confirms it. Asking the parent itself is submitted's job, not a monitor's. */
-static bool ksk_waits_for_ds(const char *conf_path, const char *zone, int64_t now)
-{
-	khsm_kasp_key_t *keys = NULL;
-	size_t n = 0;
-	bool waiting = false;
-	if (khsm_keymgr_list(conf_path, zone, &keys, &n) == KHSM_EOK) {
-		for (size_t i = 0; i < n; i++) {
-			const khsm_kasp_key_t *k = &keys[i];
-			waiting |= k->ksk && k->ready && k->ready <= now && (k->active == 0 || k->active > now);
-		}
-	}
-	free(keys);
-	khsm_err_clear();
-	return waiting;
-}
-
-/* The next timer of a ZSK after now. */
-static void next_zsk_event(const char *conf_path, const char *zone, int64_t now, zone_status_t *s)
-{
-	khsm_kasp_key_t *keys = NULL;
-	size_t n = 0;
-	if (khsm_keymgr_list(conf_path, zone, &keys, &n) != KHSM_EOK) {
-		khsm_err_clear();
+	if (sum->next_zsk_at == 0) {
 		return;
 	}
-	for (size_t i = 0; i < n; i++) {
-		if (!keys[i].zsk || keys[i].ksk) continue;
-		struct { const char *name; int64_t t; } ev[] = {
-			{ "publish", keys[i].publish }, { "active", keys[i].active },
-			{ "retire", keys[i].retire }, { "remove", keys[i].remove },
-		};
-		for (size_t e = 0; e < 4; e++) {
-			if (ev[e].t > now && (s->next_event_at == 0 || ev[e].t < s->next_event_at)) {
-				char when[32];
-				iso(ev[e].t, when, sizeof(when));
-				s->next_event_at = ev[e].t;
-				snprintf(s->next_event, sizeof(s->next_event), "ZSK %u %s %s", keys[i].tag,
-				         ev[e].name, when);
-			}
-		}
-	}
-	free(keys);
+	char when[32];
+	iso(sum->next_zsk_at, when, sizeof(when));
+	s->next_event_at = sum->next_zsk_at;
+	snprintf(s->next_event, sizeof(s->next_event), "ZSK %u %s %s", sum->next_zsk_tag,
+	         sum->next_zsk_timer, when);
 }
 
-/* Online: the expiry of the DNSKEY RRSIG knotd serves now (knotc zone-read). */
-static int served_dnskey_expiry(const khsm_conf_t *conf, const char *zone, int64_t *exp)
+/* A zone's keys from one keymgr list; a failure reads as no key at all. */
+static khsm_kasp_summary_t zone_keys(const char *conf_path, const char *zone, int64_t now)
 {
-	const char *argv[] = { khsm_tool_path("knotc"), "-c", khsm_conf_path(conf), "zone-read", zone,
-	                       "@", "RRSIG", NULL };
-	khsm_run_t res = { 0 };
-	int r = khsm_run(argv, NULL, &res);
-	if (r != KHSM_EOK) return r;
-	*exp = 0;
-	for (char *line = strtok(res.out, "\n"); line; line = strtok(NULL, "\n")) {
-		char *p = strstr(line, " RRSIG DNSKEY ");
-		char t[32];
-		if (p && sscanf(p, " RRSIG DNSKEY %*s %*s %*s %31s", t) == 1) {
-			struct tm tm = { 0 };
-			if (strlen(t) == 14 && sscanf(t, "%4d%2d%2d%2d%2d%2d", &tm.tm_year, &tm.tm_mon,
-			                              &tm.tm_mday, &tm.tm_hour, &tm.tm_min, &tm.tm_sec) == 6) {
-				tm.tm_year -= 1900;
-				tm.tm_mon -= 1;
-				int64_t e = (int64_t)timegm(&tm);
-				if (*exp == 0 || e < *exp) *exp = e;
-			}
-		}
+	khsm_kasp_summary_t sum = { 0 };
+	if (khsm_kasp_zone_summary(conf_path, zone, now, &sum) != KHSM_EOK) {
+		sum = (khsm_kasp_summary_t) { 0 };
 	}
-	r = res.status == 0 && *exp > 0 ? KHSM_EOK : KHSM_ENOENT;
-	khsm_run_clear(&res);
-	return r;
+	khsm_err_clear();
+	return sum;
 }
 
 static void judge(zone_status_t *s, int64_t now, int64_t warn, int64_t crit, const char *what)
@@ -208,15 +138,19 @@ static void zone_status(const khsm_conf_t *conf, const khsm_conf_t *kconf, const
 		snprintf(s->message, sizeof(s->message), "no dnssec-policy");
 		return;
 	}
-	next_zsk_event(khsm_conf_path(conf), z->domain, now, s);
-	char id[257];
+	/* What KASP knows about the DS: a KSK in the ready state waits for its
+	 * DS at the parent; knot-hsm ZONE submitted confirms it. Asking the
+	 * parent itself is submitted's job, not a monitor's. */
+	khsm_kasp_summary_t zsk_side = zone_keys(khsm_conf_path(conf), z->domain, now);
+	next_zsk_event(&zsk_side, s);
 	if (p->offline_ksk) {
 		s->mode = "offline";
 		khsm_zone_t kz = { 0 };
 		if (kconf && khsm_zone_resolve(kconf, z->domain, NULL, &kz) == KHSM_EOK) {
-			s->ds_waiting = ksk_waits_for_ds(ksk_path, z->domain, now);
-			if (first_ksk(ksk_path, z->domain, id, sizeof(id))) {
-				s->card_ksk = card_has(kz.keystore->config, id);
+			khsm_kasp_summary_t ksk_side = zone_keys(ksk_path, z->domain, now);
+			s->ds_waiting = ksk_side.ksk_waiting;
+			if (ksk_side.has_ksk) {
+				s->card_ksk = card_has(kz.keystore->config, ksk_side.ksk_id);
 			} else {
 				s->card_ksk = "absent";
 			}
@@ -252,14 +186,14 @@ static void zone_status(const khsm_conf_t *conf, const khsm_conf_t *kconf, const
 			return;
 		}
 		s->mode = "online";
-		s->ds_waiting = ksk_waits_for_ds(khsm_conf_path(conf), z->domain, now);
-		if (first_ksk(khsm_conf_path(conf), z->domain, id, sizeof(id))) {
-			s->card_ksk = card_has(card->config, id);
+		s->ds_waiting = zsk_side.ksk_waiting;
+		if (zsk_side.has_ksk) {
+			s->card_ksk = card_has(card->config, zsk_side.ksk_id);
 		} else {
 			s->card_ksk = "absent";
 		}
 		int64_t exp = 0;
-		if (served_dnskey_expiry(conf, z->domain, &exp) != KHSM_EOK) {
+		if (khsm_knotc_dnskey_expiry(conf, z->domain, &exp) != KHSM_EOK) {
 			khsm_err_clear();
 			snprintf(s->message, sizeof(s->message), "knotd serves no DNSKEY signature (not running?)");
 			return;

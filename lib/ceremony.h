@@ -1,60 +1,22 @@
 /* The offline-KSK cycle of Knot 3.2+ with keymgr: pregenerate ZSKs on the
  * ZSK side (knotd's knot.conf), generate-ksr there, sign-ksr on the KSK side
  * (the card), check the SKR (keymgr validate-skr and our own checks), then
- * import-skr. Also the reading of KSR, SKR and `keymgr show-offline` text. */
+ * import-skr. The key sets are read by skr.h, the card signs with skr_sign.h. */
 #pragma once
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
-/* One key set of a KSR, SKR or `show-offline` listing: the DNSKEY RRset in
- * force from timestamp on, with the RRSIGs of an SKR. */
-typedef struct {
-	int64_t timestamp;
-	char **dnskeys;          /* rdata "FLAGS 3 ALG BASE64", base64 joined */
-	size_t dnskey_count;
-	size_t ksk_count;        /* DNSKEYs with the SEP flag (257) */
-	size_t rrsig_count;      /* RRSIGs of this set (DNSKEY, CDNSKEY, CDS) */
-	int64_t rrsig_expire;    /* earliest expiration of the RRSIGs; 0 when none */
-	int64_t dnskey_ttl;      /* TTL of the last DNSKEY record; -1 when none had one */
-} khsm_keyset_t;
-
-typedef struct {
-	khsm_keyset_t *sets;
-	size_t count;
-} khsm_keysets_t;
-
-/** Parse a KSR, an SKR or `keymgr ZONE show-offline` output (Knot 3.2.6
- *  format: ";; KeySigningRequest 1.0 T (…) ===", ";; SignedKeyResponse 1.0 T
- *  (…) ===", ";; Offline records for T (…) ===" headers, records in
- *  presentation format with parentheses). Records must belong to zone (any
- *  case, with or without final dot). Anything else is KHSM_EPARSE with the
- *  line number. \param[out] sets  free with khsm_keysets_clear(). */
-int khsm_keysets_parse(const char *text, const char *zone, khsm_keysets_t *sets);
-
-/** Free parsed key sets and zero them. */
-void khsm_keysets_clear(khsm_keysets_t *sets);
-
-/** Total RRSIGs: the card signatures an SKR used. */
-size_t khsm_keysets_rrsig_count(const khsm_keysets_t *sets);
-
-/** Check an SKR against the KSR it answers and the card's KSKs, beyond what
- *  `keymgr validate-skr` checks: every set is signed and carries only card
- *  KSKs (at least one), every KSR set is in the SKR with the same ZSKs, and
- *  both cover the same period. ksk_rdata: "257 3 ALG BASE64" of the KSKs on
- *  the KSK side. KHSM_ECRYPTO with the reason. */
-int khsm_skr_check(const khsm_keysets_t *ksr, const khsm_keysets_t *skr,
-                   const char *const *ksk_rdata, size_t ksk_count);
+#include "knot.h"
+#include "skr.h"
+#include "skr_sign.h"
 
 /** The KSK DNSKEYs of a zone on the KSK side: `keymgr -c CONF ZONE dnskey`,
  *  as "257 3 ALG BASE64" strings. \param[out] rdata_ptr free with
  *  khsm_strv_free(). \param[out] count_ptr (0 when the zone has no KSK). */
 int khsm_ceremony_ksk_dnskeys(const char *ksk_conf, const char *zone, char ***rdata_ptr,
                               size_t *count_ptr);
-
-/** Free a string vector. */
-void khsm_strv_free(char **v, size_t count);
 
 /* The pre-signed period now in the ZSK side's KASP. */
 typedef struct {
@@ -67,59 +29,6 @@ typedef struct {
 /** Read the offline records of a zone on the ZSK side (`keymgr show-offline`).
  *  \param[out] period */
 int khsm_offline_period(const char *zsk_conf, const char *zone, khsm_offline_period_t *period);
-
-/* Signing KSRs with the card inside knot-hsm: one libdnssec PKCS#11
- * keystore, opened with the KSK side's config string (pin-source), for the
- * whole run: one card login however many zones. It produces, for the cases it
- * covers, the SKR `keymgr sign-ksr` of Knot 3.2.6 produces for the same KSR
- * (same sets, same timestamps, same records, RRSIG inception now - 90 min and
- * expiration now + rrsig-lifetime, same text) except for the ECDSA signature
- * bytes, which are random, and the trailer line. Not thread-safe: one thread
- * uses a signer. */
-typedef struct khsm_skr_signer khsm_skr_signer_t;
-
-/** Open the card keystore ("<token-uri> <module-path>", as in knot.conf).
- *  \param[out] signer_ptr  close with khsm_skr_signer_close(). */
-int khsm_skr_signer_open(const char *keystore_config, khsm_skr_signer_t **signer_ptr);
-
-/** Log in once, explicitly, and keep the login for the run: token flags
- *  first (final try refused unless force, locked always), one try through
- *  the config's pin-source, never retried. Nothing when already logged in.
- *  khsm_skr_sign() calls it (with the force of an earlier call, else false);
- *  card operations after it never let libdnssec or GnuTLS log in by
- *  themselves, and log in again (once per try) only after the card forgot
- *  the login. */
-int khsm_skr_signer_login(khsm_skr_signer_t *signer, bool force);
-
-/** Close the keystore (logs out). NULL accepted. */
-void khsm_skr_signer_close(khsm_skr_signer_t *signer);
-
-/* A KSK of the KSK side: id, timers (0: unset) and DNSKEY rdata text. */
-typedef struct {
-	char id[257];
-	bool ksk, zsk, public_only;
-	int64_t pre_active, publish, ready, active, retire_active, retire;
-	int64_t post_active, revoke, remove;
-	char *rdata;                 /* "257 3 ALG BASE64" */
-} khsm_ksk_key_t;
-
-/* What the signer needs from the KSK side of a zone. */
-typedef struct {
-	const char *zone;
-	int64_t rrsig_lifetime;      /* KSK-side policy, seconds */
-	int64_t rrsig_refresh;
-	bool cds_default;            /* cds-cdnskey-publish not set (rollover) */
-	const khsm_ksk_key_t *keys;
-	size_t key_count;
-} khsm_skr_request_t;
-
-/** Sign a KSR (text) with the card as `keymgr sign-ksr` does.
- *  KHSM_ENOTSUP with the reason when the zone is in a state this signer does
- *  not reproduce (a KSK timer inside the period, a CDS/CDNSKEY policy, a
- *  public-only or ZSK key on the KSK side): use keymgr sign-ksr then.
- *  \param[out] skr_ptr  free with free(). \param[out] sigs_ptr  card signatures. */
-int khsm_skr_sign(khsm_skr_signer_t *signer, const khsm_skr_request_t *req, const char *ksr_text,
-                  char **skr_ptr, size_t *sigs_ptr);
 
 /* One ceremony run for a zone. */
 typedef struct {

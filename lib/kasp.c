@@ -1,7 +1,60 @@
-/* KASP index across the zones of knot.conf. */
+/* Key states from KASP timers, and the KASP index across the zones of knot.conf. */
 #include "error.h"
 #include "internal.h"
 #include "kasp.h"
+
+/* -- key state ------------------------------------------------------------- */
+
+/* In the manner of Knot's get_key_state() (knot/dnssec/kasp/keystate.c): one
+ * boolean per timer, then the phases from the end of a key's life backwards,
+ * so that a later phase wins over an earlier one whose timer also passed. */
+_public_
+khsm_key_state_t khsm_kasp_key_state(const khsm_kasp_key_t *key, int64_t now)
+{
+	if (!key) {
+		return KHSM_KEY_STATE_NONE;
+	}
+	bool removed = khsm_kasp_reached(key->remove, now);
+	bool revoked = khsm_kasp_reached(key->revoke, now);
+	bool retired = khsm_kasp_reached(key->retire, now);
+	bool post_active = khsm_kasp_reached(key->post_active, now);
+	bool retire_active = khsm_kasp_reached(key->retire_active, now);
+	bool active = khsm_kasp_reached(key->active, now);
+	bool ready = khsm_kasp_reached(key->ready, now);
+	bool published = khsm_kasp_reached(key->publish, now);
+	bool pre_active = khsm_kasp_reached(key->pre_active, now);
+
+	if (removed) {
+		return KHSM_KEY_STATE_REMOVED;
+	}
+	if (revoked) {
+		return KHSM_KEY_STATE_REVOKED;
+	}
+	if (retired) {
+		return KHSM_KEY_STATE_RETIRED;
+	}
+	if (post_active) {
+		return KHSM_KEY_STATE_POST_ACTIVE;
+	}
+	if (retire_active) {
+		return KHSM_KEY_STATE_RETIRE_ACTIVE;
+	}
+	if (active) {
+		return KHSM_KEY_STATE_ACTIVE;
+	}
+	if (ready) {
+		return KHSM_KEY_STATE_READY;
+	}
+	if (published) {
+		return KHSM_KEY_STATE_PUBLISHED;
+	}
+	if (pre_active) {
+		return KHSM_KEY_STATE_PRE_ACTIVE;
+	}
+	return KHSM_KEY_STATE_NONE;
+}
+
+/* -- index ----------------------------------------------------------------- */
 
 _public_
 void khsm_kasp_index_clear(khsm_kasp_index_t *idx)
@@ -105,5 +158,58 @@ int khsm_kasp_index_merge(khsm_kasp_index_t *idx, khsm_kasp_index_t *from)
 	free(from->items);   /* the zone strings now belong to idx */
 	from->items = NULL;
 	from->count = 0;
+	return KHSM_EOK;
+}
+
+/* -- summary --------------------------------------------------------------- */
+
+_public_
+void khsm_kasp_summarize(const khsm_kasp_key_t *keys, size_t count, int64_t now,
+                         khsm_kasp_summary_t *out)
+{
+	khsm_kasp_summary_t s = { 0 };
+	for (size_t i = 0; keys && i < count; i++) {
+		const khsm_kasp_key_t *k = &keys[i];
+		s.ksk_waiting |= k->ksk && khsm_kasp_key_state(k, now) == KHSM_KEY_STATE_READY;
+		if (k->ksk && !k->public_only) {
+			if (!s.has_ksk) {
+				snprintf(s.ksk_id, sizeof(s.ksk_id), "%s", k->id);
+			}
+			s.has_ksk = true;
+			snprintf(s.last_ksk_id, sizeof(s.last_ksk_id), "%s", k->id);
+		}
+		if (!k->zsk || k->ksk) {
+			continue;
+		}
+		const struct { const char *name; int64_t t; } ev[] = {
+			{ "publish", k->publish }, { "active", k->active },
+			{ "retire", k->retire }, { "remove", k->remove },
+		};
+		for (size_t e = 0; e < KHSM_ARRAY_SIZE(ev); e++) {
+			if (ev[e].t > now && (s.next_zsk_at == 0 || ev[e].t < s.next_zsk_at)) {
+				s.next_zsk_at = ev[e].t;
+				s.next_zsk_tag = k->tag;
+				s.next_zsk_timer = ev[e].name;
+			}
+		}
+	}
+	*out = s;
+}
+
+_public_
+int khsm_kasp_zone_summary(const char *conf_path, const char *zone, int64_t now,
+                           khsm_kasp_summary_t *out)
+{
+	if (!zone || !out) {
+		return KHSM_EINVAL;
+	}
+	khsm_kasp_key_t *keys = NULL;
+	size_t n = 0;
+	int r = khsm_keymgr_list(conf_path, zone, &keys, &n);
+	if (r != KHSM_EOK) {
+		return r;
+	}
+	khsm_kasp_summarize(keys, n, now, out);
+	free(keys);
 	return KHSM_EOK;
 }

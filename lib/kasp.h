@@ -1,10 +1,40 @@
-/* Which zones' KASP use which keys: keymgr list for every zone of knot.conf. */
+/* The KASP as keymgr lists it: the state of a key at a moment (from its
+ * timers, as Knot's get_key_state() judges it), and which zones of knot.conf
+ * use which keys. */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "knot.h"
 #include "knotconf.h"
+
+/* The state of a key at a moment. Timers drive it: unset (0) is never
+ * reached, a timer at the moment itself is reached. */
+typedef enum {
+	KHSM_KEY_STATE_NONE = 0,       /* no timer reached yet */
+	KHSM_KEY_STATE_PRE_ACTIVE,     /* signatures before the key is published */
+	KHSM_KEY_STATE_PUBLISHED,      /* in the DNSKEY set, not ready */
+	KHSM_KEY_STATE_READY,          /* published long enough; a KSK waits for its DS */
+	KHSM_KEY_STATE_ACTIVE,         /* signs */
+	KHSM_KEY_STATE_RETIRE_ACTIVE,  /* still signs while its successor takes over */
+	KHSM_KEY_STATE_POST_ACTIVE,    /* signatures linger after the key stopped signing */
+	KHSM_KEY_STATE_RETIRED,        /* published, no longer signs */
+	KHSM_KEY_STATE_REVOKED,        /* published with the REVOKE flag */
+	KHSM_KEY_STATE_REMOVED,        /* gone from the zone */
+} khsm_key_state_t;
+
+/** Whether timer t (0: unset) is reached at now. */
+static inline bool khsm_kasp_reached(int64_t t, int64_t now)
+{
+	return t != 0 && t <= now;
+}
+
+/** State of key at now: the last phase of its life whose timer is reached,
+ *  the withdrawal timers (remove, revoke, retire, post-active, retire-active)
+ *  before the introduction ones (active, ready, publish, pre-active). */
+khsm_key_state_t khsm_kasp_key_state(const khsm_kasp_key_t *key, int64_t now);
 
 typedef struct {
 	char *zone;
@@ -33,3 +63,24 @@ const khsm_kasp_entry_t *khsm_kasp_next(const khsm_kasp_index_t *idx, const char
 /** The entry of zone for id_hex, or NULL. */
 const khsm_kasp_entry_t *khsm_kasp_find(const khsm_kasp_index_t *idx, const char *zone,
                                         const char *id_hex);
+
+/* What one `keymgr list` of a zone tells a monitor. */
+typedef struct {
+	bool ksk_waiting;          /* a KSK is ready: its DS is not confirmed at the parent */
+	bool has_ksk;              /* a KSK with a private key */
+	char ksk_id[257];          /* the first such KSK, as keymgr lists it */
+	char last_ksk_id[257];     /* the last such KSK, as keymgr lists it */
+	int64_t next_zsk_at;       /* the next ZSK timer after now; 0: none */
+	uint16_t next_zsk_tag;
+	const char *next_zsk_timer; /* "publish", "active", "retire" or "remove" */
+} khsm_kasp_summary_t;
+
+/** Summarise a zone's keys at now (no keymgr run: keys from khsm_keymgr_list()).
+ *  \param[out] out */
+void khsm_kasp_summarize(const khsm_kasp_key_t *keys, size_t count, int64_t now,
+                         khsm_kasp_summary_t *out);
+
+/** khsm_kasp_summarize() of `keymgr -c CONF -e ZONE list`: keymgr runs once.
+ *  \param[out] out  filled only on success. */
+int khsm_kasp_zone_summary(const char *conf_path, const char *zone, int64_t now,
+                           khsm_kasp_summary_t *out);

@@ -2,9 +2,11 @@
 #include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <time.h>
 #include <libknot/codes.h>
 #include <libknot/lookup.h>
 
+#include "dnskey.h"
 #include "error.h"
 #include "internal.h"
 #include "knot.h"
@@ -564,4 +566,97 @@ int khsm_knotc_zone_ksk_submitted(const khsm_conf_t *conf, const char *zone)
 	}
 	const char *args[] = { "zone-ksk-submitted", zone, NULL };
 	return knotc(conf, args, false);
+}
+
+_public_
+int khsm_knotc_dnskey_expiry(const khsm_conf_t *conf, const char *zone, int64_t *exp)
+{
+	const char *argv[] = { khsm_tool_path("knotc"), "-c", khsm_conf_path(conf), "zone-read", zone,
+	                       "@", "RRSIG", NULL };
+	khsm_run_t res = { 0 };
+	int r = khsm_run(argv, NULL, &res);
+	if (r != KHSM_EOK) return r;
+	*exp = 0;
+	for (char *line = strtok(res.out, "\n"); line; line = strtok(NULL, "\n")) {
+		char *p = strstr(line, " RRSIG DNSKEY ");
+		char t[32];
+		if (p && sscanf(p, " RRSIG DNSKEY %*s %*s %*s %31s", t) == 1) {
+			struct tm tm = { 0 };
+			if (strlen(t) == 14 && sscanf(t, "%4d%2d%2d%2d%2d%2d", &tm.tm_year, &tm.tm_mon,
+			                              &tm.tm_mday, &tm.tm_hour, &tm.tm_min, &tm.tm_sec) == 6) {
+				tm.tm_year -= 1900;
+				tm.tm_mon -= 1;
+				int64_t e = (int64_t)timegm(&tm);
+				if (*exp == 0 || e < *exp) *exp = e;
+			}
+		}
+	}
+	r = res.status == 0 && *exp > 0 ? KHSM_EOK : KHSM_ENOENT;
+	khsm_run_clear(&res);
+	return r;
+}
+
+_public_
+void khsm_dnskeys_free(dnssec_key_t **keys, size_t count)
+{
+	for (size_t i = 0; keys && i < count; i++) {
+		dnssec_key_free(keys[i]);
+	}
+	free(keys);
+}
+
+_public_
+int khsm_keymgr_ksks(const char *conf_path, const char *zone, dnssec_key_t ***keys_ptr,
+                     size_t *count_ptr)
+{
+	const char *args[] = { zone, "dnskey", NULL };
+	khsm_run_t res = { 0 };
+	int r = khsm_keymgr(conf_path, args, &res);
+	if (r != KHSM_EOK) {
+		const char *d = khsm_err_last_detail();
+		if (d && strstr(d, "token not available")) {
+			char *why = strdup(d); /* the detail buffer is about to be rewritten */
+			khsm_err_detail("%s; keymgr opens the zone's keystore even to print public keys: "
+			                "connect the card (knot-hsm doctor checks it)", why ? why : "");
+			free(why);
+		}
+		return r;
+	}
+	struct { dnssec_key_t **keys; size_t count; } s = { 0 };
+	for (char *line = res.out; line && *line; ) {
+		char *end = strchr(line, '\n');
+		if (end) {
+			*end = '\0';
+		}
+		if (line[strspn(line, " \t")] != '\0') {
+			dnssec_key_t *key = NULL;
+			r = khsm_dnskey_from_text(zone, line, &key);
+			if (r != KHSM_EOK) {
+				const char *d = khsm_err_last_detail();
+				char *why = strdup(d ? d : khsm_strerror(r));
+				khsm_err_detail("keymgr %s dnskey printed '%.200s': %s", zone, line,
+				                why ? why : "");
+				free(why);
+				r = KHSM_EPARSE;
+				break;
+			}
+			dnssec_key_t **grown = realloc(s.keys, (s.count + 1) * sizeof(*grown));
+			if (!grown) {
+				dnssec_key_free(key);
+				r = KHSM_ENOMEM;
+				break;
+			}
+			s.keys = grown;
+			s.keys[s.count++] = key;
+		}
+		line = end ? end + 1 : NULL;
+	}
+	khsm_run_clear(&res);
+	if (r != KHSM_EOK) {
+		khsm_dnskeys_free(s.keys, s.count);
+		return r;
+	}
+	*keys_ptr = s.keys;
+	*count_ptr = s.count;
+	return KHSM_EOK;
 }

@@ -8,6 +8,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <libdnssec/key.h>
+
 #include "knotconf.h"
 #include "run.h"
 
@@ -87,3 +89,18 @@ int khsm_knotc_zone_keys_load(const khsm_conf_t *conf, const char *zone);
  *  KHSM_ENOENT when knotd is not running, KHSM_ETOOL when it refuses
  *  (e.g. "no key ready for submission"). */
 int khsm_knotc_zone_ksk_submitted(const khsm_conf_t *conf, const char *zone);
+
+/** Earliest expiration of the DNSKEY RRSIGs knotd serves for zone now
+ *  (`knotc zone-read ZONE @ RRSIG`). KHSM_ENOENT when none is served or
+ *  knotc fails. \param[out] exp */
+int khsm_knotc_dnskey_expiry(const khsm_conf_t *conf, const char *zone, int64_t *exp);
+
+/** The KSKs of a zone as knotd signs with them: `keymgr -c CONF ZONE dnskey`,
+ *  one DNSKEY line per key, in keymgr's order. A line that is not a DNSKEY
+ *  of zone is KHSM_EPARSE naming it. \param[out] keys_ptr  free with
+ *  khsm_dnskeys_free(); NULL with *count_ptr 0 when the zone has no KSK. */
+int khsm_keymgr_ksks(const char *conf_path, const char *zone, dnssec_key_t ***keys_ptr,
+                     size_t *count_ptr);
+
+/** Free an array of keys (NULL accepted). */
+void khsm_dnskeys_free(dnssec_key_t **keys, size_t count);

@@ -1,6 +1,8 @@
 # Installs what knot-hsm needs on Debian 12, only what is missing.
 # Sourced by samples/demo.sh and tests/run.sh; uses sudo when not root.
 
+# libknot-dev also ships libdnssec and libzscanner (headers, pkg-config): Debian 12
+# has no separate libzscanner-dev.
 KHSM_BUILD_PKGS="meson ninja-build gcc pkg-config libgnutls28-dev libp11-kit-dev libknot-dev libcmocka-dev"
 KHSM_RUN_PKGS="knot knot-dnssecutils knot-dnsutils softhsm2 p11-kit gnutls-bin opensc python3"
 KHSM_TEST_PKGS="bind9-dnsutils ldnsutils clang libclang-rt-14-dev"

@@ -1,4 +1,4 @@
-/* KSR, SKR and `keymgr show-offline` text (lib/ceremony.c), then the SKR
+/* KSR, SKR and `keymgr show-offline` text (lib/skr.c, libzscanner), then the SKR
  * checks run on what was parsed. The zone is example.com, as in the seeds. */
 #include "ceremony.h"
 #include "fuzz.h"

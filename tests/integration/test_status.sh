@@ -114,3 +114,22 @@ run 0 "$KNOT_HSM" -c "$CONF" status
 contains "$OUT" "DS at parent: a KSK waits for its DS, not confirmed yet; confirm with knot-hsm example.com. submitted" "a ready KSK shown as waiting for its DS"
 run 0 "$KNOT_HSM" -c "$CONF" status --json
 contains "$OUT" '"ds_at_parent": "waiting"' "and in JSON"
+
+# Count, not time: status asks keymgr once per zone and side (one `list` of
+# the ZSK side, one of the KSK side, one show-offline), never a list twice.
+cat > "$TMP/keymgr-count" <<SH
+#!/bin/sh
+echo "\$*" >> "$TMP/keymgr.log"
+exec keymgr "\$@"
+SH
+chmod +x "$TMP/keymgr-count"
+: > "$TMP/keymgr.log"
+KHSM_KEYMGR="$TMP/keymgr-count" run 0 "$KNOT_HSM" -c "$CONF" status
+contains "$OUT" "card KSK: present" "status with the counting keymgr still sees the card KSK"
+zsk_lists=$(grep -c -- "-c $CONF -e example.com. list\$" "$TMP/keymgr.log")
+ksk_lists=$(grep -c -- "-c $D/knot-hsm-ksk.conf -e example.com. list\$" "$TMP/keymgr.log")
+runs=$(wc -l < "$TMP/keymgr.log")
+[ "$zsk_lists" -eq 1 ] || fail "status listed the ZSK side's keys $zsk_lists times, not once: $(cat "$TMP/keymgr.log")"
+[ "$ksk_lists" -eq 1 ] || fail "status listed the KSK side's keys $ksk_lists times, not once: $(cat "$TMP/keymgr.log")"
+[ "$runs" -eq 3 ] || fail "status ran keymgr $runs times for one zone, not 3: $(cat "$TMP/keymgr.log")"
+pass "status runs keymgr list once per zone and side (3 keymgr runs for one offline zone)"

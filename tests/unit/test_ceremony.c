@@ -1,4 +1,4 @@
-/* Tests of lib/ceremony.c: reading KSR, SKR and show-offline text captured
+/* Tests of lib/ceremony.c and lib/skr.c: reading KSR, SKR and show-offline text captured
  * from keymgr 3.2.6, the SKR checks beyond validate-skr, file names, and the
  * atomic write. */
 #include "test.h"
@@ -6,6 +6,9 @@
 #include <stdbool.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include <libdnssec/error.h>
+#include <libdnssec/key.h>
 
 #include "ceremony.h"
 #include "error.h"
@@ -118,6 +121,13 @@ static void test_parse_errors(void **state)
 		/* bad RRSIG time */
 		";; SignedKeyResponse 1.0 1 (x) ===\nexample.org. 3600 RRSIG DNSKEY 13 2 3600 2026x (\n"
 		" 20261129232320 3179 example.org. AAAA )\n",
+		/* no file is read on the KSR's say */
+		";; KeySigningRequest 1.0 1 (x) ===\n$INCLUDE /etc/passwd\n",
+		/* a record after the trailer */
+		";; KeySigningRequest 1.0 1 (x) ===\n;; KeySigningRequest 1.0 generated at x by Knot DNS 3.2.6\n"
+		"example.org. 3600 DNSKEY 256 3 13 AAAA\n",
+		/* a DNSKEY without a key */
+		";; KeySigningRequest 1.0 1 (x) ===\nexample.org. 3600 DNSKEY 256 3 13\n",
 		/* set after the trailer */
 		";; KeySigningRequest 1.0 generated at x by Knot DNS 3.2.6\n;; KeySigningRequest 1.0 1 (x) ===\n",
 	};
@@ -128,6 +138,27 @@ static void test_parse_errors(void **state)
 		assert_null(s.sets);
 		assert_non_null(strstr(khsm_err_last_detail(), "line "));
 	}
+}
+
+/* A DNSKEY without TTL has none (-1): the signer then refuses the set. */
+static void test_parse_ttl(void **state)
+{
+	(void)state;
+	khsm_keysets_t s = { 0 };
+	const char *text = ";; KeySigningRequest 1.0 1 (x) ===\n"
+		"example.org. IN DNSKEY 256 3 13 ( AAAA\n BBBB ) ; ZSK\n"
+		";; KeySigningRequest 1.0 2 (x) ===\n"
+		"EXAMPLE.org 7200 IN DNSKEY 257 3 13 AAAABBBB\n";
+	assert_int_equal(khsm_keysets_parse(text, "example.org.", &s), KHSM_EOK);
+	assert_int_equal(s.count, 2);
+	assert_int_equal(s.sets[0].dnskey_ttl, -1);
+	assert_int_equal(s.sets[0].dnskey_count, 1);
+	assert_string_equal(s.sets[0].dnskeys[0], "256 3 13 AAAABBBB");
+	assert_int_equal(s.sets[0].ksk_count, 0);
+	assert_int_equal(s.sets[1].dnskey_ttl, 7200);
+	assert_int_equal(s.sets[1].ksk_count, 1);
+	assert_string_equal(s.sets[1].dnskeys[0], "257 3 13 AAAABBBB");
+	khsm_keysets_clear(&s);
 }
 
 static void test_file_stem(void **state)
@@ -169,14 +200,43 @@ static void test_write_atomic(void **state)
 	assert_int_equal(rmdir(dir), 0);   /* no temp file left behind */
 }
 
+/* DNSKEY rdata text to wire and back, as the card signer and the KSK-side
+ * key match use it. */
+static void test_dnskey_text(void **state)
+{
+	(void)state;
+	dnssec_binary_t wire = { 0 };
+	assert_int_equal(khsm_keyset_dnskey_wire(KSK_RDATA, &wire), KHSM_EOK);
+	assert_int_equal(wire.size, 4 + 64);
+	assert_int_equal(wire.data[0], 1);
+	assert_int_equal(wire.data[1], 1);
+	assert_int_equal(wire.data[2], 3);
+	assert_int_equal(wire.data[3], 13);
+	dnssec_key_t *key = NULL;
+	assert_int_equal(dnssec_key_new(&key), DNSSEC_EOK);
+	assert_int_equal(dnssec_key_set_rdata(key, &wire), DNSSEC_EOK);
+	char *text = NULL;
+	assert_int_equal(khsm_keyset_dnskey_text(key, &text), KHSM_EOK);
+	assert_string_equal(text, KSK_RDATA);
+	free(text);
+	dnssec_key_free(key);
+	dnssec_binary_free(&wire);
+
+	assert_int_equal(khsm_keyset_dnskey_wire("257 3 13 !!!", &wire), KHSM_EPARSE);
+	assert_int_equal(khsm_keyset_dnskey_wire("257 3", &wire), KHSM_EPARSE);
+	assert_int_equal(khsm_keyset_dnskey_text(NULL, &text), KHSM_EINVAL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_parse_ksr_skr),
 		cmocka_unit_test(test_parse_offline),
 		cmocka_unit_test(test_parse_errors),
+		cmocka_unit_test(test_parse_ttl),
 		cmocka_unit_test(test_file_stem),
 		cmocka_unit_test(test_write_atomic),
+		cmocka_unit_test(test_dnskey_text),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
