@@ -14,6 +14,7 @@
 #include "lib/error.h"
 #include "lib/guard/conf.h"
 #include "lib/knot.h"
+#include "lib/confgen.h"
 #include "lib/policy.h"
 #include "lib/ceremony.h"
 #include "lib/run.h"
@@ -368,11 +369,11 @@ int cmd_policy(cli_t *cli)
 	khsm_render_t in = { (const char *const *)zones, (size_t)cli->zone_count,
 	                     card ? card->id : NULL, card_config ? card_config : card ? card->config : NULL,
 	                     ksk_path, ksk_db };
-	if (rc == CLI_OK && (r = khsm_policy_render_main(&pol, &in, &main_text)) != KHSM_EOK) {
+	if (rc == CLI_OK && (r = khsm_confgen_policy_main(&pol, &in, &main_text)) != KHSM_EOK) {
 		rc = cli_error(r, "render");
 	}
 	if (rc == CLI_OK && mode == KHSM_MODE_OFFLINE &&
-	    (r = khsm_policy_render_ksk(&pol, &in, &ksk_text)) != KHSM_EOK) {
+	    (r = khsm_confgen_policy_ksk(&pol, &in, &ksk_text)) != KHSM_EOK) {
 		rc = cli_error(r, "render");
 	}
 

@@ -117,44 +117,19 @@ int khsm_cardkey_find(khsm_keystore_t *ks, const char *label, const uint8_t *id,
 
 /* -- algorithms ----------------------------------------------------------- */
 
+/* What each DNSSEC algorithm is on the card (names: dnskey.c). */
 static const struct {
 	int number;
-	const char *name;
 	gnutls_pk_algorithm_t pk;
 	gnutls_ecc_curve_t curve;
 } ALGORITHMS[] = {
-	{ 8,  "rsasha256",       GNUTLS_PK_RSA, GNUTLS_ECC_CURVE_INVALID },
-	{ 10, "rsasha512",       GNUTLS_PK_RSA, GNUTLS_ECC_CURVE_INVALID },
-	{ 13, "ecdsap256sha256", GNUTLS_PK_ECDSA, GNUTLS_ECC_CURVE_SECP256R1 },
-	{ 14, "ecdsap384sha384", GNUTLS_PK_ECDSA, GNUTLS_ECC_CURVE_SECP384R1 },
-	{ 15, "ed25519",         GNUTLS_PK_EDDSA_ED25519, GNUTLS_ECC_CURVE_ED25519 },
-	{ 16, "ed448",           GNUTLS_PK_EDDSA_ED448, GNUTLS_ECC_CURVE_ED448 },
+	{ 8, GNUTLS_PK_RSA, GNUTLS_ECC_CURVE_INVALID },
+	{ 10, GNUTLS_PK_RSA, GNUTLS_ECC_CURVE_INVALID },
+	{ 13, GNUTLS_PK_ECDSA, GNUTLS_ECC_CURVE_SECP256R1 },
+	{ 14, GNUTLS_PK_ECDSA, GNUTLS_ECC_CURVE_SECP384R1 },
+	{ 15, GNUTLS_PK_EDDSA_ED25519, GNUTLS_ECC_CURVE_ED25519 },
+	{ 16, GNUTLS_PK_EDDSA_ED448, GNUTLS_ECC_CURVE_ED448 },
 };
-
-_public_
-int khsm_algorithm_from_name(const char *name, int *algorithm_ptr)
-{
-	for (size_t i = 0; name && i < KHSM_ARRAY_SIZE(ALGORITHMS); i++) {
-		if (strcasecmp(name, ALGORITHMS[i].name) == 0) {
-			*algorithm_ptr = ALGORITHMS[i].number;
-			return KHSM_EOK;
-		}
-	}
-	khsm_err_detail("unknown algorithm '%s'; use ecdsap256sha256, ecdsap384sha384, rsasha256, "
-	                "rsasha512, ed25519 or ed448", name ? name : "");
-	return KHSM_EINVAL;
-}
-
-_public_
-const char *khsm_algorithm_name(int algorithm)
-{
-	for (size_t i = 0; i < KHSM_ARRAY_SIZE(ALGORITHMS); i++) {
-		if (ALGORITHMS[i].number == algorithm) {
-			return ALGORITHMS[i].name;
-		}
-	}
-	return NULL;
-}
 
 static int algorithm_entry(int algorithm)
 {
