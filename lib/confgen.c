@@ -7,6 +7,7 @@
 #include "dnskey.h"
 #include "error.h"
 #include "internal.h"
+#include "run.h"
 
 _public_
 int khsm_confgen_check_id(const char *id)
@@ -260,4 +261,31 @@ int khsm_confgen_policy_ksk(const khsm_policy_t *p, const khsm_render_t *in, cha
 		            "    dnssec-policy: %s\n", in->zones[i], KHSM_POLICY_KSK_ID);
 	}
 	return sb_finish(&sb, text_ptr);
+}
+
+/* -- the proof: Knot's own parser -- */
+
+_public_
+int khsm_confgen_knotc_check(const char *path)
+{
+	if (!path) {
+		return KHSM_EINVAL;
+	}
+	const char *argv[] = { khsm_tool_path("knotc"), "-c", path, "conf-check", NULL };
+	khsm_run_t res = { 0 };
+	int r = khsm_run(argv, NULL, &res);
+	if (r != KHSM_EOK) {
+		return r;
+	}
+	const char *e = strstr(res.err, "error:");
+	if (!e) e = strstr(res.out, "error:");
+	if (res.status != 0 || e) {
+		const char *msg = e ? e : (res.err[0] ? res.err : res.out);
+		size_t len = strcspn(msg, "\n");
+		khsm_err_detail("knotc conf-check refuses the rendered configuration: %.*s", (int)len, msg);
+		khsm_run_clear(&res);
+		return KHSM_ECONFIG;
+	}
+	khsm_run_clear(&res);
+	return KHSM_EOK;
 }

@@ -33,3 +33,7 @@ int khsm_confgen_policy_main(const khsm_policy_t *policy, const khsm_render_t *i
  *  keystore, KSK policy, the zones). Starts with KHSM_POLICY_MARKER.
  *  \param[out] text_ptr  free with free(). */
 int khsm_confgen_policy_ksk(const khsm_policy_t *policy, const khsm_render_t *in, char **text_ptr);
+
+/** Check a configuration file with `knotc -c PATH conf-check` (Knot's own
+ *  parser); KHSM_ECONFIG with knotc's first error line as the detail. */
+int khsm_confgen_knotc_check(const char *path);
