@@ -9,6 +9,7 @@
 #include "cleanup.h"
 #include "lib/dnskey.h"
 #include "lib/enroll.h"
+#include "lib/inventory.h"
 #include "lib/display.h"
 #include "lib/error.h"
 #include "lib/json.h"
@@ -61,11 +62,6 @@ static int open_keystore(cli_t *cli, const char *config, khsm_pin_t **pin_ptr,
 {
 	int r = open_card(cli, config, pin_ptr, ks_ptr);
 	return r == KHSM_EOK ? CLI_OK : cli_error(r, NULL);
-}
-
-static int hex_of(const uint8_t *id, size_t len, char **hex)
-{
-	return khsm_hex_format(id, len, hex);
 }
 
 /* Key id, tag, DNSKEY and DS (SHA-256) of a key that just proved it works. */
@@ -311,15 +307,6 @@ static void print_zones_using(const khsm_kasp_index_t *kasp, const char *id_hex,
 	}
 }
 
-/* One of the ids under which knot.conf names this card. */
-static bool id_is_one_of(const char *id, const char *const *ids, size_t n_ids)
-{
-	for (size_t i = 0; i < n_ids; i++) {
-		if (strcmp(id, ids[i]) == 0) return true;
-	}
-	return false;
-}
-
 /* ids: every keystore id of knot.conf with this same config (online mode's
  * policy adds a second id for the card of the operator's keystore), so each
  * card is listed once. */
@@ -332,12 +319,9 @@ static int keys_of_keystore(cli_t *cli, const khsm_conf_t *conf, const khsm_kasp
 	int rc = open_keystore(cli, kscfg->config, &pin, &ks);
 	if (rc != CLI_OK) return rc;
 
-	/* Every key object on the token: search by type with the login. */
-	khsm_cardobjs_t priv = { 0 }, pub = { 0 };
-	int r = khsm_cardkey_find(ks, NULL, NULL, 0, KHSM_URI_TYPE_PRIVATE, pin, cli->force, &priv);
-	if (r == KHSM_EOK) r = khsm_cardkey_find(ks, NULL, NULL, 0, KHSM_URI_TYPE_PUBLIC, pin, cli->force, &pub);
+	khsm_inventory_t inv = { 0 };
+	int r = khsm_inventory_card(conf, kasp, ks, pin, cli->force, ids, n_ids, &inv);
 	if (r != KHSM_EOK) {
-		khsm_cardobjs_clear(&priv);
 		return cli_error(r, "keystore %s", kscfg->id);
 	}
 
@@ -354,57 +338,29 @@ static int keys_of_keystore(cli_t *cli, const khsm_conf_t *conf, const khsm_kasp
 		_cleanup_free_ char *shown = NULL;
 		printf(": %s\n", khsm_redact(khsm_keystore_uri(ks), &shown) == KHSM_EOK ? shown : "");
 	}
-	for (size_t i = 0; i < priv.count; i++) {
-		const khsm_cardobj_t *o = &priv.items[i];
-		_cleanup_free_ char *hex = NULL;
-		if (o->id_len) hex_of(o->id, o->id_len, &hex);
-		int alg = 0;
-		unsigned bits = 0;
-		for (size_t k = 0; k < pub.count; k++) {
-			if (pub.items[k].id_len == o->id_len && o->id_len && memcmp(pub.items[k].id, o->id, o->id_len) == 0) {
-				bits = pub.items[k].bits;
-			}
-		}
-		int tag = -1;
-		bool used = false;
-		if (hex) {
-			size_t pos = 0;
-			const khsm_kasp_entry_t *e = khsm_kasp_next(kasp, hex, &pos);
-			if (e) {
-				used = true;
-				tag = e->key.tag;
-				alg = e->key.algorithm;
-			} else if (khsm_cardkey_algorithm(ks, o->id, o->id_len, NULL, 0, &alg, &bits) == KHSM_EOK) {
-				/* Not in KASP: the tag as a KSK (flags 257) would have it. */
-				dnssec_key_t *key = NULL;
-				if (khsm_cardkey_dnskey(ks, ".", hex, alg, true, &key) == KHSM_EOK) {
-					tag = dnssec_key_get_keytag(key);
-				}
-				dnssec_key_free(key);
-			}
-			khsm_err_clear();
-		}
-		const char *algname = alg ? khsm_algorithm_name(alg) : NULL;
+	for (size_t i = 0; i < inv.key_count; i++) {
+		const khsm_inventory_key_t *k = &inv.keys[i];
+		const char *algname = k->algorithm ? khsm_algorithm_name(k->algorithm) : NULL;
 		if (j) {
 			khsm_json_object(j, NULL);
-			khsm_json_str(j, "label", o->label);
-			khsm_json_str(j, "id", hex);
+			khsm_json_str(j, "label", k->label);
+			khsm_json_str(j, "id", k->id_hex);
 			khsm_json_str(j, "algorithm", algname);
-			khsm_json_uint(j, "bits", bits);
-			if (tag >= 0) khsm_json_int(j, "key_tag", tag); else khsm_json_null(j, "key_tag");
+			khsm_json_uint(j, "bits", k->bits);
+			if (k->tag >= 0) khsm_json_int(j, "key_tag", k->tag); else khsm_json_null(j, "key_tag");
 			khsm_json_array(j, "zones");
-			if (hex) print_zones_using(kasp, hex, j);
+			if (k->id_hex) print_zones_using(kasp, k->id_hex, j);
 			khsm_json_end(j);
-			khsm_json_bool(j, "unused", !used);
+			khsm_json_bool(j, "unused", !k->used);
 			khsm_json_end(j);
 		} else {
 			char tagbuf[16] = "?";
-			if (tag >= 0) snprintf(tagbuf, sizeof(tagbuf), "%d", tag);
-			printf("  %s  tag %s  %s %u bits  label '%s'\n", hex ? hex : "(no CKA_ID)", tagbuf,
-			       algname ? algname : "?", bits, khsm_esc(o->label));
+			if (k->tag >= 0) snprintf(tagbuf, sizeof(tagbuf), "%d", k->tag);
+			printf("  %s  tag %s  %s %u bits  label '%s'\n", k->id_hex ? k->id_hex : "(no CKA_ID)",
+			       tagbuf, algname ? algname : "?", k->bits, khsm_esc(k->label));
 			printf("    zones: ");
-			if (used) print_zones_using(kasp, hex, NULL);
-			else printf("none: on the card, used by no zone%s", hex ? "" : " (and Knot cannot use "
+			if (k->used) print_zones_using(kasp, k->id_hex, NULL);
+			else printf("none: on the card, used by no zone%s", k->id_hex ? "" : " (and Knot cannot use "
 			            "it without a CKA_ID: knot-hsm ZONE import label=... fix-id=yes)");
 			printf("\n");
 		}
@@ -415,49 +371,23 @@ static int keys_of_keystore(cli_t *cli, const khsm_conf_t *conf, const khsm_kasp
 		khsm_json_end(j);
 		khsm_json_array(j, "missing");
 	}
-	for (size_t i = 0; i < khsm_conf_zone_count(conf); i++) {
-		const khsm_conf_zone_t *zc = khsm_conf_zone_at(conf, i);
-		khsm_zone_t z = { 0 };
-		if (khsm_zone_resolve(conf, zc->domain, NULL, &z) != KHSM_EOK ||
-		    !id_is_one_of(z.keystore->id, ids, n_ids)) {
-			khsm_zone_clear(&z);
-			khsm_err_clear();
-			continue;
+	for (size_t i = 0; i < inv.missing_count; i++) {
+		const khsm_inventory_missing_t *m = &inv.missing[i];
+		if (j) {
+			khsm_json_object(j, NULL);
+			khsm_json_str(j, "zone", m->zone);
+			khsm_json_str(j, "id", m->id_hex);
+			khsm_json_uint(j, "key_tag", m->tag);
+			khsm_json_end(j);
+		} else {
+			printf("  MISSING: %s %s tag %u is in KASP but not on the card\n", m->zone, m->id_hex, m->tag);
 		}
-		for (size_t k = 0; k < kasp->count; k++) {
-			const khsm_kasp_entry_t *e = &kasp->items[k];
-			if (strcmp(e->zone, z.name) != 0 || e->key.public_only) continue;
-			/* Knot >= 3.5 says where each key lives ("PKCS11/<id>"); only
-			 * this card's count. */
-			static const char PKCS11[] = "PKCS11/";
-			const size_t plen = sizeof(PKCS11) - 1;
-			if (e->key.keystore[0] && (strncmp(e->key.keystore, PKCS11, plen) != 0 ||
-			                           !id_is_one_of(e->key.keystore + plen, ids, n_ids))) continue;
-			bool present = false;
-			for (size_t p = 0; p < priv.count && !present; p++) {
-				_cleanup_free_ char *hex = NULL;
-				present = priv.items[p].id_len && hex_of(priv.items[p].id, priv.items[p].id_len, &hex) == KHSM_EOK &&
-				          strcmp(hex, e->key.id) == 0;
-			}
-			if (present) continue;
-			if (j) {
-				khsm_json_object(j, NULL);
-				khsm_json_str(j, "zone", e->zone);
-				khsm_json_str(j, "id", e->key.id);
-				khsm_json_uint(j, "key_tag", e->key.tag);
-				khsm_json_end(j);
-			} else {
-				printf("  MISSING: %s %s tag %u is in KASP but not on the card\n", e->zone, e->key.id, e->key.tag);
-			}
-		}
-		khsm_zone_clear(&z);
 	}
 	if (j) {
 		khsm_json_end(j);
 		khsm_json_end(j);
 	}
-	khsm_cardobjs_clear(&priv);
-	khsm_cardobjs_clear(&pub);
+	khsm_inventory_clear(&inv);
 	return CLI_OK;
 }
 
