@@ -1,11 +1,11 @@
-/* Card keys and Knot's KASP: generate, import, keys. */
+/* generate, import, keys: parse the arguments, call lib/enroll.c or
+ * lib/inventory.c once, print. */
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include <libdnssec/key.h>
 
-#include "lib/cardkey.h"
 #include "cleanup.h"
 #include "lib/dnskey.h"
 #include "lib/enroll.h"
@@ -15,7 +15,6 @@
 #include "lib/json.h"
 #include "lib/kasp.h"
 #include "lib/knot.h"
-#include "lib/token.h"
 #include "lib/uri.h"
 #include "zonecmd.h"
 

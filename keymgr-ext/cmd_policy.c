@@ -8,7 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "lib/dnskey.h"
+#include "lib/dname.h"
 #include "cleanup.h"
 #include "lib/display.h"
 #include "lib/error.h"
