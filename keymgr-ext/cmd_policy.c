@@ -8,15 +8,15 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "lib/dnskey.h"
+#include "lib/dname.h"
 #include "cleanup.h"
 #include "lib/display.h"
 #include "lib/error.h"
 #include "lib/guard/conf.h"
 #include "lib/knot.h"
+#include "lib/confgen.h"
 #include "lib/policy.h"
 #include "lib/ceremony.h"
-#include "lib/run.h"
 #include "lib/uri.h"
 #include "zonecmd.h"
 
@@ -63,28 +63,6 @@ static int pick_card_keystore(const khsm_conf_t *conf, const char *want,
 		return KHSM_EAMBIGUOUS;
 	}
 	*ks_ptr = found;
-	return KHSM_EOK;
-}
-
-/* knotc -c PATH conf-check; KHSM_ECONFIG with knotc's first error line. */
-static int conf_check(const char *path)
-{
-	const char *argv[] = { khsm_tool_path("knotc"), "-c", path, "conf-check", NULL };
-	khsm_run_t res = { 0 };
-	int r = khsm_run(argv, NULL, &res);
-	if (r != KHSM_EOK) {
-		return r;
-	}
-	const char *e = strstr(res.err, "error:");
-	if (!e) e = strstr(res.out, "error:");
-	if (res.status != 0 || e) {
-		const char *msg = e ? e : (res.err[0] ? res.err : res.out);
-		size_t len = strcspn(msg, "\n");
-		khsm_err_detail("knotc conf-check refuses the rendered configuration: %.*s", (int)len, msg);
-		khsm_run_clear(&res);
-		return KHSM_ECONFIG;
-	}
-	khsm_run_clear(&res);
 	return KHSM_EOK;
 }
 
@@ -368,11 +346,11 @@ int cmd_policy(cli_t *cli)
 	khsm_render_t in = { (const char *const *)zones, (size_t)cli->zone_count,
 	                     card ? card->id : NULL, card_config ? card_config : card ? card->config : NULL,
 	                     ksk_path, ksk_db };
-	if (rc == CLI_OK && (r = khsm_policy_render_main(&pol, &in, &main_text)) != KHSM_EOK) {
+	if (rc == CLI_OK && (r = khsm_confgen_policy_main(&pol, &in, &main_text)) != KHSM_EOK) {
 		rc = cli_error(r, "render");
 	}
 	if (rc == CLI_OK && mode == KHSM_MODE_OFFLINE &&
-	    (r = khsm_policy_render_ksk(&pol, &in, &ksk_text)) != KHSM_EOK) {
+	    (r = khsm_confgen_policy_ksk(&pol, &in, &ksk_text)) != KHSM_EOK) {
 		rc = cli_error(r, "render");
 	}
 
@@ -404,10 +382,10 @@ int cmd_policy(cli_t *cli)
 			if (r == KHSM_EOK) r = full_config(khsm_conf_path(conf), cli->write ? main_path : NULL,
 			                                   t_main, &full_text, &included);
 			if (r == KHSM_EOK) r = temp_write(d, "full.conf", full_text, &t_full);
-			if (r == KHSM_EOK) r = conf_check(t_full);
+			if (r == KHSM_EOK) r = khsm_confgen_knotc_check(t_full);
 			if (r == KHSM_EOK && ksk_text) {
 				r = temp_write(d, "ksk.conf", ksk_text, &t_ksk);
-				if (r == KHSM_EOK) r = conf_check(t_ksk);
+				if (r == KHSM_EOK) r = khsm_confgen_knotc_check(t_ksk);
 				if (r != KHSM_EOK) {
 					char why[1500];
 					snprintf(why, sizeof(why), "%s", khsm_err_last_detail() ? khsm_err_last_detail() : "");

@@ -1,4 +1,5 @@
-/* Key objects on the card through GnuTLS. */
+/* Key objects on the card through GnuTLS: find, generate, delete, fix ids
+ * (loading and proving a key through libdnssec: cardkey_proof.c). */
 #include <gnutls/abstract.h>
 #include <gnutls/crypto.h>
 #include <p11-kit/pkcs11.h>
@@ -11,6 +12,7 @@
 #include "dnskey.h"
 
 #include "cardkey.h"
+#include "cardkey_internal.h"
 #include "error.h"
 #include "internal.h"
 #include "retry.h"
@@ -74,9 +76,6 @@ static int convert(gnutls_pkcs11_obj_t *list, unsigned n, khsm_cardobjs_t *out)
 	return KHSM_EOK;
 }
 
-static int object_url(khsm_keystore_t *ks, const char *label, const uint8_t *id, size_t id_len,
-                      khsm_uri_type_t type, char **url_ptr);
-
 _public_
 int khsm_cardkey_find(khsm_keystore_t *ks, const char *label, const uint8_t *id, size_t id_len,
                       khsm_uri_type_t type, const khsm_pin_t *pin, bool force,
@@ -88,7 +87,7 @@ int khsm_cardkey_find(khsm_keystore_t *ks, const char *label, const uint8_t *id,
 	/* The search URI names the token and the object and keeps the keystore's
 	 * pin-source, so GnuTLS logs in exactly as knotd would. */
 	_cleanup_free_ char *url = NULL;
-	int r = object_url(ks, label, id, id_len, type, &url);
+	int r = khsm_cardkey_object_url(ks, label, id, id_len, type, &url);
 	if (r != KHSM_EOK) {
 		return r;
 	}
@@ -117,44 +116,19 @@ int khsm_cardkey_find(khsm_keystore_t *ks, const char *label, const uint8_t *id,
 
 /* -- algorithms ----------------------------------------------------------- */
 
+/* What each DNSSEC algorithm is on the card (names: dnskey.c). */
 static const struct {
 	int number;
-	const char *name;
 	gnutls_pk_algorithm_t pk;
 	gnutls_ecc_curve_t curve;
 } ALGORITHMS[] = {
-	{ 8,  "rsasha256",       GNUTLS_PK_RSA, GNUTLS_ECC_CURVE_INVALID },
-	{ 10, "rsasha512",       GNUTLS_PK_RSA, GNUTLS_ECC_CURVE_INVALID },
-	{ 13, "ecdsap256sha256", GNUTLS_PK_ECDSA, GNUTLS_ECC_CURVE_SECP256R1 },
-	{ 14, "ecdsap384sha384", GNUTLS_PK_ECDSA, GNUTLS_ECC_CURVE_SECP384R1 },
-	{ 15, "ed25519",         GNUTLS_PK_EDDSA_ED25519, GNUTLS_ECC_CURVE_ED25519 },
-	{ 16, "ed448",           GNUTLS_PK_EDDSA_ED448, GNUTLS_ECC_CURVE_ED448 },
+	{ 8, GNUTLS_PK_RSA, GNUTLS_ECC_CURVE_INVALID },
+	{ 10, GNUTLS_PK_RSA, GNUTLS_ECC_CURVE_INVALID },
+	{ 13, GNUTLS_PK_ECDSA, GNUTLS_ECC_CURVE_SECP256R1 },
+	{ 14, GNUTLS_PK_ECDSA, GNUTLS_ECC_CURVE_SECP384R1 },
+	{ 15, GNUTLS_PK_EDDSA_ED25519, GNUTLS_ECC_CURVE_ED25519 },
+	{ 16, GNUTLS_PK_EDDSA_ED448, GNUTLS_ECC_CURVE_ED448 },
 };
-
-_public_
-int khsm_algorithm_from_name(const char *name, int *algorithm_ptr)
-{
-	for (size_t i = 0; name && i < KHSM_ARRAY_SIZE(ALGORITHMS); i++) {
-		if (strcasecmp(name, ALGORITHMS[i].name) == 0) {
-			*algorithm_ptr = ALGORITHMS[i].number;
-			return KHSM_EOK;
-		}
-	}
-	khsm_err_detail("unknown algorithm '%s'; use ecdsap256sha256, ecdsap384sha384, rsasha256, "
-	                "rsasha512, ed25519 or ed448", name ? name : "");
-	return KHSM_EINVAL;
-}
-
-_public_
-const char *khsm_algorithm_name(int algorithm)
-{
-	for (size_t i = 0; i < KHSM_ARRAY_SIZE(ALGORITHMS); i++) {
-		if (ALGORITHMS[i].number == algorithm) {
-			return ALGORITHMS[i].name;
-		}
-	}
-	return NULL;
-}
 
 static int algorithm_entry(int algorithm)
 {
@@ -170,8 +144,8 @@ static int algorithm_entry(int algorithm)
 
 /* URL of objects on the keystore's token with the given label/id/type; it
  * keeps the keystore's pin-source so GnuTLS logs in as knotd would. */
-static int object_url(khsm_keystore_t *ks, const char *label, const uint8_t *id, size_t id_len,
-                      khsm_uri_type_t type, char **url_ptr)
+int khsm_cardkey_object_url(khsm_keystore_t *ks, const char *label, const uint8_t *id, size_t id_len,
+                            khsm_uri_type_t type, char **url_ptr)
 {
 	khsm_uri_t tok = { 0 };
 	int r = khsm_uri_parse(khsm_keystore_uri(ks), &tok);
@@ -268,7 +242,7 @@ int khsm_cardkey_algorithm(khsm_keystore_t *ks, const uint8_t *id, size_t id_len
                            const char *label, int prefer, int *algorithm_ptr, unsigned *bits_ptr)
 {
 	_cleanup_free_ char *url = NULL;
-	int r = object_url(ks, label, id, id_len, KHSM_URI_TYPE_PUBLIC, &url);
+	int r = khsm_cardkey_object_url(ks, label, id, id_len, KHSM_URI_TYPE_PUBLIC, &url);
 	if (r != KHSM_EOK) {
 		return r;
 	}
@@ -377,7 +351,7 @@ static int restrict_usage_once(void *ctx)
 static int restrict_usage(khsm_keystore_t *ks, const char *label, const uint8_t *id, size_t id_len)
 {
 	_cleanup_free_ char *url = NULL;
-	int r = object_url(ks, label, id, id_len, KHSM_URI_TYPE_ANY, &url);
+	int r = khsm_cardkey_object_url(ks, label, id, id_len, KHSM_URI_TYPE_ANY, &url);
 	if (r != KHSM_EOK) {
 		return r;
 	}
@@ -704,7 +678,7 @@ int khsm_cardkey_delete(khsm_keystore_t *ks, const uint8_t *id, size_t id_len)
 		return KHSM_EINVAL;
 	}
 	_cleanup_free_ char *url = NULL;
-	int r = object_url(ks, NULL, id, id_len, KHSM_URI_TYPE_ANY, &url);
+	int r = khsm_cardkey_object_url(ks, NULL, id, id_len, KHSM_URI_TYPE_ANY, &url);
 	if (r != KHSM_EOK) {
 		return r;
 	}
@@ -740,7 +714,7 @@ int khsm_cardkey_fix_id(khsm_keystore_t *ks, const char *label, uint8_t **id_ptr
                         size_t *id_len_ptr)
 {
 	_cleanup_free_ char *url = NULL;
-	int r = object_url(ks, label, NULL, 0, KHSM_URI_TYPE_ANY, &url);
+	int r = khsm_cardkey_object_url(ks, label, NULL, 0, KHSM_URI_TYPE_ANY, &url);
 	if (r != KHSM_EOK) {
 		return r;
 	}
@@ -792,167 +766,4 @@ int khsm_cardkey_fix_id(khsm_keystore_t *ks, const char *label, uint8_t **id_ptr
 	*id_ptr = out;
 	*id_len_ptr = id_len;
 	return KHSM_EOK;
-}
-
-/* -- proof through libdnssec ---------------------------------------------- */
-
-/*
- * libdnssec reports a busy card as "key not found" (get_private) or as a
- * generic signing error, so these are classified here: a key that GnuTLS
- * lists by its id but libdnssec cannot load, and a signature that fails, are
- * taken as a card that did not answer and retried. Neither logs in (the
- * keystore keeps its login; after a removal khsm_keystore_relogin() logs in
- * again explicitly first) nor changes anything on the card; a key that
- * really cannot sign costs the retry budget before the error is shown.
- */
-
-struct dnskey_args {
-	khsm_keystore_t *ks;
-	const char *zone;
-	const char *id_hex;
-	int algorithm;
-	bool ksk;
-	bool sign;              /* selftest: also sign and verify */
-	dnssec_key_t *key;      /* result */
-};
-
-/* Is the private key with this hex id on the card, as GnuTLS sees it? */
-static int private_key_listed(khsm_keystore_t *ks, const char *id_hex)
-{
-	_cleanup_free_ uint8_t *id = NULL;
-	size_t id_len = 0;
-	int r = khsm_hex_parse(id_hex, &id, &id_len);
-	_cleanup_free_ char *url = NULL;
-	if (r == KHSM_EOK) r = object_url(ks, NULL, id, id_len, KHSM_URI_TYPE_PRIVATE, &url);
-	gnutls_pkcs11_obj_t *objs = NULL;
-	unsigned n = 0;
-	if (r == KHSM_EOK) r = khsm_keystore_find(ks, url, true, NULL, false, &objs, &n);
-	if (r == KHSM_EOK) {
-		khsm_keystore_objs_free(objs, n);
-		r = n > 0 ? KHSM_EOK : KHSM_ENOENT;
-	}
-	return r;
-}
-
-static int load_key(struct dnskey_args *a, dnssec_key_t **key_ptr)
-{
-	dnssec_key_t *key = NULL;
-	knot_dname_t *dname = knot_dname_from_str_alloc(a->zone);
-	int r = dname ? khsm_error_from_dnssec(dnssec_key_new(&key)) : KHSM_ENOMEM;
-	if (r == KHSM_EOK) r = khsm_error_from_dnssec(dnssec_key_set_dname(key, dname));
-	if (r == KHSM_EOK) r = khsm_error_from_dnssec(dnssec_key_set_algorithm(key, a->algorithm));
-	if (r == KHSM_EOK) r = khsm_error_from_dnssec(dnssec_key_set_flags(key, a->ksk ? 257 : 256));
-	free(dname);
-	if (r != KHSM_EOK) {
-		dnssec_key_free(key);
-		return r;
-	}
-	/* The path knotd takes: keystore -> private key on the token. */
-	int d = dnssec_keystore_get_private(khsm_keystore_dnssec(a->ks), a->id_hex, key);
-	r = khsm_error_from_dnssec(d);
-	if (r == KHSM_ENOENT) {
-		int l = private_key_listed(a->ks, a->id_hex);
-		r = l == KHSM_EOK ? KHSM_EBUSY : l;   /* listed, yet not loadable: the card did not answer */
-	}
-	if (r != KHSM_EOK) {
-		dnssec_key_free(key);
-		if (!khsm_err_last_detail() || r == KHSM_EBUSY) {
-			khsm_err_detail("libdnssec cannot load key %s from the keystore as knotd would",
-			                a->id_hex);
-		}
-		return r;
-	}
-	*key_ptr = key;
-	return KHSM_EOK;
-}
-
-/* Sign a test message on the card; verify with a key rebuilt from the DNSKEY
- * rdata only: what resolvers do. */
-static int sign_and_verify(const char *zone, const char *id_hex, dnssec_key_t *key)
-{
-	dnssec_key_t *verify = NULL;
-	dnssec_sign_ctx_t *sctx = NULL, *vctx = NULL;
-	dnssec_binary_t sig = { 0 }, rdata = { 0 };
-	static const char MSG[] = "knot-hsm self-test: signed on the card, verified in software";
-	const dnssec_binary_t msg = { .data = (uint8_t *)MSG, .size = sizeof(MSG) - 1 };
-
-	int r = khsm_error_from_dnssec(dnssec_sign_new(&sctx, key));
-	if (r == KHSM_EOK) r = khsm_error_from_dnssec(dnssec_sign_init(sctx));
-	if (r == KHSM_EOK) r = khsm_error_from_dnssec(dnssec_sign_add(sctx, &msg));
-	if (r == KHSM_EOK) {
-		int d = dnssec_sign_write(sctx, DNSSEC_SIGN_NORMAL, &sig);
-		r = d == DNSSEC_SIGN_ERROR ? KHSM_EBUSY : khsm_error_from_dnssec(d);
-	}
-	if (r != KHSM_EOK) {
-		khsm_err_detail("signing a test message with key %s on the token failed", id_hex);
-		goto done;
-	}
-	r = khsm_error_from_dnssec(dnssec_key_get_rdata(key, &rdata));
-	if (r == KHSM_EOK) r = khsm_dnskey_from_rdata(zone, rdata.data, rdata.size, &verify);
-	if (r == KHSM_EOK) r = khsm_error_from_dnssec(dnssec_sign_new(&vctx, verify));
-	if (r == KHSM_EOK) r = khsm_error_from_dnssec(dnssec_sign_init(vctx));
-	if (r == KHSM_EOK) r = khsm_error_from_dnssec(dnssec_sign_add(vctx, &msg));
-	if (r == KHSM_EOK) {
-		int v = dnssec_sign_verify(vctx, false, &sig);
-		if (v != DNSSEC_EOK) {
-			khsm_err_detail("the card's signature does not verify against the DNSKEY");
-			r = KHSM_ECRYPTO;
-		}
-	}
-done:
-	dnssec_sign_free(sctx);
-	dnssec_sign_free(vctx);
-	dnssec_binary_free(&sig);
-	dnssec_key_free(verify);
-	return r;
-}
-
-/* One try: a fresh key object each time (GnuTLS's session of a failed try
- * may be dead after a removal). */
-static int dnskey_once(void *ctx)
-{
-	struct dnskey_args *a = ctx;
-	dnssec_key_t *key = NULL;
-	/* after a removal: one explicit login, never libdnssec's own */
-	int r = khsm_keystore_relogin(a->ks, false);
-	if (r == KHSM_EOK) r = load_key(a, &key);
-	if (r == KHSM_EOK && a->sign) {
-		r = sign_and_verify(a->zone, a->id_hex, key);
-	}
-	if (r != KHSM_EOK) {
-		dnssec_key_free(key);
-		return r;
-	}
-	a->key = key;
-	return KHSM_EOK;
-}
-
-_public_
-int khsm_cardkey_dnskey(khsm_keystore_t *ks, const char *zone, const char *id_hex,
-                        int algorithm, bool ksk, dnssec_key_t **key_ptr)
-{
-	if (!ks || !zone || !id_hex || !key_ptr) {
-		return KHSM_EINVAL;
-	}
-	struct dnskey_args a = { ks, zone, id_hex, algorithm, ksk, false, NULL };
-	int r = khsm_card_op("loading the key through libdnssec", dnskey_once, &a);
-	if (r == KHSM_EOK) {
-		*key_ptr = a.key;
-	}
-	return r;
-}
-
-_public_
-int khsm_cardkey_selftest(khsm_keystore_t *ks, const char *zone, const char *id_hex,
-                          int algorithm, bool ksk, dnssec_key_t **key_ptr)
-{
-	if (!ks || !zone || !id_hex || !key_ptr) {
-		return KHSM_EINVAL;
-	}
-	struct dnskey_args a = { ks, zone, id_hex, algorithm, ksk, true, NULL };
-	int r = khsm_card_op("signing the self-test message", dnskey_once, &a);
-	if (r == KHSM_EOK) {
-		*key_ptr = a.key;
-	}
-	return r;
 }

@@ -36,10 +36,6 @@ int khsm_cardkey_find(khsm_keystore_t *ks, const char *label, const uint8_t *id,
 /** Free found objects. */
 void khsm_cardobjs_clear(khsm_cardobjs_t *objs);
 
-/* DNSSEC algorithm names keymgr accepts, e.g. "ecdsap256sha256" <-> 13. */
-int khsm_algorithm_from_name(const char *name, int *algorithm_ptr);
-const char *khsm_algorithm_name(int algorithm);
-
 /** DNSSEC algorithm of a public key object on the card (RSA gives 8 unless
  *  prefer is 10). \param[out] algorithm_ptr, bits_ptr */
 int khsm_cardkey_algorithm(khsm_keystore_t *ks, const uint8_t *id, size_t id_len,

@@ -1,9 +1,13 @@
-/* knot.conf rendering. */
+/* knot.conf rendering: keystore, policy and zone stanzas for the chosen mode.
+ * Values are checked before they are written; policy.c owns the numbers. */
 #include <ctype.h>
+#include <stdarg.h>
 
 #include "confgen.h"
+#include "dnskey.h"
 #include "error.h"
 #include "internal.h"
+#include "run.h"
 
 _public_
 int khsm_confgen_check_id(const char *id)
@@ -47,5 +51,241 @@ int khsm_confgen_keystore(const char *id, const char *config, bool key_label, ch
 		return KHSM_ENOMEM;
 	}
 	*text_ptr = text;
+	return KHSM_EOK;
+}
+
+/* -- the include files of policy= (both modes) ------------------------------ */
+
+typedef struct {
+	char *buf;
+	size_t len;
+	bool failed;
+} sb_t;
+
+static void sb_add(sb_t *sb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void sb_add(sb_t *sb, const char *fmt, ...)
+{
+	if (sb->failed) {
+		return;
+	}
+	va_list ap;
+	va_start(ap, fmt);
+	char *piece = NULL;
+	int n = vasprintf(&piece, fmt, ap);
+	va_end(ap);
+	if (n < 0) {
+		sb->failed = true;
+		return;
+	}
+	char *grown = realloc(sb->buf, sb->len + (size_t)n + 1);
+	if (!grown) {
+		free(piece);
+		sb->failed = true;
+		return;
+	}
+	memcpy(grown + sb->len, piece, (size_t)n + 1);
+	sb->buf = grown;
+	sb->len += (size_t)n;
+	free(piece);
+}
+
+static int sb_finish(sb_t *sb, char **text_ptr)
+{
+	if (sb->failed || !sb->buf) {
+		free(sb->buf);
+		return KHSM_ENOMEM;
+	}
+	*text_ptr = sb->buf;
+	return KHSM_EOK;
+}
+
+static void add_duration(sb_t *sb, const char *key, int64_t secs)
+{
+	char d[32];
+	khsm_duration_format(secs, d, sizeof(d));
+	sb_add(sb, "    %s: %s\n", key, d);
+}
+
+static int check_render_input(const khsm_policy_t *p, const khsm_render_t *in, bool need_card)
+{
+	if (!p || !in || (in->zone_count && !in->zones)) {
+		return KHSM_EINVAL;
+	}
+	int r = khsm_policy_check(p);
+	if (r != KHSM_EOK) {
+		return r;
+	}
+	const char *const values[] = { in->card_keystore_id, in->card_keystore_config,
+	                               in->ksk_conf_path, in->ksk_kasp_db };
+	for (size_t i = 0; i < KHSM_ARRAY_SIZE(values); i++) {
+		if (values[i] && strpbrk(values[i], "\"\\\n\r")) {
+			khsm_err_detail("'%s' has a quote, backslash or newline, which knot.conf cannot carry",
+			                values[i]);
+			return KHSM_EINVAL;
+		}
+	}
+	for (size_t i = 0; i < in->zone_count; i++) {
+		if (strpbrk(in->zones[i], "\"\\\n\r #:")) {
+			khsm_err_detail("zone name '%s' cannot be written to knot.conf", in->zones[i]);
+			return KHSM_EINVAL;
+		}
+	}
+	if (need_card && (!in->card_keystore_id || !in->card_keystore_config)) {
+		khsm_err_detail("no pkcs11 keystore to put the KSK on");
+		return KHSM_EINVAL;
+	}
+	return KHSM_EOK;
+}
+
+static void add_zone_list(sb_t *sb, const khsm_render_t *in)
+{
+	sb_add(sb, "# zones:");
+	for (size_t i = 0; i < in->zone_count; i++) {
+		sb_add(sb, " %s", in->zones[i]);
+	}
+	sb_add(sb, "\n");
+}
+
+_public_
+int khsm_confgen_policy_main(const khsm_policy_t *p, const khsm_render_t *in, char **text_ptr)
+{
+	bool online = p && p->mode == KHSM_MODE_ONLINE;
+	int r = check_render_input(p, in, online);
+	if (r != KHSM_EOK) {
+		return r;
+	}
+	if (!text_ptr || (!online && !in->ksk_conf_path)) {
+		return KHSM_EINVAL;
+	}
+	sb_t sb = { 0 };
+	const char *alg = khsm_algorithm_name(p->algorithm);
+	sb_add(&sb, "%s\n", KHSM_POLICY_MARKER);
+	if (online) {
+		sb_add(&sb, "# knot-hsm online mode (Knot >= 3.5): KSK on the card, ZSK in software.\n");
+	} else {
+		sb_add(&sb, "# knot-hsm offline mode, ZSK side (knotd). The KSK side is %s;\n"
+		            "# run 'knot-hsm ZONE... ceremony' before the pre-signed period ends.\n",
+		       in->ksk_conf_path);
+	}
+	add_zone_list(&sb, in);
+	sb_add(&sb, "# Each zone needs: dnssec-signing: on, dnssec-policy: %s\n", KHSM_POLICY_ID);
+	sb_add(&sb, "keystore:\n");
+	if (online) {
+		sb_add(&sb, "  - id: %s\n"
+		            "    backend: pkcs11\n"
+		            "    config: \"%s\"\n"
+		            "    key-label: on\n"
+		            "    ksk-only: on\n",
+		       KHSM_POLICY_CARD_ID, in->card_keystore_config);
+	}
+	sb_add(&sb, "  - id: %s\n"
+	            "    backend: pem\n", KHSM_POLICY_PEM_ID);
+	sb_add(&sb, "policy:\n"
+	            "  - id: %s\n", KHSM_POLICY_ID);
+	if (online) {
+		sb_add(&sb, "    keystore: [ %s, %s ]\n", KHSM_POLICY_CARD_ID, KHSM_POLICY_PEM_ID);
+	} else {
+		sb_add(&sb, "    keystore: %s\n", KHSM_POLICY_PEM_ID);
+	}
+	sb_add(&sb, "    algorithm: %s\n", alg ? alg : "ecdsap256sha256");
+	if (online) {
+		sb_add(&sb, "    manual: off\n"
+		            "    ksk-lifetime: 0\n");
+		if (p->shared_ksk) {
+			sb_add(&sb, "    ksk-shared: on\n");
+		}
+	} else {
+		sb_add(&sb, "    manual: on\n"
+		            "    offline-ksk: on\n");
+	}
+	add_duration(&sb, "zsk-lifetime", p->zsk_lifetime);
+	add_duration(&sb, "dnskey-ttl", p->dnskey_ttl);
+	add_duration(&sb, "zone-max-ttl", p->zone_max_ttl);
+	if (!online) {
+		char d[32];
+		khsm_duration_format(p->propagation_delay, d, sizeof(d));
+		sb_add(&sb, "    # %s to the secondaries plus the longest TTL: keymgr pregenerate spaces\n"
+		            "    # ZSK events by this delay alone\n", d);
+	}
+	add_duration(&sb, "propagation-delay", khsm_policy_propagation_delay(p));
+	add_duration(&sb, "rrsig-lifetime", p->rrsig_lifetime);
+	add_duration(&sb, "rrsig-refresh", p->rrsig_refresh);
+	if (khsm_policy_pre_refresh(p) > 0) {
+		add_duration(&sb, "rrsig-pre-refresh", khsm_policy_pre_refresh(p));
+	}
+	return sb_finish(&sb, text_ptr);
+}
+
+_public_
+int khsm_confgen_policy_ksk(const khsm_policy_t *p, const khsm_render_t *in, char **text_ptr)
+{
+	int r = check_render_input(p, in, true);
+	if (r != KHSM_EOK) {
+		return r;
+	}
+	if (!text_ptr || !in->ksk_kasp_db || p->mode != KHSM_MODE_OFFLINE) {
+		return KHSM_EINVAL;
+	}
+	sb_t sb = { 0 };
+	const char *alg = khsm_algorithm_name(p->algorithm);
+	sb_add(&sb, "%s\n", KHSM_POLICY_MARKER);
+	sb_add(&sb, "# knot-hsm offline mode, KSK side: read by keymgr during 'knot-hsm ceremony',\n"
+	            "# never by knotd. The KSK stays on the card of keystore %s.\n",
+	       in->card_keystore_id);
+	sb_add(&sb, "# knot-hsm: shared-ksk=%s\n", p->shared_ksk ? "yes" : "no");
+	sb_add(&sb, "database:\n"
+	            "    kasp-db: \"%s\"\n", in->ksk_kasp_db);
+	sb_add(&sb, "keystore:\n"
+	            "  - id: %s\n"
+	            "    backend: pkcs11\n"
+	            "    config: \"%s\"\n"
+	            "    key-label: on\n",
+	       in->card_keystore_id, in->card_keystore_config);
+	sb_add(&sb, "policy:\n"
+	            "  - id: %s\n"
+	            "    keystore: %s\n"
+	            "    algorithm: %s\n"
+	            "    manual: on\n"
+	            "    offline-ksk: on\n",
+	       KHSM_POLICY_KSK_ID, in->card_keystore_id, alg ? alg : "ecdsap256sha256");
+	add_duration(&sb, "dnskey-ttl", p->dnskey_ttl);
+	add_duration(&sb, "zone-max-ttl", p->zone_max_ttl);
+	add_duration(&sb, "rrsig-lifetime", p->rrsig_lifetime);
+	add_duration(&sb, "rrsig-refresh", p->rrsig_refresh);
+	if (khsm_policy_pre_refresh(p) > 0) {
+		add_duration(&sb, "rrsig-pre-refresh", khsm_policy_pre_refresh(p));
+	}
+	sb_add(&sb, "zone:\n");
+	for (size_t i = 0; i < in->zone_count; i++) {
+		sb_add(&sb, "  - domain: %s\n"
+		            "    dnssec-policy: %s\n", in->zones[i], KHSM_POLICY_KSK_ID);
+	}
+	return sb_finish(&sb, text_ptr);
+}
+
+/* -- the proof: Knot's own parser -- */
+
+_public_
+int khsm_confgen_knotc_check(const char *path)
+{
+	if (!path) {
+		return KHSM_EINVAL;
+	}
+	const char *argv[] = { khsm_tool_path("knotc"), "-c", path, "conf-check", NULL };
+	khsm_run_t res = { 0 };
+	int r = khsm_run(argv, NULL, &res);
+	if (r != KHSM_EOK) {
+		return r;
+	}
+	const char *e = strstr(res.err, "error:");
+	if (!e) e = strstr(res.out, "error:");
+	if (res.status != 0 || e) {
+		const char *msg = e ? e : (res.err[0] ? res.err : res.out);
+		size_t len = strcspn(msg, "\n");
+		khsm_err_detail("knotc conf-check refuses the rendered configuration: %.*s", (int)len, msg);
+		khsm_run_clear(&res);
+		return KHSM_ECONFIG;
+	}
+	khsm_run_clear(&res);
 	return KHSM_EOK;
 }

@@ -3,6 +3,9 @@
 #pragma once
 
 #include <stdbool.h>
+#include <stddef.h>
+
+#include "policy.h"
 
 /** Render a `keystore:` section with one pkcs11 keystore.
  *  \param[out] text_ptr  free with free(). */
@@ -10,3 +13,27 @@ int khsm_confgen_keystore(const char *id, const char *config, bool key_label, ch
 
 /** Check that an identifier is usable as a knot.conf id (letters, digits, -_.). */
 int khsm_confgen_check_id(const char *id);
+
+/* What the policy stanzas need besides the policy. */
+typedef struct {
+	const char *const *zones;   /* lower-case FQDNs with final dot */
+	size_t zone_count;
+	const char *card_keystore_id;     /* the operator's pkcs11 keystore */
+	const char *card_keystore_config; /* its config string */
+	const char *ksk_conf_path;  /* offline: where the KSK-side config lives */
+	const char *ksk_kasp_db;    /* offline: the KSK side's own KASP directory */
+} khsm_render_t;
+
+/** The include file for knotd: offline: PEM keystore and the ZSK-side
+ *  policy; online: card (ksk-only) and PEM keystores and the policy. Starts
+ *  with KHSM_POLICY_MARKER. \param[out] text_ptr  free with free(). */
+int khsm_confgen_policy_main(const khsm_policy_t *policy, const khsm_render_t *in, char **text_ptr);
+
+/** Offline: the standalone KSK-side configuration (own KASP, the card
+ *  keystore, KSK policy, the zones). Starts with KHSM_POLICY_MARKER.
+ *  \param[out] text_ptr  free with free(). */
+int khsm_confgen_policy_ksk(const khsm_policy_t *policy, const khsm_render_t *in, char **text_ptr);
+
+/** Check a configuration file with `knotc -c PATH conf-check` (Knot's own
+ *  parser); KHSM_ECONFIG with knotc's first error line as the detail. */
+int khsm_confgen_knotc_check(const char *path);

@@ -1,4 +1,4 @@
-/* DNSKEY, key tag, DS, CDS/CDNSKEY, EPP and JSON for a public key.
+/* Algorithm names; DNSKEY, key tag, DS, CDS/CDNSKEY and JSON for a public key.
  * libdnssec computes (rdata, key tag, DS digests), libknot prints (names, hex,
  * base64); this module only arranges the pieces the way keymgr 3.2.6 does. */
 #include <ctype.h>
@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <strings.h>
 
+#include "dname.h"
 #include "dnskey.h"
 #include "error.h"
 #include "internal.h"
@@ -48,93 +49,6 @@ static int from_dnssec(int rc, const char *what)
 	return rc == DNSSEC_EINVAL ? KHSM_EINVAL : KHSM_EPARSE;
 }
 
-/* -- zone names -- */
-
-static bool zone_char_ok(unsigned char c)
-{
-	return isalnum(c) || c == '-' || c == '_' || c == '/';
-}
-
-_public_
-int khsm_zone_normalize(const char *input, char **zone_ptr)
-{
-	if (!input || !zone_ptr) {
-		return KHSM_EINVAL;
-	}
-	size_t len = strlen(input);
-	if (len == 0) {
-		khsm_err_detail("empty zone name");
-		return KHSM_EINVAL;
-	}
-	if (strcmp(input, ".") == 0) {
-		char *root = strdup(".");
-		if (!root) {
-			return KHSM_ENOMEM;
-		}
-		*zone_ptr = root;
-		return KHSM_EOK;
-	}
-	if (input[len - 1] == '.') {
-		len--; /* one final dot is optional */
-	}
-
-	size_t wire = 1; /* root label */
-	size_t label = 0;
-	for (size_t i = 0; i <= len; i++) {
-		unsigned char c = i < len ? (unsigned char)input[i] : '.';
-		if (c == '.') {
-			if (label == 0) {
-				khsm_err_detail("zone name '%s' has an empty label", input);
-				return KHSM_EINVAL;
-			}
-			wire += label + 1;
-			label = 0;
-			continue;
-		}
-		if (c >= 0x80) {
-			khsm_err_detail("zone name '%s' is not ASCII; give its IDN A-label (xn--) form, "
-			                "e.g. from 'idn2 --quiet'", input);
-			return KHSM_EINVAL;
-		}
-		if (!zone_char_ok(c)) {
-			if (isprint(c)) {
-				khsm_err_detail("zone name '%s' contains '%c'; only letters, digits, "
-				                "'-', '_' and '/' are allowed", input, c);
-			} else {
-				khsm_err_detail("zone name '%s' contains control character 0x%02x", input, c);
-			}
-			return KHSM_EINVAL;
-		}
-		if (++label > KNOT_DNAME_MAXLABELLEN) {
-			khsm_err_detail("zone name '%s' has a label longer than %d characters", input,
-			                KNOT_DNAME_MAXLABELLEN);
-			return KHSM_EINVAL;
-		}
-	}
-	if (wire > KNOT_DNAME_MAXLEN) {
-		khsm_err_detail("zone name '%s' is %zu octets long in wire form; at most %d are allowed",
-		                input, wire, KNOT_DNAME_MAXLEN);
-		return KHSM_EINVAL;
-	}
-
-	_cleanup_free_ char *text = strndup(input, len);
-	if (!text) {
-		return KHSM_ENOMEM;
-	}
-	_cleanup_dname_ knot_dname_t *dname = knot_dname_from_str_alloc(text);
-	if (!dname) {
-		khsm_err_detail("zone name '%s' is not a valid domain name", input);
-		return KHSM_EINVAL;
-	}
-	knot_dname_to_lower(dname);
-	char *out = knot_dname_to_str_alloc(dname);
-	if (!out) {
-		return KHSM_ENOMEM;
-	}
-	*zone_ptr = out;
-	return KHSM_EOK;
-}
-
 /* Wire form of a zone name, normalised. */
 static int zone_dname(const char *zone, knot_dname_t **dname_ptr)
 {
@@ -153,6 +67,45 @@ static int zone_dname(const char *zone, knot_dname_t **dname_ptr)
 	}
 	*dname_ptr = dname;
 	return KHSM_EOK;
+}
+
+/* -- algorithm names (the ones keymgr's algorithm= takes) -- */
+
+static const struct {
+	int number;
+	const char *name;
+} ALGORITHMS[] = {
+	{ 8,  "rsasha256" },
+	{ 10, "rsasha512" },
+	{ 13, "ecdsap256sha256" },
+	{ 14, "ecdsap384sha384" },
+	{ 15, "ed25519" },
+	{ 16, "ed448" },
+};
+
+_public_
+int khsm_algorithm_from_name(const char *name, int *algorithm_ptr)
+{
+	for (size_t i = 0; name && i < KHSM_ARRAY_SIZE(ALGORITHMS); i++) {
+		if (strcasecmp(name, ALGORITHMS[i].name) == 0) {
+			*algorithm_ptr = ALGORITHMS[i].number;
+			return KHSM_EOK;
+		}
+	}
+	khsm_err_detail("unknown algorithm '%s'; use ecdsap256sha256, ecdsap384sha384, rsasha256, "
+	                "rsasha512, ed25519 or ed448", name ? name : "");
+	return KHSM_EINVAL;
+}
+
+_public_
+const char *khsm_algorithm_name(int algorithm)
+{
+	for (size_t i = 0; i < KHSM_ARRAY_SIZE(ALGORITHMS); i++) {
+		if (ALGORITHMS[i].number == algorithm) {
+			return ALGORITHMS[i].name;
+		}
+	}
+	return NULL;
 }
 
 /* -- digest selection -- */
@@ -707,35 +660,6 @@ int khsm_ds_digest(const dnssec_key_t *key, uint8_t digest_type, char **hex_ptr)
 	return KHSM_EOK;
 }
 
-/* -- building text in memory -- */
-
-typedef struct {
-	char *buf;
-	size_t size;
-	FILE *f;
-} membuf_t;
-
-static int membuf_open(membuf_t *m)
-{
-	*m = (membuf_t){ 0 };
-	m->f = open_memstream(&m->buf, &m->size);
-	return m->f ? KHSM_EOK : KHSM_ENOMEM;
-}
-
-/* Close the stream; on success hand the text over, otherwise free it. */
-static int membuf_close(membuf_t *m, int r, char **text_ptr)
-{
-	if (fclose(m->f) != 0 && r == KHSM_EOK) {
-		r = KHSM_ENOMEM;
-	}
-	if (r != KHSM_EOK) {
-		free(m->buf);
-		return r;
-	}
-	*text_ptr = m->buf;
-	return KHSM_EOK;
-}
-
 _public_
 int khsm_ds_lines(const dnssec_key_t *key, khsm_digest_t digest, char **text_ptr)
 {
@@ -747,8 +671,8 @@ int khsm_ds_lines(const dnssec_key_t *key, khsm_digest_t digest, char **text_ptr
 	if (count == 0) {
 		return KHSM_EINVAL;
 	}
-	membuf_t m;
-	int r = membuf_open(&m);
+	khsm_membuf_t m;
+	int r = khsm_membuf_open(&m);
 	if (r != KHSM_EOK) {
 		return r;
 	}
@@ -759,65 +683,15 @@ int khsm_ds_lines(const dnssec_key_t *key, khsm_digest_t digest, char **text_ptr
 			fprintf(m.f, "%s\n", line);
 		}
 	}
-	return membuf_close(&m, r, text_ptr);
-}
-
-/* -- XML -- */
-
-static int xml_put(FILE *f, const char *s)
-{
-	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-		switch (*p) {
-		case '&':  fputs("&amp;", f); break;
-		case '<':  fputs("&lt;", f); break;
-		case '>':  fputs("&gt;", f); break;
-		case '"':  fputs("&quot;", f); break;
-		case '\'': fputs("&apos;", f); break;
-		default:
-			if ((*p < 0x20 && *p != '\t' && *p != '\n' && *p != '\r') || *p == 0x7f) {
-				khsm_err_detail("control character 0x%02x cannot be written in XML", *p);
-				return KHSM_EINVAL;
-			}
-			fputc(*p, f);
-		}
-	}
-	return KHSM_EOK;
+	return khsm_membuf_close(&m, r, text_ptr);
 }
 
 _public_
-int khsm_xml_escape(const char *text, char **xml_ptr)
+int khsm_dnskey_pubkey_base64(const dnssec_key_t *key, char **b64_ptr)
 {
-	if (!text || !xml_ptr) {
+	if (!key || !b64_ptr) {
 		return KHSM_EINVAL;
 	}
-	membuf_t m;
-	int r = membuf_open(&m);
-	if (r != KHSM_EOK) {
-		return r;
-	}
-	r = xml_put(m.f, text);
-	return membuf_close(&m, r, xml_ptr);
-}
-
-/* <secDNS:NAME>value</secDNS:NAME> on its own line. */
-static int xml_elem(FILE *f, int indent, const char *name, const char *value)
-{
-	fprintf(f, "%*s<secDNS:%s>", indent, "", name);
-	int r = xml_put(f, value);
-	fprintf(f, "</secDNS:%s>\n", name);
-	return r;
-}
-
-static int xml_elem_uint(FILE *f, int indent, const char *name, unsigned value)
-{
-	char num[16];
-	snprintf(num, sizeof(num), "%u", value);
-	return xml_elem(f, indent, name, num);
-}
-
-/* Base64 public key as libknot prints it in the DNSKEY text. */
-static int pubkey_base64(const dnssec_key_t *key, char **b64_ptr)
-{
 	_cleanup_free_ char *text = NULL;
 	int r = dnskey_text(key, &text);
 	if (r != KHSM_EOK) {
@@ -834,83 +708,6 @@ static int pubkey_base64(const dnssec_key_t *key, char **b64_ptr)
 	}
 	*b64_ptr = out;
 	return KHSM_EOK;
-}
-
-static int epp_keydata(FILE *f, int indent, const dnssec_key_t *key, const khsm_dnskey_info_t *info)
-{
-	_cleanup_free_ char *b64 = NULL;
-	int r = pubkey_base64(key, &b64);
-	if (r != KHSM_EOK) {
-		return r;
-	}
-	fprintf(f, "%*s<secDNS:keyData>\n", indent, "");
-	r = xml_elem_uint(f, indent + 2, "flags", info->flags);
-	if (r == KHSM_EOK) r = xml_elem_uint(f, indent + 2, "protocol", info->protocol);
-	if (r == KHSM_EOK) r = xml_elem_uint(f, indent + 2, "alg", info->algorithm);
-	if (r == KHSM_EOK) r = xml_elem(f, indent + 2, "pubKey", b64);
-	fprintf(f, "%*s</secDNS:keyData>\n", indent, "");
-	return r;
-}
-
-static int epp_dsdata(FILE *f, const dnssec_key_t *key, const khsm_dnskey_info_t *info,
-                      uint8_t digest_type, bool keydata)
-{
-	_cleanup_free_ char *hex = NULL;
-	int r = khsm_ds_digest(key, digest_type, &hex);
-	if (r != KHSM_EOK) {
-		return r;
-	}
-	for (char *p = hex; *p; p++) {
-		*p = toupper((unsigned char)*p);
-	}
-	fputs("  <secDNS:dsData>\n", f);
-	r = xml_elem_uint(f, 4, "keyTag", info->key_tag);
-	if (r == KHSM_EOK) r = xml_elem_uint(f, 4, "alg", info->algorithm);
-	if (r == KHSM_EOK) r = xml_elem_uint(f, 4, "digestType", digest_type);
-	if (r == KHSM_EOK) r = xml_elem(f, 4, "digest", hex);
-	if (r == KHSM_EOK && keydata) r = epp_keydata(f, 4, key, info);
-	fputs("  </secDNS:dsData>\n", f);
-	return r;
-}
-
-_public_
-int khsm_epp_secdns_create(const dnssec_key_t *const *keys, size_t count,
-                           khsm_digest_t digest, khsm_epp_mode_t mode, char **xml_ptr)
-{
-	if (!keys || count == 0 || !xml_ptr) {
-		return KHSM_EINVAL;
-	}
-	if (mode != KHSM_EPP_DS && mode != KHSM_EPP_DS_KEYDATA && mode != KHSM_EPP_KEYDATA) {
-		return KHSM_EINVAL;
-	}
-	uint8_t types[2];
-	size_t ntypes = khsm_digest_types(digest, types);
-	if (ntypes == 0 && mode != KHSM_EPP_KEYDATA) {
-		return KHSM_EINVAL;
-	}
-
-	membuf_t m;
-	int r = membuf_open(&m);
-	if (r != KHSM_EOK) {
-		return r;
-	}
-	fputs("<secDNS:create xmlns:secDNS=\"urn:ietf:params:xml:ns:secDNS-1.1\">\n", m.f);
-	for (size_t k = 0; k < count && r == KHSM_EOK; k++) {
-		khsm_dnskey_info_t info;
-		r = keys[k] ? khsm_dnskey_info(keys[k], &info) : KHSM_EINVAL;
-		if (r != KHSM_EOK) {
-			break;
-		}
-		if (mode == KHSM_EPP_KEYDATA) {
-			r = epp_keydata(m.f, 2, keys[k], &info);
-			continue;
-		}
-		for (size_t i = 0; i < ntypes && r == KHSM_EOK; i++) {
-			r = epp_dsdata(m.f, keys[k], &info, types[i], mode == KHSM_EPP_DS_KEYDATA);
-		}
-	}
-	fputs("</secDNS:create>\n", m.f);
-	return membuf_close(&m, r, xml_ptr);
 }
 
 /* -- JSON (json.c's writer, compact) -- */
@@ -955,8 +752,8 @@ int khsm_dnskey_json(const dnssec_key_t *key, khsm_digest_t digest, char **json_
 		return r;
 	}
 
-	membuf_t m;
-	r = membuf_open(&m);
+	khsm_membuf_t m;
+	r = khsm_membuf_open(&m);
 	if (r != KHSM_EOK) {
 		return r;
 	}
@@ -975,5 +772,5 @@ int khsm_dnskey_json(const dnssec_key_t *key, khsm_digest_t digest, char **json_
 	}
 	khsm_json_end(&j);
 	khsm_json_end(&j);
-	return membuf_close(&m, r, json_ptr);
+	return khsm_membuf_close(&m, r, json_ptr);
 }

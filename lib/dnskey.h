@@ -1,5 +1,5 @@
-/* DNSSEC public keys for operators and registries: zone names, DNSKEY, key tag,
- * DS/CDS/CDNSKEY text, EPP secDNS-1.1 (RFC 5910) and JSON.
+/* DNSSEC public keys for operators and registries: algorithm names, DNSKEY,
+ * key tag, DS/CDS/CDNSKEY text and JSON (EPP XML: epp.h; zone names: dname.h).
  * Key tags, DNSKEY rdata and DS digests come from libdnssec, names and record
  * text from libknot, so everything matches what knotd and keymgr 3.2.6 print. */
 #pragma once
@@ -10,6 +10,8 @@
 
 #include <libdnssec/key.h>
 
+#include "dname.h" /* key owners are zone names */
+
 /* Which DS digests to produce. */
 typedef enum {
 	KHSM_DIGEST_SHA256 = 0, /* DS digest type 2; the default */
@@ -17,13 +19,6 @@ typedef enum {
 	KHSM_DIGEST_SHA1,       /* DS digest type 1; only on explicit request (deprecated, RFC 8624) */
 	KHSM_DIGEST_ALL,        /* types 2 and 4, in that order: what `keymgr ZONE ds` prints */
 } khsm_digest_t;
-
-/* EPP secDNS-1.1 variants. */
-typedef enum {
-	KHSM_EPP_DS = 0,     /* <secDNS:dsData> only */
-	KHSM_EPP_DS_KEYDATA, /* <secDNS:dsData> with the <secDNS:keyData> of its key inside */
-	KHSM_EPP_KEYDATA,    /* <secDNS:keyData> only, for registries that take keys */
-} khsm_epp_mode_t;
 
 /* What an operator wants to know about a key. */
 typedef struct {
@@ -36,12 +31,13 @@ typedef struct {
 	bool sep;                     /* SEP flag set (KSK) */
 } khsm_dnskey_info_t;
 
-/** Normalise a zone name: any case, with or without final dot, IDN in xn-- form.
- *  Gives a lower-case FQDN with final dot ("Example.COM" -> "example.com.", "." stays ".").
- *  Rejects empty labels, labels over 63 octets, names over 255 octets, non-ASCII
- *  (asks for the xn-- form) and characters other than letters, digits, '-', '_', '/'.
- *  \param[out] zone_ptr  free with free(). */
-int khsm_zone_normalize(const char *input, char **zone_ptr);
+/** DNSSEC algorithm by the name keymgr accepts ("ecdsap256sha256" -> 13, any
+ *  case); KHSM_EINVAL with a detail listing the names for anything else. */
+int khsm_algorithm_from_name(const char *name, int *algorithm_ptr);
+
+/** Name of an algorithm number as khsm_algorithm_from_name() reads it (static
+ *  string), NULL for one we do not support. */
+const char *khsm_algorithm_name(int algorithm);
 
 /** Parse a DS digest selection: "sha256", "sha384", "sha1" or "all" (any case, nothing else). */
 int khsm_digest_from_name(const char *name, khsm_digest_t *digest_ptr);
@@ -99,14 +95,9 @@ int khsm_ds_lines(const dnssec_key_t *key, khsm_digest_t digest, char **text_ptr
  *  \param[out] hex_ptr  free with free(). */
 int khsm_ds_digest(const dnssec_key_t *key, uint8_t digest_type, char **hex_ptr);
 
-/** RFC 5910 secDNS-1.1 <secDNS:create> fragment for count keys: per key and per
- *  selected digest one <secDNS:dsData> (digest in UPPER-case hex, the canonical
- *  xsd:hexBinary form and the form of the RFC 5910 examples), with <secDNS:keyData>
- *  inside for KHSM_EPP_DS_KEYDATA; or one <secDNS:keyData> per key for
- *  KHSM_EPP_KEYDATA (digest ignored). Two-space indent, every line ends in "\n".
- *  \param[out] xml_ptr  free with free(). */
-int khsm_epp_secdns_create(const dnssec_key_t *const *keys, size_t count,
-                           khsm_digest_t digest, khsm_epp_mode_t mode, char **xml_ptr);
+/** The public key field of the DNSKEY text (base64, as libknot prints it).
+ *  \param[out] b64_ptr  free with free(). */
+int khsm_dnskey_pubkey_base64(const dnssec_key_t *key, char **b64_ptr);
 
 /** One compact JSON object (no newline) for a key:
  *  {"zone","key_tag","algorithm","algorithm_name","flags","dnskey",
@@ -116,7 +107,4 @@ int khsm_epp_secdns_create(const dnssec_key_t *const *keys, size_t count,
  *  \param[out] json_ptr  free with free(). */
 int khsm_dnskey_json(const dnssec_key_t *key, khsm_digest_t digest, char **json_ptr);
 
-/** Escape a string for XML text or attribute values (& < > " ').
- *  Rejects control characters XML 1.0 cannot carry.
- *  \param[out] xml_ptr  free with free(). */
-int khsm_xml_escape(const char *text, char **xml_ptr);
+#include "epp.h" /* EPP moved out of this module; callers still include dnskey.h */

@@ -8,6 +8,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "error.h"
+
 #define _public_ __attribute__((visibility("default")))
 #define _unused_ __attribute__((unused))
 
@@ -45,4 +47,32 @@ static inline bool khsm_parse_u64(const char *s, uint64_t max, uint64_t *out)
 	}
 	*out = v;
 	return true;
+}
+
+/* Text built in memory with stdio: open, write to .f, then close (which hands
+ * the text over on success and frees it otherwise). */
+typedef struct {
+	char *buf;
+	size_t size;
+	FILE *f;
+} khsm_membuf_t;
+
+static inline int khsm_membuf_open(khsm_membuf_t *m)
+{
+	*m = (khsm_membuf_t){ 0 };
+	m->f = open_memstream(&m->buf, &m->size);
+	return m->f ? KHSM_EOK : KHSM_ENOMEM;
+}
+
+static inline int khsm_membuf_close(khsm_membuf_t *m, int r, char **text_ptr)
+{
+	if (fclose(m->f) != 0 && r == KHSM_EOK) {
+		r = KHSM_ENOMEM;
+	}
+	if (r != KHSM_EOK) {
+		free(m->buf);
+		return r;
+	}
+	*text_ptr = m->buf;
+	return KHSM_EOK;
 }

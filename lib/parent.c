@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <strings.h>
 
+#include "dname.h"
 #include "dnskey.h"
 #include "error.h"
 #include "internal.h"

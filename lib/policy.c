@@ -1,4 +1,5 @@
-/* Policy lifetimes, their arithmetic and the knot.conf text of both modes.
+/* Policy lifetimes, their arithmetic and the include files written for them
+ * (the knot.conf text itself: confgen.c).
  *
  * Defaults and why:
  *  zsk-lifetime 30d       a monthly ZSK roll, as Knot's own default.
@@ -23,12 +24,11 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <fcntl.h>
-#include <stdarg.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "cardkey.h"
+#include "dnskey.h"
 #include "error.h"
 #include "internal.h"
 #include "policy.h"
@@ -252,7 +252,8 @@ int khsm_policy_set(khsm_policy_t *policy, const char *key, const char *value)
 
 /* The rrsig-pre-refresh Knot would default to (1h) must fit:
  * refresh + pre-refresh < lifetime. Short test policies get a smaller one. */
-static int64_t pre_refresh(const khsm_policy_t *p)
+_public_
+int64_t khsm_policy_pre_refresh(const khsm_policy_t *p)
 {
 	if (p->rrsig_refresh + 3600 < p->rrsig_lifetime) {
 		return -1;   /* Knot's default is fine: not rendered */
@@ -263,7 +264,8 @@ static int64_t pre_refresh(const khsm_policy_t *p)
 
 static int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
 
-static int64_t effective_delay(const khsm_policy_t *p)
+_public_
+int64_t khsm_policy_propagation_delay(const khsm_policy_t *p)
 {
 	if (p->mode == KHSM_MODE_ONLINE) {
 		return p->propagation_delay;
@@ -305,9 +307,9 @@ int khsm_policy_check(const khsm_policy_t *p)
 	if (p->zsk_lifetime < 0 || p->propagation_delay < 0) {
 		return KHSM_EINVAL;
 	}
-	if (p->zsk_lifetime != 0 && p->zsk_lifetime <= 2 * effective_delay(p)) {
+	if (p->zsk_lifetime != 0 && p->zsk_lifetime <= 2 * khsm_policy_propagation_delay(p)) {
 		khsm_duration_format(p->zsk_lifetime, a, sizeof(a));
-		khsm_duration_format(2 * effective_delay(p), b, sizeof(b));
+		khsm_duration_format(2 * khsm_policy_propagation_delay(p), b, sizeof(b));
 		khsm_err_detail("zsk-lifetime=%s is not above %s, the time a ZSK rollover needs "
 		                "(twice propagation-delay%s); raise zsk-lifetime", a, b,
 		                p->mode == KHSM_MODE_OFFLINE ? " plus the longest TTL" : "");
@@ -330,7 +332,7 @@ int khsm_policy_check(const khsm_policy_t *p)
  * rrsig-lifetime - rrsig-refresh after the last signature. */
 static uint64_t dnskey_signings_per_year(const khsm_policy_t *p)
 {
-	int64_t delay = effective_delay(p);
+	int64_t delay = khsm_policy_propagation_delay(p);
 	int64_t step = p->rrsig_lifetime - p->rrsig_refresh;
 	int64_t active = 0;         /* activation of the current ZSK */
 	int64_t events[3];
@@ -375,7 +377,7 @@ int khsm_policy_stats(const khsm_policy_t *p, khsm_policy_stats_t *stats)
 	}
 	khsm_policy_stats_t st = { 0 };
 	st.card_signatures_per_year = dnskey_signings_per_year(p);
-	st.rendered_propagation_delay = effective_delay(p);
+	st.rendered_propagation_delay = khsm_policy_propagation_delay(p);
 	if (p->mode == KHSM_MODE_OFFLINE) {
 		/* Each ceremony signs the set at its start once more (the end of the
 		 * previous SKR is the start of the next one). */
@@ -392,215 +394,6 @@ int khsm_policy_stats(const khsm_policy_t *p, khsm_policy_stats_t *stats)
 	}
 	*stats = st;
 	return KHSM_EOK;
-}
-
-/* -- rendering ------------------------------------------------------------- */
-
-typedef struct {
-	char *buf;
-	size_t len;
-	bool failed;
-} sb_t;
-
-static void sb_add(sb_t *sb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void sb_add(sb_t *sb, const char *fmt, ...)
-{
-	if (sb->failed) {
-		return;
-	}
-	va_list ap;
-	va_start(ap, fmt);
-	char *piece = NULL;
-	int n = vasprintf(&piece, fmt, ap);
-	va_end(ap);
-	if (n < 0) {
-		sb->failed = true;
-		return;
-	}
-	char *grown = realloc(sb->buf, sb->len + (size_t)n + 1);
-	if (!grown) {
-		free(piece);
-		sb->failed = true;
-		return;
-	}
-	memcpy(grown + sb->len, piece, (size_t)n + 1);
-	sb->buf = grown;
-	sb->len += (size_t)n;
-	free(piece);
-}
-
-static int sb_finish(sb_t *sb, char **text_ptr)
-{
-	if (sb->failed || !sb->buf) {
-		free(sb->buf);
-		return KHSM_ENOMEM;
-	}
-	*text_ptr = sb->buf;
-	return KHSM_EOK;
-}
-
-static void add_duration(sb_t *sb, const char *key, int64_t secs)
-{
-	char d[32];
-	khsm_duration_format(secs, d, sizeof(d));
-	sb_add(sb, "    %s: %s\n", key, d);
-}
-
-static int check_render_input(const khsm_policy_t *p, const khsm_render_t *in, bool need_card)
-{
-	if (!p || !in || (in->zone_count && !in->zones)) {
-		return KHSM_EINVAL;
-	}
-	int r = khsm_policy_check(p);
-	if (r != KHSM_EOK) {
-		return r;
-	}
-	const char *const values[] = { in->card_keystore_id, in->card_keystore_config,
-	                               in->ksk_conf_path, in->ksk_kasp_db };
-	for (size_t i = 0; i < KHSM_ARRAY_SIZE(values); i++) {
-		if (values[i] && strpbrk(values[i], "\"\\\n\r")) {
-			khsm_err_detail("'%s' has a quote, backslash or newline, which knot.conf cannot carry",
-			                values[i]);
-			return KHSM_EINVAL;
-		}
-	}
-	for (size_t i = 0; i < in->zone_count; i++) {
-		if (strpbrk(in->zones[i], "\"\\\n\r #:")) {
-			khsm_err_detail("zone name '%s' cannot be written to knot.conf", in->zones[i]);
-			return KHSM_EINVAL;
-		}
-	}
-	if (need_card && (!in->card_keystore_id || !in->card_keystore_config)) {
-		khsm_err_detail("no pkcs11 keystore to put the KSK on");
-		return KHSM_EINVAL;
-	}
-	return KHSM_EOK;
-}
-
-static void add_zone_list(sb_t *sb, const khsm_render_t *in)
-{
-	sb_add(sb, "# zones:");
-	for (size_t i = 0; i < in->zone_count; i++) {
-		sb_add(sb, " %s", in->zones[i]);
-	}
-	sb_add(sb, "\n");
-}
-
-_public_
-int khsm_policy_render_main(const khsm_policy_t *p, const khsm_render_t *in, char **text_ptr)
-{
-	bool online = p && p->mode == KHSM_MODE_ONLINE;
-	int r = check_render_input(p, in, online);
-	if (r != KHSM_EOK) {
-		return r;
-	}
-	if (!text_ptr || (!online && !in->ksk_conf_path)) {
-		return KHSM_EINVAL;
-	}
-	sb_t sb = { 0 };
-	const char *alg = khsm_algorithm_name(p->algorithm);
-	sb_add(&sb, "%s\n", KHSM_POLICY_MARKER);
-	if (online) {
-		sb_add(&sb, "# knot-hsm online mode (Knot >= 3.5): KSK on the card, ZSK in software.\n");
-	} else {
-		sb_add(&sb, "# knot-hsm offline mode, ZSK side (knotd). The KSK side is %s;\n"
-		            "# run 'knot-hsm ZONE... ceremony' before the pre-signed period ends.\n",
-		       in->ksk_conf_path);
-	}
-	add_zone_list(&sb, in);
-	sb_add(&sb, "# Each zone needs: dnssec-signing: on, dnssec-policy: %s\n", KHSM_POLICY_ID);
-	sb_add(&sb, "keystore:\n");
-	if (online) {
-		sb_add(&sb, "  - id: %s\n"
-		            "    backend: pkcs11\n"
-		            "    config: \"%s\"\n"
-		            "    key-label: on\n"
-		            "    ksk-only: on\n",
-		       KHSM_POLICY_CARD_ID, in->card_keystore_config);
-	}
-	sb_add(&sb, "  - id: %s\n"
-	            "    backend: pem\n", KHSM_POLICY_PEM_ID);
-	sb_add(&sb, "policy:\n"
-	            "  - id: %s\n", KHSM_POLICY_ID);
-	if (online) {
-		sb_add(&sb, "    keystore: [ %s, %s ]\n", KHSM_POLICY_CARD_ID, KHSM_POLICY_PEM_ID);
-	} else {
-		sb_add(&sb, "    keystore: %s\n", KHSM_POLICY_PEM_ID);
-	}
-	sb_add(&sb, "    algorithm: %s\n", alg ? alg : "ecdsap256sha256");
-	if (online) {
-		sb_add(&sb, "    manual: off\n"
-		            "    ksk-lifetime: 0\n");
-		if (p->shared_ksk) {
-			sb_add(&sb, "    ksk-shared: on\n");
-		}
-	} else {
-		sb_add(&sb, "    manual: on\n"
-		            "    offline-ksk: on\n");
-	}
-	add_duration(&sb, "zsk-lifetime", p->zsk_lifetime);
-	add_duration(&sb, "dnskey-ttl", p->dnskey_ttl);
-	add_duration(&sb, "zone-max-ttl", p->zone_max_ttl);
-	if (!online) {
-		char d[32];
-		khsm_duration_format(p->propagation_delay, d, sizeof(d));
-		sb_add(&sb, "    # %s to the secondaries plus the longest TTL: keymgr pregenerate spaces\n"
-		            "    # ZSK events by this delay alone\n", d);
-	}
-	add_duration(&sb, "propagation-delay", effective_delay(p));
-	add_duration(&sb, "rrsig-lifetime", p->rrsig_lifetime);
-	add_duration(&sb, "rrsig-refresh", p->rrsig_refresh);
-	if (pre_refresh(p) > 0) {
-		add_duration(&sb, "rrsig-pre-refresh", pre_refresh(p));
-	}
-	return sb_finish(&sb, text_ptr);
-}
-
-_public_
-int khsm_policy_render_ksk(const khsm_policy_t *p, const khsm_render_t *in, char **text_ptr)
-{
-	int r = check_render_input(p, in, true);
-	if (r != KHSM_EOK) {
-		return r;
-	}
-	if (!text_ptr || !in->ksk_kasp_db || p->mode != KHSM_MODE_OFFLINE) {
-		return KHSM_EINVAL;
-	}
-	sb_t sb = { 0 };
-	const char *alg = khsm_algorithm_name(p->algorithm);
-	sb_add(&sb, "%s\n", KHSM_POLICY_MARKER);
-	sb_add(&sb, "# knot-hsm offline mode, KSK side: read by keymgr during 'knot-hsm ceremony',\n"
-	            "# never by knotd. The KSK stays on the card of keystore %s.\n",
-	       in->card_keystore_id);
-	sb_add(&sb, "# knot-hsm: shared-ksk=%s\n", p->shared_ksk ? "yes" : "no");
-	sb_add(&sb, "database:\n"
-	            "    kasp-db: \"%s\"\n", in->ksk_kasp_db);
-	sb_add(&sb, "keystore:\n"
-	            "  - id: %s\n"
-	            "    backend: pkcs11\n"
-	            "    config: \"%s\"\n"
-	            "    key-label: on\n",
-	       in->card_keystore_id, in->card_keystore_config);
-	sb_add(&sb, "policy:\n"
-	            "  - id: %s\n"
-	            "    keystore: %s\n"
-	            "    algorithm: %s\n"
-	            "    manual: on\n"
-	            "    offline-ksk: on\n",
-	       KHSM_POLICY_KSK_ID, in->card_keystore_id, alg ? alg : "ecdsap256sha256");
-	add_duration(&sb, "dnskey-ttl", p->dnskey_ttl);
-	add_duration(&sb, "zone-max-ttl", p->zone_max_ttl);
-	add_duration(&sb, "rrsig-lifetime", p->rrsig_lifetime);
-	add_duration(&sb, "rrsig-refresh", p->rrsig_refresh);
-	if (pre_refresh(p) > 0) {
-		add_duration(&sb, "rrsig-pre-refresh", pre_refresh(p));
-	}
-	sb_add(&sb, "zone:\n");
-	for (size_t i = 0; i < in->zone_count; i++) {
-		sb_add(&sb, "  - domain: %s\n"
-		            "    dnssec-policy: %s\n", in->zones[i], KHSM_POLICY_KSK_ID);
-	}
-	return sb_finish(&sb, text_ptr);
 }
 
 _public_

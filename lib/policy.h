@@ -99,25 +99,13 @@ int khsm_policy_check(const khsm_policy_t *policy);
  *  \param[out] stats */
 int khsm_policy_stats(const khsm_policy_t *policy, khsm_policy_stats_t *stats);
 
-/* What the rendering needs besides the policy. */
-typedef struct {
-	const char *const *zones;   /* lower-case FQDNs with final dot */
-	size_t zone_count;
-	const char *card_keystore_id;     /* the operator's pkcs11 keystore */
-	const char *card_keystore_config; /* its config string */
-	const char *ksk_conf_path;  /* offline: where the KSK-side config lives */
-	const char *ksk_kasp_db;    /* offline: the KSK side's own KASP directory */
-} khsm_render_t;
+/** The rrsig-pre-refresh to write (refresh + pre-refresh < lifetime), or -1
+ *  when Knot's default of 1h fits and none is written. */
+int64_t khsm_policy_pre_refresh(const khsm_policy_t *policy);
 
-/** The include file for knotd: offline: PEM keystore and the ZSK-side
- *  policy; online: card (ksk-only) and PEM keystores and the policy. Starts
- *  with KHSM_POLICY_MARKER. \param[out] text_ptr  free with free(). */
-int khsm_policy_render_main(const khsm_policy_t *policy, const khsm_render_t *in, char **text_ptr);
-
-/** Offline: the standalone KSK-side configuration (own KASP, the card
- *  keystore, KSK policy, the zones). Starts with KHSM_POLICY_MARKER.
- *  \param[out] text_ptr  free with free(). */
-int khsm_policy_render_ksk(const khsm_policy_t *policy, const khsm_render_t *in, char **text_ptr);
+/** The propagation-delay knotd is given: online the policy's own; offline
+ *  plus the longest TTL, as keymgr pregenerate spaces ZSK events by it alone. */
+int64_t khsm_policy_propagation_delay(const khsm_policy_t *policy);
 
 /** Whether a KSK-side configuration text says shared-ksk (its header line
  *  "# knot-hsm: shared-ksk=yes"). */

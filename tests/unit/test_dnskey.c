@@ -1,4 +1,5 @@
-/* Tests of lib/dnskey.c: zone names, key tags, DS/CDS/CDNSKEY text, EPP, JSON. */
+/* Tests of lib/dnskey.c: key tags, DS/CDS/CDNSKEY text, JSON (names: test_dname.c,
+ * EPP: test_epp.c). */
 #include "test.h"
 
 #include <libdnssec/binary.h>
@@ -301,71 +302,6 @@ static void test_from_text_numeric_owner(void **state)
 	dnssec_key_free(key);
 }
 
-static void test_zone_normalize(void **state)
-{
-	(void)state;
-	static const struct { const char *in, *out; } good[] = {
-		{ "Example.COM", "example.com." },
-		{ "example.com.", "example.com." },
-		{ "EXAMPLE.COM.", "example.com." },
-		{ "xn--BCHER-kva.Example", "xn--bcher-kva.example." },
-		{ ".", "." },
-		{ "com", "com." },
-		{ "_Tcp.example.com", "_tcp.example.com." },
-		{ "0/25.2.0.192.IN-ADDR.ARPA", "0/25.2.0.192.in-addr.arpa." },
-		/* 63-octet label is the maximum */
-		{ "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.com",
-		  "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.com." },
-	};
-	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
-		char *out = NULL;
-		assert_int_equal(khsm_zone_normalize(good[i].in, &out), KHSM_EOK);
-		assert_string_equal(out, good[i].out);
-		free(out);
-	}
-
-	/* 255 octets in wire form is the maximum: 3 x (1+63) + (1+61) + 1 */
-	char name[300];
-	memset(name, 'a', sizeof(name));
-	name[63] = name[127] = name[191] = '.';
-	name[253] = '\0';
-	char *out = NULL;
-	assert_int_equal(khsm_zone_normalize(name, &out), KHSM_EOK);
-	assert_int_equal(strlen(out), 254);
-	free(out);
-	name[253] = 'a';
-	name[254] = '\0'; /* 256 octets */
-	out = NULL;
-	khsm_err_clear();
-	assert_int_equal(khsm_zone_normalize(name, &out), KHSM_EINVAL);
-	assert_null(out);
-	assert_non_null(strstr(khsm_err_last_detail(), "255"));
-
-	static const char *const bad[] = {
-		"", "..", ".com", "a..b", "example.com..", "exa mple.com", "ex\\097mple.com",
-		"*.example.com", "example.com\n", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.com",
-	};
-	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		out = NULL;
-		khsm_err_clear();
-		if (khsm_zone_normalize(bad[i], &out) != KHSM_EINVAL) {
-			fail_msg("'%s' was accepted", bad[i]);
-		}
-		assert_null(out);
-		assert_non_null(khsm_err_last_detail());
-	}
-
-	khsm_err_clear();
-	assert_int_equal(khsm_zone_normalize(
-		"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.com", &out), KHSM_EINVAL);
-	assert_non_null(strstr(khsm_err_last_detail(), "longer than 63"));
-
-	khsm_err_clear();
-	assert_int_equal(khsm_zone_normalize("b\xc3\xbc" "cher.example", &out), KHSM_EINVAL);
-	assert_null(out);
-	assert_non_null(strstr(khsm_err_last_detail(), "xn--"));
-}
-
 static void test_digest_names(void **state)
 {
 	(void)state;
@@ -426,48 +362,6 @@ static void test_ds_errors(void **state)
 	dnssec_key_free(ref);
 }
 
-static const char EPP_DS[] =
-	"<secDNS:create xmlns:secDNS=\"urn:ietf:params:xml:ns:secDNS-1.1\">\n"
-	"  <secDNS:dsData>\n"
-	"    <secDNS:keyTag>55648</secDNS:keyTag>\n"
-	"    <secDNS:alg>13</secDNS:alg>\n"
-	"    <secDNS:digestType>2</secDNS:digestType>\n"
-	"    <secDNS:digest>B4C8C1FE2E7477127B27115656AD6256F424625BF5C1E2770CE6D6E37DF61D17</secDNS:digest>\n"
-	"  </secDNS:dsData>\n"
-	"</secDNS:create>\n";
-
-static const char EPP_DS_KEYDATA[] =
-	"<secDNS:create xmlns:secDNS=\"urn:ietf:params:xml:ns:secDNS-1.1\">\n"
-	"  <secDNS:dsData>\n"
-	"    <secDNS:keyTag>55648</secDNS:keyTag>\n"
-	"    <secDNS:alg>13</secDNS:alg>\n"
-	"    <secDNS:digestType>2</secDNS:digestType>\n"
-	"    <secDNS:digest>B4C8C1FE2E7477127B27115656AD6256F424625BF5C1E2770CE6D6E37DF61D17</secDNS:digest>\n"
-	"    <secDNS:keyData>\n"
-	"      <secDNS:flags>257</secDNS:flags>\n"
-	"      <secDNS:protocol>3</secDNS:protocol>\n"
-	"      <secDNS:alg>13</secDNS:alg>\n"
-	"      <secDNS:pubKey>GojIhhXUN/u4v54ZQqGSnyhWJwaubCvTmeexv7bR6edbkrSqQpF64cYbcB7wNcP+e+MAnLr+Wi9xMWyQLc8NAA==</secDNS:pubKey>\n"
-	"    </secDNS:keyData>\n"
-	"  </secDNS:dsData>\n"
-	"</secDNS:create>\n";
-
-static const char EPP_KEYDATA[] =
-	"<secDNS:create xmlns:secDNS=\"urn:ietf:params:xml:ns:secDNS-1.1\">\n"
-	"  <secDNS:keyData>\n"
-	"    <secDNS:flags>257</secDNS:flags>\n"
-	"    <secDNS:protocol>3</secDNS:protocol>\n"
-	"    <secDNS:alg>13</secDNS:alg>\n"
-	"    <secDNS:pubKey>GojIhhXUN/u4v54ZQqGSnyhWJwaubCvTmeexv7bR6edbkrSqQpF64cYbcB7wNcP+e+MAnLr+Wi9xMWyQLc8NAA==</secDNS:pubKey>\n"
-	"  </secDNS:keyData>\n"
-	"  <secDNS:keyData>\n"
-	"    <secDNS:flags>257</secDNS:flags>\n"
-	"    <secDNS:protocol>3</secDNS:protocol>\n"
-	"    <secDNS:alg>14</secDNS:alg>\n"
-	"    <secDNS:pubKey>xKYaNhWdGOfJ+nPrL8/arkwf2EY3MDJ+SErKivBVSum1w/egsXvSADtNJhyem5RCOpgQ6K8X1DRSEkrbYQ+OB+v8/uX45NBwY8rp65F6Glur8I/mlVNgF6W/qTI37m40</secDNS:pubKey>\n"
-	"  </secDNS:keyData>\n"
-	"</secDNS:create>\n";
-
 static size_t count_substr(const char *hay, const char *needle)
 {
 	size_t n = 0;
@@ -475,52 +369,6 @@ static size_t count_substr(const char *hay, const char *needle)
 		n++;
 	}
 	return n;
-}
-
-static void test_epp(void **state)
-{
-	(void)state;
-	dnssec_key_t *p256 = key_from_text(NULL, RFC6605_P256_KEY);
-	dnssec_key_t *p384 = key_from_text(NULL, RFC6605_P384_KEY);
-	const dnssec_key_t *one[] = { p256 };
-	const dnssec_key_t *two[] = { p256, p384 };
-	char *xml = NULL;
-
-	assert_int_equal(khsm_epp_secdns_create(one, 1, KHSM_DIGEST_SHA256, KHSM_EPP_DS, &xml), KHSM_EOK);
-	assert_string_equal(xml, EPP_DS);
-	free(xml);
-	xml = NULL;
-
-	assert_int_equal(khsm_epp_secdns_create(one, 1, KHSM_DIGEST_SHA256, KHSM_EPP_DS_KEYDATA, &xml), KHSM_EOK);
-	assert_string_equal(xml, EPP_DS_KEYDATA);
-	free(xml);
-	xml = NULL;
-
-	assert_int_equal(khsm_epp_secdns_create(two, 2, KHSM_DIGEST_ALL, KHSM_EPP_KEYDATA, &xml), KHSM_EOK);
-	assert_string_equal(xml, EPP_KEYDATA);
-	free(xml);
-	xml = NULL;
-
-	/* two keys x (SHA-256, SHA-384): four dsData, in key then digest order */
-	assert_int_equal(khsm_epp_secdns_create(two, 2, KHSM_DIGEST_ALL, KHSM_EPP_DS, &xml), KHSM_EOK);
-	assert_int_equal(count_substr(xml, "<secDNS:dsData>"), 4);
-	assert_int_equal(count_substr(xml, "</secDNS:dsData>"), 4);
-	assert_int_equal(count_substr(xml, "<secDNS:keyData>"), 0);
-	const char *a = strstr(xml, "<secDNS:keyTag>55648<");
-	const char *b = strstr(xml, "<secDNS:keyTag>10771<");
-	assert_non_null(a);
-	assert_non_null(b);
-	assert_true(a < b);
-	assert_non_null(strstr(xml, "<secDNS:digest>72D7B62976CE06438E9C0BF319013CF801F09ECC84B8D7E9495F27E305C6A9B0563A9B5F4D288405C3008A946DF983D6</secDNS:digest>"));
-	free(xml);
-	xml = NULL;
-
-	assert_int_equal(khsm_epp_secdns_create(one, 0, KHSM_DIGEST_SHA256, KHSM_EPP_DS, &xml), KHSM_EINVAL);
-	assert_int_equal(khsm_epp_secdns_create(one, 1, (khsm_digest_t)42, KHSM_EPP_DS, &xml), KHSM_EINVAL);
-	assert_null(xml);
-
-	dnssec_key_free(p256);
-	dnssec_key_free(p384);
 }
 
 static void test_json(void **state)
@@ -554,20 +402,41 @@ static void test_json(void **state)
 	dnssec_key_free(p384);
 }
 
-static void test_xml_escape(void **state)
+static void test_algorithm_names(void **state)
 {
 	(void)state;
-	char *out = NULL;
-	assert_int_equal(khsm_xml_escape("<a&b>\"c'", &out), KHSM_EOK);
-	assert_string_equal(out, "&lt;a&amp;b&gt;&quot;c&apos;");
-	free(out);
-	out = NULL;
-	assert_int_equal(khsm_xml_escape("AQ+/==", &out), KHSM_EOK);
-	assert_string_equal(out, "AQ+/==");
-	free(out);
-	out = NULL;
-	assert_int_equal(khsm_xml_escape("bad\x01", &out), KHSM_EINVAL);
-	assert_null(out);
+	static const struct { const char *name; int number; } names[] = {
+		{ "rsasha256", 8 }, { "rsasha512", 10 }, { "ecdsap256sha256", 13 },
+		{ "ecdsap384sha384", 14 }, { "ed25519", 15 }, { "ed448", 16 },
+	};
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		int alg = 0;
+		assert_int_equal(khsm_algorithm_from_name(names[i].name, &alg), KHSM_EOK);
+		assert_int_equal(alg, names[i].number);
+		assert_string_equal(khsm_algorithm_name(alg), names[i].name);
+	}
+	int alg = 0;
+	assert_int_equal(khsm_algorithm_from_name("ECDSAP256SHA256", &alg), KHSM_EOK);
+	assert_int_equal(alg, 13);
+	khsm_err_clear();
+	alg = -1;
+	assert_int_equal(khsm_algorithm_from_name("dsa", &alg), KHSM_EINVAL);
+	assert_int_equal(alg, -1);
+	assert_non_null(strstr(khsm_err_last_detail(), "unknown algorithm 'dsa'"));
+	assert_int_equal(khsm_algorithm_from_name(NULL, &alg), KHSM_EINVAL);
+	assert_null(khsm_algorithm_name(5));
+}
+
+static void test_pubkey_base64(void **state)
+{
+	(void)state;
+	dnssec_key_t *p256 = key_from_text(NULL, RFC6605_P256_KEY);
+	char *b64 = NULL;
+	assert_int_equal(khsm_dnskey_pubkey_base64(p256, &b64), KHSM_EOK);
+	assert_string_equal(b64, "GojIhhXUN/u4v54ZQqGSnyhWJwaubCvTmeexv7bR6edbkrSqQpF64cYbcB7wNcP+e+MAnLr+Wi9xMWyQLc8NAA==");
+	free(b64);
+	assert_int_equal(khsm_dnskey_pubkey_base64(NULL, &b64), KHSM_EINVAL);
+	dnssec_key_free(p256);
 }
 
 int main(void)
@@ -579,12 +448,11 @@ int main(void)
 		cmocka_unit_test(test_from_rdata),
 		cmocka_unit_test(test_from_text),
 		cmocka_unit_test(test_from_text_numeric_owner),
-		cmocka_unit_test(test_zone_normalize),
 		cmocka_unit_test(test_digest_names),
 		cmocka_unit_test(test_ds_errors),
-		cmocka_unit_test(test_epp),
 		cmocka_unit_test(test_json),
-		cmocka_unit_test(test_xml_escape),
+		cmocka_unit_test(test_algorithm_names),
+		cmocka_unit_test(test_pubkey_base64),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,452 @@
+/* Card keys into a zone's KASP: generate or import, self-test, register,
+ * and the rollback of a generated key that failed a step. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cardkey.h"
+#include "dnskey.h"
+#include "enroll.h"
+#include "error.h"
+#include "internal.h"
+#include "kasp.h"
+#include "knot.h"
+#include "run.h"
+#include "token.h"
+#include "uri.h"
+
+static void notice(const khsm_enroll_t *req, khsm_enroll_event_t ev, const khsm_enrolled_t *out,
+                   const char *arg)
+{
+	if (req->notice) {
+		req->notice(req->notice_ctx, ev, out, arg);
+	}
+}
+
+/* " -c PATH" when the operator gave one, for the commands a remedy names. */
+static const char *conf_opt(const khsm_enroll_t *req) { return req->conf_arg ? " -c " : ""; }
+static const char *conf_val(const khsm_enroll_t *req) { return req->conf_arg ? req->conf_arg : ""; }
+
+_public_
+void khsm_enrolled_clear(khsm_enrolled_t *out)
+{
+	if (!out) {
+		return;
+	}
+	free(out->id_hex);
+	if (out->key) {
+		dnssec_key_free(out->key);
+	}
+	*out = (khsm_enrolled_t){ 0 };
+}
+
+_public_
+int khsm_zone_key_algorithm(const khsm_zone_t *zone, const char *name, int *algorithm_ptr)
+{
+	if (!zone || !algorithm_ptr) {
+		return KHSM_EINVAL;
+	}
+	if (!name && zone->policy && zone->policy->algorithm) {
+		name = zone->policy->algorithm;
+	}
+	if (!name) {
+		*algorithm_ptr = 13;
+		return KHSM_EOK;
+	}
+	return khsm_algorithm_from_name(name, algorithm_ptr);
+}
+
+/* The token behind a keystore config, read through p11-kit without login. */
+static int keystore_token(const char *config, khsm_tokens_t **tokens_ptr, const khsm_token_t **token_ptr)
+{
+	_cleanup_free_ char *uri = NULL;
+	_cleanup_free_ char *module = NULL;
+	int r = khsm_uri_split_config(config, &uri, &module);
+	khsm_uri_t attrs = { 0 };
+	if (r == KHSM_EOK) r = khsm_uri_parse(uri, &attrs);
+	if (r == KHSM_EOK) r = khsm_tokens_load(module, false, tokens_ptr);
+	if (r == KHSM_EOK) r = attrs.token ? khsm_tokens_find(*tokens_ptr, attrs.token, attrs.serial, token_ptr)
+	                                   : KHSM_EINVAL;
+	khsm_uri_clear(&attrs);
+	return r;
+}
+
+/* Can the token make this key for Knot? Checked before the card is opened. */
+static int check_token(const khsm_zone_t *zone, int alg, unsigned bits, khsm_enrolled_t *out)
+{
+	bool rsa = alg == 8 || alg == 10;
+	khsm_tokens_t *tokens = NULL;
+	const khsm_token_t *token = NULL;
+	int r = keystore_token(zone->keystore->config, &tokens, &token);
+	if (r != KHSM_EOK) {
+		khsm_tokens_free(tokens);
+		out->failed_at = KHSM_ENROLL_AT_TOKEN;
+		return r;
+	}
+	unsigned cap = khsm_cap_for_algorithm(alg);
+	if (!(khsm_caps_usable(token->caps) & cap) ||
+	    (rsa && (bits < token->rsa_min_bits || (token->rsa_max_bits && bits > token->rsa_max_bits)))) {
+		_cleanup_free_ char *caps = khsm_token_caps_text(token);
+		khsm_err_detail("token '%s' cannot generate %s keys%s for Knot; it can: %s", token->label,
+		                khsm_algorithm_name(alg), rsa ? " of that size" : "", caps ? caps : "?");
+		r = KHSM_ENOTSUP;
+	}
+	khsm_tokens_free(tokens);
+	return r;
+}
+
+/* Does the zone's KASP list the key, in the role asked for (any role: ksk NULL)? */
+static int kasp_lists(const khsm_conf_t *conf, const char *zone, const char *id_hex,
+                      const bool *ksk, bool *found_ptr)
+{
+	khsm_kasp_key_t *keys = NULL;
+	size_t n = 0;
+	int r = khsm_keymgr_list(khsm_conf_path(conf), zone, &keys, &n);
+	bool found = false;
+	for (size_t i = 0; r == KHSM_EOK && i < n; i++) {
+		found |= strcmp(keys[i].id, id_hex) == 0 && (!ksk || keys[i].ksk == *ksk);
+	}
+	free(keys);
+	if (r == KHSM_EOK) {
+		*found_ptr = found;
+	}
+	return r;
+}
+
+/* keymgr import-pkcs11 (or share, when another zone already has the key),
+ * then confirm with keymgr list. */
+static int register_key(const khsm_conf_t *conf, const khsm_kasp_index_t *kasp, const char *zone,
+                        const khsm_enroll_t *req, const khsm_enrolled_t *out)
+{
+	const char *id_hex = out->id_hex;
+	const char *const *timers = req->timers;
+	size_t pos = 0;
+	const khsm_kasp_entry_t *other = khsm_kasp_next(kasp, id_hex, &pos);
+	khsm_run_t res = { 0 };
+	char alg[32];
+	snprintf(alg, sizeof(alg), "algorithm=%d", out->algorithm);
+	const char *import_args[12] = { zone, "import-pkcs11", id_hex, alg,
+	                                req->ksk ? "ksk=yes" : "ksk=no", req->zsk ? "zsk=yes" : "zsk=no" };
+	for (size_t i = 0, n = 6; timers && timers[i] && n < 11; i++) {
+		import_args[n++] = timers[i];
+	}
+	const char *share_args[] = { zone, "share", id_hex, other ? other->zone : "", NULL };
+	int r = khsm_keymgr_card(khsm_conf_path(conf), other ? share_args : import_args, &res);
+	khsm_run_clear(&res);
+	if (r != KHSM_EOK) {
+		return r;
+	}
+	if (other) {
+		notice(req, KHSM_ENROLL_SHARED, out, other->zone);
+	}
+	if (other && timers && timers[0]) {
+		/* keymgr share takes no timers: set them on this zone's copy. */
+		const char *set_args[10] = { zone, "set", id_hex };
+		size_t n = 3;
+		for (size_t i = 0; timers[i] && n < 9; i++) {
+			set_args[n++] = timers[i];
+		}
+		set_args[n] = NULL;
+		r = khsm_keymgr(khsm_conf_path(conf), set_args, &res);
+		khsm_run_clear(&res);
+		if (r != KHSM_EOK) {
+			return r;
+		}
+	}
+
+	bool found = false;
+	r = kasp_lists(conf, zone, id_hex, &req->ksk, &found);
+	if (r == KHSM_EOK && !found) {
+		khsm_err_detail("keymgr reported success but 'keymgr %s list' does not show key %s",
+		                zone, id_hex);
+		r = KHSM_ETOOL;
+	}
+	return r;
+}
+
+/* A key with this label that no zone uses is what an interrupted run
+ * leaves behind: finish that one instead of making another. */
+static int refuse_orphan(khsm_keystore_t *ks, const khsm_pin_t *pin, const khsm_kasp_index_t *kasp,
+                         const khsm_zone_t *zone, const khsm_enroll_t *req, const char *label)
+{
+	khsm_cardobjs_t objs = { 0 };
+	int r = khsm_cardkey_find(ks, label, NULL, 0, KHSM_URI_TYPE_PRIVATE, pin, req->force, &objs);
+	for (size_t i = 0; r == KHSM_EOK && i < objs.count; i++) {
+		_cleanup_free_ char *hex = NULL;
+		size_t pos = 0;
+		if (objs.items[i].id_len &&
+		    khsm_hex_format(objs.items[i].id, objs.items[i].id_len, &hex) == KHSM_EOK &&
+		    !khsm_kasp_next(kasp, hex, &pos)) {
+			khsm_err_detail("key '%s' (id %s) is on the card but in no zone's KASP, probably from "
+			                "an interrupted run; finish it with: knot-hsm%s%s %s import id=%s, or "
+			                "delete it from the card", label, hex, conf_opt(req), conf_val(req),
+			                zone->name, hex);
+			r = KHSM_EEXIST;
+		}
+	}
+	khsm_cardobjs_clear(&objs);
+	return r;
+}
+
+/* Take a generated key that failed a step out of KASP and off the card. */
+static void roll_back(const khsm_conf_t *conf, khsm_keystore_t *ks, const khsm_zone_t *zone,
+                      const khsm_enroll_t *req, const khsm_enrolled_t *out,
+                      const uint8_t *id, size_t id_len)
+{
+	/* The code's text is printed by the caller; keep only the detail. */
+	char why[2100];
+	snprintf(why, sizeof(why), "%s", khsm_err_last_detail() ? khsm_err_last_detail()
+	                                                         : "the key failed its checks");
+	/* keymgr may have written KASP before reporting its error: take the
+	 * entry out again (keymgr delete also removes the card key). */
+	bool in_kasp = false;
+	if (kasp_lists(conf, zone->name, out->id_hex, NULL, &in_kasp) != KHSM_EOK) {
+		in_kasp = false;
+	}
+	if (in_kasp) {
+		const char *del_args[] = { zone->name, "delete", out->id_hex, NULL };
+		khsm_run_t res = { 0 };
+		(void)khsm_keymgr_card(khsm_conf_path(conf), del_args, &res);
+		khsm_run_clear(&res);
+	}
+	int d = khsm_cardkey_delete(ks, id, id_len);
+	if (d == KHSM_ENOENT && in_kasp) {
+		d = KHSM_EOK;   /* keymgr delete took the card key already */
+	}
+	if (d == KHSM_EOK) {
+		khsm_err_detail("%s; the new card key %s was removed, nothing is left half-done", why,
+		                out->id_hex);
+	} else {
+		khsm_err_detail("%s; the new card key '%s' (id %s) could not be removed: finish with "
+		                "knot-hsm%s%s %s import id=%s", why, out->label, out->id_hex, conf_opt(req),
+		                conf_val(req), zone->name, out->id_hex);
+	}
+}
+
+_public_
+int khsm_zone_key_generate(khsm_conf_t *conf, const khsm_zone_t *zone, const khsm_enroll_t *req,
+                           khsm_enrolled_t *out)
+{
+	if (!conf || !zone || !req || !req->open || !out) {
+		return KHSM_EINVAL;
+	}
+	*out = (khsm_enrolled_t){ .algorithm = req->algorithm };
+	khsm_kasp_index_t kasp = { 0 };
+	khsm_pin_t *pin = NULL;
+	khsm_keystore_t *ks = NULL;
+	uint8_t *id = NULL;
+	size_t id_len = 0;
+	bool rsa = req->algorithm == 8 || req->algorithm == 10;
+
+	/* Refuse what the token cannot do before touching the card. */
+	int r = check_token(zone, req->algorithm, req->bits, out);
+	if (r != KHSM_EOK) {
+		goto fail;
+	}
+	if (rsa) {
+		notice(req, KHSM_ENROLL_RSA_SLOW, out, NULL);
+	}
+	snprintf(out->label_buf, sizeof(out->label_buf), "%s %s", zone->name, req->ksk ? "KSK" : "ZSK");
+	out->label = req->label ? req->label : out->label_buf;
+
+	if ((r = khsm_kasp_index(conf, &kasp)) != KHSM_EOK) {
+		goto fail;
+	}
+	if ((r = req->open(req->open_ctx, zone->keystore->config, &pin, &ks)) != KHSM_EOK) {
+		goto fail;
+	}
+	if ((r = refuse_orphan(ks, pin, &kasp, zone, req, out->label)) != KHSM_EOK) {
+		goto fail;
+	}
+
+	notice(req, KHSM_ENROLL_GENERATING, out, zone->name);
+	r = khsm_cardkey_generate(ks, req->algorithm, req->bits, out->label, &id, &id_len);
+	if (r != KHSM_EOK) {
+		if (r == KHSM_EDEVMEM) {
+			khsm_err_detail("the card has no room for another key pair; delete unused keys "
+			                "(knot-hsm keys lists them) and retry. Nothing was written to KASP");
+		}
+		out->failed_at = KHSM_ENROLL_AT_GENERATE;
+		goto fail;
+	}
+	if ((r = khsm_hex_format(id, id_len, &out->id_hex)) != KHSM_EOK) {
+		goto fail;
+	}
+
+	/* Prove the key before Knot depends on it; remove it if it fails. */
+	r = khsm_cardkey_selftest(ks, zone->name, out->id_hex, req->algorithm, req->ksk, &out->key);
+	if (r == KHSM_EOK) {
+		r = register_key(conf, &kasp, zone->name, req, out);
+	}
+	if (r != KHSM_EOK) {
+		if (out->key) {
+			dnssec_key_free(out->key);
+			out->key = NULL;
+		}
+		roll_back(conf, ks, zone, req, out, id, id_len);
+		out->failed_at = KHSM_ENROLL_AT_GENERATE;
+		goto fail;
+	}
+fail:
+	free(id);
+	khsm_keystore_close(ks);
+	khsm_pin_free(pin);
+	khsm_kasp_index_clear(&kasp);
+	return r;
+}
+
+/* Private and public objects by label or id: a pair must agree on its id. */
+static int find_pair(khsm_keystore_t *ks, const khsm_pin_t *pin, const khsm_enroll_t *req,
+                     khsm_cardobjs_t *objs)
+{
+	khsm_cardobjs_t pubs = { 0 };
+	int r = khsm_cardkey_find(ks, req->label, req->id, req->id_len, KHSM_URI_TYPE_PRIVATE, pin,
+	                          req->force, objs);
+	if (r == KHSM_EOK) {
+		r = khsm_cardkey_find(ks, req->label, req->id, req->id_len, KHSM_URI_TYPE_PUBLIC, pin,
+		                      req->force, &pubs);
+	}
+	if (r == KHSM_EOK && pubs.count) {
+		khsm_cardobj_t *all = realloc(objs->items, (objs->count + pubs.count) * sizeof(*all));
+		if (!all) {
+			r = KHSM_ENOMEM;
+		} else {
+			memcpy(all + objs->count, pubs.items, pubs.count * sizeof(*all));
+			objs->items = all;
+			objs->count += pubs.count;
+			free(pubs.items);   /* the strings moved into objs */
+			pubs.items = NULL;
+			pubs.count = 0;
+		}
+	}
+	khsm_cardobjs_clear(&pubs);
+	if (r != KHSM_EOK) {
+		khsm_cardobjs_clear(objs);
+	}
+	return r;
+}
+
+/* The one pair the request names: its id (set with fix_id if it has none). */
+static int pick_pair(khsm_keystore_t *ks, const khsm_pin_t *pin, const khsm_enroll_t *req,
+                     khsm_enrolled_t *out, uint8_t **id_ptr, size_t *id_len_ptr)
+{
+	khsm_cardobjs_t objs = { 0 };
+	int r = find_pair(ks, pin, req, &objs);
+	if (r != KHSM_EOK) {
+		return r;
+	}
+	bool have_private = false, no_id = false, several = false;
+	for (size_t i = 0; i < objs.count; i++) {
+		const khsm_cardobj_t *o = &objs.items[i];
+		have_private |= o->type == KHSM_URI_TYPE_PRIVATE;
+		no_id |= o->id_len == 0;
+		const khsm_cardobj_t *f = &objs.items[0];
+		several |= o->id_len != f->id_len || (o->id_len && memcmp(o->id, f->id, o->id_len) != 0);
+	}
+	uint8_t *id = NULL;
+	size_t id_len = req->id_len;
+	if (req->id) {
+		id = malloc(id_len ? id_len : 1);
+		if (id) memcpy(id, req->id, id_len);
+	} else if (objs.count > 0 && !no_id && !several) {
+		id_len = objs.items[0].id_len;
+		id = malloc(id_len);
+		if (id) memcpy(id, objs.items[0].id, id_len);
+	}
+	size_t count = objs.count;
+	khsm_cardobjs_clear(&objs);
+	if ((req->id || (count > 0 && !no_id && !several)) && !id) {
+		return KHSM_ENOMEM;
+	}
+	if (count == 0 || !have_private) {
+		khsm_err_detail("no private key %s '%s' on the token; knot-hsm keys lists the card's keys",
+		                req->label ? "labelled" : "with id", req->label ? req->label : req->id_arg);
+		r = KHSM_ENOENT;
+	} else if (several) {
+		khsm_err_detail("several keys are labelled '%s'; import one by id=HEX", req->label);
+		r = KHSM_EAMBIGUOUS;
+	} else if (no_id && !req->fix_id) {
+		khsm_err_detail("key '%s' has no CKA_ID (pkcs11-tool on SoftHSM makes such keys) and "
+		                "Knot finds keys only by CKA_ID; rerun with fix-id=yes to give both "
+		                "objects the SHA-1 of the public key as id", req->label);
+		r = KHSM_EINVAL;
+	} else if (no_id) {
+		if ((r = khsm_cardkey_fix_id(ks, req->label, &id, &id_len)) != KHSM_EOK) {
+			out->failed_at = KHSM_ENROLL_AT_FIX_ID;
+		} else {
+			notice(req, KHSM_ENROLL_ID_FIXED, out, req->label);
+		}
+	}
+	if (r != KHSM_EOK) {
+		free(id);
+		return r;
+	}
+	*id_ptr = id;
+	*id_len_ptr = id_len;
+	return KHSM_EOK;
+}
+
+_public_
+int khsm_zone_key_import(khsm_conf_t *conf, const khsm_zone_t *zone, const khsm_enroll_t *req,
+                         khsm_enrolled_t *out)
+{
+	if (!conf || !zone || !req || !req->open || !out || !req->label == !req->id) {
+		return KHSM_EINVAL;
+	}
+	*out = (khsm_enrolled_t){ 0 };
+	khsm_kasp_index_t kasp = { 0 };
+	khsm_pin_t *pin = NULL;
+	khsm_keystore_t *ks = NULL;
+	uint8_t *id = NULL;
+	size_t id_len = 0;
+
+	int r = khsm_kasp_index(conf, &kasp);
+	if (r != KHSM_EOK) {
+		goto fail;
+	}
+	if ((r = req->open(req->open_ctx, zone->keystore->config, &pin, &ks)) != KHSM_EOK) {
+		goto fail;
+	}
+	if ((r = pick_pair(ks, pin, req, out, &id, &id_len)) != KHSM_EOK) {
+		goto fail;
+	}
+	if ((r = khsm_hex_format(id, id_len, &out->id_hex)) != KHSM_EOK) {
+		goto fail;
+	}
+
+	unsigned bits = 0;
+	r = khsm_cardkey_algorithm(ks, id, id_len, NULL, req->algorithm, &out->algorithm, &bits);
+	if (r != KHSM_EOK) {
+		if (!req->algorithm) {
+			out->failed_at = KHSM_ENROLL_AT_ALGORITHM;
+			goto fail;
+		}
+		khsm_err_clear();
+		out->algorithm = req->algorithm;   /* no public object to read; trust the operator */
+		r = KHSM_EOK;
+	} else if (req->algorithm && req->algorithm != out->algorithm) {
+		khsm_err_detail("algorithm=%s given, but the key on the card is %s", req->algorithm_arg,
+		                khsm_algorithm_name(out->algorithm));
+		r = KHSM_EINVAL;
+		goto fail;
+	}
+
+	if (khsm_kasp_find(&kasp, zone->name, out->id_hex)) {
+		out->known = true;
+		goto fail;
+	}
+
+	/* Prove it before Knot relies on it; an adopted key is never deleted. */
+	r = khsm_cardkey_selftest(ks, zone->name, out->id_hex, out->algorithm, req->ksk, &out->key);
+	if (r == KHSM_EOK) {
+		r = register_key(conf, &kasp, zone->name, req, out);
+	}
+	if (r != KHSM_EOK) {
+		out->failed_at = KHSM_ENROLL_AT_IMPORT;
+	}
+fail:
+	free(id);
+	khsm_keystore_close(ks);
+	khsm_pin_free(pin);
+	khsm_kasp_index_clear(&kasp);
+	return r;
+}
