@@ -9,6 +9,7 @@
 
 #include "cli.h"
 #include "lib/dnskey.h"
+#include "lib/epp.h"
 #include "lib/display.h"
 #include "lib/error.h"
 #include "lib/kasp.h"

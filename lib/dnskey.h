@@ -107,4 +107,3 @@ int khsm_dnskey_pubkey_base64(const dnssec_key_t *key, char **b64_ptr);
  *  \param[out] json_ptr  free with free(). */
 int khsm_dnskey_json(const dnssec_key_t *key, khsm_digest_t digest, char **json_ptr);
 
-#include "epp.h" /* EPP moved out of this module; callers still include dnskey.h */

@@ -4,6 +4,7 @@
 #include <libdnssec/crypto.h>
 
 #include "dnskey.h"
+#include "epp.h"
 #include "fuzz.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
