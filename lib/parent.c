@@ -1,74 +1,47 @@
-/* The parent side of a zone: kdig answers, the parent's servers, DS matching. */
+/* The parent side of a zone: DNS questions of our own (libknot packets over
+ * UDP, TCP when truncated), the DS records of an answer judged from their
+ * rdata, the parent's servers, DS matching. */
 #include <arpa/inet.h>
 #include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <poll.h>
 #include <stdio.h>
 #include <strings.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include <libknot/codes.h>
+#include <libknot/descriptor.h>
+#include <libknot/dname.h>
+#include <libknot/errcode.h>
+#include <libknot/error.h>
+#include <libknot/lookup.h>
+#include <libknot/packet/pkt.h>
+#include <libknot/packet/wire.h>
+#include <libknot/rrset.h>
+#include <libknot/rrtype/ds.h>
+#include <libknot/rrtype/opt.h>
+#include <libknot/rrtype/rdname.h>
 
 #include "dname.h"
 #include "dnskey.h"
 #include "error.h"
 #include "internal.h"
 #include "parent.h"
-#include "run.h"
 
-/* kdig waits this long per try, and tries this many more times. */
-#define KDIG_TIMEOUT "+timeout=3"
-#define KDIG_RETRY "+retry=1"
+/* -- replies from the wire -- */
 
-/* -- small helpers -- */
-
-
-static void lower(char *s)
+static void rrs_free(khsm_rr_t *rrs, size_t count)
 {
-	for (; *s; s++) {
-		*s = (char)tolower((unsigned char)*s);
+	for (size_t i = 0; rrs && i < count; i++) {
+		free(rrs[i].owner);
+		free(rrs[i].rdata);
 	}
+	free(rrs);
 }
-
-/* Split in place at blanks; returns the number of tokens (at most max). */
-static size_t split(char *line, char **tok, size_t max)
-{
-	size_t n = 0;
-	char *save = NULL;
-	for (char *t = strtok_r(line, " \t\r", &save); t && n < max; t = strtok_r(NULL, " \t\r", &save)) {
-		tok[n++] = t;
-	}
-	return n;
-}
-
-/* Join tokens with single spaces. */
-static char *join(char *const *tok, size_t n)
-{
-	size_t len = 1;
-	for (size_t i = 0; i < n; i++) {
-		len += strlen(tok[i]) + 1;
-	}
-	char *out = malloc(len);
-	if (!out) {
-		return NULL;
-	}
-	out[0] = '\0';
-	for (size_t i = 0; i < n; i++) {
-		if (i) strcat(out, " ");
-		strcat(out, tok[i]);
-	}
-	return out;
-}
-
-static bool is_type_name(const char *s)
-{
-	if (!*s) {
-		return false;
-	}
-	for (; *s; s++) {
-		if (!isupper((unsigned char)*s) && !isdigit((unsigned char)*s) && *s != '-') {
-			return false;
-		}
-	}
-	return true;
-}
-
-/* -- kdig replies -- */
 
 _public_
 void khsm_reply_clear(khsm_reply_t *reply)
@@ -76,207 +49,224 @@ void khsm_reply_clear(khsm_reply_t *reply)
 	if (!reply) {
 		return;
 	}
-	for (size_t i = 0; i < reply->count; i++) {
-		free(reply->rrs[i].owner);
-		free(reply->rrs[i].type);
-		free(reply->rrs[i].rdata);
-	}
-	free(reply->rrs);
+	rrs_free(reply->rrs, reply->count);
+	rrs_free(reply->auth, reply->auth_count);
 	memset(reply, 0, sizeof(*reply));
 }
 
-/* ";; ->>HEADER<<- opcode: QUERY; status: NOERROR; id: 58678" */
-static bool parse_header(const char *line, khsm_reply_t *reply)
+/* Lower-case presentation form of a wire name, with the final dot. */
+static char *name_text(const knot_dname_t *name)
 {
-	const char *s = strstr(line, "; status: ");
-	if (!s) {
-		return false;
+	char *text = knot_dname_to_str_alloc(name);
+	for (char *p = text; p && *p; p++) {
+		*p = (char)tolower((unsigned char)*p);
 	}
-	s += strlen("; status: ");
-	size_t len = strcspn(s, ";");
-	if (len == 0 || len >= sizeof(reply->rcode)) {
-		return false;
-	}
-	memcpy(reply->rcode, s, len);
-	reply->rcode[len] = '\0';
-	for (size_t i = 0; i < len; i++) {
-		if (!isupper((unsigned char)reply->rcode[i]) && !isdigit((unsigned char)reply->rcode[i])) {
-			return false;
-		}
-	}
-	return true;
+	return text;
 }
 
-/* ";; Flags: qr aa; QUERY: 1; ANSWER: 1; AUTHORITY: 0; ADDITIONAL: 0" */
-static bool parse_flags(const char *line, khsm_reply_t *reply)
+/* Copy the records of one section; every RR of the section, one entry each. */
+static int copy_section(const knot_pkt_t *pkt, knot_section_t id, khsm_rr_t **rrs_ptr,
+                        size_t *count_ptr)
 {
-	const char *s = line + strlen(";; Flags:");
-	size_t len = strcspn(s, ";");
-	if (s[len] != ';') {
-		return false;
+	const knot_pktsection_t *sec = knot_pkt_section(pkt, id);
+	size_t total = 0;
+	for (uint16_t i = 0; i < sec->count; i++) {
+		total += knot_pkt_rr(sec, i)->rrs.count;
 	}
-	_cleanup_free_ char *flags = strndup(s, len);
-	if (!flags) {
-		return false;
+	khsm_rr_t *rrs = total ? calloc(total, sizeof(*rrs)) : NULL;
+	if (total && !rrs) {
+		return KHSM_ENOMEM;
 	}
-	char *tok[16];
-	size_t n = split(flags, tok, KHSM_ARRAY_SIZE(tok));
-	for (size_t i = 0; i < n; i++) {
-		if (strcmp(tok[i], "aa") == 0) {
-			reply->aa = true;
+	size_t n = 0;
+	int r = KHSM_EOK;
+	for (uint16_t i = 0; i < sec->count && r == KHSM_EOK; i++) {
+		const knot_rrset_t *set = knot_pkt_rr(sec, i);
+		if (set->rclass != KNOT_CLASS_IN) {
+			char type[32];
+			(void)knot_rrtype_to_string(set->type, type, sizeof(type));
+			khsm_err_detail("a %s record of class %u, not IN", type, (unsigned)set->rclass);
+			r = KHSM_EPARSE;
+			break;
+		}
+		knot_rdata_t *rd = set->rrs.rdata;
+		for (uint16_t j = 0; j < set->rrs.count; j++, rd = knot_rdataset_next(rd)) {
+			khsm_rr_t *rr = &rrs[n++];
+			rr->ttl = set->ttl;
+			rr->type = set->type;
+			rr->rdlen = rd->len;
+			rr->owner = name_text(set->owner);
+			rr->rdata = malloc(rd->len ? rd->len : 1);
+			if (!rr->owner || !rr->rdata) {
+				r = KHSM_ENOMEM;
+				break;
+			}
+			memcpy(rr->rdata, rd->data, rd->len);
 		}
 	}
-	return true;
-}
-
-static int parse_record(char *line, khsm_reply_t *reply)
-{
-	char *tok[512];
-	size_t n = split(line, tok, KHSM_ARRAY_SIZE(tok));
-	uint64_t ttl;
-	size_t olen = n ? strlen(tok[0]) : 0;
-	if (n < 5 || n == KHSM_ARRAY_SIZE(tok) || tok[0][olen - 1] != '.' ||
-	    !khsm_parse_u64(tok[1], UINT32_MAX, &ttl) || strcmp(tok[2], "IN") != 0 ||
-	    !is_type_name(tok[3])) {
-		return KHSM_EPARSE;
+	if (r != KHSM_EOK) {
+		rrs_free(rrs, n);
+		return r;
 	}
-	khsm_rr_t *grown = realloc(reply->rrs, (reply->count + 1) * sizeof(*grown));
-	if (!grown) {
-		return KHSM_ENOMEM;
-	}
-	reply->rrs = grown;
-	khsm_rr_t *rr = &reply->rrs[reply->count];
-	*rr = (khsm_rr_t){ .ttl = (uint32_t)ttl };
-	rr->owner = strdup(tok[0]);
-	rr->type = strdup(tok[3]);
-	rr->rdata = join(&tok[4], n - 4);
-	reply->count++;
-	if (!rr->owner || !rr->type || !rr->rdata) {
-		return KHSM_ENOMEM;
-	}
-	lower(rr->owner);
+	*rrs_ptr = rrs;
+	*count_ptr = n;
 	return KHSM_EOK;
 }
 
 _public_
-int khsm_reply_parse(const char *text, khsm_reply_t *reply)
+int khsm_reply_parse(const uint8_t *wire, size_t len, const char *qname, uint16_t qtype,
+                     khsm_reply_t *reply)
 {
-	if (!text || !reply) {
+	if (!wire || !qname || !reply) {
 		return KHSM_EINVAL;
 	}
-	khsm_reply_t rep = { 0 };
-	bool header = false, flags = false;
-	size_t lineno = 0;
-	int r = KHSM_EOK;
-	for (const char *p = text; *p; ) {
-		const char *end = strchr(p, '\n');
-		size_t len = end ? (size_t)(end - p) : strlen(p);
-		lineno++;
-		_cleanup_free_ char *line = strndup(p, len);
-		if (!line) {
-			r = KHSM_ENOMEM;
-			goto fail;
-		}
-		p = end ? end + 1 : p + len;
-		if (line[strspn(line, " \t\r")] == '\0') {
-			continue;
-		}
-		bool ok;
-		if (strncmp(line, ";; ->>HEADER<<- ", 16) == 0) {
-			ok = !header && parse_header(line, &rep);
-			header = true;
-		} else if (strncmp(line, ";; Flags:", 9) == 0) {
-			ok = header && !flags && rep.count == 0 && parse_flags(line, &rep);
-			flags = true;
-		} else if (line[0] == ';') {
-			ok = false;
-		} else {
-			ok = header && flags;
-			if (ok) {
-				r = parse_record(line, &rep);
-				if (r == KHSM_ENOMEM) {
-					goto fail;
-				}
-				ok = r == KHSM_EOK;
-			}
-		}
-		if (!ok) {
-			khsm_err_detail("kdig output line %zu unexpected: '%.200s'", lineno, line);
-			r = KHSM_EPARSE;
-			goto fail;
-		}
+	if (len > KNOT_WIRE_MAX_PKTSIZE) {
+		khsm_err_detail("a reply of %zu octets, more than a DNS message holds", len);
+		return KHSM_EPARSE;
 	}
-	if (!header || !flags) {
-		khsm_err_detail("kdig printed no reply header");
+	_cleanup_free_ uint8_t *copy = malloc(len ? len : 1);
+	knot_dname_t *want = knot_dname_from_str_alloc(qname);
+	if (!copy || !want) {
+		knot_dname_free(want, NULL);
+		return KHSM_ENOMEM;
+	}
+	memcpy(copy, wire, len);
+	khsm_reply_t rep = { 0 };
+	int r = KHSM_EOK;
+	knot_pkt_t *pkt = knot_pkt_new(copy, (uint16_t)len, NULL);
+	if (!pkt) {
+		r = KHSM_ENOMEM;
+		goto fail;
+	}
+	int kr = knot_pkt_parse(pkt, 0);
+	if (kr != KNOT_EOK) {
+		khsm_err_detail("the reply is not a DNS message libknot can parse (%s)", knot_strerror(kr));
 		r = KHSM_EPARSE;
 		goto fail;
 	}
+	if (!knot_wire_get_qr(pkt->wire) || knot_wire_get_opcode(pkt->wire) != KNOT_OPCODE_QUERY) {
+		khsm_err_detail("the reply is not a response to a standard query");
+		r = KHSM_EPARSE;
+		goto fail;
+	}
+	if (knot_wire_get_qdcount(pkt->wire) != 1 || knot_pkt_qtype(pkt) != qtype ||
+	    knot_pkt_qclass(pkt) != KNOT_CLASS_IN || !knot_dname_is_case_equal(knot_pkt_qname(pkt), want)) {
+		khsm_err_detail("the reply does not repeat the question %s", qname);
+		r = KHSM_EPARSE;
+		goto fail;
+	}
+	const char *rcode = knot_pkt_ext_rcode_name(pkt);
+	snprintf(rep.rcode, sizeof(rep.rcode), "%s", rcode && *rcode ? rcode : "RCODE?");
+	if (!rcode || !*rcode) {
+		snprintf(rep.rcode, sizeof(rep.rcode), "RCODE%u", (unsigned)knot_pkt_ext_rcode(pkt));
+	}
+	rep.aa = knot_wire_get_aa(pkt->wire);
+	rep.tc = knot_wire_get_tc(pkt->wire);
+	r = copy_section(pkt, KNOT_ANSWER, &rep.rrs, &rep.count);
+	if (r == KHSM_EOK) {
+		r = copy_section(pkt, KNOT_AUTHORITY, &rep.auth, &rep.auth_count);
+	}
+	if (r != KHSM_EOK) {
+		goto fail;
+	}
+	knot_pkt_free(pkt);
+	knot_dname_free(want, NULL);
 	*reply = rep;
 	return KHSM_EOK;
 fail:
+	knot_pkt_free(pkt);
+	knot_dname_free(want, NULL);
 	khsm_reply_clear(&rep);
 	return r;
 }
 
-static bool is_hex(const char *s)
+/* -- DS records from rdata -- */
+
+/* The digest length of a DS digest type; 0 for a type we do not know. */
+static size_t digest_len(uint8_t type)
 {
-	for (; *s; s++) {
-		if (!isxdigit((unsigned char)*s)) {
-			return false;
-		}
+	switch (type) {
+	case 1: return 20;   /* SHA-1 */
+	case 2: return 32;   /* SHA-256 */
+	case 3: return 32;   /* GOST R 34.11-94 */
+	case 4: return 48;   /* SHA-384 */
+	case 5: return 32;   /* GOST R 34.11-2012 (RFC 9558) */
+	case 6: return 32;   /* SM3 (RFC 9563) */
+	default: return 0;
 	}
-	return true;
 }
 
-/* "TAG ALG TYPE HEX [HEX…]" into a DS. */
-static int parse_ds_rdata(const char *owner, const char *rdata, khsm_ds_t *ds)
+static char *hex_of(const uint8_t *data, size_t len)
 {
-	_cleanup_free_ char *copy = strdup(rdata);
-	if (!copy) {
+	char *hex = malloc(2 * len + 1);
+	for (size_t i = 0; hex && i < len; i++) {
+		snprintf(hex + 2 * i, 3, "%02x", data[i]);
+	}
+	if (hex) {
+		hex[2 * len] = '\0';
+	}
+	return hex;
+}
+
+/* Append "NAME DS RDATA: WHY" as a line to *list. */
+static int add_malformed(char **list, const char *name, const khsm_rr_t *rr, const char *why)
+{
+	size_t show = rr->rdlen > 100 ? 100 : rr->rdlen;
+	_cleanup_free_ char *hex = NULL;
+	char *line = NULL;
+	int n;
+	if (rr->rdlen < 4) {
+		hex = hex_of(rr->rdata, show);
+		n = hex ? asprintf(&line, "%s DS \\# %u %s: %s", name, (unsigned)rr->rdlen, hex, why) : -1;
+	} else {
+		hex = hex_of(rr->rdata + 4, show - 4);
+		n = hex ? asprintf(&line, "%s DS %u %u %u %s%s: %s", name, (unsigned)knot_wire_read_u16(rr->rdata),
+		                   (unsigned)rr->rdata[2], (unsigned)rr->rdata[3], hex,
+		                   show < rr->rdlen ? "..." : "", why) : -1;
+	}
+	if (n < 0) {
 		return KHSM_ENOMEM;
 	}
-	char *tok[64];
-	size_t n = split(copy, tok, KHSM_ARRAY_SIZE(tok));
-	uint64_t tag, alg, type;
-	if (n < 4 || n == KHSM_ARRAY_SIZE(tok) || !khsm_parse_u64(tok[0], UINT16_MAX, &tag) ||
-	    !khsm_parse_u64(tok[1], 255, &alg) || !khsm_parse_u64(tok[2], 255, &type)) {
+	char *grown = NULL;
+	n = asprintf(&grown, "%s%s%s", *list ? *list : "", *list ? "\n" : "", line);
+	free(line);
+	if (n < 0) {
+		return KHSM_ENOMEM;
+	}
+	free(*list);
+	*list = grown;
+	return KHSM_EOK;
+}
+
+/* One DS from its rdata; KHSM_EPARSE with why filled when malformed. */
+static int ds_from_rdata(const char *owner, const khsm_rr_t *rr, khsm_ds_t *ds, char *why,
+                         size_t why_size)
+{
+	if (rr->rdlen < 4) {
+		snprintf(why, why_size, "truncated, %u octets where a DS has at least 4",
+		         (unsigned)rr->rdlen);
 		return KHSM_EPARSE;
 	}
-	char hex[1024] = "";
-	size_t used = 0;
-	for (size_t i = 3; i < n; i++) {
-		size_t len = strlen(tok[i]);
-		if (!is_hex(tok[i]) || used + len >= sizeof(hex)) {
-			return KHSM_EPARSE;
-		}
-		memcpy(hex + used, tok[i], len + 1);
-		used += len;
-	}
-	if (used == 0 || used % 2) {
+	uint8_t type = rr->rdata[3];
+	size_t want = digest_len(type);
+	size_t have = rr->rdlen - 4u;
+	if (want == 0) {
+		snprintf(why, why_size, "unknown digest type %u", (unsigned)type);
 		return KHSM_EPARSE;
 	}
-	lower(hex);
-	*ds = (khsm_ds_t){ .tag = (uint16_t)tag, .algorithm = (uint8_t)alg,
-	                   .digest_type = (uint8_t)type };
+	if (have != want) {
+		snprintf(why, why_size, "a digest of type %u has %zu octets, this one %zu",
+		         (unsigned)type, want, have);
+		return KHSM_EPARSE;
+	}
+	*ds = (khsm_ds_t){ .tag = knot_wire_read_u16(rr->rdata), .algorithm = rr->rdata[2],
+	                   .digest_type = type };
 	ds->owner = strdup(owner);
-	ds->digest = strdup(hex);
+	ds->digest = hex_of(rr->rdata + 4, have);
 	if (!ds->owner || !ds->digest) {
 		free(ds->owner);
 		free(ds->digest);
 		return KHSM_ENOMEM;
 	}
-	return KHSM_EOK;
-}
-
-/* Append "NAME DS RDATA" as a line to *list. */
-static int add_malformed(char **list, const char *name, const char *rdata)
-{
-	char *grown = NULL;
-	if (asprintf(&grown, "%s%s%s DS %.200s", *list ? *list : "", *list ? "\n" : "", name, rdata) < 0) {
-		return KHSM_ENOMEM;
-	}
-	free(*list);
-	*list = grown;
 	return KHSM_EOK;
 }
 
@@ -297,9 +287,15 @@ int khsm_reply_ds(const khsm_reply_t *reply, const char *zone, khsm_ds_t **ds_pt
 	char *malformed = NULL;
 	for (size_t i = 0; i < reply->count; i++) {
 		const khsm_rr_t *rr = &reply->rrs[i];
-		if (strcmp(rr->owner, name) != 0 || strcmp(rr->type, "DS") != 0) {
-			khsm_err_detail("unexpected record in the answer for %s DS: %s %s %.100s",
-			                name, rr->owner, rr->type, rr->rdata);
+		bool own = strcmp(rr->owner, name) == 0;
+		if (own && rr->type == KNOT_RRTYPE_RRSIG) {
+			continue;   /* the parent's signature over its DS set (we set DO) */
+		}
+		if (!own || rr->type != KNOT_RRTYPE_DS) {
+			char type[32];
+			(void)knot_rrtype_to_string(rr->type, type, sizeof(type));
+			khsm_err_detail("unexpected record in the answer for %s DS: %s %s", name,
+			                rr->owner, type);
 			r = KHSM_EPARSE;
 			goto fail;
 		}
@@ -309,18 +305,21 @@ int khsm_reply_ds(const khsm_reply_t *reply, const char *zone, khsm_ds_t **ds_pt
 			goto fail;
 		}
 		ds = grown;
-		r = parse_ds_rdata(name, rr->rdata, &ds[count]);
-		if (r == KHSM_EPARSE && malformed_ptr) {
+		char why[100];
+		r = ds_from_rdata(name, rr, &ds[count], why, sizeof(why));
+		if (r == KHSM_EPARSE) {
 			/* Judged alone: the other records of the set still count. */
-			if ((r = add_malformed(&malformed, name, rr->rdata)) != KHSM_EOK) {
+			if ((r = add_malformed(&malformed, name, rr, why)) != KHSM_EOK) {
+				goto fail;
+			}
+			if (!malformed_ptr) {
+				khsm_err_detail("malformed DS record: %s", malformed);
+				r = KHSM_EPARSE;
 				goto fail;
 			}
 			continue;
 		}
 		if (r != KHSM_EOK) {
-			if (r == KHSM_EPARSE) {
-				khsm_err_detail("malformed DS record: %s DS %.200s", name, rr->rdata);
-			}
 			goto fail;
 		}
 		count++;
@@ -477,7 +476,7 @@ int khsm_name_parent(const char *name, char **parent_ptr)
 	return KHSM_EOK;
 }
 
-/* -- asking with kdig -- */
+/* -- asking a server -- */
 
 /* Rewrite the recorded detail as "what: detail" (the detail is copied first:
  * it lives in the buffer being written). */
@@ -488,86 +487,279 @@ static void detail_prefix(const char *what, const char *fallback)
 	khsm_err_detail("%s: %s", what, copy ? copy : fallback);
 }
 
-/* The line of kdig's stderr worth showing: ";; ERROR: …" or the first one. */
-static char *kdig_error(const char *err)
+static int64_t now_ms(void)
 {
-	const char *p = strstr(err, ";; ERROR: ");
-	if (p) {
-		p += strlen(";; ERROR: ");
-	} else {
-		p = err;
-	}
-	return strndup(p, strcspn(p, "\n"));
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Run kdig with args (NULL-terminated, after the program name) and parse its reply.
- * what names the query in error details. */
-static int kdig(const char *const args[], const char *what, khsm_reply_t *reply)
+/* Wait until fd is ready for events or the deadline passes: 1 ready, 0 time
+ * out, -1 error (errno). */
+static int wait_fd(int fd, short events, int64_t deadline)
 {
-	const char *argv[24] = { khsm_tool_path("kdig") };
-	size_t n = 1;
-	for (size_t i = 0; args[i]; i++) {
-		if (n >= KHSM_ARRAY_SIZE(argv) - 1) {
-			return KHSM_EINVAL;
+	while (true) {
+		int64_t left = deadline - now_ms();
+		if (left <= 0) {
+			return 0;
 		}
-		argv[n++] = args[i];
+		struct pollfd p = { .fd = fd, .events = events };
+		int n = poll(&p, 1, (int)left);
+		if (n < 0 && errno == EINTR) {
+			continue;
+		}
+		if (n > 0 && (p.revents & (POLLERR | POLLHUP | POLLNVAL)) && !(p.revents & events)) {
+			int err = 0;
+			socklen_t el = sizeof(err);
+			(void)getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el);
+			errno = err ? err : ECONNRESET;
+			return -1;
+		}
+		return n;
 	}
-	argv[n] = NULL;
-	khsm_run_t res = { 0 };
-	int r = khsm_run(argv, NULL, &res);
-	if (r == KHSM_ENOENT) {
-		khsm_err_detail("%s not found; install knot-dnsutils (kdig)", argv[0]);
-		return KHSM_ETOOL;
+}
+
+/* The question on the wire: random id, RD when recursing, EDNS with DO. */
+static int build_query(const char *qname, uint16_t qtype, bool recurse, uint8_t *wire,
+                       size_t *len_ptr, uint16_t *id_ptr)
+{
+	knot_dname_t *name = knot_dname_from_str_alloc(qname);
+	memset(wire, 0, KNOT_WIRE_HEADER_SIZE);   /* knot_pkt_new() keeps a given header */
+	knot_pkt_t *pkt = name ? knot_pkt_new(wire, 512, NULL) : NULL;
+	uint16_t id = 0;
+	int r = KHSM_ENOMEM;
+	if (!pkt) {
+		goto fail;
 	}
-	if (r != KHSM_EOK) {
-		return r;
+	if (getrandom(&id, sizeof(id), 0) != sizeof(id)) {
+		r = KHSM_EIO;
+		goto fail;
 	}
-	if (res.status != 0) {
-		_cleanup_free_ char *line = kdig_error(res.err[0] ? res.err : res.out);
-		khsm_err_detail("%s: kdig failed: %s", what, line && *line ? line : "no message");
-		khsm_run_clear(&res);
-		return KHSM_ETOOL;
+	knot_wire_set_id(pkt->wire, id);
+	if (recurse) {
+		knot_wire_set_rd(pkt->wire);
 	}
-	r = khsm_reply_parse(res.out, reply);
-	khsm_run_clear(&res);
-	if (r == KHSM_EPARSE) {
-		detail_prefix(what, "kdig output not understood");
+	knot_rrset_t opt;
+	if (knot_pkt_put_question(pkt, name, KNOT_CLASS_IN, qtype) != KNOT_EOK ||
+	    knot_pkt_begin(pkt, KNOT_ADDITIONAL) != KNOT_EOK ||
+	    knot_edns_init(&opt, 1232, 0, 0, NULL) != KNOT_EOK) {
+		r = KHSM_EINVAL;
+		goto fail;
 	}
+	knot_edns_set_do(&opt);
+	if (knot_pkt_put(pkt, 0, &opt, KNOT_PF_FREE) != KNOT_EOK) {
+		knot_rrset_clear(&opt, NULL);
+		r = KHSM_EINVAL;
+		goto fail;
+	}
+	*len_ptr = pkt->size;
+	*id_ptr = id;
+	r = KHSM_EOK;
+fail:
+	knot_pkt_free(pkt);
+	knot_dname_free(name, NULL);
 	return r;
 }
 
-/* Ask server (no recursion) for name's DS, showing the header and one
- * section of the reply ("+answer" or "+authority"). */
-static int ask_ds(const khsm_server_t *server, const char *name, const char *section,
-                  const char *what, khsm_reply_t *reply)
+/* One exchange over UDP: 1 answered (reply filled), 0 no answer in time,
+ * -1 error (errno). Datagrams with another id or question are dropped. */
+static int ask_udp(const struct addrinfo *ai, const uint8_t *query, size_t qlen, uint16_t id,
+                   const char *qname, uint16_t qtype, uint8_t *buf, khsm_reply_t *reply,
+                   char *bad, size_t bad_size)
 {
-	char at[300], port[8];
-	snprintf(at, sizeof(at), "@%s", server->address);
-	snprintf(port, sizeof(port), "%u", (unsigned)server->port);
-	const char *args[] = { at, "-p", port, "-q", name, "-t", "DS", "+norec", "+noidn",
-	                       "+noall", "+header", section, KDIG_TIMEOUT, KDIG_RETRY, NULL };
-	return kdig(args, what, reply);
+	_cleanup_close_ int fd = socket(ai->ai_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 || connect(fd, ai->ai_addr, ai->ai_addrlen) != 0 ||
+	    send(fd, query, qlen, 0) != (ssize_t)qlen) {
+		return -1;
+	}
+	int64_t deadline = now_ms() + KHSM_DNS_TIMEOUT_MS;
+	while (true) {
+		int w = wait_fd(fd, POLLIN, deadline);
+		if (w <= 0) {
+			return w;
+		}
+		ssize_t n = recv(fd, buf, KNOT_WIRE_MAX_PKTSIZE, 0);
+		if (n < 0) {
+			if (errno == EINTR || errno == EAGAIN) {
+				continue;
+			}
+			return -1;
+		}
+		if (n < KNOT_WIRE_HEADER_SIZE || knot_wire_get_id(buf) != id) {
+			continue;
+		}
+		if (khsm_reply_parse(buf, (size_t)n, qname, qtype, reply) != KHSM_EOK) {
+			/* Not an answer to our question: keep waiting, and say so if none comes. */
+			const char *d = khsm_err_last_detail();
+			snprintf(bad, bad_size, "no answer in time; %s", d ? d : "a reply not understood");
+			khsm_err_clear();
+			continue;
+		}
+		return 1;
+	}
+}
+
+/* Write all of data, or read exactly len octets, before the deadline. */
+static int tcp_io(int fd, uint8_t *data, size_t len, bool writing, int64_t deadline)
+{
+	size_t done = 0;
+	while (done < len) {
+		int w = wait_fd(fd, writing ? POLLOUT : POLLIN, deadline);
+		if (w <= 0) {
+			return w;
+		}
+		ssize_t n = writing ? send(fd, data + done, len - done, MSG_NOSIGNAL)
+		                    : recv(fd, data + done, len - done, 0);
+		if (n < 0 && (errno == EINTR || errno == EAGAIN)) {
+			continue;
+		}
+		if (n <= 0) {
+			if (n == 0) {
+				errno = ECONNRESET;
+			}
+			return -1;
+		}
+		done += (size_t)n;
+	}
+	return 1;
+}
+
+/* The same over TCP (after a truncated UDP answer). */
+static int ask_tcp(const struct addrinfo *ai, const uint8_t *query, size_t qlen, uint16_t id,
+                   const char *qname, uint16_t qtype, uint8_t *buf, khsm_reply_t *reply)
+{
+	_cleanup_close_ int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0) {
+		return -1;
+	}
+	int64_t deadline = now_ms() + KHSM_DNS_TIMEOUT_MS;
+	if (connect(fd, ai->ai_addr, ai->ai_addrlen) != 0) {
+		if (errno != EINPROGRESS) {
+			return -1;
+		}
+		int w = wait_fd(fd, POLLOUT, deadline);
+		int err = 0;
+		socklen_t el = sizeof(err);
+		if (w <= 0) {
+			return w;
+		}
+		if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el) != 0 || err != 0) {
+			errno = err ? err : errno;
+			return -1;
+		}
+	}
+	uint8_t out[2 + 512];
+	knot_wire_write_u16(out, (uint16_t)qlen);
+	memcpy(out + 2, query, qlen);
+	uint8_t lenbuf[2];
+	int w = tcp_io(fd, out, qlen + 2, true, deadline);
+	if (w == 1) {
+		w = tcp_io(fd, lenbuf, 2, false, deadline);
+	}
+	size_t len = w == 1 ? knot_wire_read_u16(lenbuf) : 0;
+	if (w == 1) {
+		w = tcp_io(fd, buf, len, false, deadline);
+	}
+	if (w != 1) {
+		return w;
+	}
+	if (len < KNOT_WIRE_HEADER_SIZE || knot_wire_get_id(buf) != id) {
+		errno = EBADMSG;
+		return -1;
+	}
+	int r = khsm_reply_parse(buf, len, qname, qtype, reply);
+	if (r != KHSM_EOK) {
+		errno = r == KHSM_ENOMEM ? ENOMEM : EBADMSG;
+		return -1;
+	}
+	return 1;
+}
+
+_public_
+int khsm_dns_ask(const char *address, uint16_t port, const char *qname, uint16_t qtype,
+                 bool recurse, khsm_reply_t *reply)
+{
+	if (!address || !qname || !reply) {
+		return KHSM_EINVAL;
+	}
+	uint8_t query[512];
+	size_t qlen = 0;
+	uint16_t id = 0;
+	int r = build_query(qname, qtype, recurse, query, &qlen, &id);
+	if (r != KHSM_EOK) {
+		return r;
+	}
+	char service[8];
+	snprintf(service, sizeof(service), "%u", (unsigned)port);
+	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_DGRAM,
+	                          .ai_flags = AI_NUMERICSERV };
+	struct addrinfo *res = NULL;
+	int g = getaddrinfo(address, service, &hints, &res);
+	if (g != 0) {
+		khsm_err_detail("failed to query server %s@%u: %s", address, (unsigned)port,
+		                gai_strerror(g));
+		return KHSM_ETOOL;
+	}
+	_cleanup_free_ uint8_t *buf = malloc(KNOT_WIRE_MAX_PKTSIZE);
+	if (!buf) {
+		freeaddrinfo(res);
+		return KHSM_ENOMEM;
+	}
+	const char *proto = "UDP";
+	char why[300] = "no answer";
+	r = KHSM_ETOOL;
+	for (const struct addrinfo *ai = res; ai && r != KHSM_EOK; ai = ai->ai_next) {
+		khsm_reply_t rep = { 0 };
+		int got = 0;
+		char bad[300] = "";
+		proto = "UDP";
+		for (int t = 0; t < KHSM_DNS_TRIES && got == 0; t++) {
+			got = ask_udp(ai, query, qlen, id, qname, qtype, buf, &rep, bad, sizeof(bad));
+		}
+		if (got == 1 && rep.tc) {
+			khsm_reply_clear(&rep);
+			proto = "TCP";
+			got = ask_tcp(ai, query, qlen, id, qname, qtype, buf, &rep);
+		}
+		if (got == 1) {
+			*reply = rep;
+			r = KHSM_EOK;
+		} else {
+			snprintf(why, sizeof(why), "%s", got == -1 ? strerror(errno) :
+			         *bad ? bad : "no answer in time");
+		}
+	}
+	if (r != KHSM_EOK) {
+		khsm_err_detail("failed to query server %s@%u (%s): %s", address, (unsigned)port,
+		                proto, why);
+	}
+	freeaddrinfo(res);
+	return r;
+}
+
+/* Ask server (no recursion) for name's DS. */
+static int ask_ds(const khsm_server_t *server, const char *name, const char *what,
+                  khsm_reply_t *reply)
+{
+	int r = khsm_dns_ask(server->address, server->port, name, KNOT_RRTYPE_DS, false, reply);
+	if (r != KHSM_EOK) {
+		detail_prefix(what, "no answer");
+	}
+	return r;
 }
 
 /* An empty DS answer from a server of the zone itself (server= naming the
  * child) would read as "the parent has none": a child-only server answers a
  * DS query with the child's own SOA (RFC 4035, 3.1.4.1), a parent server with
- * the parent's. Only a clear answer counts: when this second question fails,
- * the empty answer stands, so a parent server that lacks the DS is never
- * dropped from the servers that must have it. */
-static bool answers_from_child(const khsm_server_t *server, const char *name)
+ * the parent's. The authority section of the same answer tells. */
+static bool answers_from_child(const khsm_reply_t *reply, const char *name)
 {
-	khsm_reply_t reply = { 0 };
-	bool child = false;
-	if (ask_ds(server, name, "+authority", name, &reply) == KHSM_EOK && reply.aa &&
-	    strcmp(reply.rcode, "NOERROR") == 0) {
-		for (size_t i = 0; i < reply.count && !child; i++) {
-			child = strcmp(reply.rrs[i].type, "SOA") == 0 && strcmp(reply.rrs[i].owner, name) == 0;
+	for (size_t i = 0; i < reply->auth_count; i++) {
+		if (reply->auth[i].type == KNOT_RRTYPE_SOA && strcmp(reply->auth[i].owner, name) == 0) {
+			return true;
 		}
 	}
-	khsm_err_clear();
-	khsm_reply_clear(&reply);
-	return child;
+	return false;
 }
 
 _public_
@@ -585,7 +777,7 @@ int khsm_parent_query_ds(const khsm_server_t *server, const char *zone, khsm_ds_
 	char what[600];
 	snprintf(what, sizeof(what), "%s DS at %s@%u", name, server->address, (unsigned)server->port);
 	khsm_reply_t reply = { 0 };
-	r = ask_ds(server, name, "+answer", what, &reply);
+	r = ask_ds(server, name, what, &reply);
 	if (r != KHSM_EOK) {
 		return r;
 	}
@@ -604,7 +796,7 @@ int khsm_parent_query_ds(const khsm_server_t *server, const char *zone, khsm_ds_
 		r = khsm_reply_ds(&reply, name, &ds, &count, malformed_ptr ? &malformed : NULL);
 		if (r == KHSM_EPARSE) {
 			detail_prefix(what, "bad answer");
-		} else if (r == KHSM_EOK && count == 0 && !malformed && answers_from_child(server, name)) {
+		} else if (r == KHSM_EOK && count == 0 && !malformed && answers_from_child(&reply, name)) {
 			khsm_err_detail("%s: this server answers from %s itself, not from its parent zone, "
 			                "where DS records live; name a server of the parent with "
 			                "server=ADDR[@PORT]", what, name);
@@ -622,18 +814,109 @@ int khsm_parent_query_ds(const khsm_server_t *server, const char *zone, khsm_ds_
 	return r;
 }
 
-/* Ask the system resolver for name/type (recursion on). */
-static int resolve(const char *name, const char *type, khsm_reply_t *reply)
+/* The system resolver's addresses: KHSM_RESOLVER (tests), else the
+ * nameserver lines of /etc/resolv.conf, else 127.0.0.1 (as the C library). */
+static int resolvers(khsm_server_t **list_ptr, size_t *count_ptr)
 {
-	char what[300];
-	snprintf(what, sizeof(what), "%s %s from the system resolver", name, type);
-	const char *args[] = { "-q", name, "-t", type, "+noidn", "+noall", "+header", "+answer",
-	                       KDIG_TIMEOUT, KDIG_RETRY, NULL };
-	return kdig(args, what, reply);
+	khsm_server_t *list = NULL;
+	size_t count = 0;
+	int r = KHSM_EOK;
+	const char *env = getenv("KHSM_RESOLVER");
+	if (env && *env) {
+		list = calloc(1, sizeof(*list));
+		if (!list) {
+			return KHSM_ENOMEM;
+		}
+		r = khsm_server_parse(env, list);
+		if (r != KHSM_EOK) {
+			free(list);
+			detail_prefix("KHSM_RESOLVER", "not ADDR[@PORT]");
+			return r;
+		}
+		*list_ptr = list;
+		*count_ptr = 1;
+		return KHSM_EOK;
+	}
+	_cleanup_fclose_ FILE *f = fopen("/etc/resolv.conf", "re");
+	char line[512];
+	while (f && fgets(line, sizeof(line), f) && r == KHSM_EOK) {
+		char *save = NULL;
+		char *key = strtok_r(line, " \t\r\n", &save);
+		char *addr = key ? strtok_r(NULL, " \t\r\n", &save) : NULL;
+		if (!key || !addr || strcmp(key, "nameserver") != 0) {
+			continue;
+		}
+		khsm_server_t *grown = realloc(list, (count + 1) * sizeof(*grown));
+		if (!grown) {
+			r = KHSM_ENOMEM;
+			break;
+		}
+		list = grown;
+		list[count] = (khsm_server_t){ .port = 53, .name = strdup(addr), .address = strdup(addr) };
+		count++;
+		if (!list[count - 1].name || !list[count - 1].address) {
+			r = KHSM_ENOMEM;
+		}
+	}
+	if (r == KHSM_EOK && count == 0) {
+		list = calloc(1, sizeof(*list));
+		r = list ? KHSM_EOK : KHSM_ENOMEM;
+		if (list) {
+			*list = (khsm_server_t){ .port = 53, .name = strdup("127.0.0.1"),
+			                         .address = strdup("127.0.0.1") };
+			count = 1;
+			r = list->name && list->address ? KHSM_EOK : KHSM_ENOMEM;
+		}
+	}
+	if (r != KHSM_EOK) {
+		khsm_servers_free(list, count);
+		return r;
+	}
+	*list_ptr = list;
+	*count_ptr = count;
+	return KHSM_EOK;
+}
+
+/* Ask the system resolver for name/type (recursion on): each of its
+ * addresses in turn until one answers. */
+static int resolve(const char *name, uint16_t type, khsm_reply_t *reply)
+{
+	khsm_server_t *list = NULL;
+	size_t count = 0;
+	int r = resolvers(&list, &count);
+	for (size_t i = 0; i < count; i++) {
+		r = khsm_dns_ask(list[i].address, list[i].port, name, type, true, reply);
+		if (r == KHSM_EOK) {
+			break;
+		}
+	}
+	khsm_servers_free(list, count);
+	if (r != KHSM_EOK) {
+		char tname[32], what[400];
+		(void)knot_rrtype_to_string(type, tname, sizeof(tname));
+		snprintf(what, sizeof(what), "%s %s from the system resolver", name, tname);
+		detail_prefix(what, "no answer");
+	}
+	return r;
+}
+
+/* The port of the parent servers found through their NS records: 53, or
+ * KHSM_PARENT_PORT (tests, where they listen on 127.0.0.x at a free port). */
+static int parent_port(uint16_t *port_ptr)
+{
+	const char *env = getenv("KHSM_PARENT_PORT");
+	uint64_t port = 53;
+	if (env && *env && (!khsm_parse_u64(env, 65535, &port) || port == 0)) {
+		khsm_err_detail("KHSM_PARENT_PORT='%s' is not a port from 1 to 65535", env);
+		return KHSM_EINVAL;
+	}
+	*port_ptr = (uint16_t)port;
+	return KHSM_EOK;
 }
 
 /* Append a server; takes nothing over. */
-static int add_server(khsm_server_t **list, size_t *count, const char *name, const char *address)
+static int add_server(khsm_server_t **list, size_t *count, const char *name, const char *address,
+                      uint16_t port)
 {
 	for (size_t i = 0; i < *count; i++) {
 		if (strcmp((*list)[i].address, address) == 0) {
@@ -646,7 +929,7 @@ static int add_server(khsm_server_t **list, size_t *count, const char *name, con
 	}
 	*list = grown;
 	khsm_server_t *s = &grown[*count];
-	*s = (khsm_server_t){ .port = 53, .name = strdup(name), .address = strdup(address) };
+	*s = (khsm_server_t){ .port = port, .name = strdup(name), .address = strdup(address) };
 	(*count)++;
 	return s->name && s->address ? KHSM_EOK : KHSM_ENOMEM;
 }
@@ -659,7 +942,11 @@ int khsm_parent_servers(const char *zone, char **parent_ptr, khsm_server_t **ser
 		return KHSM_EINVAL;
 	}
 	_cleanup_free_ char *name = NULL;
+	uint16_t port = 53;
 	int r = khsm_zone_normalize(zone, &name);
+	if (r == KHSM_EOK) {
+		r = parent_port(&port);
+	}
 	if (r != KHSM_EOK) {
 		return r;
 	}
@@ -678,7 +965,7 @@ int khsm_parent_servers(const char *zone, char **parent_ptr, khsm_server_t **ser
 		free(parent);
 		parent = up;
 		child = parent;
-		r = resolve(parent, "NS", &ns);
+		r = resolve(parent, KNOT_RRTYPE_NS, &ns);
 		if (r != KHSM_EOK) {
 			const char *d = khsm_err_last_detail();
 			_cleanup_free_ char *why = strdup(d ? d : khsm_strerror(r));
@@ -688,7 +975,7 @@ int khsm_parent_servers(const char *zone, char **parent_ptr, khsm_server_t **ser
 		}
 		ns_count = 0;
 		for (size_t i = 0; i < ns.count; i++) {
-			if (strcmp(ns.rrs[i].type, "NS") == 0 && strcmp(ns.rrs[i].owner, parent) == 0) {
+			if (ns.rrs[i].type == KNOT_RRTYPE_NS && strcmp(ns.rrs[i].owner, parent) == 0) {
 				ns_count++;
 			}
 		}
@@ -714,16 +1001,18 @@ int khsm_parent_servers(const char *zone, char **parent_ptr, khsm_server_t **ser
 	size_t count = 0;
 	for (size_t i = 0; i < ns.count && r == KHSM_EOK; i++) {
 		const khsm_rr_t *rr = &ns.rrs[i];
-		if (strcmp(rr->type, "NS") != 0 || strcmp(rr->owner, parent) != 0) {
+		if (rr->type != KNOT_RRTYPE_NS || strcmp(rr->owner, parent) != 0) {
 			continue;
 		}
-		_cleanup_free_ char *host = strdup(rr->rdata);
+		if (knot_dname_wire_check(rr->rdata, rr->rdata + rr->rdlen, NULL) != rr->rdlen) {
+			continue;   /* not one uncompressed name: no server to ask */
+		}
+		_cleanup_free_ char *host = name_text(rr->rdata);
 		if (!host) {
 			r = KHSM_ENOMEM;
 			break;
 		}
-		lower(host);
-		static const char *const TYPES[] = { "A", "AAAA" };
+		static const uint16_t TYPES[] = { KNOT_RRTYPE_A, KNOT_RRTYPE_AAAA };
 		for (size_t t = 0; t < KHSM_ARRAY_SIZE(TYPES) && r == KHSM_EOK; t++) {
 			khsm_reply_t addr = { 0 };
 			if (resolve(host, TYPES[t], &addr) != KHSM_EOK) {
@@ -731,8 +1020,12 @@ int khsm_parent_servers(const char *zone, char **parent_ptr, khsm_server_t **ser
 				continue; /* another name or family may do */
 			}
 			for (size_t j = 0; j < addr.count && r == KHSM_EOK; j++) {
-				if (strcmp(addr.rrs[j].type, TYPES[t]) == 0) {
-					r = add_server(&servers, &count, host, addr.rrs[j].rdata);
+				const khsm_rr_t *a = &addr.rrs[j];
+				int family = TYPES[t] == KNOT_RRTYPE_A ? AF_INET : AF_INET6;
+				char text[INET6_ADDRSTRLEN];
+				if (a->type == TYPES[t] && a->rdlen == (family == AF_INET ? 4 : 16) &&
+				    inet_ntop(family, a->rdata, text, sizeof(text))) {
+					r = add_server(&servers, &count, host, text, port);
 				}
 			}
 			khsm_reply_clear(&addr);

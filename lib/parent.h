@@ -1,6 +1,8 @@
 /* The parent side of a zone: asking the parent's servers for the DS RRset
- * with kdig, parsing kdig's answers strictly, finding the parent's servers
- * through the system resolver, and matching the parent's DS with our keys. */
+ * with our own DNS queries (libknot's packet API over UDP, TCP when the
+ * answer is truncated), judging the DS records of the answer from their
+ * rdata, finding the parent's servers through the system resolver, and
+ * matching the parent's DS with our keys. */
 #pragma once
 
 #include <stdbool.h>
@@ -11,45 +13,66 @@
 
 #include "knot.h"
 
-/* One resource record of an answer section as kdig prints it. */
+/* One resource record of a reply, as it came on the wire. */
 typedef struct {
 	char *owner;          /* lower-case, with the final dot */
 	uint32_t ttl;
-	char *type;           /* upper-case mnemonic: "DS", "NS", "A", ... */
-	char *rdata;          /* fields of the record data joined by single spaces */
+	uint16_t type;        /* KNOT_RRTYPE_* (libknot/descriptor.h) */
+	uint8_t *rdata;       /* the record data, uncompressed */
+	uint16_t rdlen;
 } khsm_rr_t;
 
-/* A reply as `kdig … +noall +header +answer` prints it. */
+/* A reply to one question: its header and the records of two sections. */
 typedef struct {
-	char rcode[16];       /* "NOERROR", "NXDOMAIN", "REFUSED", ... */
+	char rcode[16];       /* "NOERROR", "NXDOMAIN", "REFUSED", ... (EDNS extended) */
 	bool aa;              /* authoritative answer */
+	bool tc;              /* truncated: ask again over TCP */
 	khsm_rr_t *rrs;       /* answer section */
 	size_t count;
+	khsm_rr_t *auth;      /* authority section */
+	size_t auth_count;
 } khsm_reply_t;
 
 /* A server to ask, as the operator gives it or as the lookup found it. */
 typedef struct {
 	char *name;           /* host name of the NS record, or the address as given */
-	char *address;        /* IPv4/IPv6 literal or host name, as kdig takes it after '@' */
+	char *address;        /* IPv4/IPv6 literal or host name */
 	uint16_t port;
 } khsm_server_t;
 
-/** Parse `kdig … +noall +header +answer` output: the HEADER line (status),
- *  the Flags line (aa), then one "OWNER TTL IN TYPE RDATA…" line per record.
- *  Anything else (a missing header, a second reply, a class other than IN,
- *  a bad TTL, an unknown comment) is KHSM_EPARSE with the line in the detail.
+/** Parse a DNS message from the wire (libknot's knot_pkt_parse) as the reply
+ *  to the question qname/qtype (class IN): it must be a response (QR) to a
+ *  standard query that repeats exactly that question. Records of a class
+ *  other than IN, a message libknot cannot parse, or another question are
+ *  KHSM_EPARSE with the reason in the detail.
  *  \param[out] reply  free with khsm_reply_clear(); filled only on success. */
-int khsm_reply_parse(const char *text, khsm_reply_t *reply);
+int khsm_reply_parse(const uint8_t *wire, size_t len, const char *qname, uint16_t qtype,
+                     khsm_reply_t *reply);
 
 /** Free what khsm_reply_parse() allocated and zero the reply. */
 void khsm_reply_clear(khsm_reply_t *reply);
 
-/** The DS records of zone in a reply to `ZONE DS`. Digests are lower-case hex
- *  (kdig prints upper case; blanks inside the digest are allowed). A record of
- *  another owner or type is KHSM_EPARSE. Each DS is judged alone: with
- *  malformed_ptr, a malformed one is left out and listed there, one
- *  "OWNER DS RDATA" line each (NULL when none), and the others are returned;
- *  without, it is KHSM_EPARSE. No DS: *count_ptr 0.
+/** Ask one server one question (class IN): UDP with EDNS (DO bit, 1232-byte
+ *  payload), again over TCP when the answer is truncated. Each try waits at
+ *  most KHSM_DNS_TIMEOUT_MS and a server gets KHSM_DNS_TRIES tries over UDP;
+ *  a refused port fails at once. IPv4 and IPv6; a host name is resolved by
+ *  the C library. recurse sets RD (for a resolver). No answer is KHSM_ETOOL
+ *  with "failed to query server ADDR@PORT (UDP|TCP): REASON" in the detail.
+ *  \param[out] reply  free with khsm_reply_clear(). */
+int khsm_dns_ask(const char *address, uint16_t port, const char *qname, uint16_t qtype,
+                 bool recurse, khsm_reply_t *reply);
+
+#define KHSM_DNS_TIMEOUT_MS 3000
+#define KHSM_DNS_TRIES 2
+
+/** The DS records of zone in a reply to `ZONE DS`. Digests are lower-case hex.
+ *  RRSIGs of zone are skipped; a record of another owner or type is
+ *  KHSM_EPARSE. Each DS is judged alone from its rdata: truncated (under 4
+ *  octets), an unknown digest type, or a digest whose length is not the one
+ *  of its type is malformed. With malformed_ptr, a malformed one is left out
+ *  and listed there, one "OWNER DS RDATA: REASON" line each (RDATA in the
+ *  RFC 3597 form `\# N HEX` when truncated, NULL when none), and the others
+ *  are returned; without, it is KHSM_EPARSE. No DS: *count_ptr 0.
  *  \param[out] ds_ptr     free with khsm_ds_free() (knot.h); NULL when count is 0.
  *  \param[out] count_ptr
  *  \param[out] malformed_ptr  may be NULL; free with free(). */
@@ -77,8 +100,8 @@ void khsm_servers_free(khsm_server_t *servers, size_t count);
  *  \param[out] parent_ptr  free with free(). */
 int khsm_name_parent(const char *name, char **parent_ptr);
 
-/** Ask one server for the DS RRset of zone, without recursion:
- *  `kdig @ADDR -p PORT ZONE DS +norec +noall +header +answer`. The server must
+/** Ask one server for the DS RRset of zone, without recursion
+ *  (khsm_dns_ask()). The server must
  *  answer NOERROR with the AA flag; a referral, REFUSED, NXDOMAIN or no answer
  *  at all is KHSM_ETOOL with a detail that names the server. An empty DS set
  *  is success with *count_ptr 0. A malformed DS is handled as by
@@ -90,7 +113,9 @@ int khsm_parent_query_ds(const khsm_server_t *server, const char *zone, khsm_ds_
                          size_t *count_ptr, char **malformed_ptr);
 
 /** Find the authoritative servers of the zone above zone through the system
- *  resolver (kdig without '@', i.e. /etc/resolv.conf): the NS RRset of the
+ *  resolver (the nameserver lines of /etc/resolv.conf, tried in order, or
+ *  127.0.0.1 without any; the environment variable KHSM_RESOLVER=ADDR[@PORT],
+ *  for tests, replaces them): the NS RRset of the
  *  closest enclosing name that has one, then the A and AAAA records of each
  *  NS name. Fails with a detail (and a hint to pass server=) when the
  *  resolver cannot be asked or gives no usable address.
