@@ -279,17 +279,41 @@ static int parent_servers(const char *server_arg, const char *zone, khsm_server_
 	if (r != KHSM_EOK) {
 		return cli_error(r, "%s", zone);
 	}
-	printf("parent zone %s: %zu server address%s\n", parent, *count, *count == 1 ? "" : "es");
+	printf("%s: parent zone %s: %zu server address%s\n", zone, parent, *count, *count == 1 ? "" : "es");
 	free(parent);
 	return CLI_OK;
 }
 
-/* Parent's DS sets, one per server that answered. */
+/* Parent's DS sets, one per server; server NULL when it did not answer. */
 typedef struct {
 	const khsm_server_t *server;
 	khsm_ds_t *ds;
 	size_t count;
 } answer_t;
+
+/* "ns2.com. (127.0.0.2@53)" */
+static void print_server(FILE *f, const khsm_server_t *s)
+{
+	fprintf(f, "%s (%s@%u)", s->name, s->address, (unsigned)s->port);
+}
+
+/* Whether a server's answer holds the DS of a KSK that needs it now. */
+static bool has_wanted(const answer_t *ans, const ksk_set_t *set, const khsm_key_state_t *state,
+                       bool ready_any)
+{
+	for (size_t k = 0; k < set->count; k++) {
+		if (state[k] != (ready_any ? KHSM_KEY_STATE_READY : KHSM_KEY_STATE_ACTIVE)) {
+			continue;
+		}
+		for (size_t d = 0; d < ans->count; d++) {
+			bool m = false;
+			if (khsm_ds_matches(&ans->ds[d], set->keys[k], &m) == KHSM_EOK && m) {
+				return true;
+			}
+		}
+	}
+	return false;
+}
 
 static int submitted_zone(const cli_t *cli, khsm_conf_t **conf, int i, const char *server_arg)
 {
@@ -319,7 +343,7 @@ static int submitted_zone(const cli_t *cli, khsm_conf_t **conf, int i, const cha
 		goto done;
 	}
 
-	/* Ask every server: the DS counts as published when all that answer have it. */
+	/* Ask every server: the DS counts as published when every one has it. */
 	answers = calloc(server_count, sizeof(*answers));
 	if (!answers) {
 		status = cli_error(KHSM_ENOMEM, NULL);
@@ -334,19 +358,21 @@ static int submitted_zone(const cli_t *cli, khsm_conf_t **conf, int i, const cha
 		for (char *line = malformed, *next; r == KHSM_EOK && line; line = next) {
 			next = strchr(line, '\n');
 			if (next) *next++ = '\0';
-			fprintf(stderr, "warning: %s (%s@%u) sent a malformed DS record, ignored: %s\n",
-			        servers[s].name, servers[s].address, (unsigned)servers[s].port, khsm_esc(line));
+			fprintf(stderr, "warning: %s: %s (%s@%u) sent a malformed DS record, ignored: %s\n",
+			        name, servers[s].name, servers[s].address, (unsigned)servers[s].port, khsm_esc(line));
 		}
 		if (r != KHSM_EOK) {
 			last_error = r;
 			if (server_count > 1) {
 				const char *d = khsm_err_last_detail();
-				fprintf(stderr, "warning: %s (%s): %s\n", servers[s].name, servers[s].address,
-				        d ? khsm_esc(d) : khsm_strerror(r));
+				fprintf(stderr, "warning: %s: %s (%s@%u) did not answer: %s\n", name, servers[s].name,
+				        servers[s].address, (unsigned)servers[s].port, d ? khsm_esc(d) : khsm_strerror(r));
 				khsm_err_clear();
 			}
 			continue;
 		}
+		printf("%s: %s (%s@%u) answered: %zu DS record%s\n", name, servers[s].name,
+		       servers[s].address, (unsigned)servers[s].port, a->count, a->count == 1 ? "" : "s");
 		a->server = &servers[s];
 		answered++;
 	}
@@ -356,7 +382,7 @@ static int submitted_zone(const cli_t *cli, khsm_conf_t **conf, int i, const cha
 		goto done;
 	}
 
-	/* Which of our KSKs have a DS on every server that answered, and their state. */
+	/* Which of our KSKs have a DS on every server, and their state. */
 	int64_t now = (int64_t)time(NULL);
 	published = calloc(set.count, sizeof(*published));
 	state = calloc(set.count, sizeof(*state));
@@ -387,20 +413,19 @@ static int submitted_zone(const cli_t *cli, khsm_conf_t **conf, int i, const cha
 		}
 		const khsm_kasp_key_t *kk = kasp_key_of(kasp, kasp_count, set.keys[k]);
 		state[k] = kk ? khsm_kasp_key_state(kk, now) : KHSM_KEY_STATE_NONE;
-		published[k] = have > 0 && have == answered;
+		published[k] = have > 0 && have == server_count;
 		ready_any |= state[k] == KHSM_KEY_STATE_READY;
 		ready_published |= published[k] && state[k] == KHSM_KEY_STATE_READY;
 		active_published |= published[k] && state[k] == KHSM_KEY_STATE_ACTIVE;
-		partial_wanted |= have > 0 && have < answered && ds_wanted(state[k]);
+		partial_wanted |= have > 0 && have < server_count && ds_wanted(state[k]);
 		khsm_dnskey_info_t info = { 0 };
 		(void)khsm_dnskey_info(set.keys[k], &info);
-		if (have > 0 && have < answered) {
-			fprintf(stderr, "note: the DS of KSK %u is on %zu of the %zu parent servers that "
-			        "answered; it counts when all have it\n", (unsigned)info.key_tag, have,
-			        answered);
+		if (have > 0 && have < server_count) {
+			fprintf(stderr, "note: %s: the DS of KSK %u is on %zu of the %zu parent servers; it "
+			        "counts when all have it\n", name, (unsigned)info.key_tag, have, server_count);
 		}
 		if (published[k]) {
-			printf("parent has the DS of KSK %u%s%s (%s): ", (unsigned)info.key_tag,
+			printf("%s: parent has the DS of KSK %u%s%s (%s): ", name, (unsigned)info.key_tag,
 			       kk ? ", key id " : "", kk ? kk->id : "",
 			       state[k] == KHSM_KEY_STATE_ACTIVE ? "active" :
 			       state[k] == KHSM_KEY_STATE_READY ? "ready, waiting for the DS" : "neither ready nor active");
@@ -416,7 +441,7 @@ static int submitted_zone(const cli_t *cli, khsm_conf_t **conf, int i, const cha
 			ours = khsm_ds_matches(&answers[0].ds[d], set.keys[k], &m) == KHSM_EOK && m;
 		}
 		if (!ours) {
-			fprintf(stderr, "note: the parent has a DS that matches no KSK of %s: ", name);
+			fprintf(stderr, "note: %s: the parent has a DS that matches no KSK of the zone: ", name);
 			print_ds(stderr, "", &answers[0].ds[d]);
 		}
 	}
@@ -430,41 +455,53 @@ static int submitted_zone(const cli_t *cli, khsm_conf_t **conf, int i, const cha
 		for (size_t a = 0; a < answered; a++) {
 			const answer_t *ans = &answers[a];
 			if (ans->count == 0) {
-				fprintf(stderr, "  %s (%s@%u) has no DS record for %s\n", ans->server->name,
-				        ans->server->address, (unsigned)ans->server->port, name);
-				continue;
+				fprintf(stderr, "%s: ", name);
+				print_server(stderr, ans->server);
+				fprintf(stderr, " has no DS record for %s\n", name);
 			}
-			fprintf(stderr, "  %s (%s@%u) has:\n", ans->server->name, ans->server->address,
-			        (unsigned)ans->server->port);
 			for (size_t d = 0; d < ans->count; d++) {
-				print_ds(stderr, "    ", &ans->ds[d]);
+				fprintf(stderr, "%s: ", name);
+				print_server(stderr, ans->server);
+				print_ds(stderr, " has: ", &ans->ds[d]);
 			}
 		}
 		size_t expected = 0;
 		for (size_t k = 0; k < set.count; k++) {
 				expected += ready_any ? state[k] == KHSM_KEY_STATE_READY : state[k] == KHSM_KEY_STATE_ACTIVE;
 		}
-		fprintf(stderr, "  it should have%s:\n", expected > 1 ? " one of" : "");
 		for (size_t k = 0; k < set.count; k++) {
 			char *line = NULL;
 			if ((ready_any ? state[k] == KHSM_KEY_STATE_READY : state[k] == KHSM_KEY_STATE_ACTIVE) &&
 			    khsm_ds_line(set.keys[k], 2, &line) == KHSM_EOK) {
-				fprintf(stderr, "    %s\n", line);
+				fprintf(stderr, "%s: it should have%s: %s\n", name, expected > 1 ? " one of" : "", line);
 				free(line);
 			}
 		}
 		if (partial_wanted) {
-			fprintf(stderr, "  some parent servers already have it: the registry has it, the "
-			        "parent is still propagating; run this again later\n");
+			/* The servers that lack a wanted DS, or did not answer. */
+			fprintf(stderr, "%s: some parent servers already have it, not yet", name);
+			size_t lagging = 0;
+			for (size_t s = 0; s < server_count; s++) {
+				const answer_t *ans = NULL;
+				for (size_t a = 0; a < answered && !ans; a++) {
+					ans = answers[a].server == &servers[s] ? &answers[a] : NULL;
+				}
+				if (!ans || !has_wanted(ans, &set, state, ready_any)) {
+					fputs(lagging++ ? ", " : " ", stderr);
+					print_server(stderr, &servers[s]);
+				}
+			}
+			fprintf(stderr, ": the registry has it, the parent is still propagating; run this "
+			        "again later\n");
 		} else {
-			fprintf(stderr, "  give it to the registry (knot-hsm %s ds, or format=epp), wait "
-			        "until the parent publishes it, then run this again\n", name);
+			fprintf(stderr, "%s: give it to the registry (knot-hsm %s ds, or format=epp), wait "
+			        "until the parent publishes it, then run this again\n", name, name);
 		}
 		status = CLI_FAIL;
 		goto done;
 	}
 	if (!ready_any) {
-		printf("no KSK waits for a DS; nothing to confirm\n");
+		printf("%s: no KSK waits for a DS; nothing to confirm\n", name);
 		goto done;
 	}
 
@@ -480,7 +517,7 @@ static int submitted_zone(const cli_t *cli, khsm_conf_t **conf, int i, const cha
 		status = cli_error(r, "%s", name);
 		goto done;
 	}
-	printf("knotd: zone-ksk-submitted %s done\n", name);
+	printf("%s: knotd: zone-ksk-submitted %s done\n", name, name);
 
 	/* Show what knotd made of it. */
 	khsm_kasp_key_t *after = NULL;
@@ -489,7 +526,7 @@ static int submitted_zone(const cli_t *cli, khsm_conf_t **conf, int i, const cha
 		for (size_t k = 0; k < set.count; k++) {
 			const khsm_kasp_key_t *kk = kasp_key_of(after, after_count, set.keys[k]);
 			if (kk && khsm_kasp_key_state(kk, (int64_t)time(NULL)) == KHSM_KEY_STATE_ACTIVE) {
-				printf("KSK %u: active\n", (unsigned)kk->tag);
+				printf("%s: KSK %u: active\n", name, (unsigned)kk->tag);
 			}
 		}
 		free(after);

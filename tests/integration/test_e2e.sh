@@ -3,9 +3,39 @@
 # DS from `knot-hsm ds` is the trust anchor under which validators that are
 # not Knot (BIND's delv, ldns-verify-zone) accept the zone, and
 # `knot-hsm submitted` confirms the KSK once a parent knotd (com.) publishes
-# that DS, and not before.
+# that DS, and not before. knot-hsm asks the parent itself (libknot packets
+# over UDP and TCP); the parents here are knotd and tests/integration/dnsresp.py
+# (crafted DS rdata), all on 127.0.0.x at free ports, never an outside address.
 . "$KHSM_SRCDIR/tests/integration/lib.sh"
 . "$KHSM_SRCDIR/tests/integration/knotd.sh"
+
+# dnsresp_start NAME ADDRESS PORT [ARGS...]: the test responder for
+# example.com. DS on ADDRESS@PORT (log in $TMP/NAME.log), stopped on exit.
+DNSRESP_PIDS=""
+dnsresp_stop_all() { for p in $DNSRESP_PIDS; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done; }
+on_cleanup dnsresp_stop_all
+dnsresp_start() {
+	dr_name=$1 dr_addr=$2 dr_port=$3; shift 3
+	rm -f "$TMP/$dr_name.pid" "$TMP/$dr_name.log"
+	python3 "$KHSM_SRCDIR/tests/integration/dnsresp.py" --address "$dr_addr" --port "$dr_port" \
+		--zone example.com. --log "$TMP/$dr_name.log" --pidfile "$TMP/$dr_name.pid" \
+		--lifetime 120 "$@" 2>"$TMP/$dr_name.err" &
+	DNSRESP_PIDS="$! $DNSRESP_PIDS"
+	i=0
+	until [ -s "$TMP/$dr_name.pid" ]; do
+		i=$((i + 1)); [ $i -le 100 ] || fail "dnsresp $dr_name did not start: $(cat "$TMP/$dr_name.err")"
+		sleep 0.1
+	done
+}
+dnsresp_stop() { # NAME
+	kill "$(cat "$TMP/$1.pid")"
+	i=0
+	while kill -0 "$(cat "$TMP/$1.pid")" 2>/dev/null; do
+		i=$((i + 1)); [ $i -le 50 ] || fail "dnsresp $1 did not stop"; sleep 0.1
+	done
+}
+# ds_rdata "ZONE DS TAG ALG TYPE HEX": the DS rdata in hex.
+ds_rdata() { printf '%s\n' "$1" | awk '{ printf "%04x%02x%02x%s\n", $3, $4, $5, $6 }'; }
 
 card_keystore
 
@@ -151,10 +181,16 @@ contains "$(cat "$TMP/ldns.out")" "There were errors in the zone" "ldns-verify-z
 
 # submitted before the parent has the DS: exit 1, what the parent has, what it should have.
 run 1 "$KNOT_HSM" -c "$CONF" example.com submitted server=127.0.0.1@$PPORT
+contains "$OUT" "example.com.: 127.0.0.1 (127.0.0.1@$PPORT) answered: 0 DS records" "the server's answer is reported"
 contains "$ERR" "error: example.com.: the parent has no DS for the KSK that waits for it" "no DS at the parent yet"
-contains "$ERR" "has no DS record for example.com." "says the parent has none"
-contains "$ERR" "it should have:
-    $DS" "and which DS it should have"
+contains "$ERR" "example.com.: 127.0.0.1 (127.0.0.1@$PPORT) has no DS record for example.com." "says the parent has none"
+contains "$ERR" "example.com.: it should have: $DS" "and which DS it should have"
+contains "$ERR" "example.com.: give it to the registry (knot-hsm example.com. ds, or format=epp), wait until the parent publishes it, then run this again" "and what to do"
+for f in "$OUT" "$ERR"; do
+	printf '%s\n' "$f" | grep -v '^\(error: \|warning: \|note: \)\{0,1\}example\.com\.: ' | grep . &&
+		fail "a line of submitted does not name the zone"
+done
+pass "every line of submitted names the zone"
 run 0 keymgr -c "$CONF" example.com. list -e
 contains "$(printf '%s\n' "$OUT" | grep "^$KSK_ID ")" " active=0 " "the KSK stays ready"
 # server= naming the child's own server: said so, not read as "no DS".
@@ -165,9 +201,8 @@ lacks "$ERR" "has no DS record" "and not taken for a parent without the DS"
 # A DS of another key at the parent does not count.
 parent_publish 2 "$ZERO_DS"
 run 1 "$KNOT_HSM" -c "$CONF" example.com submitted server=127.0.0.1@$PPORT
-contains "$ERR" "has:
-    $ZERO_DS" "a wrong DS at the parent is shown"
-contains "$ERR" "matches no KSK of example.com." "and called foreign"
+contains "$ERR" "example.com.: 127.0.0.1 (127.0.0.1@$PPORT) has: $ZERO_DS" "a wrong DS at the parent is shown"
+contains "$ERR" "note: example.com.: the parent has a DS that matches no KSK of the zone: $ZERO_DS" "and called foreign"
 
 # The parent publishes our DS (SHA-384 digest too: any digest type of ours counts).
 DS384=$("$KNOT_HSM" -c "$CONF" example.com ds digest=sha384)
@@ -180,7 +215,7 @@ while knotc -c "$CONF" status >/dev/null 2>&1; do
 	i=$((i + 1)); [ $i -le 50 ] || fail "child knotd did not stop"; sleep 0.1
 done
 run 1 "$KNOT_HSM" -c "$CONF" example.com submitted server=127.0.0.1@$PPORT
-contains "$OUT" "parent has the DS of KSK $KSK_TAG, key id $KSK_ID (ready, waiting for the DS)" "the DS is found"
+contains "$OUT" "example.com.: parent has the DS of KSK $KSK_TAG, key id $KSK_ID (ready, waiting for the DS): " "the DS is found"
 contains "$ERR" "knotd is not running" "knotd down is reported"
 contains "$ERR" "start knotd, then run this again" "with the remedy"
 knotd_start "$CONF" "$C/knotd2.out"
@@ -188,9 +223,9 @@ knotd_wait_serial "$CONF" example.com.
 
 # Now it goes through and knotd makes the KSK active.
 run 0 "$KNOT_HSM" -c "$CONF" example.com submitted server=127.0.0.1@$PPORT
-contains "$OUT" "parent has the DS of KSK $KSK_TAG" "DS matched"
-contains "$OUT" "knotd: zone-ksk-submitted example.com. done" "zone-ksk-submitted run"
-contains "$OUT" "KSK $KSK_TAG: active" "reports the KSK active"
+contains "$OUT" "example.com.: parent has the DS of KSK $KSK_TAG" "DS matched"
+contains "$OUT" "example.com.: knotd: zone-ksk-submitted example.com. done" "zone-ksk-submitted run"
+contains "$OUT" "example.com.: KSK $KSK_TAG: active" "reports the KSK active"
 run 0 keymgr -c "$CONF" example.com. list -e
 active=$(printf '%s\n' "$OUT" | grep "^$KSK_ID " | sed 's/.* active=\([0-9]*\) .*/\1/')
 [ "$active" -gt 0 ] && [ "$active" -le "$(date +%s)" ] || fail "KSK not active in KASP: $OUT"
@@ -207,86 +242,63 @@ contains "$out" "; fully validated" "the zone still validates after the KSK beca
 # Idempotent: nothing waits any more.
 run 0 "$KNOT_HSM" -c "$CONF" example.com submitted server=127.0.0.1@$PPORT
 contains "$OUT" "(active)" "second run: the KSK is active"
-contains "$OUT" "nothing to confirm" "second run: nothing to do"
+contains "$OUT" "example.com.: no KSK waits for a DS; nothing to confirm" "second run: nothing to do"
 
-# A parent whose DS answer also holds malformed records (RFC 3597 generic
-# form, a digest that is not hex): each is reported and ignored, the good DS
-# still matches. The stand-in kdig adds them to a real answer that has a DS.
-cat > "$TMP/kdig-malformed" <<'SH'
-#!/bin/sh
-out=$(kdig "$@"); rc=$?
-printf '%s\n' "$out"
-if printf '%s\n' "$out" | grep -q "^example\.com\.[[:space:]].*[[:space:]]DS[[:space:]]"; then
-	printf 'example.com.\t3600\tIN\tDS\t\\# 3 010203\n'
-	printf 'example.com.\t3600\tIN\tDS\t1 13 2 NOTHEX\n'
-fi
-exit $rc
-SH
-chmod +x "$TMP/kdig-malformed"
-KHSM_KDIG=$TMP/kdig-malformed run 0 "$KNOT_HSM" -c "$CONF" example.com submitted server=127.0.0.1@$PPORT
-contains "$OUT" "parent has the DS of KSK $KSK_TAG" "the good DS matches beside malformed ones"
-contains "$ERR" "warning: 127.0.0.1 (127.0.0.1@$PPORT) sent a malformed DS record, ignored: example.com. DS \\# 3 010203" "a generic-form DS reported"
-contains "$ERR" "sent a malformed DS record, ignored: example.com. DS 1 13 2 NOTHEX" "a DS with a bad digest reported"
+# A parent whose DS answer also holds malformed records (truncated rdata,
+# a digest too short for SHA-256, an unknown digest type): each is reported
+# and ignored, the good DS still matches. The responder truncates its UDP
+# answers, so the DS set comes over TCP.
+RPORT=$(free_port)
+dnsresp_start bad 127.0.0.1 "$RPORT" --tc --ds "$(ds_rdata "$DS384")" --ds 010203 \
+	--ds "$(printf '%04x' "$KSK_TAG")0d02abcd" --ds "$(printf '%04x' "$KSK_TAG")0d07abcd"
+run 0 "$KNOT_HSM" -c "$CONF" example.com submitted server=127.0.0.1@$RPORT
+dnsresp_stop bad
+contains "$OUT" "example.com.: parent has the DS of KSK $KSK_TAG" "the good DS matches beside malformed ones"
+contains "$ERR" "warning: example.com.: 127.0.0.1 (127.0.0.1@$RPORT) sent a malformed DS record, ignored: example.com. DS \\# 3 010203: truncated, 3 octets where a DS has at least 4" "a truncated DS reported"
+contains "$ERR" "sent a malformed DS record, ignored: example.com. DS $KSK_TAG 13 2 abcd: a digest of type 2 has 32 octets, this one 2" "a DS with a short digest reported"
+contains "$ERR" "sent a malformed DS record, ignored: example.com. DS $KSK_TAG 13 7 abcd: unknown digest type 7" "a DS of an unknown digest type reported"
+equals "$(cat "$TMP/bad.log")" "udp example.com. DS
+tcp example.com. DS" "truncated over UDP, asked again over TCP"
 
-# Without server=: the parent's servers come from the resolver. A stand-in
-# kdig sends every query to the parent knotd (resolver and port 53 alike), so
-# the lookup (com. NS -> ns.com. -> 127.0.0.1) runs against it.
-cat > "$TMP/kdig-parent" <<SH
-#!/bin/sh
-at=no; prev=; first=1
-for a do
-	[ \$first = 1 ] && set -- && first=0
-	case \$a in @*) at=yes; a=@127.0.0.1;; esac
-	[ "\$prev" = -p ] && a=\${PARENT_PORT:-$PPORT}
-	set -- "\$@" "\$a"; prev=\$a
-done
-[ \$at = yes ] || set -- "\$@" @127.0.0.1 -p \${PARENT_PORT:-$PPORT}
-exec kdig "\$@"
-SH
-chmod +x "$TMP/kdig-parent"
-KHSM_KDIG=$TMP/kdig-parent run 0 "$KNOT_HSM" -c "$CONF" example.com submitted
-contains "$OUT" "parent zone com.: 1 server address" "parent servers found through the resolver"
-contains "$OUT" "parent has the DS of KSK $KSK_TAG" "and asked"
+# Without server=: the parent's servers come from the resolver, here the
+# parent knotd itself (KHSM_RESOLVER; KHSM_PARENT_PORT for the port the
+# servers found listen on), so the lookup (com. NS -> ns.com. -> 127.0.0.1)
+# runs against it.
+KHSM_RESOLVER=127.0.0.1@$PPORT KHSM_PARENT_PORT=$PPORT run 0 "$KNOT_HSM" -c "$CONF" example.com submitted
+contains "$OUT" "example.com.: parent zone com.: 1 server address" "parent servers found through the resolver"
+contains "$OUT" "example.com.: ns.com. (127.0.0.1@$PPORT) answered: 1 DS record" "the server found is asked"
+contains "$OUT" "example.com.: parent has the DS of KSK $KSK_TAG" "and has the DS"
 # A resolver that does not answer: a clear error that names server=.
-sed "s/-p \${PARENT_PORT:-$PPORT}/-p 1 +timeout=1 +retry=0/" "$TMP/kdig-parent" > "$TMP/kdig-dead"
-chmod +x "$TMP/kdig-dead"
-KHSM_KDIG=$TMP/kdig-dead run 1 "$KNOT_HSM" -c "$CONF" example.com submitted
-contains "$ERR" "cannot find the servers of the parent zone of example.com." "no resolver: clear error"
-contains "$ERR" "server=ADDR[@PORT]" "with the remedy"
+DEAD=$(free_port)
+KHSM_RESOLVER=127.0.0.1@$DEAD run 1 "$KNOT_HSM" -c "$CONF" example.com submitted
+contains "$ERR" "error: example.com.: external tool failed: cannot find the servers of the parent zone of example.com. (com. NS from the system resolver: failed to query server 127.0.0.1@$DEAD (UDP): Connection refused); name one with server=ADDR[@PORT]" "no resolver: clear error with the remedy"
 
-# A server that does not answer (kdig told to give up after one second).
-printf '#!/bin/sh\nexec kdig "$@" +timeout=1 +retry=0\n' > "$TMP/kdig-fast"
-chmod +x "$TMP/kdig-fast"
-KHSM_KDIG=$TMP/kdig-fast run 1 "$KNOT_HSM" -c "$CONF" example.com submitted server=127.0.0.1@1
-contains "$ERR" "failed to query server 127.0.0.1@1" "unreachable server"
+# A server that does not answer.
+run 1 "$KNOT_HSM" -c "$CONF" example.com submitted server=127.0.0.1@$DEAD
+contains "$ERR" "error: example.com.: external tool failed: example.com. DS at 127.0.0.1@$DEAD: failed to query server 127.0.0.1@$DEAD (UDP): Connection refused" "unreachable server"
 
 # Two parent servers, the second still without the DS (a secondary behind on
 # its transfers): the DS counts only when every server has it, and the advice
 # is to wait for the parent, not to send the DS to the registry again.
-# ns2.com. (127.0.0.2) is a second knotd on PPORT2 serving the com. zone of
-# before; the stand-in kdig sends what is for 127.0.0.2 there.
-P2=$TMP/parent2
-PPORT2=$(free_port)
-while [ "$PPORT2" = "$PORT" ] || [ "$PPORT2" = "$PPORT" ]; do PPORT2=$(free_port); done
-mkdir -p "$P2/run" "$P2/zones"
-parent_zone 4 "@ NS ns2" "ns2 A 127.0.0.2" > "$P2/zones/com.zone"
-parent_conf "$P2" "$PPORT2"
-knotd_start "$P2/knot.conf" "$P2/knotd.out"
-knotd_wait_serial "$P2/knot.conf" com.
+# ns2.com. (127.0.0.2) is the responder, with no DS for example.com.
 parent_publish 5 "$DS384" "@ NS ns2" "ns2 A 127.0.0.2"
-cat > "$TMP/kdig-two" <<SH
-#!/bin/sh
-for a do [ "\$a" = @127.0.0.2 ] && export PARENT_PORT=$PPORT2; done
-exec "$TMP/kdig-parent" "\$@"
-SH
-chmod +x "$TMP/kdig-two"
-KHSM_KDIG=$TMP/kdig-two run 1 "$KNOT_HSM" -c "$CONF" example.com submitted
-contains "$OUT" "parent zone com.: 2 server addresses" "both parent servers found"
-contains "$ERR" "note: the DS of KSK $KSK_TAG is on 1 of the 2 parent servers that answered; it counts when all have it" "a DS on one server of two is noted"
-contains "$ERR" "the parent has no DS for an active KSK of the zone" "and does not count"
-contains "$ERR" "ns2.com. (127.0.0.2@53) has no DS record for example.com." "the lagging server is named"
-contains "$ERR" "some parent servers already have it: the registry has it, the parent is still propagating; run this again later" "the advice is to wait"
+dnsresp_start ns2 127.0.0.2 "$PPORT"
+KHSM_RESOLVER=127.0.0.1@$PPORT KHSM_PARENT_PORT=$PPORT run 1 "$KNOT_HSM" -c "$CONF" example.com submitted
+contains "$OUT" "example.com.: parent zone com.: 2 server addresses" "both parent servers found"
+contains "$OUT" "example.com.: ns2.com. (127.0.0.2@$PPORT) answered: 0 DS records" "the second server is asked"
+contains "$ERR" "note: example.com.: the DS of KSK $KSK_TAG is on 1 of the 2 parent servers; it counts when all have it" "a DS on one server of two is noted"
+contains "$ERR" "error: example.com.: the parent has no DS for an active KSK of the zone" "and does not count"
+contains "$ERR" "example.com.: ns2.com. (127.0.0.2@$PPORT) has no DS record for example.com." "the lagging server's answer is shown"
+contains "$ERR" "example.com.: some parent servers already have it, not yet ns2.com. (127.0.0.2@$PPORT): the registry has it, the parent is still propagating; run this again later" "the lagging server is named, the advice is to wait"
 lacks "$ERR" "give it to the registry" "not to submit the DS again"
+equals "$(cat "$TMP/ns2.log")" "udp example.com. DS" "the second server asked once"
+# The second server stops answering: not every server could be asked, so the
+# DS is not published yet either; the silent server is named.
+dnsresp_stop ns2
+KHSM_RESOLVER=127.0.0.1@$PPORT KHSM_PARENT_PORT=$PPORT run 1 "$KNOT_HSM" -c "$CONF" example.com submitted
+contains "$ERR" "warning: example.com.: ns2.com. (127.0.0.2@$PPORT) did not answer: example.com. DS at 127.0.0.2@$PPORT: failed to query server 127.0.0.2@$PPORT (UDP): Connection refused" "the silent server is reported"
+contains "$ERR" "example.com.: some parent servers already have it, not yet ns2.com. (127.0.0.2@$PPORT): the registry has it, the parent is still propagating; run this again later" "and named as lagging"
+lacks "$OUT" "zone-ksk-submitted" "and nothing is confirmed"
 
 # A KASP change while knotd runs is picked up without a restart: knot-hsm
 # runs knotc zone-keys-load and the new card key appears in the DNSKEY set.
