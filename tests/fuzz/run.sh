@@ -22,7 +22,7 @@ esac
 main_build=${KHSM_BUILD_DIR:-$top/build}
 builddir=${KHSM_FUZZ_BUILD_DIR:-$(dirname "$main_build")/build-fuzz}
 results=${KHSM_FUZZ_RESULTS:-}
-targets="uri keymgr_list keymgr_ds dnskey_text zone_name kv knotconf skr audit guard_conf json"
+targets="uri keymgr_list keymgr_ds dnskey_text zone_name kv knotconf skr audit guard_conf json dns_reply"
 
 record() { # name result
 	[ -n "$results" ] && printf '{"name": "fuzz.%s", "result": "%s"}\n' "$1" "$2" >>"$results"
