@@ -1,8 +1,7 @@
 /* The parent side of a zone: asking the parent's servers for the DS RRset
- * with our own DNS queries (libknot's packet API over UDP, TCP when the
- * answer is truncated), judging the DS records of the answer from their
- * rdata, finding the parent's servers through the system resolver, and
- * matching the parent's DS with our keys. */
+ * (dnsquery.h: our own DNS questions), judging the DS records of the answer
+ * from their rdata, finding the parent's servers through the system
+ * resolver, and matching the parent's DS with our keys. */
 #pragma once
 
 #include <stdbool.h>
@@ -11,27 +10,8 @@
 
 #include <libdnssec/key.h>
 
+#include "dnsquery.h"
 #include "knot.h"
-
-/* One resource record of a reply, as it came on the wire. */
-typedef struct {
-	char *owner;          /* lower-case, with the final dot */
-	uint32_t ttl;
-	uint16_t type;        /* KNOT_RRTYPE_* (libknot/descriptor.h) */
-	uint8_t *rdata;       /* the record data, uncompressed */
-	uint16_t rdlen;
-} khsm_rr_t;
-
-/* A reply to one question: its header and the records of two sections. */
-typedef struct {
-	char rcode[16];       /* "NOERROR", "NXDOMAIN", "REFUSED", ... (EDNS extended) */
-	bool aa;              /* authoritative answer */
-	bool tc;              /* truncated: ask again over TCP */
-	khsm_rr_t *rrs;       /* answer section */
-	size_t count;
-	khsm_rr_t *auth;      /* authority section */
-	size_t auth_count;
-} khsm_reply_t;
 
 /* A server to ask, as the operator gives it or as the lookup found it. */
 typedef struct {
@@ -39,31 +19,6 @@ typedef struct {
 	char *address;        /* IPv4/IPv6 literal or host name */
 	uint16_t port;
 } khsm_server_t;
-
-/** Parse a DNS message from the wire (libknot's knot_pkt_parse) as the reply
- *  to the question qname/qtype (class IN): it must be a response (QR) to a
- *  standard query that repeats exactly that question. Records of a class
- *  other than IN, a message libknot cannot parse, or another question are
- *  KHSM_EPARSE with the reason in the detail.
- *  \param[out] reply  free with khsm_reply_clear(); filled only on success. */
-int khsm_reply_parse(const uint8_t *wire, size_t len, const char *qname, uint16_t qtype,
-                     khsm_reply_t *reply);
-
-/** Free what khsm_reply_parse() allocated and zero the reply. */
-void khsm_reply_clear(khsm_reply_t *reply);
-
-/** Ask one server one question (class IN): UDP with EDNS (DO bit, 1232-byte
- *  payload), again over TCP when the answer is truncated. Each try waits at
- *  most KHSM_DNS_TIMEOUT_MS and a server gets KHSM_DNS_TRIES tries over UDP;
- *  a refused port fails at once. IPv4 and IPv6; a host name is resolved by
- *  the C library. recurse sets RD (for a resolver). No answer is KHSM_ETOOL
- *  with "failed to query server ADDR@PORT (UDP|TCP): REASON" in the detail.
- *  \param[out] reply  free with khsm_reply_clear(). */
-int khsm_dns_ask(const char *address, uint16_t port, const char *qname, uint16_t qtype,
-                 bool recurse, khsm_reply_t *reply);
-
-#define KHSM_DNS_TIMEOUT_MS 3000
-#define KHSM_DNS_TRIES 2
 
 /** The DS records of zone in a reply to `ZONE DS`. Digests are lower-case hex.
  *  RRSIGs of zone are skipped; a record of another owner or type is

@@ -1,8 +1,9 @@
-/* Tests of lib/parent.c: replies built on the wire with libknot and parsed,
- * DS records judged from their rdata, DS matching with the RFC 6605 vectors,
- * server= and parent names, and real questions over UDP and TCP to a
- * responder this test forks on 127.0.0.1 (it reports every query it gets,
- * so retries and the TCP fallback are counted, not timed). */
+/* Tests of lib/parent.c and of lib/dnsquery.c, which it asks with: replies
+ * built on the wire with libknot and parsed, DS records judged from their
+ * rdata, DS matching with the RFC 6605 vectors, server= and parent names,
+ * and real questions over UDP and TCP to a responder this test forks on
+ * 127.0.0.1 (it reports every query it gets, so retries and the TCP
+ * fallback are counted, not timed). */
 #include "test.h"
 
 #include <ctype.h>
