@@ -604,27 +604,35 @@ static void serve(int udp, int tcp, int logw)
 	}
 }
 
-/* Start the responder with these canned replies (and serve_how as set). */
-static void responder_start(const canned_t *canned, size_t n)
+/* Start the responder on 127.0.0.1 (or ::1) with these canned replies (and
+ * serve_how as set). */
+static void responder_start_on(int family, const canned_t *canned, size_t n)
 {
 	serve_how.canned = canned;
 	serve_how.n = n;
 	int udp = -1, tcp = -1;
 	for (int attempt = 0; attempt < 20 && tcp < 0; attempt++) {
-		struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-		socklen_t al = sizeof(a);
-		udp = socket(AF_INET, SOCK_DGRAM, 0);
+		struct sockaddr_storage ss = { 0 };
+		struct sockaddr_in *a4 = (struct sockaddr_in *)&ss;
+		struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&ss;
+		socklen_t al = family == AF_INET ? sizeof(*a4) : sizeof(*a6);
+		if (family == AF_INET) {
+			*a4 = (struct sockaddr_in){ .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+		} else {
+			*a6 = (struct sockaddr_in6){ .sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT };
+		}
+		udp = socket(family, SOCK_DGRAM, 0);
 		assert_true(udp >= 0);
-		assert_int_equal(bind(udp, (struct sockaddr *)&a, sizeof(a)), 0);
-		assert_int_equal(getsockname(udp, (struct sockaddr *)&a, &al), 0);
-		tcp = socket(AF_INET, SOCK_STREAM, 0);
-		if (bind(tcp, (struct sockaddr *)&a, sizeof(a)) != 0 || listen(tcp, 4) != 0) {
+		assert_int_equal(bind(udp, (struct sockaddr *)&ss, al), 0);
+		assert_int_equal(getsockname(udp, (struct sockaddr *)&ss, &al), 0);
+		tcp = socket(family, SOCK_STREAM, 0);
+		if (bind(tcp, (struct sockaddr *)&ss, al) != 0 || listen(tcp, 4) != 0) {
 			close(tcp);
 			close(udp);
 			tcp = -1;
 			continue;
 		}
-		responder_port = ntohs(a.sin_port);
+		responder_port = ntohs(family == AF_INET ? a4->sin_port : a6->sin6_port);
 	}
 	assert_true(tcp >= 0);
 	int pipefd[2];
@@ -642,6 +650,11 @@ static void responder_start(const canned_t *canned, size_t n)
 	close(tcp);
 	log_fd = pipefd[0];
 	memset(&serve_how, 0, sizeof(serve_how));
+}
+
+static void responder_start(const canned_t *canned, size_t n)
+{
+	responder_start_on(AF_INET, canned, n);
 }
 
 /* Stop it; the queries it got, one line each, into log (may be NULL). */
@@ -773,6 +786,19 @@ static void test_query_ds(void **state)
 	snprintf(want, sizeof(want), "example.com. DS at 127.0.0.1@%u: failed to query server "
 	         "127.0.0.1@%u (UDP): Connection refused", responder_port, responder_port);
 	assert_string_equal(khsm_err_last_detail(), want);
+
+	/* IPv6, over UDP and TCP. */
+	khsm_server_t six = { .name = "::1", .address = "::1" };
+	serve_how.tc_udp = true;
+	responder_start_on(AF_INET6, &c, 1);
+	six.port = responder_port;
+	assert_int_equal(khsm_parent_query_ds(&six, "example.com", &ds, &count, NULL), KHSM_EOK);
+	responder_stop(log, sizeof(log));
+	assert_int_equal(count, 1);
+	assert_int_equal(ds[0].tag, 14372);
+	khsm_ds_free(ds, count);
+	ds = NULL;
+	assert_string_equal(log, "uD example.com. DS\ntD example.com. DS\n");
 }
 
 /* Through the network: the good DS comes back with the list of the malformed
