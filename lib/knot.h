@@ -36,7 +36,7 @@ typedef struct {
 	char *digest;         /* lower-case hex */
 } khsm_ds_t;
 
-/** Version of a Knot tool ("keymgr", "knotc", "knotd", "kdig") from
+/** Version of a Knot tool ("keymgr", "knotc", "knotd") from
  *  `TOOL --version`, e.g. "keymgr (Knot DNS), version 3.2.6".
  *  \param[out] major, minor, patch */
 int khsm_knot_version(const char *tool, int *major, int *minor, int *patch);

@@ -76,9 +76,6 @@ static const char *package_of(const char *path)
 {
 	const char *base = strrchr(path, '/');
 	base = base ? base + 1 : path;
-	if (strcmp(base, "kdig") == 0) {
-		return "knot-dnsutils";
-	}
 	if (strcmp(base, "keymgr") == 0 || strcmp(base, "knotc") == 0 || strcmp(base, "knotd") == 0) {
 		return "knot";
 	}
@@ -94,8 +91,7 @@ static int spawn_error(const char *path, int err)
 		if (pkg) {
 			khsm_err_detail("%s not found at %s: install the '%s' package or set KHSM_%s",
 			                base, path, pkg, strcmp(base, "keymgr") == 0 ? "KEYMGR" :
-			                strcmp(base, "knotc") == 0 ? "KNOTC" :
-			                strcmp(base, "knotd") == 0 ? "KNOTD" : "KDIG");
+			                strcmp(base, "knotc") == 0 ? "KNOTC" : "KNOTD");
 		} else {
 			khsm_err_detail("%s not found: check the path", path);
 		}
@@ -381,7 +377,6 @@ const char *khsm_tool_path(const char *name)
 		{ "keymgr", "KHSM_KEYMGR", KHSM_SBINDIR "/keymgr" },
 		{ "knotc",  "KHSM_KNOTC",  KHSM_SBINDIR "/knotc" },
 		{ "knotd",  "KHSM_KNOTD",  KHSM_SBINDIR "/knotd" },
-		{ "kdig",   "KHSM_KDIG",   "/usr/bin/kdig" },
 	};
 	if (!name) {
 		return NULL;

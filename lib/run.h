@@ -34,8 +34,8 @@ int khsm_run_keep(const char *const argv[], const char *stdin_data,
 /** Free (and wipe) the buffers of a result and zero it. */
 void khsm_run_clear(khsm_run_t *res);
 
-/** Path of a Knot tool: "keymgr", "knotc", "knotd" or "kdig". The environment
- *  variables KHSM_KEYMGR, KHSM_KNOTC, KHSM_KNOTD and KHSM_KDIG override the
- *  built-in KHSM_SBINDIR (kdig: /usr/bin). Static or environment string, not
+/** Path of a Knot tool: "keymgr", "knotc" or "knotd". The environment
+ *  variables KHSM_KEYMGR, KHSM_KNOTC and KHSM_KNOTD override the built-in
+ *  KHSM_SBINDIR. Static or environment string, not
  *  to be freed; NULL for an unknown name. */
 const char *khsm_tool_path(const char *name);

@@ -91,7 +91,8 @@ for f in /usr/bin/knot-hsm "/usr/lib/$MA/knot-hsm/libknothsm-guard.so" \
 done
 pass "the package holds the binary, the guard, the conffile, man page, completion, units and docs"
 run 0 dpkg-deb -f "$DEB" Depends Recommends Suggests
-for want in libknot libdnssec libgnutls libp11-kit "knot (>= 3.2)" knot-dnsutils \
+lacks "$OUT" "knot-dnsutils" "no dependency on kdig's package: submitted asks the parent with libknot"
+for want in libknot libdnssec libgnutls libp11-kit "knot (>= 3.2)" \
 	"Recommends: opensc, pcscd" "Suggests: softhsm2, bind9-dnsutils"; do
 	contains "$OUT" "$want" "package relationships: $want"
 done

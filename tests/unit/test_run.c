@@ -139,10 +139,9 @@ static void test_tool_path(void **state)
 {
 	(void)state;
 	unsetenv("KHSM_KEYMGR");
-	unsetenv("KHSM_KDIG");
 	assert_string_equal(khsm_tool_path("keymgr"), KHSM_SBINDIR "/keymgr");
 	assert_string_equal(khsm_tool_path("knotc"), KHSM_SBINDIR "/knotc");
-	assert_string_equal(khsm_tool_path("kdig"), "/usr/bin/kdig");
+	assert_null(khsm_tool_path("kdig"));   /* parent.c asks with libknot itself */
 	setenv("KHSM_KEYMGR", "/opt/knot35/sbin/keymgr", 1);
 	assert_string_equal(khsm_tool_path("keymgr"), "/opt/knot35/sbin/keymgr");
 	unsetenv("KHSM_KEYMGR");
