@@ -279,7 +279,7 @@ static bool on_zone(size_t index, const char *zone, int r, const khsm_ceremony_r
 			       res->keymgr_reason ? ": " : "", res->keymgr_reason ? res->keymgr_reason : "");
 		}
 		printf("%s: archived %s and %s\n", zone, res->ksr_path, res->skr_path);
-		zone_reload_keys(pg->zconf, zone);
+		zone_reload_keys(pg->zconf, zone, stdout);
 	}
 	printf("progress: %zu/%zu zones, %.1f s\n", index + 1, pg->total, now_mono() - pg->started);
 	fflush(stdout);

@@ -72,13 +72,13 @@ static const cli_command_t COMMANDS[] = {
 	  "<secDNS:create> fragment with dsData (epp-keydata: with keyData inside, for\n"
 	  "registries that take keys), or JSON. Equal to keymgr ds byte for byte.",
 	  false, 0 },
-	{ "submitted", true, OPT_CONF | OPT_JSON, cmd_submitted,
-	  "knot-hsm [-c knot.conf] ZONE... submitted [server=ADDR[@PORT]] [--json]",
+	{ "submitted", true, OPT_CONF, cmd_submitted,
+	  "knot-hsm [-c knot.conf] ZONE... submitted [server=ADDR[@PORT]]",
 	  "Ask the parent for the zone's DS; when it matches one of ours, run\n"
 	  "knotc zone-ksk-submitted ZONE. Otherwise say what the parent has.",
 	  false, 0 },
-	{ "policy", true, OPT_CONF | OPT_WRITE | OPT_FORCE | OPT_JSON, cmd_policy,
-	  "knot-hsm [-c knot.conf] ZONE... policy [mode=offline|online] [zsk-lifetime=T] [rrsig-lifetime=T] [rrsig-refresh=T] [dnskey-ttl=T] [zone-max-ttl=T] [propagation-delay=T] [algorithm=NAME] [shared-ksk=yes|no] [keystore=ID] [ksk-conf=PATH] [ksk-kasp-db=DIR] [guard=yes|no] [--write FILE [--force]] [--json]",
+	{ "policy", true, OPT_CONF | OPT_WRITE | OPT_FORCE, cmd_policy,
+	  "knot-hsm [-c knot.conf] ZONE... policy [mode=offline|online] [zsk-lifetime=T] [rrsig-lifetime=T] [rrsig-refresh=T] [dnskey-ttl=T] [zone-max-ttl=T] [propagation-delay=T] [algorithm=NAME] [shared-ksk=yes|no] [keystore=ID] [ksk-conf=PATH] [ksk-kasp-db=DIR] [guard=yes|no] [--write FILE [--force]]",
 	  "Render the knot.conf pieces that pin the KSK on the card and roll a software\n"
 	  "ZSK automatically. Times take Knot's units s, m, h, d. Mode defaults to the\n"
 	  "installed knotd: offline before Knot 3.5 (ZSK-side include for knotd plus a\n"
@@ -94,8 +94,8 @@ static const cli_command_t COMMANDS[] = {
 	  "through the guard module (audit log, one card call at a time); its\n"
 	  "configuration must exist and name the card's module.",
 	  false, 0 },
-	{ "ceremony", true, OPT_CONF | OPT_PIN_FILE | OPT_PIN_FD | OPT_FORCE | OPT_JSON, cmd_ceremony,
-	  "knot-hsm [-c knot.conf] ZONE... ceremony [until=+90d] [ksk-conf=PATH] [generate-ksk=yes|no] [signer=card|keymgr] [--pin-file PATH | --pin-fd N] [--force] [--json]",
+	{ "ceremony", true, OPT_CONF | OPT_PIN_FILE | OPT_PIN_FD | OPT_FORCE, cmd_ceremony,
+	  "knot-hsm [-c knot.conf] ZONE... ceremony [until=+90d] [ksk-conf=PATH] [generate-ksk=yes|no] [signer=card|keymgr] [--pin-file PATH | --pin-fd N] [--force]",
 	  "Offline-KSK cycle for each zone: keymgr pregenerate and generate-ksr (ZSK side,\n"
 	  "knot.conf), the KSR signed on the card (KSK side, default knot-hsm-ksk.conf next\n"
 	  "to knot.conf), validate-skr and knot-hsm's own checks, import-skr, then knotc\n"
