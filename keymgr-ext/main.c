@@ -94,8 +94,8 @@ static const cli_command_t COMMANDS[] = {
 	  "through the guard module (audit log, one card call at a time); its\n"
 	  "configuration must exist and name the card's module.",
 	  false, 0 },
-	{ "ceremony", true, OPT_CONF | OPT_PIN_FILE | OPT_PIN_FD | OPT_FORCE, cmd_ceremony,
-	  "knot-hsm [-c knot.conf] ZONE... ceremony [until=+90d] [ksk-conf=PATH] [generate-ksk=yes|no] [signer=card|keymgr] [--pin-file PATH | --pin-fd N] [--force]",
+	{ "ceremony", true, OPT_CONF | OPT_PIN_FILE | OPT_PIN_FD | OPT_FORCE | OPT_JSON, cmd_ceremony,
+	  "knot-hsm [-c knot.conf] ZONE... ceremony [until=+90d] [ksk-conf=PATH] [generate-ksk=yes|no] [signer=card|keymgr] [--pin-file PATH | --pin-fd N] [--force] [--json]",
 	  "Offline-KSK cycle for each zone: keymgr pregenerate and generate-ksr (ZSK side,\n"
 	  "knot.conf), the KSR signed on the card (KSK side, default knot-hsm-ksk.conf next\n"
 	  "to knot.conf), validate-skr and knot-hsm's own checks, import-skr, then knotc\n"
