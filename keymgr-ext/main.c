@@ -77,8 +77,8 @@ static const cli_command_t COMMANDS[] = {
 	  "Ask the parent for the zone's DS; when it matches one of ours, run\n"
 	  "knotc zone-ksk-submitted ZONE. Otherwise say what the parent has.",
 	  false, 0 },
-	{ "policy", true, OPT_CONF | OPT_WRITE | OPT_FORCE, cmd_policy,
-	  "knot-hsm [-c knot.conf] ZONE... policy [mode=offline|online] [zsk-lifetime=T] [rrsig-lifetime=T] [rrsig-refresh=T] [dnskey-ttl=T] [zone-max-ttl=T] [propagation-delay=T] [algorithm=NAME] [shared-ksk=yes|no] [keystore=ID] [ksk-conf=PATH] [ksk-kasp-db=DIR] [guard=yes|no] [--write FILE [--force]]",
+	{ "policy", true, OPT_CONF | OPT_WRITE | OPT_FORCE | OPT_JSON, cmd_policy,
+	  "knot-hsm [-c knot.conf] ZONE... policy [mode=offline|online] [zsk-lifetime=T] [rrsig-lifetime=T] [rrsig-refresh=T] [dnskey-ttl=T] [zone-max-ttl=T] [propagation-delay=T] [algorithm=NAME] [shared-ksk=yes|no] [keystore=ID] [ksk-conf=PATH] [ksk-kasp-db=DIR] [guard=yes|no] [--write FILE [--force]] [--json]",
 	  "Render the knot.conf pieces that pin the KSK on the card and roll a software\n"
 	  "ZSK automatically. Times take Knot's units s, m, h, d. Mode defaults to the\n"
 	  "installed knotd: offline before Knot 3.5 (ZSK-side include for knotd plus a\n"

@@ -82,6 +82,18 @@ knot_conf "$TMP/off/knot.conf" kasp="$TMP/off/keys" stanza="$CARD_STANZA" \
 	template="    storage: $TMP/off" a.example.
 run 0 "$KNOT_HSM" -c "$TMP/off/knot.conf" a.example policy mode=offline --write "$TMP/off/knot-hsm.conf"
 KSKC=$TMP/off/knot-hsm-ksk.conf
+# policy --json: the files, their sides and texts, the arithmetic.
+run 0 "$KNOT_HSM" -c "$TMP/off/knot.conf" a.example policy mode=offline --json
+P=$OUT
+equals "$(jget "$P" 'd["mode"], d["zones"], d["written"]')" "offline ['a.example.'] False" "policy --json: mode, zones, written"
+equals "$(jget "$P" 'tuple(f["side"] for f in d["files"])')" "zsk ksk" "policy --json: the two sides"
+equals "$(jget "$P" 'd["files"][1]["path"]')" "$KSKC" "policy --json: the KSK side's path"
+equals "$(jget "$P" 'd["files"][1]["text"] == open("'"$KSKC"'").read()')" True "policy --json: the KSK side's text is the file's"
+equals "$(jget "$P" 'd["outage_survived_seconds"] > 0, d["card_signatures_per_zone_year"] > 0')" "True True" \
+	"policy --json: the arithmetic"
+run 0 "$KNOT_HSM" -c "$TMP/off/knot.conf" a.example policy mode=offline --write "$TMP/off/knot-hsm.conf" --json
+equals "$(jget "$OUT" 'd["written"], d["files"][0]["text"] == open("'"$TMP/off/knot-hsm.conf"'").read()')" "True True" \
+	"policy --write --json: written, and the text is what was written"
 run 0 "$KNOT_HSM" -c "$KSKC" a.example generate
 run 0 "$KNOT_HSM" -c "$KSKC" keys
 equals "$(printf '%s\n' "$OUT" | grep -c 'a.example. (KSK)')" 1 "keys -c KSK side: the key's line once"
