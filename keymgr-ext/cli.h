@@ -13,7 +13,7 @@ enum cli_exit {
 	CLI_USAGE = 2,
 };
 
-/* Options; which ones a command accepts is in its table entry. */
+/* Options; which ones a command accepts is in its table entry, all of them. */
 enum cli_opt {
 	OPT_CONF      = 1 << 0,
 	OPT_MODULE    = 1 << 1,
@@ -33,7 +33,6 @@ enum cli_opt {
 	OPT_HEAD      = 1 << 20,   /* audit verify --head HEX */
 	OPT_ANCHOR    = 1 << 21,   /* audit verify --anchor FILE */
 };
-#define OPT_GLOBAL (OPT_CONF | OPT_MODULE | OPT_TOKEN | OPT_PIN_FILE | OPT_PIN_FD | OPT_FORCE | OPT_JSON)
 
 typedef struct {
 	const char *conf;
@@ -64,7 +63,7 @@ typedef struct {
 typedef struct {
 	const char *name;
 	bool zone_command;
-	unsigned options;     /* OPT_* accepted besides the global ones */
+	unsigned options;     /* every OPT_* it accepts; main() refuses any other */
 	int (*run)(cli_t *cli);
 	const char *synopsis;
 	const char *help;

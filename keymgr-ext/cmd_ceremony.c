@@ -17,6 +17,7 @@
 #include "lib/archive.h"
 #include "lib/error.h"
 #include "lib/handoff.h"
+#include "lib/json.h"
 #include "lib/kasp.h"
 #include "lib/knot.h"
 #include "lib/pin.h"
@@ -54,6 +55,47 @@ static void remove_pin_files(void)
 	memset(sig_paths, 0, sizeof(sig_paths));
 }
 
+/* What an interrupted run says (zones done, interrupted, not started): built
+ * outside the handler each time a zone finishes, in the one of two buffers
+ * the handler does not read, and written by the handler with write(2). */
+static char *sig_note[2];
+static volatile sig_atomic_t sig_note_cur = -1;
+
+static void note_progress(char *const *zones, size_t count, size_t done)
+{
+	int next = sig_note_cur == 0 ? 1 : 0;
+	free(sig_note[next]);
+	sig_note[next] = NULL;
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *m = open_memstream(&buf, &len);
+	if (!m) return;
+	fprintf(m, "\nceremony interrupted: %zu of %zu zone(s) done", done, count);
+	for (size_t i = 0; i < done; i++) fprintf(m, "%s%s", i ? ", " : " (", zones[i]);
+	fprintf(m, "%s", done ? ")" : "");
+	if (done < count) fprintf(m, "; interrupted: %s, not imported", zones[done]);
+	for (size_t i = done + 1; i < count; i++) fprintf(m, "%s%s", i == done + 1 ? "; not started: " : ", ", zones[i]);
+	if (done < count) {
+		fprintf(m, "\nnote: the zones not done keep their previous SKR; ZSKs keymgr pregenerated "
+		        "for them stay unpublished in their KASP and the next run uses them; rerun the "
+		        "same command to finish\n");
+	} else {
+		fprintf(m, "\n");
+	}
+	fclose(m);
+	sig_note[next] = buf;
+	sig_note_cur = next;
+}
+
+static void note_clear(void)
+{
+	sig_note_cur = -1;
+	for (int i = 0; i < 2; i++) {
+		free(sig_note[i]);
+		sig_note[i] = NULL;
+	}
+}
+
 static void on_signal(int sig)
 {
 	for (int i = 0; i < 4; i += 2) {
@@ -61,6 +103,11 @@ static void on_signal(int sig)
 		if (sig_paths[i + 1][0]) rmdir(sig_paths[i + 1]);
 	}
 	if (archive_dir[0]) rmdir(archive_dir);
+	int cur = sig_note_cur;
+	if (cur >= 0 && sig_note[cur]) {
+		ssize_t w = write(STDERR_FILENO, sig_note[cur], strlen(sig_note[cur]));
+		(void)w;
+	}
 	signal(sig, SIG_DFL);
 	raise(sig);
 }
@@ -228,9 +275,23 @@ static int ensure_ksk(cli_t *cli, const char *ksk_conf, const char *zone, bool g
 	sub.zone_count = 1;
 	sub.args = args;
 	sub.arg_count = 1;
+	/* Under --json, generate's text goes to stderr with the ceremony's, and
+	 * stdout keeps the ceremony's JSON alone. */
+	sub.json = false;
+	int saved = -1;
+	fflush(stdout);
+	if (cli->json && ((saved = dup(STDOUT_FILENO)) < 0 || dup2(STDERR_FILENO, STDOUT_FILENO) < 0)) {
+		if (saved >= 0) close(saved);
+		return cli_error(KHSM_EIO, "%s: stdout", zone);
+	}
 	printf("%s: %s the KSK on the card (KSK side)\n", zone, args[0] == id_arg ? "sharing" : "generating");
 	fflush(stdout);
 	int rc = args[0] == id_arg ? cmd_import(&sub) : cmd_generate(&sub);
+	fflush(stdout);
+	if (saved >= 0) {
+		dup2(saved, STDOUT_FILENO);
+		close(saved);
+	}
 	if (rc != CLI_OK) return rc;
 	if (shared && !shared_id[0]) {
 		return ensure_ksk(cli, ksk_conf, zone, false, shared, shared_id, shared_size, display_conf);
@@ -246,17 +307,60 @@ static double now_mono(void)
 }
 
 /* Progress of a run, printed by on_zone from the ceremony's worker thread
- * (the only thread that prints while the run lasts). */
+ * (the only thread that prints while the run lasts): text to out (stdout,
+ * stderr under --json), and under --json one object per zone to j. */
 typedef struct {
 	const khsm_conf_t *zconf;
 	const char *until_arg;
+	char *const *zones;
 	size_t total, signed_zones, skipped, signatures, by_keymgr;
 	double started;
+	FILE *out;
+	khsm_json_t *j;
 } progress_t;
+
+static void json_time(khsm_json_t *j, const char *key, int64_t t)
+{
+	char name[32], buf[32];
+	snprintf(name, sizeof(name), "%s_iso", key);
+	if (t) {
+		iso(t, buf, sizeof(buf));
+		khsm_json_int(j, key, t);
+		khsm_json_str(j, name, buf);
+	} else {
+		khsm_json_null(j, key);
+		khsm_json_null(j, name);
+	}
+}
+
+static void json_zone(khsm_json_t *j, const char *zone, int r, const khsm_ceremony_result_t *res)
+{
+	khsm_json_object(j, NULL);
+	khsm_json_str(j, "zone", zone);
+	if (r != KHSM_EOK) {
+		const char *d = khsm_err_last_detail();
+		char why[2100];
+		snprintf(why, sizeof(why), "%s%s%s", khsm_strerror(r), d ? ": " : "", d ? d : "");
+		khsm_json_str(j, "result", "failed");
+		khsm_json_str(j, "error", why);
+	} else {
+		khsm_json_str(j, "result", res->skipped ? "skipped" : "signed");
+		json_time(j, "from", res->skipped ? 0 : res->from);
+		json_time(j, "end", res->end);
+		json_time(j, "valid_until", res->valid_until);
+		khsm_json_uint(j, "signatures", res->skipped ? 0 : res->signatures);
+		khsm_json_str(j, "signer", res->skipped ? NULL : res->by_keymgr ? "keymgr" : "card");
+		khsm_json_str(j, "keymgr_reason", res->skipped ? NULL : res->keymgr_reason);
+		khsm_json_str(j, "ksr", res->skipped ? NULL : res->ksr_path);
+		khsm_json_str(j, "skr", res->skipped ? NULL : res->skr_path);
+	}
+	khsm_json_end(j);
+}
 
 static bool on_zone(size_t index, const char *zone, int r, const khsm_ceremony_result_t *res, void *data)
 {
 	progress_t *pg = data;
+	if (pg->j) json_zone(pg->j, zone, r, res);
 	if (r != KHSM_EOK) {
 		cli_error(r, "%s", zone);
 		return false;
@@ -267,23 +371,36 @@ static bool on_zone(size_t index, const char *zone, int r, const khsm_ceremony_r
 	iso(res->valid_until, v, sizeof(v));
 	if (res->skipped) {
 		pg->skipped++;
-		printf("%s: skipped: pre-signed until %s, which reaches until=%s\n", zone, b, pg->until_arg);
+		fprintf(pg->out, "%s: skipped: pre-signed until %s, which reaches until=%s\n", zone, b, pg->until_arg);
 	} else {
 		pg->signed_zones++;
 		pg->signatures += res->signatures;
-		printf("%s: pre-signed until %s (DNSKEY signatures valid until %s); new SKR %s .. %s, "
-		       "%zu card signatures\n", zone, b, v, a, b, res->signatures);
+		fprintf(pg->out, "%s: pre-signed until %s (DNSKEY signatures valid until %s); new SKR %s .. %s, "
+		        "%zu card signatures\n", zone, b, v, a, b, res->signatures);
 		if (res->by_keymgr) {
 			pg->by_keymgr++;
-			printf("%s: signed by keymgr sign-ksr (a card login of its own)%s%s\n", zone,
-			       res->keymgr_reason ? ": " : "", res->keymgr_reason ? res->keymgr_reason : "");
+			fprintf(pg->out, "%s: signed by keymgr sign-ksr (a card login of its own)%s%s\n", zone,
+			        res->keymgr_reason ? ": " : "", res->keymgr_reason ? res->keymgr_reason : "");
 		}
-		printf("%s: archived %s and %s\n", zone, res->ksr_path, res->skr_path);
-		zone_reload_keys(pg->zconf, zone);
+		fprintf(pg->out, "%s: archived %s and %s\n", zone, res->ksr_path, res->skr_path);
+		zone_reload_keys(pg->zconf, zone, pg->out);
 	}
-	printf("progress: %zu/%zu zones, %.1f s\n", index + 1, pg->total, now_mono() - pg->started);
-	fflush(stdout);
+	note_progress(pg->zones, pg->total, index + 1);
+	fprintf(pg->out, "progress: %zu/%zu zones, %.1f s\n", index + 1, pg->total, now_mono() - pg->started);
+	fflush(pg->out);
 	return true;
+}
+
+/* How the card was used: the summary says "one card session" only when
+ * knot-hsm's signer signed a zone. */
+static const char *card_use(bool use_card, const progress_t *pg)
+{
+	size_t by_card = pg->signed_zones - pg->by_keymgr;
+	if (pg->signed_zones == 0) return "the card was not used";
+	if (!use_card) return "keymgr sign-ksr per zone (a card login each)";
+	if (by_card == 0) return "keymgr sign-ksr for the zones named above (a card login each)";
+	return pg->by_keymgr ? "one card session, plus keymgr sign-ksr for the zones named above"
+	                     : "one card session";
 }
 
 static int run_zones(cli_t *cli, const kv_t *kv)
@@ -419,9 +536,27 @@ static int run_zones(cli_t *cli, const kv_t *kv)
 			rc = cli_error(r, "card keystore %s", card->id);
 		}
 	}
-	progress_t pg = { .zconf = zconf, .until_arg = until_arg, .total = (size_t)cli->zone_count,
-	                  .started = now_mono() };
+	progress_t pg = { .zconf = zconf, .until_arg = until_arg, .zones = zones,
+	                  .total = (size_t)cli->zone_count, .started = now_mono(),
+	                  .out = cli->json ? stderr : stdout };
+	/* --json: the zones' objects in memory, printed with the summary once
+	 * the run has a result (a run stopped before it has none: stdout empty). */
+	char *json_buf = NULL;
+	size_t json_len = 0;
+	FILE *json_mem = NULL;
+	khsm_json_t json;
+	if (rc == CLI_OK && cli->json) {
+		if (!(json_mem = open_memstream(&json_buf, &json_len))) {
+			rc = cli_error(KHSM_ENOMEM, NULL);
+		} else {
+			khsm_json_init(&json, json_mem, KHSM_JSON_LINES);
+			khsm_json_object(&json, NULL);
+			khsm_json_array(&json, "zones");
+			pg.j = &json;
+		}
+	}
 	size_t done = 0;
+	bool run_failed = false;   /* a zone failed: the run has a result to report */
 	if (rc == CLI_OK) {
 		khsm_ceremony_t c = {
 			.zsk_conf = khsm_conf_path(zconf), .ksk_conf = use_conf, .archive_dir = archive,
@@ -429,21 +564,45 @@ static int run_zones(cli_t *cli, const kv_t *kv)
 			.rrsig_refresh = refresh, .cds_default = strstr(ksk_text, "cds-cdnskey-publish") == NULL,
 			.ksk_display = ksk_path, .card_config = card_config, .force = cli->force,
 		};
+		note_progress(zones, (size_t)cli->zone_count, 0);
 		r = khsm_ceremony_run(&c, (const char *const *)zones, (size_t)cli->zone_count, on_zone, &pg, &done);
-		if (r != KHSM_EOK) rc = CLI_FAIL;   /* printed by on_zone */
+		if (r != KHSM_EOK) {   /* printed by on_zone */
+			rc = CLI_FAIL;
+			run_failed = true;
+		}
 	}
 	khsm_skr_signer_close(signer);
+	bool ran = rc == CLI_OK || run_failed;
 	if (rc == CLI_OK || done > 0) {
-		printf("ceremony: %zu zone(s), %zu pre-signed, %zu skipped, %zu card signatures, %.1f s; "
-		       "%s\n", done, pg.signed_zones, pg.skipped, pg.signatures, now_mono() - pg.started,
-		       !use_card ? "keymgr sign-ksr per zone (a card login each)" :
-		       pg.by_keymgr ? "one card session, plus keymgr sign-ksr for the zones named above" :
-		       "one card session");
+		fprintf(pg.out, "ceremony: %zu zone(s), %zu pre-signed, %zu skipped, %zu card signatures, %.1f s; "
+		        "%s\n", done, pg.signed_zones, pg.skipped, pg.signatures, now_mono() - pg.started,
+		        card_use(use_card, &pg));
 	}
-	if (rc != CLI_OK && done > 0 && done < (size_t)cli->zone_count) {
-		fprintf(stderr, "note: %zu zone(s) before %s are done; the failed zone keeps its previous SKR; "
-		        "rerun the same command to finish\n", done, zones[done]);
+	if (rc != CLI_OK && ran && done < (size_t)cli->zone_count) {
+		fprintf(stderr, "note: %zu zone(s) before %s are done; %s and the zones after it keep their "
+		        "previous SKR; ZSKs keymgr pregenerated for them stay unpublished in their KASP "
+		        "and the next run uses them; rerun the same command to finish\n", done, zones[done],
+		        zones[done]);
 	}
+	if (json_mem) {
+		khsm_json_end(&json);
+		khsm_json_object(&json, "summary");
+		khsm_json_uint(&json, "zones", (uint64_t)cli->zone_count);
+		khsm_json_uint(&json, "done", done);
+		khsm_json_uint(&json, "signed", pg.signed_zones);
+		khsm_json_uint(&json, "skipped", pg.skipped);
+		khsm_json_uint(&json, "failed", rc == CLI_OK ? 0 : 1);
+		khsm_json_uint(&json, "not_started", rc == CLI_OK ? 0 : (uint64_t)cli->zone_count - done - 1);
+		khsm_json_uint(&json, "card_signatures", pg.signatures);
+		khsm_json_bool(&json, "card_session", use_card && pg.signed_zones > pg.by_keymgr);
+		khsm_json_uint(&json, "keymgr_signed", pg.by_keymgr);
+		khsm_json_end(&json);
+		khsm_json_end(&json);
+		fclose(json_mem);
+		if (ran) printf("%s\n", json_buf);
+		free(json_buf);
+	}
+	note_clear();
 	/* A run that archived nothing (all skipped, or stopped early) leaves no
 	 * directory; rmdir() refuses a directory with files in it. */
 	if (archive_dir[0]) {

@@ -11,6 +11,7 @@
 #include "lib/display.h"
 #include "lib/error.h"
 #include "lib/guard/conf.h"
+#include "lib/json.h"
 #include "lib/keystore.h"
 #include "lib/knotconf.h"
 #include "lib/token.h"
@@ -19,6 +20,7 @@
 typedef struct {
 	int failed;
 	int warned;
+	khsm_json_t *json;   /* --json: each check is an object of the "checks" array */
 } report_t;
 
 static void line(report_t *rep, const char *status, const char *check, const char *fmt, ...)
@@ -28,12 +30,23 @@ static void line(report_t *rep, const char *status, const char *check, const cha
 {
 	if (strcmp(status, "FAIL") == 0) rep->failed++;
 	if (strcmp(status, "warn") == 0) rep->warned++;
-	printf("%-4s  %s: ", status, check);
 	va_list ap;
 	va_start(ap, fmt);
-	vprintf(fmt, ap);
+	if (rep->json) {
+		char *detail = NULL;
+		int n = vasprintf(&detail, fmt, ap);
+		khsm_json_object(rep->json, NULL);
+		khsm_json_str(rep->json, "check", check);
+		khsm_json_str(rep->json, "result", strcmp(status, "FAIL") == 0 ? "fail" : status);
+		khsm_json_str(rep->json, "detail", n >= 0 ? detail : NULL);
+		khsm_json_end(rep->json);
+		free(detail);
+	} else {
+		printf("%-4s  %s: ", status, check);
+		vprintf(fmt, ap);
+		putchar('\n');
+	}
 	va_end(ap);
-	putchar('\n');
 }
 
 /* The last libknothsm error as "text: detail". */
@@ -425,11 +438,26 @@ int cmd_doctor(cli_t *cli)
 		return cli_usage_error(cli_current, "doctor needs --token LABEL or -c knot.conf");
 	}
 	report_t rep = { 0 };
+	khsm_json_t j;
+	if (cli->json) {
+		khsm_json_init(&j, stdout, KHSM_JSON_LINES);
+		khsm_json_object(&j, NULL);
+		khsm_json_array(&j, "checks");
+		rep.json = &j;
+	}
 	if (cli->conf) {
 		doctor_conf(&rep, cli);
 	} else {
 		doctor_token(&rep, cli);
 	}
-	printf("%d failed, %d warnings\n", rep.failed, rep.warned);
+	if (cli->json) {
+		khsm_json_end(&j);
+		khsm_json_int(&j, "failed", rep.failed);
+		khsm_json_int(&j, "warnings", rep.warned);
+		khsm_json_end(&j);
+		putchar('\n');
+	} else {
+		printf("%d failed, %d warnings\n", rep.failed, rep.warned);
+	}
 	return rep.failed ? CLI_FAIL : CLI_OK;
 }

@@ -63,17 +63,50 @@ static int open_keystore(cli_t *cli, const char *config, khsm_pin_t **pin_ptr,
 	return r == KHSM_EOK ? CLI_OK : cli_error(r, NULL);
 }
 
-/* Key id, tag, DNSKEY and DS (SHA-256) of a key that just proved it works. */
-static int print_key(const char *zone, const char *id_hex, const dnssec_key_t *key)
+/* Where generate and import print their text: stdout, or stderr under
+ * --json (stdout then holds the JSON array alone). */
+static FILE *info_out(const cli_t *cli)
+{
+	return cli->json ? stderr : stdout;
+}
+
+/* Key id, tag, DNSKEY and DS (SHA-256) of a key that just proved it works:
+ * text, or one object of the --json array j. */
+static int print_key(const char *zone, const char *id_hex, const dnssec_key_t *key, khsm_json_t *j)
 {
 	khsm_dnskey_info_t info;
 	_cleanup_free_ char *dnskey = NULL;
 	_cleanup_free_ char *ds = NULL;
+	_cleanup_free_ char *digest = NULL;
 	int r = khsm_dnskey_info(key, &info);
 	if (r == KHSM_EOK) r = khsm_dnskey_line(key, &dnskey);
 	if (r == KHSM_EOK && info.sep) r = khsm_ds_line(key, 2, &ds);
+	if (r == KHSM_EOK && info.sep && j) r = khsm_ds_digest(key, 2, &digest);
 	if (r != KHSM_EOK) {
 		return cli_error(r, "%s", zone);
+	}
+	if (j) {
+		/* The names and types of ds --json, plus the key id. */
+		khsm_json_object(j, NULL);
+		khsm_json_str(j, "zone", zone);
+		khsm_json_str(j, "id", id_hex);
+		khsm_json_uint(j, "key_tag", info.key_tag);
+		khsm_json_uint(j, "algorithm", info.algorithm);
+		khsm_json_str(j, "algorithm_name", info.algorithm_name);
+		khsm_json_uint(j, "flags", info.flags);
+		khsm_json_bool(j, "ksk", info.sep);
+		khsm_json_str(j, "dnskey", dnskey);
+		khsm_json_array(j, "ds");
+		if (ds) {
+			khsm_json_object(j, NULL);
+			khsm_json_uint(j, "digest_type", 2);
+			khsm_json_str(j, "digest", digest);
+			khsm_json_str(j, "text", ds);
+			khsm_json_end(j);
+		}
+		khsm_json_end(j);
+		khsm_json_end(j);
+		return CLI_OK;
 	}
 	printf("zone: %s\nkey id: %s\nkey tag: %u\nalgorithm: %s\n%s\n", zone, id_hex,
 	       info.key_tag, info.algorithm_name, dnskey);
@@ -81,6 +114,37 @@ static int print_key(const char *zone, const char *id_hex, const dnssec_key_t *k
 		printf("%s\n", ds);
 	}
 	return CLI_OK;
+}
+
+/* --json for generate and import: the array of the keys made or adopted,
+ * written to memory and printed only when every zone succeeded (on an error,
+ * stdout stays empty). */
+typedef struct {
+	char *buf;
+	size_t len;
+	FILE *mem;
+	khsm_json_t j;
+} json_keys_t;
+
+static int json_keys_open(const cli_t *cli, json_keys_t *jk, khsm_json_t **j_ptr)
+{
+	*j_ptr = NULL;
+	if (!cli->json) return CLI_OK;
+	if (!(jk->mem = open_memstream(&jk->buf, &jk->len))) return cli_error(KHSM_ENOMEM, NULL);
+	khsm_json_init(&jk->j, jk->mem, KHSM_JSON_LINES);
+	khsm_json_array(&jk->j, NULL);
+	*j_ptr = &jk->j;
+	return CLI_OK;
+}
+
+static int json_keys_close(json_keys_t *jk, int rc)
+{
+	if (!jk->mem) return rc;
+	khsm_json_end(&jk->j);
+	fclose(jk->mem);
+	if (rc == CLI_OK) printf("%s\n", jk->buf);
+	free(jk->buf);
+	return rc;
 }
 
 static int parse_roles(const kv_t *kv, bool *ksk, bool *zsk)
@@ -132,16 +196,16 @@ static void print_notice(void *ctx, khsm_enroll_event_t event, const khsm_enroll
 		        "less); ECDSA P-256 (ecdsap256sha256) is the better choice for a card KSK\n");
 		break;
 	case KHSM_ENROLL_GENERATING:
-		printf("generating %s %s on token for %s (label '%s')...\n",
+		fprintf(info_out(req->open_ctx), "generating %s %s on token for %s (label '%s')...\n",
 		       khsm_algorithm_name(key->algorithm), req->ksk ? "KSK" : "ZSK", arg,
 		       khsm_esc(key->label));
 		fflush(stdout);
 		break;
 	case KHSM_ENROLL_SHARED:
-		printf("shared with %s: the card key now serves both zones\n", arg);
+		fprintf(info_out(req->open_ctx), "shared with %s: the card key now serves both zones\n", arg);
 		break;
 	case KHSM_ENROLL_ID_FIXED:
-		printf("CKA_ID set on both objects of '%s'\n", khsm_esc(arg));
+		fprintf(info_out(req->open_ctx), "CKA_ID set on both objects of '%s'\n", khsm_esc(arg));
 		break;
 	}
 }
@@ -162,7 +226,7 @@ static int enroll_error(int r, const khsm_zone_t *zone, const khsm_enrolled_t *o
 
 /* -- generate -------------------------------------------------------------- */
 
-static int generate_zone(cli_t *cli, khsm_conf_t **conf, const char *zone_arg)
+static int generate_zone(cli_t *cli, khsm_conf_t **conf, const char *zone_arg, khsm_json_t *j)
 {
 	kv_t kv[] = { { "ksk", NULL }, { "zsk", NULL }, { "algorithm", NULL }, { "size", NULL },
 	              { "label", NULL }, { "keystore", NULL }, TIMER_KEYS, { NULL, NULL } };
@@ -202,32 +266,34 @@ static int generate_zone(cli_t *cli, khsm_conf_t **conf, const char *zone_arg)
 		khsm_enrolled_clear(&out);
 		return rc;
 	}
-	rc = print_key(zone.name, out.id_hex, out.key);
+	rc = print_key(zone.name, out.id_hex, out.key, j);
 	khsm_enrolled_clear(&out);
 	if (zone.policy && zone.policy->keystore_count > 1 && req.ksk && !req.zsk) {
 		/* Online mode (Knot >= 3.5): knotd would otherwise start a signing
 		 * scheme rollover and make a KSK of its own. */
-		printf("note: policy '%s' has several keystores (online mode); knotd makes its keys "
+		fprintf(info_out(cli), "note: policy '%s' has several keystores (online mode); knotd makes its keys "
 		       "itself. With a KSK made here, also make the ZSK: keymgr -c %s %s generate "
 		       "ksk=no zsk=yes\n", zone.policy->id, khsm_conf_path(*conf), zone.name);
 	}
-	zone_reload_keys(*conf, zone.name);
+	zone_reload_keys(*conf, zone.name, info_out(cli));
 	return rc;
 }
 
 int cmd_generate(cli_t *cli)
 {
 	_cleanup_conf_ khsm_conf_t *conf = NULL;
-	for (int i = 0; i < cli->zone_count; i++) {
-		int rc = generate_zone(cli, &conf, cli->zones[i]);
-		if (rc != CLI_OK) return rc;
+	json_keys_t jk = { 0 };
+	khsm_json_t *j = NULL;
+	int rc = json_keys_open(cli, &jk, &j);
+	for (int i = 0; i < cli->zone_count && rc == CLI_OK; i++) {
+		rc = generate_zone(cli, &conf, cli->zones[i], j);
 	}
-	return CLI_OK;
+	return json_keys_close(&jk, rc);
 }
 
 /* -- import ---------------------------------------------------------------- */
 
-static int import_zone(cli_t *cli, khsm_conf_t **conf, const char *zone_arg)
+static int import_zone(cli_t *cli, khsm_conf_t **conf, const char *zone_arg, khsm_json_t *j)
 {
 	kv_t kv[] = { { "label", NULL }, { "id", NULL }, { "ksk", NULL }, { "zsk", NULL },
 	              { "algorithm", NULL }, { "fix-id", NULL }, { "keystore", NULL }, TIMER_KEYS,
@@ -268,24 +334,26 @@ static int import_zone(cli_t *cli, khsm_conf_t **conf, const char *zone_arg)
 		return rc;
 	}
 	if (out.known) {
-		printf("key %s is already in the KASP of %s; nothing to do\n", out.id_hex, zone.name);
+		fprintf(info_out(cli), "key %s is already in the KASP of %s; nothing to do\n", out.id_hex, zone.name);
 		khsm_enrolled_clear(&out);
 		return CLI_OK;
 	}
-	rc = print_key(zone.name, out.id_hex, out.key);
+	rc = print_key(zone.name, out.id_hex, out.key, j);
 	khsm_enrolled_clear(&out);
-	zone_reload_keys(*conf, zone.name);
+	zone_reload_keys(*conf, zone.name, info_out(cli));
 	return rc;
 }
 
 int cmd_import(cli_t *cli)
 {
 	_cleanup_conf_ khsm_conf_t *conf = NULL;
-	for (int i = 0; i < cli->zone_count; i++) {
-		int rc = import_zone(cli, &conf, cli->zones[i]);
-		if (rc != CLI_OK) return rc;
+	json_keys_t jk = { 0 };
+	khsm_json_t *j = NULL;
+	int rc = json_keys_open(cli, &jk, &j);
+	for (int i = 0; i < cli->zone_count && rc == CLI_OK; i++) {
+		rc = import_zone(cli, &conf, cli->zones[i], j);
 	}
-	return CLI_OK;
+	return json_keys_close(&jk, rc);
 }
 
 /* -- keys ------------------------------------------------------------------ */
@@ -347,6 +415,7 @@ static int keys_of_keystore(cli_t *cli, const khsm_conf_t *conf, const khsm_kasp
 			khsm_json_str(j, "algorithm", algname);
 			khsm_json_uint(j, "bits", k->bits);
 			if (k->tag >= 0) khsm_json_int(j, "key_tag", k->tag); else khsm_json_null(j, "key_tag");
+			/* The key's role (KSK/ZSK/CSK, standby...) goes here, as "role". */
 			khsm_json_array(j, "zones");
 			if (k->id_hex) print_zones_using(kasp, k->id_hex, j);
 			khsm_json_end(j);

@@ -12,6 +12,7 @@
 #include "cleanup.h"
 #include "lib/display.h"
 #include "lib/error.h"
+#include "lib/json.h"
 #include "lib/guard/conf.h"
 #include "lib/knot.h"
 #include "lib/confgen.h"
@@ -221,6 +222,58 @@ static int guard_config(const char *card_config, char **config_ptr)
 	return asprintf(config_ptr, "%s %s", uri, guard) < 0 ? KHSM_ENOMEM : KHSM_EOK;
 }
 
+/* --json: what the text output says, as one object (texts with a pin-value
+ * shown as ***, as on the terminal). */
+static int print_json(const khsm_policy_t *p, const khsm_policy_stats_t *st, const char *version,
+                      char *const *zones, int zone_count, bool written, bool included,
+                      const char *main_path, const char *main_text, const char *ksk_path,
+                      const char *ksk_text, const char *ksk_db)
+{
+	_cleanup_free_ char *shown_main = NULL, *shown_ksk = NULL;
+	if (khsm_redact(main_text, &shown_main) != KHSM_EOK ||
+	    (ksk_text && khsm_redact(ksk_text, &shown_ksk) != KHSM_EOK)) {
+		return cli_error(KHSM_ENOMEM, NULL);
+	}
+	khsm_json_t j;
+	khsm_json_init(&j, stdout, KHSM_JSON_LINES);
+	khsm_json_object(&j, NULL);
+	khsm_json_str(&j, "mode", khsm_mode_name(p->mode));
+	khsm_json_str(&j, "knot_version", version);
+	khsm_json_array(&j, "zones");
+	for (int i = 0; i < zone_count; i++) khsm_json_str(&j, NULL, zones[i]);
+	khsm_json_end(&j);
+	khsm_json_bool(&j, "written", written);
+	khsm_json_bool(&j, "included", included);
+	khsm_json_array(&j, "files");
+	khsm_json_object(&j, NULL);
+	khsm_json_str(&j, "path", main_path);
+	khsm_json_str(&j, "side", ksk_text ? "zsk" : "knotd");
+	khsm_json_null(&j, "kasp_db");
+	khsm_json_str(&j, "text", shown_main);
+	khsm_json_end(&j);
+	if (ksk_text) {
+		khsm_json_object(&j, NULL);
+		khsm_json_str(&j, "path", ksk_path);
+		khsm_json_str(&j, "side", "ksk");
+		khsm_json_str(&j, "kasp_db", ksk_db);
+		khsm_json_str(&j, "text", shown_ksk);
+		khsm_json_end(&j);
+	}
+	khsm_json_end(&j);
+	khsm_json_uint(&j, "card_signatures_per_zone_year", st->card_signatures_per_year);
+	khsm_json_int(&j, "outage_survived_seconds", st->outage_survived);
+	if (p->mode == KHSM_MODE_OFFLINE) {
+		khsm_json_int(&j, "ceremony_until_seconds", p->until);
+		khsm_json_int(&j, "ceremony_interval_seconds", p->interval);
+	} else {
+		khsm_json_null(&j, "ceremony_until_seconds");
+		khsm_json_null(&j, "ceremony_interval_seconds");
+	}
+	khsm_json_end(&j);
+	putchar('\n');
+	return CLI_OK;
+}
+
 static void print_stats(const khsm_policy_t *p, const khsm_policy_stats_t *st, const char *prefix)
 {
 	char outage[64], until[64], interval[64];
@@ -402,6 +455,8 @@ int cmd_policy(cli_t *cli)
 		rmdir(tmpl ? tmpl : tmpdir);
 	}
 
+	char version[48];
+	snprintf(version, sizeof(version), "%d.%d.%d", major, minor, patch);
 	_cleanup_free_ char *shown_main = NULL, *shown_ksk = NULL;
 	if (rc == CLI_OK && !cli->write) {
 		/* On the terminal a pin-value is hidden; --write writes the config as it is. */
@@ -410,7 +465,10 @@ int cmd_policy(cli_t *cli)
 			rc = cli_error(KHSM_ENOMEM, NULL);
 		}
 	}
-	if (rc == CLI_OK && !cli->write) {
+	if (rc == CLI_OK && !cli->write && cli->json) {
+		rc = print_json(&pol, &st, version, zones, cli->zone_count, false, included, main_path,
+		                main_text, ksk_path, ksk_text, ksk_db);
+	} else if (rc == CLI_OK && !cli->write) {
 		printf("# ==> %s <==\n%s", main_path, shown_main);
 		if (ksk_text) {
 			printf("\n# ==> %s <==\n%s", ksk_path, shown_ksk);
@@ -437,7 +495,10 @@ int cmd_policy(cli_t *cli)
 		if (rc == CLI_OK && (r = write_owned(main_path, main_text)) != KHSM_EOK) {
 			rc = cli_error(r, NULL);
 		}
-		if (rc == CLI_OK) {
+		if (rc == CLI_OK && cli->json) {
+			rc = print_json(&pol, &st, version, zones, cli->zone_count, true, included, main_path,
+			                main_text, ksk_path, ksk_text, ksk_db);
+		} else if (rc == CLI_OK) {
 			printf("mode: %s (Knot %d.%d.%d)\n", khsm_mode_name(mode), major, minor, patch);
 			printf("wrote %s (%s)\n", main_path, ksk_text ? "ZSK side, for knotd" : "for knotd");
 			if (ksk_text) {

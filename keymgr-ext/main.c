@@ -15,20 +15,21 @@
 #include "lib/retry.h"
 
 static const cli_command_t COMMANDS[] = {
-	{ "tokens", false, 0, cmd_tokens,
+	{ "tokens", false, OPT_MODULE | OPT_JSON, cmd_tokens,
 	  "knot-hsm tokens [--module PATH] [--json]",
 	  "List every token of every PKCS #11 module registered with p11-kit, plus --module:\n"
 	  "label, manufacturer, model, serial, module path, flags, URI and the DNSSEC\n"
 	  "algorithms the token can generate keys for and sign with. No login.",
 	  false, 0 },
-	{ "uri", false, OPT_OBJECT | OPT_ID | OPT_TYPE, cmd_uri,
-	  "knot-hsm uri --token LABEL [--object LABEL | --id HEX] [--type private|public] [--module PATH]",
+	{ "uri", false, OPT_TOKEN | OPT_MODULE | OPT_OBJECT | OPT_ID | OPT_TYPE | OPT_PIN_FILE | OPT_PIN_FD | OPT_FORCE, cmd_uri,
+	  "knot-hsm uri --token LABEL [--object LABEL | --id HEX] [--type private|public] [--module PATH] [--pin-file PATH | --pin-fd N] [--force]",
 	  "Print the RFC 7512 PKCS #11 URI of a token, or of a key object on it, fully\n"
 	  "percent-encoded. --token takes a label or a token URI (pkcs11:token=…;serial=…).\n"
 	  "Looking up a private object needs a login (--pin-file, --pin-fd or a prompt).",
 	  false, 0 },
-	{ "keystore", false, OPT_ID | OPT_PIN_IN_CONFIG | OPT_GUARD, cmd_keystore,
-	  "knot-hsm keystore --token LABEL [--id NAME] [--pin-file PATH] [--pin-in-config] [--module PATH] [--guard]",
+	{ "keystore", false, OPT_TOKEN | OPT_MODULE | OPT_ID | OPT_PIN_FILE | OPT_PIN_FD | OPT_FORCE | OPT_PIN_IN_CONFIG | OPT_GUARD,
+	  cmd_keystore,
+	  "knot-hsm keystore --token LABEL [--id NAME] [--pin-file PATH | --pin-fd N] [--force] [--pin-in-config] [--module PATH] [--guard]",
 	  "Print a knot.conf keystore stanza for the token (backend pkcs11, config with\n"
 	  "pin-source, key-label on), after opening it through libdnssec exactly as knotd\n"
 	  "will and logging in once. --pin-in-config puts the PIN itself in the config\n"
@@ -36,21 +37,21 @@ static const cli_command_t COMMANDS[] = {
 	  "(audit log, one card call at a time) between knotd and the card's module and\n"
 	  "checks through it; without its configuration yet, the one it needs is printed.",
 	  false, 0 },
-	{ "doctor", false, 0, cmd_doctor,
-	  "knot-hsm doctor [-c knot.conf] [--token LABEL] [--module PATH] [--pin-file PATH]",
+	{ "doctor", false, OPT_CONF | OPT_TOKEN | OPT_MODULE | OPT_PIN_FILE | OPT_PIN_FD | OPT_FORCE | OPT_JSON, cmd_doctor,
+	  "knot-hsm doctor [-c knot.conf] [--token LABEL] [--module PATH] [--pin-file PATH | --pin-fd N] [--force] [--json]",
 	  "Check the whole chain, one line per check, each ok or FAIL with a remedy:\n"
 	  "module loads, token present, label unique, PIN source, token PIN flags, login,\n"
 	  "DNSSEC mechanisms, keystore opens through libdnssec. With -c, every pkcs11\n"
 	  "keystore of that knot.conf is checked. Exits 1 when any check fails.",
 	  false, 0 },
-	{ "keys", false, 0, cmd_keys,
-	  "knot-hsm [-c knot.conf] keys [--pin-file PATH] [--json]",
+	{ "keys", false, OPT_CONF | OPT_PIN_FILE | OPT_PIN_FD | OPT_FORCE | OPT_JSON, cmd_keys,
+	  "knot-hsm [-c knot.conf] keys [--pin-file PATH | --pin-fd N] [--force] [--json]",
 	  "Every key pair on the card of each pkcs11 keystore in knot.conf: label, id,\n"
 	  "algorithm, size, key tag and the zones whose KASP uses it. Marks card keys no\n"
 	  "zone uses and KASP keys whose card object is missing.",
 	  false, 0 },
-	{ "generate", true, 0, cmd_generate,
-	  "knot-hsm [-c knot.conf] ZONE generate [ksk=yes|zsk=yes] [algorithm=NAME] [size=N] [label=TEXT] [keystore=ID] [publish=T] [ready=T] [active=T] [retire=T] [remove=T]",
+	{ "generate", true, OPT_CONF | OPT_PIN_FILE | OPT_PIN_FD | OPT_FORCE | OPT_JSON, cmd_generate,
+	  "knot-hsm [-c knot.conf] ZONE generate [ksk=yes|zsk=yes] [algorithm=NAME] [size=N] [label=TEXT] [keystore=ID] [publish=T] [ready=T] [active=T] [retire=T] [remove=T] [--pin-file PATH | --pin-fd N] [--force] [--json]",
 	  "Generate a key pair on the card (sensitive, never extractable, sign only),\n"
 	  "register it in Knot's KASP with keymgr import-pkcs11, sign a test message\n"
 	  "through libdnssec and verify it from the DNSKEY, then print key id, tag,\n"
@@ -58,26 +59,26 @@ static const cli_command_t COMMANDS[] = {
 	  "rsasha256, rsasha512, ed25519, ed448. Timers are keymgr's (UNIX time,\n"
 	  "YYYYMMDDHHMMSS, +offset, 0 unsets); unset, keymgr publishes and activates now.",
 	  false, 0 },
-	{ "import", true, 0, cmd_import,
-	  "knot-hsm [-c knot.conf] ZONE import label=TEXT|id=HEX [ksk=yes|zsk=yes] [algorithm=NAME] [fix-id=yes] [keystore=ID] [publish=T] [ready=T] [active=T] [retire=T] [remove=T]",
+	{ "import", true, OPT_CONF | OPT_PIN_FILE | OPT_PIN_FD | OPT_FORCE | OPT_JSON, cmd_import,
+	  "knot-hsm [-c knot.conf] ZONE import label=TEXT|id=HEX [ksk=yes|zsk=yes] [algorithm=NAME] [fix-id=yes] [keystore=ID] [publish=T] [ready=T] [active=T] [retire=T] [remove=T] [--pin-file PATH | --pin-fd N] [--force] [--json]",
 	  "Adopt a key pair already on the card into the zone's KASP. The algorithm is\n"
 	  "read from the key. A key without CKA_ID gets one only with fix-id=yes. A key\n"
 	  "already used by another zone is shared (keymgr share).",
 	  false, 0 },
-	{ "ds", true, 0, cmd_ds,
-	  "knot-hsm [-c knot.conf] ZONE... ds [digest=sha256|sha384|all|sha1] [format=ds|dnskey|cds|cdnskey|epp|epp-keydata|json]",
+	{ "ds", true, OPT_CONF | OPT_JSON, cmd_ds,
+	  "knot-hsm [-c knot.conf] ZONE... ds [digest=sha256|sha384|all|sha1] [format=ds|dnskey|cds|cdnskey|epp|epp-keydata|json] [--json]",
 	  "Print what the registry needs for the zone's KSKs: DS (SHA-256 by default;\n"
 	  "SHA-1 only by name, with a warning), DNSKEY, CDS, CDNSKEY, an EPP secDNS-1.1\n"
 	  "<secDNS:create> fragment with dsData (epp-keydata: with keyData inside, for\n"
 	  "registries that take keys), or JSON. Equal to keymgr ds byte for byte.",
 	  false, 0 },
-	{ "submitted", true, 0, cmd_submitted,
+	{ "submitted", true, OPT_CONF, cmd_submitted,
 	  "knot-hsm [-c knot.conf] ZONE... submitted [server=ADDR[@PORT]]",
 	  "Ask the parent for the zone's DS; when it matches one of ours, run\n"
 	  "knotc zone-ksk-submitted ZONE. Otherwise say what the parent has.",
 	  false, 0 },
-	{ "policy", true, OPT_WRITE, cmd_policy,
-	  "knot-hsm [-c knot.conf] ZONE... policy [mode=offline|online] [zsk-lifetime=T] [rrsig-lifetime=T] [rrsig-refresh=T] [dnskey-ttl=T] [zone-max-ttl=T] [propagation-delay=T] [algorithm=NAME] [shared-ksk=yes|no] [keystore=ID] [ksk-conf=PATH] [ksk-kasp-db=DIR] [guard=yes|no] [--write FILE [--force]]",
+	{ "policy", true, OPT_CONF | OPT_WRITE | OPT_FORCE | OPT_JSON, cmd_policy,
+	  "knot-hsm [-c knot.conf] ZONE... policy [mode=offline|online] [zsk-lifetime=T] [rrsig-lifetime=T] [rrsig-refresh=T] [dnskey-ttl=T] [zone-max-ttl=T] [propagation-delay=T] [algorithm=NAME] [shared-ksk=yes|no] [keystore=ID] [ksk-conf=PATH] [ksk-kasp-db=DIR] [guard=yes|no] [--write FILE [--force]] [--json]",
 	  "Render the knot.conf pieces that pin the KSK on the card and roll a software\n"
 	  "ZSK automatically. Times take Knot's units s, m, h, d. Mode defaults to the\n"
 	  "installed knotd: offline before Knot 3.5 (ZSK-side include for knotd plus a\n"
@@ -93,8 +94,8 @@ static const cli_command_t COMMANDS[] = {
 	  "through the guard module (audit log, one card call at a time); its\n"
 	  "configuration must exist and name the card's module.",
 	  false, 0 },
-	{ "ceremony", true, 0, cmd_ceremony,
-	  "knot-hsm [-c knot.conf] ZONE... ceremony [until=+90d] [ksk-conf=PATH] [generate-ksk=yes|no] [signer=card|keymgr] [--pin-file PATH | --pin-fd N]",
+	{ "ceremony", true, OPT_CONF | OPT_PIN_FILE | OPT_PIN_FD | OPT_FORCE | OPT_JSON, cmd_ceremony,
+	  "knot-hsm [-c knot.conf] ZONE... ceremony [until=+90d] [ksk-conf=PATH] [generate-ksk=yes|no] [signer=card|keymgr] [--pin-file PATH | --pin-fd N] [--force] [--json]",
 	  "Offline-KSK cycle for each zone: keymgr pregenerate and generate-ksr (ZSK side,\n"
 	  "knot.conf), the KSR signed on the card (KSK side, default knot-hsm-ksk.conf next\n"
 	  "to knot.conf), validate-skr and knot-hsm's own checks, import-skr, then knotc\n"
@@ -113,7 +114,7 @@ static const cli_command_t COMMANDS[] = {
 	  "leaves the zones before it done and it and the later ones on their previous\n"
 	  "SKR (a later zone may be pregenerated or signed, never imported); rerun.",
 	  false, 0 },
-	{ "status", false, OPT_WARN | OPT_CRIT, cmd_status,
+	{ "status", false, OPT_CONF | OPT_WARN | OPT_CRIT | OPT_JSON, cmd_status,
 	  "knot-hsm [-c knot.conf] status [ZONE...] [--warn DAYS] [--crit DAYS] [--json]",
 	  "Every signed zone of knot.conf with a card KSK: mode, card KSK present on the\n"
 	  "token, end of the pre-signed period (offline) or of the served DNSKEY\n"
@@ -121,7 +122,7 @@ static const cli_command_t COMMANDS[] = {
 	  "default 14 days, left), 2 CRITICAL (less than --crit, default 7), 3 UNKNOWN,\n"
 	  "also for this command's own usage errors. ZONE... limits the check to them.",
 	  true, 3 },
-	{ "audit", false, OPT_HEAD | OPT_ANCHOR, cmd_audit,
+	{ "audit", false, OPT_HEAD | OPT_ANCHOR | OPT_JSON, cmd_audit,
 	  "knot-hsm audit verify [FILE] [--head HEX] [--anchor FILE] [--json] | knot-hsm audit tail [FILE] [--json]",
 	  "Check the hash chain of the audit log the guard module writes and summarise\n"
 	  "it (signatures per key per day, logins, failures, torn lines). --head HEX: a\n"
@@ -145,7 +146,7 @@ static void print_main_usage(FILE *f)
 	for (size_t i = 0; i < sizeof(COMMANDS) / sizeof(COMMANDS[0]); i++) {
 		fprintf(f, "  %s\n", COMMANDS[i].synopsis);
 	}
-	fprintf(f, "\nGlobal options:\n"
+	fprintf(f, "\nOptions (a command takes those its synopsis names; any other is a usage error):\n"
 	           "  -c FILE          knot.conf to read\n"
 	           "  --module PATH    PKCS #11 module (besides those registered with p11-kit)\n"
 	           "  --token LABEL    token label or token URI\n"
@@ -155,7 +156,7 @@ static void print_main_usage(FILE *f)
 	           "  --json           machine-readable output\n"
 	           "  -h, --help       this help; knot-hsm COMMAND --help for one command\n"
 	           "  -V, --version    print the version\n\n"
-	           "Exit status: 0 success, 1 failure, 2 usage error.\n");
+	           "Exit status: 0 success, 1 failure, 2 usage error (status: 3).\n");
 }
 
 /* Operators see why a command takes longer: the card is busy or was pulled. */
@@ -365,6 +366,13 @@ int main(int argc, char **argv)
 	/* Options and zones, up to the command name. */
 	for (; i < argc; i++) {
 		if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+			if (cli_current) {
+				print_command_help(cli_current);
+				return CLI_OK;
+			}
+			if (zone_start >= 0) {
+				return cli_usage_error(NULL, "unknown command '%s'", argv[zone_start]);
+			}
 			print_main_usage(stdout);
 			return CLI_OK;
 		}
@@ -450,7 +458,8 @@ int main(int argc, char **argv)
 		cli.zones = z;
 	}
 
-	unsigned extra = cli.given & ~(OPT_GLOBAL | cmd->options);
+	/* The one place where options are checked against the command. */
+	unsigned extra = cli.given & ~cmd->options;
 	if (extra) {
 		for (size_t k = 0; k < sizeof(OPTIONS) / sizeof(OPTIONS[0]); k++) {
 			if (extra & OPTIONS[k].bit) {

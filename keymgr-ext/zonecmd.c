@@ -139,16 +139,16 @@ int zone_open(const cli_t *cli, const char *zone_arg, const char *keystore_id,
 	return CLI_OK;
 }
 
-void zone_reload_keys(const khsm_conf_t *conf, const char *zone)
+void zone_reload_keys(const khsm_conf_t *conf, const char *zone, FILE *out)
 {
 	if (khsm_knotc_ping(conf) != KHSM_EOK) {
 		khsm_err_clear();
-		printf("knotd: not running; it loads the keys when it starts\n");
+		fprintf(out, "knotd: not running; it loads the keys when it starts\n");
 		return;
 	}
 	int r = khsm_knotc_zone_keys_load(conf, zone);
 	if (r == KHSM_EOK) {
-		printf("knotd: zone-keys-load %s done\n", zone);
+		fprintf(out, "knotd: zone-keys-load %s done\n", zone);
 	} else {
 		const char *d = khsm_err_last_detail();
 		fprintf(stderr, "warning: knotc zone-keys-load %s failed: %s%s%s; run it by hand\n",

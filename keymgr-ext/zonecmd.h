@@ -45,5 +45,6 @@ int zone_open(const cli_t *cli, const char *zone_arg, const char *keystore_id,
               khsm_conf_t **conf_ptr, khsm_zone_t *zone);
 
 /** After a KASP change: if knotd answers on its control socket, make it
- *  load the zone's keys (knotc zone-keys-load) and say so. */
-void zone_reload_keys(const khsm_conf_t *conf, const char *zone);
+ *  load the zone's keys (knotc zone-keys-load) and say so on out (stdout,
+ *  or stderr under --json). */
+void zone_reload_keys(const khsm_conf_t *conf, const char *zone, FILE *out);

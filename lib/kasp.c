@@ -152,10 +152,19 @@ int khsm_kasp_index_merge(khsm_kasp_index_t *idx, khsm_kasp_index_t *from)
 	if (!grown) {
 		return KHSM_ENOMEM;
 	}
-	memcpy(grown + idx->count, from->items, from->count * sizeof(*grown));
 	idx->items = grown;
-	idx->count += from->count;
-	free(from->items);   /* the zone strings now belong to idx */
+	/* A key of a zone idx lists already (the same KASP read twice, e.g.
+	 * knot.conf being the KSK side itself) is not listed again. */
+	size_t own = idx->count;
+	for (size_t i = 0; i < from->count; i++) {
+		khsm_kasp_index_t mine = { .items = idx->items, .count = own };
+		if (khsm_kasp_find(&mine, from->items[i].zone, from->items[i].key.id)) {
+			free(from->items[i].zone);
+		} else {
+			idx->items[idx->count++] = from->items[i];
+		}
+	}
+	free(from->items);   /* the zone strings left now belong to idx */
 	from->items = NULL;
 	from->count = 0;
 	return KHSM_EOK;

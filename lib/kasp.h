@@ -50,7 +50,8 @@ typedef struct {
  *  \param[out] idx  free with khsm_kasp_index_clear(). */
 int khsm_kasp_index(const khsm_conf_t *conf, khsm_kasp_index_t *idx);
 
-/** Move the entries of from into idx (from is left empty). */
+/** Move the entries of from into idx (from is left empty); a zone's key
+ *  that idx lists already is dropped, not listed twice. */
 int khsm_kasp_index_merge(khsm_kasp_index_t *idx, khsm_kasp_index_t *from);
 
 /** Free an index. */

@@ -141,6 +141,39 @@ static void test_index(void **state)
 }
 
 /* The summary status prints: DS waiting, the first KSK, the next ZSK timer. */
+/* Merging the same KASP twice (knot.conf is the KSK side itself): a zone's
+ * key is listed once; the dropped entries' strings are freed (ASan). */
+static void test_index_merge_same(void **state)
+{
+	(void)state;
+	khsm_kasp_index_t a = { 0 }, b = { 0 };
+	a.items = calloc(1, sizeof(*a.items));
+	b.items = calloc(2, sizeof(*b.items));
+	assert_non_null(a.items);
+	assert_non_null(b.items);
+	a.items[0].zone = strdup("a.example.");
+	snprintf(a.items[0].key.id, sizeof(a.items[0].key.id), "aa");
+	a.count = 1;
+	b.items[0].zone = strdup("a.example.");
+	snprintf(b.items[0].key.id, sizeof(b.items[0].key.id), "aa");
+	b.items[1].zone = strdup("b.example.");
+	snprintf(b.items[1].key.id, sizeof(b.items[1].key.id), "aa");
+	b.count = 2;
+
+	assert_int_equal(khsm_kasp_index_merge(&a, &b), KHSM_EOK);
+	assert_int_equal(a.count, 2);
+	assert_int_equal(b.count, 0);
+	size_t pos = 0;
+	const khsm_kasp_entry_t *e = khsm_kasp_next(&a, "aa", &pos);
+	assert_non_null(e);
+	assert_string_equal(e->zone, "a.example.");
+	e = khsm_kasp_next(&a, "aa", &pos);
+	assert_non_null(e);
+	assert_string_equal(e->zone, "b.example.");
+	assert_null(khsm_kasp_next(&a, "aa", &pos));
+	khsm_kasp_index_clear(&a);
+}
+
 static void test_summarize(void **state)
 {
 	(void)state;
@@ -186,6 +219,7 @@ int main(void)
 		cmocka_unit_test(test_state_unset),
 		cmocka_unit_test(test_state_precedence),
 		cmocka_unit_test(test_index),
+		cmocka_unit_test(test_index_merge_same),
 		cmocka_unit_test(test_summarize),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,63 @@
+#!/bin/sh
+# Every command refuses an option it does not take (main.c's command table is
+# the one place that says which it takes): exit 2 (status: 3), the message
+# names the option and the command, nothing runs. And an unknown command
+# with --help is a usage error, not the general help.
+. "$(dirname "$0")/lib.sh"
+
+token_init "card"
+pin_file "$TMP/pin"
+
+# refused EXIT OPTION COMMAND-LINE...: the command line is refused for OPTION.
+refused() {
+	want=$1; opt=$2; shift 2
+	run "$want" "$KNOT_HSM" "$@"
+	cmd=$(printf '%s\n' "$ERR" | sed -n "s/^error: '\([a-z]*\)' does not take .*/\1/p")
+	contains "$ERR" "does not take $opt" "$* refused for $opt (exit $want)"
+	[ -n "$cmd" ] || fail "$*: no command named in '$ERR'"
+	[ -z "$OUT" ] || fail "$*: printed '$OUT' on stdout"
+}
+
+refused 2 --token    tokens --token x
+refused 2 --pin-file tokens --pin-file "$TMP/pin"
+refused 2 --conf     tokens -c "$TMP/knot.conf"
+refused 2 --json     uri --token card --json
+refused 2 --conf     keystore --token card -c "$TMP/knot.conf"
+refused 2 --write    doctor --write "$TMP/x"
+refused 2 --token    keys --token card
+refused 2 --module   example.com generate --module "$SOFTHSM_MODULE"
+refused 2 --warn     example.com import label=x --warn 3
+refused 2 --pin-file example.com ds --pin-file "$TMP/pin"
+refused 2 --json     example.com submitted --json
+refused 2 --pin-fd   example.com policy --pin-fd 0
+refused 2 --module   example.com ceremony --module "$SOFTHSM_MODULE"
+refused 3 --token    status --token card
+refused 2 --force    audit verify "$TMP/log" --force
+# Before the command name too.
+refused 2 --token    --token card tokens
+refused 3 --module   --module "$SOFTHSM_MODULE" status
+
+# The message names the command.
+run 2 "$KNOT_HSM" tokens --token x
+contains "$ERR" "error: 'tokens' does not take --token" "the message names command and option"
+contains "$ERR" "usage: knot-hsm tokens" "the command's synopsis follows"
+
+# Options a command does take still work.
+run 0 "$KNOT_HSM" tokens --module "$SOFTHSM_MODULE" --json
+contains "$OUT" '"label": "card"' "tokens takes --module and --json"
+run 0 "$KNOT_HSM" uri --token card --module "$SOFTHSM_MODULE" --pin-file "$TMP/pin"
+contains "$OUT" "pkcs11:" "uri takes --token, --module and --pin-file"
+
+# An unknown command with --help is a usage error, not the general help.
+run 2 "$KNOT_HSM" NOSUCHCOMMAND --help
+contains "$ERR" "unknown command 'NOSUCHCOMMAND'" "NOSUCHCOMMAND --help is a usage error"
+[ -z "$OUT" ] || fail "NOSUCHCOMMAND --help printed the general help"
+run 2 "$KNOT_HSM" example.com NOSUCHCOMMAND --help
+contains "$ERR" "unknown command" "ZONE NOSUCHCOMMAND --help is a usage error"
+# Help of a real command, and the general help, still exit 0.
+run 0 "$KNOT_HSM" example.com ds --help
+contains "$OUT" "Usage: knot-hsm [-c knot.conf] ZONE... ds" "ZONE ds --help prints ds's help"
+run 0 "$KNOT_HSM" --help status
+contains "$OUT" "status [ZONE...]" "--help before a command prints that command's help"
+run 0 "$KNOT_HSM" --help
+contains "$OUT" "Usage: knot-hsm [OPTIONS] COMMAND" "--help alone prints the general help"
