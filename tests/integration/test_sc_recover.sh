@@ -243,6 +243,9 @@ pass "after the reinsertion knotd signs the DNSKEY set with the card KSK again, 
 equals "$(audit_count card_back)" 2 "the audit log has the second recovery"
 validate "card back"
 run 0 "$KNOT_HSM" audit verify "$LOG"
+contains "$OUT" "card_lost" "audit verify counts the losses among the failed calls"
+run 0 "$KNOT_HSM" audit tail "$LOG"
+contains "$OUT" "card_back" "audit tail shows the recoveries"
 lacks "$(cat "$LOG")" "$PIN" "no PIN in the audit log"
 pass "delv validated the zone $VALIDATED times, throughout both outages"
 # What the guard recorded, for the test's log.
