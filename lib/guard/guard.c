@@ -98,6 +98,10 @@ static CK_RV khsm_guard_C_GetSlotList(CK_BBOOL present, CK_SLOT_ID_PTR list, CK_
 {
 	BEGIN_CALL(GetSlotList, 0);
 	CK_ULONG room = count ? *count : 0;
+	/* GnuTLS asks for the list before every use of a token: the module
+	 * looks at its readers first, so that a dead pcscd or a changed card is
+	 * seen here, before a session is opened on what the module remembers. */
+	if (list) khsm_guard_recover_enumerate();
 	PROCESS_CALL(GetSlotList, (present, list, count));
 	/* A card this process had is missing (pcscd restarted, the card out):
 	 * once it is back, the list again (recover.c). */

@@ -33,7 +33,11 @@ typedef struct slot {
 	CK_SLOT_ID id;
 	pthread_mutex_t mutex;   /* the card, within this process */
 	int rng;                 /* -1 unknown, 0 no CKF_RNG (software), 1 the card's */
-	bool had_token;          /* a token was seen in it by this process (recover.c) */
+	/* a lost card (recover.c); lost, gave_up and lost_since under recover_lock */
+	bool had_token;          /* a token was seen in it by this process */
+	bool lost;               /* lost and not seen back */
+	bool gave_up;            /* its wait ran out: calls fail at once until it is back */
+	long lost_since;         /* CLOCK_MONOTONIC, ms */
 	struct slot *next;
 } slot_t;
 
@@ -80,12 +84,7 @@ typedef struct {
 	unsigned long appended;  /* lines this process wrote (anchor_every) */
 	pid_t pid;               /* of the process that called C_Initialize */
 	bool pin_failed;         /* the card said CKR_PIN_INCORRECT to this process */
-	/* a lost card (recover.c), under recover_lock */
-	pthread_mutex_t recover_lock;
-	bool lost;               /* lost and not seen back */
-	bool gave_up;            /* its wait ran out: calls fail at once until it is back */
-	CK_SLOT_ID lost_slot;
-	long lost_since;         /* CLOCK_MONOTONIC, ms */
+	pthread_mutex_t recover_lock;   /* one recovery at a time (recover.c) */
 } khsm_guard_state_t;
 
 /* One per process: PKCS #11 has one module state per process. */
@@ -305,15 +304,16 @@ bool khsm_guard_recover_wanted(const call_t *c, CK_RV rv);
  *  to make once more now that the card is back. Callers hold the card lock. */
 CK_RV khsm_guard_recover_call(call_t *c, CK_RV rv);
 
+/** The card's module enumerates its readers (C_GetSlotList with a NULL
+ *  list), with recover = yes. */
+void khsm_guard_recover_enumerate(void);
+
 /** C_GetSlotList(CK_TRUE, list) answered: slots listed had a token; true
  *  when one that had a token was missing and is back (list again). */
 bool khsm_guard_recover_list(CK_BBOOL present, const CK_SLOT_ID *list, CK_ULONG n);
 
 /** A token is in the slot (a session opened, its token info read). */
 void khsm_guard_recover_seen(slot_t *card);
-
-/** Forget an outage (C_Initialize, a forked child). */
-void khsm_guard_recover_reset(void);
 
 /* -- entry points with software fill-ins (fill.c), for the table in guard.c -- */
 

@@ -9,8 +9,12 @@
  *    lost card gives (CKR_DEVICE_ERROR, CKR_GENERAL_ERROR, CKR_DEVICE_REMOVED,
  *    CKR_TOKEN_NOT_PRESENT, a session the module forgot), or C_GetSlotList
  *    with tokens present leaves out a slot that had one;
- *  - it makes the module enumerate its readers again, C_GetSlotList(CK_FALSE,
- *    NULL, &n), and when the card is still not there, waits for it, polling
+ *  - it makes the module enumerate its readers, C_GetSlotList(CK_FALSE, NULL,
+ *    &n), before every C_GetSlotList with a list (GnuTLS asks for one before
+ *    each use of a token), so that the loss shows there, before a session is
+ *    opened on the module's stale state (measured: OpenSC then opens a
+ *    session and fails the C_Login); after a loss it enumerates again and,
+ *    when the card is still not there, waits for it, polling
  *    that way, up to recover_wait seconds once per outage: a short outage is
  *    waited out inside the call, and in a long one every later call fails at
  *    once (CKR_TOKEN_NOT_PRESENT, CKR_DEVICE_REMOVED), so that no worker of
@@ -72,6 +76,11 @@ static void enumerate(void)
 	(void)khsm_guard.fl->C_GetSlotList(CK_FALSE, NULL, &n);
 }
 
+void khsm_guard_recover_enumerate(void)
+{
+	if (khsm_guard.conf.recover) enumerate();
+}
+
 static bool token_present(CK_SLOT_ID slot)
 {
 	CK_SLOT_INFO si;
@@ -114,6 +123,19 @@ static void drop_dead_sessions(CK_SLOT_ID slot)
 
 typedef enum { NOT_LOST, BACK, GONE } outcome_t;
 
+/* The card of a lost slot is there again: the outage ends. Callers hold
+ * recover_lock. */
+static void back_locked(slot_t *card)
+{
+	long down = now_ms() - card->lost_since;
+	card->lost = false;
+	card->gave_up = false;
+	drop_dead_sessions(card->id);
+	note("card_back", card->id, CKR_OK, "down_ms", down);
+	khsm_guard_warn("the card in slot %lu is back after %ld ms; sessions opened before the loss are "
+	                "gone: the application opens new ones and logs in again", card->id, down);
+}
+
 /* After a sign of loss on a slot (cause; fn the call that saw it; h its
  * session or CK_INVALID_HANDLE; missing: left out of a slot list): enumerate,
  * wait if this outage may still wait, and tell what became of the card. */
@@ -128,17 +150,16 @@ static outcome_t recover(slot_t *card, CK_RV cause, const char *fn, CK_SESSION_H
 	enumerate();
 	bool present = token_present(slot);
 	bool alive = h == CK_INVALID_HANDLE || session_alive(h);
-	if (present && alive && !missing && !g->lost) {
+	if (present && alive && !missing && !card->lost) {
 		/* The code had another cause: the card and the session are there. */
 		pthread_mutex_unlock(&g->recover_lock);
 		return NOT_LOST;
 	}
 	char b[32];
-	if (!g->lost) {
-		g->lost = true;
-		g->gave_up = false;
-		g->lost_slot = slot;
-		g->lost_since = now_ms();
+	if (!card->lost) {
+		__atomic_store_n(&card->lost, true, __ATOMIC_RELAXED);
+		card->gave_up = false;
+		card->lost_since = now_ms();
 		call_t c;
 		khsm_guard_call_begin(&c, "card_lost", 0);
 		c.have_slot = true;
@@ -149,26 +170,20 @@ static outcome_t recover(slot_t *card, CK_RV cause, const char *fn, CK_SESSION_H
 		                slot, fn, khsm_guard_ckr_name(cause, b, sizeof(b)),
 		                present ? "" : " and waiting for it (recover_wait)");
 	}
-	long deadline = g->lost_since + (long)g->conf.recover_wait * 1000;
-	while (!present && !g->gave_up && now_ms() < deadline) {
+	long deadline = card->lost_since + (long)g->conf.recover_wait * 1000;
+	while (!present && !card->gave_up && now_ms() < deadline) {
 		pause_poll();
 		enumerate();
 		present = token_present(slot);
 	}
 	outcome_t out;
 	if (present) {
-		long down = now_ms() - g->lost_since;
-		g->lost = false;
-		g->gave_up = false;
-		drop_dead_sessions(slot);
-		note("card_back", slot, CKR_OK, "down_ms", down);
-		khsm_guard_warn("the card in slot %lu is back after %ld ms; sessions opened before the loss are "
-		                "gone: the application opens new ones and logs in again", slot, down);
+		back_locked(card);
 		out = BACK;
 	} else {
-		if (!g->gave_up) {
-			g->gave_up = true;
-			note("card_gone", slot, CKR_TOKEN_NOT_PRESENT, "waited_ms", now_ms() - g->lost_since);
+		if (!card->gave_up) {
+			card->gave_up = true;
+			note("card_gone", slot, CKR_TOKEN_NOT_PRESENT, "waited_ms", now_ms() - card->lost_since);
 			khsm_guard_warn("the card in slot %lu did not come back within %u s (recover_wait in %s): "
 			                "card calls fail at once until it is back; check pcscd and the card",
 			                slot, g->conf.recover_wait, g->conf.path);
@@ -189,10 +204,11 @@ void khsm_guard_recover_seen(slot_t *card)
 	if (!card) return;
 	__atomic_store_n(&card->had_token, true, __ATOMIC_RELAXED);
 	/* Seen again during an outage (the module found the card by itself):
-	 * the outage is over; recover() writes card_back. */
-	if (khsm_guard.conf.recover && __atomic_load_n(&khsm_guard.lost, __ATOMIC_RELAXED) &&
-	    khsm_guard.lost_slot == card->id) {
-		(void)recover(card, CKR_OK, "", CK_INVALID_HANDLE, false);
+	 * the outage is over. */
+	if (khsm_guard.conf.recover && __atomic_load_n(&card->lost, __ATOMIC_RELAXED)) {
+		pthread_mutex_lock(&khsm_guard.recover_lock);
+		if (card->lost) back_locked(card);
+		pthread_mutex_unlock(&khsm_guard.recover_lock);
 	}
 }
 
@@ -235,10 +251,4 @@ bool khsm_guard_recover_list(CK_BBOOL present, const CK_SLOT_ID *list, CK_ULONG 
 	}
 	pthread_mutex_unlock(&khsm_guard.lock);
 	return missing && recover(missing, CKR_TOKEN_NOT_PRESENT, "C_GetSlotList", CK_INVALID_HANDLE, true) == BACK;
-}
-
-void khsm_guard_recover_reset(void)
-{
-	khsm_guard.lost = false;
-	khsm_guard.gave_up = false;
 }

@@ -277,7 +277,6 @@ static CK_RV fork_restart_locked(void)
 	g->pid = getpid();
 	g->appended = 0;
 	g->warned_log = g->warned_lock = g->warned_anchor = false;
-	khsm_guard_recover_reset();
 	return CKR_OK;
 }
 
@@ -319,7 +318,6 @@ static CK_RV start_locked(const CK_FUNCTION_LIST *self)
 	g->warned_lock = false;
 	g->warned_anchor = false;
 	g->appended = 0;
-	khsm_guard_recover_reset();
 	g->pid = getpid();
 	g->initialized = true;
 	return CKR_OK;
