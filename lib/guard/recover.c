@@ -1,8 +1,10 @@
 /* Recovery after a lost card: pcscd killed and restarted, the card pulled and
- * put back. OpenSC (opensc-pkcs11.so) re-establishes its PC/SC context and
- * sees a reinserted card only in C_GetSlotList called with a NULL list, and
- * GnuTLS, which knotd and keymgr use, never makes that call after its
- * start: without help a long-running process never signs again.
+ * put back. OpenSC (opensc-pkcs11.so) re-establishes its PC/SC context only
+ * in C_GetSlotList called with a NULL list, and GnuTLS, which knotd and
+ * keymgr use, never makes that call after its start: without help a
+ * long-running process never signs again after a pcscd restart. (A card put
+ * back while pcscd runs OpenSC finds by itself; the guard adds the bounded
+ * wait, the quick failures of a long outage and the audit lines.)
  *
  * What the guard does (recover = yes):
  *  - it notices the loss: a card call on a slot or session answers a code a
