@@ -87,12 +87,15 @@ int khsm_guard_conf_parse(const char *path, const char *text, khsm_guard_conf_t 
 	conf->fail_closed = true;
 	conf->fill = true;
 	conf->anchor_every = 100;
+	conf->recover = true;
+	conf->recover_wait = KHSM_GUARD_RECOVER_WAIT;
 	if (!(conf->path = strdup(path ? path : "(text)"))) return KHSM_ENOMEM;
 	char *copy = strdup(text);
 	if (!copy) return KHSM_ENOMEM;
 	static const char *const KEYS[] = { "module", "audit_log", "lock_file", "fail_closed",
 	                                    "verify", "fill", "fsync", "anchor_file", "anchor_every",
-	                                    "anchor_syslog", "login_final_try", NULL };
+	                                    "anchor_syslog", "login_final_try", "recover", "recover_wait",
+	                                    NULL };
 	static const char *const YESNO[] = { "no", "yes", NULL };
 	static const char *const VERIFY[] = { "auto", "software", "card", NULL };
 	static const char *const FSYNC[] = { "security", "all", "none", NULL };
@@ -119,7 +122,7 @@ int khsm_guard_conf_parse(const char *path, const char *text, khsm_guard_conf_t 
 		if (choice(key, KEYS, &k) != 0) {
 			khsm_err_detail("%s:%u: unknown key '%s' (known: module, audit_log, lock_file, "
 			                "fail_closed, verify, fill, fsync, anchor_file, anchor_every, anchor_syslog, "
-			                "login_final_try)", conf->path, lineno, key);
+			                "login_final_try, recover, recover_wait)", conf->path, lineno, key);
 			r = KHSM_ECONFIG;
 			break;
 		}
@@ -156,7 +159,7 @@ int khsm_guard_conf_parse(const char *path, const char *text, khsm_guard_conf_t 
 			if (!(*dst = strdup(value))) r = KHSM_ENOMEM;
 			break;
 		}
-		case 3: case 5: case 9:
+		case 3: case 5: case 9: case 11:
 			if (choice(value, YESNO, &v) != 0) {
 				khsm_err_detail("%s:%u: %s is yes or no, not '%s'", conf->path, lineno, key, value);
 				r = KHSM_ECONFIG;
@@ -164,10 +167,24 @@ int khsm_guard_conf_parse(const char *path, const char *text, khsm_guard_conf_t 
 				conf->fail_closed = v;
 			} else if (k == 5) {
 				conf->fill = v;
-			} else {
+			} else if (k == 9) {
 				conf->anchor_syslog = v;
+			} else {
+				conf->recover = v;
 			}
 			break;
+		case 12: {
+			char *e = NULL;
+			errno = 0;
+			unsigned long n = strtoul(value, &e, 10);
+			if (value[0] < '0' || value[0] > '9' || *e || errno || n > KHSM_GUARD_RECOVER_WAIT_MAX) {
+				khsm_err_detail("%s:%u: recover_wait is a number of seconds from 0 to %u, not '%s'",
+				                conf->path, lineno, KHSM_GUARD_RECOVER_WAIT_MAX, value);
+				r = KHSM_ECONFIG;
+			}
+			conf->recover_wait = (unsigned)n;
+			break;
+		}
 		case 8: {
 			char *e = NULL;
 			errno = 0;

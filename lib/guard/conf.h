@@ -15,6 +15,10 @@
  *   anchor_every = N        default 100: anchor after every N lines a process wrote (and at C_Finalize)
  *   anchor_syslog = yes|no  default no: also send the head to syslog (LOG_AUTHPRIV), from any user
  *   login_final_try = refuse|allow  default refuse: C_Login(CKU_USER) at the card's final try
+ *   recover     = yes|no    default yes: after a lost card (pcscd restarted, card reinserted)
+ *                           make the card's module enumerate its readers again (recover.c)
+ *   recover_wait = N        default 15: seconds a call waits, once per outage, for the card to
+ *                           come back (0 to 300); later calls of the same outage fail at once
  *
  * Found at $KHSM_GUARD_CONF, else knot-hsm-guard.conf in the directory of the module. */
 #pragma once
@@ -40,7 +44,12 @@ typedef struct {
 	unsigned long anchor_every;
 	bool anchor_syslog;
 	bool login_final_try;   /* allow a login when the token says final try */
+	bool recover;           /* re-enumerate the readers after a lost card */
+	unsigned recover_wait;  /* seconds, once per outage */
 } khsm_guard_conf_t;
+
+#define KHSM_GUARD_RECOVER_WAIT 15
+#define KHSM_GUARD_RECOVER_WAIT_MAX 300
 
 #define KHSM_GUARD_MODULE_ENV "KHSM_GUARD_MODULE"
 #define KHSM_GUARD_MODULE_NAME "libknothsm-guard.so"

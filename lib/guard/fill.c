@@ -59,6 +59,7 @@ CK_RV khsm_guard_C_GetTokenInfo(CK_SLOT_ID slot, CK_TOKEN_INFO_PTR info)
 {
 	BEGIN_SLOT_CALL(GetTokenInfo, 0, slot);
 	PROCESS_CALL(GetTokenInfo, (slot, info));
+	if (rv == CKR_OK) khsm_guard_recover_seen(c.card);
 	if (rv == CKR_OK && info) {
 		c.card->rng = (info->flags & CKF_RNG) != 0;
 		if (khsm_guard.conf.fill && !(info->flags & CKF_RNG)) {

@@ -97,7 +97,20 @@ EXPORT CK_RV C_GetFunctionList(CK_FUNCTION_LIST_PTR_PTR list)
 static CK_RV khsm_guard_C_GetSlotList(CK_BBOOL present, CK_SLOT_ID_PTR list, CK_ULONG_PTR count)
 {
 	BEGIN_CALL(GetSlotList, 0);
+	CK_ULONG room = count ? *count : 0;
+	/* GnuTLS asks for the list before every use of a token: the module
+	 * looks at its readers first, so that a dead pcscd or a changed card is
+	 * seen here, before a session is opened on what the module remembers. */
+	if (list) khsm_guard_recover_enumerate();
 	PROCESS_CALL(GetSlotList, (present, list, count));
+	/* A card this process had is missing (pcscd restarted, the card out):
+	 * once it is back, the list again (recover.c). */
+	if (rv == CKR_OK && khsm_guard_recover_list(present, list, *count)) {
+		*count = room;
+		c_true(&c, "recovered");
+		rv = khsm_guard.fl->C_GetSlotList(present, list, count);
+		if (rv == CKR_OK) khsm_guard_recover_list(present, list, *count);
+	}
 	if (rv == CKR_OK && count) c_num(&c, "count", *count);
 	DONE_CALL;
 }
@@ -145,6 +158,7 @@ static CK_RV khsm_guard_C_OpenSession(CK_SLOT_ID slot, CK_FLAGS flags, CK_VOID_P
 	if (rv == CKR_OK) {
 		s->h = *ph;
 		s->slot = slot;
+		khsm_guard_recover_seen(c.card);
 		khsm_guard_session_add(KHSM_STEAL(s));
 		c_num(&c, "flags", flags);
 		c.have_session = true;
@@ -156,7 +170,7 @@ static CK_RV khsm_guard_C_OpenSession(CK_SLOT_ID slot, CK_FLAGS flags, CK_VOID_P
 
 static CK_RV khsm_guard_C_CloseSession(CK_SESSION_HANDLE hSession)
 {
-	BEGIN_SESSION_CALL(CloseSession, 0, hSession);
+	BEGIN_SESSION_CALL(CloseSession, NORECOVER, hSession);
 	PROCESS_CALL(CloseSession, (hSession));
 	if (rv == CKR_OK || rv == CKR_SESSION_HANDLE_INVALID || rv == CKR_DEVICE_REMOVED) {
 		khsm_guard_session_drop(hSession);
@@ -166,7 +180,7 @@ static CK_RV khsm_guard_C_CloseSession(CK_SESSION_HANDLE hSession)
 
 static CK_RV khsm_guard_C_CloseAllSessions(CK_SLOT_ID slot)
 {
-	BEGIN_SLOT_CALL(CloseAllSessions, 0, slot);
+	BEGIN_SLOT_CALL(CloseAllSessions, NORECOVER, slot);
 	PROCESS_CALL(CloseAllSessions, (slot));
 	khsm_guard_slot_drop_sessions(slot);
 	DONE_CALL;

@@ -6,6 +6,7 @@
  *   session.c  the module's state: the card's module, slots, sessions, the card lock
  *   call.c     the audit line of a call, and entering and leaving a call
  *   fill.c     entry points the guard may answer in software (fill = yes)
+ *   recover.c  a lost card: the readers enumerated again, a bounded wait (recover = yes)
  *   guard.c    the other entry points and the function table
  *   soft.c     the GnuTLS work behind the fill-ins (no guard state)
  */
@@ -32,6 +33,11 @@ typedef struct slot {
 	CK_SLOT_ID id;
 	pthread_mutex_t mutex;   /* the card, within this process */
 	int rng;                 /* -1 unknown, 0 no CKF_RNG (software), 1 the card's */
+	/* a lost card (recover.c); lost, gave_up and lost_since under recover_lock */
+	bool had_token;          /* a token was seen in it by this process */
+	bool lost;               /* lost and not seen back */
+	bool gave_up;            /* its wait ran out: calls fail at once until it is back */
+	long lost_since;         /* CLOCK_MONOTONIC, ms */
 	struct slot *next;
 } slot_t;
 
@@ -78,6 +84,7 @@ typedef struct {
 	unsigned long appended;  /* lines this process wrote (anchor_every) */
 	pid_t pid;               /* of the process that called C_Initialize */
 	bool pin_failed;         /* the card said CKR_PIN_INCORRECT to this process */
+	pthread_mutex_t recover_lock;   /* one recovery at a time (recover.c) */
 } khsm_guard_state_t;
 
 /* One per process: PKCS #11 has one module state per process. */
@@ -106,6 +113,9 @@ session_t *khsm_guard_session_find(CK_SESSION_HANDLE h);
 /** Keep a session the card opened; the guard owns s from now on. */
 void khsm_guard_session_add(session_t *s);
 
+/** Free a session record that is no longer in the list. */
+void khsm_guard_session_free(session_t *s);
+
 /** Forget one session (C_CloseSession) or those of a slot (C_CloseAllSessions). */
 void khsm_guard_session_drop(CK_SESSION_HANDLE h);
 void khsm_guard_slot_drop_sessions(CK_SLOT_ID slot);
@@ -125,7 +135,7 @@ void khsm_guard_card_unlock(slot_t *s);
 /* Flags of a call. SEC: security relevant (fail closed, fsync). CHANGE: it
  * changes keys, objects or PINs, so its intent line comes before the card
  * call, and the call is not made when that line cannot be written. */
-enum { SEC = 1, CHANGE = SEC | 2 };
+enum { SEC = 1, CHANGE = SEC | 2, NORECOVER = 4 };
 
 typedef struct {
 	const char *fn;
@@ -233,9 +243,10 @@ static inline void c_mech(call_t *c, const char *key, CK_MECHANISM_TYPE m)
  * PROCESS_CALL makes the card's own call when nothing failed before it
  * (after the intent line of a CHANGE call). Every slot and session entry
  * point reaches the card through it, with the card lock held and the line
- * open: the one place that sees the card's answer, where a lost card can
- * be caught and the call made again. DONE_CALL releases the card, writes
- * the line and returns.
+ * open: the one place that sees the card's answer, where a lost card is
+ * caught (recover.c): a slot call is made again once the card is back, a
+ * session the card's module lost is answered CKR_SESSION_HANDLE_INVALID.
+ * DONE_CALL releases the card, writes the line and returns.
  */
 
 /* A forked child must call C_Initialize itself (PKCS #11 6.7.7): until then
@@ -265,10 +276,44 @@ static inline void c_mech(call_t *c, const char *key, CK_MECHANISM_TYPE m)
 
 #define PROCESS_CALL(name, args) do { \
 		if (rv == CKR_OK) rv = khsm_guard_call_intent(&c); \
-		if (rv == CKR_OK) rv = khsm_guard.fl->C_##name args; \
+		if (rv == CKR_OK) { \
+			rv = khsm_guard.fl->C_##name args; \
+			if (khsm_guard_recover_wanted(&c, rv) && \
+			    (rv = khsm_guard_recover_call(&c, rv)) == KHSM_GUARD_CALL_AGAIN) { \
+				rv = khsm_guard.fl->C_##name args; \
+			} \
+		} \
 	} while (0)
 
 #define DONE_CALL return khsm_guard_call_end(&c, rv)
+
+/* -- a lost card (recover.c) -- */
+
+/** Is rv what the card's module answers when the card or pcscd went away? */
+bool khsm_guard_lost_code(CK_RV rv);
+
+/** Should PROCESS_CALL try to recover after the card's answer rv? */
+bool khsm_guard_recover_wanted(const call_t *c, CK_RV rv);
+
+/* Not a PKCS #11 code: khsm_guard_recover_call() asks for the call again. */
+#define KHSM_GUARD_CALL_AGAIN (CKR_VENDOR_DEFINED | 0x4b48534dUL)
+
+/** After a card call answered a code of loss: enumerate the readers, wait
+ *  (bounded, once per outage) for the card, write the outage to the log.
+ *  Returns what the application gets, or KHSM_GUARD_CALL_AGAIN: a slot call
+ *  to make once more now that the card is back. Callers hold the card lock. */
+CK_RV khsm_guard_recover_call(call_t *c, CK_RV rv);
+
+/** The card's module enumerates its readers (C_GetSlotList with a NULL
+ *  list), with recover = yes. */
+void khsm_guard_recover_enumerate(void);
+
+/** C_GetSlotList(CK_TRUE, list) answered: slots listed had a token; true
+ *  when one that had a token was missing and is back (list again). */
+bool khsm_guard_recover_list(CK_BBOOL present, const CK_SLOT_ID *list, CK_ULONG n);
+
+/** A token is in the slot (a session opened, its token info read). */
+void khsm_guard_recover_seen(slot_t *card);
 
 /* -- entry points with software fill-ins (fill.c), for the table in guard.c -- */
 

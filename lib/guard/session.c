@@ -10,7 +10,8 @@
 
 #include "internal.h"
 
-khsm_guard_state_t khsm_guard = { .lock = PTHREAD_MUTEX_INITIALIZER, .lock_fd = -1 };
+khsm_guard_state_t khsm_guard = { .lock = PTHREAD_MUTEX_INITIALIZER, .lock_fd = -1,
+                                   .recover_lock = PTHREAD_MUTEX_INITIALIZER };
 
 void khsm_guard_warn(const char *fmt, ...)
 {
@@ -96,7 +97,7 @@ void khsm_guard_digest_clear(session_t *s)
 	s->digest_soft = false;
 }
 
-static void session_free(session_t *s)
+void khsm_guard_session_free(session_t *s)
 {
 	khsm_guard_sign_clear(s);
 	khsm_guard_verify_clear(s);
@@ -111,7 +112,7 @@ static void sessions_drop_locked(bool all, CK_SLOT_ID slot, CK_SESSION_HANDLE on
 		session_t *s = *pp;
 		if (all || (one ? s->h == only : s->slot == slot)) {
 			*pp = s->next;
-			session_free(s);
+			khsm_guard_session_free(s);
 		} else {
 			pp = &s->next;
 		}
@@ -231,6 +232,7 @@ static int open_lock_file(const char *path)
 static void atfork_child(void)
 {
 	pthread_mutex_init(&khsm_guard.lock, NULL);
+	pthread_mutex_init(&khsm_guard.recover_lock, NULL);
 }
 
 static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
@@ -252,7 +254,7 @@ static CK_RV fork_restart_locked(void)
 	for (session_t **pp = &g->sessions; *pp;) {
 		session_t *s = *pp;
 		*pp = s->next;
-		session_free(s);
+		khsm_guard_session_free(s);
 	}
 	while (g->slots) {
 		slot_t *s = g->slots;

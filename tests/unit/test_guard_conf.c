@@ -23,6 +23,8 @@ static void test_defaults(void **state)
 	assert_int_equal(c.anchor_every, 100);
 	assert_false(c.anchor_syslog);
 	assert_false(c.login_final_try);
+	assert_true(c.recover);
+	assert_int_equal(c.recover_wait, 15);
 	khsm_guard_conf_clear(&c);
 
 	assert_int_equal(khsm_guard_conf_parse("g.conf", "module = /m.so\naudit_log = /a\nlock_file = /l\n"
@@ -42,6 +44,17 @@ static void test_defaults(void **state)
 	assert_int_equal(c.anchor_every, 7);
 	assert_true(c.anchor_syslog);
 	assert_true(c.login_final_try);
+	khsm_guard_conf_clear(&c);
+
+	assert_int_equal(khsm_guard_conf_parse("g.conf", "module = /m.so\naudit_log = /a\nrecover = no\n"
+	                                       "recover_wait = 0\n", &c),
+	                 KHSM_EOK);
+	assert_false(c.recover);
+	assert_int_equal(c.recover_wait, 0);
+	khsm_guard_conf_clear(&c);
+	assert_int_equal(khsm_guard_conf_parse("g.conf", "module = /m.so\naudit_log = /a\nrecover_wait = 300\n", &c),
+	                 KHSM_EOK);
+	assert_int_equal(c.recover_wait, 300);
 	khsm_guard_conf_clear(&c);
 }
 
@@ -74,6 +87,10 @@ static void test_strict(void **state)
 	refused("module = /m.so\naudit_log = /a\nanchor_every = 0\n", "from 1 to 1000000");
 	refused("module = /m.so\naudit_log = /a\nanchor_every = 5x\n", "from 1 to 1000000");
 	refused("module = /m.so\naudit_log = /a\nlogin_final_try = yes\n", "refuse or allow");
+	refused("module = /m.so\naudit_log = /a\nrecover = on\n", "recover is yes or no");
+	refused("module = /m.so\naudit_log = /a\nrecover_wait = 301\n", "from 0 to 300");
+	refused("module = /m.so\naudit_log = /a\nrecover_wait = -1\n", "from 0 to 300");
+	refused("module = /m.so\naudit_log = /a\nrecover_wait = 5s\n", "from 0 to 300");
 }
 
 static void test_locate(void **state)
