@@ -5,6 +5,32 @@
 set -eu
 
 : "${KNOT_HSM:?KNOT_HSM must name the built knot-hsm}"
+
+# Only the PKCS #11 modules the test registers itself (p11_register): the test
+# re-runs itself, whole, in a private mount namespace where empty tmpfs hide
+# the host's p11-kit registries, so a token of the same label elsewhere (a
+# real SmartCard-HSM plugged in, any OpenSC token) changes nothing. Needs root.
+# KHSM_HOST_P11KIT=1 (set by the test before sourcing) keeps the host's
+# registries: for test_package.sh, which installs into the real system.
+P11_REGISTRIES="/usr/share/p11-kit/modules /etc/pkcs11/modules ${HOME:-/root}/.config/pkcs11/modules"
+P11_REGISTRY=/usr/share/p11-kit/modules
+if [ "${KHSM_HOST_P11KIT:-0}" != 1 ] && [ -z "${KHSM_P11_PRIVATE:-}" ]; then
+	[ "$(id -u)" = 0 ] || { echo "FAIL: the integration tests need root: each runs in a private mount namespace that hides the host's PKCS #11 modules (run them as root)" >&2; exit 1; }
+	command -v unshare >/dev/null 2>&1 || { echo "FAIL: unshare missing (install util-linux)" >&2; exit 1; }
+	KHSM_P11_PRIVATE=1 exec unshare --mount --propagation private sh "$0" "$@"
+fi
+# p11_hide: every p11-kit registry of the host an empty tmpfs (in this test's
+# mount namespace only); p11_register NAME MODULE: MODULE registered as NAME.
+p11_hide() {
+	for reg in $P11_REGISTRIES; do
+		[ -d "$reg" ] || continue
+		mount -t tmpfs -o mode=0755 tmpfs "$reg" || { echo "FAIL: cannot hide $reg" >&2; exit 1; }
+	done
+	mkdir -p "$P11_REGISTRY"
+}
+p11_register() {
+	printf 'module: %s\n' "$2" > "$P11_REGISTRY/$1.module"
+}
 PIN=648219
 SO_PIN=3537363231383830
 
@@ -38,6 +64,11 @@ for m in /usr/lib/*/softhsm/libsofthsm2.so /usr/lib/softhsm/libsofthsm2.so; do
 done
 [ -n "$SOFTHSM_MODULE" ] || { echo "FAIL: libsofthsm2.so not found (install softhsm2)" >&2; exit 1; }
 SOFTHSM_MODULE=$(readlink -f "$SOFTHSM_MODULE")
+# The tests' own registry: SoftHSM alone, under its Debian name.
+if [ "${KHSM_HOST_P11KIT:-0}" != 1 ]; then
+	p11_hide
+	p11_register softhsm2 "$SOFTHSM_MODULE"
+fi
 
 mkdir -p "$TMP/tokens"
 cat > "$TMP/softhsm2.conf" <<CONF

@@ -58,12 +58,10 @@ LIBPATH      /usr/lib/pcsc/drivers/serial/libifdvpcd.so
 CHANNELID    0x8C7B
 CONF
 SC_PORT=35963   # vpcd's first reader, in this namespace only
-# p11-kit sees only OpenSC (GnuTLS, p11tool and knot-hsm read this registry).
-for reg in /usr/share/p11-kit/modules /etc/pkcs11/modules; do
-	[ -d "$reg" ] && mount -t tmpfs tmpfs "$reg"
-done
-mkdir -p /usr/share/p11-kit/modules
-printf 'module: %s\n' "$OPENSC_MODULE" > /usr/share/p11-kit/modules/opensc.module
+# p11-kit sees only OpenSC (GnuTLS, p11tool and knot-hsm read this registry):
+# lib.sh's private registries, emptied of SoftHSM.
+p11_hide
+p11_register opensc "$OPENSC_MODULE"
 # OpenSC: no file cache of an earlier test's card, default configuration.
 export HOME=$TMP
 export OPENSC_CONF=/etc/opensc/opensc.conf

@@ -13,6 +13,9 @@
 # already (samples/deps.sh), recommends are not installed, the package list is
 # compared before and after, and the package is purged on every exit. Other
 # tests run $KNOT_HSM from the build directory, never /usr/bin/knot-hsm.
+# It installs into the real system: the host's p11-kit registries stay visible
+# (lib.sh hides them from every other test).
+KHSM_HOST_P11KIT=1
 . "$(dirname "$0")/lib.sh"
 : "${KHSM_SRCDIR:?KHSM_SRCDIR must name the source tree}"
 : "${KHSM_BUILDDIR:?KHSM_BUILDDIR must name the build directory}"
