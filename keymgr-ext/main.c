@@ -77,7 +77,7 @@ static const cli_command_t COMMANDS[] = {
 	  "knotc zone-ksk-submitted ZONE. Otherwise say what the parent has.",
 	  false, 0 },
 	{ "policy", true, OPT_WRITE, cmd_policy,
-	  "knot-hsm [-c knot.conf] ZONE... policy [mode=offline|online] [zsk-lifetime=T] [rrsig-lifetime=T] [rrsig-refresh=T] [dnskey-ttl=T] [zone-max-ttl=T] [propagation-delay=T] [algorithm=NAME] [shared-ksk=yes|no] [keystore=ID] [ksk-conf=PATH] [ksk-kasp-db=DIR] [guard=yes|no] [--write FILE [--force]]",
+	  "knot-hsm [-c knot.conf] ZONE... policy [mode=offline|online] [zsk-lifetime=T] [rrsig-lifetime=T] [rrsig-refresh=T] [dnskey-ttl=T] [zone-max-ttl=T] [propagation-delay=T] [algorithm=NAME] [shared-ksk=yes|no] [keystore=ID] [ksk-conf=PATH] [ksk-kasp-db=DIR] [guard=yes|no] [remove=yes] [--write FILE [--force]]",
 	  "Render the knot.conf pieces that pin the KSK on the card and roll a software\n"
 	  "ZSK automatically. Times take Knot's units s, m, h, d. Mode defaults to the\n"
 	  "installed knotd: offline before Knot 3.5 (ZSK-side include for knotd plus a\n"
@@ -91,7 +91,10 @@ static const cli_command_t COMMANDS[] = {
 	  "rrsig-lifetime 21d, rrsig-refresh 10d, dnskey-ttl 1h, zone-max-ttl 1d,\n"
 	  "propagation-delay 1h, ecdsap256sha256. guard=yes renders the card keystore\n"
 	  "through the guard module (audit log, one card call at a time); its\n"
-	  "configuration must exist and name the card's module.",
+	  "configuration must exist and name the card's module. The zones the written\n"
+	  "files list are kept and the given ones added (\"kept:\", \"added:\"); a zone\n"
+	  "leaves only with remove=yes; a run that would drop a zone with keys on the\n"
+	  "KSK side refuses and names it.",
 	  false, 0 },
 	{ "ceremony", true, 0, cmd_ceremony,
 	  "knot-hsm [-c knot.conf] ZONE... ceremony [until=+90d] [ksk-conf=PATH] [generate-ksk=yes|no] [signer=card|keymgr] [--pin-file PATH | --pin-fd N]",

@@ -124,6 +124,12 @@ static int check_render_input(const khsm_policy_t *p, const khsm_render_t *in, b
 			return KHSM_EINVAL;
 		}
 	}
+	for (size_t i = 0; i < in->removed_count; i++) {
+		if (strpbrk(in->removed[i], "\"\\\n\r #:")) {
+			khsm_err_detail("zone name '%s' cannot be written to knot.conf", in->removed[i]);
+			return KHSM_EINVAL;
+		}
+	}
 	for (size_t i = 0; i < in->zone_count; i++) {
 		if (strpbrk(in->zones[i], "\"\\\n\r #:")) {
 			khsm_err_detail("zone name '%s' cannot be written to knot.conf", in->zones[i]);
@@ -144,6 +150,13 @@ static void add_zone_list(sb_t *sb, const khsm_render_t *in)
 		sb_add(sb, " %s", in->zones[i]);
 	}
 	sb_add(sb, "\n");
+	if (in->removed_count) {
+		sb_add(sb, "# knot-hsm: removed:");
+		for (size_t i = 0; i < in->removed_count; i++) {
+			sb_add(sb, " %s", in->removed[i]);
+		}
+		sb_add(sb, "\n");
+	}
 }
 
 _public_
