@@ -2,6 +2,7 @@
  * and the rollback of a generated key that failed a step. */
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "cardkey.h"
 #include "dnskey.h"
@@ -187,6 +188,45 @@ static int refuse_orphan(khsm_keystore_t *ks, const khsm_pin_t *pin, const khsm_
 	return r;
 }
 
+/* A zone has one KSK that signs: a second generate would make another
+ * active KSK beside it, which the ceremony ignores and a DS at the parent
+ * never names. Refused whenever a KSK of the zone signs now or is scheduled
+ * to (active timer set, not yet retired or removed), --force or not; a
+ * KSK that never signs (no active timer) or no longer does (retired,
+ * post-active, revoked, removed) does not stand in the way. */
+static int refuse_second_ksk(const khsm_kasp_index_t *kasp, const khsm_zone_t *zone,
+                             const khsm_enroll_t *req, int64_t now)
+{
+	for (size_t i = 0; req->ksk && i < kasp->count; i++) {
+		const khsm_kasp_entry_t *e = &kasp->items[i];
+		const khsm_kasp_key_t *k = &e->key;
+		if (!k->ksk || strcmp(e->zone, zone->name) != 0) {
+			continue;
+		}
+		khsm_key_state_t st = khsm_kasp_key_state(k, now);
+		bool signs = st == KHSM_KEY_STATE_ACTIVE || st == KHSM_KEY_STATE_RETIRE_ACTIVE;
+		bool scheduled = k->active != 0 && !signs && st != KHSM_KEY_STATE_POST_ACTIVE &&
+		                 st != KHSM_KEY_STATE_RETIRED && st != KHSM_KEY_STATE_REVOKED &&
+		                 st != KHSM_KEY_STATE_REMOVED;
+		if (signs) {
+			khsm_err_detail("%s already has an active KSK (tag %u, id %s); a second one would "
+			                "sign beside it without a DS at the parent. To replace it, use "
+			                "'knot-hsm%s%s %s rollover'; --force does not override this",
+			                zone->name, k->tag, k->id, conf_opt(req), conf_val(req), zone->name);
+			return KHSM_EEXIST;
+		}
+		if (scheduled) {
+			khsm_err_detail("%s already has a KSK on its way to signing (tag %u, id %s); finish "
+			                "that with 'knot-hsm%s%s %s rollover', or take it out with "
+			                "'knot-hsm%s%s %s delete id=%s'; --force does not override this",
+			                zone->name, k->tag, k->id, conf_opt(req), conf_val(req), zone->name,
+			                conf_opt(req), conf_val(req), zone->name, k->id);
+			return KHSM_EEXIST;
+		}
+	}
+	return KHSM_EOK;
+}
+
 /* Take a generated key that failed a step out of KASP and off the card. */
 static void roll_back(const khsm_conf_t *conf, khsm_keystore_t *ks, const khsm_zone_t *zone,
                       const khsm_enroll_t *req, const khsm_enrolled_t *out,
@@ -249,6 +289,9 @@ int khsm_zone_key_generate(khsm_conf_t *conf, const khsm_zone_t *zone, const khs
 	out->label = req->label ? req->label : out->label_buf;
 
 	if ((r = khsm_kasp_index(conf, &kasp)) != KHSM_EOK) {
+		goto fail;
+	}
+	if ((r = refuse_second_ksk(&kasp, zone, req, (int64_t)time(NULL))) != KHSM_EOK) {
 		goto fail;
 	}
 	if ((r = req->open(req->open_ctx, zone->keystore->config, &pin, &ks)) != KHSM_EOK) {

@@ -290,6 +290,8 @@ lacks "$ERR" "give it to the registry" "not to submit the DS again"
 
 # A KASP change while knotd runs is picked up without a restart: knot-hsm
 # runs knotc zone-keys-load and the new card key appears in the DNSKEY set.
+# (generate makes no second active KSK: the first one is retired first.)
+run 0 keymgr -c "$CONF" example.com. set "$KSK_ID" retire_active=+0 retire=+0
 run 0 "$KNOT_HSM" -c "$CONF" example.com generate label="rollover ksk"
 contains "$OUT" "knotd: zone-keys-load example.com. done" "knotd told to load the new key"
 new_tag=$(printf '%s\n' "$OUT" | sed -n 's/^key tag: //p')
@@ -315,10 +317,9 @@ do
 done
 pass "knotd serves the new card key without a restart"
 
-# The parent still has only the first KSK's DS; once that KSK is retired, the
+# The parent still has only the first KSK's DS, which is retired now: the
 # active KSK's DS is what the parent lacks: submitted says so and does not
 # ask knotd to confirm anything.
-run 0 keymgr -c "$CONF" example.com. set "$KSK_ID" retire_active=+0 retire=+0
 run 1 "$KNOT_HSM" -c "$CONF" example.com submitted server=127.0.0.1@$PPORT
 contains "$ERR" "the parent has no DS for an active KSK of the zone" "a retired KSK's DS does not count"
 contains "$ERR" "example.com. DS $new_tag 13 2 " "names the DS the parent should have"
