@@ -56,7 +56,16 @@ static const cli_command_t COMMANDS[] = {
 	  "through libdnssec and verify it from the DNSKEY, then print key id, tag,\n"
 	  "DNSKEY and DS. Algorithms: ecdsap256sha256 (default), ecdsap384sha384,\n"
 	  "rsasha256, rsasha512, ed25519, ed448. Timers are keymgr's (UNIX time,\n"
-	  "YYYYMMDDHHMMSS, +offset, 0 unsets); unset, keymgr publishes and activates now.",
+	  "YYYYMMDDHHMMSS, +offset, 0 unsets); unset, keymgr publishes and activates now.\n"
+	  "A zone whose KSK signs, or is scheduled to, gets no second KSK (--force or\n"
+	  "not): use rollover.",
+	  false, 0 },
+	{ "delete", true, 0, cmd_delete,
+	  "knot-hsm [-c knot.conf] ZONE delete id=HEX|label=TEXT [keystore=ID]",
+	  "Remove a key from the zone's KASP (keymgr delete) and its objects from the\n"
+	  "card. Refused while the key is in the DNSKEY set (published, signing, retired\n"
+	  "but not yet removed) or used by another zone (a shared KSK), saying why and\n"
+	  "what to do. One login; keymgr runs under the card lock.",
 	  false, 0 },
 	{ "import", true, 0, cmd_import,
 	  "knot-hsm [-c knot.conf] ZONE import label=TEXT|id=HEX [ksk=yes|zsk=yes] [algorithm=NAME] [fix-id=yes] [keystore=ID] [publish=T] [ready=T] [active=T] [retire=T] [remove=T]",
