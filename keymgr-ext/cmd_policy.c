@@ -382,7 +382,8 @@ int cmd_policy(cli_t *cli)
 	_cleanup_free_ char *ksk_text = NULL;
 	khsm_render_t in = { (const char *const *)plan.zones.names, plan.zones.count,
 	                     card ? card->id : NULL, card_config ? card_config : card ? card->config : NULL,
-	                     ksk_path, ksk_db, (const char *const *)plan.removed.names, plan.removed.count };
+	                     ksk_path, ksk_db, (const char *const *)plan.removed.names, plan.removed.count,
+	                     conf_real ? conf_real : khsm_conf_path(conf) };
 	if (rc == CLI_OK && (r = khsm_confgen_policy_main(&pol, &in, &main_text)) != KHSM_EOK) {
 		rc = cli_error(r, "render");
 	}

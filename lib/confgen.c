@@ -116,7 +116,7 @@ static int check_render_input(const khsm_policy_t *p, const khsm_render_t *in, b
 		return r;
 	}
 	const char *const values[] = { in->card_keystore_id, in->card_keystore_config,
-	                               in->ksk_conf_path, in->ksk_kasp_db };
+	                               in->ksk_conf_path, in->ksk_kasp_db, in->zsk_conf_path };
 	for (size_t i = 0; i < KHSM_ARRAY_SIZE(values); i++) {
 		if (values[i] && strpbrk(values[i], "\"\\\n\r")) {
 			khsm_err_detail("'%s' has a quote, backslash or newline, which knot.conf cannot carry",
@@ -246,6 +246,9 @@ int khsm_confgen_policy_ksk(const khsm_policy_t *p, const khsm_render_t *in, cha
 	            "# never by knotd. The KSK stays on the card of keystore %s.\n",
 	       in->card_keystore_id);
 	sb_add(&sb, "# knot-hsm: shared-ksk=%s\n", p->shared_ksk ? "yes" : "no");
+	if (in->zsk_conf_path) {
+		sb_add(&sb, "# knot-hsm: zsk-conf=%s\n", in->zsk_conf_path);
+	}
 	sb_add(&sb, "database:\n"
 	            "    kasp-db: \"%s\"\n", in->ksk_kasp_db);
 	sb_add(&sb, "keystore:\n"

@@ -24,6 +24,7 @@ typedef struct {
 	const char *ksk_kasp_db;    /* offline: the KSK side's own KASP directory */
 	const char *const *removed; /* zones taken out with remove=yes, recorded */
 	size_t removed_count;
+	const char *zsk_conf_path;  /* offline: the knot.conf the KSK side serves, or NULL */
 } khsm_render_t;
 
 /** The include file for knotd: offline: PEM keystore and the ZSK-side
