@@ -380,10 +380,24 @@ int cmd_policy(cli_t *cli)
 
 	_cleanup_free_ char *main_text = NULL;
 	_cleanup_free_ char *ksk_text = NULL;
+	/* The other cards of knot.conf go to the KSK side too: a KSK can be made
+	 * there (generate keystore=ID) for a rollover or a standby. */
+	size_t n_ks = khsm_conf_keystore_count(conf), n_more = 0;
+	const char **more_ids = calloc(n_ks ? n_ks : 1, sizeof(char *));
+	const char **more_configs = calloc(n_ks ? n_ks : 1, sizeof(char *));
+	if (rc == CLI_OK && (!more_ids || !more_configs)) rc = cli_error(KHSM_ENOMEM, NULL);
+	for (size_t i = 0; rc == CLI_OK && card && i < n_ks; i++) {
+		const khsm_conf_keystore_t *ks = khsm_conf_keystore_at(conf, i);
+		if (ks->backend && strcmp(ks->backend, "pkcs11") == 0 && ks->config &&
+		    strcmp(ks->id, card->id) != 0 && strcmp(ks->id, KHSM_POLICY_CARD_ID) != 0) {
+			more_ids[n_more] = ks->id;
+			more_configs[n_more++] = ks->config;
+		}
+	}
 	khsm_render_t in = { (const char *const *)plan.zones.names, plan.zones.count,
 	                     card ? card->id : NULL, card_config ? card_config : card ? card->config : NULL,
 	                     ksk_path, ksk_db, (const char *const *)plan.removed.names, plan.removed.count,
-	                     conf_real ? conf_real : khsm_conf_path(conf) };
+	                     conf_real ? conf_real : khsm_conf_path(conf), more_ids, more_configs, n_more };
 	if (rc == CLI_OK && (r = khsm_confgen_policy_main(&pol, &in, &main_text)) != KHSM_EOK) {
 		rc = cli_error(r, "render");
 	}
@@ -513,6 +527,8 @@ int cmd_policy(cli_t *cli)
 	for (int i = 0; i < cli->zone_count; i++) free(zones[i]);
 	free(zones);
 	khsm_policyzones_plan_clear(&plan);
+	free(more_ids);
+	free(more_configs);
 	if (rc == CLI_OK && st.outage_survived < KHSM_OUTAGE_GOAL) {
 		char h[64];
 		khsm_duration_human(st.outage_survived, h, sizeof(h));

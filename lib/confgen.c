@@ -124,6 +124,14 @@ static int check_render_input(const khsm_policy_t *p, const khsm_render_t *in, b
 			return KHSM_EINVAL;
 		}
 	}
+	for (size_t i = 0; i < in->more_count; i++) {
+		if (!in->more_ids || !in->more_configs || khsm_confgen_check_id(in->more_ids[i]) != KHSM_EOK ||
+		    strpbrk(in->more_configs[i], "\"\\\n\r")) {
+			khsm_err_detail("keystore '%s' cannot be written to the KSK side",
+			                in->more_ids ? in->more_ids[i] : "?");
+			return KHSM_EINVAL;
+		}
+	}
 	for (size_t i = 0; i < in->removed_count; i++) {
 		if (strpbrk(in->removed[i], "\"\\\n\r #:")) {
 			khsm_err_detail("zone name '%s' cannot be written to knot.conf", in->removed[i]);
@@ -257,6 +265,12 @@ int khsm_confgen_policy_ksk(const khsm_policy_t *p, const khsm_render_t *in, cha
 	            "    config: \"%s\"\n"
 	            "    key-label: on\n",
 	       in->card_keystore_id, in->card_keystore_config);
+	for (size_t i = 0; i < in->more_count; i++) {
+		sb_add(&sb, "  - id: %s\n"
+		            "    backend: pkcs11\n"
+		            "    config: \"%s\"\n"
+		            "    key-label: on\n", in->more_ids[i], in->more_configs[i]);
+	}
 	sb_add(&sb, "policy:\n"
 	            "  - id: %s\n"
 	            "    keystore: %s\n"
