@@ -93,6 +93,7 @@ int cmd_doctor(cli_t *cli);
 int cmd_keys(cli_t *cli);
 int cmd_generate(cli_t *cli);
 int cmd_import(cli_t *cli);
+int cmd_delete(cli_t *cli);
 int cmd_ds(cli_t *cli);
 int cmd_submitted(cli_t *cli);
 int cmd_policy(cli_t *cli);

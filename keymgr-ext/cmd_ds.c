@@ -42,7 +42,7 @@ static int open_zone_ksks(const cli_t *cli, int i, khsm_conf_t **conf, khsm_zone
 	r = khsm_keymgr_ksks(khsm_conf_path(*conf), zone->name, &set->keys, &set->count);
 	if (r == KHSM_EOK && set->count == 0) {
 		khsm_err_detail("zone %s has no KSK in Knot's KASP; make one on the card: "
-		                "knot-hsm %s generate", zone->name, zone->name);
+		                "knot-hsm -c %s %s generate", zone->name, khsm_conf_path(*conf), zone->name);
 		r = KHSM_ENOENT;
 	}
 	if (r != KHSM_EOK) {
@@ -494,8 +494,10 @@ static int submitted_zone(const cli_t *cli, khsm_conf_t **conf, int i, const cha
 			fprintf(stderr, ": the registry has it, the parent is still propagating; run this "
 			        "again later\n");
 		} else {
-			fprintf(stderr, "%s: give it to the registry (knot-hsm %s ds, or format=epp), wait "
-			        "until the parent publishes it, then run this again\n", name, name);
+			fprintf(stderr, "%s: give it to the registry (knot-hsm -c %s %s ds, or format=epp), wait "
+			        "until the parent publishes it, then run this again
+", name, khsm_conf_path(*conf),
+			        name);
 		}
 		status = CLI_FAIL;
 		goto done;

@@ -9,6 +9,7 @@
 #include "cleanup.h"
 #include "lib/dnskey.h"
 #include "lib/enroll.h"
+#include "lib/keydelete.h"
 #include "lib/inventory.h"
 #include "lib/display.h"
 #include "lib/error.h"
@@ -354,6 +355,41 @@ int cmd_import(cli_t *cli)
 		rc = import_zone(cli, &conf, cli->zones[i], j);
 	}
 	return json_keys_close(&jk, rc);
+}
+
+/* -- delete ---------------------------------------------------------------- */
+
+int cmd_delete(cli_t *cli)
+{
+	kv_t kv[] = { { "id", NULL }, { "label", NULL }, { "keystore", NULL }, { NULL, NULL } };
+	int rc = kv_parse(cli, kv);
+	if (rc != CLI_OK) return rc;
+	khsm_key_delete_t req = { .id_hex = kv_get(kv, "id"), .label = kv_get(kv, "label"),
+	                          .conf_arg = cli->conf, .force = cli->force, .open = open_card,
+	                          .open_ctx = cli };
+	if (!req.label == !req.id_hex) {
+		return cli_usage_error(cli_current, "give id=HEX or label=TEXT (one of them)");
+	}
+	if (cli->zone_count != 1) {
+		return cli_usage_error(cli_current, "delete takes one zone");
+	}
+	_cleanup_free_ uint8_t *id = NULL;
+	size_t id_len = 0;
+	int r = KHSM_EOK;
+	if (req.id_hex && (r = khsm_hex_parse(req.id_hex, &id, &id_len)) != KHSM_EOK) {
+		return cli_error(r, "id=");
+	}
+	_cleanup_conf_ khsm_conf_t *conf = NULL;
+	_cleanup_zone_ khsm_zone_t zone = { 0 };
+	if ((rc = zone_open(cli, cli->zones[0], kv_get(kv, "keystore"), &conf, &zone)) != CLI_OK) return rc;
+	khsm_key_deleted_t out = { 0 };
+	if ((r = khsm_zone_key_delete(conf, &zone, &req, &out)) != KHSM_EOK) {
+		return cli_error(r, "delete");
+	}
+	printf("deleted %s %s (tag %u) of %s from KASP and the card\n", out.ksk ? "KSK" : "ZSK",
+	       out.id_hex, out.tag, zone.name);
+	zone_reload_keys(conf, zone.name);
+	return CLI_OK;
 }
 
 /* -- keys ------------------------------------------------------------------ */

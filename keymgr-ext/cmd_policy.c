@@ -17,6 +17,7 @@
 #include "lib/knot.h"
 #include "lib/confgen.h"
 #include "lib/policy.h"
+#include "lib/policyzones.h"
 #include "lib/ceremony.h"
 #include "lib/uri.h"
 #include "zonecmd.h"
@@ -290,13 +291,22 @@ static void print_stats(const khsm_policy_t *p, const khsm_policy_stats_t *st, c
 	}
 }
 
+static void print_plan(const khsm_policyzones_plan_t *plan, const char *prefix)
+{
+	for (size_t i = 0; i < plan->kept.count; i++) printf("%skept: %s\n", prefix, plan->kept.names[i]);
+	for (size_t i = 0; i < plan->added.count; i++) printf("%sadded: %s\n", prefix, plan->added.names[i]);
+	for (size_t i = 0; i < plan->removed_now.count; i++) {
+		printf("%sremoved: %s\n", prefix, plan->removed_now.names[i]);
+	}
+}
+
 int cmd_policy(cli_t *cli)
 {
 	kv_t kv[] = { { "mode", NULL }, { "zsk-lifetime", NULL }, { "rrsig-lifetime", NULL },
 	              { "rrsig-refresh", NULL }, { "dnskey-ttl", NULL }, { "zone-max-ttl", NULL },
 	              { "propagation-delay", NULL }, { "algorithm", NULL }, { "shared-ksk", NULL },
 	              { "keystore", NULL }, { "ksk-conf", NULL }, { "ksk-kasp-db", NULL },
-	              { "guard", NULL }, { NULL, NULL } };
+	              { "guard", NULL }, { "remove", NULL }, { NULL, NULL } };
 	int rc = kv_parse(cli, kv);
 	if (rc != CLI_OK) return rc;
 
@@ -315,7 +325,7 @@ int cmd_policy(cli_t *cli)
 	for (const kv_t *k = kv; k->key; k++) {
 		if (!k->value || strcmp(k->key, "mode") == 0 || strcmp(k->key, "keystore") == 0 ||
 		    strcmp(k->key, "ksk-conf") == 0 || strcmp(k->key, "ksk-kasp-db") == 0 ||
-		    strcmp(k->key, "guard") == 0) {
+		    strcmp(k->key, "guard") == 0 || strcmp(k->key, "remove") == 0) {
 			continue;
 		}
 		if ((r = khsm_policy_set(&pol, k->key, k->value)) != KHSM_EOK) {
@@ -331,13 +341,18 @@ int cmd_policy(cli_t *cli)
 	if ((r = khsm_conf_load(zone_conf_path(cli), &conf)) != KHSM_EOK) {
 		return cli_error(r, "%s", zone_conf_path(cli));
 	}
+	const char *remove_opt = kv_get(kv, "remove");
+	if (remove_opt && strcmp(remove_opt, "yes") != 0 && strcmp(remove_opt, "no") != 0) {
+		return cli_usage_error(cli_current, "remove= takes yes or no, not '%s'", remove_opt);
+	}
+	bool remove = remove_opt && strcmp(remove_opt, "yes") == 0;
 	char **zones = calloc((size_t)cli->zone_count, sizeof(char *));
 	if (!zones) return cli_error(KHSM_ENOMEM, NULL);
 	rc = CLI_OK;
 	for (int i = 0; i < cli->zone_count && rc == CLI_OK; i++) {
 		if ((r = khsm_zone_normalize(cli->zones[i], &zones[i])) != KHSM_EOK) {
 			rc = cli_error(r, "zone '%s'", cli->zones[i]);
-		} else if (!khsm_conf_zone_find(conf, zones[i])) {
+		} else if (!remove && !khsm_conf_zone_find(conf, zones[i])) {
 			khsm_err_detail("zone %s is not in %s; add it there first", zones[i], khsm_conf_path(conf));
 			rc = cli_error(KHSM_ENOENT, NULL);
 		}
@@ -394,11 +409,48 @@ int cmd_policy(cli_t *cli)
 		}
 	}
 
+	/* Never clobber the operator's files: decided before anything else. */
+	if (rc == CLI_OK && cli->write &&
+	    ((r = check_owned(main_path, cli->force)) != KHSM_EOK ||
+	     (mode == KHSM_MODE_OFFLINE && (r = check_owned(ksk_path, cli->force)) != KHSM_EOK))) {
+		rc = cli_error(r, NULL);
+	}
+	/* The zones: those the written files list stay, the given ones are added
+	 * (or, remove=yes, taken out); none leaves the KSK side unnamed. */
+	khsm_zonelist_t listed = { 0 }, was_removed = { 0 }, in_kasp = { 0 };
+	khsm_policyzones_plan_t plan = { 0 };
+	if (rc == CLI_OK &&
+	    ((r = khsm_policyzones_read_file(main_path, &listed, &was_removed)) != KHSM_EOK ||
+	     (r = khsm_policyzones_read_file(ksk_path, &listed, &was_removed)) != KHSM_EOK ||
+	     (mode == KHSM_MODE_OFFLINE && (r = khsm_policyzones_kasp(ksk_db, &in_kasp)) != KHSM_EOK) ||
+	     (r = khsm_policyzones_plan(&listed, &was_removed, &in_kasp, (const char *const *)zones,
+	                                (size_t)cli->zone_count, remove, &plan)) != KHSM_EOK)) {
+		rc = cli_error(r, NULL);
+	}
+	khsm_zonelist_clear(&listed);
+	khsm_zonelist_clear(&was_removed);
+	khsm_zonelist_clear(&in_kasp);
+
 	_cleanup_free_ char *main_text = NULL;
 	_cleanup_free_ char *ksk_text = NULL;
-	khsm_render_t in = { (const char *const *)zones, (size_t)cli->zone_count,
+	/* The other cards of knot.conf go to the KSK side too: a KSK can be made
+	 * there (generate keystore=ID) for a rollover or a standby. */
+	size_t n_ks = khsm_conf_keystore_count(conf), n_more = 0;
+	const char **more_ids = calloc(n_ks ? n_ks : 1, sizeof(char *));
+	const char **more_configs = calloc(n_ks ? n_ks : 1, sizeof(char *));
+	if (rc == CLI_OK && (!more_ids || !more_configs)) rc = cli_error(KHSM_ENOMEM, NULL);
+	for (size_t i = 0; rc == CLI_OK && card && i < n_ks; i++) {
+		const khsm_conf_keystore_t *ks = khsm_conf_keystore_at(conf, i);
+		if (ks->backend && strcmp(ks->backend, "pkcs11") == 0 && ks->config &&
+		    strcmp(ks->id, card->id) != 0 && strcmp(ks->id, KHSM_POLICY_CARD_ID) != 0) {
+			more_ids[n_more] = ks->id;
+			more_configs[n_more++] = ks->config;
+		}
+	}
+	khsm_render_t in = { (const char *const *)plan.zones.names, plan.zones.count,
 	                     card ? card->id : NULL, card_config ? card_config : card ? card->config : NULL,
-	                     ksk_path, ksk_db };
+	                     ksk_path, ksk_db, (const char *const *)plan.removed.names, plan.removed.count,
+	                     conf_real ? conf_real : khsm_conf_path(conf), more_ids, more_configs, n_more };
 	if (rc == CLI_OK && (r = khsm_confgen_policy_main(&pol, &in, &main_text)) != KHSM_EOK) {
 		rc = cli_error(r, "render");
 	}
@@ -418,12 +470,6 @@ int cmd_policy(cli_t *cli)
 	_cleanup_free_ char *t_ksk = NULL;
 	_cleanup_free_ char *full_text = NULL;
 	bool included = false;
-	/* Never clobber the operator's files: decided before anything else. */
-	if (rc == CLI_OK && cli->write &&
-	    ((r = check_owned(main_path, cli->force)) != KHSM_EOK ||
-	     (ksk_text && (r = check_owned(ksk_path, cli->force)) != KHSM_EOK))) {
-		rc = cli_error(r, NULL);
-	}
 	if (rc == CLI_OK) {
 		char *d = tmpl ? mkdtemp(tmpl) : mkdtemp(tmpdir);
 		have_tmp = d != NULL;
@@ -432,7 +478,7 @@ int cmd_policy(cli_t *cli)
 			rc = cli_error(KHSM_EIO, NULL);
 		} else {
 			r = temp_write(d, "include.conf", main_text, &t_main);
-			if (r == KHSM_EOK) r = full_config(khsm_conf_path(conf), cli->write ? main_path : NULL,
+			if (r == KHSM_EOK) r = full_config(khsm_conf_path(conf), main_path,
 			                                   t_main, &full_text, &included);
 			if (r == KHSM_EOK) r = temp_write(d, "full.conf", full_text, &t_full);
 			if (r == KHSM_EOK) r = khsm_confgen_knotc_check(t_full);
@@ -479,6 +525,7 @@ int cmd_policy(cli_t *cli)
 			       "# better put it in a 0600 file and use pin-source (knot-hsm keystore --pin-file)\n");
 		}
 		print_stats(&pol, &st, "# ");
+		print_plan(&plan, "# ");
 		printf("# checked with knotc conf-check; write it with --write %s\n", main_path);
 	} else if (rc == CLI_OK) {
 		/* Again just before writing: the check above ran before knotc. */
@@ -505,12 +552,18 @@ int cmd_policy(cli_t *cli)
 				printf("wrote %s (KSK side, for the ceremony; KASP %s)\n", ksk_path, ksk_db);
 			}
 			print_stats(&pol, &st, "");
+			print_plan(&plan, "");
 			printf("next steps:\n");
 			if (!included) {
 				printf("  add to %s, before its zone section: include: %s\n",
 				       khsm_conf_path(conf), main_path);
 			}
-			for (int i = 0; i < cli->zone_count; i++) {
+			for (int i = 0; remove && i < cli->zone_count; i++) {
+				printf("  zone %s: give it another dnssec-policy in %s or take it out; its KSK "
+				       "stays on the card and in %s until 'knot-hsm -c %s %s delete id=ID'\n",
+				       zones[i], khsm_conf_path(conf), ksk_db, ksk_path, zones[i]);
+			}
+			for (int i = 0; !remove && i < cli->zone_count; i++) {
 				const khsm_conf_zone_t *z = khsm_conf_zone_find(conf, zones[i]);
 				const khsm_conf_policy_t *zp = NULL;
 				bool signing = false;
@@ -534,6 +587,9 @@ int cmd_policy(cli_t *cli)
 	}
 	for (int i = 0; i < cli->zone_count; i++) free(zones[i]);
 	free(zones);
+	khsm_policyzones_plan_clear(&plan);
+	free(more_ids);
+	free(more_configs);
 	if (rc == CLI_OK && st.outage_survived < KHSM_OUTAGE_GOAL) {
 		char h[64];
 		khsm_duration_human(st.outage_survived, h, sizeof(h));

@@ -167,8 +167,8 @@ static void zone_status(const khsm_conf_t *conf, const khsm_conf_t *kconf, const
 		}
 		if (!per.present) {
 			s->state = ST_CRIT;
-			snprintf(s->message, sizeof(s->message), "no pre-signed DNSKEY set: run knot-hsm %s ceremony",
-			         z->domain);
+			snprintf(s->message, sizeof(s->message), "no pre-signed DNSKEY set: run knot-hsm -c %s %s "
+			         "ceremony", khsm_conf_path(conf), z->domain);
 			return;
 		}
 		s->period_end = per.end;
@@ -337,11 +337,14 @@ int cmd_status(cli_t *cli)
 			char b[32] = "-";
 			if (s->valid_until) iso(s->valid_until, b, sizeof(b));
 			printf("%s\n  state: %s\n  mode: %s\n  card KSK: %s\n  %s\n  DNSKEY signature valid until: %s\n"
-			       "  next ZSK event: %s\n  DS at parent: %s knot-hsm %s submitted\n",
+			       "  next ZSK event: %s\n  DS at parent: %s knot-hsm -c %s %s submitted\n",
 			       s->zone, ST_NAME[s->state], s->mode, s->card_ksk, s->message, b,
 			       s->next_event[0] ? s->next_event : "none planned",
 			       s->ds_waiting ? "a KSK waits for its DS, not confirmed yet; confirm with"
-			                     : "not checked; check with", s->zone);
+			                     : "not checked; check with",
+			       /* offline: the KSK and its KASP are on the KSK side */
+			       s->mode && strcmp(s->mode, "offline") == 0 && ksk_path ? ksk_path : khsm_conf_path(conf),
+			       s->zone);
 		}
 		if (count == 0) {
 			printf("no signed zone of %s uses a card KSK\n", khsm_conf_path(conf));

@@ -57,7 +57,16 @@ static const cli_command_t COMMANDS[] = {
 	  "through libdnssec and verify it from the DNSKEY, then print key id, tag,\n"
 	  "DNSKEY and DS. Algorithms: ecdsap256sha256 (default), ecdsap384sha384,\n"
 	  "rsasha256, rsasha512, ed25519, ed448. Timers are keymgr's (UNIX time,\n"
-	  "YYYYMMDDHHMMSS, +offset, 0 unsets); unset, keymgr publishes and activates now.",
+	  "YYYYMMDDHHMMSS, +offset, 0 unsets); unset, keymgr publishes and activates now.\n"
+	  "A zone whose KSK signs, or is scheduled to, gets no second KSK (--force or\n"
+	  "not): use rollover.",
+	  false, 0 },
+	{ "delete", true, OPT_CONF | OPT_PIN_FILE | OPT_PIN_FD | OPT_FORCE, cmd_delete,
+	  "knot-hsm [-c knot.conf] ZONE delete id=HEX|label=TEXT [keystore=ID] [--pin-file PATH | --pin-fd N] [--force]",
+	  "Remove a key from the zone's KASP (keymgr delete) and its objects from the\n"
+	  "card. Refused while the key is in the DNSKEY set (published, signing, retired\n"
+	  "but not yet removed) or used by another zone (a shared KSK), saying why and\n"
+	  "what to do. One login; keymgr runs under the card lock.",
 	  false, 0 },
 	{ "import", true, OPT_CONF | OPT_PIN_FILE | OPT_PIN_FD | OPT_FORCE | OPT_JSON, cmd_import,
 	  "knot-hsm [-c knot.conf] ZONE import label=TEXT|id=HEX [ksk=yes|zsk=yes] [algorithm=NAME] [fix-id=yes] [keystore=ID] [publish=T] [ready=T] [active=T] [retire=T] [remove=T] [--pin-file PATH | --pin-fd N] [--force] [--json]",
@@ -78,7 +87,7 @@ static const cli_command_t COMMANDS[] = {
 	  "knotc zone-ksk-submitted ZONE. Otherwise say what the parent has.",
 	  false, 0 },
 	{ "policy", true, OPT_CONF | OPT_WRITE | OPT_FORCE | OPT_JSON, cmd_policy,
-	  "knot-hsm [-c knot.conf] ZONE... policy [mode=offline|online] [zsk-lifetime=T] [rrsig-lifetime=T] [rrsig-refresh=T] [dnskey-ttl=T] [zone-max-ttl=T] [propagation-delay=T] [algorithm=NAME] [shared-ksk=yes|no] [keystore=ID] [ksk-conf=PATH] [ksk-kasp-db=DIR] [guard=yes|no] [--write FILE [--force]] [--json]",
+	  "knot-hsm [-c knot.conf] ZONE... policy [mode=offline|online] [zsk-lifetime=T] [rrsig-lifetime=T] [rrsig-refresh=T] [dnskey-ttl=T] [zone-max-ttl=T] [propagation-delay=T] [algorithm=NAME] [shared-ksk=yes|no] [keystore=ID] [ksk-conf=PATH] [ksk-kasp-db=DIR] [guard=yes|no] [remove=yes] [--write FILE [--force]] [--json]",
 	  "Render the knot.conf pieces that pin the KSK on the card and roll a software\n"
 	  "ZSK automatically. Times take Knot's units s, m, h, d. Mode defaults to the\n"
 	  "installed knotd: offline before Knot 3.5 (ZSK-side include for knotd plus a\n"
@@ -92,7 +101,10 @@ static const cli_command_t COMMANDS[] = {
 	  "rrsig-lifetime 21d, rrsig-refresh 10d, dnskey-ttl 1h, zone-max-ttl 1d,\n"
 	  "propagation-delay 1h, ecdsap256sha256. guard=yes renders the card keystore\n"
 	  "through the guard module (audit log, one card call at a time); its\n"
-	  "configuration must exist and name the card's module.",
+	  "configuration must exist and name the card's module. The zones the written\n"
+	  "files list are kept and the given ones added (\"kept:\", \"added:\"); a zone\n"
+	  "leaves only with remove=yes; a run that would drop a zone with keys on the\n"
+	  "KSK side refuses and names it.",
 	  false, 0 },
 	{ "ceremony", true, OPT_CONF | OPT_PIN_FILE | OPT_PIN_FD | OPT_FORCE | OPT_JSON, cmd_ceremony,
 	  "knot-hsm [-c knot.conf] ZONE... ceremony [until=+90d] [ksk-conf=PATH] [generate-ksk=yes|no] [signer=card|keymgr] [--pin-file PATH | --pin-fd N] [--force] [--json]",

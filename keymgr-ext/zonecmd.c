@@ -3,11 +3,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "lib/bound.h"
 #include "lib/display.h"
+#include "lib/dname.h"
 #include "lib/error.h"
 #include "lib/knot.h"
+#include "lib/policy.h"
+#include "cleanup.h"
 #include "zonecmd.h"
 
 #define DEFAULT_CONF "/etc/knot/knot.conf"
@@ -121,6 +125,36 @@ const char *zone_conf_path(const cli_t *cli)
 	return cli->conf ? cli->conf : DEFAULT_CONF;
 }
 
+/* Offline mode, a card command given the ZSK side's knot.conf: the same
+ * command on the KSK side next to it, ready to paste. */
+static void print_ksk_side_command(const cli_t *cli, const khsm_conf_t *conf, const char *zone_arg)
+{
+	_cleanup_free_ char *zone = NULL;
+	_cleanup_free_ char *side = ksk_side_path(khsm_conf_path(conf));
+	const khsm_conf_zone_t *z = khsm_zone_normalize(zone_arg, &zone) == KHSM_EOK
+	                            ? khsm_conf_zone_find(conf, zone) : NULL;
+	const khsm_conf_policy_t *p = NULL;
+	if (z && side && khsm_conf_zone_policy(conf, z, &p) == KHSM_EOK && p->offline_ksk &&
+	    access(side, R_OK) == 0 && cli_current) {
+		fprintf(stderr, "run it on the KSK side: knot-hsm -c %s %s %s", side, zone, cli_current->name);
+		for (int i = 0; i < cli->arg_count; i++) {
+			const char *a = cli->args[i];
+			if (strpbrk(a, " \t'\"\\$`*?[]()<>|&;#~")) {
+				fputs(" '", stderr);
+				for (; *a; a++) {
+					if (*a == '\'') fputs("'\\''", stderr);
+					else fputc(*a, stderr);
+				}
+				fputc('\'', stderr);
+			} else {
+				fprintf(stderr, " %s", a);
+			}
+		}
+		fputc('\n', stderr);
+	}
+	khsm_err_clear();
+}
+
 int zone_open(const cli_t *cli, const char *zone_arg, const char *keystore_id,
               khsm_conf_t **conf_ptr, khsm_zone_t *zone)
 {
@@ -134,13 +168,31 @@ int zone_open(const cli_t *cli, const char *zone_arg, const char *keystore_id,
 	}
 	int r = khsm_zone_resolve(conf, zone_arg, keystore_id, zone);
 	if (r != KHSM_EOK) {
-		return cli_error(r, NULL);
+		int rc = cli_error(r, NULL);
+		if (r == KHSM_ECONFIG) {
+			print_ksk_side_command(cli, conf, zone_arg);
+		}
+		return rc;
 	}
 	return CLI_OK;
 }
 
 void zone_reload_keys(const khsm_conf_t *conf, const char *zone, FILE *out)
 {
+	/* The KSK side (offline mode) is no knotd's: the zone gets a new KSK
+	 * through the ZSK side's ceremony; say whether that knotd runs. */
+	_cleanup_free_ char *zsk_conf = NULL;
+	if (khsm_policy_file_zsk_conf(khsm_conf_path(conf), &zsk_conf) == KHSM_EOK) {
+		khsm_conf_t *zconf = NULL;
+		bool running = khsm_conf_load(zsk_conf, &zconf) == KHSM_EOK && khsm_knotc_ping(zconf) == KHSM_EOK;
+		khsm_conf_free(zconf);
+		khsm_err_clear();
+		printf("knotd (ZSK side, %s): %s; it gets the KSK with the next ceremony: "
+		       "knot-hsm -c %s %s ceremony\n", zsk_conf, running ? "running" : "not running",
+		       zsk_conf, zone);
+		return;
+	}
+	khsm_err_clear();
 	if (khsm_knotc_ping(conf) != KHSM_EOK) {
 		khsm_err_clear();
 		fprintf(out, "knotd: not running; it loads the keys when it starts\n");

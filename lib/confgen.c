@@ -116,11 +116,25 @@ static int check_render_input(const khsm_policy_t *p, const khsm_render_t *in, b
 		return r;
 	}
 	const char *const values[] = { in->card_keystore_id, in->card_keystore_config,
-	                               in->ksk_conf_path, in->ksk_kasp_db };
+	                               in->ksk_conf_path, in->ksk_kasp_db, in->zsk_conf_path };
 	for (size_t i = 0; i < KHSM_ARRAY_SIZE(values); i++) {
 		if (values[i] && strpbrk(values[i], "\"\\\n\r")) {
 			khsm_err_detail("'%s' has a quote, backslash or newline, which knot.conf cannot carry",
 			                values[i]);
+			return KHSM_EINVAL;
+		}
+	}
+	for (size_t i = 0; i < in->more_count; i++) {
+		if (!in->more_ids || !in->more_configs || khsm_confgen_check_id(in->more_ids[i]) != KHSM_EOK ||
+		    strpbrk(in->more_configs[i], "\"\\\n\r")) {
+			khsm_err_detail("keystore '%s' cannot be written to the KSK side",
+			                in->more_ids ? in->more_ids[i] : "?");
+			return KHSM_EINVAL;
+		}
+	}
+	for (size_t i = 0; i < in->removed_count; i++) {
+		if (strpbrk(in->removed[i], "\"\\\n\r #:")) {
+			khsm_err_detail("zone name '%s' cannot be written to knot.conf", in->removed[i]);
 			return KHSM_EINVAL;
 		}
 	}
@@ -144,6 +158,13 @@ static void add_zone_list(sb_t *sb, const khsm_render_t *in)
 		sb_add(sb, " %s", in->zones[i]);
 	}
 	sb_add(sb, "\n");
+	if (in->removed_count) {
+		sb_add(sb, "# knot-hsm: removed:");
+		for (size_t i = 0; i < in->removed_count; i++) {
+			sb_add(sb, " %s", in->removed[i]);
+		}
+		sb_add(sb, "\n");
+	}
 }
 
 _public_
@@ -233,6 +254,9 @@ int khsm_confgen_policy_ksk(const khsm_policy_t *p, const khsm_render_t *in, cha
 	            "# never by knotd. The KSK stays on the card of keystore %s.\n",
 	       in->card_keystore_id);
 	sb_add(&sb, "# knot-hsm: shared-ksk=%s\n", p->shared_ksk ? "yes" : "no");
+	if (in->zsk_conf_path) {
+		sb_add(&sb, "# knot-hsm: zsk-conf=%s\n", in->zsk_conf_path);
+	}
 	sb_add(&sb, "database:\n"
 	            "    kasp-db: \"%s\"\n", in->ksk_kasp_db);
 	sb_add(&sb, "keystore:\n"
@@ -241,6 +265,12 @@ int khsm_confgen_policy_ksk(const khsm_policy_t *p, const khsm_render_t *in, cha
 	            "    config: \"%s\"\n"
 	            "    key-label: on\n",
 	       in->card_keystore_id, in->card_keystore_config);
+	for (size_t i = 0; i < in->more_count; i++) {
+		sb_add(&sb, "  - id: %s\n"
+		            "    backend: pkcs11\n"
+		            "    config: \"%s\"\n"
+		            "    key-label: on\n", in->more_ids[i], in->more_configs[i]);
+	}
 	sb_add(&sb, "policy:\n"
 	            "  - id: %s\n"
 	            "    keystore: %s\n"

@@ -22,6 +22,12 @@ typedef struct {
 	const char *card_keystore_config; /* its config string */
 	const char *ksk_conf_path;  /* offline: where the KSK-side config lives */
 	const char *ksk_kasp_db;    /* offline: the KSK side's own KASP directory */
+	const char *const *removed; /* zones taken out with remove=yes, recorded */
+	size_t removed_count;
+	const char *zsk_conf_path;  /* offline: the knot.conf the KSK side serves, or NULL */
+	const char *const *more_ids;     /* offline: knot.conf's other pkcs11 keystores, */
+	const char *const *more_configs; /* rendered on the KSK side too (another card) */
+	size_t more_count;
 } khsm_render_t;
 
 /** The include file for knotd: offline: PEM keystore and the ZSK-side

@@ -1,9 +1,14 @@
 /* Card keys into a zone's KASP: generate or import, self-test, register,
  * and the rollback of a generated key that failed a step. */
+#include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
 #include <string.h>
+#include <time.h>
 
 #include "cardkey.h"
+#include "ceremony.h"
 #include "dnskey.h"
 #include "enroll.h"
 #include "error.h"
@@ -114,9 +119,74 @@ static int kasp_lists(const khsm_conf_t *conf, const char *zone, const char *id_
 
 /* keymgr import-pkcs11 (or share, when another zone already has the key),
  * then confirm with keymgr list. */
-static int register_key(const khsm_conf_t *conf, const khsm_kasp_index_t *kasp, const char *zone,
+/* Knot 3.2-3.4 (one keystore per policy): keymgr import-pkcs11 looks for
+ * the key in the zone policy's keystore only ("not exists" for a key on
+ * another card). A key on another keystore is registered through a private
+ * copy of the essentials: the same KASP, that keystore, a policy naming it,
+ * the zone. KASP entries of these versions name no keystore. NULL path when
+ * the policy's own keystore holds the key. \param[out] path_ptr, dir_ptr */
+static int import_conf(const khsm_conf_t *conf, const khsm_zone_t *kz, char **path_ptr,
+                       char **dir_ptr)
+{
+	*path_ptr = NULL;
+	*dir_ptr = NULL;
+	const khsm_conf_policy_t *p = kz->policy;
+	if (!p || p->keystore_count != 1 || !kz->keystore ||
+	    strcmp(p->keystores[0], kz->keystore->id) == 0) {
+		return KHSM_EOK;
+	}
+	const char *tmp = getenv("TMPDIR");
+	char *dir = NULL, *path = NULL, *text = NULL;
+	if (asprintf(&dir, "%s/knot-hsm-import.XXXXXX", tmp && *tmp ? tmp : "/tmp") < 0) {
+		return KHSM_ENOMEM;
+	}
+	if (!mkdtemp(dir)) {
+		khsm_err_detail("cannot create a temporary directory: %s", strerror(errno));
+		free(dir);
+		return KHSM_EIO;
+	}
+	int r = KHSM_ENOMEM;
+	char *alg = NULL;
+	if ((!p->algorithm || asprintf(&alg, "    algorithm: %s\n", p->algorithm) >= 0) &&
+	    asprintf(&path, "%s/import.conf", dir) >= 0 &&
+	    asprintf(&text, "database:\n    kasp-db: \"%s\"\n"
+	                    "keystore:\n  - id: %s\n    backend: pkcs11\n    config: \"%s\"\n"
+	                    "policy:\n  - id: knot-hsm-import\n    keystore: %s\n    manual: on\n%s%s"
+	                    "zone:\n  - domain: %s\n    dnssec-policy: knot-hsm-import\n",
+	             khsm_conf_kasp_db(conf), kz->keystore->id, kz->keystore->config,
+	             kz->keystore->id, p->offline_ksk ? "    offline-ksk: on\n" : "",
+	             alg ? alg : "", kz->name) >= 0) {
+		r = KHSM_EOK;
+	}
+	free(alg);
+	if (r == KHSM_EOK) {
+		r = khsm_write_atomic(path, text, strlen(text), 0600);
+	}
+	free(text);
+	if (r != KHSM_EOK) {
+		if (path) unlink(path);
+		rmdir(dir);
+		free(path);
+		free(dir);
+		return r;
+	}
+	*path_ptr = path;
+	*dir_ptr = dir;
+	return KHSM_EOK;
+}
+
+static void import_conf_remove(char *path, char *dir)
+{
+	if (path) unlink(path);
+	if (dir) rmdir(dir);
+	free(path);
+	free(dir);
+}
+
+static int register_key(const khsm_conf_t *conf, const khsm_kasp_index_t *kasp, const khsm_zone_t *kz,
                         const khsm_enroll_t *req, const khsm_enrolled_t *out)
 {
+	const char *zone = kz->name;
 	const char *id_hex = out->id_hex;
 	const char *const *timers = req->timers;
 	size_t pos = 0;
@@ -130,7 +200,13 @@ static int register_key(const khsm_conf_t *conf, const khsm_kasp_index_t *kasp, 
 		import_args[n++] = timers[i];
 	}
 	const char *share_args[] = { zone, "share", id_hex, other ? other->zone : "", NULL };
-	int r = khsm_keymgr_card(khsm_conf_path(conf), other ? share_args : import_args, &res);
+	char *tmp_conf = NULL, *tmp_dir = NULL;
+	int r = other ? KHSM_EOK : import_conf(conf, kz, &tmp_conf, &tmp_dir);
+	if (r == KHSM_EOK) {
+		r = khsm_keymgr_card(tmp_conf ? tmp_conf : khsm_conf_path(conf),
+		                     other ? share_args : import_args, &res);
+	}
+	import_conf_remove(tmp_conf, tmp_dir);
 	khsm_run_clear(&res);
 	if (r != KHSM_EOK) {
 		return r;
@@ -185,6 +261,45 @@ static int refuse_orphan(khsm_keystore_t *ks, const khsm_pin_t *pin, const khsm_
 	}
 	khsm_cardobjs_clear(&objs);
 	return r;
+}
+
+/* A zone has one KSK that signs: a second generate would make another
+ * active KSK beside it, which the ceremony ignores and a DS at the parent
+ * never names. Refused whenever a KSK of the zone signs now or is scheduled
+ * to (active timer set, not yet retired or removed), --force or not; a
+ * KSK that never signs (no active timer) or no longer does (retired,
+ * post-active, revoked, removed) does not stand in the way. */
+static int refuse_second_ksk(const khsm_kasp_index_t *kasp, const khsm_zone_t *zone,
+                             const khsm_enroll_t *req, int64_t now)
+{
+	for (size_t i = 0; req->ksk && !req->beside_active && i < kasp->count; i++) {
+		const khsm_kasp_entry_t *e = &kasp->items[i];
+		const khsm_kasp_key_t *k = &e->key;
+		if (!k->ksk || strcmp(e->zone, zone->name) != 0) {
+			continue;
+		}
+		khsm_key_state_t st = khsm_kasp_key_state(k, now);
+		bool signs = st == KHSM_KEY_STATE_ACTIVE || st == KHSM_KEY_STATE_RETIRE_ACTIVE;
+		bool scheduled = k->active != 0 && !signs && st != KHSM_KEY_STATE_POST_ACTIVE &&
+		                 st != KHSM_KEY_STATE_RETIRED && st != KHSM_KEY_STATE_REVOKED &&
+		                 st != KHSM_KEY_STATE_REMOVED;
+		if (signs) {
+			khsm_err_detail("%s already has an active KSK (tag %u, id %s); a second one would "
+			                "sign beside it without a DS at the parent. To replace it, use "
+			                "'knot-hsm%s%s %s rollover'; --force does not override this",
+			                zone->name, k->tag, k->id, conf_opt(req), conf_val(req), zone->name);
+			return KHSM_EEXIST;
+		}
+		if (scheduled) {
+			khsm_err_detail("%s already has a KSK on its way to signing (tag %u, id %s); finish "
+			                "that with 'knot-hsm%s%s %s rollover', or take it out with "
+			                "'knot-hsm%s%s %s delete id=%s'; --force does not override this",
+			                zone->name, k->tag, k->id, conf_opt(req), conf_val(req), zone->name,
+			                conf_opt(req), conf_val(req), zone->name, k->id);
+			return KHSM_EEXIST;
+		}
+	}
+	return KHSM_EOK;
 }
 
 /* Take a generated key that failed a step out of KASP and off the card. */
@@ -251,6 +366,9 @@ int khsm_zone_key_generate(khsm_conf_t *conf, const khsm_zone_t *zone, const khs
 	if ((r = khsm_kasp_index(conf, &kasp)) != KHSM_EOK) {
 		goto fail;
 	}
+	if ((r = refuse_second_ksk(&kasp, zone, req, (int64_t)time(NULL))) != KHSM_EOK) {
+		goto fail;
+	}
 	if ((r = req->open(req->open_ctx, zone->keystore->config, &pin, &ks)) != KHSM_EOK) {
 		goto fail;
 	}
@@ -275,7 +393,7 @@ int khsm_zone_key_generate(khsm_conf_t *conf, const khsm_zone_t *zone, const khs
 	/* Prove the key before Knot depends on it; remove it if it fails. */
 	r = khsm_cardkey_selftest(ks, zone->name, out->id_hex, req->algorithm, req->ksk, &out->key);
 	if (r == KHSM_EOK) {
-		r = register_key(conf, &kasp, zone->name, req, out);
+		r = register_key(conf, &kasp, zone, req, out);
 	}
 	if (r != KHSM_EOK) {
 		if (out->key) {
@@ -438,7 +556,7 @@ int khsm_zone_key_import(khsm_conf_t *conf, const khsm_zone_t *zone, const khsm_
 	/* Prove it before Knot relies on it; an adopted key is never deleted. */
 	r = khsm_cardkey_selftest(ks, zone->name, out->id_hex, out->algorithm, req->ksk, &out->key);
 	if (r == KHSM_EOK) {
-		r = register_key(conf, &kasp, zone->name, req, out);
+		r = register_key(conf, &kasp, zone, req, out);
 	}
 	if (r != KHSM_EOK) {
 		out->failed_at = KHSM_ENROLL_AT_IMPORT;

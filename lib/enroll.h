@@ -57,6 +57,8 @@ typedef struct {
 	const char *const *timers;   /* keymgr timer words ("active=+1d"), NULL-terminated, or NULL */
 	const char *conf_arg;        /* knot.conf as the operator gave it (-c), for remedies */
 	bool force;                  /* PIN rules: as --force */
+	bool beside_active;          /* generate: a KSK beside the one that signs (rollover,
+	                                standby); otherwise refused */
 	khsm_enroll_open_t open;
 	void *open_ctx;
 	khsm_enroll_notice_t notice; /* may be NULL */

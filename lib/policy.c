@@ -403,6 +403,39 @@ bool khsm_policy_text_shared_ksk(const char *text)
 }
 
 _public_
+int khsm_policy_file_zsk_conf(const char *path, char **conf_ptr)
+{
+	if (!path || !conf_ptr) {
+		return KHSM_EINVAL;
+	}
+	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+	FILE *f = fd >= 0 ? fdopen(fd, "r") : NULL;
+	if (!f) {
+		if (fd >= 0) close(fd);
+		return KHSM_ENOENT;
+	}
+	static const char TAG[] = "# knot-hsm: zsk-conf=";
+	char *line = NULL;
+	size_t cap = 0;
+	ssize_t n;
+	int r = KHSM_ENOENT;
+	bool first = true, marked = false;
+	while (r == KHSM_ENOENT && (n = getline(&line, &cap, f)) > 0 && line[0] == '#') {
+		if (n && line[n - 1] == '\n') line[--n] = '\0';
+		if (first) {
+			marked = strcmp(line, KHSM_POLICY_MARKER) == 0;
+			first = false;
+		} else if (marked && strncmp(line, TAG, sizeof(TAG) - 1) == 0 && line[sizeof(TAG) - 1]) {
+			*conf_ptr = strdup(line + sizeof(TAG) - 1);
+			r = *conf_ptr ? KHSM_EOK : KHSM_ENOMEM;
+		}
+	}
+	free(line);
+	fclose(f);
+	return r;
+}
+
+_public_
 int khsm_policy_ksk_path(const char *include_path, char **path_ptr)
 {
 	if (!include_path || !*include_path || !path_ptr) {

@@ -111,6 +111,12 @@ int64_t khsm_policy_propagation_delay(const khsm_policy_t *policy);
  *  "# knot-hsm: shared-ksk=yes"). */
 bool khsm_policy_text_shared_ksk(const char *text);
 
+/** The ZSK side's knot.conf that a KSK-side configuration file at path was
+ *  written for (its header line "# knot-hsm: zsk-conf=PATH"). KHSM_ENOENT
+ *  when path is not a KSK side knot-hsm policy wrote, or names none.
+ *  \param[out] conf_ptr  free with free(). */
+int khsm_policy_file_zsk_conf(const char *path, char **conf_ptr);
+
 /** Sibling KSK-side path of an include path: "/etc/knot/knot-hsm.conf" ->
  *  "/etc/knot/knot-hsm-ksk.conf" (".conf" replaced, else "-ksk.conf" added).
  *  \param[out] path_ptr  free with free(). */

@@ -9,7 +9,7 @@
 
 card_conf "card_id = yes"
 C=$TMP/knot.conf
-card_knot_conf "$C" example.com. example.net. example.org.
+card_knot_conf "$C" example.com. example.net. example.org. example.info.
 
 # -- generate: the KSK's id is the one the card chose ---------------------------
 run 0 "$KNOT_HSM" -c "$C" example.com generate
@@ -130,7 +130,7 @@ equals "$(kasp_ids example.org. | wc -l)" 1 "one key, no duplicate"
 card_conf "latency_scale = 1" "latency_keygen_ms = 1500" "latency_sign_ms = 0" \
 	"latency_login_ms = 0" "removed_file = $TMP/removed"
 before=$(private_keys)
-"$KNOT_HSM" -c "$C" example.net generate label="blip" > "$TMP/gen.out" 2> "$TMP/gen.err" &
+"$KNOT_HSM" -c "$C" example.info generate label="blip" > "$TMP/gen.out" 2> "$TMP/gen.err" &
 gen=$!
 i=0
 until grep -q "^generating" "$TMP/gen.out"; do

@@ -62,7 +62,7 @@ contains "$ERR" "the security officer must unblock it with the SO-PIN" "SO-PIN u
 equals "$(count "login fail")" 3 "three failed logins in all"
 : > "$COUNTER"
 for force in "" --force; do
-	run 1 "$KNOT_HSM" -c "$C" $force example.com generate
+	run 1 "$KNOT_HSM" -c "$C" $force example.com generate zsk=yes
 	contains "$ERR" "user PIN is locked" "generate $force: locked"
 	contains "$ERR" "--login-type so --init-pin" "generate $force: the unblock procedure is named"
 	run 1 "$KNOT_HSM" keystore $force --module "$CARDSIM" --token "$CARD_LABEL" --pin-file "$TMP/card.pin"

@@ -178,7 +178,7 @@ run 1 "$KNOT_HSM" -c "$CONF" example.info ds
 contains "$ERR" "zone example.info. is not in $CONF" "unknown zone"
 run 1 "$KNOT_HSM" -c "$CONF" example.net ds
 contains "$ERR" "zone example.net. has no KSK in Knot's KASP" "zone without KSK"
-contains "$ERR" "knot-hsm example.net. generate" "with the remedy"
+contains "$ERR" "knot-hsm -c $CONF example.net. generate" "with the remedy, with its -c"
 run 1 "$KNOT_HSM" -c "$CONF" example.com example.net ds
 equals "$OUT" "" "a failing zone: no partial output"
 # No card: keymgr cannot open the keystore, and we say why.

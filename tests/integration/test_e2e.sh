@@ -185,7 +185,7 @@ contains "$OUT" "example.com.: 127.0.0.1 (127.0.0.1@$PPORT) answered: 0 DS recor
 contains "$ERR" "error: example.com.: the parent has no DS for the KSK that waits for it" "no DS at the parent yet"
 contains "$ERR" "example.com.: 127.0.0.1 (127.0.0.1@$PPORT) has no DS record for example.com." "says the parent has none"
 contains "$ERR" "example.com.: it should have: $DS" "and which DS it should have"
-contains "$ERR" "example.com.: give it to the registry (knot-hsm example.com. ds, or format=epp), wait until the parent publishes it, then run this again" "and what to do"
+contains "$ERR" "example.com.: give it to the registry (knot-hsm -c $CONF example.com. ds, or format=epp), wait until the parent publishes it, then run this again" "and what to do"
 for f in "$OUT" "$ERR"; do
 	printf '%s\n' "$f" | grep -v '^\(error: \|warning: \|note: \)\{0,1\}example\.com\.: ' | grep . &&
 		fail "a line of submitted does not name the zone"
@@ -302,6 +302,8 @@ lacks "$OUT" "zone-ksk-submitted" "and nothing is confirmed"
 
 # A KASP change while knotd runs is picked up without a restart: knot-hsm
 # runs knotc zone-keys-load and the new card key appears in the DNSKEY set.
+# (generate makes no second active KSK: the first one is retired first.)
+run 0 keymgr -c "$CONF" example.com. set "$KSK_ID" retire_active=+0 retire=+0
 run 0 "$KNOT_HSM" -c "$CONF" example.com generate label="rollover ksk"
 contains "$OUT" "knotd: zone-keys-load example.com. done" "knotd told to load the new key"
 new_tag=$(printf '%s\n' "$OUT" | sed -n 's/^key tag: //p')
@@ -327,10 +329,9 @@ do
 done
 pass "knotd serves the new card key without a restart"
 
-# The parent still has only the first KSK's DS; once that KSK is retired, the
+# The parent still has only the first KSK's DS, which is retired now: the
 # active KSK's DS is what the parent lacks: submitted says so and does not
 # ask knotd to confirm anything.
-run 0 keymgr -c "$CONF" example.com. set "$KSK_ID" retire_active=+0 retire=+0
 run 1 "$KNOT_HSM" -c "$CONF" example.com submitted server=127.0.0.1@$PPORT
 contains "$ERR" "the parent has no DS for an active KSK of the zone" "a retired KSK's DS does not count"
 contains "$ERR" "example.com. DS $new_tag 13 2 " "names the DS the parent should have"

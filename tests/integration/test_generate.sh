@@ -9,7 +9,7 @@ token_init "$LABEL"
 pin_file "$TMP/card.pin"
 mkdir -p "$TMP/kasp"
 run 0 "$KNOT_HSM" keystore --token "$LABEL" --pin-file "$TMP/card.pin" --id card
-knot_conf "$TMP/knot.conf" stanza="$OUT" policy=card example.com. example.net. nopolicy:nocard.example.
+knot_conf "$TMP/knot.conf" stanza="$OUT" policy=card example.com. example.net. example.org. example.info. nopolicy:nocard.example.
 C="$TMP/knot.conf"
 TOKEN_URI="pkcs11:token=SmartCard-HSM%20%28UserPIN%29"
 
@@ -28,16 +28,32 @@ run 0 keymgr -c "$C" example.com. ds
 ds_line=$(printf '%s\n' "$OUT" | grep " $tag256 13 2 ")
 run 2 "$KNOT_HSM" -c "$C" example.com keys
 contains "$ERR" "'keys' takes no zone" "keys is token-wide"
-# The DS generate printed is keymgr's own.
-run 0 "$KNOT_HSM" -c "$C" example.com generate algorithm=ecdsap384sha384 label="p384 key"
-contains "$OUT" "$(printf '%s' "$ds_line" | cut -d' ' -f1)" "second key for the same zone"
+# A zone with an active KSK gets no second one: rollover replaces a KSK;
+# --force does not override, and the card is not touched.
+before=$(keymgr -c "$C" example.com. list | wc -l)
+run 1 "$KNOT_HSM" -c "$C" example.com generate algorithm=ecdsap384sha384 label="p384 key"
+contains "$ERR" "example.com. already has an active KSK (tag $tag256, id $id256)" "second active KSK refused"
+contains "$ERR" "use 'knot-hsm -c $C example.com. rollover'" "points at rollover"
+run 1 "$KNOT_HSM" -c "$C" example.com generate algorithm=ecdsap384sha384 label="p384 key" --force
+contains "$ERR" "--force does not override this" "--force does not make a second active KSK"
+equals "$(keymgr -c "$C" example.com. list | wc -l)" "$before" "KASP untouched by the refusals"
+run 0 "$KNOT_HSM" -c "$C" example.org generate algorithm=ecdsap384sha384 label="p384 key"
+contains "$OUT" "example.org. DNSKEY 257 3 14 " "a KSK for a zone without one"
 id384=$(printf '%s\n' "$OUT" | sed -n 's/^key id: //p')
 contains "$OUT" "DNSKEY 257 3 14 " "ECDSA P-384 key"
 
 # Timers go to keymgr: a KSK published and ready, waiting for its DS (active unset).
-run 0 "$KNOT_HSM" -c "$C" example.com generate label="timed ksk" publish=+0 ready=+0 active=0
+run 0 "$KNOT_HSM" -c "$C" example.info generate label="timed ksk" publish=+0 ready=+0 active=0
 timed=$(printf '%s\n' "$OUT" | sed -n 's/^key id: //p')
-run 0 keymgr -c "$C" -e example.com. list
+# A KSK that never signs (no active timer) stands in nobody's way.
+run 0 "$KNOT_HSM" -c "$C" example.info generate label="second timed" publish=+0 active=+1000d
+second=$(printf '%s\n' "$OUT" | sed -n 's/^key id: //p')
+# ... but one scheduled to sign does.
+run 1 "$KNOT_HSM" -c "$C" example.info generate label="third"
+contains "$ERR" "example.info. already has a KSK on its way to signing (tag " "a scheduled KSK refuses a second"
+contains "$ERR" "delete id=$second" "and says how to take it out"
+run 0 keymgr -c "$C" example.info. delete "$second"
+run 0 keymgr -c "$C" -e example.info. list
 timers=$(printf '%s\n' "$OUT" | grep "^$timed " | tr -s ' ' '\n' | grep -E '^(ready|active)=' | tr '\n' ' ')
 case "$timers" in
 	"ready=0 "*|*"active=1"*|*"active=2"*) fail "timers not applied: $timers" ;;
@@ -50,7 +66,7 @@ run 2 "$KNOT_HSM" -c "$C" example.com generate label="bad timer" active=yesterda
 contains "$ERR" "active= takes a UNIX time" "bad timer refused before the card"
 run 2 "$KNOT_HSM" -c "$C" example.com generate label="bad timer" ready=+5x
 equals "$(keymgr -c "$C" example.com. list | wc -l)" "$before" "KASP untouched by refused timers"
-run 0 keymgr -c "$C" example.com. delete "$timed"
+run 0 keymgr -c "$C" example.info. delete "$timed"
 
 # What the token holds: labelled, private, sensitive, never extractable, sign only.
 pkcs11-tool --module "$SOFTHSM_MODULE" --token-label "$LABEL" --login --pin "$PIN" --list-objects > "$TMP/objects" 2>/dev/null
@@ -118,7 +134,7 @@ import json, sys
 data = json.load(open(sys.argv[1]))
 keys = {k["id"]: k for k in data[0]["keys"]}
 assert keys[sys.argv[2]]["zones"] == ["example.com.", "example.net."], keys[sys.argv[2]]
-assert keys[sys.argv[3]]["zones"] == ["example.com."]
+assert keys[sys.argv[3]]["zones"] == ["example.org."]
 assert keys[sys.argv[3]]["bits"] == 384
 assert data[0]["missing"] == []
 PY
@@ -132,7 +148,7 @@ contains "$OUT" "none: on the card, used by no zone" "unused key marked"
 pkcs11-tool --module "$SOFTHSM_MODULE" --token-label "$LABEL" --login --pin "$PIN" \
 	--delete-object --type privkey --id "$(printf '%s' "$id384")" >/dev/null 2>&1
 run 0 "$KNOT_HSM" -c "$C" keys
-contains "$OUT" "MISSING: example.com. $id384" "KASP key missing on the card"
+contains "$OUT" "MISSING: example.org. $id384" "KASP key missing on the card"
 
 # Rollback: keymgr fails (here: prints error: and exits 0, as keymgr does)
 # after the card made the key: the card key is removed, KASP untouched.
@@ -142,11 +158,11 @@ for a; do [ "$a" = import-pkcs11 ] && { echo "error: simulated failure" >&2; exi
 exec keymgr "$@"
 SH
 chmod +x "$TMP/keymgr"
-before=$(keymgr -c "$C" example.com. list | wc -l)
-KHSM_KEYMGR="$TMP/keymgr" run 1 "$KNOT_HSM" -c "$C" example.com generate label=doomed
+before=$(keymgr -c "$C" example.info. list | wc -l)
+KHSM_KEYMGR="$TMP/keymgr" run 1 "$KNOT_HSM" -c "$C" example.info generate label=doomed
 contains "$ERR" "simulated failure" "keymgr's error is shown"
 contains "$ERR" "was removed, nothing is left half-done" "card key removed after a failed import"
-equals "$(keymgr -c "$C" example.com. list | wc -l)" "$before" "KASP unchanged"
+equals "$(keymgr -c "$C" example.info. list | wc -l)" "$before" "KASP unchanged"
 # keymgr that writes KASP and then reports an error (as it does for a bad
 # timer): the entry is taken out again, together with the card key.
 cat > "$TMP/keymgr-half" <<'SH'
@@ -155,9 +171,9 @@ for a; do [ "$a" = import-pkcs11 ] && { keymgr "$@" >/dev/null 2>&1; echo "error
 exec keymgr "$@"
 SH
 chmod +x "$TMP/keymgr-half"
-KHSM_KEYMGR="$TMP/keymgr-half" run 1 "$KNOT_HSM" -c "$C" example.com generate label=halfway
+KHSM_KEYMGR="$TMP/keymgr-half" run 1 "$KNOT_HSM" -c "$C" example.info generate label=halfway
 contains "$ERR" "nothing is left half-done" "half-imported key rolled back"
-equals "$(keymgr -c "$C" example.com. list | wc -l)" "$before" "KASP entry taken out again"
+equals "$(keymgr -c "$C" example.info. list | wc -l)" "$before" "KASP entry taken out again"
 # The listing must work and show the card's keys, so that "lacks" below
 # judges a real listing, not an empty output.
 pkcs11-tool --module "$SOFTHSM_MODULE" --token-label "$LABEL" --login --pin "$PIN" --list-objects \
@@ -167,11 +183,11 @@ lacks "$(cat "$TMP/objects")" "label:      halfway" "and no card key left"
 lacks "$(cat "$TMP/objects")" "label:      doomed" "no orphan on the card"
 
 # An interrupted run's orphan is finished by import, not duplicated.
-keygen_p11tool "$LABEL" "example.net. KSK" 0badc0de
-run 1 "$KNOT_HSM" -c "$C" example.net generate
+keygen_p11tool "$LABEL" "example.info. KSK" 0badc0de
+run 1 "$KNOT_HSM" -c "$C" example.info generate
 contains "$ERR" "in no zone's KASP" "orphan detected before generating"
-contains "$ERR" "knot-hsm -c $C example.net. import id=0badc0de" "remedy names the key"
-run 0 "$KNOT_HSM" -c "$C" example.net import id=0badc0de
+contains "$ERR" "knot-hsm -c $C example.info. import id=0badc0de" "remedy names the key"
+run 0 "$KNOT_HSM" -c "$C" example.info import id=0badc0de
 contains "$OUT" "key id: 0badc0de" "import finishes the job"
 
 # Refusals before touching the card, and bad input.

@@ -128,7 +128,7 @@ rep() { # char count
 	awk -v c="$1" -v n="$2" 'BEGIN { s = ""; for (i = 0; i < n; i++) s = s c; print s }'
 }
 L255=$(rep k 255)
-run 0 "$KNOT_HSM" -c "$C" example.com generate label="$L255"
+run 0 "$KNOT_HSM" -c "$C" example.com generate zsk=yes label="$L255"
 contains "$OUT" "label '$L255'" "label= of 255 bytes: the key is made"
 run 2 "$KNOT_HSM" -c "$C" example.com generate label="${L255}k"
 contains "$ERR" "label= is 256 bytes long; a key label (CKA_LABEL) holds at most 255 bytes" "label= of 256 bytes refused with the limit"

@@ -78,7 +78,7 @@ contains "$ERR" "warning" "with --force keystore warns"
 sed "s|$(printf '%s' "$TMP/card.pin" | sed 's|/|%2F|g')|$(printf '%s' "$TMP/open.pin" | sed 's|/|%2F|g')|" \
 	"$TMP/knot.conf" > "$TMP/open.conf"
 grep -q "open.pin" "$TMP/open.conf" || fail "could not point the keystore at open.pin: $(cat "$TMP/open.conf")"
-run 1 "$KNOT_HSM" -c "$TMP/open.conf" example.com generate
+run 1 "$KNOT_HSM" -c "$TMP/open.conf" example.com generate zsk=yes
 contains "$ERR" "0644" "generate refuses a 0644 pin-source"
 run 0 keymgr -c "$TMP/open.conf" example.com. list
 count=$(printf '%s\n' "$OUT" | grep -c . || true)

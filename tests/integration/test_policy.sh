@@ -195,7 +195,7 @@ pass "nothing written when the KASP directory is a link"
 # A clean run there: regular files, 0640, no temporary file left; as root
 # the group of the directory, given through the descriptor.
 [ "$(id -u)" = 0 ] && chgrp nogroup "$S"
-run 0 "$KNOT_HSM" -c "$CONF" example.com policy --write "$S/ok.conf"
+run 0 "$KNOT_HSM" -c "$CONF" example.com example.net policy --write "$S/ok.conf"
 [ -f "$S/ok.conf" ] && [ ! -L "$S/ok.conf" ] && [ -f "$S/ok-ksk.conf" ] || fail "outputs not regular files"
 equals "$(stat -c %a "$S/ok.conf") $(stat -c %a "$S/ok-ksk.conf")" "640 640" "outputs 0640"
 equals "$(stat -c %G "$S/ok.conf")" "$(stat -c %G "$S")" "outputs have the directory's group"

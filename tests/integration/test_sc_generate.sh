@@ -112,7 +112,7 @@ pass "DELETE FILE freed the key slot on the card"
 # -- a full card: the card's own status word, nothing in KASP --------------------
 sc_conf key_slots=2
 sc_restart_emulator
-run 1 "$KNOT_HSM" -c "$C" example.net generate label="no room"
+run 1 "$KNOT_HSM" -c "$C" example.net generate label="no room" zsk=yes
 contains "$ERR" "the card has no room for another key pair" "full card said in words"
 contains "$ERR" "Nothing was written to KASP" "full card: KASP untouched, said"
 equals "$(sc_log_count "generate full")" 1 "the card refused once (6A84), not retried"

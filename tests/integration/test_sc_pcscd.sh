@@ -67,7 +67,7 @@ contains "$(cat "$TMP/readers")" "Virtual PCD 00 00" "the reader stays"
 run 1 "$KNOT_HSM" doctor -c "$C"
 contains "$OUT" "FAIL  keystore card: token present: not found" "doctor: no token in the empty reader"
 contains "$OUT" "is the card inserted" "doctor: asks whether the card is inserted"
-run 1 "$KNOT_HSM" -c "$C" example.net generate label=absent
+run 1 "$KNOT_HSM" -c "$C" example.net generate label=absent zsk=yes
 contains "$ERR" "is the card inserted" "generate: asks whether the card is inserted"
 equals "$(sc_log_count "generate 02 P-256")" 0 "no key made while the card was out"
 card_insert

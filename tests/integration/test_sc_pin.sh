@@ -74,7 +74,7 @@ contains "$OUT" "login: not attempted" "doctor: no login on a blocked card"
 run 1 "$KNOT_HSM" keystore --token "$SC_LABEL" --pin-file "$PINF"
 contains "$ERR" "user PIN is locked" "keystore refuses"
 contains "$ERR" "--init-pin" "keystore: how to unblock"
-run 1 "$KNOT_HSM" -c "$C" example.com generate label=second
+run 1 "$KNOT_HSM" -c "$C" example.com generate label=second zsk=yes
 contains "$ERR" "user PIN is locked" "generate refuses"
 contains "$ERR" "--init-pin" "generate: how to unblock"
 run 1 "$KNOT_HSM" -c "$C" keys --pin-file "$PINF"
@@ -93,5 +93,5 @@ equals "$(sc_log_count unblock)" 1 "the card reset its retry counter"
 equals "$(pin_left)" 3 "three tries again"
 run 0 "$KNOT_HSM" doctor -c "$C"
 contains "$OUT" "0 failed" "doctor passes after the unblock"
-run 0 "$KNOT_HSM" -c "$C" example.com generate label=second
+run 0 "$KNOT_HSM" -c "$C" example.com generate label=second zsk=yes
 equals "$(sc_log_count "generate 01 P-256")" 1 "generate works after the unblock"

@@ -107,11 +107,11 @@ contains "$ERR" "missing.conf" "unreadable knot.conf is UNKNOWN"
 
 # What KASP knows about the DS: a KSK in the ready state waits for it.
 run 0 "$KNOT_HSM" -c "$CONF" status
-contains "$OUT" "DS at parent: not checked; check with knot-hsm example.com. submitted" "DS not known"
+contains "$OUT" "DS at parent: not checked; check with knot-hsm -c $D/knot-hsm-ksk.conf example.com. submitted" "DS not known, submitted named on the KSK side"
 kid=$(keymgr -c "$D/knot-hsm-ksk.conf" example.com. list | awk '$3 == "KSK" { print $1; exit }')
 run 0 keymgr -c "$D/knot-hsm-ksk.conf" example.com. set "$kid" ready=+0 active=+30d
 run 0 "$KNOT_HSM" -c "$CONF" status
-contains "$OUT" "DS at parent: a KSK waits for its DS, not confirmed yet; confirm with knot-hsm example.com. submitted" "a ready KSK shown as waiting for its DS"
+contains "$OUT" "DS at parent: a KSK waits for its DS, not confirmed yet; confirm with knot-hsm -c $D/knot-hsm-ksk.conf example.com. submitted" "a ready KSK shown as waiting for its DS"
 run 0 "$KNOT_HSM" -c "$CONF" status --json
 contains "$OUT" '"ds_at_parent": "waiting"' "and in JSON"
 

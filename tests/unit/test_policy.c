@@ -112,7 +112,7 @@ static void expect_refused(khsm_policy_t *p, const char *key, const char *value,
 	assert_int_equal(khsm_policy_stats(p, &st), KHSM_EINVAL);
 	char *text = NULL;
 	const char *zones[] = { "example.com." };
-	khsm_render_t in = { zones, 1, "card", "pkcs11:token=t /m.so", "/k.conf", "/kasp" };
+	khsm_render_t in = { zones, 1, "card", "pkcs11:token=t /m.so", "/k.conf", "/kasp", NULL, 0, NULL, NULL, NULL, 0 };
 	assert_int_equal(khsm_confgen_policy_main(p, &in, &text), KHSM_EINVAL);
 	assert_null(text);
 	khsm_policy_defaults(p, p->mode);
