@@ -388,7 +388,7 @@ int cmd_delete(cli_t *cli)
 	}
 	printf("deleted %s %s (tag %u) of %s from KASP and the card\n", out.ksk ? "KSK" : "ZSK",
 	       out.id_hex, out.tag, zone.name);
-	zone_reload_keys(conf, zone.name);
+	zone_reload_keys(conf, zone.name, stdout);
 	return CLI_OK;
 }
 
