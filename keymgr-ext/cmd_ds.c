@@ -495,8 +495,7 @@ static int submitted_zone(const cli_t *cli, khsm_conf_t **conf, int i, const cha
 			        "again later\n");
 		} else {
 			fprintf(stderr, "%s: give it to the registry (knot-hsm -c %s %s ds, or format=epp), wait "
-			        "until the parent publishes it, then run this again
-", name, khsm_conf_path(*conf),
+			        "until the parent publishes it, then run this again\n", name, khsm_conf_path(*conf),
 			        name);
 		}
 		status = CLI_FAIL;
