@@ -245,7 +245,7 @@ inside() { # label signer until
 	puller=$!
 	# A short retry budget: knot-hsm waits that long for the card to come back.
 	KHSM_RETRY_MS=500 run 1 "$KNOT_HSM" -c "$CONF" $ZONES ceremony until=$3 signer=$2
-	wait $puller || fail "$1: the card was never pulled (example.com.'s SKR or the next signature never came)"
+	wait $puller || fail "$1: the card was never pulled (example.com.'s SKR or the next signature never came); the ceremony said: $OUT $ERR"
 	c0=$(cat "$TMP/inside.c0")
 	made=$(( $(count sign) - c0 ))
 	pass "$1: the card was pulled after example.com.'s $c0 signatures; example.net. got $made"
