@@ -113,13 +113,28 @@ static const cli_command_t COMMANDS[] = {
 	  "leaves the zones before it done and it and the later ones on their previous\n"
 	  "SKR (a later zone may be pregenerated or signed, never imported); rerun.",
 	  false, 0 },
-	{ "status", false, OPT_WARN | OPT_CRIT, cmd_status,
-	  "knot-hsm [-c knot.conf] status [ZONE...] [--warn DAYS] [--crit DAYS] [--json]",
+	{ "heal", true, 0, cmd_heal,
+	  "knot-hsm [-c knot.conf] ZONE... heal",
+	  "Online mode: when knotd has no signing scheduled for the zone (Knot does not\n"
+	  "reschedule a signing that failed while the card was away) or the served DNSKEY\n"
+	  "signature is past its refresh point, and the card answers, run knotc -b\n"
+	  "zone-sign ZONE. A no-op when knotd will sign by itself; refuses, and asks\n"
+	  "for nothing, while the card does not answer. One line per zone (ok, healed,\n"
+	  "error) on stdout or stderr and to syslog (facility daemon, tag knot-hsm).\n"
+	  "Exit 0 when every zone is fine or healed, 1 otherwise.",
+	  false, 0 },
+	{ "status", false, OPT_WARN | OPT_CRIT | OPT_HEAL, cmd_status,
+	  "knot-hsm [-c knot.conf] status [ZONE...] [--warn DAYS] [--crit DAYS] [--heal] [--json]",
 	  "Every signed zone of knot.conf with a card KSK: mode, card KSK present on the\n"
-	  "token, end of the pre-signed period (offline) or of the served DNSKEY\n"
-	  "signature (online), next ZSK event. Exit 0 OK, 1 WARNING (less than --warn,\n"
-	  "default 14 days, left), 2 CRITICAL (less than --crit, default 7), 3 UNKNOWN,\n"
-	  "also for this command's own usage errors. ZONE... limits the check to them.",
+	  "token (online: card absent, pcscd not running), end of the pre-signed period\n"
+	  "(offline) or of the served DNSKEY signature (online; expired: the zone no\n"
+	  "longer validates), knotd's next signing (online: not scheduled names heal),\n"
+	  "next ZSK event. Exit 0 OK, 1 WARNING (less than --warn left), 2 CRITICAL\n"
+	  "(less than --crit), 3 UNKNOWN, also for this command's own usage errors.\n"
+	  "Without --warn and --crit: offline 14 and 7 days; online from the policy,\n"
+	  "rrsig-refresh minus a fifth of it and half of it. Perfdata after '|'\n"
+	  "(remaining=SECONDSs;WARN;CRIT). --heal first runs heal for each online zone\n"
+	  "(its lines on stderr). ZONE... limits the check to them.",
 	  true, 3 },
 	{ "audit", false, OPT_HEAD | OPT_ANCHOR, cmd_audit,
 	  "knot-hsm audit verify [FILE] [--head HEX] [--anchor FILE] [--json] | knot-hsm audit tail [FILE] [--json]",
@@ -241,6 +256,7 @@ static const option_t OPTIONS[] = {
 	{ "--guard", 0, OPT_GUARD, false },
 	{ "--head", 0, OPT_HEAD, true },
 	{ "--anchor", 0, OPT_ANCHOR, true },
+	{ "--heal", 0, OPT_HEAL, false },
 };
 
 static int parse_fd(const char *text, int *fd)
@@ -298,6 +314,7 @@ static int set_option(cli_t *cli, const option_t *o, const char *value)
 	case OPT_GUARD:     cli->guard = true; break;
 	case OPT_HEAD:      cli->head = value; break;
 	case OPT_ANCHOR:    cli->anchor = value; break;
+	case OPT_HEAL:      cli->heal = true; break;
 	}
 	return bound_option(o->bit, o->long_name, value);
 }

@@ -1,0 +1,18 @@
+/* pcscd, the PC/SC daemon OpenSC reaches a card through: whether it answers
+ * on its socket. Only meaningful for modules that use PC/SC (OpenSC). */
+#pragma once
+
+#include <stdbool.h>
+
+/** The socket pcsc-lite clients connect to: $PCSCLITE_CSOCK_NAME, else
+ *  /run/pcscd/pcscd.comm. Static or environment string, never NULL. */
+const char *khsm_pcscd_socket(void);
+
+/** Whether something accepts a connection on khsm_pcscd_socket() (pcscd, or
+ *  systemd's pcscd.socket that starts it). KHSM_ENOENT with a detail naming
+ *  the socket and the remedy when nothing does. */
+int khsm_pcscd_check(void);
+
+/** Whether a PKCS #11 module talks to cards through pcscd (OpenSC's
+ *  opensc-pkcs11.so, by its file name). */
+bool khsm_pcscd_module_uses(const char *module_path);
