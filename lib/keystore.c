@@ -243,10 +243,14 @@ int khsm_keystore_flags(const khsm_keystore_t *ks, unsigned *flags_ptr)
 	return KHSM_EOK;
 }
 
+/* The one unblock that works on OpenSC 0.23 (Debian 12) for a SmartCard-HSM
+ * or Nitrokey HSM 2, and on any module: C_InitPIN as the security officer.
+ * That sc-hsm-tool has no unblock option; pkcs11-tool --unlock-pin needs a
+ * context-specific login OpenSC's sc-hsm driver does not take. */
 #define UNBLOCK_HINT "the security officer must unblock it with the SO-PIN: " \
-	"pkcs11-tool --module MODULE --login --login-type so --init-pin (or --unlock-pin), " \
-	"which asks for the SO-PIN and a new user PIN; on a SmartCard-HSM/Nitrokey, " \
-	"sc-hsm-tool can also reset the retry counter"
+	"pkcs11-tool --module MODULE --login --login-type so --init-pin --so-pin SO-PIN " \
+	"--new-pin NEW-PIN sets a new user PIN and resets the card's retry counter " \
+	"(OpenSC's sc-hsm-tool in 0.23 cannot unblock)"
 
 _public_
 int khsm_login_precheck(unsigned flags, bool force)
