@@ -94,7 +94,7 @@ static const cli_command_t COMMANDS[] = {
 	  "configuration must exist and name the card's module.",
 	  false, 0 },
 	{ "ceremony", true, 0, cmd_ceremony,
-	  "knot-hsm [-c knot.conf] ZONE... ceremony [until=+90d] [ksk-conf=PATH] [generate-ksk=yes|no] [signer=card|keymgr] [--pin-file PATH | --pin-fd N]",
+	  "knot-hsm [-c knot.conf] ZONE... ceremony [until=+90d] [ksk-conf=PATH] [generate-ksk=yes|no] [signer=card|keymgr] [pcscd-wait=60] [--pin-file PATH | --pin-fd N]",
 	  "Offline-KSK cycle for each zone: keymgr pregenerate and generate-ksr (ZSK side,\n"
 	  "knot.conf), the KSR signed on the card (KSK side, default knot-hsm-ksk.conf next\n"
 	  "to knot.conf), validate-skr and knot-hsm's own checks, import-skr, then knotc\n"
@@ -102,7 +102,8 @@ static const cli_command_t COMMANDS[] = {
 	  "libdnssec, the SKR keymgr sign-ksr would write, with ONE login for the run,\n"
 	  "while the ZSK-side steps of the neighbouring zones run alongside; a zone with a\n"
 	  "KSK rollover in the period falls back to keymgr sign-ksr (its own login).\n"
-	  "signer=keymgr uses keymgr sign-ksr for every zone. A busy card is waited for.\n"
+	  "signer=keymgr uses keymgr sign-ksr for every zone. A busy card is waited for;\n"
+	  "so is a dead pcscd (OpenSC), up to pcscd-wait seconds (default 60, 0: fail).\n"
 	  "Zones already pre-signed up to until are skipped. An SKR that fails a check is\n"
 	  "kept as ZONE.skr.invalid and never imported. KSR and SKR are archived in\n"
 	  "<kasp-db>/../knot-hsm-archive/YYYY-MM-DD/ (YYYY-MM-DD.2/, .3/ ... for later\n"
