@@ -254,6 +254,14 @@ static void zone_status(const khsm_conf_t *conf, const khsm_conf_t *kconf, const
 	}
 }
 
+static bool any_online(const zone_status_t *st, size_t count)
+{
+	for (size_t i = 0; i < count; i++) {
+		if (strcmp(st[i].mode, "online") == 0) return true;
+	}
+	return false;
+}
+
 int cmd_status(cli_t *cli)
 {
 	int64_t warn = 14 * 86400, crit = 7 * 86400;
@@ -393,7 +401,7 @@ int cmd_status(cli_t *cli)
 		printf("%s: %zu zone(s), warn %" PRId64 " d, crit %" PRId64 " d%s",
 		       worst == ST_OK ? "OK" : worst == ST_WARN ? "WARNING" : worst == ST_CRIT ? "CRITICAL" : "UNKNOWN",
 		       count, warn / 86400, crit / 86400,
-		       !cli->warn && !cli->crit ? " (online zones: from their rrsig-refresh)" : "");
+		       !cli->warn && !cli->crit && any_online(st, count) ? " (online zones: from their rrsig-refresh)" : "");
 		/* Perfdata for monitoring: the zone with the least time left, then each zone. */
 		const zone_status_t *least = NULL;
 		for (size_t i = 0; i < count; i++) {
