@@ -32,6 +32,7 @@ enum cli_opt {
 	OPT_GUARD     = 1 << 15,
 	OPT_HEAD      = 1 << 20,   /* audit verify --head HEX */
 	OPT_ANCHOR    = 1 << 21,   /* audit verify --anchor FILE */
+	OPT_HEAL      = 1 << 22,   /* status --heal */
 };
 
 typedef struct {
@@ -50,6 +51,7 @@ typedef struct {
 	const char *warn;     /* status --warn DAYS */
 	const char *crit;     /* status --crit DAYS */
 	bool guard;           /* keystore --guard: through the guard module */
+	bool heal;            /* status --heal: heal each online zone first */
 	const char *head;     /* audit verify --head HEX */
 	const char *anchor;   /* audit verify --anchor FILE */
 	unsigned given;       /* OPT_* bits seen on the command line */
@@ -99,4 +101,5 @@ int cmd_submitted(cli_t *cli);
 int cmd_policy(cli_t *cli);
 int cmd_ceremony(cli_t *cli);
 int cmd_status(cli_t *cli);
+int cmd_heal(cli_t *cli);
 int cmd_audit(cli_t *cli);

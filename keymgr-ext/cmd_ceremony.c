@@ -1,6 +1,7 @@
 /* ceremony: the offline-KSK cycle for each zone, one PIN entry for the run.
  * The cycle itself is lib/ceremony; this file finds the two configurations,
  * arranges the PIN for keymgr, the archive folder, and prints. */
+#include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -16,6 +17,7 @@
 #include "lib/dnskey.h"
 #include "lib/archive.h"
 #include "lib/error.h"
+#include "lib/pcscd.h"
 #include "lib/handoff.h"
 #include "lib/json.h"
 #include "lib/kasp.h"
@@ -403,6 +405,13 @@ static const char *card_use(bool use_card, const progress_t *pg)
 	                     : "one card session";
 }
 
+static void pcscd_note(const char *socket, unsigned budget_ms, void *data)
+{
+	(void)data;
+	fprintf(stderr, "note: waiting for pcscd (nothing answers on %s), up to %u s…\n", socket,
+	        budget_ms / 1000);
+}
+
 static int run_zones(cli_t *cli, const kv_t *kv)
 {
 	/* until=+DURATION */
@@ -415,6 +424,17 @@ static int run_zones(cli_t *cli, const kv_t *kv)
 	bool generate = false;
 	if (kv_get(kv, "generate-ksk") && kv_bool("generate-ksk", kv_get(kv, "generate-ksk"), &generate) != CLI_OK) {
 		return CLI_USAGE;
+	}
+	/* pcscd-wait=SECONDS: how long a dead pcscd is waited for (default 60). */
+	unsigned long pcscd_wait_s = 60;
+	if (kv_get(kv, "pcscd-wait")) {
+		char *end = NULL;
+		errno = 0;
+		pcscd_wait_s = strtoul(kv_get(kv, "pcscd-wait"), &end, 10);
+		if (errno || !isdigit((unsigned char)kv_get(kv, "pcscd-wait")[0]) || *end || pcscd_wait_s > 3600) {
+			return cli_usage_error(cli_current, "pcscd-wait= takes seconds, 0 to 3600, not '%s'",
+			                       kv_get(kv, "pcscd-wait"));
+		}
 	}
 	const char *signer_arg = kv_get(kv, "signer") ? kv_get(kv, "signer") : "card";
 	if (strcmp(signer_arg, "card") != 0 && strcmp(signer_arg, "keymgr") != 0) {
@@ -478,6 +498,10 @@ static int run_zones(cli_t *cli, const kv_t *kv)
 	const char *use_conf = NULL;
 	char *card_config = NULL;
 	if (rc == CLI_OK) rc = prepare_ksk_conf(cli, ksk_path, ksk_text, card, &use_conf, &card_config);
+	/* A dead pcscd (OpenSC): waited for, bounded, before any card work. */
+	if (rc == CLI_OK && (r = khsm_pcscd_wait(card->config, pcscd_wait_s * 1000, pcscd_note, NULL)) != KHSM_EOK) {
+		rc = cli_error(r, "card keystore %s", card->id);
+	}
 
 	/* Archive: <kasp-db>/../knot-hsm-archive/YYYY-MM-DD[.N]/, a directory of
 	 * its own for this run's KSRs and SKRs (an archive is a record, never
@@ -619,6 +643,7 @@ static int run_zones(cli_t *cli, const kv_t *kv)
 int cmd_ceremony(cli_t *cli)
 {
 	kv_t kv[] = { { "until", NULL }, { "ksk-conf", NULL }, { "generate-ksk", NULL }, { "signer", NULL },
+	              { "pcscd-wait", NULL },
 	              { NULL, NULL } };
 	int rc = kv_parse(cli, kv);
 	if (rc != CLI_OK) return rc;

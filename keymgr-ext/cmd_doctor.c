@@ -14,6 +14,7 @@
 #include "lib/json.h"
 #include "lib/keystore.h"
 #include "lib/knotconf.h"
+#include "lib/pcscd.h"
 #include "lib/token.h"
 #include "lib/uri.h"
 
@@ -234,6 +235,16 @@ static void check_config(report_t *rep, const char *name, const char *config,
 		goto done;
 	}
 	line(rep, "ok", CHECK("module"), "%s loads", module);
+	bool pcscd_down = false;
+	if (khsm_pcscd_module_uses(module)) {
+		pcscd_down = khsm_pcscd_check() != KHSM_EOK;
+		if (pcscd_down) {
+			line(rep, "FAIL", CHECK("pcscd"), "%s", khsm_esc(khsm_err_last_detail()));
+			khsm_err_clear();
+		} else {
+			line(rep, "ok", CHECK("pcscd"), "answers on %s", khsm_pcscd_socket());
+		}
+	}
 
 	const khsm_token_t *t = NULL;
 	r = attrs.token ? khsm_tokens_find(tokens, attrs.token, attrs.serial, &t) : KHSM_EINVAL;
@@ -243,6 +254,10 @@ static void check_config(report_t *rep, const char *name, const char *config,
 	} else if (r != KHSM_EOK) {
 		line(rep, "FAIL", CHECK("token present"), "%s", attrs.token ? why(r) :
 		     "the URI names no token (token=LABEL)");
+		if (!pcscd_down && khsm_tokens_count(tokens) == 0 && khsm_tokens_empty_slots(tokens) > 0) {
+			line(rep, "FAIL", CHECK("card in reader"), "the module sees a reader (%zu empty "
+			     "slot(s)) but no card in it: insert the card", khsm_tokens_empty_slots(tokens));
+		}
 	} else {
 		line(rep, "ok", CHECK("token present"), "'%s' serial %s", t->label, t->serial);
 		line(rep, "ok", CHECK("label unique"), "one token labelled '%s'", t->label);

@@ -5,6 +5,7 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <syslog.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -12,6 +13,7 @@
 #include "lib/ceremony.h"
 #include "lib/dnskey.h"
 #include "lib/error.h"
+#include "lib/heal.h"
 #include "lib/json.h"
 #include "lib/kasp.h"
 #include "lib/keystore.h"
@@ -34,6 +36,9 @@ typedef struct {
 	int64_t next_event_at;
 	int state;
 	bool ds_waiting;           /* a KSK is ready: its DS is not confirmed at the parent */
+	int64_t warn, crit;        /* thresholds used for this zone, seconds */
+	const char *signing;       /* online: "scheduled", "not scheduled", "unknown"; else NULL */
+	int64_t resign_at;         /* online: knotd's next re-sign, 0 when none */
 	char message[512];
 } zone_status_t;
 
@@ -116,6 +121,15 @@ static void judge(zone_status_t *s, int64_t now, int64_t warn, int64_t crit, con
 	int64_t remaining = s->period_end - now;
 	khsm_duration_human(remaining, left, sizeof(left));
 	iso(s->period_end, when, sizeof(when));
+	s->warn = warn;
+	s->crit = crit;
+	if (remaining <= 0) {
+		s->state = ST_CRIT;
+		khsm_duration_human(-remaining, left, sizeof(left));
+		snprintf(s->message, sizeof(s->message), "expired: the zone no longer validates (%s ended "
+		         "%s, %s ago)", what, when, left);
+		return;
+	}
 	if (remaining < crit) {
 		s->state = ST_CRIT;
 	} else if (remaining < warn) {
@@ -128,7 +142,7 @@ static void judge(zone_status_t *s, int64_t now, int64_t warn, int64_t crit, con
 
 static void zone_status(const khsm_conf_t *conf, const khsm_conf_t *kconf, const char *ksk_path,
                         const khsm_conf_zone_t *z, int64_t now, int64_t warn, int64_t crit,
-                        zone_status_t *s)
+                        bool derived, zone_status_t *s)
 {
 	*s = (zone_status_t) { .zone = z->domain, .mode = "other", .card_ksk = "unknown",
 	                       .state = ST_UNKNOWN };
@@ -187,27 +201,65 @@ static void zone_status(const khsm_conf_t *conf, const khsm_conf_t *kconf, const
 		}
 		s->mode = "online";
 		s->ds_waiting = zsk_side.ksk_waiting;
-		if (zsk_side.has_ksk) {
-			s->card_ksk = card_has(card->config, zsk_side.ksk_id);
-		} else {
-			s->card_ksk = "absent";
-		}
-		int64_t exp = 0;
-		if (khsm_knotc_dnskey_expiry(conf, z->domain, &exp) != KHSM_EOK) {
+		s->signing = "unknown";
+		khsm_health_t h = { 0 };
+		if (khsm_health_check(conf, z->domain, now, &h) != KHSM_EOK) {
+			snprintf(s->message, sizeof(s->message), "%s", khsm_err_last_detail() ?
+			         khsm_err_last_detail() : "cannot check the signer");
 			khsm_err_clear();
+			return;
+		}
+		s->card_ksk = zsk_side.has_ksk ? khsm_card_state_name(h.card_state) : "absent";
+		if (!h.knotd_running || h.expiry == 0) {
 			snprintf(s->message, sizeof(s->message), "knotd serves no DNSKEY signature (not running?)");
 			return;
 		}
-		s->period_end = exp;
-		s->valid_until = exp;
+		s->signing = h.resign_at ? "scheduled" : "not scheduled";
+		s->resign_at = h.resign_at;
+		/* Thresholds from the policy: knotd signs again when rrsig-refresh is
+		 * left, so less than that, minus a fifth of it for knotd's own
+		 * scheduling, is a signing that did not happen; half of it is critical. */
+		if (derived) {
+			warn = h.refresh - h.refresh / 5;
+			crit = h.refresh / 2;
+		}
+		s->period_end = h.expiry;
+		s->valid_until = h.expiry;
 		judge(s, now, warn, crit, "served DNSKEY signature");
+		if (h.due && h.expiry > now) {
+			/* Knot does not sign by itself any more: the signatures run out. */
+			int st = now >= h.refresh_at ? ST_CRIT : ST_WARN;
+			if (st > s->state) s->state = st;
+			size_t l = strlen(s->message);
+			snprintf(s->message + l, sizeof(s->message) - l, "; signing not scheduled%s: %s"
+			         "knot-hsm %s heal", h.resign_at ? " before the signature's refresh point" : "",
+			         h.card_state == KHSM_CARD_PRESENT ? "run " : "reconnect the card, then run ",
+			         z->domain);
+		}
+		if (h.card_state == KHSM_CARD_NOPCSCD) {
+			size_t l = strlen(s->message);
+			snprintf(s->message + l, sizeof(s->message) - l, "; pcscd not running: start it "
+			         "(systemctl start pcscd.socket)");
+		}
 	}
 	/* A card KSK that cannot be seen is worth a warning, never an OK. */
-	if (strcmp(s->card_ksk, "present") != 0 && s->state == ST_OK) {
+	if (strcmp(s->card_ksk, "present") != 0 && s->state == ST_OK && strcmp(s->mode, "online") == 0) {
+		s->state = ST_WARN;
+		size_t l = strlen(s->message);
+		snprintf(s->message + l, sizeof(s->message) - l, "; card %s", s->card_ksk);
+	} else if (strcmp(s->card_ksk, "present") != 0 && s->state == ST_OK) {
 		s->state = ST_WARN;
 		size_t l = strlen(s->message);
 		snprintf(s->message + l, sizeof(s->message) - l, "; card KSK %s", s->card_ksk);
 	}
+}
+
+static bool any_online(const zone_status_t *st, size_t count)
+{
+	for (size_t i = 0; i < count; i++) {
+		if (strcmp(st[i].mode, "online") == 0) return true;
+	}
+	return false;
 }
 
 int cmd_status(cli_t *cli)
@@ -272,7 +324,16 @@ int cmd_status(cli_t *cli)
 			khsm_err_clear();
 			continue;
 		}
-		zone_status(conf, kconf, ksk_path, z, now, warn, crit, &st[count]);
+		const khsm_conf_keystore_t *card = NULL;
+		if (cli->heal && khsm_online_card(conf, z->domain, &card) == KHSM_EOK) {
+			/* Its own verdict shows in the status that follows. */
+			openlog("knot-hsm", LOG_PID, LOG_DAEMON);
+			(void)heal_zone(conf, z->domain, true);
+			closelog();
+			khsm_err_clear();
+			now = time(NULL);
+		}
+		zone_status(conf, kconf, ksk_path, z, now, warn, crit, !cli->warn && !cli->crit, &st[count]);
 		if (strcmp(st[count].mode, "other") != 0) count++;
 	}
 	int worst = ST_OK;
@@ -322,6 +383,14 @@ int cmd_status(cli_t *cli)
 			}
 			khsm_json_str(&j, "next_zsk_event", s->next_event[0] ? s->next_event : NULL);
 			khsm_json_str(&j, "ds_at_parent", s->ds_waiting ? "waiting" : NULL);
+			khsm_json_int(&j, "warn_seconds", s->warn);
+			khsm_json_int(&j, "crit_seconds", s->crit);
+			khsm_json_str(&j, "signing", s->signing);
+			if (s->resign_at) {
+				khsm_json_int(&j, "resign_at", s->resign_at);
+			} else {
+				khsm_json_null(&j, "resign_at");
+			}
 			khsm_json_str(&j, "message", s->message);
 			khsm_json_end(&j);
 		}
@@ -329,9 +398,26 @@ int cmd_status(cli_t *cli)
 		khsm_json_end(&j);
 		putchar('\n');
 	} else {
-		printf("%s: %zu zone(s), warn %" PRId64 " d, crit %" PRId64 " d\n",
+		printf("%s: %zu zone(s), warn %" PRId64 " d, crit %" PRId64 " d%s",
 		       worst == ST_OK ? "OK" : worst == ST_WARN ? "WARNING" : worst == ST_CRIT ? "CRITICAL" : "UNKNOWN",
-		       count, warn / 86400, crit / 86400);
+		       count, warn / 86400, crit / 86400,
+		       !cli->warn && !cli->crit && any_online(st, count) ? " (online zones: from their rrsig-refresh)" : "");
+		/* Perfdata for monitoring: the zone with the least time left, then each zone. */
+		const zone_status_t *least = NULL;
+		for (size_t i = 0; i < count; i++) {
+			if (st[i].period_end && (!least || st[i].period_end < least->period_end)) least = &st[i];
+		}
+		if (least) {
+			printf(" | remaining=%" PRId64 "s;%" PRId64 ";%" PRId64, least->period_end - now,
+			       least->warn, least->crit);
+			for (size_t i = 0; count > 1 && i < count; i++) {
+				if (st[i].period_end) {
+					printf(" 'remaining %s'=%" PRId64 "s;%" PRId64 ";%" PRId64, st[i].zone,
+					       st[i].period_end - now, st[i].warn, st[i].crit);
+				}
+			}
+		}
+		putchar('\n');
 		for (size_t i = 0; i < count; i++) {
 			zone_status_t *s = &st[i];
 			char b[32] = "-";
@@ -345,6 +431,11 @@ int cmd_status(cli_t *cli)
 			       /* offline: the KSK and its KASP are on the KSK side */
 			       s->mode && strcmp(s->mode, "offline") == 0 && ksk_path ? ksk_path : khsm_conf_path(conf),
 			       s->zone);
+			if (s->signing) {
+				char at[32] = "";
+				if (s->resign_at) iso(s->resign_at, at, sizeof(at));
+				printf("  signing by knotd: %s%s%s\n", s->signing, s->resign_at ? " at " : "", at);
+			}
 		}
 		if (count == 0) {
 			printf("no signed zone of %s uses a card KSK\n", khsm_conf_path(conf));

@@ -107,7 +107,7 @@ static const cli_command_t COMMANDS[] = {
 	  "KSK side refuses and names it.",
 	  false, 0 },
 	{ "ceremony", true, OPT_CONF | OPT_PIN_FILE | OPT_PIN_FD | OPT_FORCE | OPT_JSON, cmd_ceremony,
-	  "knot-hsm [-c knot.conf] ZONE... ceremony [until=+90d] [ksk-conf=PATH] [generate-ksk=yes|no] [signer=card|keymgr] [--pin-file PATH | --pin-fd N] [--force] [--json]",
+	  "knot-hsm [-c knot.conf] ZONE... ceremony [until=+90d] [ksk-conf=PATH] [generate-ksk=yes|no] [signer=card|keymgr] [pcscd-wait=60] [--pin-file PATH | --pin-fd N] [--force] [--json]",
 	  "Offline-KSK cycle for each zone: keymgr pregenerate and generate-ksr (ZSK side,\n"
 	  "knot.conf), the KSR signed on the card (KSK side, default knot-hsm-ksk.conf next\n"
 	  "to knot.conf), validate-skr and knot-hsm's own checks, import-skr, then knotc\n"
@@ -115,7 +115,8 @@ static const cli_command_t COMMANDS[] = {
 	  "libdnssec, the SKR keymgr sign-ksr would write, with ONE login for the run,\n"
 	  "while the ZSK-side steps of the neighbouring zones run alongside; a zone with a\n"
 	  "KSK rollover in the period falls back to keymgr sign-ksr (its own login).\n"
-	  "signer=keymgr uses keymgr sign-ksr for every zone. A busy card is waited for.\n"
+	  "signer=keymgr uses keymgr sign-ksr for every zone. A busy card is waited for;\n"
+	  "so is a dead pcscd (OpenSC), up to pcscd-wait seconds (default 60, 0: fail).\n"
 	  "Zones already pre-signed up to until are skipped. An SKR that fails a check is\n"
 	  "kept as ZONE.skr.invalid and never imported. KSR and SKR are archived in\n"
 	  "<kasp-db>/../knot-hsm-archive/YYYY-MM-DD/ (YYYY-MM-DD.2/, .3/ ... for later\n"
@@ -126,13 +127,28 @@ static const cli_command_t COMMANDS[] = {
 	  "leaves the zones before it done and it and the later ones on their previous\n"
 	  "SKR (a later zone may be pregenerated or signed, never imported); rerun.",
 	  false, 0 },
-	{ "status", false, OPT_CONF | OPT_WARN | OPT_CRIT | OPT_JSON, cmd_status,
-	  "knot-hsm [-c knot.conf] status [ZONE...] [--warn DAYS] [--crit DAYS] [--json]",
+	{ "heal", true, OPT_CONF, cmd_heal,
+	  "knot-hsm [-c knot.conf] ZONE... heal",
+	  "Online mode: when knotd has no signing scheduled for the zone (Knot does not\n"
+	  "reschedule a signing that failed while the card was away) or the served DNSKEY\n"
+	  "signature is past its refresh point, and the card answers, run knotc -b\n"
+	  "zone-sign ZONE. A no-op when knotd will sign by itself; refuses, and asks\n"
+	  "for nothing, while the card does not answer. One line per zone (ok, healed,\n"
+	  "error) on stdout or stderr and to syslog (facility daemon, tag knot-hsm).\n"
+	  "Exit 0 when every zone is fine or healed, 1 otherwise.",
+	  false, 0 },
+	{ "status", false, OPT_CONF | OPT_WARN | OPT_CRIT | OPT_HEAL | OPT_JSON, cmd_status,
+	  "knot-hsm [-c knot.conf] status [ZONE...] [--warn DAYS] [--crit DAYS] [--heal] [--json]",
 	  "Every signed zone of knot.conf with a card KSK: mode, card KSK present on the\n"
-	  "token, end of the pre-signed period (offline) or of the served DNSKEY\n"
-	  "signature (online), next ZSK event. Exit 0 OK, 1 WARNING (less than --warn,\n"
-	  "default 14 days, left), 2 CRITICAL (less than --crit, default 7), 3 UNKNOWN,\n"
-	  "also for this command's own usage errors. ZONE... limits the check to them.",
+	  "token (online: card absent, pcscd not running), end of the pre-signed period\n"
+	  "(offline) or of the served DNSKEY signature (online; expired: the zone no\n"
+	  "longer validates), knotd's next signing (online: not scheduled names heal),\n"
+	  "next ZSK event. Exit 0 OK, 1 WARNING (less than --warn left), 2 CRITICAL\n"
+	  "(less than --crit), 3 UNKNOWN, also for this command's own usage errors.\n"
+	  "Without --warn and --crit: offline 14 and 7 days; online from the policy,\n"
+	  "rrsig-refresh minus a fifth of it and half of it. Perfdata after '|'\n"
+	  "(remaining=SECONDSs;WARN;CRIT). --heal first runs heal for each online zone\n"
+	  "(its lines on stderr). ZONE... limits the check to them.",
 	  true, 3 },
 	{ "audit", false, OPT_HEAD | OPT_ANCHOR | OPT_JSON, cmd_audit,
 	  "knot-hsm audit verify [FILE] [--head HEX] [--anchor FILE] [--json] | knot-hsm audit tail [FILE] [--json]",
@@ -254,6 +270,7 @@ static const option_t OPTIONS[] = {
 	{ "--guard", 0, OPT_GUARD, false },
 	{ "--head", 0, OPT_HEAD, true },
 	{ "--anchor", 0, OPT_ANCHOR, true },
+	{ "--heal", 0, OPT_HEAL, false },
 };
 
 static int parse_fd(const char *text, int *fd)
@@ -311,6 +328,7 @@ static int set_option(cli_t *cli, const option_t *o, const char *value)
 	case OPT_GUARD:     cli->guard = true; break;
 	case OPT_HEAD:      cli->head = value; break;
 	case OPT_ANCHOR:    cli->anchor = value; break;
+	case OPT_HEAL:      cli->heal = true; break;
 	}
 	return bound_option(o->bit, o->long_name, value);
 }

@@ -37,6 +37,10 @@ char *path_dir(const char *path);
  *  New string, free with free(). */
 char *ksk_side_path(const char *conf_path);
 
+/** heal for one online zone (cmd_heal.c): one line on stdout, or stderr
+ *  when to_stderr or on error, and to syslog; CLI_OK or CLI_FAIL. */
+int heal_zone(const khsm_conf_t *conf, const char *zone, bool to_stderr);
+
 /** knot.conf path: -c, or Knot's default. */
 const char *zone_conf_path(const cli_t *cli);
 

@@ -387,6 +387,7 @@ struct keygen_args {
 	size_t n_before;
 	bool tried;             /* C_GenerateKeyPair was called at least once */
 	bool made;              /* ... and returned CKR_OK */
+	bool vanished;          /* ... and the card stopped answering (CKR_GENERAL_ERROR) */
 	uint8_t *id;            /* result */
 	size_t id_len;
 };
@@ -595,6 +596,15 @@ static int keygen_once(void *ctx)
 		khsm_err_detail("the card is full: it has no room for another key pair "
 		                "(CKR_DEVICE_MEMORY)");
 		r = KHSM_EDEVMEM;
+	} else if (rv == CKR_GENERAL_ERROR) {
+		/* What OpenSC answers when the card leaves the reader in the middle
+		 * of generating (pcscd notices later): the module itself is fine.
+		 * Not retried: a card that answers so while present would burn a
+		 * key slot per try. */
+		k->vanished = true;
+		khsm_err_detail("the card stopped answering during key generation (removed?) "
+		                "(CKR_GENERAL_ERROR)");
+		r = KHSM_ETOKEN;
 	} else {
 		khsm_err_detail("the card refused to generate the key pair (CKR 0x%lx)", (unsigned long)rv);
 		r = card_error_from_ckr(rv);
@@ -619,7 +629,17 @@ int khsm_cardkey_generate(khsm_keystore_t *ks, int algorithm, unsigned bits, con
 	int r = khsm_card_op("generating the key pair", keygen_once, &k);
 	if (r != KHSM_EOK) {
 		free(k.id);
-		if (k.made || (k.tried && khsm_retry_transient(r))) {
+		if (k.vanished && !k.made) {
+			const char *d = khsm_err_last_detail();
+			char keep[1400];
+			snprintf(keep, sizeof(keep), "%s", d ? d : "");
+			khsm_err_detail("%s%sthe card may hold a half-made key pair that no PKCS #11 object "
+			                "shows (it takes a key slot; knot-hsm keys cannot list it), and nothing "
+			                "was written to KASP. Put the card back (if it was removed) and rerun "
+			                "the command: it makes the key in a free slot (only re-initialising the "
+			                "card, which erases every key on it, frees that slot)",
+			                keep, keep[0] ? "; " : "");
+		} else if (k.made || (k.tried && khsm_retry_transient(r))) {
 			const char *d = khsm_err_last_detail();
 			char keep[1400];
 			snprintf(keep, sizeof(keep), "%s", d ? d : "");

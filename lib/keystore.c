@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 
 #include "error.h"
+#include "guard/conf.h"
 #include "internal.h"
 #include "keystore.h"
 #include "retry.h"
@@ -74,6 +75,35 @@ static void explain_open_failure(int r, const char *config, const char *uri, con
 }
 
 _public_
+int khsm_keystore_guard_check(const char *module)
+{
+	if (!module || !khsm_guard_is_module(module)) {
+		return KHSM_EOK;
+	}
+	_cleanup_free_ char *path = NULL;
+	khsm_guard_conf_t gc = { 0 };
+	int r = khsm_guard_conf_locate(module, &path);
+	if (r == KHSM_EOK) {
+		r = khsm_guard_conf_load(path, &gc);
+	}
+	khsm_guard_conf_clear(&gc);
+	if (r == KHSM_EOK) {
+		return KHSM_EOK;
+	}
+	/* The guard's own line: it reads the file with this very parser at
+	 * C_Initialize and prints "knot-hsm-guard: " and the same detail. */
+	const char *d = khsm_err_last_detail();
+	char why[1200];
+	snprintf(why, sizeof(why), "%s", d ? d : khsm_strerror(r));
+	khsm_err_detail("knot-hsm-guard: %s; the guard module cannot start, so neither knotd nor "
+	                "keymgr nor knot-hsm reaches the card through it (keymgr says only \"failed "
+	                "to load PKCS #11 module\"): fix the guard configuration%s%s (knot-hsm keystore "
+	                "--guard prints one; knot-hsm doctor checks it)", why, path ? " " : "",
+	                path ? path : "");
+	return KHSM_ECONFIG;
+}
+
+_public_
 int khsm_keystore_open(const char *config, khsm_keystore_t **ks_ptr)
 {
 	if (!config || !ks_ptr) {
@@ -86,6 +116,10 @@ int khsm_keystore_open(const char *config, khsm_keystore_t **ks_ptr)
 		return KHSM_ENOMEM;
 	}
 	int r = khsm_uri_split_config(config, &ks->uri, &ks->module);
+	if (r != KHSM_EOK) {
+		goto fail;
+	}
+	r = khsm_keystore_guard_check(ks->module);
 	if (r != KHSM_EOK) {
 		goto fail;
 	}
@@ -243,10 +277,14 @@ int khsm_keystore_flags(const khsm_keystore_t *ks, unsigned *flags_ptr)
 	return KHSM_EOK;
 }
 
+/* The one unblock that works on OpenSC 0.23 (Debian 12) for a SmartCard-HSM
+ * or Nitrokey HSM 2, and on any module: C_InitPIN as the security officer.
+ * That sc-hsm-tool has no unblock option; pkcs11-tool --unlock-pin needs a
+ * context-specific login OpenSC's sc-hsm driver does not take. */
 #define UNBLOCK_HINT "the security officer must unblock it with the SO-PIN: " \
-	"pkcs11-tool --module MODULE --login --login-type so --init-pin (or --unlock-pin), " \
-	"which asks for the SO-PIN and a new user PIN; on a SmartCard-HSM/Nitrokey, " \
-	"sc-hsm-tool can also reset the retry counter"
+	"pkcs11-tool --module MODULE --login --login-type so --init-pin --so-pin SO-PIN " \
+	"--new-pin NEW-PIN sets a new user PIN and resets the card's retry counter " \
+	"(OpenSC's sc-hsm-tool in 0.23 cannot unblock)"
 
 _public_
 int khsm_login_precheck(unsigned flags, bool force)

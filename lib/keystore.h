@@ -16,6 +16,13 @@ typedef struct khsm_keystore khsm_keystore_t;
  *  \param[out] ks_ptr  close with khsm_keystore_close(). */
 int khsm_keystore_open(const char *config, khsm_keystore_t **ks_ptr);
 
+/** When module is the guard (libknothsm-guard.so): can it start? Its
+ *  configuration is found and parsed as the guard itself does at
+ *  C_Initialize; KHSM_ECONFIG with the guard's own line ("knot-hsm-guard:
+ *  FILE:LINE: …") and the remedy otherwise. KHSM_EOK for any other module.
+ *  khsm_keystore_open() and khsm_zone_resolve() call it. */
+int khsm_keystore_guard_check(const char *module);
+
 /** PIN for every later login of this keystore that the URI's pin-source
  *  does not cover (the PIN stays owned by the caller and must outlive ks).
  *  GnuTLS gets it at most once per login: a wrong PIN is never retried. */

@@ -9,8 +9,10 @@
 #include "dnskey.h"
 #include "error.h"
 #include "internal.h"
+#include "keystore.h"
 #include "knot.h"
 #include "retry.h"
+#include "uri.h"
 
 /* -- small parsers -- */
 
@@ -147,6 +149,30 @@ int khsm_knot_version(const char *tool, int *major, int *minor, int *patch)
 
 /* -- keymgr -- */
 
+/* keymgr could not load a PKCS #11 module: when a keystore of conf_path
+ * goes through a guard that cannot start, say so in the guard's words
+ * (khsm_keystore_guard_check() sets the detail) and return true. */
+static bool guard_explains(const char *conf_path)
+{
+	khsm_conf_t *conf = NULL;
+	bool found = false;
+	if (khsm_conf_load(conf_path, &conf) != KHSM_EOK) {
+		khsm_err_clear();
+		return false;
+	}
+	for (size_t i = 0; i < khsm_conf_keystore_count(conf) && !found; i++) {
+		const khsm_conf_keystore_t *ks = khsm_conf_keystore_at(conf, i);
+		char *uri = NULL, *module = NULL;
+		if (ks->config && khsm_uri_split_config(ks->config, &uri, &module) == KHSM_EOK) {
+			found = khsm_keystore_guard_check(module) != KHSM_EOK;
+		}
+		free(uri);
+		free(module);
+	}
+	khsm_conf_free(conf);
+	return found;
+}
+
 _public_
 int khsm_keymgr(const char *conf_path, const char *const args[], khsm_run_t *res)
 {
@@ -179,6 +205,10 @@ int khsm_keymgr(const char *conf_path, const char *const args[], khsm_run_t *res
 		err = find_error_line(out.out);
 	}
 	if (err || out.status != 0) {
+		if (err && strstr(err, "failed to load PKCS #11 module") && guard_explains(conf_path)) {
+			khsm_run_clear(&out);
+			return KHSM_ECONFIG;
+		}
 		if (err) {
 			khsm_err_detail("keymgr reports %s", err);
 		} else {

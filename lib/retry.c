@@ -112,6 +112,19 @@ static int run(const khsm_retry_policy_t *policy, const char *what, int (*op)(vo
 			const char *d = khsm_err_last_detail();
 			char prev[1024];
 			snprintf(prev, sizeof(prev), "%s", d ? d : "");
+			if (r == KHSM_EBUSY) {
+				/* The card answered, with an error, every time: OpenSC says
+				 * CKR_DEVICE_ERROR both for a card busy with another program
+				 * and for one that fails the command (status word 6F00). */
+				khsm_err_detail("%s%sthe card kept failing while %s: gave up after %u tries in "
+				                "%.1f s, each answered with an error (device error, "
+				                "CKR_DEVICE_ERROR, which is also how OpenSC reports a card busy "
+				                "with another program); if no other program holds the card, "
+				                "remove and reinsert it (knot-hsm doctor checks it) and rerun; a "
+				                "card that keeps failing is faulty", prev, prev[0] ? "; " : "",
+				                what, tries, slept / 1000.0);
+				return r;
+			}
 			khsm_err_detail("%s%sthe card stayed busy or absent while %s: gave up after %u tries "
 			                "in %.1f s; check that no other program holds the card and that it "
 			                "is inserted, then rerun", prev, prev[0] ? "; " : "", what, tries,

@@ -21,6 +21,7 @@ struct khsm_tokens {
 	khsm_token_t *items;
 	CK_FUNCTION_LIST **item_module; /* module of each token */
 	size_t count;
+	size_t empty_slots;             /* slots (readers) without a token */
 	char *failures;
 };
 
@@ -170,6 +171,10 @@ static int add_module_tokens(khsm_tokens_t *list, CK_FUNCTION_LIST *m)
 		               khsm_strerror(khsm_error_from_ckr(rv)));
 		free(name);
 		return KHSM_EOK;
+	}
+	CK_ULONG all = 0;
+	if (m->C_GetSlotList(CK_FALSE, NULL, &all) == CKR_OK && all > n) {
+		list->empty_slots += all - n;
 	}
 
 	for (CK_ULONG i = 0; i < n; i++) {
@@ -325,6 +330,12 @@ _public_
 size_t khsm_tokens_count(const khsm_tokens_t *list)
 {
 	return list ? list->count : 0;
+}
+
+_public_
+size_t khsm_tokens_empty_slots(const khsm_tokens_t *list)
+{
+	return list ? list->empty_slots : 0;
 }
 
 _public_

@@ -53,6 +53,9 @@ int khsm_tokens_load(const char *module_path, bool registered, khsm_tokens_t **t
 /** Number of tokens found. */
 size_t khsm_tokens_count(const khsm_tokens_t *tokens);
 
+/** Slots without a token (for OpenSC: readers without a card). */
+size_t khsm_tokens_empty_slots(const khsm_tokens_t *tokens);
+
 /** Token at index i (owned by the list). */
 const khsm_token_t *khsm_tokens_at(const khsm_tokens_t *tokens, size_t i);
 

@@ -5,6 +5,8 @@
 #include "dnskey.h"
 #include "error.h"
 #include "internal.h"
+#include "keystore.h"
+#include "uri.h"
 #include "zone.h"
 
 static bool is_pkcs11(const khsm_conf_keystore_t *ks)
@@ -94,6 +96,19 @@ int khsm_zone_resolve(const khsm_conf_t *conf, const char *name, const char *key
 		khsm_err_detail("keystore '%s' has no config", z.keystore->id);
 		r = KHSM_ECONFIG;
 		goto fail;
+	}
+	/* keymgr and knotd would only say "failed to load PKCS #11 module". */
+	{
+		char *uri = NULL, *module = NULL;
+		r = khsm_uri_split_config(z.keystore->config, &uri, &module);
+		if (r == KHSM_EOK) {
+			r = khsm_keystore_guard_check(module);
+		}
+		free(uri);
+		free(module);
+		if (r != KHSM_EOK) {
+			goto fail;
+		}
 	}
 
 	const char *kasp = khsm_conf_kasp_db(conf);

@@ -129,8 +129,9 @@ validate "card out, knotd failed to sign"
 # event_dnssec() reschedules from what the failed signing planned, which is
 # nothing, and logs so (src/knot/events/handlers/dnssec.c). That is the
 # behaviour asserted here, exactly: the warning, and no re-sign event left,
-# neither with the card out nor once it is back. The operator (or a timer)
-# asks for the signing with knotc zone-sign; `knot-hsm heal` is to do that.
+# neither with the card out nor once it is back. `knot-hsm ZONE heal` (run by
+# the status timer of samples/) notices and asks for the signing with knotc
+# zone-sign, once the card answers; with the card out it refuses.
 contains "$failed" "warning: [example.com.] DNSSEC, next signing not scheduled" \
 	"knotd says it scheduled no further signing after the failure"
 resign_event() {
@@ -138,12 +139,20 @@ resign_event() {
 	grep -o 're-sign: [^ |]*' "$TMP/zstatus" || fail "no re-sign event in zone-status: $(cat "$TMP/zstatus")"
 }
 equals "$(resign_event)" "re-sign: -" "no re-sign event is scheduled with the card out"
+attempts=$(grep -c "zone event 're-sign' failed" "$D/knotd.log")
+run 1 "$KNOT_HSM" -c "$CONF" example.com heal
+contains "$ERR" "error: example.com.: knotd has no signing scheduled, and the card KSK is absent: not asking knotd to sign" \
+	"heal with the card out says so"
+equals "$(resign_event)" "re-sign: -" "and asks knotd for nothing"
+equals "$(grep -c "zone event 're-sign' failed" "$D/knotd.log")" "$attempts" "knotd tried no signing for heal"
 rm -f "$REMOVED"
 back=$(date +%s)
 sleep 1
 equals "$(resign_event)" "re-sign: -" "the card back: still no re-sign event, knotd waits for zone-sign"
 lacks "$(tail -n +"$((lines + 1))" "$D/knotd.log")" "successfully signed" "and it signed nothing by itself"
-run 0 knotc -c "$CONF" zone-sign example.com.
+run 0 "$KNOT_HSM" -c "$CONF" example.com heal
+contains "$OUT" "healed: example.com.: knotd has no signing scheduled; knotc zone-sign: knotd signed the zone" \
+	"heal, the card back: knotd signs again"
 i=0
 while :; do
 	sig_after=$(dnskey_sig)
@@ -156,6 +165,9 @@ done
 pass "after the reinsertion knotd signs the DNSKEY set again with the card KSK (inception $incept + 5400 >= $back)"
 [ "$sig_after" != "$sig_before" ] || fail "the DNSKEY signature did not change"
 validate "card back"
+run 0 "$KNOT_HSM" -c "$CONF" example.com heal
+contains "$OUT" "ok: example.com.: signing scheduled at " "a second heal is a no-op"
+lacks "$OUT" "healed" "and zone-signs nothing"
 run 0 keymgr -c "$CONF" example.com. list
 equals "$OUT" "$kasp_before" "KASP unchanged by the removal: no new key, no key state moved"
 

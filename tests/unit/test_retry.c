@@ -106,7 +106,20 @@ static void test_gives_up_after_budget(void **state)
 	assert_true(ms < 2000);
 	assert_non_null(khsm_err_last_detail());
 	assert_non_null(strstr(khsm_err_last_detail(), "gave up after 8 tries"));
+	/* Every try answered with an error: a card that kept failing, not only "busy". */
+	assert_non_null(strstr(khsm_err_last_detail(), "the card kept failing while testing"));
+	assert_non_null(strstr(khsm_err_last_detail(), "device error, CKR_DEVICE_ERROR"));
 	khsm_retry_set_notify(NULL, NULL);
+}
+
+static void test_gives_up_absent(void **state)
+{
+	(void)state;
+	khsm_err_clear();
+	script_t s = { { KHSM_EBUSY, KHSM_ENOTOKEN }, 2, 0 };
+	assert_int_equal(khsm_retry_run(&FAST, "testing", scripted, &s), KHSM_ENOTOKEN);
+	assert_non_null(strstr(khsm_err_last_detail(), "the card stayed busy or absent while testing"));
+	assert_null(strstr(khsm_err_last_detail(), "kept failing"));
 }
 
 static void test_never_retries_pin_errors(void **state)
@@ -200,6 +213,7 @@ int main(void)
 		cmocka_unit_test(test_transient_codes),
 		cmocka_unit_test(test_retries_until_success),
 		cmocka_unit_test(test_gives_up_after_budget),
+		cmocka_unit_test(test_gives_up_absent),
 		cmocka_unit_test(test_never_retries_pin_errors),
 		cmocka_unit_test(test_zero_budget_and_env),
 		cmocka_unit_test(test_card_op_locks_and_nests),

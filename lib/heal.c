@@ -1,0 +1,298 @@
+/* heal: the online signer's health, and knotc zone-sign when Knot did not
+ * reschedule a signing that failed while the card was away (Knot 3.5.8's
+ * event_dnssec() logs "next signing not scheduled" and waits for an
+ * operator). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "cardkey.h"
+#include "error.h"
+#include "heal.h"
+#include "internal.h"
+#include "kasp.h"
+#include "keystore.h"
+#include "knot.h"
+#include "pcscd.h"
+#include "policy.h"
+#include "run.h"
+#include "uri.h"
+
+_public_
+const char *khsm_card_state_name(khsm_card_state_t state)
+{
+	switch (state) {
+	case KHSM_CARD_PRESENT: return "present";
+	case KHSM_CARD_NOKEY:   return "absent (the card answers, the key is not on it)";
+	case KHSM_CARD_ABSENT:  return "absent";
+	case KHSM_CARD_NOPCSCD: return "pcscd not running";
+	default:                return "unknown";
+	}
+}
+
+/* Only an absent card is worth asking pcscd about: a card that answers
+ * proves pcscd runs. */
+static khsm_card_state_t absent(const char *config)
+{
+	_cleanup_free_ char *uri = NULL;
+	_cleanup_free_ char *module = NULL;
+	khsm_card_state_t st = KHSM_CARD_ABSENT;
+	if (khsm_uri_split_config(config, &uri, &module) == KHSM_EOK &&
+	    khsm_pcscd_module_uses(module) && khsm_pcscd_check() != KHSM_EOK) {
+		st = KHSM_CARD_NOPCSCD;
+	}
+	return st;
+}
+
+_public_
+khsm_card_state_t khsm_card_probe(const char *config, const char *id_hex)
+{
+	khsm_keystore_t *ks = NULL;
+	_cleanup_free_ uint8_t *id = NULL;
+	size_t id_len = 0;
+	khsm_card_state_t st = KHSM_CARD_UNKNOWN;
+	if (!config || (id_hex && khsm_hex_parse(id_hex, &id, &id_len) != KHSM_EOK)) {
+		goto fail;
+	}
+	if (khsm_keystore_open(config, &ks) != KHSM_EOK) {
+		st = absent(config);
+		goto fail;
+	}
+	khsm_cardobjs_t objs = { 0 };
+	int r = khsm_cardkey_find(ks, NULL, id, id_len, KHSM_URI_TYPE_PUBLIC, NULL, false, &objs);
+	if (r == KHSM_EOK) {
+		st = !id || objs.count > 0 ? KHSM_CARD_PRESENT : KHSM_CARD_NOKEY;
+	} else if (r == KHSM_ENOTOKEN || r == KHSM_EREMOVED) {
+		st = absent(config);
+	}
+	khsm_cardobjs_clear(&objs);
+	khsm_keystore_close(ks);
+fail:
+	khsm_err_clear();
+	return st;
+}
+
+/* "+1D2h3m4s" as Knot's knot_time_print(TIME_PRINT_HUMAN_MIXED) writes a
+ * time relative to now. */
+static int mixed_time(const char *text, int64_t now, int64_t *at)
+{
+	static const struct { char unit; int64_t secs; } UNITS[] = {
+		{ 'Y', 365 * 86400 }, { 'M', 30 * 86400 }, { 'D', 86400 }, { 'h', 3600 }, { 'm', 60 }, { 's', 1 },
+	};
+	int sign = text[0] == '-' ? -1 : text[0] == '+' ? 1 : 0;
+	if (sign == 0 || !text[1]) {
+		return KHSM_EPARSE;
+	}
+	int64_t total = 0;
+	size_t next_unit = 0;
+	for (const char *p = text + 1; *p; ) {
+		if (*p < '0' || *p > '9') {
+			return KHSM_EPARSE;
+		}
+		int64_t v = 0;
+		while (*p >= '0' && *p <= '9') {
+			if (v > INT32_MAX) return KHSM_EPARSE;
+			v = v * 10 + (*p++ - '0');
+		}
+		size_t u = next_unit;
+		while (u < KHSM_ARRAY_SIZE(UNITS) && UNITS[u].unit != *p) u++;
+		if (u == KHSM_ARRAY_SIZE(UNITS)) {
+			return KHSM_EPARSE;
+		}
+		total += v * UNITS[u].secs;
+		next_unit = u + 1;
+		p++;
+	}
+	*at = now + sign * total;
+	return KHSM_EOK;
+}
+
+_public_
+int khsm_heal_resign_parse(const char *text, int64_t now, int64_t *at_ptr)
+{
+	if (!text || !at_ptr) {
+		return KHSM_EINVAL;
+	}
+	const char *p = strstr(text, " re-sign: ");
+	if (!p) {
+		khsm_err_detail("knotc zone-status shows no re-sign event");
+		return KHSM_EPARSE;
+	}
+	p += strlen(" re-sign: ");
+	char value[64];
+	size_t n = strcspn(p, " |\n");
+	if (n == 0 || n >= sizeof(value)) {
+		khsm_err_detail("knotc zone-status: unreadable re-sign event");
+		return KHSM_EPARSE;
+	}
+	memcpy(value, p, n);
+	value[n] = '\0';
+	if (strcmp(value, "-") == 0) {
+		*at_ptr = 0;
+		return KHSM_EOK;
+	}
+	/* Due or in progress: running(T), pending(T), frozen(T). */
+	if (strncmp(value, "running(", 8) == 0 || strncmp(value, "pending(", 8) == 0) {
+		*at_ptr = now;
+		return KHSM_EOK;
+	}
+	int64_t at = 0;
+	if (mixed_time(value, now, &at) != KHSM_EOK) {
+		khsm_err_detail("knotc zone-status: unreadable re-sign event '%s'", value);
+		return KHSM_EPARSE;
+	}
+	*at_ptr = at;
+	return KHSM_EOK;
+}
+
+_public_
+int khsm_knotc_resign_at(const khsm_conf_t *conf, const char *zone, int64_t now, int64_t *at_ptr)
+{
+	if (!conf || !zone || !at_ptr) {
+		return KHSM_EINVAL;
+	}
+	const char *argv[] = { khsm_tool_path("knotc"), "-e", "-c", khsm_conf_path(conf), "zone-status",
+	                       zone, "+events", NULL };
+	khsm_run_t res = { 0 };
+	int r = khsm_run(argv, NULL, &res);
+	if (r != KHSM_EOK) {
+		return r;
+	}
+	if (res.status != 0 || strstr(res.out, "error:") || strstr(res.err, "error:")) {
+		const char *e = strstr(res.err, "error:") ? res.err : res.out;
+		if (strstr(e, "failed to connect")) {
+			khsm_err_detail("knotd is not running (knotc zone-status: %.*s)",
+			                (int)strcspn(e, "\n"), e);
+			r = KHSM_ENOENT;
+		} else {
+			khsm_err_detail("knotc zone-status %s: %.*s", zone, (int)strcspn(e, "\n"), e);
+			r = KHSM_ETOOL;
+		}
+	} else {
+		r = khsm_heal_resign_parse(res.out, now, at_ptr);
+	}
+	khsm_run_clear(&res);
+	return r;
+}
+
+_public_
+int khsm_online_card(const khsm_conf_t *conf, const char *zone, const khsm_conf_keystore_t **card_ptr)
+{
+	const khsm_conf_zone_t *z = khsm_conf_zone_find(conf, zone);
+	const khsm_conf_policy_t *p = NULL;
+	if (!z) {
+		khsm_err_detail("zone %s is not in %s", zone, khsm_conf_path(conf));
+		return KHSM_ENOENT;
+	}
+	if (khsm_conf_zone_policy(conf, z, &p) != KHSM_EOK) {
+		khsm_err_detail("zone %s has no dnssec-policy", zone);
+		return KHSM_ENOENT;
+	}
+	if (p->offline_ksk) {
+		khsm_err_detail("zone %s runs the offline mode: knotd never signs with the card "
+		                "(knot-hsm status shows the pre-signed period)", zone);
+		return KHSM_ENOENT;
+	}
+	const khsm_conf_keystore_t *card = NULL;
+	for (size_t i = 0; i < p->keystore_count; i++) {
+		const khsm_conf_keystore_t *ks = khsm_conf_keystore_find(conf, p->keystores[i]);
+		if (ks && ks->backend && strcmp(ks->backend, "pkcs11") == 0) card = ks;
+	}
+	if (!card) {
+		khsm_err_detail("policy %s of zone %s keeps no key on a card", p->id, zone);
+		return KHSM_ENOENT;
+	}
+	*card_ptr = card;
+	return KHSM_EOK;
+}
+
+/* A policy duration, or fallback when unset or unreadable. */
+static int64_t policy_secs(const char *text, int64_t fallback)
+{
+	int64_t v = 0;
+	if (text && khsm_duration_parse(text, &v) == KHSM_EOK && v > 0) {
+		return v;
+	}
+	khsm_err_clear();
+	return fallback;
+}
+
+_public_
+int khsm_health_check(const khsm_conf_t *conf, const char *zone, int64_t now, khsm_health_t *out)
+{
+	if (!conf || !zone || !out) {
+		return KHSM_EINVAL;
+	}
+	khsm_health_t h = { 0 };
+	int r = khsm_online_card(conf, zone, &h.card);
+	if (r != KHSM_EOK) {
+		return r;
+	}
+	const khsm_conf_policy_t *p = NULL;
+	(void)khsm_conf_zone_policy(conf, khsm_conf_zone_find(conf, zone), &p);
+	/* Knot's defaults: rrsig-lifetime 14 days, rrsig-refresh about a tenth of it. */
+	h.lifetime = policy_secs(p->rrsig_lifetime, 14 * 86400);
+	h.refresh = policy_secs(p->rrsig_refresh, h.lifetime / 10);
+
+	khsm_kasp_summary_t sum = { 0 };
+	if (khsm_kasp_zone_summary(khsm_conf_path(conf), zone, now, &sum) != KHSM_EOK) {
+		sum = (khsm_kasp_summary_t) { 0 };
+	}
+	khsm_err_clear();
+	h.card_state = sum.has_ksk ? khsm_card_probe(h.card->config, sum.ksk_id)
+	                           : khsm_card_probe(h.card->config, NULL);
+
+	r = khsm_knotc_resign_at(conf, zone, now, &h.resign_at);
+	if (r == KHSM_ENOENT) {
+		khsm_err_clear();
+		*out = h;
+		return KHSM_EOK;
+	}
+	if (r != KHSM_EOK) {
+		return r;
+	}
+	h.knotd_running = true;
+	if (khsm_knotc_dnskey_expiry(conf, zone, &h.expiry) != KHSM_EOK) {
+		h.expiry = 0;
+	}
+	khsm_err_clear();
+	if (h.expiry) {
+		h.refresh_at = h.expiry - h.refresh;
+	}
+	/* knotd signs by itself when a re-sign is scheduled before the served
+	 * signature runs out; past the refresh point (with a tenth of the
+	 * refresh interval, at most an hour, for knotd to get to it) a later
+	 * event is no use either. */
+	int64_t grace = h.refresh / 10 < 3600 ? h.refresh / 10 : 3600;
+	bool late = h.expiry && now > h.refresh_at + grace && h.resign_at > now + grace;
+	h.due = h.resign_at == 0 || late;
+	*out = h;
+	return KHSM_EOK;
+}
+
+_public_
+int khsm_knotc_zone_sign(const khsm_conf_t *conf, const char *zone)
+{
+	if (!conf || !zone) {
+		return KHSM_EINVAL;
+	}
+	const char *argv[] = { khsm_tool_path("knotc"), "-b", "-c", khsm_conf_path(conf), "zone-sign",
+	                       zone, NULL };
+	khsm_run_t res = { 0 };
+	int r = khsm_run(argv, NULL, &res);
+	if (r != KHSM_EOK) {
+		return r;
+	}
+	const char *e = strstr(res.err, "error") ? res.err : strstr(res.out, "error") ? res.out : NULL;
+	if (res.status != 0 || e) {
+		if (!e) e = res.err[0] ? res.err : res.out;
+		if (strstr(e, "failed to connect")) {
+			khsm_err_detail("knotd is not running: start it");
+			r = KHSM_ENOENT;
+		} else {
+			khsm_err_detail("knotc zone-sign %s: %.*s", zone, (int)strcspn(e, "\n"), e);
+			r = KHSM_ETOOL;
+		}
+	}
+	khsm_run_clear(&res);
+	return r;
+}

@@ -1,0 +1,68 @@
+/* The signer's health in online mode (Knot >= 3.5, KSK on a card): the card
+ * reachable, knotd's next signing scheduled, the served DNSKEY signature
+ * before its refresh point; and the one repair knot-hsm can make, asking
+ * knotd to sign (knotc zone-sign) when Knot did not reschedule a signing that
+ * failed while the card was away. */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "knotconf.h"
+
+/* Can the card holding the zone's KSK be reached now? Public objects only,
+ * no login. */
+typedef enum {
+	KHSM_CARD_UNKNOWN = 0,  /* could not tell (no KSK id, bad id) */
+	KHSM_CARD_PRESENT,      /* the token answers and shows the KSK */
+	KHSM_CARD_NOKEY,        /* the token answers but has no such key */
+	KHSM_CARD_ABSENT,       /* no token (removed, or the module cannot reach it) */
+	KHSM_CARD_NOPCSCD,      /* the module uses pcscd and pcscd does not answer */
+} khsm_card_state_t;
+
+/** Word for a card state: "present", "absent (no key)", "absent", "pcscd not
+ *  running", "unknown". Static string. */
+const char *khsm_card_state_name(khsm_card_state_t state);
+
+/** Probe the card of keystore config ("<uri> <module>") for the public key
+ *  with CKA_ID id_hex (NULL: only the token). Never logs in. */
+khsm_card_state_t khsm_card_probe(const char *config, const char *id_hex);
+
+/** knotd's re-sign event in the output of `knotc -e zone-status ZONE +events`
+ *  at now: *at_ptr the time it is due (now when pending or running), 0 when
+ *  not scheduled ("re-sign: -"). KHSM_EPARSE when the output has no re-sign
+ *  item or an unreadable time. \param[out] at_ptr */
+int khsm_heal_resign_parse(const char *text, int64_t now, int64_t *at_ptr);
+
+/** The re-sign event of zone in the running knotd (`knotc -e zone-status`).
+ *  KHSM_ENOENT when knotd is not running. \param[out] at_ptr as above. */
+int khsm_knotc_resign_at(const khsm_conf_t *conf, const char *zone, int64_t now, int64_t *at_ptr);
+
+/* What the health check of one online zone found. */
+typedef struct {
+	const khsm_conf_keystore_t *card; /* the policy's pkcs11 keystore; owned by the conf */
+	int64_t refresh;           /* the policy's rrsig-refresh, seconds (Knot's default when unset) */
+	int64_t lifetime;          /* the policy's rrsig-lifetime, seconds */
+	int64_t expiry;            /* earliest expiration of the served DNSKEY RRSIGs; 0: none served */
+	int64_t refresh_at;        /* expiry - refresh: when knotd should have signed again */
+	int64_t resign_at;         /* knotd's re-sign event; 0: not scheduled */
+	bool knotd_running;
+	khsm_card_state_t card_state;
+	bool due;                  /* knotd will not sign by itself: heal would zone-sign */
+} khsm_health_t;
+
+/** The online card keystore of the zone's policy (pkcs11, the last such one
+ *  of its keystores). KHSM_ENOENT with a detail when the zone has no policy,
+ *  runs the offline mode, or keeps no key on a card. \param[out] card_ptr */
+int khsm_online_card(const khsm_conf_t *conf, const char *zone, const khsm_conf_keystore_t **card_ptr);
+
+/** Check one online zone at now (keymgr list, knotc zone-read and
+ *  zone-status, a probe of the card; no login). A knotd that does not run is
+ *  reported in out, not as an error; KHSM_ENOENT (khsm_online_card) when the
+ *  zone is not an online card zone. \param[out] out */
+int khsm_health_check(const khsm_conf_t *conf, const char *zone, int64_t now, khsm_health_t *out);
+
+/** Ask knotd to sign zone now and wait for the result (`knotc -b zone-sign`).
+ *  KHSM_ENOENT when knotd is not running, KHSM_ETOOL with knotc's message when
+ *  the signing failed. */
+int khsm_knotc_zone_sign(const khsm_conf_t *conf, const char *zone);
