@@ -36,7 +36,9 @@ set -- "" "$builddir/meson-logs/testlog.json"
 # (b) unit, integration and cardsim again in an ASan + UBSan build, where any
 #     sanitizer report (leaks included) fails the test. tests/lsan.supp names
 #     the third-party modules whose leaks are not ours. cardsim itself is built
-#     without sanitizers there: keymgr, knotd and pkcs11-tool load it.
+#     without sanitizers there: keymgr, knotd and pkcs11-tool load it. The
+#     long time-driven scenarios (suite scenario: outages, online signing,
+#     slow cards) and the package test run once, in the plain build only.
 if [ "$whole_suite" -eq 0 ]; then
 	t0=$(date +%s)
 	fuzzlog=$builddir/meson-logs/fuzz.json
