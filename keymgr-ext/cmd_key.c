@@ -24,7 +24,7 @@
 /* Open the keystore of knot.conf as knotd does and log in once. The PIN comes
  * from the config's pin-source (as for knotd), else from the command line.
  * An enrolment's open step (ctx: the cli); returns a KHSM_E* code. */
-static int open_card(void *ctx, const char *config, khsm_pin_t **pin_ptr, khsm_keystore_t **ks_ptr)
+int cli_open_card(void *ctx, const char *config, khsm_pin_t **pin_ptr, khsm_keystore_t **ks_ptr)
 {
 	cli_t *cli = ctx;
 	khsm_keystore_t *ks = NULL;
@@ -59,7 +59,7 @@ static int open_card(void *ctx, const char *config, khsm_pin_t **pin_ptr, khsm_k
 static int open_keystore(cli_t *cli, const char *config, khsm_pin_t **pin_ptr,
                          khsm_keystore_t **ks_ptr)
 {
-	int r = open_card(cli, config, pin_ptr, ks_ptr);
+	int r = cli_open_card(cli, config, pin_ptr, ks_ptr);
 	return r == KHSM_EOK ? CLI_OK : cli_error(r, NULL);
 }
 
@@ -169,7 +169,7 @@ static int generate_zone(cli_t *cli, khsm_conf_t **conf, const char *zone_arg)
 	int rc = kv_parse(cli, kv);
 	if (rc != CLI_OK) return rc;
 	khsm_enroll_t req = { .label = kv_get(kv, "label"), .conf_arg = cli->conf, .force = cli->force,
-	                      .open = open_card, .open_ctx = cli, .notice = print_notice };
+	                      .open = cli_open_card, .open_ctx = cli, .notice = print_notice };
 	req.notice_ctx = &req;
 	if ((rc = parse_roles(kv, &req.ksk, &req.zsk)) != CLI_OK) return rc;
 	const char *timers[6];
@@ -236,7 +236,7 @@ static int import_zone(cli_t *cli, khsm_conf_t **conf, const char *zone_arg)
 	if (rc != CLI_OK) return rc;
 	khsm_enroll_t req = { .label = kv_get(kv, "label"), .id_arg = kv_get(kv, "id"),
 	                      .algorithm_arg = kv_get(kv, "algorithm"), .conf_arg = cli->conf,
-	                      .force = cli->force, .open = open_card, .open_ctx = cli,
+	                      .force = cli->force, .open = cli_open_card, .open_ctx = cli,
 	                      .notice = print_notice };
 	req.notice_ctx = &req;
 	if (!req.label == !req.id_arg) {

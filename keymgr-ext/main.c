@@ -76,6 +76,20 @@ static const cli_command_t COMMANDS[] = {
 	  "Ask the parent for the zone's DS; when it matches one of ours, run\n"
 	  "knotc zone-ksk-submitted ZONE. Otherwise say what the parent has.",
 	  false, 0 },
+	{ "rollover", true, 0, cmd_rollover,
+	  "knot-hsm [-c knot.conf] ZONE... rollover [keystore=ID] [algorithm=NAME] [delete-old=yes] [server=ADDR[@PORT]] [ksk-conf=PATH]",
+	  "Planned double-DS KSK rollover (RFC 7583), state in KASP timers only. Each run\n"
+	  "advances as far as is safe and says what waits: a new KSK generated on the\n"
+	  "card (keystore=ID: another card) and published; once published for DNSKEY TTL\n"
+	  "+ propagation delay, 'submit this DS'; once every parent server (NS of the\n"
+	  "parent, or server=) has it and DS TTL + propagation delay passed, the new KSK\n"
+	  "signs and the old one stops; 'withdraw the old DS'; once no parent server has\n"
+	  "it, the old KSK leaves the DNSKEY set, and delete-old=yes then deletes it from\n"
+	  "KASP and the card. Offline mode (-c knotd's knot.conf): the KSK side's timers\n"
+	  "are set no earlier than the end of the pre-signed period, so each change\n"
+	  "reaches the zone with the next ceremony. The parent's DS TTL is taken to be\n"
+	  "at most max(zone-max-ttl, dnskey-ttl) of the policy.",
+	  false, 0 },
 	{ "policy", true, OPT_WRITE, cmd_policy,
 	  "knot-hsm [-c knot.conf] ZONE... policy [mode=offline|online] [zsk-lifetime=T] [rrsig-lifetime=T] [rrsig-refresh=T] [dnskey-ttl=T] [zone-max-ttl=T] [propagation-delay=T] [algorithm=NAME] [shared-ksk=yes|no] [keystore=ID] [ksk-conf=PATH] [ksk-kasp-db=DIR] [guard=yes|no] [--write FILE [--force]]",
 	  "Render the knot.conf pieces that pin the KSK on the card and roll a software\n"

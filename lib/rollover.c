@@ -1,0 +1,237 @@
+/* A planned double-DS KSK rollover read from KASP timers (see rollover.h). */
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <libdnssec/key.h>
+
+#include "error.h"
+#include "dnskey.h"
+#include "internal.h"
+#include "kasp.h"
+#include "rollover.h"
+
+/* -- where a zone stands --------------------------------------------------- */
+
+static bool is_card_ksk(const khsm_kasp_key_t *k)
+{
+	return k->ksk && !k->zsk && !k->public_only;
+}
+
+_public_
+int khsm_rollover_plan(const khsm_kasp_key_t *keys, size_t count, int64_t now, khsm_roll_t *out)
+{
+	if ((!keys && count) || !out) {
+		return KHSM_EINVAL;
+	}
+	const khsm_kasp_key_t *live[2] = { NULL, NULL };
+	const khsm_kasp_key_t *removed = NULL;
+	size_t nlive = 0;
+	for (size_t i = 0; i < count; i++) {
+		const khsm_kasp_key_t *k = &keys[i];
+		if (!is_card_ksk(k)) {
+			continue;
+		}
+		if (khsm_kasp_reached(k->remove, now)) {
+			if (!removed) removed = k;
+			continue;
+		}
+		if (nlive == 2) {
+			khsm_err_detail("more than two KSKs are published or coming (%s, %s, %s): this is "
+			                "not a rollover knot-hsm plans; remove the extra key", live[0]->id,
+			                live[1]->id, k->id);
+			return KHSM_EINVAL;
+		}
+		live[nlive++] = k;
+	}
+	if (nlive == 0) {
+		khsm_err_detail("the zone has no KSK to roll over: generate one first");
+		return KHSM_EINVAL;
+	}
+	khsm_roll_t r = { 0 };
+	if (nlive == 1) {
+		const khsm_kasp_key_t *k = live[0];
+		if (!khsm_kasp_reached(k->active, now) || k->retire != 0) {
+			khsm_err_detail("the zone's only KSK %s does not sign now (active=%" PRId64
+			                ", retire=%" PRId64 "): nothing to roll over", k->id, k->active,
+			                k->retire);
+			return KHSM_EINVAL;
+		}
+		if (removed && removed->retire != 0) {
+			/* the end of a rollover: the old key is out of every DNSKEY set */
+			r.step = KHSM_ROLL_REMOVED;
+			r.old_key = removed;
+			r.new_key = k;
+			r.since = removed->remove;
+		} else {
+			r.step = KHSM_ROLL_IDLE;
+			r.old_key = k;
+		}
+		*out = r;
+		return KHSM_EOK;
+	}
+	/* Two: the old one signs since the earlier moment. */
+	const khsm_kasp_key_t *a = live[0], *b = live[1];
+	bool a_on = khsm_kasp_reached(a->active, now), b_on = khsm_kasp_reached(b->active, now);
+	const khsm_kasp_key_t *old;
+	if (a_on && b_on) {
+		old = a->active <= b->active ? a : b;
+	} else if (a_on || b_on) {
+		old = a_on ? a : b;
+	} else {
+		khsm_err_detail("neither KSK %s nor %s signs now: not a rollover", a->id, b->id);
+		return KHSM_EINVAL;
+	}
+	const khsm_kasp_key_t *new = old == a ? b : a;
+	r.old_key = old;
+	r.new_key = new;
+	if (new->active == 0) {
+		if (old->retire != 0 || old->remove != 0) {
+			khsm_err_detail("KSK %s retires but its successor %s has no active timer", old->id,
+			                new->id);
+			return KHSM_EINVAL;
+		}
+		if (khsm_kasp_reached(new->ready, now)) {
+			r.step = KHSM_ROLL_SUBMIT;
+			r.since = new->ready;
+		} else {
+			r.step = KHSM_ROLL_PUBLISHED;
+			r.since = new->publish;
+			r.at = new->ready;
+		}
+		*out = r;
+		return KHSM_EOK;
+	}
+	r.repair = old->retire != new->active;
+	if (!khsm_kasp_reached(new->active, now)) {
+		r.step = KHSM_ROLL_SWITCHING;
+		r.since = new->ready;
+		r.at = new->active;
+	} else if (old->remove == 0) {
+		r.step = KHSM_ROLL_WITHDRAW;
+		r.since = new->active;
+	} else {
+		r.step = KHSM_ROLL_REMOVING;
+		r.since = new->active;
+		r.at = old->remove;
+	}
+	*out = r;
+	return KHSM_EOK;
+}
+
+_public_
+int64_t khsm_rollover_when(const khsm_roll_delays_t *d, int64_t at)
+{
+	return d && d->signed_until > at ? d->signed_until : at;
+}
+
+_public_
+const char *khsm_rollover_step_name(khsm_roll_step_t step)
+{
+	switch (step) {
+	case KHSM_ROLL_IDLE:      return "idle";
+	case KHSM_ROLL_PUBLISHED: return "published";
+	case KHSM_ROLL_SUBMIT:    return "submit";
+	case KHSM_ROLL_SWITCHING: return "switching";
+	case KHSM_ROLL_WITHDRAW:  return "withdraw";
+	case KHSM_ROLL_REMOVING:  return "removing";
+	case KHSM_ROLL_REMOVED:   return "removed";
+	}
+	return "unknown";
+}
+
+/* -- what the parent has --------------------------------------------------- */
+
+/* The DNSKEY of a KSK among `keymgr dnskey`, by tag and algorithm. */
+static int find_dnskey(dnssec_key_t **keys, size_t n, const khsm_kasp_key_t *k,
+                       const dnssec_key_t **key_ptr)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (dnssec_key_get_keytag(keys[i]) == k->tag &&
+		    dnssec_key_get_algorithm(keys[i]) == k->algorithm) {
+			*key_ptr = keys[i];
+			return KHSM_EOK;
+		}
+	}
+	khsm_err_detail("keymgr dnskey does not list KSK %s (tag %u)", k->id, k->tag);
+	return KHSM_ENOENT;
+}
+
+_public_
+int khsm_rollover_parent(const char *conf_path, const char *zone, const khsm_kasp_key_t *key,
+                         const khsm_server_t *servers, size_t count, khsm_roll_parent_t *out)
+{
+	if (!zone || !key || (!servers && count) || !out) {
+		return KHSM_EINVAL;
+	}
+	dnssec_key_t **dnskeys = NULL;
+	size_t nkeys = 0;
+	const dnssec_key_t *dnskey = NULL;
+	khsm_roll_parent_t res = { .servers = count, .tag = key->tag };
+	int r = khsm_keymgr_ksks(conf_path, zone, &dnskeys, &nkeys);
+	if (r == KHSM_EOK) r = find_dnskey(dnskeys, nkeys, key, &dnskey);
+	for (size_t s = 0; r == KHSM_EOK && s < count; s++) {
+		khsm_ds_t *ds = NULL;
+		size_t nds = 0;
+		r = khsm_parent_query_ds(&servers[s], zone, &ds, &nds, NULL);
+		bool seen = false;
+		for (size_t i = 0; r == KHSM_EOK && i < nds && !seen; i++) {
+			r = khsm_ds_matches(&ds[i], dnskey, &seen);
+		}
+		khsm_ds_free(ds, nds);
+		if (seen) res.with_key++;
+	}
+	khsm_dnskeys_free(dnskeys, nkeys);
+	if (r == KHSM_EOK) *out = res;
+	return r;
+}
+
+/* -- changing KASP --------------------------------------------------------- */
+
+_public_
+int khsm_rollover_ds(const char *conf_path, const char *zone, const khsm_kasp_key_t *key,
+                     char **line_ptr)
+{
+	if (!zone || !key || !line_ptr) {
+		return KHSM_EINVAL;
+	}
+	dnssec_key_t **dnskeys = NULL;
+	size_t nkeys = 0;
+	const dnssec_key_t *dnskey = NULL;
+	char *line = NULL;
+	int r = khsm_keymgr_ksks(conf_path, zone, &dnskeys, &nkeys);
+	if (r == KHSM_EOK) r = find_dnskey(dnskeys, nkeys, key, &dnskey);
+	if (r == KHSM_EOK) r = khsm_ds_line(dnskey, 2, &line);
+	khsm_dnskeys_free(dnskeys, nkeys);
+	if (r == KHSM_EOK) *line_ptr = line;
+	return r;
+}
+
+_public_
+int khsm_rollover_set_timer(const char *conf_path, const char *zone, const char *id_hex,
+                            const char *timer, int64_t at)
+{
+	if (!zone || !id_hex || !timer || at < 0) {
+		return KHSM_EINVAL;
+	}
+	char word[64];
+	snprintf(word, sizeof(word), "%s=%" PRId64, timer, at);
+	const char *args[] = { zone, "set", id_hex, word, NULL };
+	khsm_run_t res = { 0 };
+	int r = khsm_keymgr(conf_path, args, &res);
+	khsm_run_clear(&res);
+	return r;
+}
+
+_public_
+int khsm_rollover_delete(const char *conf_path, const char *zone, const char *id_hex)
+{
+	if (!zone || !id_hex) {
+		return KHSM_EINVAL;
+	}
+	const char *args[] = { zone, "delete", id_hex, NULL };
+	khsm_run_t res = { 0 };
+	int r = khsm_keymgr_card(conf_path, args, &res);
+	khsm_run_clear(&res);
+	return r;
+}

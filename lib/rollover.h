@@ -1,0 +1,86 @@
+/* A planned KSK rollover with double DS (RFC 7583, section 3.3.2) driven by
+ * the zone's KASP timers only: the new KSK is published, then (published
+ * long enough) its DS is submitted, then (the DS seen at every parent server,
+ * the parent's DS TTL passed) the new KSK signs and the old one retires, then
+ * (the old DS withdrawn everywhere, its TTL passed) the old KSK is removed.
+ * khsm_rollover_plan() reads where a zone stands from its keys and says what
+ * may be done now; nothing else is remembered between runs. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "knot.h"
+#include "parent.h"
+
+/* Where a zone's rollover stands. */
+typedef enum {
+	KHSM_ROLL_IDLE = 0,     /* one signing KSK, nothing in progress: a run starts one */
+	KHSM_ROLL_PUBLISHED,    /* new KSK published, not yet published long enough */
+	KHSM_ROLL_SUBMIT,       /* new KSK ready: its DS goes to the parent */
+	KHSM_ROLL_SWITCHING,    /* new DS at the parent: the new KSK signs from `at` */
+	KHSM_ROLL_WITHDRAW,     /* new KSK signs: the old DS leaves the parent */
+	KHSM_ROLL_REMOVING,     /* old DS gone: the old KSK leaves the DNSKEY set at `at` */
+	KHSM_ROLL_REMOVED,      /* old KSK out of the DNSKEY set: its KASP entry can go */
+} khsm_roll_step_t;
+
+/* The delays of a zone's policy, seconds. */
+typedef struct {
+	int64_t dnskey_ttl;
+	int64_t propagation_delay;
+	int64_t ds_ttl;         /* the parent's DS TTL (an upper bound) */
+	int64_t signed_until;   /* offline mode: end of the pre-signed period (0: none);
+	                           timers are never set before it, so that the next
+	                           ceremony signs the change from its first set */
+} khsm_roll_delays_t;
+
+/* Where a zone stands and what waits. */
+typedef struct {
+	khsm_roll_step_t step;
+	const khsm_kasp_key_t *old_key;   /* the KSK that signs before the rollover */
+	const khsm_kasp_key_t *new_key;   /* NULL at KHSM_ROLL_IDLE */
+	int64_t since;                    /* when the step began (a timer), 0: unknown */
+	int64_t at;                       /* when the step ends by itself (a timer), 0: never */
+	bool repair;                      /* an interrupted run left the old key's retire
+	                                     unset: set it to the new key's active */
+} khsm_roll_t;
+
+/** Where the rollover of a zone stands at now, from its KSKs (keymgr list).
+ *  Removed keys are left out; keys that are not KSKs or have no private key
+ *  are ignored. More than two live KSKs, or a state no rollover leaves, is
+ *  KHSM_EINVAL with a detail. \param[out] out */
+int khsm_rollover_plan(const khsm_kasp_key_t *keys, size_t count, int64_t now, khsm_roll_t *out);
+
+/** The first moment from which a timer may be set: max(at, d->signed_until). */
+int64_t khsm_rollover_when(const khsm_roll_delays_t *d, int64_t at);
+
+/** Short name of a step ("idle", "published", "submit", ...). */
+const char *khsm_rollover_step_name(khsm_roll_step_t step);
+
+/* What the parent's servers have for a key. */
+typedef struct {
+	size_t servers;         /* servers asked */
+	size_t with_key;        /* servers whose DS RRset has a DS of the key */
+	uint16_t tag;
+} khsm_roll_parent_t;
+
+/** Ask every server for zone's DS RRset and count those that have a DS of
+ *  the KSK whose id is id_hex (its DNSKEY from `keymgr -c conf_path ZONE
+ *  dnskey`, matched by tag and algorithm). A server that does not answer is
+ *  a failure naming it. \param[out] out */
+int khsm_rollover_parent(const char *conf_path, const char *zone, const khsm_kasp_key_t *key,
+                         const khsm_server_t *servers, size_t count, khsm_roll_parent_t *out);
+
+/** The DS (SHA-256) of a KSK as a zone-file line, from `keymgr -c conf_path
+ *  ZONE dnskey`. \param[out] line_ptr  free with free(). */
+int khsm_rollover_ds(const char *conf_path, const char *zone, const khsm_kasp_key_t *key,
+                     char **line_ptr);
+
+/** `keymgr -c conf_path ZONE set ID TIMER=AT` (at: UNIX time). */
+int khsm_rollover_set_timer(const char *conf_path, const char *zone, const char *id_hex,
+                            const char *timer, int64_t at);
+
+/** `keymgr -c conf_path ZONE delete ID` under the card lock: the key leaves
+ *  KASP and, when no other zone shares it, the card. Log in first. */
+int khsm_rollover_delete(const char *conf_path, const char *zone, const char *id_hex);
