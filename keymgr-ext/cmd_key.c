@@ -2,6 +2,7 @@
  * lib/inventory.c once, print. */
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <libdnssec/key.h>
@@ -15,6 +16,7 @@
 #include "lib/json.h"
 #include "lib/kasp.h"
 #include "lib/knot.h"
+#include "lib/rollover.h"
 #include "lib/uri.h"
 #include "zonecmd.h"
 
@@ -300,9 +302,27 @@ static void print_zones_using(const khsm_kasp_index_t *kasp, const char *id_hex,
 		if (j) {
 			khsm_json_str(j, NULL, e->zone);
 		} else {
-			printf("%s%s (%s)", sep, e->zone, e->key.ksk && e->key.zsk ? "CSK" : e->key.ksk ? "KSK" : "ZSK");
+			const char *role = khsm_rollover_role_in(kasp, e->zone, id_hex, (int64_t)time(NULL));
+			printf("%s%s (%s%s%s)", sep, e->zone,
+			       e->key.ksk && e->key.zsk ? "CSK" : e->key.ksk ? "KSK" : "ZSK",
+			       role ? ", " : "", role ? role : "");
 		}
 		sep = ", ";
+	}
+}
+
+/* The KSK's role in each zone that uses it (lib/rollover.c), as JSON objects. */
+static void print_roles(const khsm_kasp_index_t *kasp, const char *id_hex, khsm_json_t *j)
+{
+	size_t pos = 0;
+	const khsm_kasp_entry_t *e;
+	while ((e = khsm_kasp_next(kasp, id_hex, &pos))) {
+		const char *role = khsm_rollover_role_in(kasp, e->zone, id_hex, (int64_t)time(NULL));
+		if (!role) continue;
+		khsm_json_object(j, NULL);
+		khsm_json_str(j, "zone", e->zone);
+		khsm_json_str(j, "role", role);
+		khsm_json_end(j);
 	}
 }
 
@@ -349,6 +369,9 @@ static int keys_of_keystore(cli_t *cli, const khsm_conf_t *conf, const khsm_kasp
 			if (k->tag >= 0) khsm_json_int(j, "key_tag", k->tag); else khsm_json_null(j, "key_tag");
 			khsm_json_array(j, "zones");
 			if (k->id_hex) print_zones_using(kasp, k->id_hex, j);
+			khsm_json_end(j);
+			khsm_json_array(j, "roles");
+			if (k->id_hex) print_roles(kasp, k->id_hex, j);
 			khsm_json_end(j);
 			khsm_json_bool(j, "unused", !k->used);
 			khsm_json_end(j);

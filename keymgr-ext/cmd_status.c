@@ -17,6 +17,7 @@
 #include "lib/keystore.h"
 #include "lib/knot.h"
 #include "lib/policy.h"
+#include "lib/rollover.h"
 #include "lib/uri.h"
 #include "lib/zone.h"
 #include "zonecmd.h"
@@ -34,6 +35,7 @@ typedef struct {
 	int64_t next_event_at;
 	int state;
 	bool ds_waiting;           /* a KSK is ready: its DS is not confirmed at the parent */
+	char rollover[200];        /* the KSK rollover's step and since when, or "" */
 	char message[512];
 } zone_status_t;
 
@@ -126,6 +128,30 @@ static void judge(zone_status_t *s, int64_t now, int64_t warn, int64_t crit, con
 	snprintf(s->message, sizeof(s->message), "%s ends %s (in %s)", what, when, left);
 }
 
+/* A KSK rollover's step (lib/rollover.c); a wait on the parent longer than
+ * warn seconds is a warning. */
+static void rollover_status(const char *conf_path, const char *zone, int64_t now, int64_t warn,
+                            zone_status_t *s)
+{
+	khsm_roll_status_t rs = { 0 };
+	if (khsm_rollover_status(conf_path, zone, now, &rs) != KHSM_EOK) {
+		khsm_err_clear();
+		return;
+	}
+	if (rs.step == KHSM_ROLL_IDLE) return;
+	char a[32] = "-";
+	if (rs.since) iso(rs.since, a, sizeof(a));
+	snprintf(s->rollover, sizeof(s->rollover), "%s since %s (old KSK %u, new KSK %u)%s",
+	         khsm_rollover_step_name(rs.step), a, rs.old_tag, rs.new_tag,
+	         rs.waits_parent ? ", waits on the parent" : "");
+	if (rs.waits_parent && rs.since && now - rs.since > warn) {
+		if (s->state == ST_OK) s->state = ST_WARN;
+		size_t l = strlen(s->message);
+		snprintf(s->message + l, sizeof(s->message) - l, "; KSK rollover waits on the parent "
+		         "for more than %" PRId64 " days: knot-hsm %s rollover", warn / 86400, zone);
+	}
+}
+
 static void zone_status(const khsm_conf_t *conf, const khsm_conf_t *kconf, const char *ksk_path,
                         const khsm_conf_zone_t *z, int64_t now, int64_t warn, int64_t crit,
                         zone_status_t *s)
@@ -202,6 +228,7 @@ static void zone_status(const khsm_conf_t *conf, const khsm_conf_t *kconf, const
 		s->valid_until = exp;
 		judge(s, now, warn, crit, "served DNSKEY signature");
 	}
+	rollover_status(p->offline_ksk ? ksk_path : khsm_conf_path(conf), z->domain, now, warn, s);
 	/* A card KSK that cannot be seen is worth a warning, never an OK. */
 	if (strcmp(s->card_ksk, "present") != 0 && s->state == ST_OK) {
 		s->state = ST_WARN;
@@ -322,6 +349,7 @@ int cmd_status(cli_t *cli)
 			}
 			khsm_json_str(&j, "next_zsk_event", s->next_event[0] ? s->next_event : NULL);
 			khsm_json_str(&j, "ds_at_parent", s->ds_waiting ? "waiting" : NULL);
+			khsm_json_str(&j, "rollover", s->rollover[0] ? s->rollover : NULL);
 			khsm_json_str(&j, "message", s->message);
 			khsm_json_end(&j);
 		}
@@ -342,6 +370,7 @@ int cmd_status(cli_t *cli)
 			       s->next_event[0] ? s->next_event : "none planned",
 			       s->ds_waiting ? "a KSK waits for its DS, not confirmed yet; confirm with"
 			                     : "not checked; check with", s->zone);
+			if (s->rollover[0]) printf("  KSK rollover: %s\n", s->rollover);
 		}
 		if (count == 0) {
 			printf("no signed zone of %s uses a card KSK\n", khsm_conf_path(conf));

@@ -65,11 +65,14 @@ static const cli_command_t COMMANDS[] = {
 	  "already used by another zone is shared (keymgr share).",
 	  false, 0 },
 	{ "ds", true, 0, cmd_ds,
-	  "knot-hsm [-c knot.conf] ZONE... ds [digest=sha256|sha384|all|sha1] [format=ds|dnskey|cds|cdnskey|epp|epp-keydata|json]",
+	  "knot-hsm [-c knot.conf] ZONE... ds [digest=sha256|sha384|all|sha1] [format=ds|dnskey|cds|cdnskey|epp|epp-keydata|epp-update|json]",
 	  "Print what the registry needs for the zone's KSKs: DS (SHA-256 by default;\n"
 	  "SHA-1 only by name, with a warning), DNSKEY, CDS, CDNSKEY, an EPP secDNS-1.1\n"
 	  "<secDNS:create> fragment with dsData (epp-keydata: with keyData inside, for\n"
-	  "registries that take keys), or JSON. Equal to keymgr ds byte for byte.",
+	  "registries that take keys), or JSON. Equal to keymgr ds byte for byte.\n"
+	  "epp-update: <secDNS:update> for a KSK rollover's current step (knot-hsm\n"
+	  "rollover): <secDNS:add> of the new DS before the switch, <secDNS:rem> of the\n"
+	  "old one after it.",
 	  false, 0 },
 	{ "submitted", true, 0, cmd_submitted,
 	  "knot-hsm [-c knot.conf] ZONE... submitted [server=ADDR[@PORT]]",

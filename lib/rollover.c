@@ -5,6 +5,7 @@
 
 #include <libdnssec/key.h>
 
+#include "epp.h"
 #include "error.h"
 #include "dnskey.h"
 #include "internal.h"
@@ -233,5 +234,115 @@ int khsm_rollover_delete(const char *conf_path, const char *zone, const char *id
 	khsm_run_t res = { 0 };
 	int r = khsm_keymgr_card(conf_path, args, &res);
 	khsm_run_clear(&res);
+	return r;
+}
+
+/* -- what a monitor shows -------------------------------------------------- */
+
+_public_
+int khsm_rollover_status(const char *conf_path, const char *zone, int64_t now,
+                         khsm_roll_status_t *out)
+{
+	if (!zone || !out) {
+		return KHSM_EINVAL;
+	}
+	khsm_kasp_key_t *keys = NULL;
+	size_t n = 0;
+	khsm_roll_t st = { 0 };
+	int r = khsm_keymgr_list(conf_path, zone, &keys, &n);
+	if (r == KHSM_EOK) r = khsm_rollover_plan(keys, n, now, &st);
+	if (r == KHSM_EOK) {
+		*out = (khsm_roll_status_t) {
+			.step = st.step, .since = st.since, .at = st.at,
+			.old_tag = st.old_key ? st.old_key->tag : 0,
+			.new_tag = st.new_key ? st.new_key->tag : 0,
+			.waits_parent = st.step == KHSM_ROLL_SUBMIT || st.step == KHSM_ROLL_WITHDRAW,
+		};
+	}
+	free(keys);
+	return r;
+}
+
+_public_
+const char *khsm_rollover_role(const khsm_kasp_key_t *keys, size_t count, int64_t now,
+                               const char *id_hex)
+{
+	const khsm_kasp_key_t *key = NULL;
+	for (size_t i = 0; id_hex && i < count; i++) {
+		if (strcmp(keys[i].id, id_hex) == 0 && is_card_ksk(&keys[i])) key = &keys[i];
+	}
+	if (!key) {
+		return NULL;
+	}
+	if (khsm_kasp_reached(key->remove, now)) {
+		return "removed";
+	}
+	khsm_roll_t st = { 0 };
+	if (khsm_rollover_plan(keys, count, now, &st) != KHSM_EOK) {
+		khsm_err_clear();
+		return NULL;
+	}
+	bool switched = st.step >= KHSM_ROLL_WITHDRAW;
+	if (key == st.new_key) return switched ? "active" : "incoming";
+	if (key == st.old_key) return st.step == KHSM_ROLL_IDLE ? "active" : "outgoing";
+	return NULL;
+}
+
+_public_
+const char *khsm_rollover_role_in(const khsm_kasp_index_t *idx, const char *zone,
+                                  const char *id_hex, int64_t now)
+{
+	if (!idx || !zone || !id_hex) {
+		return NULL;
+	}
+	khsm_kasp_key_t *keys = calloc(idx->count ? idx->count : 1, sizeof(*keys));
+	if (!keys) {
+		return NULL;
+	}
+	size_t n = 0;
+	/* once per key: an index merged from two sources may list a key twice */
+	for (size_t i = 0; i < idx->count; i++) {
+		bool seen = strcmp(idx->items[i].zone, zone) != 0;
+		for (size_t k = 0; k < n && !seen; k++) {
+			seen = strcmp(keys[k].id, idx->items[i].key.id) == 0;
+		}
+		if (!seen) keys[n++] = idx->items[i].key;
+	}
+	const char *role = khsm_rollover_role(keys, n, now, id_hex);
+	free(keys);
+	return role;
+}
+
+/* -- the registry ---------------------------------------------------------- */
+
+_public_
+int khsm_rollover_epp_update(const char *conf_path, const char *zone, int64_t now,
+                             khsm_digest_t digest, char **xml_ptr)
+{
+	if (!zone || !xml_ptr) {
+		return KHSM_EINVAL;
+	}
+	khsm_kasp_key_t *keys = NULL;
+	size_t n = 0;
+	dnssec_key_t **dnskeys = NULL;
+	size_t nkeys = 0;
+	khsm_roll_t st = { 0 };
+	const dnssec_key_t *key = NULL;
+	int r = khsm_keymgr_list(conf_path, zone, &keys, &n);
+	if (r == KHSM_EOK) r = khsm_rollover_plan(keys, n, now, &st);
+	if (r == KHSM_EOK && st.step == KHSM_ROLL_IDLE) {
+		khsm_err_detail("%s: no KSK rollover in progress; format=epp gives the DS of the KSK",
+		                zone);
+		r = KHSM_ENOENT;
+	}
+	bool adding = st.step < KHSM_ROLL_WITHDRAW;
+	if (r == KHSM_EOK) r = khsm_keymgr_ksks(conf_path, zone, &dnskeys, &nkeys);
+	if (r == KHSM_EOK) r = find_dnskey(dnskeys, nkeys, adding ? st.new_key : st.old_key, &key);
+	if (r == KHSM_EOK) {
+		r = khsm_epp_secdns_update(adding ? &key : NULL, adding ? 1 : 0, adding ? NULL : &key,
+		                           adding ? 0 : 1, digest, xml_ptr);
+	}
+	khsm_dnskeys_free(dnskeys, nkeys);
+	free(keys);
 	return r;
 }

@@ -11,7 +11,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "dnskey.h"
 #include "knot.h"
+#include "kasp.h"
 #include "parent.h"
 
 /* Where a zone's rollover stands. */
@@ -84,3 +86,35 @@ int khsm_rollover_set_timer(const char *conf_path, const char *zone, const char 
 /** `keymgr -c conf_path ZONE delete ID` under the card lock: the key leaves
  *  KASP and, when no other zone shares it, the card. Log in first. */
 int khsm_rollover_delete(const char *conf_path, const char *zone, const char *id_hex);
+
+/* A zone's rollover as a monitor shows it (copied values, no pointers). */
+typedef struct {
+	khsm_roll_step_t step;
+	int64_t since, at;      /* as in khsm_roll_t */
+	uint16_t old_tag, new_tag;
+	bool waits_parent;      /* submit or withdraw: the parent has to act */
+} khsm_roll_status_t;
+
+/** Where the rollover of zone stands (`keymgr -c conf_path -e ZONE list`).
+ *  \param[out] out  filled only on success. */
+int khsm_rollover_status(const char *conf_path, const char *zone, int64_t now,
+                         khsm_roll_status_t *out);
+
+/** Role of the KSK id_hex among a zone's keys at now: "active" (signs, no
+ *  rollover, or the new KSK after the switch), "incoming" (published before
+ *  the switch), "outgoing" (the old KSK of a rollover), "removed"; NULL for
+ *  a key that is not a KSK with a private key, or when the keys are in no
+ *  state a rollover leaves. */
+const char *khsm_rollover_role(const khsm_kasp_key_t *keys, size_t count, int64_t now,
+                               const char *id_hex);
+
+/** khsm_rollover_role() of a zone's key in a KASP index (kasp.h). */
+const char *khsm_rollover_role_in(const khsm_kasp_index_t *idx, const char *zone,
+                                  const char *id_hex, int64_t now);
+
+/** The EPP <secDNS:update> (epp.h) for the rollover's current step: add the
+ *  new KSK's DS before the switch (published, submit, switching), remove the
+ *  old one's after it (withdraw, removing, removed). No rollover in progress
+ *  is KHSM_ENOENT with a detail. \param[out] xml_ptr  free with free(). */
+int khsm_rollover_epp_update(const char *conf_path, const char *zone, int64_t now,
+                             khsm_digest_t digest, char **xml_ptr);

@@ -89,6 +89,54 @@ anchor_file "$(printf '%s\n' "$OLD_DS" | awk '{ $6 = "00" substr($6, 3); print }
 out=$(delv @127.0.0.1 -p "$PORT" -a "$TMP/bad" +root=example.com www.example.com A 2>&1)
 lacks "$out" "fully validated" "delv rejects the zone under a wrong DS (negative control)"
 
+# ROLL_KILLS (test_rollover_kill.sh): the points at which a rollover run is
+# killed (SIGKILL) once each, through a keymgr in front of the real one:
+# "import" right after keymgr import-pkcs11 registered the new KSK (before
+# knot-hsm confirmed it), "retire" after the new KSK's active timer was set and
+# before the old KSK's retire timer is. The next poll's run goes on.
+KILLED=0
+if [ -n "${ROLL_KILLS:-}" ]; then
+	printf '%s\n' $ROLL_KILLS > "$TMP/kills"
+	REAL_KEYMGR=$(command -v keymgr)
+	cat > "$TMP/keymgr" <<SHIM
+#!/bin/sh
+case " \$* " in
+	*" import-pkcs11 "*) point=import ;;
+	*" set "*" retire="*) point=retire ;;
+	*) point= ;;
+esac
+if [ -n "\$point" ] && grep -qx "\$point" "$TMP/kills"; then
+	grep -vx "\$point" "$TMP/kills" > "$TMP/kills.new"; mv "$TMP/kills.new" "$TMP/kills"
+	echo "\$point" >> "$TMP/killed"
+	if [ "\$point" = import ]; then "$REAL_KEYMGR" "\$@"; fi
+	kill -9 \$PPID
+	exit 1
+fi
+exec "$REAL_KEYMGR" "\$@"
+SHIM
+	chmod +x "$TMP/keymgr"
+fi
+rollover_run() {
+	if [ -z "${ROLL_KILLS:-}" ]; then
+		run 0 "$KNOT_HSM" -c "$CONF" example.com rollover delete-old=yes server=127.0.0.1@$PPORT
+		return
+	fi
+	set +e
+	KHSM_KEYMGR=$TMP/keymgr "$KNOT_HSM" -c "$CONF" example.com rollover delete-old=yes \
+		server=127.0.0.1@$PPORT >"$TMP/out" 2>"$TMP/err"
+	got=$?
+	set -e
+	OUT=$(cat "$TMP/out"); ERR=$(cat "$TMP/err")
+	n=$(cat "$TMP/killed" 2>/dev/null | wc -l)
+	if [ "$n" -gt "$KILLED" ]; then
+		[ "$got" -eq 137 ] || fail "rollover run not killed at $(tail -n 1 "$TMP/killed") (exit $got): $OUT $ERR"
+		KILLED=$n
+		OUT="example.com.: step killed"
+		return
+	fi
+	[ "$got" -eq 0 ] || fail "rollover exit $got: $OUT $ERR"
+}
+
 # The rollover, one run per poll, with a ceremony before each (it skips
 # while the pre-signed period reaches far enough).
 steps=""
@@ -98,7 +146,7 @@ done=0
 while [ $i -lt 90 ] && [ $done -eq 0 ]; do
 	i=$((i + 1))
 	run 0 "$KNOT_HSM" -c "$CONF" example.com ceremony until=+20s
-	run 0 "$KNOT_HSM" -c "$CONF" example.com rollover delete-old=yes server=127.0.0.1@$PPORT
+	rollover_run
 	printf '%s\n' "$OUT" >> "$TMP/rollover.log"
 	step=$(printf '%s\n' "$OUT" | sed -n 's/^example\.com\.: step \([a-z]*\).*/\1/p; s/^example\.com\.: rollover \(done\).*/\1/p' | tail -n 1)
 	[ -n "$step" ] || fail "rollover printed no step: $OUT"
@@ -108,11 +156,36 @@ while [ $i -lt 90 ] && [ $done -eq 0 ]; do
 			ds=$(printf '%s\n' "$OUT" | sed -n 's/^example\.com\.: submit this DS: //p')
 			if [ "$ds" != "$NEW_DS" ]; then
 				NEW_DS=$ds
+				# While the parent has to act: status shows the step, keys the roles.
+				# (the 20 s pre-signed period alone is a warning under --warn 1)
+				run 1 "$KNOT_HSM" -c "$CONF" status --warn 1 --crit 0
+				contains "$OUT" "  KSK rollover: submit since " "status shows the rollover's step"
+				contains "$OUT" ", waits on the parent" "and that it waits on the parent"
+				lacks "$OUT" "KSK rollover waits on the parent for more than" \
+					"a wait of seconds is not late under --warn 1"
+				sleep 1
+				run 1 "$KNOT_HSM" -c "$CONF" status --warn 0 --crit 0
+				contains "$OUT" "KSK rollover waits on the parent for more than 0 days" \
+					"a wait on the parent longer than --warn is a warning"
+				run 0 "$KNOT_HSM" -c "$KSKC" example.com ds format=epp-update
+				contains "$OUT" "<secDNS:add>" "epp-update adds the new DS"
+				contains "$OUT" "<secDNS:keyTag>$(printf '%s\n' "$ds" | awk '{ print $3 }')</secDNS:keyTag>" \
+					"with the new KSK's tag"
+				lacks "$OUT" "<secDNS:rem>" "and removes nothing yet"
+				run 0 "$KNOT_HSM" -c "$KSKC" keys
+				contains "$OUT" "example.com. (KSK, outgoing)" "keys: the old KSK is outgoing"
+				contains "$OUT" "example.com. (KSK, incoming)" "keys: the new KSK is incoming"
+				run 0 "$KNOT_HSM" -c "$KSKC" keys --json
+				contains "$OUT" '{"zone": "example.com.", "role": "incoming"}' "keys --json: roles"
 				SERIAL=$((SERIAL + 1))
 				parent_publish $SERIAL "$OLD_DS" "$NEW_DS"
 			fi ;;
 		*"withdraw the old DS: "*)
 			if parent_ds | grep -q " DS $OLD_TAG "; then
+				run 0 "$KNOT_HSM" -c "$KSKC" example.com ds format=epp-update
+				contains "$OUT" "<secDNS:rem>" "epp-update removes the old DS"
+				contains "$OUT" "<secDNS:keyTag>$OLD_TAG</secDNS:keyTag>" "with the old KSK's tag"
+				lacks "$OUT" "<secDNS:add>" "and adds nothing"
 				SERIAL=$((SERIAL + 1))
 				parent_publish $SERIAL "$NEW_DS"
 			fi ;;
@@ -127,6 +200,10 @@ for s in published submit switching withdraw removing done; do
 	case " $steps " in *" $s "*) ;; *) cat "$TMP/rollover.log" >&2; fail "step $s never seen (steps:$steps)" ;; esac
 done
 pass "every step was seen"
+if [ -n "${ROLL_KILLS:-}" ]; then
+	equals "$(cat "$TMP/killed" | tr '\n' ' ')" "$(printf '%s ' $ROLL_KILLS)" "runs killed at: $ROLL_KILLS"
+	equals "$(cat "$TMP/kills")" "" "every kill point was reached"
+fi
 NEW_TAG=$(printf '%s\n' "$NEW_DS" | awk '{ print $3 }')
 [ -n "$NEW_TAG" ] && [ "$NEW_TAG" != "$OLD_TAG" ] || fail "no new KSK tag ($NEW_TAG)"
 
@@ -136,6 +213,10 @@ for j in 1 2 3 4; do
 	validate_poll
 	sleep 2
 done
+run 1 "$KNOT_HSM" -c "$KSKC" example.com ds format=epp-update
+contains "$ERR" "no KSK rollover in progress" "epp-update without a rollover says so"
+run 0 "$KNOT_HSM" -c "$KSKC" keys
+contains "$OUT" "example.com. (KSK, active)" "keys: the new KSK is active after the rollover"
 [ "$CHECKS" -gt 20 ] || fail "only $CHECKS validations: the loop proves little"
 equals "$FAILURES" 0 "zero validation failures in $CHECKS delv runs"
 
