@@ -85,7 +85,7 @@ static int set_timer(const roll_run_t *rr, const char *zone, const khsm_kasp_key
 /* Step 1: the new KSK on the card, published from `from`, ready once its
  * DNSKEY has reached every cache. */
 static int start(const roll_run_t *rr, const khsm_zone_t *zone, const khsm_roll_delays_t *d,
-                 int64_t now)
+                 const khsm_kasp_key_t *old, int64_t now)
 {
 	int64_t publish = khsm_rollover_when(d, now);
 	int64_t ready = publish + d->dnskey_ttl + d->propagation_delay;
@@ -98,15 +98,27 @@ static int start(const roll_run_t *rr, const khsm_zone_t *zone, const khsm_roll_
 	int r = khsm_zone_key_algorithm(zone, rr->algorithm, &req.algorithm);
 	if (r != KHSM_EOK) return cli_error(r, NULL);
 	if (req.algorithm == 8 || req.algorithm == 10) req.bits = 2048;
-	/* Label "<zone> KSK <publish time>": the old key keeps "<zone> KSK". */
+	/* Label "<zone> KSK after <old tag>": one per rollover, the same in a
+	 * rerun, so that a pair a killed run left on the card is adopted. */
 	char label[300];
-	snprintf(label, sizeof(label), "%s KSK %" PRId64, zone->name, publish);
+	snprintf(label, sizeof(label), "%s KSK after %u", zone->name, old->tag);
 	req.label = label;
 	printf("%s: generating the new KSK on keystore %s (label '%s')...\n", zone->name,
 	       zone->keystore->id, label);
 	fflush(stdout);
 	khsm_enrolled_t out = { 0 };
 	r = khsm_zone_key_generate(rr->kconf, zone, &req, &out);
+	if (r == KHSM_EEXIST) {
+		/* made on the card by an interrupted run, never registered */
+		khsm_err_clear();
+		khsm_enrolled_clear(&out);
+		out = (khsm_enrolled_t) { 0 };
+		printf("%s: '%s' is on the card from an interrupted run: adopting it\n", zone->name,
+		       label);
+		req.algorithm = 0;
+		req.bits = 0;
+		r = khsm_zone_key_import(rr->kconf, zone, &req, &out);
+	}
 	if (r != KHSM_EOK) {
 		khsm_enrolled_clear(&out);
 		return cli_error(r, "generate the new KSK");
@@ -185,7 +197,7 @@ static int roll_zone(roll_run_t *rr, const char *zone_arg)
 	int rc = CLI_OK;
 	switch (st.step) {
 	case KHSM_ROLL_IDLE:
-		return start(rr, &zone, &d, now);
+		return start(rr, &zone, &d, st.old_key, now);
 	case KHSM_ROLL_PUBLISHED:
 		printf("%s: step published: new KSK %s (tag %u) published since %s; waits until %s\n",
 		       zone.name, st.new_key->id, st.new_key->tag, a, b);

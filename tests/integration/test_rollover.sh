@@ -67,7 +67,11 @@ FAILURES=0
 validate_under() { # DS-LINES label
 	anchor_file "$1" "$TMP/anchor"
 	for q in "www.example.com A" "example.com DNSKEY"; do
-		out=$(delv @127.0.0.1 -p "$PORT" -a "$TMP/anchor" +root=example.com $q 2>&1)
+		# delv 9.18 has been seen to hang for good in a futex wait (once in
+		# many runs): such a run is asked again once, never counted as a pass.
+		out=$(timeout 30 delv @127.0.0.1 -p "$PORT" -a "$TMP/anchor" +root=example.com $q 2>&1) ||
+			out=$(timeout 30 delv @127.0.0.1 -p "$PORT" -a "$TMP/anchor" +root=example.com $q 2>&1) ||
+			out="delv hung twice: $out"
 		CHECKS=$((CHECKS + 1))
 		case "$out" in
 			*"; fully validated"*) ;;
@@ -91,7 +95,8 @@ lacks "$out" "fully validated" "delv rejects the zone under a wrong DS (negative
 
 # ROLL_KILLS (test_rollover_kill.sh): the points at which a rollover run is
 # killed (SIGKILL) once each, through a keymgr in front of the real one:
-# "import" right after keymgr import-pkcs11 registered the new KSK (before
+# "generated" when the card has made the new pair and keymgr is to register
+# it (the next run adopts the pair), "import" right after keymgr import-pkcs11 registered the new KSK (before
 # knot-hsm confirmed it), "retire" after the new KSK's active timer was set and
 # before the old KSK's retire timer is. The next poll's run goes on.
 KILLED=0
@@ -101,7 +106,7 @@ if [ -n "${ROLL_KILLS:-}" ]; then
 	cat > "$TMP/keymgr" <<SHIM
 #!/bin/sh
 case " \$* " in
-	*" import-pkcs11 "*) point=import ;;
+	*" import-pkcs11 "*) point=import; grep -qx generated "$TMP/kills" && point=generated ;;
 	*" set "*" retire="*) point=retire ;;
 	*) point= ;;
 esac
@@ -235,7 +240,7 @@ run 0 keymgr -c "$KSKC" example.com. list
 equals "$(printf '%s\n' "$OUT" | grep -c ' KSK ')" 1 "the KSK side's KASP holds one KSK"
 GNUTLS_PIN=$PIN p11tool --login --list-privkeys "pkcs11:token=SmartCard-HSM%20%28UserPIN%29" > "$TMP/privkeys" 2>/dev/null
 equals "$(grep -c 'Label:' "$TMP/privkeys")" 1 "the card holds one private key"
-contains "$(grep 'Label:' "$TMP/privkeys")" "Label: example.com. KSK 1" \
-	"it is the new KSK (label 'example.com. KSK <publish time>'); the old 'example.com. KSK' is gone"
+contains "$(grep 'Label:' "$TMP/privkeys")" "Label: example.com. KSK after $OLD_TAG" \
+	"it is the new KSK (label 'example.com. KSK after $OLD_TAG'); the old 'example.com. KSK' is gone"
 run 0 "$KNOT_HSM" -c "$CONF" example.com rollover delete-old=yes server=127.0.0.1@$PPORT
 contains "$OUT" "step published" "a run after the end starts the next rollover"
