@@ -302,7 +302,9 @@ static void print_zones_using(const khsm_kasp_index_t *kasp, const char *id_hex,
 		if (j) {
 			khsm_json_str(j, NULL, e->zone);
 		} else {
+			/* text: the role only when it is not plain "active" */
 			const char *role = khsm_rollover_role_in(kasp, e->zone, id_hex, (int64_t)time(NULL));
+			if (role && strcmp(role, "active") == 0) role = NULL;
 			printf("%s%s (%s%s%s)", sep, e->zone,
 			       e->key.ksk && e->key.zsk ? "CSK" : e->key.ksk ? "KSK" : "ZSK",
 			       role ? ", " : "", role ? role : "");

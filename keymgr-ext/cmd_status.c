@@ -101,13 +101,21 @@ static void next_zsk_event(const khsm_kasp_summary_t *sum, zone_status_t *s)
 	         sum->next_zsk_timer, when);
 }
 
-/* A zone's keys from one keymgr list; a failure reads as no key at all. */
-static khsm_kasp_summary_t zone_keys(const char *conf_path, const char *zone, int64_t now)
+/* A zone's keys from one keymgr list; a failure reads as no key at all.
+ * rs (may be NULL): the KSK rollover among them (step idle when none). */
+static khsm_kasp_summary_t zone_keys(const char *conf_path, const char *zone, int64_t now,
+                                     khsm_roll_status_t *rs)
 {
 	khsm_kasp_summary_t sum = { 0 };
-	if (khsm_kasp_zone_summary(conf_path, zone, now, &sum) != KHSM_EOK) {
-		sum = (khsm_kasp_summary_t) { 0 };
+	khsm_kasp_key_t *keys = NULL;
+	size_t n = 0;
+	if (khsm_keymgr_list(conf_path, zone, &keys, &n) == KHSM_EOK) {
+		khsm_kasp_summarize(keys, n, now, &sum);
+		if (rs && khsm_rollover_status_keys(keys, n, now, rs) != KHSM_EOK) {
+			*rs = (khsm_roll_status_t) { 0 };
+		}
 	}
+	free(keys);
 	khsm_err_clear();
 	return sum;
 }
@@ -130,14 +138,10 @@ static void judge(zone_status_t *s, int64_t now, int64_t warn, int64_t crit, con
 
 /* A KSK rollover's step (lib/rollover.c); a wait on the parent longer than
  * warn seconds is a warning. */
-static void rollover_status(const char *conf_path, const char *zone, int64_t now, int64_t warn,
-                            zone_status_t *s)
+static void rollover_status(const khsm_roll_status_t *r, const char *zone, int64_t now,
+                            int64_t warn, zone_status_t *s)
 {
-	khsm_roll_status_t rs = { 0 };
-	if (khsm_rollover_status(conf_path, zone, now, &rs) != KHSM_EOK) {
-		khsm_err_clear();
-		return;
-	}
+	khsm_roll_status_t rs = *r;
 	if (rs.step == KHSM_ROLL_IDLE) return;
 	char a[32] = "-";
 	if (rs.since) iso(rs.since, a, sizeof(a));
@@ -167,13 +171,14 @@ static void zone_status(const khsm_conf_t *conf, const khsm_conf_t *kconf, const
 	/* What KASP knows about the DS: a KSK in the ready state waits for its
 	 * DS at the parent; knot-hsm ZONE submitted confirms it. Asking the
 	 * parent itself is submitted's job, not a monitor's. */
-	khsm_kasp_summary_t zsk_side = zone_keys(khsm_conf_path(conf), z->domain, now);
+	khsm_roll_status_t zsk_roll = { 0 }, ksk_roll = { 0 };
+	khsm_kasp_summary_t zsk_side = zone_keys(khsm_conf_path(conf), z->domain, now, &zsk_roll);
 	next_zsk_event(&zsk_side, s);
 	if (p->offline_ksk) {
 		s->mode = "offline";
 		khsm_zone_t kz = { 0 };
 		if (kconf && khsm_zone_resolve(kconf, z->domain, NULL, &kz) == KHSM_EOK) {
-			khsm_kasp_summary_t ksk_side = zone_keys(ksk_path, z->domain, now);
+			khsm_kasp_summary_t ksk_side = zone_keys(ksk_path, z->domain, now, &ksk_roll);
 			s->ds_waiting = ksk_side.ksk_waiting;
 			if (ksk_side.has_ksk) {
 				s->card_ksk = card_has(kz.keystore->config, ksk_side.ksk_id);
@@ -228,7 +233,7 @@ static void zone_status(const khsm_conf_t *conf, const khsm_conf_t *kconf, const
 		s->valid_until = exp;
 		judge(s, now, warn, crit, "served DNSKEY signature");
 	}
-	rollover_status(p->offline_ksk ? ksk_path : khsm_conf_path(conf), z->domain, now, warn, s);
+	rollover_status(p->offline_ksk ? &ksk_roll : &zsk_roll, z->domain, now, warn, s);
 	/* A card KSK that cannot be seen is worth a warning, never an OK. */
 	if (strcmp(s->card_ksk, "present") != 0 && s->state == ST_OK) {
 		s->state = ST_WARN;

@@ -8,8 +8,10 @@
 #include "epp.h"
 #include "error.h"
 #include "dnskey.h"
+#include "ceremony.h"
 #include "internal.h"
 #include "kasp.h"
+#include "policy.h"
 #include "rollover.h"
 
 /* -- where a zone stands --------------------------------------------------- */
@@ -104,6 +106,14 @@ int khsm_rollover_plan(const khsm_kasp_key_t *keys, size_t count, int64_t now, k
 		return KHSM_EOK;
 	}
 	r.repair = old->retire != new->active;
+	/* Only knot-hsm's own switch leaves a KSK that was ready before it
+	 * became active; two KSKs made active at once are not a rollover. */
+	if (r.repair && !(new->ready != 0 && new->ready < new->active)) {
+		khsm_err_detail("KSKs %s and %s both sign and neither retires: not a rollover "
+		                "knot-hsm started; retire one (keymgr ZONE set ID retire=TIME) or "
+		                "delete it", old->id, new->id);
+		return KHSM_EINVAL;
+	}
 	if (!khsm_kasp_reached(new->active, now)) {
 		r.step = KHSM_ROLL_SWITCHING;
 		r.since = new->ready;
@@ -240,17 +250,14 @@ int khsm_rollover_delete(const char *conf_path, const char *zone, const char *id
 /* -- what a monitor shows -------------------------------------------------- */
 
 _public_
-int khsm_rollover_status(const char *conf_path, const char *zone, int64_t now,
-                         khsm_roll_status_t *out)
+int khsm_rollover_status_keys(const khsm_kasp_key_t *keys, size_t n, int64_t now,
+                              khsm_roll_status_t *out)
 {
-	if (!zone || !out) {
+	if (!out) {
 		return KHSM_EINVAL;
 	}
-	khsm_kasp_key_t *keys = NULL;
-	size_t n = 0;
 	khsm_roll_t st = { 0 };
-	int r = khsm_keymgr_list(conf_path, zone, &keys, &n);
-	if (r == KHSM_EOK) r = khsm_rollover_plan(keys, n, now, &st);
+	int r = khsm_rollover_plan(keys, n, now, &st);
 	if (r == KHSM_EOK) {
 		*out = (khsm_roll_status_t) {
 			.step = st.step, .since = st.since, .at = st.at,
@@ -259,6 +266,20 @@ int khsm_rollover_status(const char *conf_path, const char *zone, int64_t now,
 			.waits_parent = st.step == KHSM_ROLL_SUBMIT || st.step == KHSM_ROLL_WITHDRAW,
 		};
 	}
+	return r;
+}
+
+_public_
+int khsm_rollover_status(const char *conf_path, const char *zone, int64_t now,
+                         khsm_roll_status_t *out)
+{
+	if (!zone || !out) {
+		return KHSM_EINVAL;
+	}
+	khsm_kasp_key_t *keys = NULL;
+	size_t n = 0;
+	int r = khsm_keymgr_list(conf_path, zone, &keys, &n);
+	if (r == KHSM_EOK) r = khsm_rollover_status_keys(keys, n, now, out);
 	free(keys);
 	return r;
 }
@@ -345,4 +366,190 @@ int khsm_rollover_epp_update(const char *conf_path, const char *zone, int64_t no
 	khsm_dnskeys_free(dnskeys, nkeys);
 	free(keys);
 	return r;
+}
+
+/* -- one run --------------------------------------------------------------- */
+
+static int64_t policy_secs(const char *text, int64_t dflt)
+{
+	int64_t v = 0;
+	if (text && khsm_duration_parse(text, &v) == KHSM_EOK) return v;
+	khsm_err_clear();
+	return dflt;
+}
+
+_public_
+int khsm_rollover_delays(const khsm_conf_t *zconf, const char *zone, bool offline,
+                         khsm_roll_delays_t *d)
+{
+	if (!zconf || !zone || !d) {
+		return KHSM_EINVAL;
+	}
+	const khsm_conf_zone_t *z = khsm_conf_zone_find(zconf, zone);
+	const khsm_conf_policy_t *p = NULL;
+	if (z && khsm_conf_zone_policy(zconf, z, &p) != KHSM_EOK) {
+		khsm_err_clear();
+		p = NULL;
+	}
+	khsm_roll_delays_t out = { 0 };
+	out.dnskey_ttl = policy_secs(p ? p->dnskey_ttl : NULL, 3600);
+	out.propagation_delay = policy_secs(p ? p->propagation_delay : NULL, 3600);
+	int64_t max_ttl = policy_secs(p ? p->zone_max_ttl : NULL, 86400);
+	out.ds_ttl = max_ttl > out.dnskey_ttl ? max_ttl : out.dnskey_ttl;
+	if (offline) {
+		khsm_offline_period_t period = { 0 };
+		int r = khsm_offline_period(khsm_conf_path(zconf), zone, &period);
+		if (r != KHSM_EOK) return r;
+		out.signed_until = period.present ? period.end : 0;
+	}
+	*d = out;
+	return KHSM_EOK;
+}
+
+/* The new KSK on the card, or the pair an interrupted run left there. */
+static int roll_generate(const khsm_roll_req_t *req, const khsm_kasp_key_t *old, int64_t now,
+                         khsm_roll_result_t *res)
+{
+	const khsm_roll_delays_t *d = &req->delays;
+	int64_t publish = khsm_rollover_when(d, now);
+	int64_t ready = publish + d->dnskey_ttl + d->propagation_delay;
+	char pub_w[48], ready_w[48];
+	snprintf(pub_w, sizeof(pub_w), "publish=%" PRId64, publish);
+	snprintf(ready_w, sizeof(ready_w), "ready=%" PRId64, ready);
+	const char *timers[] = { pub_w, ready_w, "active=0", NULL };
+	/* "<zone> KSK after <old tag>": one per rollover, the same in a rerun */
+	snprintf(res->label, sizeof(res->label), "%s KSK after %u", req->zone->name, old->tag);
+	khsm_enroll_t e = *req->enroll;
+	e.ksk = true;
+	e.zsk = false;
+	e.timers = timers;
+	e.label = res->label;
+	khsm_enrolled_t out = { 0 };
+	res->did = KHSM_ROLL_DID_GENERATE;
+	int r = khsm_zone_key_generate(req->kconf, req->zone, &e, &out);
+	if (r == KHSM_EEXIST) {
+		khsm_err_clear();
+		khsm_enrolled_clear(&out);
+		out = (khsm_enrolled_t) { 0 };
+		e.algorithm = 0;
+		e.bits = 0;
+		res->did = KHSM_ROLL_DID_ADOPT;
+		r = khsm_zone_key_import(req->kconf, req->zone, &e, &out);
+	}
+	if (r == KHSM_EOK) {
+		snprintf(res->new_id, sizeof(res->new_id), "%s", out.id_hex ? out.id_hex : "");
+		res->step = KHSM_ROLL_PUBLISHED;
+		res->since = publish;
+		res->at = ready;
+	}
+	khsm_enrolled_clear(&out);
+	return r;
+}
+
+static int roll_delete(const khsm_roll_req_t *req, const khsm_kasp_key_t *old)
+{
+	khsm_pin_t *pin = NULL;
+	khsm_keystore_t *ks = NULL;
+	int r = req->enroll->open(req->enroll->open_ctx, req->zone->keystore->config, &pin, &ks);
+	khsm_keystore_close(ks);
+	khsm_pin_free(pin);
+	if (r == KHSM_EOK) r = khsm_rollover_delete(khsm_conf_path(req->kconf), req->zone->name, old->id);
+	return r;
+}
+
+_public_
+int khsm_rollover_advance(const khsm_roll_req_t *req, int64_t now, khsm_roll_result_t *res)
+{
+	if (!req || !req->kconf || !req->zone || !req->enroll || !res) {
+		return KHSM_EINVAL;
+	}
+	*res = (khsm_roll_result_t) { 0 };
+	const char *kpath = khsm_conf_path(req->kconf);
+	const char *zone = req->zone->name;
+	khsm_kasp_key_t *keys = NULL;
+	size_t n = 0;
+	khsm_roll_t st = { 0 };
+	int r = khsm_keymgr_list(kpath, zone, &keys, &n);
+	if (r == KHSM_EOK) r = khsm_rollover_plan(keys, n, now, &st);
+	if (r != KHSM_EOK) {
+		free(keys);
+		return r;
+	}
+	res->step = st.step;
+	res->since = st.since;
+	res->at = st.at;
+	if (st.old_key) {
+		snprintf(res->old_id, sizeof(res->old_id), "%s", st.old_key->id);
+		res->old_tag = st.old_key->tag;
+	}
+	if (st.new_key) {
+		snprintf(res->new_id, sizeof(res->new_id), "%s", st.new_key->id);
+		res->new_tag = st.new_key->tag;
+	}
+	int64_t settle = khsm_rollover_when(&req->delays,
+	                                    now + req->delays.ds_ttl + req->delays.propagation_delay);
+	if (st.repair && (st.step == KHSM_ROLL_SWITCHING || st.step == KHSM_ROLL_WITHDRAW)) {
+		r = khsm_rollover_set_timer(kpath, zone, st.old_key->id, "retire", st.new_key->active);
+		res->repaired = r == KHSM_EOK;
+	}
+	switch (r == KHSM_EOK ? st.step : KHSM_ROLL_IDLE) {
+	case KHSM_ROLL_IDLE:
+		if (r == KHSM_EOK) r = roll_generate(req, st.old_key, now, res);
+		break;
+	case KHSM_ROLL_SUBMIT:
+		r = khsm_rollover_ds(kpath, zone, st.new_key, &res->ds);
+		if (r == KHSM_EOK) {
+			r = khsm_rollover_parent(kpath, zone, st.new_key, req->servers, req->server_count,
+			                         &res->parent);
+		}
+		if (r == KHSM_EOK && res->parent.servers > 0 &&
+		    res->parent.with_key == res->parent.servers) {
+			r = khsm_rollover_set_timer(kpath, zone, st.new_key->id, "active", settle);
+			if (r == KHSM_EOK) {
+				r = khsm_rollover_set_timer(kpath, zone, st.old_key->id, "retire", settle);
+			}
+			if (r == KHSM_EOK) {
+				res->did = KHSM_ROLL_DID_SWITCH;
+				res->step = KHSM_ROLL_SWITCHING;
+				res->at = settle;
+			}
+		}
+		break;
+	case KHSM_ROLL_WITHDRAW:
+		r = khsm_rollover_ds(kpath, zone, st.old_key, &res->ds);
+		if (r == KHSM_EOK) {
+			r = khsm_rollover_parent(kpath, zone, st.old_key, req->servers, req->server_count,
+			                         &res->parent);
+		}
+		if (r == KHSM_EOK && res->parent.servers > 0 && res->parent.with_key == 0) {
+			r = khsm_rollover_set_timer(kpath, zone, st.old_key->id, "remove", settle);
+			if (r == KHSM_EOK) {
+				res->did = KHSM_ROLL_DID_REMOVE;
+				res->step = KHSM_ROLL_REMOVING;
+				res->at = settle;
+			}
+		}
+		break;
+	case KHSM_ROLL_REMOVED:
+		if (req->delete_old) {
+			r = roll_delete(req, st.old_key);
+			if (r == KHSM_EOK) res->did = KHSM_ROLL_DID_DELETE;
+		}
+		break;
+	case KHSM_ROLL_PUBLISHED:
+	case KHSM_ROLL_SWITCHING:
+	case KHSM_ROLL_REMOVING:
+		break;
+	}
+	free(keys);
+	return r;
+}
+
+_public_
+void khsm_rollover_result_clear(khsm_roll_result_t *res)
+{
+	if (res) {
+		free(res->ds);
+		res->ds = NULL;
+	}
 }

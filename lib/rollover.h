@@ -14,7 +14,10 @@
 #include "dnskey.h"
 #include "knot.h"
 #include "kasp.h"
+#include "enroll.h"
+#include "knotconf.h"
 #include "parent.h"
+#include "zone.h"
 
 /* Where a zone's rollover stands. */
 typedef enum {
@@ -95,6 +98,11 @@ typedef struct {
 	bool waits_parent;      /* submit or withdraw: the parent has to act */
 } khsm_roll_status_t;
 
+/** Where the rollover stands among a zone's keys (khsm_rollover_plan()).
+ *  \param[out] out  filled only on success. */
+int khsm_rollover_status_keys(const khsm_kasp_key_t *keys, size_t count, int64_t now,
+                              khsm_roll_status_t *out);
+
 /** Where the rollover of zone stands (`keymgr -c conf_path -e ZONE list`).
  *  \param[out] out  filled only on success. */
 int khsm_rollover_status(const char *conf_path, const char *zone, int64_t now,
@@ -118,3 +126,60 @@ const char *khsm_rollover_role_in(const khsm_kasp_index_t *idx, const char *zone
  *  is KHSM_ENOENT with a detail. \param[out] xml_ptr  free with free(). */
 int khsm_rollover_epp_update(const char *conf_path, const char *zone, int64_t now,
                              khsm_digest_t digest, char **xml_ptr);
+
+/* -- one run --------------------------------------------------------------- */
+
+/** The delays of the policy knotd serves zone with (zconf: knotd's
+ *  knot.conf, the ZSK side in offline mode): dnskey-ttl and
+ *  propagation-delay (Knot's defaults, 1 h, when unset), the parent's DS TTL
+ *  taken as max(zone-max-ttl (default 1 d), dnskey-ttl); offline, the end of
+ *  the pre-signed period (`keymgr show-offline`). \param[out] d */
+int khsm_rollover_delays(const khsm_conf_t *zconf, const char *zone, bool offline,
+                         khsm_roll_delays_t *d);
+
+/* What one run is given. */
+typedef struct {
+	khsm_conf_t *kconf;              /* where the KSK timers live (KSK side offline) */
+	const khsm_zone_t *zone;         /* resolved in kconf, with the keystore for a new KSK */
+	khsm_roll_delays_t delays;
+	const khsm_server_t *servers;    /* the parent's servers to ask */
+	size_t server_count;
+	bool delete_old;
+	khsm_enroll_t *enroll;           /* a new KSK: algorithm, open, conf_arg, force, notice;
+	                                    label and timers are set here */
+} khsm_roll_req_t;
+
+/* What one run did. */
+typedef enum {
+	KHSM_ROLL_DID_NOTHING = 0,  /* waits (step, at, parent counts say for what) */
+	KHSM_ROLL_DID_GENERATE,     /* the new KSK made on the card and published */
+	KHSM_ROLL_DID_ADOPT,        /* the same with a pair an interrupted run left */
+	KHSM_ROLL_DID_SWITCH,       /* new DS everywhere: active/retire set to `at` */
+	KHSM_ROLL_DID_REMOVE,       /* old DS nowhere: remove set to `at` */
+	KHSM_ROLL_DID_DELETE,       /* the old KSK deleted from KASP and the card */
+} khsm_roll_did_t;
+
+typedef struct {
+	khsm_roll_step_t step;       /* where the zone stands after the run */
+	khsm_roll_did_t did;
+	bool repaired;               /* the old KSK's missing retire was set */
+	int64_t since, at;
+	char old_id[257], new_id[257];
+	uint16_t old_tag, new_tag;
+	char *ds;                    /* submit: the new DS; withdraw: the old DS; else NULL */
+	khsm_roll_parent_t parent;   /* submit/withdraw: what the parent has */
+	char label[300];             /* generate/adopt: the new KSK's label */
+} khsm_roll_result_t;
+
+/** Advance a zone's rollover as far as is safe now: read the KSK timers,
+ *  make the one change the step allows (generate the new KSK with publish at
+ *  khsm_rollover_when(now) and ready a DNSKEY TTL + propagation delay later;
+ *  once every server has the new DS, active and retire a DS TTL +
+ *  propagation delay later; once none has the old DS, remove likewise; with
+ *  delete_old the removed KSK deleted after one login through
+ *  req->enroll->open) or none. \param[out] res  free with
+ *  khsm_rollover_result_clear() (also on failure). */
+int khsm_rollover_advance(const khsm_roll_req_t *req, int64_t now, khsm_roll_result_t *res);
+
+/** Free what a result holds. */
+void khsm_rollover_result_clear(khsm_roll_result_t *res);

@@ -221,7 +221,10 @@ done
 run 1 "$KNOT_HSM" -c "$KSKC" example.com ds format=epp-update
 contains "$ERR" "no KSK rollover in progress" "epp-update without a rollover says so"
 run 0 "$KNOT_HSM" -c "$KSKC" keys
-contains "$OUT" "example.com. (KSK, active)" "keys: the new KSK is active after the rollover"
+contains "$OUT" "    zones: example.com. (KSK)" "keys lists the new KSK"
+lacks "$OUT" "(KSK, " "with no role word: it signs alone after the rollover"
+run 0 "$KNOT_HSM" -c "$KSKC" keys --json
+contains "$OUT" '{"zone": "example.com.", "role": "active"}' "keys --json: its role is active"
 [ "$CHECKS" -gt 20 ] || fail "only $CHECKS validations: the loop proves little"
 equals "$FAILURES" 0 "zero validation failures in $CHECKS delv runs"
 

@@ -86,6 +86,21 @@ static void test_plan_repair(void **state)
 	assert_string_equal(st.old_key->id, "aa");
 }
 
+static void test_roles(void **state)
+{
+	(void)state;
+	setup_keys(0, 0, 0);
+	assert_string_equal(khsm_rollover_role(keys, 2, 1500, "aa"), "active");
+	assert_string_equal(khsm_rollover_role(keys, 4, 2500, "aa"), "outgoing");   /* from the start of the rollover */
+	assert_string_equal(khsm_rollover_role(keys, 4, 2500, "bb"), "incoming");
+	assert_null(khsm_rollover_role(keys, 4, 2500, "zz"));   /* a ZSK */
+	assert_null(khsm_rollover_role(keys, 4, 2500, "pp"));   /* public only */
+	setup_keys(4000, 4000, 5000);
+	assert_string_equal(khsm_rollover_role(keys, 4, 4500, "aa"), "outgoing");
+	assert_string_equal(khsm_rollover_role(keys, 4, 4500, "bb"), "active");
+	assert_string_equal(khsm_rollover_role(keys, 4, 5000, "aa"), "removed");
+}
+
 static void test_plan_refusals(void **state)
 {
 	(void)state;
@@ -106,6 +121,11 @@ static void test_plan_refusals(void **state)
 	assert_int_equal(khsm_rollover_plan(keys, 2, 1500, &st), KHSM_EINVAL);
 	/* old retires while the new one has no active timer */
 	assert_int_equal(khsm_rollover_plan(keys, 4, 2500, &st), KHSM_EINVAL);
+	/* two KSKs made active at once (ready not before active): no rollover */
+	setup_keys(4000, 0, 0);
+	keys[2].ready = 4000;
+	assert_int_equal(khsm_rollover_plan(keys, 4, 4500, &st), KHSM_EINVAL);
+	assert_null(khsm_rollover_role(keys, 4, 4500, "aa"));
 	/* neither signs */
 	setup_keys(0, 0, 0);
 	assert_int_equal(khsm_rollover_plan(keys, 4, 900, &st), KHSM_EINVAL);
@@ -130,6 +150,7 @@ int main(void)
 		cmocka_unit_test(test_plan_steps),
 		cmocka_unit_test(test_plan_repair),
 		cmocka_unit_test(test_plan_refusals),
+		cmocka_unit_test(test_roles),
 		cmocka_unit_test(test_when),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
