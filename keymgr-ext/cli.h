@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 
+#include "lib/keystore.h"
 #include "lib/pin.h"
 
 enum cli_exit {
@@ -84,6 +85,11 @@ int cli_usage_error(const cli_command_t *cmd, const char *fmt, ...) __attribute_
  *  Returns a KHSM_E* code; *pin_ptr is NULL when no source is possible. */
 int cli_pin(const cli_t *cli, bool prompt, khsm_pin_t **pin_ptr);
 
+/** Open a card keystore (config as in knot.conf) and log in once: the PIN
+ *  from the config's pin-source, else from the command line (ctx: the cli).
+ *  A khsm_enroll_open_t; hands over *pin_ptr and *ks_ptr on success. */
+int cli_open_card(void *ctx, const char *config, khsm_pin_t **pin_ptr, khsm_keystore_t **ks_ptr);
+
 /** The command being run (for usage messages). */
 extern const cli_command_t *cli_current;
 
@@ -103,3 +109,4 @@ int cmd_ceremony(cli_t *cli);
 int cmd_status(cli_t *cli);
 int cmd_heal(cli_t *cli);
 int cmd_audit(cli_t *cli);
+int cmd_rollover(cli_t *cli);

@@ -15,6 +15,7 @@
 #include "lib/kasp.h"
 #include "lib/knot.h"
 #include "lib/parent.h"
+#include "lib/rollover.h"
 #include "cleanup.h"
 #include "zonecmd.h"
 
@@ -63,6 +64,7 @@ typedef enum {
 	FMT_CDNSKEY,
 	FMT_EPP,
 	FMT_EPP_KEYDATA,
+	FMT_EPP_UPDATE,
 	FMT_JSON,
 } format_t;
 
@@ -77,6 +79,7 @@ static const struct {
 	{ "cdnskey", FMT_CDNSKEY, false },
 	{ "epp", FMT_EPP, true },
 	{ "epp-keydata", FMT_EPP_KEYDATA, true },
+	{ "epp-update", FMT_EPP_UPDATE, true },
 	{ "json", FMT_JSON, true },
 };
 #define N_FORMATS (sizeof(FORMATS) / sizeof(FORMATS[0]))
@@ -138,7 +141,7 @@ int cmd_ds(cli_t *cli)
 		}
 		if (f == N_FORMATS) {
 			return cli_usage_error(cli_current, "format= takes ds, dnskey, cds, cdnskey, epp, "
-			                       "epp-keydata or json, not '%s'", format_arg);
+			                       "epp-keydata, epp-update or json, not '%s'", format_arg);
 		}
 	}
 	if (cli->json) {
@@ -181,7 +184,17 @@ int cmd_ds(cli_t *cli)
 			break;
 		}
 		r = KHSM_EOK;
-		if (format == FMT_EPP || format == FMT_EPP_KEYDATA) {
+		if (format == FMT_EPP_UPDATE) {
+			/* the rollover's step (lib/rollover.c): add the new DS or remove the old */
+			char *xml = NULL;
+			r = khsm_rollover_epp_update(khsm_conf_path(conf), zone.name, (int64_t)time(NULL),
+			                             digest, &xml);
+			if (r == KHSM_EOK) {
+				if (cli->zone_count > 1) fprintf(out, "<!-- %s -->\n", zone.name);
+				fputs(xml, out);
+				free(xml);
+			}
+		} else if (format == FMT_EPP || format == FMT_EPP_KEYDATA) {
 			/* epp-keydata: dsData with keyData inside, for registries that take keys. */
 			char *xml = NULL;
 			r = khsm_epp_secdns_create((const dnssec_key_t *const *)set.keys, set.count, digest,

@@ -2,6 +2,7 @@
  * lib/inventory.c once, print. */
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <libdnssec/key.h>
@@ -16,6 +17,7 @@
 #include "lib/json.h"
 #include "lib/kasp.h"
 #include "lib/knot.h"
+#include "lib/rollover.h"
 #include "lib/uri.h"
 #include "zonecmd.h"
 
@@ -25,7 +27,7 @@
 /* Open the keystore of knot.conf as knotd does and log in once. The PIN comes
  * from the config's pin-source (as for knotd), else from the command line.
  * An enrolment's open step (ctx: the cli); returns a KHSM_E* code. */
-static int open_card(void *ctx, const char *config, khsm_pin_t **pin_ptr, khsm_keystore_t **ks_ptr)
+int cli_open_card(void *ctx, const char *config, khsm_pin_t **pin_ptr, khsm_keystore_t **ks_ptr)
 {
 	cli_t *cli = ctx;
 	khsm_keystore_t *ks = NULL;
@@ -60,7 +62,7 @@ static int open_card(void *ctx, const char *config, khsm_pin_t **pin_ptr, khsm_k
 static int open_keystore(cli_t *cli, const char *config, khsm_pin_t **pin_ptr,
                          khsm_keystore_t **ks_ptr)
 {
-	int r = open_card(cli, config, pin_ptr, ks_ptr);
+	int r = cli_open_card(cli, config, pin_ptr, ks_ptr);
 	return r == KHSM_EOK ? CLI_OK : cli_error(r, NULL);
 }
 
@@ -234,7 +236,7 @@ static int generate_zone(cli_t *cli, khsm_conf_t **conf, const char *zone_arg, k
 	int rc = kv_parse(cli, kv);
 	if (rc != CLI_OK) return rc;
 	khsm_enroll_t req = { .label = kv_get(kv, "label"), .conf_arg = cli->conf, .force = cli->force,
-	                      .open = open_card, .open_ctx = cli, .notice = print_notice };
+	                      .open = cli_open_card, .open_ctx = cli, .notice = print_notice };
 	req.notice_ctx = &req;
 	if ((rc = parse_roles(kv, &req.ksk, &req.zsk)) != CLI_OK) return rc;
 	const char *timers[6];
@@ -303,7 +305,7 @@ static int import_zone(cli_t *cli, khsm_conf_t **conf, const char *zone_arg, khs
 	if (rc != CLI_OK) return rc;
 	khsm_enroll_t req = { .label = kv_get(kv, "label"), .id_arg = kv_get(kv, "id"),
 	                      .algorithm_arg = kv_get(kv, "algorithm"), .conf_arg = cli->conf,
-	                      .force = cli->force, .open = open_card, .open_ctx = cli,
+	                      .force = cli->force, .open = cli_open_card, .open_ctx = cli,
 	                      .notice = print_notice };
 	req.notice_ctx = &req;
 	if (!req.label == !req.id_arg) {
@@ -404,9 +406,29 @@ static void print_zones_using(const khsm_kasp_index_t *kasp, const char *id_hex,
 		if (j) {
 			khsm_json_str(j, NULL, e->zone);
 		} else {
-			printf("%s%s (%s)", sep, e->zone, e->key.ksk && e->key.zsk ? "CSK" : e->key.ksk ? "KSK" : "ZSK");
+			/* text: the role only when it is not plain "active" */
+			const char *role = khsm_rollover_role_in(kasp, e->zone, id_hex, (int64_t)time(NULL));
+			if (role && strcmp(role, "active") == 0) role = NULL;
+			printf("%s%s (%s%s%s)", sep, e->zone,
+			       e->key.ksk && e->key.zsk ? "CSK" : e->key.ksk ? "KSK" : "ZSK",
+			       role ? ", " : "", role ? role : "");
 		}
 		sep = ", ";
+	}
+}
+
+/* The KSK's role in each zone that uses it (lib/rollover.c), as JSON objects. */
+static void print_roles(const khsm_kasp_index_t *kasp, const char *id_hex, khsm_json_t *j)
+{
+	size_t pos = 0;
+	const khsm_kasp_entry_t *e;
+	while ((e = khsm_kasp_next(kasp, id_hex, &pos))) {
+		const char *role = khsm_rollover_role_in(kasp, e->zone, id_hex, (int64_t)time(NULL));
+		if (!role) continue;
+		khsm_json_object(j, NULL);
+		khsm_json_str(j, "zone", e->zone);
+		khsm_json_str(j, "role", role);
+		khsm_json_end(j);
 	}
 }
 
@@ -454,6 +476,9 @@ static int keys_of_keystore(cli_t *cli, const khsm_conf_t *conf, const khsm_kasp
 			/* The key's role (KSK/ZSK/CSK, standby...) goes here, as "role". */
 			khsm_json_array(j, "zones");
 			if (k->id_hex) print_zones_using(kasp, k->id_hex, j);
+			khsm_json_end(j);
+			khsm_json_array(j, "roles");
+			if (k->id_hex) print_roles(kasp, k->id_hex, j);
 			khsm_json_end(j);
 			khsm_json_bool(j, "unused", !k->used);
 			khsm_json_end(j);

@@ -19,6 +19,7 @@
 #include "lib/keystore.h"
 #include "lib/knot.h"
 #include "lib/policy.h"
+#include "lib/rollover.h"
 #include "lib/uri.h"
 #include "lib/zone.h"
 #include "zonecmd.h"
@@ -39,6 +40,7 @@ typedef struct {
 	int64_t warn, crit;        /* thresholds used for this zone, seconds */
 	const char *signing;       /* online: "scheduled", "not scheduled", "unknown"; else NULL */
 	int64_t resign_at;         /* online: knotd's next re-sign, 0 when none */
+	char rollover[200];        /* the KSK rollover's step and since when, or "" */
 	char message[512];
 } zone_status_t;
 
@@ -104,13 +106,21 @@ static void next_zsk_event(const khsm_kasp_summary_t *sum, zone_status_t *s)
 	         sum->next_zsk_timer, when);
 }
 
-/* A zone's keys from one keymgr list; a failure reads as no key at all. */
-static khsm_kasp_summary_t zone_keys(const char *conf_path, const char *zone, int64_t now)
+/* A zone's keys from one keymgr list; a failure reads as no key at all.
+ * rs (may be NULL): the KSK rollover among them (step idle when none). */
+static khsm_kasp_summary_t zone_keys(const char *conf_path, const char *zone, int64_t now,
+                                     khsm_roll_status_t *rs)
 {
 	khsm_kasp_summary_t sum = { 0 };
-	if (khsm_kasp_zone_summary(conf_path, zone, now, &sum) != KHSM_EOK) {
-		sum = (khsm_kasp_summary_t) { 0 };
+	khsm_kasp_key_t *keys = NULL;
+	size_t n = 0;
+	if (khsm_keymgr_list(conf_path, zone, &keys, &n) == KHSM_EOK) {
+		khsm_kasp_summarize(keys, n, now, &sum);
+		if (rs && khsm_rollover_status_keys(keys, n, now, rs) != KHSM_EOK) {
+			*rs = (khsm_roll_status_t) { 0 };
+		}
 	}
+	free(keys);
 	khsm_err_clear();
 	return sum;
 }
@@ -140,6 +150,26 @@ static void judge(zone_status_t *s, int64_t now, int64_t warn, int64_t crit, con
 	snprintf(s->message, sizeof(s->message), "%s ends %s (in %s)", what, when, left);
 }
 
+/* A KSK rollover's step (lib/rollover.c); a wait on the parent longer than
+ * warn seconds is a warning. */
+static void rollover_status(const khsm_roll_status_t *r, const char *zone, int64_t now,
+                            int64_t warn, zone_status_t *s)
+{
+	khsm_roll_status_t rs = *r;
+	if (rs.step == KHSM_ROLL_IDLE) return;
+	char a[32] = "-";
+	if (rs.since) iso(rs.since, a, sizeof(a));
+	snprintf(s->rollover, sizeof(s->rollover), "%s since %s (old KSK %u, new KSK %u)%s",
+	         khsm_rollover_step_name(rs.step), a, rs.old_tag, rs.new_tag,
+	         rs.waits_parent ? ", waits on the parent" : "");
+	if (rs.waits_parent && rs.since && now - rs.since > warn) {
+		if (s->state == ST_OK) s->state = ST_WARN;
+		size_t l = strlen(s->message);
+		snprintf(s->message + l, sizeof(s->message) - l, "; KSK rollover waits on the parent "
+		         "for more than %" PRId64 " days: knot-hsm %s rollover", warn / 86400, zone);
+	}
+}
+
 static void zone_status(const khsm_conf_t *conf, const khsm_conf_t *kconf, const char *ksk_path,
                         const khsm_conf_zone_t *z, int64_t now, int64_t warn, int64_t crit,
                         bool derived, zone_status_t *s)
@@ -155,13 +185,14 @@ static void zone_status(const khsm_conf_t *conf, const khsm_conf_t *kconf, const
 	/* What KASP knows about the DS: a KSK in the ready state waits for its
 	 * DS at the parent; knot-hsm ZONE submitted confirms it. Asking the
 	 * parent itself is submitted's job, not a monitor's. */
-	khsm_kasp_summary_t zsk_side = zone_keys(khsm_conf_path(conf), z->domain, now);
+	khsm_roll_status_t zsk_roll = { 0 }, ksk_roll = { 0 };
+	khsm_kasp_summary_t zsk_side = zone_keys(khsm_conf_path(conf), z->domain, now, &zsk_roll);
 	next_zsk_event(&zsk_side, s);
 	if (p->offline_ksk) {
 		s->mode = "offline";
 		khsm_zone_t kz = { 0 };
 		if (kconf && khsm_zone_resolve(kconf, z->domain, NULL, &kz) == KHSM_EOK) {
-			khsm_kasp_summary_t ksk_side = zone_keys(ksk_path, z->domain, now);
+			khsm_kasp_summary_t ksk_side = zone_keys(ksk_path, z->domain, now, &ksk_roll);
 			s->ds_waiting = ksk_side.ksk_waiting;
 			if (ksk_side.has_ksk) {
 				s->card_ksk = card_has(kz.keystore->config, ksk_side.ksk_id);
@@ -242,6 +273,7 @@ static void zone_status(const khsm_conf_t *conf, const khsm_conf_t *kconf, const
 			         "(systemctl start pcscd.socket)");
 		}
 	}
+	rollover_status(p->offline_ksk ? &ksk_roll : &zsk_roll, z->domain, now, warn, s);
 	/* A card KSK that cannot be seen is worth a warning, never an OK. */
 	if (strcmp(s->card_ksk, "present") != 0 && s->state == ST_OK && strcmp(s->mode, "online") == 0) {
 		s->state = ST_WARN;
@@ -391,6 +423,7 @@ int cmd_status(cli_t *cli)
 			} else {
 				khsm_json_null(&j, "resign_at");
 			}
+			khsm_json_str(&j, "rollover", s->rollover[0] ? s->rollover : NULL);
 			khsm_json_str(&j, "message", s->message);
 			khsm_json_end(&j);
 		}
@@ -436,6 +469,7 @@ int cmd_status(cli_t *cli)
 				if (s->resign_at) iso(s->resign_at, at, sizeof(at));
 				printf("  signing by knotd: %s%s%s\n", s->signing, s->resign_at ? " at " : "", at);
 			}
+			if (s->rollover[0]) printf("  KSK rollover: %s\n", s->rollover);
 		}
 		if (count == 0) {
 			printf("no signed zone of %s uses a card KSK\n", khsm_conf_path(conf));

@@ -75,16 +75,33 @@ static const cli_command_t COMMANDS[] = {
 	  "already used by another zone is shared (keymgr share).",
 	  false, 0 },
 	{ "ds", true, OPT_CONF | OPT_JSON, cmd_ds,
-	  "knot-hsm [-c knot.conf] ZONE... ds [digest=sha256|sha384|all|sha1] [format=ds|dnskey|cds|cdnskey|epp|epp-keydata|json] [--json]",
+	  "knot-hsm [-c knot.conf] ZONE... ds [digest=sha256|sha384|all|sha1] [format=ds|dnskey|cds|cdnskey|epp|epp-keydata|epp-update|json] [--json]",
 	  "Print what the registry needs for the zone's KSKs: DS (SHA-256 by default;\n"
 	  "SHA-1 only by name, with a warning), DNSKEY, CDS, CDNSKEY, an EPP secDNS-1.1\n"
 	  "<secDNS:create> fragment with dsData (epp-keydata: with keyData inside, for\n"
-	  "registries that take keys), or JSON. Equal to keymgr ds byte for byte.",
+	  "registries that take keys), or JSON. Equal to keymgr ds byte for byte.\n"
+	  "epp-update: <secDNS:update> for a KSK rollover's current step (knot-hsm\n"
+	  "rollover): <secDNS:add> of the new DS before the switch, <secDNS:rem> of the\n"
+	  "old one after it.",
 	  false, 0 },
 	{ "submitted", true, OPT_CONF, cmd_submitted,
 	  "knot-hsm [-c knot.conf] ZONE... submitted [server=ADDR[@PORT]]",
 	  "Ask the parent for the zone's DS; when it matches one of ours, run\n"
 	  "knotc zone-ksk-submitted ZONE. Otherwise say what the parent has.",
+	  false, 0 },
+	{ "rollover", true, OPT_CONF | OPT_PIN_FILE | OPT_PIN_FD | OPT_FORCE, cmd_rollover,
+	  "knot-hsm [-c knot.conf] ZONE... rollover [keystore=ID] [algorithm=NAME] [delete-old=yes] [server=ADDR[@PORT]] [ksk-conf=PATH] [--pin-file PATH | --pin-fd N] [--force]",
+	  "Planned double-DS KSK rollover (RFC 7583), state in KASP timers only. Each run\n"
+	  "advances as far as is safe and says what waits: a new KSK generated on the\n"
+	  "card (keystore=ID: another card) and published; once published for DNSKEY TTL\n"
+	  "+ propagation delay, 'submit this DS'; once every parent server (NS of the\n"
+	  "parent, or server=) has it and DS TTL + propagation delay passed, the new KSK\n"
+	  "signs and the old one stops; 'withdraw the old DS'; once no parent server has\n"
+	  "it, the old KSK leaves the DNSKEY set, and delete-old=yes then deletes it from\n"
+	  "KASP and the card. Offline mode (-c knotd's knot.conf): the KSK side's timers\n"
+	  "are set no earlier than the end of the pre-signed period, so each change\n"
+	  "reaches the zone with the next ceremony. The parent's DS TTL is taken to be\n"
+	  "at most max(zone-max-ttl, dnskey-ttl) of the policy.",
 	  false, 0 },
 	{ "policy", true, OPT_CONF | OPT_WRITE | OPT_FORCE | OPT_JSON, cmd_policy,
 	  "knot-hsm [-c knot.conf] ZONE... policy [mode=offline|online] [zsk-lifetime=T] [rrsig-lifetime=T] [rrsig-refresh=T] [dnskey-ttl=T] [zone-max-ttl=T] [propagation-delay=T] [algorithm=NAME] [shared-ksk=yes|no] [keystore=ID] [ksk-conf=PATH] [ksk-kasp-db=DIR] [guard=yes|no] [remove=yes] [--write FILE [--force]] [--json]",

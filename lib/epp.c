@@ -76,7 +76,7 @@ static int epp_keydata(FILE *f, int indent, const dnssec_key_t *key, const khsm_
 	return r;
 }
 
-static int epp_dsdata(FILE *f, const dnssec_key_t *key, const khsm_dnskey_info_t *info,
+static int epp_dsdata(FILE *f, int indent, const dnssec_key_t *key, const khsm_dnskey_info_t *info,
                       uint8_t digest_type, bool keydata)
 {
 	_cleanup_free_ char *hex = NULL;
@@ -87,13 +87,13 @@ static int epp_dsdata(FILE *f, const dnssec_key_t *key, const khsm_dnskey_info_t
 	for (char *p = hex; *p; p++) {
 		*p = toupper((unsigned char)*p);
 	}
-	fputs("  <secDNS:dsData>\n", f);
-	r = xml_elem_uint(f, 4, "keyTag", info->key_tag);
-	if (r == KHSM_EOK) r = xml_elem_uint(f, 4, "alg", info->algorithm);
-	if (r == KHSM_EOK) r = xml_elem_uint(f, 4, "digestType", digest_type);
-	if (r == KHSM_EOK) r = xml_elem(f, 4, "digest", hex);
-	if (r == KHSM_EOK && keydata) r = epp_keydata(f, 4, key, info);
-	fputs("  </secDNS:dsData>\n", f);
+	fprintf(f, "%*s<secDNS:dsData>\n", indent, "");
+	r = xml_elem_uint(f, indent + 2, "keyTag", info->key_tag);
+	if (r == KHSM_EOK) r = xml_elem_uint(f, indent + 2, "alg", info->algorithm);
+	if (r == KHSM_EOK) r = xml_elem_uint(f, indent + 2, "digestType", digest_type);
+	if (r == KHSM_EOK) r = xml_elem(f, indent + 2, "digest", hex);
+	if (r == KHSM_EOK && keydata) r = epp_keydata(f, indent + 2, key, info);
+	fprintf(f, "%*s</secDNS:dsData>\n", indent, "");
 	return r;
 }
 
@@ -130,9 +130,55 @@ int khsm_epp_secdns_create(const dnssec_key_t *const *keys, size_t count,
 			continue;
 		}
 		for (size_t i = 0; i < ntypes && r == KHSM_EOK; i++) {
-			r = epp_dsdata(m.f, keys[k], &info, types[i], mode == KHSM_EPP_DS_KEYDATA);
+			r = epp_dsdata(m.f, 2, keys[k], &info, types[i], mode == KHSM_EPP_DS_KEYDATA);
 		}
 	}
 	fputs("</secDNS:create>\n", m.f);
+	return khsm_membuf_close(&m, r, xml_ptr);
+}
+
+/* <secDNS:NAME> with one dsData per key and digest type, indented 2. */
+static int epp_ds_list(FILE *f, const char *name, const dnssec_key_t *const *keys, size_t count,
+                       const uint8_t *types, size_t ntypes)
+{
+	if (count == 0) {
+		return KHSM_EOK;
+	}
+	fprintf(f, "  <secDNS:%s>\n", name);
+	int r = KHSM_EOK;
+	for (size_t k = 0; k < count && r == KHSM_EOK; k++) {
+		khsm_dnskey_info_t info;
+		r = keys[k] ? khsm_dnskey_info(keys[k], &info) : KHSM_EINVAL;
+		for (size_t i = 0; i < ntypes && r == KHSM_EOK; i++) {
+			r = epp_dsdata(f, 4, keys[k], &info, types[i], false);
+		}
+	}
+	fprintf(f, "  </secDNS:%s>\n", name);
+	return r;
+}
+
+_public_
+int khsm_epp_secdns_update(const dnssec_key_t *const *add, size_t nadd,
+                           const dnssec_key_t *const *rem, size_t nrem, khsm_digest_t digest,
+                           char **xml_ptr)
+{
+	if ((!add && nadd) || (!rem && nrem) || nadd + nrem == 0 || !xml_ptr) {
+		return KHSM_EINVAL;
+	}
+	uint8_t types[2];
+	size_t ntypes = khsm_digest_types(digest, types);
+	if (ntypes == 0) {
+		return KHSM_EINVAL;
+	}
+	khsm_membuf_t m;
+	int r = khsm_membuf_open(&m);
+	if (r != KHSM_EOK) {
+		return r;
+	}
+	/* RFC 5910 updateType: rem, then add. */
+	fputs("<secDNS:update xmlns:secDNS=\"urn:ietf:params:xml:ns:secDNS-1.1\">\n", m.f);
+	r = epp_ds_list(m.f, "rem", rem, nrem, types, ntypes);
+	if (r == KHSM_EOK) r = epp_ds_list(m.f, "add", add, nadd, types, ntypes);
+	fputs("</secDNS:update>\n", m.f);
 	return khsm_membuf_close(&m, r, xml_ptr);
 }

@@ -24,6 +24,15 @@ typedef enum {
 int khsm_epp_secdns_create(const dnssec_key_t *const *keys, size_t count,
                            khsm_digest_t digest, khsm_epp_mode_t mode, char **xml_ptr);
 
+/** RFC 5910 secDNS-1.1 <secDNS:update> fragment: <secDNS:rem> with a
+ *  <secDNS:dsData> per key of rem and selected digest, then <secDNS:add>
+ *  likewise for add (an empty list leaves its element out; both empty is
+ *  KHSM_EINVAL). Layout as khsm_epp_secdns_create(). \param[out] xml_ptr
+ *  free with free(). */
+int khsm_epp_secdns_update(const dnssec_key_t *const *add, size_t nadd,
+                           const dnssec_key_t *const *rem, size_t nrem, khsm_digest_t digest,
+                           char **xml_ptr);
+
 /** Escape a string for XML text or attribute values (& < > " ').
  *  Rejects control characters XML 1.0 cannot carry.
  *  \param[out] xml_ptr  free with free(). */

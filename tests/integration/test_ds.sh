@@ -165,7 +165,7 @@ contains "$ERR" "usage: knot-hsm [-c knot.conf] ZONE... ds" "with the synopsis"
 run 2 "$KNOT_HSM" -c "$CONF" example.com ds digest=md5
 contains "$ERR" "digest= takes sha256, sha384, all or sha1, not 'md5'" "bad digest"
 run 2 "$KNOT_HSM" -c "$CONF" example.com ds format=xml
-contains "$ERR" "format= takes ds, dnskey, cds, cdnskey, epp, epp-keydata or json, not 'xml'" "bad format"
+contains "$ERR" "format= takes ds, dnskey, cds, cdnskey, epp, epp-keydata, epp-update or json, not 'xml'" "bad format"
 run 2 "$KNOT_HSM" -c "$CONF" example.com ds format=dnskey digest=sha384
 contains "$ERR" "digest= does not apply to format=dnskey" "digest with a key format"
 run 2 "$KNOT_HSM" -c "$CONF" example.com ds format=ds --json

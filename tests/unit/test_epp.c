@@ -1,6 +1,7 @@
 /* Tests of lib/epp.c: RFC 5910 secDNS-1.1 fragments and XML escaping. */
 #include "test.h"
 
+#include <ctype.h>
 #include <libdnssec/key.h>
 #include <stdio.h>
 #include <string.h>
@@ -124,6 +125,62 @@ static void test_epp(void **state)
 	dnssec_key_free(p384);
 }
 
+/* A rollover's update: remove the P-384 key's DS, add the P-256 key's
+ * (rem before add, as RFC 5910's updateType orders them). */
+static const char EPP_UPDATE[] =
+	"<secDNS:update xmlns:secDNS=\"urn:ietf:params:xml:ns:secDNS-1.1\">\n"
+	"  <secDNS:rem>\n"
+	"    <secDNS:dsData>\n"
+	"      <secDNS:keyTag>10771</secDNS:keyTag>\n"
+	"      <secDNS:alg>14</secDNS:alg>\n"
+	"      <secDNS:digestType>2</secDNS:digestType>\n"
+	"      <secDNS:digest>%s</secDNS:digest>\n"
+	"    </secDNS:dsData>\n"
+	"  </secDNS:rem>\n"
+	"  <secDNS:add>\n"
+	"    <secDNS:dsData>\n"
+	"      <secDNS:keyTag>55648</secDNS:keyTag>\n"
+	"      <secDNS:alg>13</secDNS:alg>\n"
+	"      <secDNS:digestType>2</secDNS:digestType>\n"
+	"      <secDNS:digest>B4C8C1FE2E7477127B27115656AD6256F424625BF5C1E2770CE6D6E37DF61D17</secDNS:digest>\n"
+	"    </secDNS:dsData>\n"
+	"  </secDNS:add>\n"
+	"</secDNS:update>\n";
+
+static void test_epp_update(void **state)
+{
+	(void)state;
+	dnssec_key_t *p256 = key_from_text("example.net.", RFC6605_P256_KEY);
+	dnssec_key_t *p384 = key_from_text("example.net.", RFC6605_P384_KEY);
+	const dnssec_key_t *add[] = { p256 }, *rem[] = { p384 };
+	char *hex = NULL, *xml = NULL, *want = NULL;
+	assert_int_equal(khsm_ds_digest(p384, 2, &hex), KHSM_EOK);
+	for (char *p = hex; *p; p++) *p = (char)toupper((unsigned char)*p);
+	assert_true(asprintf(&want, EPP_UPDATE, hex) > 0);
+	assert_int_equal(khsm_epp_secdns_update(add, 1, rem, 1, KHSM_DIGEST_SHA256, &xml), KHSM_EOK);
+	assert_string_equal(xml, want);
+	free(xml);
+	/* add only: no <secDNS:rem> element at all */
+	assert_int_equal(khsm_epp_secdns_update(add, 1, NULL, 0, KHSM_DIGEST_SHA256, &xml), KHSM_EOK);
+	assert_int_equal(count_substr(xml, "<secDNS:rem>"), 0);
+	assert_int_equal(count_substr(xml, "<secDNS:add>"), 1);
+	assert_int_equal(count_substr(xml, "<secDNS:dsData>"), 1);
+	free(xml);
+	/* rem only, both digests */
+	assert_int_equal(khsm_epp_secdns_update(NULL, 0, rem, 1, KHSM_DIGEST_ALL, &xml), KHSM_EOK);
+	assert_int_equal(count_substr(xml, "<secDNS:add>"), 0);
+	assert_int_equal(count_substr(xml, "<secDNS:dsData>"), 2);
+	free(xml);
+	/* nothing to say is an error */
+	xml = NULL;
+	assert_int_equal(khsm_epp_secdns_update(NULL, 0, NULL, 0, KHSM_DIGEST_SHA256, &xml), KHSM_EINVAL);
+	assert_null(xml);
+	free(want);
+	free(hex);
+	dnssec_key_free(p256);
+	dnssec_key_free(p384);
+}
+
 static void test_xml_escape(void **state)
 {
 	(void)state;
@@ -144,6 +201,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_epp),
+		cmocka_unit_test(test_epp_update),
 		cmocka_unit_test(test_xml_escape),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

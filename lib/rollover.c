@@ -1,0 +1,555 @@
+/* A planned double-DS KSK rollover read from KASP timers (see rollover.h). */
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <libdnssec/key.h>
+
+#include "epp.h"
+#include "error.h"
+#include "dnskey.h"
+#include "ceremony.h"
+#include "internal.h"
+#include "kasp.h"
+#include "policy.h"
+#include "rollover.h"
+
+/* -- where a zone stands --------------------------------------------------- */
+
+static bool is_card_ksk(const khsm_kasp_key_t *k)
+{
+	return k->ksk && !k->zsk && !k->public_only;
+}
+
+_public_
+int khsm_rollover_plan(const khsm_kasp_key_t *keys, size_t count, int64_t now, khsm_roll_t *out)
+{
+	if ((!keys && count) || !out) {
+		return KHSM_EINVAL;
+	}
+	const khsm_kasp_key_t *live[2] = { NULL, NULL };
+	const khsm_kasp_key_t *removed = NULL;
+	size_t nlive = 0;
+	for (size_t i = 0; i < count; i++) {
+		const khsm_kasp_key_t *k = &keys[i];
+		if (!is_card_ksk(k)) {
+			continue;
+		}
+		if (khsm_kasp_reached(k->remove, now)) {
+			if (!removed) removed = k;
+			continue;
+		}
+		if (nlive == 2) {
+			khsm_err_detail("more than two KSKs are published or coming (%s, %s, %s): this is "
+			                "not a rollover knot-hsm plans; remove the extra key", live[0]->id,
+			                live[1]->id, k->id);
+			return KHSM_EINVAL;
+		}
+		live[nlive++] = k;
+	}
+	if (nlive == 0) {
+		khsm_err_detail("the zone has no KSK to roll over: generate one first");
+		return KHSM_EINVAL;
+	}
+	khsm_roll_t r = { 0 };
+	if (nlive == 1) {
+		const khsm_kasp_key_t *k = live[0];
+		if (!khsm_kasp_reached(k->active, now) || k->retire != 0) {
+			khsm_err_detail("the zone's only KSK %s does not sign now (active=%" PRId64
+			                ", retire=%" PRId64 "): nothing to roll over", k->id, k->active,
+			                k->retire);
+			return KHSM_EINVAL;
+		}
+		if (removed && removed->retire != 0) {
+			/* the end of a rollover: the old key is out of every DNSKEY set */
+			r.step = KHSM_ROLL_REMOVED;
+			r.old_key = removed;
+			r.new_key = k;
+			r.since = removed->remove;
+		} else {
+			r.step = KHSM_ROLL_IDLE;
+			r.old_key = k;
+		}
+		*out = r;
+		return KHSM_EOK;
+	}
+	/* Two: the old one signs since the earlier moment. */
+	const khsm_kasp_key_t *a = live[0], *b = live[1];
+	bool a_on = khsm_kasp_reached(a->active, now), b_on = khsm_kasp_reached(b->active, now);
+	const khsm_kasp_key_t *old;
+	if (a_on && b_on) {
+		old = a->active <= b->active ? a : b;
+	} else if (a_on || b_on) {
+		old = a_on ? a : b;
+	} else {
+		khsm_err_detail("neither KSK %s nor %s signs now: not a rollover", a->id, b->id);
+		return KHSM_EINVAL;
+	}
+	const khsm_kasp_key_t *new = old == a ? b : a;
+	r.old_key = old;
+	r.new_key = new;
+	if (new->active == 0) {
+		if (old->retire != 0 || old->remove != 0) {
+			khsm_err_detail("KSK %s retires but its successor %s has no active timer", old->id,
+			                new->id);
+			return KHSM_EINVAL;
+		}
+		if (khsm_kasp_reached(new->ready, now)) {
+			r.step = KHSM_ROLL_SUBMIT;
+			r.since = new->ready;
+		} else {
+			r.step = KHSM_ROLL_PUBLISHED;
+			r.since = new->publish;
+			r.at = new->ready;
+		}
+		*out = r;
+		return KHSM_EOK;
+	}
+	r.repair = old->retire != new->active;
+	/* Only knot-hsm's own switch leaves a KSK that was ready before it
+	 * became active; two KSKs made active at once are not a rollover. */
+	if (r.repair && !(new->ready != 0 && new->ready < new->active)) {
+		khsm_err_detail("KSKs %s and %s both sign and neither retires: not a rollover "
+		                "knot-hsm started; retire one (keymgr ZONE set ID retire=TIME) or "
+		                "delete it", old->id, new->id);
+		return KHSM_EINVAL;
+	}
+	if (!khsm_kasp_reached(new->active, now)) {
+		r.step = KHSM_ROLL_SWITCHING;
+		r.since = new->ready;
+		r.at = new->active;
+	} else if (old->remove == 0) {
+		r.step = KHSM_ROLL_WITHDRAW;
+		r.since = new->active;
+	} else {
+		r.step = KHSM_ROLL_REMOVING;
+		r.since = new->active;
+		r.at = old->remove;
+	}
+	*out = r;
+	return KHSM_EOK;
+}
+
+_public_
+int64_t khsm_rollover_when(const khsm_roll_delays_t *d, int64_t at)
+{
+	return d && d->signed_until > at ? d->signed_until : at;
+}
+
+_public_
+const char *khsm_rollover_step_name(khsm_roll_step_t step)
+{
+	switch (step) {
+	case KHSM_ROLL_IDLE:      return "idle";
+	case KHSM_ROLL_PUBLISHED: return "published";
+	case KHSM_ROLL_SUBMIT:    return "submit";
+	case KHSM_ROLL_SWITCHING: return "switching";
+	case KHSM_ROLL_WITHDRAW:  return "withdraw";
+	case KHSM_ROLL_REMOVING:  return "removing";
+	case KHSM_ROLL_REMOVED:   return "removed";
+	}
+	return "unknown";
+}
+
+/* -- what the parent has --------------------------------------------------- */
+
+/* The DNSKEY of a KSK among `keymgr dnskey`, by tag and algorithm. */
+static int find_dnskey(dnssec_key_t **keys, size_t n, const khsm_kasp_key_t *k,
+                       const dnssec_key_t **key_ptr)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (dnssec_key_get_keytag(keys[i]) == k->tag &&
+		    dnssec_key_get_algorithm(keys[i]) == k->algorithm) {
+			*key_ptr = keys[i];
+			return KHSM_EOK;
+		}
+	}
+	khsm_err_detail("keymgr dnskey does not list KSK %s (tag %u)", k->id, k->tag);
+	return KHSM_ENOENT;
+}
+
+_public_
+int khsm_rollover_parent(const char *conf_path, const char *zone, const khsm_kasp_key_t *key,
+                         const khsm_server_t *servers, size_t count, khsm_roll_parent_t *out)
+{
+	if (!zone || !key || (!servers && count) || !out) {
+		return KHSM_EINVAL;
+	}
+	dnssec_key_t **dnskeys = NULL;
+	size_t nkeys = 0;
+	const dnssec_key_t *dnskey = NULL;
+	khsm_roll_parent_t res = { .servers = count, .tag = key->tag };
+	int r = khsm_keymgr_ksks(conf_path, zone, &dnskeys, &nkeys);
+	if (r == KHSM_EOK) r = find_dnskey(dnskeys, nkeys, key, &dnskey);
+	for (size_t s = 0; r == KHSM_EOK && s < count; s++) {
+		khsm_ds_t *ds = NULL;
+		size_t nds = 0;
+		r = khsm_parent_query_ds(&servers[s], zone, &ds, &nds, NULL);
+		bool seen = false;
+		for (size_t i = 0; r == KHSM_EOK && i < nds && !seen; i++) {
+			r = khsm_ds_matches(&ds[i], dnskey, &seen);
+		}
+		khsm_ds_free(ds, nds);
+		if (seen) res.with_key++;
+	}
+	khsm_dnskeys_free(dnskeys, nkeys);
+	if (r == KHSM_EOK) *out = res;
+	return r;
+}
+
+/* -- changing KASP --------------------------------------------------------- */
+
+_public_
+int khsm_rollover_ds(const char *conf_path, const char *zone, const khsm_kasp_key_t *key,
+                     char **line_ptr)
+{
+	if (!zone || !key || !line_ptr) {
+		return KHSM_EINVAL;
+	}
+	dnssec_key_t **dnskeys = NULL;
+	size_t nkeys = 0;
+	const dnssec_key_t *dnskey = NULL;
+	char *line = NULL;
+	int r = khsm_keymgr_ksks(conf_path, zone, &dnskeys, &nkeys);
+	if (r == KHSM_EOK) r = find_dnskey(dnskeys, nkeys, key, &dnskey);
+	if (r == KHSM_EOK) r = khsm_ds_line(dnskey, 2, &line);
+	khsm_dnskeys_free(dnskeys, nkeys);
+	if (r == KHSM_EOK) *line_ptr = line;
+	return r;
+}
+
+_public_
+int khsm_rollover_set_timer(const char *conf_path, const char *zone, const char *id_hex,
+                            const char *timer, int64_t at)
+{
+	if (!zone || !id_hex || !timer || at < 0) {
+		return KHSM_EINVAL;
+	}
+	char word[64];
+	snprintf(word, sizeof(word), "%s=%" PRId64, timer, at);
+	const char *args[] = { zone, "set", id_hex, word, NULL };
+	khsm_run_t res = { 0 };
+	int r = khsm_keymgr(conf_path, args, &res);
+	khsm_run_clear(&res);
+	return r;
+}
+
+_public_
+int khsm_rollover_delete(const char *conf_path, const char *zone, const char *id_hex)
+{
+	if (!zone || !id_hex) {
+		return KHSM_EINVAL;
+	}
+	const char *args[] = { zone, "delete", id_hex, NULL };
+	khsm_run_t res = { 0 };
+	int r = khsm_keymgr_card(conf_path, args, &res);
+	khsm_run_clear(&res);
+	return r;
+}
+
+/* -- what a monitor shows -------------------------------------------------- */
+
+_public_
+int khsm_rollover_status_keys(const khsm_kasp_key_t *keys, size_t n, int64_t now,
+                              khsm_roll_status_t *out)
+{
+	if (!out) {
+		return KHSM_EINVAL;
+	}
+	khsm_roll_t st = { 0 };
+	int r = khsm_rollover_plan(keys, n, now, &st);
+	if (r == KHSM_EOK) {
+		*out = (khsm_roll_status_t) {
+			.step = st.step, .since = st.since, .at = st.at,
+			.old_tag = st.old_key ? st.old_key->tag : 0,
+			.new_tag = st.new_key ? st.new_key->tag : 0,
+			.waits_parent = st.step == KHSM_ROLL_SUBMIT || st.step == KHSM_ROLL_WITHDRAW,
+		};
+	}
+	return r;
+}
+
+_public_
+int khsm_rollover_status(const char *conf_path, const char *zone, int64_t now,
+                         khsm_roll_status_t *out)
+{
+	if (!zone || !out) {
+		return KHSM_EINVAL;
+	}
+	khsm_kasp_key_t *keys = NULL;
+	size_t n = 0;
+	int r = khsm_keymgr_list(conf_path, zone, &keys, &n);
+	if (r == KHSM_EOK) r = khsm_rollover_status_keys(keys, n, now, out);
+	free(keys);
+	return r;
+}
+
+_public_
+const char *khsm_rollover_role(const khsm_kasp_key_t *keys, size_t count, int64_t now,
+                               const char *id_hex)
+{
+	const khsm_kasp_key_t *key = NULL;
+	for (size_t i = 0; id_hex && i < count; i++) {
+		if (strcmp(keys[i].id, id_hex) == 0 && is_card_ksk(&keys[i])) key = &keys[i];
+	}
+	if (!key) {
+		return NULL;
+	}
+	if (khsm_kasp_reached(key->remove, now)) {
+		return "removed";
+	}
+	khsm_roll_t st = { 0 };
+	if (khsm_rollover_plan(keys, count, now, &st) != KHSM_EOK) {
+		khsm_err_clear();
+		return NULL;
+	}
+	bool switched = st.step >= KHSM_ROLL_WITHDRAW;
+	if (key == st.new_key) return switched ? "active" : "incoming";
+	if (key == st.old_key) return st.step == KHSM_ROLL_IDLE ? "active" : "outgoing";
+	return NULL;
+}
+
+_public_
+const char *khsm_rollover_role_in(const khsm_kasp_index_t *idx, const char *zone,
+                                  const char *id_hex, int64_t now)
+{
+	if (!idx || !zone || !id_hex) {
+		return NULL;
+	}
+	khsm_kasp_key_t *keys = calloc(idx->count ? idx->count : 1, sizeof(*keys));
+	if (!keys) {
+		return NULL;
+	}
+	size_t n = 0;
+	/* once per key: an index merged from two sources may list a key twice */
+	for (size_t i = 0; i < idx->count; i++) {
+		bool seen = strcmp(idx->items[i].zone, zone) != 0;
+		for (size_t k = 0; k < n && !seen; k++) {
+			seen = strcmp(keys[k].id, idx->items[i].key.id) == 0;
+		}
+		if (!seen) keys[n++] = idx->items[i].key;
+	}
+	const char *role = khsm_rollover_role(keys, n, now, id_hex);
+	free(keys);
+	return role;
+}
+
+/* -- the registry ---------------------------------------------------------- */
+
+_public_
+int khsm_rollover_epp_update(const char *conf_path, const char *zone, int64_t now,
+                             khsm_digest_t digest, char **xml_ptr)
+{
+	if (!zone || !xml_ptr) {
+		return KHSM_EINVAL;
+	}
+	khsm_kasp_key_t *keys = NULL;
+	size_t n = 0;
+	dnssec_key_t **dnskeys = NULL;
+	size_t nkeys = 0;
+	khsm_roll_t st = { 0 };
+	const dnssec_key_t *key = NULL;
+	int r = khsm_keymgr_list(conf_path, zone, &keys, &n);
+	if (r == KHSM_EOK) r = khsm_rollover_plan(keys, n, now, &st);
+	if (r == KHSM_EOK && st.step == KHSM_ROLL_IDLE) {
+		khsm_err_detail("%s: no KSK rollover in progress; format=epp gives the DS of the KSK",
+		                zone);
+		r = KHSM_ENOENT;
+	}
+	bool adding = st.step < KHSM_ROLL_WITHDRAW;
+	if (r == KHSM_EOK) r = khsm_keymgr_ksks(conf_path, zone, &dnskeys, &nkeys);
+	if (r == KHSM_EOK) r = find_dnskey(dnskeys, nkeys, adding ? st.new_key : st.old_key, &key);
+	if (r == KHSM_EOK) {
+		r = khsm_epp_secdns_update(adding ? &key : NULL, adding ? 1 : 0, adding ? NULL : &key,
+		                           adding ? 0 : 1, digest, xml_ptr);
+	}
+	khsm_dnskeys_free(dnskeys, nkeys);
+	free(keys);
+	return r;
+}
+
+/* -- one run --------------------------------------------------------------- */
+
+static int64_t policy_secs(const char *text, int64_t dflt)
+{
+	int64_t v = 0;
+	if (text && khsm_duration_parse(text, &v) == KHSM_EOK) return v;
+	khsm_err_clear();
+	return dflt;
+}
+
+_public_
+int khsm_rollover_delays(const khsm_conf_t *zconf, const char *zone, bool offline,
+                         khsm_roll_delays_t *d)
+{
+	if (!zconf || !zone || !d) {
+		return KHSM_EINVAL;
+	}
+	const khsm_conf_zone_t *z = khsm_conf_zone_find(zconf, zone);
+	const khsm_conf_policy_t *p = NULL;
+	if (z && khsm_conf_zone_policy(zconf, z, &p) != KHSM_EOK) {
+		khsm_err_clear();
+		p = NULL;
+	}
+	khsm_roll_delays_t out = { 0 };
+	out.dnskey_ttl = policy_secs(p ? p->dnskey_ttl : NULL, 3600);
+	out.propagation_delay = policy_secs(p ? p->propagation_delay : NULL, 3600);
+	int64_t max_ttl = policy_secs(p ? p->zone_max_ttl : NULL, 86400);
+	out.ds_ttl = max_ttl > out.dnskey_ttl ? max_ttl : out.dnskey_ttl;
+	if (offline) {
+		khsm_offline_period_t period = { 0 };
+		int r = khsm_offline_period(khsm_conf_path(zconf), zone, &period);
+		if (r != KHSM_EOK) return r;
+		out.signed_until = period.present ? period.end : 0;
+	}
+	*d = out;
+	return KHSM_EOK;
+}
+
+/* The new KSK on the card, or the pair an interrupted run left there. */
+static int roll_generate(const khsm_roll_req_t *req, const khsm_kasp_key_t *old, int64_t now,
+                         khsm_roll_result_t *res)
+{
+	const khsm_roll_delays_t *d = &req->delays;
+	int64_t publish = khsm_rollover_when(d, now);
+	int64_t ready = publish + d->dnskey_ttl + d->propagation_delay;
+	char pub_w[48], ready_w[48];
+	snprintf(pub_w, sizeof(pub_w), "publish=%" PRId64, publish);
+	snprintf(ready_w, sizeof(ready_w), "ready=%" PRId64, ready);
+	const char *timers[] = { pub_w, ready_w, "active=0", NULL };
+	/* "<zone> KSK after <old tag>": one per rollover, the same in a rerun */
+	snprintf(res->label, sizeof(res->label), "%s KSK after %u", req->zone->name, old->tag);
+	khsm_enroll_t e = *req->enroll;
+	e.ksk = true;
+	e.zsk = false;
+	e.timers = timers;
+	e.label = res->label;
+	khsm_enrolled_t out = { 0 };
+	res->did = KHSM_ROLL_DID_GENERATE;
+	int r = khsm_zone_key_generate(req->kconf, req->zone, &e, &out);
+	if (r == KHSM_EEXIST) {
+		khsm_err_clear();
+		khsm_enrolled_clear(&out);
+		out = (khsm_enrolled_t) { 0 };
+		e.algorithm = 0;
+		e.bits = 0;
+		res->did = KHSM_ROLL_DID_ADOPT;
+		r = khsm_zone_key_import(req->kconf, req->zone, &e, &out);
+	}
+	if (r == KHSM_EOK) {
+		snprintf(res->new_id, sizeof(res->new_id), "%s", out.id_hex ? out.id_hex : "");
+		res->step = KHSM_ROLL_PUBLISHED;
+		res->since = publish;
+		res->at = ready;
+	}
+	khsm_enrolled_clear(&out);
+	return r;
+}
+
+static int roll_delete(const khsm_roll_req_t *req, const khsm_kasp_key_t *old)
+{
+	khsm_pin_t *pin = NULL;
+	khsm_keystore_t *ks = NULL;
+	int r = req->enroll->open(req->enroll->open_ctx, req->zone->keystore->config, &pin, &ks);
+	khsm_keystore_close(ks);
+	khsm_pin_free(pin);
+	if (r == KHSM_EOK) r = khsm_rollover_delete(khsm_conf_path(req->kconf), req->zone->name, old->id);
+	return r;
+}
+
+_public_
+int khsm_rollover_advance(const khsm_roll_req_t *req, int64_t now, khsm_roll_result_t *res)
+{
+	if (!req || !req->kconf || !req->zone || !req->enroll || !res) {
+		return KHSM_EINVAL;
+	}
+	*res = (khsm_roll_result_t) { 0 };
+	const char *kpath = khsm_conf_path(req->kconf);
+	const char *zone = req->zone->name;
+	khsm_kasp_key_t *keys = NULL;
+	size_t n = 0;
+	khsm_roll_t st = { 0 };
+	int r = khsm_keymgr_list(kpath, zone, &keys, &n);
+	if (r == KHSM_EOK) r = khsm_rollover_plan(keys, n, now, &st);
+	if (r != KHSM_EOK) {
+		free(keys);
+		return r;
+	}
+	res->step = st.step;
+	res->since = st.since;
+	res->at = st.at;
+	if (st.old_key) {
+		snprintf(res->old_id, sizeof(res->old_id), "%s", st.old_key->id);
+		res->old_tag = st.old_key->tag;
+	}
+	if (st.new_key) {
+		snprintf(res->new_id, sizeof(res->new_id), "%s", st.new_key->id);
+		res->new_tag = st.new_key->tag;
+	}
+	int64_t settle = khsm_rollover_when(&req->delays,
+	                                    now + req->delays.ds_ttl + req->delays.propagation_delay);
+	if (st.repair && (st.step == KHSM_ROLL_SWITCHING || st.step == KHSM_ROLL_WITHDRAW)) {
+		r = khsm_rollover_set_timer(kpath, zone, st.old_key->id, "retire", st.new_key->active);
+		res->repaired = r == KHSM_EOK;
+	}
+	switch (r == KHSM_EOK ? st.step : KHSM_ROLL_IDLE) {
+	case KHSM_ROLL_IDLE:
+		if (r == KHSM_EOK) r = roll_generate(req, st.old_key, now, res);
+		break;
+	case KHSM_ROLL_SUBMIT:
+		r = khsm_rollover_ds(kpath, zone, st.new_key, &res->ds);
+		if (r == KHSM_EOK) {
+			r = khsm_rollover_parent(kpath, zone, st.new_key, req->servers, req->server_count,
+			                         &res->parent);
+		}
+		if (r == KHSM_EOK && res->parent.servers > 0 &&
+		    res->parent.with_key == res->parent.servers) {
+			r = khsm_rollover_set_timer(kpath, zone, st.new_key->id, "active", settle);
+			if (r == KHSM_EOK) {
+				r = khsm_rollover_set_timer(kpath, zone, st.old_key->id, "retire", settle);
+			}
+			if (r == KHSM_EOK) {
+				res->did = KHSM_ROLL_DID_SWITCH;
+				res->step = KHSM_ROLL_SWITCHING;
+				res->at = settle;
+			}
+		}
+		break;
+	case KHSM_ROLL_WITHDRAW:
+		r = khsm_rollover_ds(kpath, zone, st.old_key, &res->ds);
+		if (r == KHSM_EOK) {
+			r = khsm_rollover_parent(kpath, zone, st.old_key, req->servers, req->server_count,
+			                         &res->parent);
+		}
+		if (r == KHSM_EOK && res->parent.servers > 0 && res->parent.with_key == 0) {
+			r = khsm_rollover_set_timer(kpath, zone, st.old_key->id, "remove", settle);
+			if (r == KHSM_EOK) {
+				res->did = KHSM_ROLL_DID_REMOVE;
+				res->step = KHSM_ROLL_REMOVING;
+				res->at = settle;
+			}
+		}
+		break;
+	case KHSM_ROLL_REMOVED:
+		if (req->delete_old) {
+			r = roll_delete(req, st.old_key);
+			if (r == KHSM_EOK) res->did = KHSM_ROLL_DID_DELETE;
+		}
+		break;
+	case KHSM_ROLL_PUBLISHED:
+	case KHSM_ROLL_SWITCHING:
+	case KHSM_ROLL_REMOVING:
+		break;
+	}
+	free(keys);
+	return r;
+}
+
+_public_
+void khsm_rollover_result_clear(khsm_roll_result_t *res)
+{
+	if (res) {
+		free(res->ds);
+		res->ds = NULL;
+	}
+}

@@ -1,0 +1,51 @@
+# A parent zone (com.) served by a second knotd on 127.0.0.1, unsigned, whose
+# DS RRset for example.com. the test changes as a registry would. Source after
+# lib.sh and knotd.sh; set P (its directory), PPORT and PTTL (TTL of every
+# record, the DS included) first.
+
+# parent_zone SERIAL RR...: the com. zone file, to stdout.
+parent_zone() {
+	pz_serial=$1; shift
+	printf '$ORIGIN com.\n$TTL %s\n@ SOA ns hostmaster %s 3600 600 86400 %s\n' "$PTTL" "$pz_serial" "$PTTL"
+	printf '@ NS ns\nns A 127.0.0.1\nexample NS ns1.example.com.\nns1.example A 127.0.0.1\n'
+	for pz_rr in "$@"; do printf '%s\n' "$pz_rr"; done
+}
+
+# parent_start: write $P/knot.conf and start the parent knotd with serial 1 and no DS.
+parent_start() {
+	mkdir -p "$P/run" "$P/zones"
+	PCONF=$P/knot.conf
+	cat > "$PCONF" <<CONF
+server:
+    rundir: $P/run
+    listen: 127.0.0.1@$PPORT
+log:
+  - target: $P/knotd.log
+    any: info
+zone:
+  - domain: com.
+    storage: $P/zones
+    file: com.zone
+    zonefile-sync: -1
+CONF
+	parent_zone 1 > "$P/zones/com.zone"
+	knotd_start "$PCONF" "$P/knotd.out"
+	knotd_wait_serial "$PCONF" com.
+}
+
+# parent_publish SERIAL RR...: the parent serves this com. zone (waited for).
+parent_publish() {
+	parent_zone "$@" > "$P/zones/com.zone"
+	run 0 knotc -c "$PCONF" zone-reload com.
+	pp_i=0
+	until kdig @127.0.0.1 -p "$PPORT" com. SOA +norec +short | grep -q " $1 3600 "; do
+		pp_i=$((pp_i + 1)); [ $pp_i -le 50 ] || fail "parent did not load serial $1"; sleep 0.1
+	done
+}
+
+# parent_ds: the DS records the parent serves for example.com., one per line
+# ("example.com. DS TAG ALG TYPE HEX"), sorted.
+parent_ds() {
+	kdig @127.0.0.1 -p "$PPORT" example.com. DS +norec +noall +answer |
+		awk '$4 == "DS" { d = ""; for (i = 8; i <= NF; i++) d = d $i; print $1, "DS", $5, $6, $7, tolower(d) }' | sort
+}

@@ -1,0 +1,249 @@
+#!/bin/sh
+# Offline-KSK mode on Knot 3.2: a planned KSK rollover with double DS, driven
+# only by `knot-hsm rollover` runs, to the end with delete-old=yes. A parent
+# knotd (com.) serves example.com.'s DS; the test changes it when rollover
+# says "submit this DS" and "withdraw the old DS", as a registry would. BIND's
+# delv validates the zone at every poll from the DS set the parent serves now
+# and from the one it served a poll earlier (what caches may still hold, the
+# DS TTL being shorter than a poll): no validation may fail. At the end only
+# the new KSK is in the DNSKEY set, only its DS at the parent, and the card
+# holds only the new KSK.
+. "$KHSM_SRCDIR/tests/integration/lib.sh"
+. "$KHSM_SRCDIR/tests/integration/knotd.sh"
+. "$KHSM_SRCDIR/tests/integration/parent.sh"
+
+card_keystore
+
+PORT=$(free_port)
+PPORT=$(free_port)
+while [ "$PPORT" = "$PORT" ]; do PPORT=$(free_port); done
+P=$TMP/parent
+PTTL=2
+D=$TMP/knot
+mkdir -p "$D/run" "$D/zones" "$D/keys"
+zone_files "$D/zones" 2 example.com
+CONF=$D/knot.conf
+write_conf() { # $1: extra template lines, $2: include
+	knot_conf "$CONF" rundir="$D/run" listen="$PORT" storage="$D" kasp="$D/keys" log="$D/knotd.log" \
+		include="$2" template="    storage: $D/zones
+    file: %s.zone
+$1" example.com.
+}
+write_conf "" ""
+OPTS="zsk-lifetime=1d rrsig-lifetime=60s rrsig-refresh=20s dnskey-ttl=2s zone-max-ttl=2s propagation-delay=2s"
+run 0 "$KNOT_HSM" -c "$CONF" example.com policy $OPTS --write "$D/knot-hsm.conf"
+KSKC=$D/knot-hsm-ksk.conf
+write_conf "$KNOT_HSM_TEMPLATE" "$D/knot-hsm.conf"
+run 0 knotc -c "$CONF" conf-check
+
+run 0 "$KNOT_HSM" -c "$KSKC" example.com generate
+run 0 "$KNOT_HSM" -c "$KSKC" example.com ds
+OLD_DS=$(printf '%s\n' "$OUT" | grep ' DS ')
+OLD_TAG=$(printf '%s\n' "$OLD_DS" | awk '{ print $3 }')
+[ -n "$OLD_TAG" ] || fail "no DS for the first KSK"
+
+# Usage errors before anything is touched.
+run 2 "$KNOT_HSM" -c "$CONF" example.com rollover delete-old=maybe
+run 2 "$KNOT_HSM" -c "$CONF" example.com rollover colour=red
+pass "rollover refuses bad arguments"
+
+run 0 "$KNOT_HSM" -c "$CONF" example.com ceremony until=+20s
+parent_start
+SERIAL=2
+parent_publish $SERIAL "$OLD_DS"
+knotd_start "$CONF" "$D/knotd.out"
+knotd_wait_serial "$CONF" example.com.
+
+# anchor_file DS-LINES FILE: a delv trust-anchors block with one initial-ds per DS.
+anchor_file() {
+	{
+		echo "trust-anchors {"
+		printf '%s\n' "$1" | awk 'NF { printf "  %s initial-ds %s %s %s \"%s\";\n", $1, $3, $4, $5, $6 }'
+		echo "};"
+	} > "$2"
+}
+CHECKS=0
+FAILURES=0
+validate_under() { # DS-LINES label
+	anchor_file "$1" "$TMP/anchor"
+	for q in "www.example.com A" "example.com DNSKEY"; do
+		# delv 9.18 has been seen to hang for good in a futex wait (once in
+		# many runs): such a run is asked again once, never counted as a pass.
+		out=$(timeout 30 delv @127.0.0.1 -p "$PORT" -a "$TMP/anchor" +root=example.com $q 2>&1) ||
+			out=$(timeout 30 delv @127.0.0.1 -p "$PORT" -a "$TMP/anchor" +root=example.com $q 2>&1) ||
+			out="delv hung twice: $out"
+		CHECKS=$((CHECKS + 1))
+		case "$out" in
+			*"; fully validated"*) ;;
+			*) FAILURES=$((FAILURES + 1)); echo "validation failure ($2, $q): $out" >&2 ;;
+		esac
+	done
+}
+PREV_DS=$(parent_ds)
+validate_poll() {
+	cur=$(parent_ds)
+	validate_under "$cur" "parent now"
+	[ "$cur" = "$PREV_DS" ] || validate_under "$PREV_DS" "parent a poll ago"
+	PREV_DS=$cur
+}
+validate_poll
+equals "$FAILURES" 0 "delv validates from the parent's DS before the rollover"
+# Negative control: an anchor that matches no key fails.
+anchor_file "$(printf '%s\n' "$OLD_DS" | awk '{ $6 = "00" substr($6, 3); print }')" "$TMP/bad"
+out=$(delv @127.0.0.1 -p "$PORT" -a "$TMP/bad" +root=example.com www.example.com A 2>&1)
+lacks "$out" "fully validated" "delv rejects the zone under a wrong DS (negative control)"
+
+# ROLL_KILLS (test_rollover_kill.sh): the points at which a rollover run is
+# killed (SIGKILL) once each, through a keymgr in front of the real one:
+# "generated" when the card has made the new pair and keymgr is to register
+# it (the next run adopts the pair), "import" right after keymgr import-pkcs11 registered the new KSK (before
+# knot-hsm confirmed it), "retire" after the new KSK's active timer was set and
+# before the old KSK's retire timer is. The next poll's run goes on.
+KILLED=0
+if [ -n "${ROLL_KILLS:-}" ]; then
+	printf '%s\n' $ROLL_KILLS > "$TMP/kills"
+	REAL_KEYMGR=$(command -v keymgr)
+	cat > "$TMP/keymgr" <<SHIM
+#!/bin/sh
+case " \$* " in
+	*" import-pkcs11 "*) point=import; grep -qx generated "$TMP/kills" && point=generated ;;
+	*" set "*" retire="*) point=retire ;;
+	*) point= ;;
+esac
+if [ -n "\$point" ] && grep -qx "\$point" "$TMP/kills"; then
+	grep -vx "\$point" "$TMP/kills" > "$TMP/kills.new"; mv "$TMP/kills.new" "$TMP/kills"
+	echo "\$point" >> "$TMP/killed"
+	if [ "\$point" = import ]; then "$REAL_KEYMGR" "\$@"; fi
+	kill -9 \$PPID
+	exit 1
+fi
+exec "$REAL_KEYMGR" "\$@"
+SHIM
+	chmod +x "$TMP/keymgr"
+fi
+rollover_run() {
+	if [ -z "${ROLL_KILLS:-}" ]; then
+		run 0 "$KNOT_HSM" -c "$CONF" example.com rollover delete-old=yes server=127.0.0.1@$PPORT
+		return
+	fi
+	set +e
+	KHSM_KEYMGR=$TMP/keymgr "$KNOT_HSM" -c "$CONF" example.com rollover delete-old=yes \
+		server=127.0.0.1@$PPORT >"$TMP/out" 2>"$TMP/err"
+	got=$?
+	set -e
+	OUT=$(cat "$TMP/out"); ERR=$(cat "$TMP/err")
+	n=$(cat "$TMP/killed" 2>/dev/null | wc -l)
+	if [ "$n" -gt "$KILLED" ]; then
+		[ "$got" -eq 137 ] || fail "rollover run not killed at $(tail -n 1 "$TMP/killed") (exit $got): $OUT $ERR"
+		KILLED=$n
+		OUT="example.com.: step killed"
+		return
+	fi
+	[ "$got" -eq 0 ] || fail "rollover exit $got: $OUT $ERR"
+}
+
+# The rollover, one run per poll, with a ceremony before each (it skips
+# while the pre-signed period reaches far enough).
+steps=""
+NEW_DS=""
+i=0
+done=0
+while [ $i -lt 90 ] && [ $done -eq 0 ]; do
+	i=$((i + 1))
+	run 0 "$KNOT_HSM" -c "$CONF" example.com ceremony until=+20s
+	rollover_run
+	printf '%s\n' "$OUT" >> "$TMP/rollover.log"
+	step=$(printf '%s\n' "$OUT" | sed -n 's/^example\.com\.: step \([a-z]*\).*/\1/p; s/^example\.com\.: rollover \(done\).*/\1/p' | tail -n 1)
+	[ -n "$step" ] || fail "rollover printed no step: $OUT"
+	case " $steps " in *" $step "*) ;; *) steps="$steps $step" ;; esac
+	case "$OUT" in
+		*"submit this DS: "*)
+			ds=$(printf '%s\n' "$OUT" | sed -n 's/^example\.com\.: submit this DS: //p')
+			if [ "$ds" != "$NEW_DS" ]; then
+				NEW_DS=$ds
+				# While the parent has to act: status shows the step, keys the roles.
+				# (the 20 s pre-signed period alone is a warning under --warn 1)
+				run 1 "$KNOT_HSM" -c "$CONF" status --warn 1 --crit 0
+				contains "$OUT" "  KSK rollover: submit since " "status shows the rollover's step"
+				contains "$OUT" ", waits on the parent" "and that it waits on the parent"
+				lacks "$OUT" "KSK rollover waits on the parent for more than" \
+					"a wait of seconds is not late under --warn 1"
+				sleep 1
+				run 1 "$KNOT_HSM" -c "$CONF" status --warn 0 --crit 0
+				contains "$OUT" "KSK rollover waits on the parent for more than 0 days" \
+					"a wait on the parent longer than --warn is a warning"
+				run 0 "$KNOT_HSM" -c "$KSKC" example.com ds format=epp-update
+				contains "$OUT" "<secDNS:add>" "epp-update adds the new DS"
+				contains "$OUT" "<secDNS:keyTag>$(printf '%s\n' "$ds" | awk '{ print $3 }')</secDNS:keyTag>" \
+					"with the new KSK's tag"
+				lacks "$OUT" "<secDNS:rem>" "and removes nothing yet"
+				run 0 "$KNOT_HSM" -c "$KSKC" keys
+				contains "$OUT" "example.com. (KSK, outgoing)" "keys: the old KSK is outgoing"
+				contains "$OUT" "example.com. (KSK, incoming)" "keys: the new KSK is incoming"
+				run 0 "$KNOT_HSM" -c "$KSKC" keys --json
+				contains "$OUT" '{"zone": "example.com.", "role": "incoming"}' "keys --json: roles"
+				SERIAL=$((SERIAL + 1))
+				parent_publish $SERIAL "$OLD_DS" "$NEW_DS"
+			fi ;;
+		*"withdraw the old DS: "*)
+			if parent_ds | grep -q " DS $OLD_TAG "; then
+				run 0 "$KNOT_HSM" -c "$KSKC" example.com ds format=epp-update
+				contains "$OUT" "<secDNS:rem>" "epp-update removes the old DS"
+				contains "$OUT" "<secDNS:keyTag>$OLD_TAG</secDNS:keyTag>" "with the old KSK's tag"
+				lacks "$OUT" "<secDNS:add>" "and adds nothing"
+				SERIAL=$((SERIAL + 1))
+				parent_publish $SERIAL "$NEW_DS"
+			fi ;;
+		*"rollover done"*) done=1 ;;
+	esac
+	validate_poll
+	sleep 2
+done
+[ $done -eq 1 ] || { cat "$TMP/rollover.log" >&2; fail "the rollover did not end in $i polls (steps:$steps)"; }
+pass "rollover went through$steps in $i runs"
+for s in published submit switching withdraw removing done; do
+	case " $steps " in *" $s "*) ;; *) cat "$TMP/rollover.log" >&2; fail "step $s never seen (steps:$steps)" ;; esac
+done
+pass "every step was seen"
+if [ -n "${ROLL_KILLS:-}" ]; then
+	equals "$(cat "$TMP/killed" | tr '\n' ' ')" "$(printf '%s ' $ROLL_KILLS)" "runs killed at: $ROLL_KILLS"
+	equals "$(cat "$TMP/kills")" "" "every kill point was reached"
+fi
+NEW_TAG=$(printf '%s\n' "$NEW_DS" | awk '{ print $3 }')
+[ -n "$NEW_TAG" ] && [ "$NEW_TAG" != "$OLD_TAG" ] || fail "no new KSK tag ($NEW_TAG)"
+
+# A few more polls after the end (the ceremonies go on without the old KSK).
+for j in 1 2 3 4; do
+	run 0 "$KNOT_HSM" -c "$CONF" example.com ceremony until=+20s
+	validate_poll
+	sleep 2
+done
+run 1 "$KNOT_HSM" -c "$KSKC" example.com ds format=epp-update
+contains "$ERR" "no KSK rollover in progress" "epp-update without a rollover says so"
+run 0 "$KNOT_HSM" -c "$KSKC" keys
+contains "$OUT" "    zones: example.com. (KSK)" "keys lists the new KSK"
+lacks "$OUT" "(KSK, " "with no role word: it signs alone after the rollover"
+run 0 "$KNOT_HSM" -c "$KSKC" keys --json
+contains "$OUT" '{"zone": "example.com.", "role": "active"}' "keys --json: its role is active"
+[ "$CHECKS" -gt 20 ] || fail "only $CHECKS validations: the loop proves little"
+equals "$FAILURES" 0 "zero validation failures in $CHECKS delv runs"
+
+# End state: one KSK in the DNSKEY set, the new one; its DS alone at the parent.
+run 0 kdig @127.0.0.1 -p "$PORT" example.com. DNSKEY +short
+ksks=$(printf '%s\n' "$OUT" | grep -c '^257 ')
+equals "$ksks" 1 "one KSK in the served DNSKEY set"
+run 0 kdig @127.0.0.1 -p "$PORT" example.com. DNSKEY +dnssec +noall +answer
+printf '%s\n' "$OUT" | grep -q "RRSIG	DNSKEY 13 2 2 [0-9]* [0-9]* $NEW_TAG example\.com\. " ||
+	fail "the DNSKEY set is not signed by the new KSK $NEW_TAG: $OUT"
+printf '%s\n' "$OUT" | grep -q "RRSIG	DNSKEY 13 2 2 [0-9]* [0-9]* $OLD_TAG " &&
+	fail "the old KSK $OLD_TAG still signs: $OUT"
+pass "the DNSKEY set is signed by the new KSK $NEW_TAG only"
+equals "$(parent_ds | awk '{ print $3 }')" "$NEW_TAG" "only the new DS at the parent"
+run 0 keymgr -c "$KSKC" example.com. list
+equals "$(printf '%s\n' "$OUT" | grep -c ' KSK ')" 1 "the KSK side's KASP holds one KSK"
+GNUTLS_PIN=$PIN p11tool --login --list-privkeys "pkcs11:token=SmartCard-HSM%20%28UserPIN%29" > "$TMP/privkeys" 2>/dev/null
+equals "$(grep -c 'Label:' "$TMP/privkeys")" 1 "the card holds one private key"
+contains "$(grep 'Label:' "$TMP/privkeys")" "Label: example.com. KSK after $OLD_TAG" \
+	"it is the new KSK (label 'example.com. KSK after $OLD_TAG'); the old 'example.com. KSK' is gone"
+run 0 "$KNOT_HSM" -c "$CONF" example.com rollover delete-old=yes server=127.0.0.1@$PPORT
+contains "$OUT" "step published" "a run after the end starts the next rollover"
