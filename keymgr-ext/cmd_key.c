@@ -367,7 +367,7 @@ int cmd_delete(cli_t *cli)
 	int rc = kv_parse(cli, kv);
 	if (rc != CLI_OK) return rc;
 	khsm_key_delete_t req = { .id_hex = kv_get(kv, "id"), .label = kv_get(kv, "label"),
-	                          .conf_arg = cli->conf, .force = cli->force, .open = open_card,
+	                          .conf_arg = cli->conf, .force = cli->force, .open = cli_open_card,
 	                          .open_ctx = cli };
 	if (!req.label == !req.id_hex) {
 		return cli_usage_error(cli_current, "give id=HEX or label=TEXT (one of them)");

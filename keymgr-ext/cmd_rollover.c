@@ -43,7 +43,7 @@ static void ceremony_hint(const roll_run_t *rr, const char *zone)
 		printf("%s: the change reaches the DNSKEY sets with the next ceremony: knot-hsm -c %s %s "
 		       "ceremony\n", zone, khsm_conf_path(rr->zconf), zone);
 	} else {
-		zone_reload_keys(rr->kconf, zone);
+		zone_reload_keys(rr->kconf, zone, stdout);
 	}
 }
 

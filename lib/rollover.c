@@ -422,6 +422,7 @@ static int roll_generate(const khsm_roll_req_t *req, const khsm_kasp_key_t *old,
 	khsm_enroll_t e = *req->enroll;
 	e.ksk = true;
 	e.zsk = false;
+	e.beside_active = true;   /* the new KSK joins the signing one: that is the rollover */
 	e.timers = timers;
 	e.label = res->label;
 	khsm_enrolled_t out = { 0 };
