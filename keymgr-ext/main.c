@@ -81,8 +81,8 @@ static const cli_command_t COMMANDS[] = {
 	  "<secDNS:create> fragment with dsData (epp-keydata: with keyData inside, for\n"
 	  "registries that take keys), or JSON. Equal to keymgr ds byte for byte.",
 	  false, 0 },
-	{ "submitted", true, OPT_CONF, cmd_submitted,
-	  "knot-hsm [-c knot.conf] ZONE... submitted [server=ADDR[@PORT]]",
+	{ "submitted", true, OPT_CONF | OPT_JSON, cmd_submitted,
+	  "knot-hsm [-c knot.conf] ZONE... submitted [server=ADDR[@PORT]] [--json]",
 	  "Ask the parent for the zone's DS; when it matches one of ours, run\n"
 	  "knotc zone-ksk-submitted ZONE. Otherwise say what the parent has.",
 	  false, 0 },
