@@ -7,6 +7,7 @@
 
 #include "dnskey.h"
 #include "error.h"
+#include "internal.h"
 
 static const char *const VERDICT_NAME[] = {
 	[KHSM_SUBMITTED_UNANSWERED] = "unanswered",
@@ -16,6 +17,7 @@ static const char *const VERDICT_NAME[] = {
 	[KHSM_SUBMITTED_CURRENT] = "current",
 };
 
+_public_
 const char *khsm_submitted_verdict_name(khsm_submitted_verdict_t verdict)
 {
 	return verdict <= KHSM_SUBMITTED_CURRENT ? VERDICT_NAME[verdict] : "unknown";
@@ -40,6 +42,7 @@ static bool has_state(const khsm_submitted_t *res, const khsm_submitted_server_t
 	return false;
 }
 
+_public_
 void khsm_submitted_decide(khsm_submitted_t *res)
 {
 	res->answered = 0;
@@ -114,64 +117,50 @@ static int split_lines(char *text, char ***lines_ptr, size_t *count_ptr)
 		p = strchr(p, '\n');
 		p = p ? p + 1 : NULL;
 	}
-	*lines_ptr = NULL;
-	*count_ptr = 0;
-	if (n == 0) {
-		return KHSM_EOK;
-	}
-	char **lines = calloc(n, sizeof(*lines));
-	if (!lines) {
-		return KHSM_ENOMEM;
-	}
+	char **lines = n ? calloc(n, sizeof(*lines)) : NULL;
 	size_t i = 0;
+	if (n && !lines) {
+		goto fail;
+	}
 	for (char *line = text, *next; line && *line && i < n; line = next) {
 		next = strchr(line, '\n');
 		if (next) *next++ = '\0';
-		lines[i] = strdup(line);
-		if (!lines[i]) {
-			for (size_t j = 0; j < i; j++) free(lines[j]);
-			free(lines);
-			return KHSM_ENOMEM;
+		if (!(lines[i] = strdup(line))) {
+			goto fail;
 		}
 		i++;
 	}
 	*lines_ptr = lines;
 	*count_ptr = i;
 	return KHSM_EOK;
+fail:
+	for (size_t j = 0; j < i; j++) {
+		free(lines[j]);
+	}
+	free(lines);
+	return KHSM_ENOMEM;
 }
 
-/* Ask one server; its failure to answer is recorded, not returned. */
+/* Ask one server; its failure to answer is recorded in srv, not returned. */
 static int ask_server(const char *zone, khsm_submitted_server_t *srv)
 {
-	char *malformed = NULL;
+	_cleanup_free_ char *malformed = NULL;
 	int r = khsm_parent_query_ds(&srv->server, zone, &srv->ds, &srv->ds_count, &malformed);
-	if (r == KHSM_ENOMEM) {
-		free(malformed);
-		return r;
-	}
-	if (r != KHSM_EOK) {
+	if (r != KHSM_EOK && r != KHSM_ENOMEM) {
 		srv->error = r;
 		const char *d = khsm_err_last_detail();
 		srv->error_detail = d ? strdup(d) : NULL;
 		khsm_err_clear();
-		free(malformed);
-		if (d && !srv->error_detail) {
-			return KHSM_ENOMEM;
-		}
-		return KHSM_EOK;
+		return d && !srv->error_detail ? KHSM_ENOMEM : KHSM_EOK;
 	}
-	r = split_lines(malformed, &srv->malformed, &srv->malformed_count);
-	free(malformed);
-	if (r != KHSM_EOK) {
-		return r;
+	if (r == KHSM_EOK) {
+		r = split_lines(malformed, &srv->malformed, &srv->malformed_count);
 	}
-	if (srv->ds_count > 0) {
-		srv->ds_ksk = calloc(srv->ds_count, sizeof(*srv->ds_ksk));
-		if (!srv->ds_ksk) {
-			return KHSM_ENOMEM;
-		}
+	if (r == KHSM_EOK && srv->ds_count > 0 &&
+	    !(srv->ds_ksk = calloc(srv->ds_count, sizeof(*srv->ds_ksk)))) {
+		r = KHSM_ENOMEM;
 	}
-	return KHSM_EOK;
+	return r;
 }
 
 static int copy_server(const khsm_server_t *from, khsm_server_t *to)
@@ -220,6 +209,7 @@ static int confirm(const khsm_conf_t *conf, khsm_submitted_t *res, dnssec_key_t 
 	return KHSM_EOK;
 }
 
+_public_
 int khsm_submitted_check(const khsm_conf_t *conf, const char *zone, dnssec_key_t *const *keys,
                          size_t key_count, const khsm_server_t *server,
                          khsm_submitted_t **result_ptr)
@@ -318,6 +308,7 @@ fail:
 	return r;
 }
 
+_public_
 void khsm_submitted_free(khsm_submitted_t *res)
 {
 	if (!res) {
