@@ -300,6 +300,10 @@ contains "$ERR" "error: example.com.: external tool failed: cannot find the serv
 # A server that does not answer.
 run 1 "$KNOT_HSM" -c "$CONF" example.com submitted server=127.0.0.1@$DEAD
 contains "$ERR" "error: example.com.: external tool failed: example.com. DS at 127.0.0.1@$DEAD: failed to query server 127.0.0.1@$DEAD (UDP): Connection refused" "unreachable server"
+# With --json, no server answering is an error: the same line, stdout empty.
+run 1 "$KNOT_HSM" -c "$CONF" example.com submitted server=127.0.0.1@$DEAD --json
+contains "$ERR" "error: example.com.: external tool failed: example.com. DS at 127.0.0.1@$DEAD: failed to query server 127.0.0.1@$DEAD (UDP): Connection refused" "submitted --json: unreachable server"
+equals "$OUT" "" "submitted --json: an error leaves stdout empty"
 
 # Two parent servers, the second still without the DS (a secondary behind on
 # its transfers): the DS counts only when every server has it, and the advice
