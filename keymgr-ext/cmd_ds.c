@@ -14,8 +14,10 @@
 #include "lib/error.h"
 #include "lib/kasp.h"
 #include "lib/knot.h"
+#include "lib/json.h"
 #include "lib/parent.h"
 #include "lib/rollover.h"
+#include "lib/submitted.h"
 #include "cleanup.h"
 #include "zonecmd.h"
 
@@ -240,69 +242,11 @@ int cmd_ds(cli_t *cli)
 
 /* -- submitted -- */
 
-/* A KSK the parent's DS is for: ready (zone-ksk-submitted makes it active) or active. */
-static bool ds_wanted(khsm_key_state_t state)
-{
-	return state == KHSM_KEY_STATE_READY || state == KHSM_KEY_STATE_ACTIVE;
-}
-
-static const khsm_kasp_key_t *kasp_key_of(const khsm_kasp_key_t *keys, size_t count,
-                                          const dnssec_key_t *key)
-{
-	khsm_dnskey_info_t info;
-	if (khsm_dnskey_info(key, &info) != KHSM_EOK) {
-		return NULL;
-	}
-	for (size_t i = 0; i < count; i++) {
-		if (keys[i].ksk && !keys[i].public_only && keys[i].tag == info.key_tag &&
-		    keys[i].algorithm == info.algorithm) {
-			return &keys[i];
-		}
-	}
-	return NULL;
-}
-
 static void print_ds(FILE *f, const char *indent, const khsm_ds_t *ds)
 {
 	fprintf(f, "%s%s DS %u %u %u %s\n", indent, ds->owner, (unsigned)ds->tag,
 	        (unsigned)ds->algorithm, (unsigned)ds->digest_type, ds->digest);
 }
-
-/* The servers to ask: server= or the parent's own, found through the resolver. */
-static int parent_servers(const char *server_arg, const char *zone, khsm_server_t **servers,
-                          size_t *count)
-{
-	if (server_arg) {
-		khsm_server_t *one = calloc(1, sizeof(*one));
-		if (!one) {
-			return cli_error(KHSM_ENOMEM, NULL);
-		}
-		int r = khsm_server_parse(server_arg, one);
-		if (r != KHSM_EOK) {
-			free(one);
-			const char *d = khsm_err_last_detail();
-			return cli_usage_error(cli_current, "server=%s", d ? d : khsm_strerror(r));
-		}
-		*servers = one;
-		*count = 1;
-		return CLI_OK;
-	}
-	char *parent = NULL;
-	int r = khsm_parent_servers(zone, &parent, servers, count);
-	if (r != KHSM_EOK) {
-		return cli_error(r, "%s", zone);
-	}
-	printf("%s: parent zone %s: %zu server address%s\n", zone, parent, *count, *count == 1 ? "" : "es");
-	free(parent);
-	return CLI_OK;
-}
-
-/* Parent's DS sets, one per server; server NULL when it did not answer. */
-typedef struct {
-	const khsm_server_t *server;
-	khsm_ds_t *ds;
-	size_t count;
-} answer_t;
 
 /* "ns2.com. (127.0.0.2@53)" */
 static void print_server(FILE *f, const khsm_server_t *s)
@@ -310,25 +254,240 @@ static void print_server(FILE *f, const khsm_server_t *s)
 	fprintf(f, "%s (%s@%u)", s->name, s->address, (unsigned)s->port);
 }
 
-/* Whether a server's answer holds the DS of a KSK that needs it now. */
-static bool has_wanted(const answer_t *ans, const ksk_set_t *set, const khsm_key_state_t *state,
-                       bool ready_any)
+/* What the check found, as text: out is stdout, or stderr with --json. */
+static int print_submitted(const khsm_submitted_t *res, FILE *out, const char *conf_path)
 {
-	for (size_t k = 0; k < set->count; k++) {
-		if (state[k] != (ready_any ? KHSM_KEY_STATE_READY : KHSM_KEY_STATE_ACTIVE)) {
+	const char *name = res->zone;
+	if (res->parent) {
+		fprintf(out, "%s: parent zone %s: %zu server address%s\n", name, res->parent,
+		        res->server_count, res->server_count == 1 ? "" : "es");
+	}
+	for (size_t s = 0; s < res->server_count; s++) {
+		const khsm_submitted_server_t *srv = &res->servers[s];
+		/* A malformed record is reported and left out; the others still count. */
+		for (size_t m = 0; m < srv->malformed_count; m++) {
+			fprintf(stderr, "warning: %s: %s (%s@%u) sent a malformed DS record, ignored: %s\n",
+			        name, srv->server.name, srv->server.address, (unsigned)srv->server.port,
+			        khsm_esc(srv->malformed[m]));
+		}
+		if (srv->error != KHSM_EOK) {
+			if (res->server_count > 1) {
+				fprintf(stderr, "warning: %s: %s (%s@%u) did not answer: %s\n", name, srv->server.name,
+				        srv->server.address, (unsigned)srv->server.port,
+				        srv->error_detail ? khsm_esc(srv->error_detail) : khsm_strerror(srv->error));
+			}
 			continue;
 		}
-		for (size_t d = 0; d < ans->count; d++) {
-			bool m = false;
-			if (khsm_ds_matches(&ans->ds[d], set->keys[k], &m) == KHSM_EOK && m) {
-				return true;
-			}
+		fprintf(out, "%s: %s (%s@%u) answered: %zu DS record%s\n", name, srv->server.name,
+		        srv->server.address, (unsigned)srv->server.port, srv->ds_count,
+		        srv->ds_count == 1 ? "" : "s");
+	}
+	if (res->verdict == KHSM_SUBMITTED_UNANSWERED) {
+		if (res->server_count > 1) {
+			return cli_error(res->error, "%s: no parent server answered", name);
+		}
+		if (res->server_count == 1 && res->servers[0].error_detail) {
+			khsm_err_detail("%s", res->servers[0].error_detail);
+		}
+		return cli_error(res->error, "%s", name);
+	}
+
+	for (size_t k = 0; k < res->ksk_count; k++) {
+		const khsm_submitted_ksk_t *key = &res->ksks[k];
+		if (key->servers_with > 0 && key->servers_with < res->server_count) {
+			fprintf(stderr, "note: %s: the DS of KSK %u is on %zu of the %zu parent servers; it "
+			        "counts when all have it\n", name, (unsigned)key->tag, key->servers_with,
+			        res->server_count);
+		}
+		if (key->published) {
+			fprintf(out, "%s: parent has the DS of KSK %u%s%s (%s): ", name, (unsigned)key->tag,
+			        key->id ? ", key id " : "", key->id ? key->id : "",
+			        key->state == KHSM_KEY_STATE_ACTIVE ? "active" :
+			        key->state == KHSM_KEY_STATE_READY ? "ready, waiting for the DS" : "neither ready nor active");
+			print_ds(out, "", key->ds);
 		}
 	}
-	return false;
+
+	/* DS records at the parent that belong to none of our KSKs (first answer). */
+	for (size_t s = 0; s < res->server_count; s++) {
+		const khsm_submitted_server_t *srv = &res->servers[s];
+		if (srv->error != KHSM_EOK) {
+			continue;
+		}
+		for (size_t d = 0; d < srv->ds_count; d++) {
+			if (srv->ds_ksk[d] < 0) {
+				fprintf(stderr, "note: %s: the parent has a DS that matches no KSK of the zone: ", name);
+				print_ds(stderr, "", &srv->ds[d]);
+			}
+		}
+		break;
+	}
+
+	if (res->verdict == KHSM_SUBMITTED_NONE || res->verdict == KHSM_SUBMITTED_PARTIAL) {
+		fprintf(stderr, "error: %s: the parent has no DS for %s\n", name,
+		        res->ready_any ? "the KSK that waits for it (state ready)" : "an active KSK of the zone");
+		for (size_t s = 0; s < res->server_count; s++) {
+			const khsm_submitted_server_t *srv = &res->servers[s];
+			if (srv->error != KHSM_EOK) {
+				continue;
+			}
+			if (srv->ds_count == 0) {
+				fprintf(stderr, "%s: ", name);
+				print_server(stderr, &srv->server);
+				fprintf(stderr, " has no DS record for %s\n", name);
+			}
+			for (size_t d = 0; d < srv->ds_count; d++) {
+				fprintf(stderr, "%s: ", name);
+				print_server(stderr, &srv->server);
+				print_ds(stderr, " has: ", &srv->ds[d]);
+			}
+		}
+		size_t expected = 0;
+		for (size_t k = 0; k < res->ksk_count; k++) {
+			expected += res->ksks[k].wanted;
+		}
+		for (size_t k = 0; k < res->ksk_count; k++) {
+			if (res->ksks[k].expected_ds) {
+				fprintf(stderr, "%s: it should have%s: %s\n", name, expected > 1 ? " one of" : "",
+				        res->ksks[k].expected_ds);
+			}
+		}
+		if (res->verdict == KHSM_SUBMITTED_PARTIAL) {
+			/* The servers that lack a wanted DS, or did not answer. */
+			fprintf(stderr, "%s: some parent servers already have it, not yet", name);
+			size_t lagging = 0;
+			for (size_t s = 0; s < res->server_count; s++) {
+				if (res->servers[s].lagging) {
+					fputs(lagging++ ? ", " : " ", stderr);
+					print_server(stderr, &res->servers[s].server);
+				}
+			}
+			fprintf(stderr, ": the registry has it, the parent is still propagating; run this "
+			        "again later\n");
+		} else {
+			fprintf(stderr, "%s: give it to the registry (knot-hsm -c %s %s ds, or format=epp), wait "
+			        "until the parent publishes it, then run this again\n", name, conf_path, name);
+		}
+		return CLI_FAIL;
+	}
+	if (res->verdict == KHSM_SUBMITTED_CURRENT) {
+		fprintf(out, "%s: no KSK waits for a DS; nothing to confirm\n", name);
+		return CLI_OK;
+	}
+	if (res->knotc_error != KHSM_EOK) {
+		if (res->knotc_detail) {
+			khsm_err_detail("%s", res->knotc_detail);
+		}
+		return cli_error(res->knotc_error, "%s", name);
+	}
+	fprintf(out, "%s: knotd: zone-ksk-submitted %s done\n", name, name);
+	/* Show what knotd made of it. */
+	for (size_t k = 0; k < res->ksk_count; k++) {
+		if (res->ksks[k].active_after) {
+			fprintf(out, "%s: KSK %u: active\n", name, (unsigned)res->ksks[k].tag);
+		}
+	}
+	return CLI_OK;
 }
 
-static int submitted_zone(const cli_t *cli, khsm_conf_t **conf, int i, const char *server_arg)
+static void json_server(khsm_json_t *j, const char *key, const khsm_server_t *s)
+{
+	khsm_json_object(j, key);
+	khsm_json_str(j, "name", s->name);
+	khsm_json_str(j, "address", s->address);
+	khsm_json_uint(j, "port", s->port);
+	khsm_json_end(j);
+}
+
+static void json_ds(khsm_json_t *j, const khsm_ds_t *ds, const khsm_submitted_ksk_t *ksk)
+{
+	khsm_json_object(j, NULL);
+	khsm_json_uint(j, "key_tag", ds->tag);
+	khsm_json_uint(j, "algorithm", ds->algorithm);
+	khsm_json_uint(j, "digest_type", ds->digest_type);
+	khsm_json_str(j, "digest", ds->digest);
+	char *text = NULL;
+	if (asprintf(&text, "%s DS %u %u %u %s", ds->owner, (unsigned)ds->tag, (unsigned)ds->algorithm,
+	             (unsigned)ds->digest_type, ds->digest) < 0) {
+		text = NULL;
+	}
+	khsm_json_str(j, "text", text);
+	free(text);
+	if (ksk) {
+		khsm_json_uint(j, "ksk", ksk->tag);
+	} else {
+		khsm_json_null(j, "ksk");
+	}
+	khsm_json_end(j);
+}
+
+static const char *const KEY_STATE_NAME[] = {
+	[KHSM_KEY_STATE_NONE] = "none", [KHSM_KEY_STATE_PRE_ACTIVE] = "pre-active",
+	[KHSM_KEY_STATE_PUBLISHED] = "published", [KHSM_KEY_STATE_READY] = "ready",
+	[KHSM_KEY_STATE_ACTIVE] = "active", [KHSM_KEY_STATE_RETIRE_ACTIVE] = "retire-active",
+	[KHSM_KEY_STATE_POST_ACTIVE] = "post-active", [KHSM_KEY_STATE_RETIRED] = "retired",
+	[KHSM_KEY_STATE_REVOKED] = "revoked", [KHSM_KEY_STATE_REMOVED] = "removed",
+};
+
+static void json_submitted(khsm_json_t *j, const khsm_submitted_t *res)
+{
+	khsm_json_object(j, NULL);
+	khsm_json_str(j, "zone", res->zone);
+	khsm_json_str(j, "parent", res->parent);
+	khsm_json_str(j, "verdict", khsm_submitted_verdict_name(res->verdict));
+	khsm_json_array(j, "servers");
+	for (size_t s = 0; s < res->server_count; s++) {
+		const khsm_submitted_server_t *srv = &res->servers[s];
+		khsm_json_object(j, NULL);
+		khsm_json_str(j, "name", srv->server.name);
+		khsm_json_str(j, "address", srv->server.address);
+		khsm_json_uint(j, "port", srv->server.port);
+		khsm_json_bool(j, "answered", srv->error == KHSM_EOK);
+		khsm_json_str(j, "error", srv->error == KHSM_EOK ? NULL :
+		              srv->error_detail ? srv->error_detail : khsm_strerror(srv->error));
+		khsm_json_array(j, "ds");
+		for (size_t d = 0; d < srv->ds_count; d++) {
+			json_ds(j, &srv->ds[d], srv->ds_ksk[d] >= 0 ? &res->ksks[srv->ds_ksk[d]] : NULL);
+		}
+		khsm_json_end(j);
+		khsm_json_array(j, "malformed");
+		for (size_t m = 0; m < srv->malformed_count; m++) {
+			khsm_json_str(j, NULL, srv->malformed[m]);
+		}
+		khsm_json_end(j);
+		khsm_json_bool(j, "lagging", srv->lagging);
+		khsm_json_end(j);
+	}
+	khsm_json_end(j);
+	khsm_json_array(j, "ksks");
+	for (size_t k = 0; k < res->ksk_count; k++) {
+		const khsm_submitted_ksk_t *key = &res->ksks[k];
+		khsm_json_object(j, NULL);
+		khsm_json_uint(j, "key_tag", key->tag);
+		khsm_json_uint(j, "algorithm", key->algorithm);
+		khsm_json_str(j, "id", key->id);
+		khsm_json_str(j, "state", key->state <= KHSM_KEY_STATE_REMOVED ? KEY_STATE_NAME[key->state] : NULL);
+		khsm_json_bool(j, "wanted", key->wanted);
+		khsm_json_uint(j, "servers_with_ds", key->servers_with);
+		khsm_json_bool(j, "published", key->published);
+		khsm_json_str(j, "expected_ds", key->expected_ds);
+		khsm_json_bool(j, "active_after", key->active_after);
+		khsm_json_end(j);
+	}
+	khsm_json_end(j);
+	khsm_json_array(j, "lagging");
+	for (size_t s = 0; s < res->server_count; s++) {
+		if (res->servers[s].lagging) {
+			json_server(j, NULL, &res->servers[s].server);
+		}
+	}
+	khsm_json_end(j);
+	khsm_json_bool(j, "zone_ksk_submitted", res->ksk_submitted);
+	khsm_json_end(j);
+}
+
+static int submitted_zone(const cli_t *cli, khsm_conf_t **conf, int i, const khsm_server_t *server,
+                          khsm_submitted_t **result_ptr)
 {
 	khsm_zone_t zone = { 0 };
 	ksk_set_t set = { 0 };
@@ -336,227 +495,21 @@ static int submitted_zone(const cli_t *cli, khsm_conf_t **conf, int i, const cha
 	if (status != CLI_OK) {
 		return status;
 	}
-	khsm_kasp_key_t *kasp = NULL;
-	size_t kasp_count = 0;
-	khsm_server_t *servers = NULL;
-	size_t server_count = 0;
-	answer_t *answers = NULL;
-	size_t answered = 0;
-	bool *published = NULL;
-	khsm_key_state_t *state = NULL;
-	const char *name = zone.name;
-
-	int r = khsm_keymgr_list(khsm_conf_path(*conf), name, &kasp, &kasp_count);
+	khsm_submitted_t *res = NULL;
+	int r = khsm_submitted_check(*conf, zone.name, set.keys, set.count, server, &res);
 	if (r != KHSM_EOK) {
-		status = cli_error(r, "%s", name);
-		goto done;
-	}
-	status = parent_servers(server_arg, name, &servers, &server_count);
-	if (status != CLI_OK) {
-		goto done;
-	}
-
-	/* Ask every server: the DS counts as published when every one has it. */
-	answers = calloc(server_count, sizeof(*answers));
-	if (!answers) {
-		status = cli_error(KHSM_ENOMEM, NULL);
-		goto done;
-	}
-	int last_error = KHSM_EOK;
-	for (size_t s = 0; s < server_count; s++) {
-		answer_t *a = &answers[answered];
-		_cleanup_free_ char *malformed = NULL;
-		r = khsm_parent_query_ds(&servers[s], name, &a->ds, &a->count, &malformed);
-		/* A malformed record is reported and left out; the others still count. */
-		for (char *line = malformed, *next; r == KHSM_EOK && line; line = next) {
-			next = strchr(line, '\n');
-			if (next) *next++ = '\0';
-			fprintf(stderr, "warning: %s: %s (%s@%u) sent a malformed DS record, ignored: %s\n",
-			        name, servers[s].name, servers[s].address, (unsigned)servers[s].port, khsm_esc(line));
-		}
-		if (r != KHSM_EOK) {
-			last_error = r;
-			if (server_count > 1) {
-				const char *d = khsm_err_last_detail();
-				fprintf(stderr, "warning: %s: %s (%s@%u) did not answer: %s\n", name, servers[s].name,
-				        servers[s].address, (unsigned)servers[s].port, d ? khsm_esc(d) : khsm_strerror(r));
-				khsm_err_clear();
-			}
-			continue;
-		}
-		printf("%s: %s (%s@%u) answered: %zu DS record%s\n", name, servers[s].name,
-		       servers[s].address, (unsigned)servers[s].port, a->count, a->count == 1 ? "" : "s");
-		a->server = &servers[s];
-		answered++;
-	}
-	if (answered == 0) {
-		status = server_count > 1 ? cli_error(last_error, "%s: no parent server answered", name)
-		                          : cli_error(last_error, "%s", name);
-		goto done;
-	}
-
-	/* Which of our KSKs have a DS on every server, and their state. */
-	int64_t now = (int64_t)time(NULL);
-	published = calloc(set.count, sizeof(*published));
-	state = calloc(set.count, sizeof(*state));
-	if (!published || !state) {
-		status = cli_error(KHSM_ENOMEM, NULL);
-		goto done;
-	}
-	bool ready_any = false, ready_published = false, active_published = false;
-	bool partial_wanted = false;  /* a wanted DS is on some parent servers only */
-	for (size_t k = 0; k < set.count; k++) {
-		size_t have = 0;
-		const khsm_ds_t *first = NULL;
-		for (size_t a = 0; a < answered; a++) {
-			bool found = false;
-			for (size_t d = 0; d < answers[a].count && !found; d++) {
-				bool m = false;
-				r = khsm_ds_matches(&answers[a].ds[d], set.keys[k], &m);
-				if (r != KHSM_EOK) {
-					status = cli_error(r, "%s", name);
-					goto done;
-				}
-				if (m) {
-					found = true;
-					first = first ? first : &answers[a].ds[d];
-				}
-			}
-			have += found;
-		}
-		const khsm_kasp_key_t *kk = kasp_key_of(kasp, kasp_count, set.keys[k]);
-		state[k] = kk ? khsm_kasp_key_state(kk, now) : KHSM_KEY_STATE_NONE;
-		published[k] = have > 0 && have == server_count;
-		ready_any |= state[k] == KHSM_KEY_STATE_READY;
-		ready_published |= published[k] && state[k] == KHSM_KEY_STATE_READY;
-		active_published |= published[k] && state[k] == KHSM_KEY_STATE_ACTIVE;
-		partial_wanted |= have > 0 && have < server_count && ds_wanted(state[k]);
-		khsm_dnskey_info_t info = { 0 };
-		(void)khsm_dnskey_info(set.keys[k], &info);
-		if (have > 0 && have < server_count) {
-			fprintf(stderr, "note: %s: the DS of KSK %u is on %zu of the %zu parent servers; it "
-			        "counts when all have it\n", name, (unsigned)info.key_tag, have, server_count);
-		}
-		if (published[k]) {
-			printf("%s: parent has the DS of KSK %u%s%s (%s): ", name, (unsigned)info.key_tag,
-			       kk ? ", key id " : "", kk ? kk->id : "",
-			       state[k] == KHSM_KEY_STATE_ACTIVE ? "active" :
-			       state[k] == KHSM_KEY_STATE_READY ? "ready, waiting for the DS" : "neither ready nor active");
-			print_ds(stdout, "", first);
-		}
-	}
-
-	/* DS records at the parent that belong to none of our KSKs. */
-	for (size_t d = 0; d < answers[0].count; d++) {
-		bool ours = false;
-		for (size_t k = 0; k < set.count && !ours; k++) {
-			bool m = false;
-			ours = khsm_ds_matches(&answers[0].ds[d], set.keys[k], &m) == KHSM_EOK && m;
-		}
-		if (!ours) {
-			fprintf(stderr, "note: %s: the parent has a DS that matches no KSK of the zone: ", name);
-			print_ds(stderr, "", &answers[0].ds[d]);
-		}
-	}
-
-	/* A KSK waits for its DS: only its DS will do. With none waiting, the
-	 * parent must have the DS of an active KSK (a retiring KSK's DS does not
-	 * keep the zone valid, and knotd would refuse zone-ksk-submitted). */
-	if (ready_any ? !ready_published : !active_published) {
-		fprintf(stderr, "error: %s: the parent has no DS for %s\n", name,
-		        ready_any ? "the KSK that waits for it (state ready)" : "an active KSK of the zone");
-		for (size_t a = 0; a < answered; a++) {
-			const answer_t *ans = &answers[a];
-			if (ans->count == 0) {
-				fprintf(stderr, "%s: ", name);
-				print_server(stderr, ans->server);
-				fprintf(stderr, " has no DS record for %s\n", name);
-			}
-			for (size_t d = 0; d < ans->count; d++) {
-				fprintf(stderr, "%s: ", name);
-				print_server(stderr, ans->server);
-				print_ds(stderr, " has: ", &ans->ds[d]);
-			}
-		}
-		size_t expected = 0;
-		for (size_t k = 0; k < set.count; k++) {
-				expected += ready_any ? state[k] == KHSM_KEY_STATE_READY : state[k] == KHSM_KEY_STATE_ACTIVE;
-		}
-		for (size_t k = 0; k < set.count; k++) {
-			char *line = NULL;
-			if ((ready_any ? state[k] == KHSM_KEY_STATE_READY : state[k] == KHSM_KEY_STATE_ACTIVE) &&
-			    khsm_ds_line(set.keys[k], 2, &line) == KHSM_EOK) {
-				fprintf(stderr, "%s: it should have%s: %s\n", name, expected > 1 ? " one of" : "", line);
-				free(line);
-			}
-		}
-		if (partial_wanted) {
-			/* The servers that lack a wanted DS, or did not answer. */
-			fprintf(stderr, "%s: some parent servers already have it, not yet", name);
-			size_t lagging = 0;
-			for (size_t s = 0; s < server_count; s++) {
-				const answer_t *ans = NULL;
-				for (size_t a = 0; a < answered && !ans; a++) {
-					ans = answers[a].server == &servers[s] ? &answers[a] : NULL;
-				}
-				if (!ans || !has_wanted(ans, &set, state, ready_any)) {
-					fputs(lagging++ ? ", " : " ", stderr);
-					print_server(stderr, &servers[s]);
-				}
-			}
-			fprintf(stderr, ": the registry has it, the parent is still propagating; run this "
-			        "again later\n");
-		} else {
-			fprintf(stderr, "%s: give it to the registry (knot-hsm -c %s %s ds, or format=epp), wait "
-			        "until the parent publishes it, then run this again\n", name, khsm_conf_path(*conf),
-			        name);
-		}
-		status = CLI_FAIL;
-		goto done;
-	}
-	if (!ready_any) {
-		printf("%s: no KSK waits for a DS; nothing to confirm\n", name);
-		goto done;
-	}
-
-	r = khsm_knotc_ping(*conf);
-	if (r == KHSM_ENOENT) {
-		khsm_err_detail("knotd is not running (nothing answers on %s); zone-ksk-submitted needs "
-		                "it: start knotd, then run this again", khsm_conf_control_socket(*conf));
-	}
-	if (r == KHSM_EOK) {
-		r = khsm_knotc_zone_ksk_submitted(*conf, name);
-	}
-	if (r != KHSM_EOK) {
-		status = cli_error(r, "%s", name);
-		goto done;
-	}
-	printf("%s: knotd: zone-ksk-submitted %s done\n", name, name);
-
-	/* Show what knotd made of it. */
-	khsm_kasp_key_t *after = NULL;
-	size_t after_count = 0;
-	if (khsm_keymgr_list(khsm_conf_path(*conf), name, &after, &after_count) == KHSM_EOK) {
-		for (size_t k = 0; k < set.count; k++) {
-			const khsm_kasp_key_t *kk = kasp_key_of(after, after_count, set.keys[k]);
-			if (kk && khsm_kasp_key_state(kk, (int64_t)time(NULL)) == KHSM_KEY_STATE_ACTIVE) {
-				printf("%s: KSK %u: active\n", name, (unsigned)kk->tag);
-			}
-		}
-		free(after);
+		status = cli_error(r, "%s", zone.name);
 	} else {
-		khsm_err_clear();
+		status = print_submitted(res, cli->json ? stderr : stdout, khsm_conf_path(*conf));
+		/* With --json a result that is itself a failure is printed; an error is not. */
+		if (res->verdict == KHSM_SUBMITTED_UNANSWERED ||
+		    (res->verdict == KHSM_SUBMITTED_SUBMITTED && res->knotc_error != KHSM_EOK)) {
+			status = CLI_FAIL;
+			khsm_submitted_free(res);
+			res = NULL;
+		}
 	}
-
-done:
-	free(published);
-	free(state);
-	for (size_t a = 0; answers && a < answered; a++) {
-		khsm_ds_free(answers[a].ds, answers[a].count);
-	}
-	free(answers);
-	khsm_servers_free(servers, server_count);
-	free(kasp);
+	*result_ptr = res;
 	ksk_set_clear(&set);
 	khsm_zone_clear(&zone);
 	return status;
@@ -569,14 +522,45 @@ int cmd_submitted(cli_t *cli)
 	if (r != CLI_OK) {
 		return r;
 	}
-	khsm_conf_t *conf = NULL;
-	int status = CLI_OK;
-	for (int i = 0; i < cli->zone_count; i++) {
-		int s = submitted_zone(cli, &conf, i, kv_get(args, "server"));
-		if (s != CLI_OK) {
-			status = s;
+	khsm_server_t server = { 0 };
+	const char *server_arg = kv_get(args, "server");
+	if (server_arg) {
+		r = khsm_server_parse(server_arg, &server);
+		if (r != KHSM_EOK) {
+			const char *d = khsm_err_last_detail();
+			return cli_usage_error(cli_current, "server=%s", d ? d : khsm_strerror(r));
 		}
 	}
+	khsm_submitted_t **results = calloc(cli->zone_count ? cli->zone_count : 1, sizeof(*results));
+	if (!results) {
+		khsm_server_clear(&server);
+		return cli_error(KHSM_ENOMEM, NULL);
+	}
+	khsm_conf_t *conf = NULL;
+	int status = CLI_OK;
+	bool errored = false;   /* an error, not a verdict: no JSON */
+	for (int i = 0; i < cli->zone_count; i++) {
+		int s = submitted_zone(cli, &conf, i, server_arg ? &server : NULL, &results[i]);
+		if (s != CLI_OK) {
+			status = s;
+			errored |= !results[i];
+		}
+	}
+	if (cli->json && !errored) {
+		khsm_json_t j;
+		khsm_json_init(&j, stdout, KHSM_JSON_LINES);
+		khsm_json_array(&j, NULL);
+		for (int i = 0; i < cli->zone_count; i++) {
+			json_submitted(&j, results[i]);
+		}
+		khsm_json_end(&j);
+		fputc('\n', stdout);
+	}
+	for (int i = 0; i < cli->zone_count; i++) {
+		khsm_submitted_free(results[i]);
+	}
+	free(results);
+	khsm_server_clear(&server);
 	khsm_conf_free(conf);
 	return status;
 }

@@ -84,8 +84,8 @@ static const cli_command_t COMMANDS[] = {
 	  "rollover): <secDNS:add> of the new DS before the switch, <secDNS:rem> of the\n"
 	  "old one after it.",
 	  false, 0 },
-	{ "submitted", true, OPT_CONF, cmd_submitted,
-	  "knot-hsm [-c knot.conf] ZONE... submitted [server=ADDR[@PORT]]",
+	{ "submitted", true, OPT_CONF | OPT_JSON, cmd_submitted,
+	  "knot-hsm [-c knot.conf] ZONE... submitted [server=ADDR[@PORT]] [--json]",
 	  "Ask the parent for the zone's DS; when it matches one of ours, run\n"
 	  "knotc zone-ksk-submitted ZONE. Otherwise say what the parent has.",
 	  false, 0 },

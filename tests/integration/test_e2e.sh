@@ -259,6 +259,30 @@ contains "$ERR" "sent a malformed DS record, ignored: example.com. DS $KSK_TAG 1
 contains "$ERR" "sent a malformed DS record, ignored: example.com. DS $KSK_TAG 13 7 abcd: unknown digest type 7" "a DS of an unknown digest type reported"
 equals "$(cat "$TMP/bad.log")" "udp example.com. DS
 tcp example.com. DS" "truncated over UDP, asked again over TCP"
+# The same with --json: one object per zone, the people's lines on stderr.
+dnsresp_start bad 127.0.0.1 "$RPORT" --ds "$(ds_rdata "$DS384")" --ds 010203
+run 0 "$KNOT_HSM" -c "$CONF" example.com submitted server=127.0.0.1@$RPORT --json
+dnsresp_stop bad
+printf '%s' "$OUT" | python3 -c '
+import json, sys
+d = json.load(sys.stdin)
+tag, port = int(sys.argv[1]), int(sys.argv[2])
+assert len(d) == 1, d
+z = d[0]
+assert z["zone"] == "example.com." and z["parent"] is None, z
+assert z["verdict"] == "current", z["verdict"]
+assert [(s["name"], s["address"], s["port"], s["answered"], s["error"]) for s in z["servers"]] == \
+    [("127.0.0.1", "127.0.0.1", port, True, None)], z["servers"]
+ds = z["servers"][0]["ds"]
+assert [(x["key_tag"], x["digest_type"], x["ksk"]) for x in ds] == [(tag, 4, tag)], ds
+assert z["servers"][0]["malformed"] == ["example.com. DS \\# 3 010203: truncated, 3 octets where a DS has at least 4"], z["servers"][0]["malformed"]
+k = [x for x in z["ksks"] if x["key_tag"] == tag]
+assert len(k) == 1 and k[0]["state"] == "active" and k[0]["published"] and k[0]["wanted"], z["ksks"]
+assert z["lagging"] == [] and z["zone_ksk_submitted"] is False, z
+' "$KSK_TAG" "$RPORT" || fail "submitted --json: $OUT"
+pass "submitted --json: verdict, server, the DS matched to the KSK, the malformed record"
+contains "$ERR" "example.com.: parent has the DS of KSK $KSK_TAG" "submitted --json: the text lines go to stderr"
+contains "$ERR" "sent a malformed DS record, ignored: example.com. DS \\# 3 010203" "submitted --json: the warning stays"
 
 # Without server=: the parent's servers come from the resolver, here the
 # parent knotd itself (KHSM_RESOLVER; KHSM_PARENT_PORT for the port the
@@ -276,6 +300,10 @@ contains "$ERR" "error: example.com.: external tool failed: cannot find the serv
 # A server that does not answer.
 run 1 "$KNOT_HSM" -c "$CONF" example.com submitted server=127.0.0.1@$DEAD
 contains "$ERR" "error: example.com.: external tool failed: example.com. DS at 127.0.0.1@$DEAD: failed to query server 127.0.0.1@$DEAD (UDP): Connection refused" "unreachable server"
+# With --json, no server answering is an error: the same line, stdout empty.
+run 1 "$KNOT_HSM" -c "$CONF" example.com submitted server=127.0.0.1@$DEAD --json
+contains "$ERR" "error: example.com.: external tool failed: example.com. DS at 127.0.0.1@$DEAD: failed to query server 127.0.0.1@$DEAD (UDP): Connection refused" "submitted --json: unreachable server"
+equals "$OUT" "" "submitted --json: an error leaves stdout empty"
 
 # Two parent servers, the second still without the DS (a secondary behind on
 # its transfers): the DS counts only when every server has it, and the advice
@@ -292,6 +320,20 @@ contains "$ERR" "example.com.: ns2.com. (127.0.0.2@$PPORT) has no DS record for 
 contains "$ERR" "example.com.: some parent servers already have it, not yet ns2.com. (127.0.0.2@$PPORT): the registry has it, the parent is still propagating; run this again later" "the lagging server is named, the advice is to wait"
 lacks "$ERR" "give it to the registry" "not to submit the DS again"
 equals "$(cat "$TMP/ns2.log")" "udp example.com. DS" "the second server asked once"
+# --json: the verdict "partial" with the lagging server, exit 1 and the whole object.
+KHSM_RESOLVER=127.0.0.1@$PPORT KHSM_PARENT_PORT=$PPORT run 1 "$KNOT_HSM" -c "$CONF" example.com submitted --json
+printf '%s' "$OUT" | python3 -c '
+import json, sys
+z = json.load(sys.stdin)[0]
+port = int(sys.argv[1])
+assert z["verdict"] == "partial" and z["parent"] == "com.", z
+assert sorted((s["name"], s["address"], s["port"], len(s["ds"])) for s in z["servers"]) == \
+    [("ns.com.", "127.0.0.1", port, 1), ("ns2.com.", "127.0.0.2", port, 0)], z["servers"]
+assert z["lagging"] == [{"name": "ns2.com.", "address": "127.0.0.2", "port": port}], z["lagging"]
+assert [s["lagging"] for s in z["servers"] if s["name"] == "ns2.com."] == [True], z["servers"]
+assert z["zone_ksk_submitted"] is False, z
+' "$PPORT" || fail "submitted --json (partial): $OUT"
+pass "submitted --json: partial, both servers, the lagging one named"
 # The second server stops answering: not every server could be asked, so the
 # DS is not published yet either; the silent server is named.
 dnsresp_stop ns2

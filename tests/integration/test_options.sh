@@ -28,7 +28,7 @@ refused 2 --token    keys --token card
 refused 2 --module   example.com generate --module "$SOFTHSM_MODULE"
 refused 2 --warn     example.com import label=x --warn 3
 refused 2 --pin-file example.com ds --pin-file "$TMP/pin"
-refused 2 --json     example.com submitted --json
+refused 2 --pin-file example.com submitted --pin-file "$TMP/pin"
 refused 2 --pin-fd   example.com policy --pin-fd 0
 refused 2 --module   example.com ceremony --module "$SOFTHSM_MODULE"
 refused 3 --token    status --token card
