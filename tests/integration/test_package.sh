@@ -80,6 +80,8 @@ lacks "$(cat "$TMP/build.log")" "meson test" "the package build runs no tests"
 run 0 lintian --fail-on error "$DEB"
 printf '%s\n' "$OUT" | grep -v '^$' | sed 's/^/lintian: /' || true
 lacks "$OUT" "E: " "lintian: no errors"
+# No warning is kept either (none is overridden in debian/): any new one fails.
+lacks "$OUT" "W: " "lintian: no warnings"
 
 # What the .deb holds, and its relationships.
 dpkg-deb -c "$DEB" | awk '{ print $6 }' | sed 's|^\./|/|' >"$TMP/deb.list"
