@@ -23,6 +23,7 @@
 #include "lib/kasp.h"
 #include "lib/knot.h"
 #include "lib/pin.h"
+#include "lib/timefmt.h"
 #include "lib/policy.h"
 #include "lib/uri.h"
 #include "lib/zonelock.h"
@@ -148,14 +149,6 @@ static void on_zone_locked(const char *zone, pid_t holder, unsigned wait_ms, voi
 	fprintf(stderr, "note: another ceremony%s is running on %s; waiting up to %u s for it "
 	        "(KHSM_CEREMONY_WAIT_MS)\n", who, zone, wait_ms / 1000);
 	fflush(stderr);
-}
-
-static void iso(int64_t t, char *buf, size_t size)
-{
-	time_t tt = (time_t)t;
-	struct tm tm;
-	gmtime_r(&tt, &tm);
-	strftime(buf, size, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
 static int read_file(const char *path, char **text_ptr)
@@ -326,7 +319,7 @@ static void json_time(khsm_json_t *j, const char *key, int64_t t)
 	char name[32], buf[32];
 	snprintf(name, sizeof(name), "%s_iso", key);
 	if (t) {
-		iso(t, buf, sizeof(buf));
+		khsm_time_iso(t, buf, sizeof(buf));
 		khsm_json_int(j, key, t);
 		khsm_json_str(j, name, buf);
 	} else {
@@ -368,9 +361,9 @@ static bool on_zone(size_t index, const char *zone, int r, const khsm_ceremony_r
 		return false;
 	}
 	char a[32], b[32], v[32];
-	iso(res->from, a, sizeof(a));
-	iso(res->end, b, sizeof(b));
-	iso(res->valid_until, v, sizeof(v));
+	khsm_time_iso(res->from, a, sizeof(a));
+	khsm_time_iso(res->end, b, sizeof(b));
+	khsm_time_iso(res->valid_until, v, sizeof(v));
 	if (res->skipped) {
 		pg->skipped++;
 		fprintf(pg->out, "%s: skipped: pre-signed until %s, which reaches until=%s\n", zone, b, pg->until_arg);

@@ -10,15 +10,8 @@
 #include "lib/error.h"
 #include "lib/heal.h"
 #include "lib/knot.h"
+#include "lib/timefmt.h"
 #include "zonecmd.h"
-
-static void iso(int64_t t, char *buf, size_t size)
-{
-	time_t tt = (time_t)t;
-	struct tm tm;
-	gmtime_r(&tt, &tm);
-	strftime(buf, size, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
 
 /* One line to stdout (ok, healed) or stderr (error), and to syslog. */
 static bool quiet_stdout;
@@ -49,7 +42,7 @@ int heal_zone(const khsm_conf_t *conf, const char *zone, bool to_stderr)
 		return CLI_FAIL;
 	}
 	if (!h.due) {
-		iso(h.resign_at, a, sizeof(a));
+		khsm_time_iso(h.resign_at, a, sizeof(a));
 		snprintf(line, sizeof(line), "ok: %s: signing scheduled at %s%s", zone, a,
 		         h.card_state == KHSM_CARD_PRESENT ? "" : "; note: the card does not answer now");
 		say(LOG_INFO, line);
@@ -74,7 +67,7 @@ int heal_zone(const khsm_conf_t *conf, const char *zone, bool to_stderr)
 	khsm_health_t after = { 0 };
 	snprintf(b, sizeof(b), "-");
 	if (khsm_health_check(conf, zone, time(NULL), &after) == KHSM_EOK && after.resign_at) {
-		iso(after.resign_at, b, sizeof(b));
+		khsm_time_iso(after.resign_at, b, sizeof(b));
 	}
 	khsm_err_clear();
 	snprintf(line, sizeof(line), "healed: %s: %s; knotc zone-sign: knotd signed the zone with the "

@@ -14,15 +14,8 @@
 #include "lib/knot.h"
 #include "lib/parent.h"
 #include "lib/rollover.h"
+#include "lib/timefmt.h"
 #include "zonecmd.h"
-
-static void iso(int64_t t, char *buf, size_t size)
-{
-	time_t tt = (time_t)t;
-	struct tm tm;
-	gmtime_r(&tt, &tm);
-	strftime(buf, size, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
 
 /* What one run needs besides the arguments. */
 typedef struct {
@@ -51,8 +44,8 @@ static void ceremony_hint(const roll_run_t *rr, const char *zone)
 static void print_result(const roll_run_t *rr, const char *zone, const khsm_roll_result_t *res)
 {
 	char a[32], b[32];
-	iso(res->since, a, sizeof(a));
-	iso(res->at, b, sizeof(b));
+	khsm_time_iso(res->since, a, sizeof(a));
+	khsm_time_iso(res->at, b, sizeof(b));
 	const khsm_roll_parent_t *p = &res->parent;
 	if (res->repaired) {
 		printf("%s: the old KSK %s's retire timer, left unset by an interrupted run, is set\n",

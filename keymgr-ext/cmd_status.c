@@ -20,6 +20,7 @@
 #include "lib/knot.h"
 #include "lib/policy.h"
 #include "lib/rollover.h"
+#include "lib/timefmt.h"
 #include "lib/uri.h"
 #include "lib/zone.h"
 #include "zonecmd.h"
@@ -43,14 +44,6 @@ typedef struct {
 	char rollover[200];        /* the KSK rollover's step and since when, or "" */
 	char message[512];
 } zone_status_t;
-
-static void iso(int64_t t, char *buf, size_t size)
-{
-	time_t tt = (time_t)t;
-	struct tm tm;
-	gmtime_r(&tt, &tm);
-	strftime(buf, size, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
 
 static int parse_days(const char *opt, const char *text, int64_t *out)
 {
@@ -100,7 +93,7 @@ static void next_zsk_event(const khsm_kasp_summary_t *sum, zone_status_t *s)
 		return;
 	}
 	char when[32];
-	iso(sum->next_zsk_at, when, sizeof(when));
+	khsm_time_iso(sum->next_zsk_at, when, sizeof(when));
 	s->next_event_at = sum->next_zsk_at;
 	snprintf(s->next_event, sizeof(s->next_event), "ZSK %u %s %s", sum->next_zsk_tag,
 	         sum->next_zsk_timer, when);
@@ -130,7 +123,7 @@ static void judge(zone_status_t *s, int64_t now, int64_t warn, int64_t crit, con
 	char left[64], when[32];
 	int64_t remaining = s->period_end - now;
 	khsm_duration_human(remaining, left, sizeof(left));
-	iso(s->period_end, when, sizeof(when));
+	khsm_time_iso(s->period_end, when, sizeof(when));
 	s->warn = warn;
 	s->crit = crit;
 	if (remaining <= 0) {
@@ -158,7 +151,7 @@ static void rollover_status(const khsm_roll_status_t *r, const char *zone, int64
 	khsm_roll_status_t rs = *r;
 	if (rs.step == KHSM_ROLL_IDLE) return;
 	char a[32] = "-";
-	if (rs.since) iso(rs.since, a, sizeof(a));
+	if (rs.since) khsm_time_iso(rs.since, a, sizeof(a));
 	snprintf(s->rollover, sizeof(s->rollover), "%s since %s (old KSK %u, new KSK %u)%s",
 	         khsm_rollover_step_name(rs.step), a, rs.old_tag, rs.new_tag,
 	         rs.waits_parent ? ", waits on the parent" : "");
@@ -390,8 +383,8 @@ int cmd_status(cli_t *cli)
 		for (size_t i = 0; i < count; i++) {
 			zone_status_t *s = &st[i];
 			char a[32] = "", b[32] = "";
-			if (s->period_end) iso(s->period_end, a, sizeof(a));
-			if (s->valid_until) iso(s->valid_until, b, sizeof(b));
+			if (s->period_end) khsm_time_iso(s->period_end, a, sizeof(a));
+			if (s->valid_until) khsm_time_iso(s->valid_until, b, sizeof(b));
 			khsm_json_object(&j, NULL);
 			khsm_json_str(&j, "zone", s->zone);
 			khsm_json_str(&j, "mode", s->mode);
@@ -454,7 +447,7 @@ int cmd_status(cli_t *cli)
 		for (size_t i = 0; i < count; i++) {
 			zone_status_t *s = &st[i];
 			char b[32] = "-";
-			if (s->valid_until) iso(s->valid_until, b, sizeof(b));
+			if (s->valid_until) khsm_time_iso(s->valid_until, b, sizeof(b));
 			printf("%s\n  state: %s\n  mode: %s\n  card KSK: %s\n  %s\n  DNSKEY signature valid until: %s\n"
 			       "  next ZSK event: %s\n  DS at parent: %s knot-hsm -c %s %s submitted\n",
 			       s->zone, ST_NAME[s->state], s->mode, s->card_ksk, s->message, b,
@@ -466,7 +459,7 @@ int cmd_status(cli_t *cli)
 			       s->zone);
 			if (s->signing) {
 				char at[32] = "";
-				if (s->resign_at) iso(s->resign_at, at, sizeof(at));
+				if (s->resign_at) khsm_time_iso(s->resign_at, at, sizeof(at));
 				printf("  signing by knotd: %s%s%s\n", s->signing, s->resign_at ? " at " : "", at);
 			}
 			if (s->rollover[0]) printf("  KSK rollover: %s\n", s->rollover);

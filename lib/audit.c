@@ -14,6 +14,7 @@
 #include "error.h"
 #include "internal.h"
 #include "json.h"
+#include "timefmt.h"
 
 /* Longest last line read back before appending; anything longer is damage. */
 #define TAIL_MAX (1024 * 1024)
@@ -284,17 +285,6 @@ static int read_last_line(int fd, char **line_ptr, size_t *len_ptr, bool *comple
 	return KHSM_EOK;
 }
 
-/* UTC, milliseconds: 2026-11-22T04:59:06.817Z */
-static void now_text(char *when, size_t size)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	struct tm tm;
-	gmtime_r(&ts.tv_sec, &tm);
-	size_t n = strftime(when, size, "%Y-%m-%dT%H:%M:%S", &tm);
-	snprintf(when + n, size - n, ".%03ldZ", ts.tv_nsec / 1000000);
-}
-
 static int write_all(int fd, const char *data, size_t len)
 {
 	while (len > 0) {
@@ -337,7 +327,7 @@ int khsm_audit_append(int fd, const char *body, bool sync)
 		 * chains to the line before it and names it by hash, so that verify
 		 * reports an incident and goes on. */
 		char when[40];
-		now_text(when, sizeof(when));
+		khsm_time_iso_now_ms(when, sizeof(when));
 		int n = asprintf(&marker, "{\"time\":\"%s\",\"pid\":%ld,\"fn\":\"audit_resync\",\"torn\":\"%s\","
 		                 "\"torn_len\":%zu,\"prev\":\"%s\"}", when, (long)getpid(), prev, last_len, before);
 		if (n < 0) {
@@ -442,7 +432,7 @@ int khsm_audit_anchor_write(const char *anchor_path, unsigned long lines, const 
 	int r = khsm_audit_open_file(anchor_path, "audit anchor", KHSM_AUDIT_FILE_ROOT, &fd);
 	if (r != KHSM_EOK) return r;
 	char when[40];
-	now_text(when, sizeof(when));
+	khsm_time_iso_now_ms(when, sizeof(when));
 	char safe[64];
 	size_t k = 0;
 	for (const char *p = comm ? comm : "?"; *p && k < sizeof(safe) - 1; p++) {

@@ -10,6 +10,7 @@
 #include "retry.h"
 #include "skr.h"
 #include "skr_sign.h"
+#include "timefmt.h"
 
 #include <libdnssec/binary.h>
 #include <libdnssec/error.h>
@@ -300,10 +301,7 @@ static int sign_set(khsm_skr_signer_t *s, dnssec_key_t *const *keys, size_t nkey
 	                                  .original_ttl = true, .human_timestamp = true };
 	const knot_rrset_t *all[] = { dnskey, rrsig };
 	char when[32];
-	time_t tt = (time_t)now;
-	struct tm tm;
-	gmtime_r(&tt, &tm);
-	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	khsm_time_iso(now, when, sizeof(when));
 	if (r == KHSM_EOK) fprintf(out, ";; SignedKeyResponse 1.0 %" PRId64 " (%s) =========\n", now, when);
 	for (size_t i = 0; i < 2 && r == KHSM_EOK; i++) {
 		if (!dump) {
@@ -414,10 +412,7 @@ int khsm_skr_sign(khsm_skr_signer_t *s, const khsm_skr_request_t *req, const cha
 	}
 	if (r == KHSM_EOK) {
 		char when[32];
-		time_t tt = time(NULL);
-		struct tm tm;
-		gmtime_r(&tt, &tm);
-		strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+		khsm_time_iso((int64_t)time(NULL), when, sizeof(when));
 		fprintf(out, ";; SignedKeyResponse 1.0 generated at %s by knot-hsm (card keystore "
 		        "through libdnssec)\n", when);
 	}

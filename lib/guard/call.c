@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "internal.h"
+#include "../timefmt.h"
 
 void khsm_guard_call_add(call_t *c, const char *fmt, ...)
 {
@@ -128,13 +129,8 @@ static int write_line(call_t *c, const char *closing, bool sync)
 {
 	if (c->open_error != KHSM_EOK) return c->open_error;
 	if (c->m) fflush(c->m);
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	struct tm tm;
-	gmtime_r(&ts.tv_sec, &tm);
-	char when[40];
-	size_t n = strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
-	snprintf(when + n, sizeof(when) - n, ".%03ldZ", ts.tv_nsec / 1000000);
+	char when[KHSM_TIME_ISO_SIZE];
+	khsm_time_iso_now_ms(when, sizeof(when));
 	char *comm = NULL;
 	khsm_audit_json_string(khsm_guard.comm, strlen(khsm_guard.comm), &comm);
 	char slot_txt[48] = "", sess_txt[48] = "";
