@@ -8,9 +8,6 @@
 #include "error.h"
 #include "internal.h"
 
-static void dname_free(knot_dname_t **d) { free(*d); }
-#define _cleanup_dname_ __attribute__((cleanup(dname_free)))
-
 static bool zone_char_ok(unsigned char c)
 {
 	return isalnum(c) || c == '-' || c == '_' || c == '/';

@@ -27,15 +27,6 @@
 #define DNSKEY_PROTOCOL 3
 #define DNSKEY_FLAG_SEP 0x0001
 
-static void binary_free(dnssec_binary_t *b) { dnssec_binary_free(b); }
-#define _cleanup_binary_ __attribute__((cleanup(binary_free)))
-
-static void key_free(dnssec_key_t **k) { if (*k) dnssec_key_free(*k); }
-#define _cleanup_key_ __attribute__((cleanup(key_free)))
-
-static void dname_free(knot_dname_t **d) { free(*d); }
-#define _cleanup_dname_ __attribute__((cleanup(dname_free)))
-
 /* A libdnssec failure while building or hashing a key, in our words. */
 static int from_dnssec(int rc, const char *what)
 {

@@ -8,19 +8,11 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cleanup.h"
 #include "error.h"
 
 #define _public_ __attribute__((visibility("default")))
 #define _unused_ __attribute__((unused))
-
-static inline void khsm__free_ptr(void *p) { free(*(void **)p); }
-static inline void khsm__fclose_ptr(FILE **f) { if (*f) fclose(*f); }
-static inline void khsm__close_fd(int *fd) { if (*fd >= 0) close(*fd); }
-
-/* Free a heap pointer when it leaves scope; set it to NULL to hand it over. */
-#define _cleanup_free_   __attribute__((cleanup(khsm__free_ptr)))
-#define _cleanup_fclose_ __attribute__((cleanup(khsm__fclose_ptr)))
-#define _cleanup_close_  __attribute__((cleanup(khsm__close_fd)))
 
 #define KHSM_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 

@@ -40,9 +40,6 @@ void khsm_pin_free(khsm_pin_t *pin)
 	free(pin);
 }
 
-static void pin_free_ptr(khsm_pin_t **pin) { khsm_pin_free(*pin); }
-#define _cleanup_pin_ __attribute__((cleanup(pin_free_ptr)))
-
 _public_
 const char *khsm_pin_value(const khsm_pin_t *pin)
 {

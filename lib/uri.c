@@ -7,9 +7,6 @@
 #include "internal.h"
 #include "uri.h"
 
-static void uri_free(P11KitUri **uri) { if (*uri) p11_kit_uri_free(*uri); }
-#define _cleanup_uri_ __attribute__((cleanup(uri_free)))
-
 /* PKCS#11 text fields are fixed size, space padded, not NUL terminated. */
 static int set_field(unsigned char *field, size_t size, const char *value)
 {
