@@ -163,10 +163,8 @@ static int keymgr_text(const char *conf, const char *const *args, char **out_ptr
 /* Prefix the current detail with the step that failed. */
 static int step_failed(int r, const char *step)
 {
-	const char *d = khsm_err_last_detail();
-	char why[1500];
-	snprintf(why, sizeof(why), "%s", d ? d : khsm_strerror(r));
-	khsm_err_detail("%s: %s", step, why);
+	if (!khsm_err_last_detail()) khsm_err_detail("%s", khsm_strerror(r));
+	khsm_err_prefix("%s: ", step);
 	return r;
 }
 

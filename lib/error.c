@@ -68,6 +68,21 @@ void khsm_err_detail(const char *fmt, ...)
 }
 
 _public_
+void khsm_err_prefix(const char *fmt, ...)
+{
+	char old[sizeof(detail)];
+	memcpy(old, detail, sizeof(old));
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(detail, sizeof(detail), fmt, ap);
+	va_end(ap);
+	if (n >= 0 && (size_t)n < sizeof(detail)) {
+		snprintf(detail + n, sizeof(detail) - (size_t)n, "%s", old);
+	}
+	khsm_redact_buf(detail, sizeof(detail));
+}
+
+_public_
 const char *khsm_err_last_detail(void)
 {
 	return detail[0] ? detail : NULL;

@@ -44,6 +44,11 @@ const char *khsm_strerror(int code);
 /** Record a one-line detail for the error being returned (thread-local). */
 void khsm_err_detail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/** Put a prefix before the recorded detail ("what: " + detail); with no
+ * detail recorded, the prefix alone becomes it. The arguments must not point
+ * into the detail itself (khsm_err_last_detail()). */
+void khsm_err_prefix(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
 /** The detail recorded by the last failing call in this thread, or NULL. */
 const char *khsm_err_last_detail(void);
 

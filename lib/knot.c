@@ -662,11 +662,8 @@ int khsm_keymgr_ksks(const char *conf_path, const char *zone, dnssec_key_t ***ke
 			dnssec_key_t *key = NULL;
 			r = khsm_dnskey_from_text(zone, line, &key);
 			if (r != KHSM_EOK) {
-				const char *d = khsm_err_last_detail();
-				char *why = strdup(d ? d : khsm_strerror(r));
-				khsm_err_detail("keymgr %s dnskey printed '%.200s': %s", zone, line,
-				                why ? why : "");
-				free(why);
+				if (!khsm_err_last_detail()) khsm_err_detail("%s", khsm_strerror(r));
+				khsm_err_prefix("keymgr %s dnskey printed '%.200s': ", zone, line);
 				r = KHSM_EPARSE;
 				break;
 			}

@@ -315,13 +315,11 @@ int khsm_name_parent(const char *name, char **parent_ptr)
 
 /* -- asking a server -- */
 
-/* Rewrite the recorded detail as "what: detail" (the detail is copied first:
- * it lives in the buffer being written). */
+/* Rewrite the recorded detail as "what: detail". */
 static void detail_prefix(const char *what, const char *fallback)
 {
-	const char *d = khsm_err_last_detail();
-	_cleanup_free_ char *copy = strdup(d ? d : fallback);
-	khsm_err_detail("%s: %s", what, copy ? copy : fallback);
+	if (!khsm_err_last_detail()) khsm_err_detail("%s", fallback);
+	khsm_err_prefix("%s: ", what);
 }
 
 /* Ask server (no recursion) for name's DS. */

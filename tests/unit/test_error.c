@@ -64,6 +64,35 @@ static void test_detail(void **state)
 	assert_null(khsm_err_last_detail());
 }
 
+static void test_prefix(void **state)
+{
+	(void)state;
+	khsm_err_clear();
+	/* No detail yet: the prefix alone becomes it. */
+	khsm_err_prefix("step %d: ", 1);
+	assert_string_equal(khsm_err_last_detail(), "step 1: ");
+	khsm_err_detail("no answer from %s", "192.0.2.1");
+	khsm_err_prefix("%s: ", "signing on the card");
+	khsm_err_prefix("zone %s: ", "example.com.");
+	assert_string_equal(khsm_err_last_detail(),
+	                    "zone example.com.: signing on the card: no answer from 192.0.2.1");
+	/* A detail that fills the buffer: cut, still terminated, prefix first. */
+	char big[4096];
+	memset(big, 'x', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	khsm_err_detail("%s", big);
+	size_t full = strlen(khsm_err_last_detail());
+	khsm_err_prefix("ab: ");
+	const char *d = khsm_err_last_detail();
+	assert_int_equal(strlen(d), full);
+	assert_memory_equal(d, "ab: xxx", 7);
+	/* A PIN in the prefix is redacted like any detail. */
+	khsm_err_detail("token missing");
+	khsm_err_prefix("pkcs11:token=card;pin-value=648219; ");
+	assert_string_equal(khsm_err_last_detail(), "pkcs11:token=card;pin-value=***; token missing");
+	khsm_err_clear();
+}
+
 static void test_from_ckr(void **state)
 {
 	(void)state;
@@ -158,6 +187,7 @@ int main(void)
 		cmocka_unit_test(test_messages),
 		cmocka_unit_test(test_unknown_codes),
 		cmocka_unit_test(test_detail),
+		cmocka_unit_test(test_prefix),
 		cmocka_unit_test(test_from_ckr),
 		cmocka_unit_test(test_from_gnutls),
 		cmocka_unit_test(test_from_dnssec),
