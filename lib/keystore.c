@@ -432,10 +432,8 @@ int khsm_keystore_find(khsm_keystore_t *ks, const char *url, bool login, const k
 	unsigned flags = 0;
 	int r = khsm_keystore_flags(ks, &flags);
 	if (r != KHSM_EOK) {
-		const char *prev = khsm_err_last_detail();
-		char keep[1024];
-		snprintf(keep, sizeof(keep), "%s", prev ? prev : "");
-		khsm_err_detail("cannot read the token flags of %s%s%s", ks->uri, keep[0] ? ": " : "", keep);
+		khsm_err_prefix("cannot read the token flags of %s%s", ks->uri,
+		                khsm_err_last_detail() ? ": " : "");
 		return r;
 	}
 	login = login && (flags & KHSM_TOKEN_LOGIN_REQUIRED);
@@ -503,11 +501,8 @@ int khsm_keystore_find(khsm_keystore_t *ks, const char *url, bool login, const k
 			                g ? gnutls_strerror(g) : khsm_strerror(r));
 			return r;
 		}
-		const char *prev = khsm_err_last_detail();
-		char keep[1024];
-		snprintf(keep, sizeof(keep), "%s", prev ? prev : "");
-		khsm_err_detail("listing objects through GnuTLS failed: %s%s%s",
-		                g ? gnutls_strerror(g) : khsm_strerror(r), keep[0] ? "; " : "", keep);
+		khsm_err_prefix("listing objects through GnuTLS failed: %s%s",
+		                g ? gnutls_strerror(g) : khsm_strerror(r), khsm_err_last_detail() ? "; " : "");
 		return r;
 	}
 	if (login) {
