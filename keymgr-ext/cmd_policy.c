@@ -376,6 +376,17 @@ int cmd_policy(cli_t *cli)
 	    (r = guard_config(card->config, &card_config)) != KHSM_EOK) {
 		rc = cli_error(r, "guard=yes");
 	}
+	/* No guard=: through the guard when its configuration names the card's
+	 * module (a commented-out shipped file names none), else not, with a note. */
+	if (rc == CLI_OK && !guard && card && card->config &&
+	    guard_config(card->config, &card_config) != KHSM_EOK) {
+		const char *why = khsm_err_last_detail();
+		fprintf(stderr, "note: the card keystore does not go through the guard (%s); "
+		        "'knot-hsm keystore --guard ...' prints its configuration, then run policy "
+		        "again (guard=no keeps it out)\n",
+		        why ? why : "no guard configuration");
+		khsm_err_clear();
+	}
 
 	/* File layout: --write FILE is the include; the KSK side is its sibling
 	 * FILE-ksk.conf (or ksk-conf=); without --write, the defaults next to

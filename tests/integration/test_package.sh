@@ -90,6 +90,7 @@ for f in /usr/bin/knot-hsm "/usr/lib/$MA/knot-hsm/libknothsm-guard.so" \
 	/usr/share/man/man1/knot-hsm.1.gz /usr/share/bash-completion/completions/knot-hsm \
 	/lib/systemd/system/knot-hsm-ceremony.service /lib/systemd/system/knot-hsm-ceremony.timer \
 	/lib/systemd/system/knot-hsm-status.service /lib/systemd/system/knot-hsm-status.timer \
+	/lib/systemd/system/knot-hsm-heal.service /lib/systemd/system/knot-hsm-heal.timer \
 	/usr/share/doc/knot-hsm/guide.rst.gz /usr/share/doc/knot-hsm/samples/knot-offline.conf \
 	/usr/share/doc/knot-hsm/samples/opensc.module /usr/share/doc/knot-hsm/samples/knot-hsm-guard.conf; do
 	grep -qx "$f" "$TMP/deb.list" || { cat "$TMP/deb.list" >&2; fail "the package lacks $f"; }
@@ -159,7 +160,8 @@ done
 # Units: valid for systemd, the installed path, not enabled.
 run 0 systemd-analyze verify /lib/systemd/system/knot-hsm-ceremony.service \
 	/lib/systemd/system/knot-hsm-ceremony.timer /lib/systemd/system/knot-hsm-status.service \
-	/lib/systemd/system/knot-hsm-status.timer
+	/lib/systemd/system/knot-hsm-status.timer /lib/systemd/system/knot-hsm-heal.service \
+	/lib/systemd/system/knot-hsm-heal.timer
 equals "$ERR" "" "systemd-analyze verify accepts the installed units without a warning"
 contains "$(cat /lib/systemd/system/knot-hsm-status.service)" "ExecStart=/usr/bin/knot-hsm " \
 	"the status unit runs the installed knot-hsm"
@@ -167,6 +169,11 @@ contains "$(cat /lib/systemd/system/knot-hsm-ceremony.service)" "exec /usr/bin/k
 	"the ceremony unit runs the installed knot-hsm"
 contains "$(cat /lib/systemd/system/knot-hsm-ceremony.service)" "ReadWritePaths=/var/lib/knot /run/knot /run/knot-hsm" \
 	"the ceremony unit may take the card lock in /run/knot-hsm"
+contains "$(cat /lib/systemd/system/knot-hsm-heal.service)" \
+	"exec /usr/bin/knot-hsm -c /etc/knot/knot.conf \$KNOT_HSM_ZONES heal" \
+	"the heal unit runs the installed knot-hsm heal for the zones of /etc/default/knot-hsm"
+contains "$(cat /lib/systemd/system/knot-hsm-heal.timer)" "OnUnitActiveSec=30s" \
+	"the heal timer runs every 30 s"
 # The card lock's directory: made by the package's tmpfiles.d entry, 2770
 # root:knot, the only place knot-hsm (as root or knot) takes the card lock.
 contains "$(cat "$TMP/files")" /usr/lib/tmpfiles.d/knot-hsm.conf "the tmpfiles.d entry is installed"
@@ -175,6 +182,8 @@ run 0 systemd-tmpfiles --create /usr/lib/tmpfiles.d/knot-hsm.conf
 equals "$(stat -c '%a %U %G' /run/knot-hsm)" "2770 root knot" "systemd-tmpfiles makes /run/knot-hsm 2770 root:knot"
 enabled=$(ls /etc/systemd/system/timers.target.wants/ 2>/dev/null | grep knot-hsm || true)
 equals "$enabled" "" "the timers are installed disabled"
+[ -e /etc/systemd/system/timers.target.wants/knot-hsm-heal.timer ] &&
+	fail "the heal timer is enabled on install" || pass "the heal timer is installed disabled"
 
 # The guard: off as shipped, working once its two keys are set.
 PINF=$TMP/card.pin
@@ -230,6 +239,7 @@ for f in "$BINDIR/knot-hsm" "$LIBDIR/knot-hsm/libknothsm-guard.so" "$SYSCONFDIR/
 	"$MANDIR/man1/knot-hsm.1" "$DATADIR/bash-completion/completions/knot-hsm" \
 	"$UNITDIR/knot-hsm-ceremony.service" "$UNITDIR/knot-hsm-ceremony.timer" \
 	"$UNITDIR/knot-hsm-status.service" "$UNITDIR/knot-hsm-status.timer" \
+	"$UNITDIR/knot-hsm-heal.service" "$UNITDIR/knot-hsm-heal.timer" \
 	"$DATADIR/doc/knot-hsm/guide.rst" "$DATADIR/doc/knot-hsm/samples/knot-offline.conf"; do
 	[ -f "$D$f" ] || { find "$D" >&2; fail "meson install did not install $f"; }
 done

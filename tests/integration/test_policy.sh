@@ -200,3 +200,28 @@ run 0 "$KNOT_HSM" -c "$CONF" example.com example.net policy --write "$S/ok.conf"
 equals "$(stat -c %a "$S/ok.conf") $(stat -c %a "$S/ok-ksk.conf")" "640 640" "outputs 0640"
 equals "$(stat -c %G "$S/ok.conf")" "$(stat -c %G "$S")" "outputs have the directory's group"
 equals "$(ls -A "$S" | grep -c '^\.')" "0" "no temporary file left"
+
+# The guard by default: a guard configuration naming the card's module puts
+# the card keystore through the guard; guard=no keeps it out; without one,
+# or with the shipped file (all commented out), it stays out with a note.
+: "${KHSM_GUARD_MODULE:?KHSM_GUARD_MODULE must name the built libknothsm-guard.so}"
+write_conf "    storage: $D" "" ""
+GC=$TMP/guard.conf
+printf 'module = %s\naudit_log = %s\n' "$SOFTHSM_MODULE" "$TMP/audit.log" > "$GC"
+run 0 env KHSM_GUARD_CONF=$GC "$KNOT_HSM" -c "$CONF" example.com policy
+contains "$OUT" " $KHSM_GUARD_MODULE\"" "guard configuration present: the card keystore goes through the guard"
+lacks "$ERR" "note: the card keystore does not go through the guard" "guard configuration present: no note"
+run 0 env KHSM_GUARD_CONF=$GC "$KNOT_HSM" -c "$CONF" example.com policy guard=no
+lacks "$OUT" "$KHSM_GUARD_MODULE" "guard=no: the card keystore does not go through the guard"
+lacks "$ERR" "note: the card keystore does not go through the guard" "guard=no: no note"
+run 0 env KHSM_GUARD_CONF=$TMP/none.conf "$KNOT_HSM" -c "$CONF" example.com policy
+lacks "$OUT" "$KHSM_GUARD_MODULE" "no guard configuration: the card keystore does not go through the guard"
+contains "$ERR" "note: the card keystore does not go through the guard (no guard configuration at $TMP/none.conf" \
+	"no guard configuration: the note says why"
+contains "$ERR" "'knot-hsm keystore --guard ...' prints its configuration" "no guard configuration: the note says how"
+run 0 env KHSM_GUARD_CONF=$KHSM_SRCDIR/samples/knot-hsm-guard.conf "$KNOT_HSM" -c "$CONF" example.com policy
+lacks "$OUT" "$KHSM_GUARD_MODULE" "the shipped, commented-out guard configuration does not count"
+contains "$ERR" "note: the card keystore does not go through the guard" "shipped guard configuration: the note"
+printf 'module = /usr/lib/other-pkcs11.so\naudit_log = %s\n' "$TMP/audit.log" > "$GC"
+run 0 env KHSM_GUARD_CONF=$GC "$KNOT_HSM" -c "$CONF" example.com policy
+lacks "$OUT" "$KHSM_GUARD_MODULE" "a guard configuration naming another module does not count"

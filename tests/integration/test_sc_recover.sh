@@ -8,7 +8,8 @@
 #     validates throughout; the audit log has the loss and the recovery;
 #  2. the card pulled for longer than the guard waits (recover_wait), so that
 #     knotd's signing fails, and a second signing fails at once; put back,
-#     `knotc zone-sign` (what knot-hsm heal does) signs with the card again;
+#     `knot-hsm example.com heal` (what the heal timer runs) has knotd sign
+#     with the card again;
 #     delv validates throughout.
 # test_sc_recover_off.sh runs step 1 with recover = no: knotd then never
 # signs with the card again (the control that shows this test can fail).
@@ -224,8 +225,12 @@ validate "card out, knotd failed to sign twice"
 card_insert
 back=$(date +%s)
 sleep 1
-# Knot does not schedule a signing after a failed one: heal's knotc zone-sign.
-run 0 knotc -c "$CONF" zone-sign example.com.
+# Knot does not schedule a signing after a failed one: knot-hsm heal (what
+# samples/knot-hsm-heal.timer runs every 30 s) sees no signing scheduled and
+# the card answering, and asks knotd to sign (knotc zone-sign).
+run 0 "$KNOT_HSM" -c "$CONF" example.com heal
+contains "$OUT" "healed: example.com.: " "heal notices the signing Knot did not reschedule and asks for it"
+contains "$OUT" "knotc zone-sign: knotd signed the zone with the card" "heal reports knotd's signing"
 i=0
 until signed_since "$back"; do
 	i=$((i + 1))
