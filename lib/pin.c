@@ -72,9 +72,10 @@ const char *khsm_pin_file_issue_text(unsigned issue)
 		return "is a symbolic link, which knot-hsm never follows for a PIN; name the file "
 		       "itself in --pin-file or pin-source";
 	case KHSM_PIN_FILE_DIR:
-		return "is in a directory another user can write (writable by group or others "
-		       "without the sticky bit, or owned by another user), who could replace it; "
-		       "move it into a directory only root or its owner can write (e.g. /etc/knot)";
+		return "is in a directory another user can write (writable by others, even with "
+		       "the sticky bit as /tmp, writable by group without the sticky bit, or owned "
+		       "by another user), who could replace it; move it into a directory only root "
+		       "or its owner can write (e.g. /etc/knot, or a mktemp -d directory)";
 	default:
 		return "has an unknown problem";
 	}
@@ -188,8 +189,10 @@ static int pin_file_open(const char *path, int *fd_ptr, unsigned *issues_ptr, st
 		return open_errno(path, errno);
 	}
 	unsigned issues = 0;
-	if (!trusted_uid(dst.st_uid) ||
-	    ((dst.st_mode & (S_IWGRP | S_IWOTH)) && !(dst.st_mode & S_ISVTX))) {
+	/* World-writable is refused even with the sticky bit: a PIN file directly
+	 * in /tmp is exactly the risk (anyone can create, or squat, names there). */
+	if (!trusted_uid(dst.st_uid) || (dst.st_mode & S_IWOTH) ||
+	    ((dst.st_mode & S_IWGRP) && !(dst.st_mode & S_ISVTX))) {
 		issues |= KHSM_PIN_FILE_DIR;
 	}
 	*st_ptr = lst;

@@ -6,7 +6,8 @@
 #  - at the final try nothing logs in (0 logins), and the refusal names --force;
 #  - at the final try, --force with the right PIN works;
 #  - a locked PIN is never tried, even with --force, and the message says so.
-# Paths: keystore, uri, doctor, keys, generate, import, and the ceremony
+# Paths: keystore, uri, doctor, keys, generate, import, delete (lib/keydelete.c),
+# rollover (lib/rollover.c: its first step makes a new KSK on the card), and the ceremony
 # signed by knot-hsm (signer=card, PIN from the KSK side's pin-source or from
 # --pin-fd) or by keymgr sign-ksr (signer=keymgr: knot-hsm logs in first, so
 # keymgr never runs with a wrong PIN or at the final try). Also: a skipped
@@ -193,3 +194,21 @@ for cmd in doctor keys; do
 done
 run 0 "$KNOT_HSM" doctor -c "$C2"
 contains "$OUT" "ok    keystore card2: login: one login through GnuTLS succeeded" "two keystores, right PIN: both checked"
+
+# delete id=… (lib/keydelete.c) and rollover (lib/rollover.c, whose first
+# step generates the new KSK on the card): the same four cases. The key to
+# delete has timers far ahead (deletable), in a zone of its own (a second
+# KSK beside an active one is refused); it is gone after the --force case.
+card_conf "pin_tries = 3"
+card_tries 3
+C3=$TMP/knot3.conf
+card_knot_conf "$C3" example.edu.
+run 0 "$KNOT_HSM" -c "$C3" example.edu generate publish=+1000d active=+1000d
+spare=$(printf '%s\n' "$OUT" | sed -n 's/^key id: //p')
+[ -n "$spare" ] || fail "generate printed no key id: $OUT"
+c_delete() { "$KNOT_HSM" -c "$C3" "$@" example.edu delete id="$spare"; }
+c_rollover() { "$KNOT_HSM" -c "$CONF" "$@" example.info rollover; }
+check delete
+contains "$OUT" "deleted KSK $spare" "delete: deleted with --force at the final try"
+check rollover
+contains "$OUT" "example.info.: step published" "rollover: the new KSK generated with --force at the final try"

@@ -52,8 +52,14 @@ pin_file "$TMP/open/card.pin"
 run 1 "$KNOT_HSM" keystore --token "$LABEL" --pin-file "$TMP/open/card.pin" --id card
 contains "$ERR" "is in a directory another user can write" "world-writable directory without sticky bit: refused"
 chmod 1777 "$TMP/open"
-run 0 "$KNOT_HSM" keystore --token "$LABEL" --pin-file "$TMP/open/card.pin" --id card
-pass "world-writable directory with the sticky bit (like /tmp): accepted"
+run 1 "$KNOT_HSM" keystore --token "$LABEL" --pin-file "$TMP/open/card.pin" --id card
+contains "$ERR" "is in a directory another user can write" "world-writable directory with the sticky bit (like /tmp): refused"
+contains "$ERR" "even with the sticky bit as /tmp" "the sticky bit is named"
+contains "$ERR" "mktemp -d" "the remedy is named"
+mkdir -m 0770 "$TMP/grp"; chmod 1770 "$TMP/grp"
+pin_file "$TMP/grp/card.pin"
+run 0 "$KNOT_HSM" keystore --token "$LABEL" --pin-file "$TMP/grp/card.pin" --id card
+pass "group-writable directory with the sticky bit: accepted"
 mkdir -m 0755 "$TMP/theirs"
 pin_file "$TMP/theirs/card.pin"
 chown nobody "$TMP/theirs"

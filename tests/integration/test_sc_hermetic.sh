@@ -10,7 +10,8 @@
 # without it, and see only their own SoftHSM module; a control run that keeps
 # the host's registries (KHSM_HOST_P11KIT=1, what every test did before)
 # does see the foreign token. Then existing SoftHSM and cardsim tests run
-# whole with the foreign token present.
+# whole with the foreign token present (tokens, keystore, generate, policy,
+# ceremony_pipeline, card_busy, card_ceremony and online).
 . "$KHSM_SRCDIR/tests/integration/lib.sh"
 . "$KHSM_SRCDIR/tests/integration/smartcard.sh"
 
@@ -77,7 +78,7 @@ cmp -s "$TMP/base" "$TMP/host" && fail "control: the foreign token changed nothi
 pass "control: the foreign token changes the results when the registries are not hidden"
 
 # -- existing tests, whole, with the foreign token present --------------------
-for t in tokens keystore generate policy ceremony_pipeline card_busy; do
+for t in tokens keystore generate policy ceremony_pipeline card_busy card_ceremony online; do
 	run 0 nested sh "$KHSM_SRCDIR/tests/integration/test_$t.sh"
 	pass "test_$t.sh passes with a foreign '$SC_LABEL' registered"
 done

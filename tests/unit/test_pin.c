@@ -119,7 +119,10 @@ static void test_unsafe_directory(void **state)
 	close(fd);
 	assert_int_equal(issues_of(path), KHSM_PIN_FILE_DIR);
 	assert_int_equal(khsm_pin_file_verify("PIN file", path, false), KHSM_EPIN_UNSAFE);
-	assert_int_equal(chmod(sub, 01777), 0);   /* sticky, as /tmp */
+	assert_int_equal(chmod(sub, 01777), 0);   /* sticky, as /tmp: still refused */
+	assert_int_equal(issues_of(path), KHSM_PIN_FILE_DIR);
+	assert_int_equal(khsm_pin_file_verify("PIN file", path, false), KHSM_EPIN_UNSAFE);
+	assert_int_equal(chmod(sub, 01770), 0);   /* group-writable with the sticky bit */
 	assert_int_equal(issues_of(path), 0);
 }
 

@@ -1,0 +1,61 @@
+#!/bin/sh
+# keymgr children that do card work (sign-ksr of a ceremony signer=keymgr,
+# import-pkcs11 of import, delete) run while knot-hsm holds the card lock
+# (KHSM_LOCK_FILE, flock LOCK_EX): a keymgr wrapper in front (KHSM_KEYMGR)
+# tries a shared flock without waiting and records, per subcommand, whether
+# the lock was held. Control: keymgr children without card work (list) run
+# without it, so the probe tells the two apart.
+. "$KHSM_SRCDIR/tests/integration/lib.sh"
+
+card_keystore
+D=$TMP/knot
+mkdir -p "$D/run" "$D/zones" "$D/keys"
+CONF=$D/knot.conf
+KSKC=$D/knot-hsm-ksk.conf
+zone_files "$D/zones" 60 example.com example.net
+conf_write() { # zone lines, include line
+	knot_conf "$CONF" rundir="$D/run" storage="$D" kasp="$D/keys" include="$2" template="    storage: $D/zones
+    file: %s.zone
+$1" example.com. example.net.
+}
+conf_write "" ""
+run 0 "$KNOT_HSM" -c "$CONF" example.com example.net policy --write "$D/knot-hsm.conf"
+conf_write "    dnssec-signing: on
+    dnssec-policy: knot-hsm" "$D/knot-hsm.conf"
+run 0 knotc -c "$CONF" conf-check
+
+REC=$TMP/lock.rec
+cat > "$TMP/keymgr" <<SH
+#!/bin/sh
+sub=
+for a; do case "\$a" in sign-ksr|import-pkcs11|delete|list) sub=\$a; break;; esac; done
+if [ ! -e "$KHSM_LOCK_FILE" ]; then state=free
+elif flock -n -s "$KHSM_LOCK_FILE" true; then state=free
+else state=held; fi
+echo "\${sub:-other} \$state" >> "$REC"
+exec keymgr "\$@"
+SH
+chmod +x "$TMP/keymgr"
+export KHSM_KEYMGR="$TMP/keymgr"
+
+# state SUB: what the wrapper saw for keymgr SUB (all runs so far; one word
+# when they agree).
+state() { awk -v s="$1" '$1 == s { print $2 }' "$REC" | sort -u | tr '\n' ' ' | sed 's/ $//'; }
+
+: > "$REC"
+run 0 "$KNOT_HSM" -c "$KSKC" example.com generate
+run 0 "$KNOT_HSM" -c "$CONF" example.com ceremony until=+5d signer=keymgr
+contains "$OUT" "keymgr sign-ksr per zone" "ceremony signer=keymgr: keymgr signed"
+equals "$(state sign-ksr)" held "ceremony signer=keymgr: keymgr sign-ksr runs inside knot-hsm's card lock"
+
+keygen_p11tool "$LABEL" "spare ksk" 5a5a
+run 0 "$KNOT_HSM" -c "$KSKC" example.net import id=5a5a publish=+1000d active=+1000d
+equals "$(state import-pkcs11)" held "import: keymgr import-pkcs11 runs inside knot-hsm's card lock"
+
+run 0 "$KNOT_HSM" -c "$KSKC" example.net delete id=5a5a
+contains "$OUT" "deleted KSK" "delete: deleted"
+equals "$(state delete)" held "delete: keymgr delete runs inside knot-hsm's card lock"
+
+# The control: a keymgr child without card work sees the lock free.
+[ -n "$(state list)" ] || fail "no keymgr list child recorded: $(cat "$REC")"
+equals "$(state list)" free "keymgr list (no card work) runs without the card lock"
