@@ -72,7 +72,7 @@ interrupt() {
 	lacks "$out" "$z3.: pre-signed" "$label: $z3 is not reported done"
 	contains "$err" "retrying in" "$label: knot-hsm retried the card"
 	contains "$err" "error: $z2.: $reason" "$label: $z2 fails: $reason"
-	contains "$err" "note: 1 zone(s) before $z2. are done; the failed zone keeps its previous SKR; rerun the same command to finish" \
+	contains "$err" "note: 1 zone(s) before $z2. are done; $z2. and the zones after it keep their previous SKR; ZSKs keymgr pregenerated for them stay unpublished in their KASP and the next run uses them; rerun the same command to finish" \
 		"$label: says what is done and to rerun"
 	equals "$made" 3 "$label: the card made no signature after the fault (in the middle: 3 of 6)"
 	lacks "$out$err" "$PIN" "$label: no PIN in the output"
