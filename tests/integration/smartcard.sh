@@ -183,3 +183,12 @@ card_insert() {
 p11() {
 	pkcs11-tool --module "$OPENSC_MODULE" "$@"
 }
+
+# sc_card_conf FILE ZONE...: the emulated card's keystore stanza (id card, as
+# `knot-hsm keystore --id card` prints it, the PIN in $PINF) in a knot.conf
+# whose zones use policy card (manual, that keystore).
+sc_card_conf() {
+	run 0 "$KNOT_HSM" keystore --token "$SC_LABEL" --pin-file "$PINF" --id card
+	scc_file=$1; shift
+	knot_conf "$scc_file" stanza="$OUT" policy=card "$@"
+}

@@ -12,25 +12,8 @@ sc_conf keygen_latency_ms=60000
 sc_start
 PINF=$TMP/card.pin
 pin_file "$PINF"
-run 0 "$KNOT_HSM" keystore --token "$SC_LABEL" --pin-file "$PINF" --id card
-mkdir -p "$TMP/kasp"
 C=$TMP/knot.conf
-cat > "$C" <<CONF
-server:
-    rundir: $TMP
-database:
-    kasp-db: $TMP/kasp
-$OUT
-policy:
-  - id: card
-    keystore: card
-    manual: on
-zone:
-  - domain: example.com.
-    dnssec-policy: card
-  - domain: example.net.
-    dnssec-policy: card
-CONF
+sc_card_conf "$C" example.com. example.net.
 card_keys() { python3 -c 'import json,sys; print(len(json.load(open(sys.argv[1]))["keys"]))' "$SC_STATE"; }
 kasp_ksks() { # ZONE: its KSKs in KASP (keymgr opens the keystore: the card must be in)
 	keymgr -c "$C" "$1" list > "$TMP/kasp.list" 2>&1 || { cat "$TMP/kasp.list" >&2; fail "keymgr list $1"; }

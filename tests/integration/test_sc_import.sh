@@ -8,25 +8,8 @@
 sc_start
 PINF=$TMP/card.pin
 pin_file "$PINF"
-run 0 "$KNOT_HSM" keystore --token "$SC_LABEL" --pin-file "$PINF" --id card
-mkdir -p "$TMP/kasp"
 C=$TMP/knot.conf
-cat > "$C" <<CONF
-server:
-    rundir: $TMP
-database:
-    kasp-db: $TMP/kasp
-$OUT
-policy:
-  - id: card
-    keystore: card
-    manual: on
-zone:
-  - domain: example.com.
-    dnssec-policy: card
-  - domain: example.net.
-    dnssec-policy: card
-CONF
+sc_card_conf "$C" example.com. example.net.
 
 # x_id LABEL: SHA-1 of the X coordinate of the EC point of the public key
 # labelled LABEL on the card, computed here from the point.

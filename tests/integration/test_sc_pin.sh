@@ -12,23 +12,8 @@ sc_start
 PINF=$TMP/card.pin
 pin_file "$PINF"
 pin_left() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["pin_left"])' "$SC_STATE"; }
-run 0 "$KNOT_HSM" keystore --token "$SC_LABEL" --pin-file "$PINF" --id card
-mkdir -p "$TMP/kasp"
 C=$TMP/knot.conf
-cat > "$C" <<CONF
-server:
-    rundir: $TMP
-database:
-    kasp-db: $TMP/kasp
-$OUT
-policy:
-  - id: card
-    keystore: card
-    manual: on
-zone:
-  - domain: example.com.
-    dnssec-policy: card
-CONF
+sc_card_conf "$C" example.com.
 run 0 "$KNOT_HSM" -c "$C" example.com generate
 # The offline-KSK pair of tests/smartcard/ceremony.sh (its KSK on the card),
 # for the ceremony on the blocked card below.
