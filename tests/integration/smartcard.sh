@@ -192,3 +192,31 @@ sc_card_conf() {
 	scc_file=$1; shift
 	knot_conf "$scc_file" stanza="$OUT" policy=card "$@"
 }
+
+# sc_knotd_dir: a knotd of the test's own on a free port ($PORT) under $D,
+# serving example.com. from $D/zones; its configuration is $CONF.
+sc_knotd_dir() {
+	PORT=$(free_port)
+	D=$TMP/knot
+	mkdir -p "$D/run" "$D/zones" "$D/kasp"
+	zone_files "$D/zones" 3 example.com
+	CONF=$D/knot.conf
+}
+
+# sc_knotd_conf STANZA INCLUDE-LINE POLICY-LINE: write $CONF, the card's
+# keystore stanza, an optional include and the zone's dnssec-policy line.
+sc_knotd_conf() {
+	cat > "$CONF" <<CONF
+$(knotd_conf_head "$D" "$PORT" "$D/kasp")
+$1
+$2
+template:
+  - id: default
+    storage: $D/zones
+    file: %s.zone
+    dnssec-signing: on
+$3
+zone:
+  - domain: example.com.
+CONF
+}

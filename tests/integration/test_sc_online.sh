@@ -15,26 +15,8 @@ sc_start
 . "$KHSM_SRCDIR/tests/smartcard/ceremony.sh"
 contains "$sc_stanza" "$OPENSC_MODULE" "the keystore stanza names OpenSC's module"
 
-PORT=$(free_port)
-D=$TMP/knot
-mkdir -p "$D/run" "$D/zones" "$D/kasp"
-zone_files "$D/zones" 3 example.com
-CONF=$D/knot.conf
-write_conf() { # include-line dnssec-policy-line
-	cat > "$CONF" <<CONF
-$(knotd_conf_head "$D" "$PORT" "$D/kasp")
-$sc_stanza
-$1
-template:
-  - id: default
-    storage: $D/zones
-    file: %s.zone
-    dnssec-signing: on
-$2
-zone:
-  - domain: example.com.
-CONF
-}
+sc_knotd_dir
+write_conf() { sc_knotd_conf "$sc_stanza" "$1" "$2"; }   # include-line dnssec-policy-line
 write_conf "" ""
 run 0 "$KNOT_HSM" -c "$CONF" example.com policy mode=online dnskey-ttl=3s zone-max-ttl=3s \
 	propagation-delay=3s --write "$D/knot-hsm.conf"

@@ -35,26 +35,8 @@ run 0 "$KNOT_HSM" keystore --token "$SC_LABEL" --pin-file "$PINF" --id card --gu
 contains "$OUT" " $KHSM_GUARD_MODULE\"" "the keystore goes through the guard"
 stanza=$(printf '%s\n' "$OUT" | grep -v '^#')
 
-PORT=$(free_port)
-D=$TMP/knot
-mkdir -p "$D/run" "$D/zones" "$D/kasp"
-zone_files "$D/zones" 3 example.com
-CONF=$D/knot.conf
-write_conf() { # include-line dnssec-policy-line
-	cat > "$CONF" <<CONF
-$(knotd_conf_head "$D" "$PORT" "$D/kasp")
-$stanza
-$1
-template:
-  - id: default
-    storage: $D/zones
-    file: %s.zone
-    dnssec-signing: on
-$2
-zone:
-  - domain: example.com.
-CONF
-}
+sc_knotd_dir
+write_conf() { sc_knotd_conf "$stanza" "$1" "$2"; }   # include-line dnssec-policy-line
 # knotd signs the DNSKEY set with the card every 10 s; a signature lives
 # 120 s, so it outlives failed refreshes by 110 s: the margin.
 write_conf "" ""
