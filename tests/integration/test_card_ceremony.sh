@@ -106,7 +106,7 @@ for z in $ZONES; do knotd_wait_serial "$CONF" $z.; done
 validate() { # label
 	for z in $ZONES; do
 		for q in "www.$z A" "$z DNSKEY"; do
-			out=$(delv @127.0.0.1 -p "$PORT" -a "$TMP/$z.anchor" +root=$z $q 2>&1)
+			out=$(delv_ask "$PORT" "$TMP/$z.anchor" $z $q)
 			case "$out" in
 				*"; fully validated"*) ;;
 				*) cat "$TMP/a/knotd.log" >&2; fail "$1: delv does not validate $q: $out" ;;
@@ -124,7 +124,7 @@ validate "before any removal"
 awk '/initial-ds/ { d = $NF; gsub(/[";]/, "", d); c = substr(d, 1, 1); $NF = "\"" (c == "0" ? "1" : "0") substr(d, 2) "\";" } { print }' \
 	"$TMP/example.com.anchor" > "$TMP/bad.anchor"
 cmp -s "$TMP/example.com.anchor" "$TMP/bad.anchor" && fail "the negative control did not change the DS"
-out=$(delv @127.0.0.1 -p "$PORT" -a "$TMP/bad.anchor" +root=example.com www.example.com A 2>&1)
+out=$(delv_ask "$PORT" "$TMP/bad.anchor" example.com www.example.com A)
 lacks "$out" "fully validated" "delv rejects example.com under a wrong DS (negative control)"
 
 # snapshot LABEL: show-offline, DNSKEY set served by knotd, of every zone.

@@ -73,7 +73,7 @@ printf '%s\n' "$ds" | awk '{ printf "trust-anchors {\n  %s initial-ds %s %s %s \
 # delv exits 0 whatever the result: the verdict is "; fully validated".
 validate() { # label
 	for q in "www.example.com A" "example.com DNSKEY"; do
-		out=$(delv @127.0.0.1 -p "$PORT" -a "$TMP/com.anchor" +root=example.com $q 2>&1)
+		out=$(delv_ask "$PORT" "$TMP/com.anchor" example.com $q)
 		case "$out" in
 			*"; fully validated"*) ;;
 			*) cat "$D/knotd.log" >&2; fail "$1: delv does not validate $q: $out" ;;
@@ -94,7 +94,7 @@ for line in sys.stdin:
 validate "start"
 awk '/initial-ds/ { d = $NF; gsub(/[";]/, "", d); c = substr(d, 1, 1); $NF = "\"" (c == "0" ? "1" : "0") substr(d, 2) "\";" } { print }' \
 	"$TMP/com.anchor" > "$TMP/bad.anchor"
-out=$(delv @127.0.0.1 -p "$PORT" -a "$TMP/bad.anchor" +root=example.com www.example.com A 2>&1)
+out=$(delv_ask "$PORT" "$TMP/bad.anchor" example.com www.example.com A)
 lacks "$out" "fully validated" "delv rejects the zone under a wrong DS (negative control)"
 
 # == 1. the card pulled while knotd is due to sign ================================

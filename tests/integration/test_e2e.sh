@@ -157,7 +157,7 @@ ta() { # DS line -> trust-anchors block
 	printf '%s\n' "$1" | awk '{ printf "trust-anchors {\n  %s initial-ds %s %s %s \"%s\";\n};\n", $1, $3, $4, $5, $6 }'
 }
 ta "$DS" > "$TMP/anchor.conf"
-delv_soa() { delv @127.0.0.1 -p "$PORT" -a "$1" +root=example.com example.com SOA 2>&1; }
+delv_soa() { delv_ask "$PORT" "$1" example.com example.com SOA; }
 out=$(delv_soa "$TMP/anchor.conf")
 contains "$out" "; fully validated" "delv validates example.com SOA from the exported DS"
 contains "$out" "RRSIG	SOA 13 2 300" "with the signature knotd made"

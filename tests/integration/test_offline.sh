@@ -71,12 +71,12 @@ ta "$DS_NET" > "$TMP/net.anchor"
 # delv exits 0 whatever the validation result: look for "fully validated".
 validate() { # label
 	for z in com net; do
-		out=$(delv @127.0.0.1 -p "$PORT" -a "$TMP/$z.anchor" +root=example.$z www.example.$z A 2>&1)
+		out=$(delv_ask "$PORT" "$TMP/$z.anchor" example.$z www.example.$z A)
 		case "$out" in
 			*"; fully validated"*) ;;
 			*) cat "$D/knotd.log" >&2; fail "$1: delv does not validate www.example.$z: $out" ;;
 		esac
-		out=$(delv @127.0.0.1 -p "$PORT" -a "$TMP/$z.anchor" +root=example.$z example.$z DNSKEY 2>&1)
+		out=$(delv_ask "$PORT" "$TMP/$z.anchor" example.$z example.$z DNSKEY)
 		case "$out" in
 			*"; fully validated"*) ;;
 			*) cat "$D/knotd.log" >&2; fail "$1: delv does not validate the DNSKEY set of example.$z: $out" ;;
@@ -96,7 +96,7 @@ note_tag
 # Negative control: a wrong anchor is not accepted.
 printf '%s\n' "$DS_COM" | awk '{ $6 = "00" substr($6, 3); print }' > "$TMP/bad.ds"
 ta "$(cat "$TMP/bad.ds")" > "$TMP/bad.anchor"
-out=$(delv @127.0.0.1 -p "$PORT" -a "$TMP/bad.anchor" +root=example.com www.example.com A 2>&1)
+out=$(delv_ask "$PORT" "$TMP/bad.anchor" example.com www.example.com A)
 lacks "$out" "fully validated" "delv rejects the zone under a wrong DS (negative control)"
 
 # Walk through the rollovers: the ZSK cycle is 40 s + 4 s; check every 8 s

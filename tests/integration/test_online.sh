@@ -140,7 +140,7 @@ contains "$OUT" "$(cut -d' ' -f5- "$TMP/com.ds")" "the DS of example.com. matche
 validate() { # label
 	for z in com net; do
 		for q in "www.example.$z A" "example.$z DNSKEY"; do
-			out=$(delv @127.0.0.1 -p "$PORT" -a "$TMP/$z.anchor" +root=example.$z $q 2>&1)
+			out=$(delv_ask "$PORT" "$TMP/$z.anchor" example.$z $q)
 			case "$out" in
 				*"; fully validated"*) ;;
 				*) cat "$D/knotd.log" >&2; fail "$1: delv does not validate $q: $out" ;;
@@ -159,7 +159,7 @@ validate "start"
 awk '{ $6 = ($6 ~ /^0/ ? "f" : "0") substr($6, 2); print }' "$TMP/com.ds" > "$TMP/bad.ds"
 cmp -s "$TMP/com.ds" "$TMP/bad.ds" && fail "the negative control did not change the digest"
 awk '{ printf "trust-anchors {\n  %s initial-ds %s %s %s \"%s\";\n};\n", $1, $3, $4, $5, $6 }' "$TMP/bad.ds" > "$TMP/bad.anchor"
-out=$(delv @127.0.0.1 -p "$PORT" -a "$TMP/bad.anchor" +root=example.com www.example.com A 2>&1)
+out=$(delv_ask "$PORT" "$TMP/bad.anchor" example.com www.example.com A)
 lacks "$out" "fully validated" "delv rejects the zone under a wrong DS (negative control)"
 # (its exit status is an error count or code, not always 1)
 if ldns-verify-zone -k "$TMP/bad.ds" "$TMP/com.axfr" > "$TMP/ldns.out" 2>&1; then

@@ -67,11 +67,7 @@ FAILURES=0
 validate_under() { # DS-LINES label
 	anchor_file "$1" "$TMP/anchor"
 	for q in "www.example.com A" "example.com DNSKEY"; do
-		# delv 9.18 has been seen to hang for good in a futex wait (once in
-		# many runs): such a run is asked again once, never counted as a pass.
-		out=$(timeout 30 delv @127.0.0.1 -p "$PORT" -a "$TMP/anchor" +root=example.com $q 2>&1) ||
-			out=$(timeout 30 delv @127.0.0.1 -p "$PORT" -a "$TMP/anchor" +root=example.com $q 2>&1) ||
-			out="delv hung twice: $out"
+		out=$(delv_ask "$PORT" "$TMP/anchor" example.com $q)
 		CHECKS=$((CHECKS + 1))
 		case "$out" in
 			*"; fully validated"*) ;;
@@ -90,7 +86,7 @@ validate_poll
 equals "$FAILURES" 0 "delv validates from the parent's DS before the rollover"
 # Negative control: an anchor that matches no key fails.
 anchor_file "$(printf '%s\n' "$OLD_DS" | awk '{ $6 = "00" substr($6, 3); print }')" "$TMP/bad"
-out=$(delv @127.0.0.1 -p "$PORT" -a "$TMP/bad" +root=example.com www.example.com A 2>&1)
+out=$(delv_ask "$PORT" "$TMP/bad" example.com www.example.com A)
 lacks "$out" "fully validated" "delv rejects the zone under a wrong DS (negative control)"
 
 # ROLL_KILLS (test_rollover_kill.sh): the points at which a rollover run is

@@ -40,7 +40,7 @@ sc_validate "after the ceremony" "$PORT" $ZONES
 awk '/initial-ds/ { d = $NF; gsub(/[";]/, "", d); c = substr(d, 1, 1); $NF = "\"" (c == "0" ? "1" : "0") substr(d, 2) "\";" } { print }' \
 	"$TMP/example.com.anchor" > "$TMP/bad.anchor"
 cmp -s "$TMP/example.com.anchor" "$TMP/bad.anchor" && fail "the negative control did not change the DS"
-out=$(delv @127.0.0.1 -p "$PORT" -a "$TMP/bad.anchor" +root=example.com www.example.com A 2>&1)
+out=$(delv_ask "$PORT" "$TMP/bad.anchor" example.com www.example.com A)
 lacks "$out" "fully validated" "delv rejects example.com under a wrong DS (negative control)"
 
 # The DNSKEY set knotd serves carries the card KSK's signature: its key tag

@@ -48,7 +48,7 @@ equals "$(printf '%s\n' "$ds" | awk '{ print $3 }')" "$KSK_TAG" "the DS is the c
 sc_validate "online" "$PORT" example.com
 awk '/initial-ds/ { d = $NF; gsub(/[";]/, "", d); c = substr(d, 1, 1); $NF = "\"" (c == "0" ? "1" : "0") substr(d, 2) "\";" } { print }' \
 	"$TMP/example.com.anchor" > "$TMP/bad.anchor"
-out=$(delv @127.0.0.1 -p "$PORT" -a "$TMP/bad.anchor" +root=example.com www.example.com A 2>&1)
+out=$(delv_ask "$PORT" "$TMP/bad.anchor" example.com www.example.com A)
 lacks "$out" "fully validated" "delv rejects the zone under a wrong DS (negative control)"
 
 # dnskey_sig: the DNSKEY RRSIG by the KSK knotd serves.

@@ -62,7 +62,7 @@ VALIDATED=0
 # validate LABEL: delv (not Knot) validates the zone under the DS of the card KSK.
 validate() {
 	for q in "www.example.com A" "example.com DNSKEY"; do
-		out=$(delv @127.0.0.1 -p "$PORT" -a "$TMP/com.anchor" +root=example.com $q 2>&1)
+		out=$(delv_ask "$PORT" "$TMP/com.anchor" example.com $q)
 		case "$out" in
 			*"; fully validated"*) ;;
 			*) dump; fail "$1: delv does not validate $q: $out" ;;
@@ -92,7 +92,7 @@ validate "start"
 pass "start: delv validates example.com. under the DS of the card KSK"
 awk '/initial-ds/ { d = $NF; gsub(/[";]/, "", d); c = substr(d, 1, 1); $NF = "\"" (c == "0" ? "1" : "0") substr(d, 2) "\";" } { print }' \
 	"$TMP/com.anchor" > "$TMP/bad.anchor"
-out=$(delv @127.0.0.1 -p "$PORT" -a "$TMP/bad.anchor" +root=example.com www.example.com A 2>&1)
+out=$(delv_ask "$PORT" "$TMP/bad.anchor" example.com www.example.com A)
 lacks "$out" "fully validated" "delv rejects the zone under a wrong DS (negative control)"
 
 # Wait for a scheduled signing with the card, so that the one after is due.

@@ -50,7 +50,7 @@ ds=$(printf '%s\n' "$OUT" | grep ' DS ' | head -n 1)
 printf '%s\n' "$ds" | awk '{ printf "trust-anchors {\n  %s initial-ds %s %s %s \"%s\";\n};\n", $1, $3, $4, $5, $6 }' \
 	> "$TMP/com.anchor"
 delv_dnskey() {
-	delv @127.0.0.1 -p "$PORT" -a "$TMP/com.anchor" +root=example.com example.com DNSKEY 2>&1
+	delv_ask "$PORT" "$TMP/com.anchor" example.com example.com DNSKEY
 }
 signed() { grep -c 'DNSSEC, successfully signed' "$D/knotd.log" || true; }
 # wait_signed N: until knotd has signed N times in all.

@@ -66,7 +66,7 @@ sc_validate() {
 	va_label=$1; va_port=$2; shift 2
 	for va_z; do
 		for va_q in "www.$va_z A" "$va_z DNSKEY"; do
-			va_out=$(delv @127.0.0.1 -p "$va_port" -a "$TMP/$va_z.anchor" +root=$va_z $va_q 2>&1)
+			va_out=$(delv_ask "$va_port" "$TMP/$va_z.anchor" $va_z $va_q)
 			case "$va_out" in
 				*"; fully validated"*) ;;
 				*) knotd_dump_logs "$CONF"; fail "$va_label: delv does not validate $va_q: $va_out" ;;
