@@ -68,3 +68,30 @@ knotd_wait_serial() {
 		sleep 0.1
 	done
 }
+
+# knotd_online_conf ZONE POLICY-OPTION...: the configuration of a knotd of the
+# test's own for ZONE in online mode (Knot 3.5): a free port ($PORT), its
+# directory $D with the zone file in $D/zones, $CONF written twice: first
+# without a policy (policy needs the zone and the card keystore), then with
+# the include of `knot-hsm ZONE policy mode=online POLICY-OPTION... --write
+# $D/knot-hsm.conf` (its output in $POLICY_OUT) and dnssec-policy: knot-hsm.
+knotd_online_conf() {
+	ko_zone=${1%.}
+	shift
+	PORT=$(free_port)
+	D=$TMP/knot
+	mkdir -p "$D/run" "$D/zones" "$D/kasp"
+	zone_files "$D/zones" 3 "$ko_zone"
+	CONF=$D/knot.conf
+	knotd_online_write "" ""
+	run 0 "$KNOT_HSM" -c "$CONF" "$ko_zone" policy mode=online "$@" --write "$D/knot-hsm.conf"
+	POLICY_OUT=$OUT
+	knotd_online_write "$D/knot-hsm.conf" "    dnssec-policy: knot-hsm"
+}
+knotd_online_write() { # include-file dnssec-policy-line
+	knot_conf "$CONF" rundir="$D/run" listen="$PORT" storage="$D" kasp="$D/kasp" log="$D/knotd.log" \
+		include="$1" template="    storage: $D/zones
+    file: %s.zone
+    dnssec-signing: on
+$2" "$ko_zone."
+}

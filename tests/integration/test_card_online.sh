@@ -32,27 +32,13 @@ run 0 "$KNOT_HSM" keystore --module "$CARDSIM" --token "$CARD_LABEL" --pin-file 
 stanza=$OUT
 contains "$stanza" "$CARDSIM" "the keystore stanza names the cardsim module"
 
-PORT=$(free_port)
-D=$TMP/knot
-mkdir -p "$D/run" "$D/zones" "$D/kasp"
-zone_files "$D/zones" 3 example.com
-CONF=$D/knot.conf
-write_conf() { # include-line dnssec-policy-line
-	knot_conf "$CONF" rundir="$D/run" listen="$PORT" storage="$D" kasp="$D/kasp" log="$D/knotd.log" \
-		include="${1#include: }" template="    storage: $D/zones
-    file: %s.zone
-    dnssec-signing: on
-$2" example.com.
-}
 # Signatures live 60 s and are refreshed when 50 s are left: knotd signs the
 # DNSKEY set with the card every 10 s, and a signature outlives a failed
 # refresh by 50 s.
-write_conf "" ""
-run 0 "$KNOT_HSM" -c "$CONF" example.com policy mode=online dnskey-ttl=3s zone-max-ttl=3s \
-	propagation-delay=3s rrsig-lifetime=60s rrsig-refresh=50s --write "$D/knot-hsm.conf"
-contains "$OUT" "mode: online" "policy renders the online mode"
+knotd_online_conf example.com dnskey-ttl=3s zone-max-ttl=3s propagation-delay=3s \
+	rrsig-lifetime=60s rrsig-refresh=50s
+contains "$POLICY_OUT" "mode: online" "policy renders the online mode"
 contains "$(cat "$D/knot-hsm.conf")" "ksk-only: on" "card keystore only for KSKs"
-write_conf "include: $D/knot-hsm.conf" "    dnssec-policy: knot-hsm"
 run 0 knotc -c "$CONF" conf-check
 
 knotd_start "$CONF" "$D/knotd.out"

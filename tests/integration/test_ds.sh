@@ -6,24 +6,8 @@
 
 card_keystore
 
-mkdir -p "$TMP/kasp"
 CONF="$TMP/knot.conf"
-cat > "$CONF" <<CONF
-database:
-    kasp-db: $TMP/kasp
-$stanza
-policy:
-  - id: card
-    keystore: card
-    manual: on
-zone:
-  - domain: example.com.
-    dnssec-policy: card
-  - domain: example.org.
-    dnssec-policy: card
-  - domain: example.net.
-    dnssec-policy: card
-CONF
+knot_conf "$CONF" policy=card example.com. example.org. example.net.
 run 0 knotc -c "$CONF" conf-check
 
 km() { keymgr -c "$CONF" "$@"; }

@@ -25,22 +25,8 @@ contains "$OUT" "config: \"$SC_URI;pin-source=" "keystore --guard: the card's UR
 contains "$OUT" " $KHSM_GUARD_MODULE\"" "with the guard module as the module"
 contains "$OUT" "# through the knot-hsm guard ($KHSM_GUARD_CONF): audit log $LOG" "names the guard configuration"
 stanza=$(printf '%s\n' "$OUT" | grep -v '^#')
-mkdir -p "$TMP/kasp"
 C=$TMP/knot.conf
-cat > "$C" <<CONF
-server:
-    rundir: $TMP
-database:
-    kasp-db: $TMP/kasp
-$stanza
-policy:
-  - id: card
-    keystore: card
-    manual: on
-zone:
-  - domain: example.com.
-    dnssec-policy: card
-CONF
+knot_conf "$C" policy=card example.com.
 run 0 "$KNOT_HSM" -c "$C" doctor
 contains "$OUT" "guard card module: $OPENSC_MODULE loads" "doctor: OpenSC loads behind the guard"
 contains "$OUT" "login: one login through GnuTLS succeeded" "doctor: login through the guard"

@@ -19,19 +19,7 @@ lacks "$OUT$ERR" "$PIN" "the PIN is not printed"
 pass "keystore logged in on the card (VERIFY with the PIN answered 9000)"
 equals "$(sc_log_count "verify fail")" 0 "no wrong PIN reached the card"
 
-mkdir -p "$TMP/kasp"
-cat > "$TMP/knot.conf" <<CONF
-database:
-    kasp-db: $TMP/kasp
-$stanza
-policy:
-  - id: card
-    keystore: card
-    manual: on
-zone:
-  - domain: example.com.
-    dnssec-policy: card
-CONF
+knot_conf "$TMP/knot.conf" policy=card example.com.
 run 0 knotc -c "$TMP/knot.conf" conf-check
 pass "knotc accepts the stanza"
 run 0 keymgr -c "$TMP/knot.conf" example.com. generate algorithm=ecdsap256sha256 ksk=yes

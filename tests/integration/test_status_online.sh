@@ -25,22 +25,8 @@ card_conf "latency_scale = 0" "card_id = no" "busy = wait" "removed_file = $REMO
 run 0 "$KNOT_HSM" keystore --module "$CARDSIM" --token "$CARD_LABEL" --pin-file "$TMP/card.pin" --id card
 stanza=$OUT
 
-PORT=$(free_port)
-D=$TMP/knot
-mkdir -p "$D/run" "$D/zones" "$D/kasp"
-zone_files "$D/zones" 3 example.com
-CONF=$D/knot.conf
-write_conf() { # include-line dnssec-policy-line
-	knot_conf "$CONF" rundir="$D/run" listen="$PORT" storage="$D" kasp="$D/kasp" log="$D/knotd.log" \
-		include="${1#include: }" template="    storage: $D/zones
-    file: %s.zone
-    dnssec-signing: on
-$2" example.com.
-}
-write_conf "" ""
-run 0 "$KNOT_HSM" -c "$CONF" example.com policy mode=online dnskey-ttl=3s zone-max-ttl=3s \
-	propagation-delay=3s rrsig-lifetime=60s rrsig-refresh=50s --write "$D/knot-hsm.conf"
-write_conf "include: $D/knot-hsm.conf" "    dnssec-policy: knot-hsm"
+knotd_online_conf example.com dnskey-ttl=3s zone-max-ttl=3s propagation-delay=3s \
+	rrsig-lifetime=60s rrsig-refresh=50s
 knotd_start "$CONF" "$D/knotd.out"
 knotd_wait_serial "$CONF" example.com.
 
