@@ -176,30 +176,6 @@ static void test_file_stem(void **state)
 	assert_null(s);
 }
 
-static void test_write_atomic(void **state)
-{
-	(void)state;
-	char dir[] = "/tmp/khsm-test-ceremony.XXXXXX";
-	assert_non_null(mkdtemp(dir));
-	char path[128];
-	snprintf(path, sizeof(path), "%s/f", dir);
-	assert_int_equal(khsm_write_atomic(path, "one\n", 4, 0640), KHSM_EOK);
-	assert_int_equal(khsm_write_atomic(path, "two\n", 4, 0640), KHSM_EOK);
-	struct stat st;
-	assert_int_equal(stat(path, &st), 0);
-	assert_int_equal(st.st_mode & 0777, 0640);
-	char buf[16] = { 0 };
-	FILE *f = fopen(path, "r");
-	assert_non_null(f);
-	assert_int_equal(fread(buf, 1, sizeof(buf) - 1, f), 4);
-	fclose(f);
-	assert_string_equal(buf, "two\n");
-	unlink(path);
-	snprintf(path, sizeof(path), "%s/missing/f", dir);
-	assert_int_equal(khsm_write_atomic(path, "x", 1, 0640), KHSM_EIO);
-	assert_int_equal(rmdir(dir), 0);   /* no temp file left behind */
-}
-
 /* DNSKEY rdata text to wire and back, as the card signer and the KSK-side
  * key match use it. */
 static void test_dnskey_text(void **state)
@@ -235,7 +211,6 @@ int main(void)
 		cmocka_unit_test(test_parse_errors),
 		cmocka_unit_test(test_parse_ttl),
 		cmocka_unit_test(test_file_stem),
-		cmocka_unit_test(test_write_atomic),
 		cmocka_unit_test(test_dnskey_text),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
