@@ -1,6 +1,7 @@
 /* Unit tests of lib/pin.c: the one PIN-file rule (symlink, FIFO, directory,
  * owner, trailing whitespace), what khsm_pin_from_file reads. */
 #include "test.h"
+#include "test_tmpdir.h"
 
 #include <fcntl.h>
 #include <sys/mman.h>
@@ -10,22 +11,7 @@
 #include "lib/error.h"
 #include "lib/pin.h"
 
-static char dir[64];
-
-static int setup(void **state)
-{
-	(void)state;
-	snprintf(dir, sizeof(dir), "/tmp/khsm-pin-test.XXXXXX");
-	return mkdtemp(dir) ? 0 : -1;
-}
-
-static int teardown(void **state)
-{
-	(void)state;
-	char cmd[128];
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-	return system(cmd);
-}
+TEST_TMPDIR_FIXTURE("pin")
 
 static void put(const char *name, const char *text, mode_t mode, char *path, size_t size)
 {
