@@ -203,6 +203,48 @@ static void test_dnskey_text(void **state)
 	assert_int_equal(khsm_keyset_dnskey_text(NULL, &text), KHSM_EINVAL);
 }
 
+/* The KSK-side configuration for keymgr naming the PIN handoff: the
+ * keystore config replaced where knotc exported it, nothing else changed. */
+static void test_ksk_conf_pin(void **state)
+{
+	(void)state;
+	const char *config = "pkcs11:token=knot;id=%01 /usr/lib/opensc-pkcs11.so";
+	const char *text = "keystore:\n  - id: card\n    backend: pkcs11\n"
+	                   "    config: \"pkcs11:token=knot;id=%01 /usr/lib/opensc-pkcs11.so\"\n"
+	                   "zone:\n  - domain: example.com.\n";
+	char *new_config = NULL, *new_text = NULL;
+	assert_int_equal(khsm_ceremony_ksk_conf_pin("/etc/knot/knot-hsm-ksk.conf", text, "card", config,
+	                                            "/proc/42/fd/3", &new_config, &new_text), KHSM_EOK);
+	assert_string_equal(new_config,
+	                    "pkcs11:token=knot;id=%01;pin-source=%2Fproc%2F42%2Ffd%2F3 /usr/lib/opensc-pkcs11.so");
+	assert_string_equal(new_text, "keystore:\n  - id: card\n    backend: pkcs11\n"
+	                    "    config: \"pkcs11:token=knot;id=%01;pin-source=%2Fproc%2F42%2Ffd%2F3 "
+	                    "/usr/lib/opensc-pkcs11.so\"\n"
+	                    "zone:\n  - domain: example.com.\n");
+	free(new_config);
+	free(new_text);
+
+	/* A path with a space or a semicolon is percent-encoded in the URI (p11-kit's encoding). */
+	assert_int_equal(khsm_ceremony_ksk_conf_pin("k.conf", text, "card", config, "/tmp/a b;c/pin",
+	                                            &new_config, &new_text), KHSM_EOK);
+	assert_non_null(strstr(new_config, ";pin-source=%2Ftmp%2Fa%20b%3Bc%2Fpin /usr/lib/"));
+	free(new_config);
+	free(new_text);
+
+	/* The config written otherwise than knotc exports it: refused, nothing handed over. */
+	new_config = new_text = NULL;
+	khsm_err_clear();
+	assert_int_equal(khsm_ceremony_ksk_conf_pin("k.conf", "keystore: []\n", "card", config,
+	                                            "/proc/42/fd/3", &new_config, &new_text), KHSM_ECONFIG);
+	assert_null(new_config);
+	assert_null(new_text);
+	assert_non_null(strstr(khsm_err_last_detail(), "k.conf: the keystore config of card"));
+	/* Not a keystore config. */
+	assert_int_equal(khsm_ceremony_ksk_conf_pin("k.conf", text, "card", "no-module", "/p",
+	                                            &new_config, &new_text), KHSM_ECONFIG);
+	assert_null(new_config);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -212,6 +254,7 @@ int main(void)
 		cmocka_unit_test(test_parse_ttl),
 		cmocka_unit_test(test_file_stem),
 		cmocka_unit_test(test_dnskey_text),
+		cmocka_unit_test(test_ksk_conf_pin),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -65,10 +65,7 @@ static const char *at(const char *name)
 
 static void put(const char *path, const char *text, size_t len)
 {
-	FILE *f = fopen(path, "w");
-	assert_non_null(f);
-	assert_int_equal(fwrite(text, 1, len, f), len);
-	assert_int_equal(fclose(f), 0);
+	tmpdir_write(path, text, len, 0600);
 }
 
 static void expect_text(const char *path, const char *want)
@@ -234,13 +231,19 @@ static void test_write_atomic(void **state)
 	assert_int_equal(khsm_file_write_atomic(at(".."), "x", 1, 0640, 0), KHSM_EINVAL);
 }
 
+/* dir/victim holding "precious\n": what a planted link points at. */
+static void plant_victim(char *victim, size_t size)
+{
+	snprintf(victim, size, "%s", at("victim"));
+	put(victim, "precious\n", 9);
+}
+
 static void test_write_refuses_link_target(void **state)
 {
 	(void)state;
 	char victim[256], link[256];
-	snprintf(victim, sizeof(victim), "%s", at("victim"));
+	plant_victim(victim, sizeof(victim));
 	snprintf(link, sizeof(link), "%s", at("conf"));
-	put(victim, "precious\n", 9);
 	assert_int_equal(symlink(victim, link), 0);
 	assert_int_equal(khsm_file_write_atomic(link, "evil\n", 5, 0640, 0), KHSM_EPERM);
 	assert_non_null(strstr(khsm_err_last_detail(), "symbolic link"));
@@ -260,9 +263,8 @@ static void test_write_refuses_link_temp(void **state)
 {
 	(void)state;
 	char victim[256], f[256];
-	snprintf(victim, sizeof(victim), "%s", at("victim"));
+	plant_victim(victim, sizeof(victim));
 	snprintf(f, sizeof(f), "%s", at("f"));
-	put(victim, "precious\n", 9);
 	/* The first temporary name the write will pick is a planted link. */
 	assert_int_equal(symlink(victim, at(".f.11111111")), 0);
 	rnd_set(0x11111111u, 0x22222222u);

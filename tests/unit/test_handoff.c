@@ -112,10 +112,7 @@ static void test_clean_stale(void **state)
 	assert_int_equal(mkdir(d1, 0700), 0);
 	assert_int_equal(mkdir(d2, 0700), 0);
 	snprintf(f, sizeof(f), "%s/pin", d1);
-	int fd = open(f, O_WRONLY | O_CREAT, 0600);
-	assert_true(fd >= 0);
-	assert_int_equal(write(fd, "4711", 4), 4);
-	close(fd);
+	tmpdir_write(f, "4711", 4, 0600);
 	snprintf(victim, sizeof(victim), "%s/victim", dir);
 	assert_int_equal(mkdir(victim, 0700), 0);
 	snprintf(link, sizeof(link), "%s/knot-hsm-ceremony.1.cccccc", dir);
