@@ -180,6 +180,11 @@ static void test_read_special(void **state)
 	snprintf(real, sizeof(real), "%s", at("real"));
 	assert_int_equal(symlink(real, at("link")), 0);
 	expect_text(at("link"), "x");
+	/* The same file by a link (device and inode), not the directory or a missing one. */
+	assert_true(khsm_path_same_file(real, at("link")));
+	assert_true(khsm_path_same_file(real, real));
+	assert_false(khsm_path_same_file(real, dir));
+	assert_false(khsm_path_same_file(at("missing"), real));
 	khsm_file_read_opts_t o = { .nofollow = true };
 	assert_int_equal(khsm_file_read(at("link"), &o, &text, &len, NULL), KHSM_EPERM);
 	assert_null(text);
@@ -356,37 +361,33 @@ static void test_mkdir_p_refuses_link(void **state)
 static void test_paths(void **state)
 {
 	(void)state;
+	static const struct { const char *path, *base, *want; } abs[] = {
+		{ "/etc/knot/knot.conf", "/x", "/etc/knot/knot.conf" },
+		{ "keys", "/var/lib/knot/", "/var/lib/knot/keys" },
+		{ "keys", "/", "/keys" },
+		{ "a/b", "rel", "rel/a/b" },
+	};
 	char *s = NULL;
-	assert_int_equal(khsm_path_absolute("/etc/knot/knot.conf", "/x", &s), KHSM_EOK);
-	assert_string_equal(s, "/etc/knot/knot.conf");
-	free(s);
-	assert_int_equal(khsm_path_absolute("keys", "/var/lib/knot/", &s), KHSM_EOK);
-	assert_string_equal(s, "/var/lib/knot/keys");
-	free(s);
-	assert_int_equal(khsm_path_absolute("keys", "/", &s), KHSM_EOK);
-	assert_string_equal(s, "/keys");
-	free(s);
-	assert_int_equal(khsm_path_absolute("a/b", "rel", &s), KHSM_EOK);
-	assert_string_equal(s, "rel/a/b");
-	free(s);
+	for (size_t i = 0; i < sizeof(abs) / sizeof(abs[0]); i++) {
+		assert_int_equal(khsm_path_absolute(abs[i].path, abs[i].base, &s), KHSM_EOK);
+		assert_string_equal(s, abs[i].want);
+		free(s);
+	}
 
+	static const struct { const char *path, *dir, *base; } split[] = {
+		{ "/etc/knot/a.conf", "/etc/knot", "a.conf" },
+		{ "/a//", "/", "a" },
+		{ "a", ".", "a" },
+	};
+	for (size_t i = 0; i < sizeof(split) / sizeof(split[0]); i++) {
+		char *d = NULL, *b = NULL;
+		assert_int_equal(khsm_path_split(split[i].path, &d, &b), KHSM_EOK);
+		assert_string_equal(d, split[i].dir);
+		assert_string_equal(b, split[i].base);
+		free(d);
+		free(b);
+	}
 	char *d = NULL, *b = NULL;
-	assert_int_equal(khsm_path_split("/etc/knot/a.conf", &d, &b), KHSM_EOK);
-	assert_string_equal(d, "/etc/knot");
-	assert_string_equal(b, "a.conf");
-	free(d);
-	free(b);
-	assert_int_equal(khsm_path_split("/a//", &d, &b), KHSM_EOK);
-	assert_string_equal(d, "/");
-	assert_string_equal(b, "a");
-	free(d);
-	free(b);
-	assert_int_equal(khsm_path_split("a", &d, &b), KHSM_EOK);
-	assert_string_equal(d, ".");
-	assert_string_equal(b, "a");
-	free(d);
-	free(b);
-	d = b = NULL;
 	assert_int_equal(khsm_path_split("/x/..", &d, &b), KHSM_EINVAL);
 	assert_int_equal(khsm_path_split("/", &d, &b), KHSM_EINVAL);
 	assert_null(d);
