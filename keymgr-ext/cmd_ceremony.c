@@ -17,6 +17,7 @@
 #include "lib/dnskey.h"
 #include "lib/archive.h"
 #include "lib/error.h"
+#include "lib/files.h"
 #include "lib/pcscd.h"
 #include "lib/handoff.h"
 #include "lib/json.h"
@@ -123,24 +124,6 @@ static void cleanup_on_signals(void)
 	signal(SIGHUP, on_signal);
 }
 
-static int mkdir_p(const char *path, mode_t mode)
-{
-	_cleanup_free_ char *p = strdup(path);
-	if (!p) return KHSM_ENOMEM;
-	for (char *s = p + 1; *s; s++) {
-		if (*s == '/') {
-			*s = '\0';
-			if (mkdir(p, mode) != 0 && errno != EEXIST) goto fail;
-			*s = '/';
-		}
-	}
-	if (mkdir(p, mode) != 0 && errno != EEXIST) goto fail;
-	return KHSM_EOK;
-fail:
-	khsm_err_detail("cannot create %s: %s", p, strerror(errno));
-	return KHSM_EIO;
-}
-
 static void on_zone_locked(const char *zone, pid_t holder, unsigned wait_ms, void *data)
 {
 	(void)data;
@@ -149,26 +132,6 @@ static void on_zone_locked(const char *zone, pid_t holder, unsigned wait_ms, voi
 	fprintf(stderr, "note: another ceremony%s is running on %s; waiting up to %u s for it "
 	        "(KHSM_CEREMONY_WAIT_MS)\n", who, zone, wait_ms / 1000);
 	fflush(stderr);
-}
-
-static int read_file(const char *path, char **text_ptr)
-{
-	FILE *f = fopen(path, "r");
-	if (!f) {
-		khsm_err_detail("cannot read %s: %s", path, strerror(errno));
-		return KHSM_EIO;
-	}
-	char *buf = NULL;
-	size_t len = 0;
-	FILE *m = open_memstream(&buf, &len);
-	char chunk[4096];
-	size_t n;
-	while (m && (n = fread(chunk, 1, sizeof(chunk), f)) > 0) fwrite(chunk, 1, n, m);
-	fclose(f);
-	if (!m) return KHSM_ENOMEM;
-	fclose(m);
-	*text_ptr = buf;
-	return KHSM_EOK;
 }
 
 /* The KSK-side configuration keymgr signs with. Its keystore URI normally
@@ -214,23 +177,11 @@ static int prepare_ksk_conf(const cli_t *cli, const char *ksk_path, const char *
 	remember_for_signals(pin_handoff, sig_paths[0], sig_paths[1]);
 	const char *pin_path = khsm_handoff_path(pin_handoff);
 
-	_cleanup_free_ char *enc = NULL;
 	_cleanup_free_ char *new_config = NULL;
-	if ((r = khsm_uri_encode_value(pin_path, &enc)) != KHSM_EOK) return cli_error(r, NULL);
-	if (asprintf(&new_config, "%s;pin-source=%s %s", uri, enc, module) < 0) {
-		return cli_error(KHSM_ENOMEM, NULL);
-	}
-	const char *at = strstr(ksk_text, ks->config);
-	if (!at) {
-		khsm_err_detail("%s: the keystore config of %s is not written as knotc exports it; "
-		                "re-render it with knot-hsm policy --write, or add pin-source to it",
-		                ksk_path, ks->id);
-		return cli_error(KHSM_ECONFIG, NULL);
-	}
 	char *text = NULL;
-	if (asprintf(&text, "%.*s%s%s", (int)(at - ksk_text), ksk_text, new_config,
-	             at + strlen(ks->config)) < 0) {
-		return cli_error(KHSM_ENOMEM, NULL);
+	if ((r = khsm_ceremony_ksk_conf_pin(ksk_path, ksk_text, ks->id, ks->config, pin_path,
+	                                    &new_config, &text)) != KHSM_EOK) {
+		return cli_error(r, NULL);
 	}
 	/* The copy names the PIN's path, never the PIN. */
 	r = khsm_handoff_new(tmp, "ksk.conf", text, strlen(text), &conf_handoff);
@@ -443,7 +394,7 @@ static int run_zones(cli_t *cli, const kv_t *kv)
 	if (!ksk_path) return cli_error(KHSM_ENOMEM, NULL);
 	if (access(ksk_path, R_OK) != 0) {
 		int e = errno;
-		_cleanup_free_ char *zdir = path_dir(ksk_path);
+		_cleanup_free_ char *zdir = khsm_path_dir(ksk_path);
 		khsm_err_detail("no KSK-side configuration %s (%s); write it with knot-hsm ZONE... policy "
 		                "--write %s/knot-hsm.conf, or name it with ksk-conf=PATH", ksk_path,
 		                strerror(e), zdir ? zdir : ".");
@@ -452,7 +403,7 @@ static int run_zones(cli_t *cli, const kv_t *kv)
 	_cleanup_conf_ khsm_conf_t *kconf = NULL;
 	if ((r = khsm_conf_load(ksk_path, &kconf)) != KHSM_EOK) return cli_error(r, "%s", ksk_path);
 	_cleanup_free_ char *ksk_text = NULL;
-	if ((r = read_file(ksk_path, &ksk_text)) != KHSM_EOK) return cli_error(r, NULL);
+	if ((r = khsm_file_read(ksk_path, NULL, &ksk_text, NULL, NULL)) != KHSM_EOK) return cli_error(r, NULL);
 	bool shared = khsm_policy_text_shared_ksk(ksk_text);
 
 	/* Check every zone on both sides before the card is touched. */
@@ -504,16 +455,8 @@ static int run_zones(cli_t *cli, const kv_t *kv)
 	_cleanup_free_ char *archive = NULL;
 	khsm_zonelock_t *zlock = NULL;
 	if (rc == CLI_OK) {
-		_cleanup_free_ char *kparent = path_dir(khsm_conf_kasp_db(zconf));
-		char day[16];
-		time_t tt = (time_t)now;
-		struct tm tm;
-		gmtime_r(&tt, &tm);
-		strftime(day, sizeof(day), "%Y-%m-%d", &tm);
 		_cleanup_free_ char *base = NULL;
-		if (!kparent || asprintf(&base, "%s/knot-hsm-archive", kparent) < 0) {
-			rc = cli_error(KHSM_ENOMEM, NULL);
-		} else if ((r = mkdir_p(kparent, 0750)) != KHSM_EOK || (r = khsm_archive_base(base)) != KHSM_EOK) {
+		if ((r = khsm_archive_open(khsm_conf_kasp_db(zconf), &base)) != KHSM_EOK) {
 			rc = cli_error(r, "archive");
 		} else if ((r = khsm_zonelock_take(base, (const char *const *)zones, (size_t)cli->zone_count,
 		                                   khsm_zonelock_wait_ms(), on_zone_locked, NULL, &zlock)) != KHSM_EOK) {
@@ -523,7 +466,7 @@ static int run_zones(cli_t *cli, const kv_t *kv)
 			} else {
 				rc = cli_error(r, "ceremony lock");
 			}
-		} else if ((r = khsm_archive_claim(base, day, &archive)) != KHSM_EOK) {
+		} else if ((r = khsm_archive_claim(base, now, &archive)) != KHSM_EOK) {
 			rc = cli_error(r, "archive");
 		} else {
 			snprintf(archive_dir, sizeof(archive_dir), "%s", archive);

@@ -25,53 +25,42 @@ static void say(int prio, const char *line)
 int heal_zone(const khsm_conf_t *conf, const char *zone, bool to_stderr)
 {
 	quiet_stdout = to_stderr;
-	char line[768], a[32], b[32];
-	int64_t now = time(NULL);
-	khsm_health_t h = { 0 };
-	int r = khsm_health_check(conf, zone, now, &h);
+	char line[768], a[32];
+	khsm_heal_t h = { 0 };
+	int r = khsm_heal(conf, zone, time(NULL), &h);
 	if (r != KHSM_EOK) {
 		snprintf(line, sizeof(line), "error: %s: %s", zone,
 		         khsm_err_last_detail() ? khsm_err_last_detail() : khsm_strerror(r));
 		say(LOG_ERR, line);
 		return CLI_FAIL;
 	}
-	if (!h.knotd_running) {
+	switch (h.outcome) {
+	case KHSM_HEAL_NO_KNOTD:
 		snprintf(line, sizeof(line), "error: %s: knotd is not running: start it (it signs the zone "
 		         "when it starts)", zone);
 		say(LOG_ERR, line);
 		return CLI_FAIL;
-	}
-	if (!h.due) {
-		khsm_time_iso(h.resign_at, a, sizeof(a));
+	case KHSM_HEAL_SCHEDULED:
+		khsm_time_iso(h.health.resign_at, a, sizeof(a));
 		snprintf(line, sizeof(line), "ok: %s: signing scheduled at %s%s", zone, a,
-		         h.card_state == KHSM_CARD_PRESENT ? "" : "; note: the card does not answer now");
+		         h.health.card_state == KHSM_CARD_PRESENT ? "" : "; note: the card does not answer now");
 		say(LOG_INFO, line);
 		return CLI_OK;
-	}
-	const char *why = h.resign_at == 0 ? "knotd has no signing scheduled"
-	                                   : "the served DNSKEY signature is past its refresh point";
-	if (h.card_state != KHSM_CARD_PRESENT) {
+	case KHSM_HEAL_NO_CARD:
 		snprintf(line, sizeof(line), "error: %s: %s, and the card KSK is %s: not asking knotd to "
 		         "sign (it would fail); reconnect the card (knot-hsm doctor checks it), then run "
-		         "knot-hsm %s heal again", zone, why, khsm_card_state_name(h.card_state), zone);
+		         "knot-hsm %s heal again", zone, h.why, khsm_card_state_name(h.health.card_state), zone);
 		say(LOG_ERR, line);
 		return CLI_FAIL;
+	case KHSM_HEAL_SIGNED:
+		break;
 	}
-	r = khsm_knotc_zone_sign(conf, zone);
-	if (r != KHSM_EOK) {
-		snprintf(line, sizeof(line), "error: %s: %s; knotc zone-sign failed: %s", zone, why,
-		         khsm_err_last_detail() ? khsm_err_last_detail() : khsm_strerror(r));
-		say(LOG_ERR, line);
-		return CLI_FAIL;
+	snprintf(a, sizeof(a), "-");
+	if (h.next_at) {
+		khsm_time_iso(h.next_at, a, sizeof(a));
 	}
-	khsm_health_t after = { 0 };
-	snprintf(b, sizeof(b), "-");
-	if (khsm_health_check(conf, zone, time(NULL), &after) == KHSM_EOK && after.resign_at) {
-		khsm_time_iso(after.resign_at, b, sizeof(b));
-	}
-	khsm_err_clear();
 	snprintf(line, sizeof(line), "healed: %s: %s; knotc zone-sign: knotd signed the zone with the "
-	         "card, next signing at %s", zone, why, b);
+	         "card, next signing at %s", zone, h.why, a);
 	say(LOG_NOTICE, line);
 	return CLI_OK;
 }

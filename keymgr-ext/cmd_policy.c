@@ -12,26 +12,22 @@
 #include "cleanup.h"
 #include "lib/display.h"
 #include "lib/error.h"
+#include "lib/files.h"
 #include "lib/json.h"
 #include "lib/guard/conf.h"
 #include "lib/knot.h"
 #include "lib/confgen.h"
 #include "lib/policy.h"
 #include "lib/policyzones.h"
-#include "lib/ceremony.h"
 #include "lib/uri.h"
 #include "zonecmd.h"
 
 
-/* Absolute form of path, relative paths taken from base_dir. */
+/* Absolute form of path, relative paths taken from base_dir; NULL without memory. */
 static char *absolute(const char *path, const char *base_dir)
 {
 	char *out = NULL;
-	if (path[0] == '/') {
-		return strdup(path);
-	}
-	if (asprintf(&out, "%s/%s", base_dir, path) < 0) return NULL;
-	return out;
+	return khsm_path_absolute(path, base_dir, &out) == KHSM_EOK ? out : NULL;
 }
 
 /* The pkcs11 keystore for the KSK: keystore=ID, else the only one of
@@ -68,93 +64,6 @@ static int pick_card_keystore(const khsm_conf_t *conf, const char *want,
 	return KHSM_EOK;
 }
 
-static int read_text(const char *path, char **text_ptr)
-{
-	FILE *f = fopen(path, "r");
-	if (!f) {
-		khsm_err_detail("cannot read %s: %s", path, strerror(errno));
-		return errno == ENOENT ? KHSM_ENOENT : KHSM_EIO;
-	}
-	char *buf = NULL;
-	size_t len = 0;
-	FILE *m = open_memstream(&buf, &len);
-	if (!m) { fclose(f); return KHSM_ENOMEM; }
-	char chunk[4096];
-	size_t n;
-	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0) fwrite(chunk, 1, n, m);
-	bool err = ferror(f);
-	fclose(f);
-	fclose(m);
-	if (err) { free(buf); return KHSM_EIO; }
-	*text_ptr = buf;
-	return KHSM_EOK;
-}
-
-/* Does line say "include: X" with X (after quotes, relative to base) == target? */
-static bool include_target(const char *line, size_t len, const char *base, char **abs_ptr)
-{
-	const char *kw = "include:";
-	if (len < strlen(kw) || strncmp(line, kw, strlen(kw)) != 0) return false;
-	const char *v = line + strlen(kw);
-	const char *end = line + len;
-	while (v < end && (*v == ' ' || *v == '\t')) v++;
-	while (end > v && (end[-1] == ' ' || end[-1] == '\t' || end[-1] == '\r')) end--;
-	if (end - v >= 2 && (*v == '"' || *v == '\'') && end[-1] == *v) { v++; end--; }
-	char *val = strndup(v, (size_t)(end - v));
-	if (!val) return false;
-	*abs_ptr = absolute(val, base);
-	free(val);
-	return *abs_ptr != NULL;
-}
-
-static bool same_file(const char *a, const char *b)
-{
-	if (strcmp(a, b) == 0) return true;
-	struct stat sa, sb;
-	return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
-}
-
-/* A full configuration to check the include with: knot.conf with its
- * include of target (if any) pointing at the rendered file instead, other
- * relative includes made absolute; or knot.conf plus the rendered file.
- * *included says whether knot.conf already includes target. */
-static int full_config(const char *conf_path, const char *target, const char *rendered,
-                       char **text_ptr, bool *included)
-{
-	_cleanup_free_ char *text = NULL;
-	_cleanup_free_ char *base = path_dir(conf_path);
-	int r = read_text(conf_path, &text);
-	if (r != KHSM_EOK || !base) return r != KHSM_EOK ? r : KHSM_ENOMEM;
-	char *out = NULL;
-	size_t len = 0;
-	FILE *m = open_memstream(&out, &len);
-	if (!m) return KHSM_ENOMEM;
-	*included = false;
-	for (const char *p = text; *p;) {
-		const char *nl = strchr(p, '\n');
-		size_t l = nl ? (size_t)(nl - p) : strlen(p);
-		char *abs = NULL;
-		if (include_target(p, l, base, &abs)) {
-			if (target && same_file(abs, target)) {
-				fprintf(m, "include: \"%s\"\n", rendered);
-				*included = true;
-			} else {
-				fprintf(m, "include: \"%s\"\n", abs);
-			}
-			free(abs);
-		} else {
-			fprintf(m, "%.*s\n", (int)l, p);
-		}
-		p = nl ? nl + 1 : p + l;
-	}
-	if (!*included) {
-		fprintf(m, "include: \"%s\"\n", rendered);
-	}
-	fclose(m);
-	*text_ptr = out;
-	return KHSM_EOK;
-}
-
 /* Refuse to overwrite a file knot-hsm did not write, unless --force, and a
  * link or a non-regular file always. */
 static int check_owned(const char *path, bool force)
@@ -166,18 +75,7 @@ static int check_owned(const char *path, bool force)
  * /etc/knot is root:knot), so knotd can read it after dropping privileges. */
 static int write_owned(const char *path, const char *text)
 {
-	return khsm_policy_write_file(path, text, 0640);
-}
-
-/* Temp file in a fresh 0700 directory. */
-static int temp_write(const char *dir, const char *name, const char *text, char **path_ptr)
-{
-	char *p = NULL;
-	if (asprintf(&p, "%s/%s", dir, name) < 0) return KHSM_ENOMEM;
-	int r = khsm_write_atomic(p, text, strlen(text), 0600);
-	if (r != KHSM_EOK) { free(p); return r; }
-	*path_ptr = p;
-	return KHSM_EOK;
+	return khsm_file_write_atomic(path, text, strlen(text), 0640, KHSM_FILE_DIR_GROUP);
 }
 
 /* guard=yes: the card keystore's config with the guard module in place of
@@ -392,11 +290,11 @@ int cmd_policy(cli_t *cli)
 	 * FILE-ksk.conf (or ksk-conf=); without --write, the defaults next to
 	 * knot.conf: knot-hsm.conf and knot-hsm-ksk.conf. */
 	_cleanup_free_ char *conf_real = realpath(khsm_conf_path(conf), NULL);
-	_cleanup_free_ char *conf_dir = path_dir(conf_real ? conf_real : khsm_conf_path(conf));
+	_cleanup_free_ char *conf_dir = khsm_path_dir(conf_real ? conf_real : khsm_conf_path(conf));
 	_cleanup_free_ char *main_path = NULL;
 	_cleanup_free_ char *ksk_path = NULL;
 	_cleanup_free_ char *ksk_db = NULL;
-	_cleanup_free_ char *kasp_parent = path_dir(khsm_conf_kasp_db(conf));
+	_cleanup_free_ char *kasp_parent = khsm_path_dir(khsm_conf_kasp_db(conf));
 	if (rc == CLI_OK) {
 		char *cwd = getcwd(NULL, 0);
 		main_path = cli->write ? absolute(cli->write, cwd ? cwd : ".") : NULL;
@@ -413,8 +311,8 @@ int cmd_policy(cli_t *cli)
 		}
 		free(cwd);
 		if (!main_path || !ksk_path || !ksk_db) rc = cli_error(KHSM_EINVAL, "paths");
-		else if (same_file(main_path, ksk_path) || same_file(main_path, khsm_conf_path(conf)) ||
-		         same_file(ksk_path, khsm_conf_path(conf))) {
+		else if (khsm_path_same_file(main_path, ksk_path) || khsm_path_same_file(main_path, khsm_conf_path(conf)) ||
+		         khsm_path_same_file(ksk_path, khsm_conf_path(conf))) {
 			rc = cli_usage_error(cli_current, "the include, the KSK-side file and knot.conf must be "
 			                     "three different files");
 		}
@@ -471,45 +369,10 @@ int cmd_policy(cli_t *cli)
 	}
 
 	/* Check both with knotc before anything is written. */
-	char tmpdir[] = "/tmp/knot-hsm-policy.XXXXXX";
-	const char *tmpbase = getenv("TMPDIR");
-	_cleanup_free_ char *tmpl = NULL;
-	if (asprintf(&tmpl, "%s/knot-hsm-policy.XXXXXX", tmpbase && *tmpbase ? tmpbase : "/tmp") < 0) tmpl = NULL;
-	bool have_tmp = false;
-	_cleanup_free_ char *t_main = NULL;
-	_cleanup_free_ char *t_full = NULL;
-	_cleanup_free_ char *t_ksk = NULL;
-	_cleanup_free_ char *full_text = NULL;
 	bool included = false;
-	if (rc == CLI_OK) {
-		char *d = tmpl ? mkdtemp(tmpl) : mkdtemp(tmpdir);
-		have_tmp = d != NULL;
-		if (!have_tmp) {
-			khsm_err_detail("cannot create a temporary directory: %s", strerror(errno));
-			rc = cli_error(KHSM_EIO, NULL);
-		} else {
-			r = temp_write(d, "include.conf", main_text, &t_main);
-			if (r == KHSM_EOK) r = full_config(khsm_conf_path(conf), main_path,
-			                                   t_main, &full_text, &included);
-			if (r == KHSM_EOK) r = temp_write(d, "full.conf", full_text, &t_full);
-			if (r == KHSM_EOK) r = khsm_confgen_knotc_check(t_full);
-			if (r == KHSM_EOK && ksk_text) {
-				r = temp_write(d, "ksk.conf", ksk_text, &t_ksk);
-				if (r == KHSM_EOK) r = khsm_confgen_knotc_check(t_ksk);
-				if (r != KHSM_EOK) {
-					char why[1500];
-					snprintf(why, sizeof(why), "%s", khsm_err_last_detail() ? khsm_err_last_detail() : "");
-					khsm_err_detail("KSK side: %s", why);
-				}
-			}
-			if (r != KHSM_EOK) rc = cli_error(r, "check");
-		}
-	}
-	if (have_tmp) {
-		if (t_main) unlink(t_main);
-		if (t_full) unlink(t_full);
-		if (t_ksk) unlink(t_ksk);
-		rmdir(tmpl ? tmpl : tmpdir);
+	if (rc == CLI_OK && (r = khsm_confgen_knotc_check_rendered(khsm_conf_path(conf), main_path, main_text,
+	                                                           ksk_text, &included)) != KHSM_EOK) {
+		rc = cli_error(r, "check");
 	}
 
 	char version[48];

@@ -1,5 +1,4 @@
 /* Helpers of zone commands. */
-#include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,8 +8,8 @@
 #include "lib/display.h"
 #include "lib/dname.h"
 #include "lib/error.h"
-#include "lib/knot.h"
-#include "lib/policy.h"
+#include "lib/files.h"
+#include "lib/zonectl.h"
 #include "cleanup.h"
 #include "zonecmd.h"
 
@@ -98,19 +97,10 @@ int kv_timer(const char *key, const char *value)
 	return CLI_OK;
 }
 
-char *path_dir(const char *path)
-{
-	char *copy = strdup(path);
-	if (!copy) return NULL;
-	char *d = strdup(dirname(copy));
-	free(copy);
-	return d;
-}
-
 char *ksk_side_path(const char *conf_path)
 {
 	char *real = realpath(conf_path, NULL);
-	char *dir = path_dir(real ? real : conf_path);
+	char *dir = khsm_path_dir(real ? real : conf_path);
 	char *out = NULL;
 	if (dir && asprintf(&out, "%s/knot-hsm-ksk.conf", dir) < 0) {
 		out = NULL;
@@ -179,32 +169,21 @@ int zone_open(const cli_t *cli, const char *zone_arg, const char *keystore_id,
 
 void zone_reload_keys(const khsm_conf_t *conf, const char *zone, FILE *out)
 {
-	/* The KSK side (offline mode) is no knotd's: the zone gets a new KSK
-	 * through the ZSK side's ceremony; say whether that knotd runs. */
-	_cleanup_free_ char *zsk_conf = NULL;
-	if (khsm_policy_file_zsk_conf(khsm_conf_path(conf), &zsk_conf) == KHSM_EOK) {
-		khsm_conf_t *zconf = NULL;
-		bool running = khsm_conf_load(zsk_conf, &zconf) == KHSM_EOK && khsm_knotc_ping(zconf) == KHSM_EOK;
-		khsm_conf_free(zconf);
-		khsm_err_clear();
-		printf("knotd (ZSK side, %s): %s; it gets the KSK with the next ceremony: "
-		       "knot-hsm -c %s %s ceremony\n", zsk_conf, running ? "running" : "not running",
-		       zsk_conf, zone);
-		return;
-	}
-	khsm_err_clear();
-	if (khsm_knotc_ping(conf) != KHSM_EOK) {
-		khsm_err_clear();
-		fprintf(out, "knotd: not running; it loads the keys when it starts\n");
-		return;
-	}
-	int r = khsm_knotc_zone_keys_load(conf, zone);
-	if (r == KHSM_EOK) {
-		fprintf(out, "knotd: zone-keys-load %s done\n", zone);
-	} else {
+	khsm_zonectl_t z = { 0 };
+	int r = khsm_zonectl_reload_keys(conf, zone, &z);
+	if (r != KHSM_EOK) {
 		const char *d = khsm_err_last_detail();
 		fprintf(stderr, "warning: knotc zone-keys-load %s failed: %s%s%s; run it by hand\n",
 		        zone, khsm_strerror(r), d ? ": " : "", khsm_esc(d));
 		khsm_err_clear();
+	} else if (z.outcome == KHSM_ZONECTL_KSK_SIDE) {
+		printf("knotd (ZSK side, %s): %s; it gets the KSK with the next ceremony: "
+		       "knot-hsm -c %s %s ceremony\n", z.zsk_conf, z.zsk_running ? "running" : "not running",
+		       z.zsk_conf, zone);
+	} else if (z.outcome == KHSM_ZONECTL_NOT_RUNNING) {
+		fprintf(out, "knotd: not running; it loads the keys when it starts\n");
+	} else {
+		fprintf(out, "knotd: zone-keys-load %s done\n", zone);
 	}
+	khsm_zonectl_clear(&z);
 }

@@ -29,9 +29,6 @@ int kv_bool(const char *key, const char *value, bool *out);
  *  keymgr never rejects it halfway through a command. */
 int kv_timer(const char *key, const char *value);
 
-/** Directory part of a path, as a new string (free with free()). */
-char *path_dir(const char *path);
-
 /** Where policy --write puts the KSK side of the offline mode for this
  *  knot.conf: knot-hsm-ksk.conf next to it (symbolic links resolved).
  *  New string, free with free(). */

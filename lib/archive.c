@@ -2,9 +2,11 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "archive.h"
 #include "error.h"
+#include "files.h"
 #include "internal.h"
 
 /* A directory we may write records into: reached without a final symlink,
@@ -51,9 +53,38 @@ int khsm_archive_base(const char *base)
 }
 
 _public_
-int khsm_archive_claim(const char *base, const char *day, char **dir_ptr)
+int khsm_archive_open(const char *kasp_db, char **base_ptr)
 {
-	if (!base || !day || !*day || strchr(day, '/') || !dir_ptr) {
+	if (!kasp_db || !base_ptr) {
+		return KHSM_EINVAL;
+	}
+	_cleanup_free_ char *parent = khsm_path_dir(kasp_db);
+	_cleanup_free_ char *base = NULL;
+	if (!parent || asprintf(&base, "%s/knot-hsm-archive", parent) < 0) {
+		base = NULL;
+		return KHSM_ENOMEM;
+	}
+	int r = khsm_file_mkdir_p(parent, 0750);
+	if (r == KHSM_EOK) {
+		r = khsm_archive_base(base);
+	}
+	if (r != KHSM_EOK) {
+		return r;
+	}
+	*base_ptr = KHSM_STEAL(base);
+	return KHSM_EOK;
+}
+
+_public_
+int khsm_archive_claim(const char *base, int64_t now, char **dir_ptr)
+{
+	if (!base || !dir_ptr) {
+		return KHSM_EINVAL;
+	}
+	char day[16];
+	time_t tt = (time_t)now;
+	struct tm tm;
+	if (!gmtime_r(&tt, &tm) || strftime(day, sizeof(day), "%Y-%m-%d", &tm) == 0) {
 		return KHSM_EINVAL;
 	}
 	for (unsigned n = 1; n <= 999; n++) {
@@ -96,14 +127,8 @@ int khsm_archive_write(const char *path, const char *data, size_t len, unsigned 
 		                "else made this entry: look at it)" : "");
 		return KHSM_EIO;
 	}
-	bool ok = fchmod(fd, (mode_t)mode) == 0;
-	for (size_t off = 0; ok && off < len;) {
-		ssize_t w = write(fd, data + off, len - off);
-		if (w < 0 && errno == EINTR) continue;
-		ok = w > 0;
-		if (ok) off += (size_t)w;
-	}
-	ok = ok && fsync(fd) == 0;
+	bool ok = fchmod(fd, (mode_t)mode) == 0 && khsm_file_write_all(fd, data, len) == KHSM_EOK &&
+	          fsync(fd) == 0;
 	int err = errno;
 	ok = close(fd) == 0 && ok;
 	if (!ok) {

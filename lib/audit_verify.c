@@ -11,6 +11,7 @@
 #include "audit.h"
 #include "audit_internal.h"
 #include "error.h"
+#include "files.h"
 #include "internal.h"
 
 /* -- summary -- */
@@ -302,50 +303,14 @@ int khsm_audit_verify_text(const char *text, size_t len, khsm_audit_summary_t **
 	return verify_finish(s, r, sum_ptr);
 }
 
+/* The log is read whole under a shared lock: a writer never leaves half a
+ * line under our eyes. */
+#define AUDIT_READ_MAX ((size_t)1 << 30)
+
 static int read_all(const char *path, const char *what, char **buf_ptr, size_t *len_ptr, struct stat *st)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-	if (fd < 0) {
-		int e = errno;
-		khsm_err_detail("cannot read the %s %s: %s", what, path, strerror(e));
-		return e == ENOENT ? KHSM_ENOENT : KHSM_EIO;
-	}
-	if (fstat(fd, st) != 0 || !S_ISREG(st->st_mode)) {
-		khsm_err_detail("cannot read the %s %s: not a regular file", what, path);
-		close(fd);
-		return KHSM_EIO;
-	}
-	/* A shared lock: a writer never leaves half a line under our eyes. */
-	while (flock(fd, LOCK_SH) != 0 && errno == EINTR) {
-	}
-	char *buf = NULL;
-	size_t len = 0, cap = 0;
-	int r = KHSM_EOK;
-	for (;;) {
-		if (len == cap) {
-			cap = cap ? 2 * cap : 65536;
-			char *n = realloc(buf, cap);
-			if (!n) { r = KHSM_ENOMEM; break; }
-			buf = n;
-		}
-		ssize_t n = read(fd, buf + len, cap - len);
-		if (n < 0 && errno == EINTR) continue;
-		if (n < 0) {
-			khsm_err_detail("cannot read the %s %s: %s", what, path, strerror(errno));
-			r = KHSM_EIO;
-			break;
-		}
-		if (n == 0) break;
-		len += (size_t)n;
-	}
-	close(fd);
-	if (r != KHSM_EOK) {
-		free(buf);
-		return r;
-	}
-	*buf_ptr = buf;
-	*len_ptr = len;
-	return KHSM_EOK;
+	const khsm_file_read_opts_t o = { .max = AUDIT_READ_MAX, .lock_shared = true, .what = what };
+	return khsm_file_read(path, &o, buf_ptr, len_ptr, st);
 }
 
 _public_

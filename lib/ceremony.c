@@ -23,6 +23,7 @@
 #include "internal.h"
 #include "knot.h"
 #include "keystore.h"
+#include "uri.h"
 
 #include <pthread.h>
 #include <libdnssec/binary.h>
@@ -89,40 +90,6 @@ int khsm_offline_period(const char *zsk_conf, const char *zone, khsm_offline_per
 	}
 	khsm_keysets_clear(&sets);
 	*period = p;
-	return KHSM_EOK;
-}
-
-_public_
-int khsm_write_atomic(const char *path, const char *data, size_t len, unsigned mode)
-{
-	_cleanup_free_ char *tmp = NULL;
-	if (asprintf(&tmp, "%s.XXXXXX", path) < 0) {
-		return KHSM_ENOMEM;
-	}
-	int fd = mkstemp(tmp);
-	if (fd < 0) {
-		khsm_err_detail("cannot create a file next to %s: %s", path, strerror(errno));
-		return KHSM_EIO;
-	}
-	bool ok = fchmod(fd, (mode_t)mode) == 0;
-	for (size_t off = 0; ok && off < len;) {
-		ssize_t w = write(fd, data + off, len - off);
-		if (w < 0 && errno == EINTR) continue;
-		ok = w > 0;
-		if (ok) off += (size_t)w;
-	}
-	ok = ok && fsync(fd) == 0;
-	int err = errno;
-	ok = (close(fd) == 0) && ok;
-	if (ok && rename(tmp, path) != 0) {
-		err = errno;
-		ok = false;
-	}
-	if (!ok) {
-		unlink(tmp);
-		khsm_err_detail("cannot write %s: %s", path, strerror(err));
-		return KHSM_EIO;
-	}
 	return KHSM_EOK;
 }
 
@@ -627,4 +594,41 @@ int khsm_ceremony_run(const khsm_ceremony_t *c, const char *const *zones, size_t
 	pthread_cond_destroy(&pp.cv);
 	if (done_ptr) *done_ptr = done;
 	return r;
+}
+
+_public_
+int khsm_ceremony_ksk_conf_pin(const char *ksk_path, const char *ksk_text, const char *ks_id,
+                               const char *config, const char *pin_path,
+                               char **config_ptr, char **text_ptr)
+{
+	if (!ksk_path || !ksk_text || !ks_id || !config || !pin_path || !config_ptr || !text_ptr) {
+		return KHSM_EINVAL;
+	}
+	_cleanup_free_ char *uri = NULL, *module = NULL, *enc = NULL, *new_config = NULL;
+	int r = khsm_uri_split_config(config, &uri, &module);
+	if (r == KHSM_EOK) {
+		r = khsm_uri_encode_value(pin_path, &enc);
+	}
+	if (r != KHSM_EOK) {
+		return r;
+	}
+	if (asprintf(&new_config, "%s;pin-source=%s %s", uri, enc, module) < 0) {
+		new_config = NULL;
+		return KHSM_ENOMEM;
+	}
+	const char *at = strstr(ksk_text, config);
+	if (!at) {
+		khsm_err_detail("%s: the keystore config of %s is not written as knotc exports it; "
+		                "re-render it with knot-hsm policy --write, or add pin-source to it",
+		                ksk_path, ks_id);
+		return KHSM_ECONFIG;
+	}
+	char *text = NULL;
+	if (asprintf(&text, "%.*s%s%s", (int)(at - ksk_text), ksk_text, new_config,
+	             at + strlen(config)) < 0) {
+		return KHSM_ENOMEM;
+	}
+	*text_ptr = text;
+	*config_ptr = KHSM_STEAL(new_config);
+	return KHSM_EOK;
 }

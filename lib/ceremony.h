@@ -119,10 +119,17 @@ int khsm_ceremony_run(const khsm_ceremony_t *c, const char *const *zones, size_t
 /** Free what a result holds. */
 void khsm_ceremony_result_clear(khsm_ceremony_result_t *res);
 
-/** Write data to path atomically (temp file in the same directory, fsync,
- *  rename) with the given mode. */
-int khsm_write_atomic(const char *path, const char *data, size_t len, unsigned mode);
 
 /** File name for a zone's archive files: "example.com" for "example.com.",
  *  "root" for ".". \param[out] name_ptr  free with free(). */
 int khsm_ceremony_file_stem(const char *zone, char **name_ptr);
+
+/** The KSK-side configuration for keymgr when its card keystore has no
+ *  pin-source: ksk_text (the file ksk_path, keystore ks_id with config) with
+ *  that config replaced by one naming pin_path as pin-source. KHSM_ECONFIG
+ *  when the config is not written in ksk_text as knotc exports it.
+ *  \param[out] config_ptr  the new keystore config; free().
+ *  \param[out] text_ptr    the new configuration text (a path, never a PIN); free(). */
+int khsm_ceremony_ksk_conf_pin(const char *ksk_path, const char *ksk_text, const char *ks_id,
+                               const char *config, const char *pin_path,
+                               char **config_ptr, char **text_ptr);

@@ -1,11 +1,14 @@
 /* knot.conf rendering: keystore, policy and zone stanzas for the chosen mode.
  * Values are checked before they are written; policy.c owns the numbers. */
 #include <ctype.h>
+#include <errno.h>
 #include <stdarg.h>
+#include <sys/stat.h>
 
 #include "confgen.h"
 #include "dnskey.h"
 #include "error.h"
+#include "files.h"
 #include "internal.h"
 #include "run.h"
 
@@ -317,5 +320,119 @@ int khsm_confgen_knotc_check(const char *path)
 		return KHSM_ECONFIG;
 	}
 	khsm_run_clear(&res);
+	return KHSM_EOK;
+}
+
+/* -- checking the rendered files with knotc -- */
+
+/* Does line say "include: X" with X (after quotes, relative to base) == target? */
+static bool include_target(const char *line, size_t len, const char *base, char **abs_ptr)
+{
+	const char *kw = "include:";
+	if (len < strlen(kw) || strncmp(line, kw, strlen(kw)) != 0) return false;
+	const char *v = line + strlen(kw);
+	const char *end = line + len;
+	while (v < end && (*v == ' ' || *v == '\t')) v++;
+	while (end > v && (end[-1] == ' ' || end[-1] == '\t' || end[-1] == '\r')) end--;
+	if (end - v >= 2 && (*v == '"' || *v == '\'') && end[-1] == *v) { v++; end--; }
+	char *val = strndup(v, (size_t)(end - v));
+	if (!val) return false;
+	*abs_ptr = NULL;
+	khsm_path_absolute(val, base, abs_ptr);
+	free(val);
+	return *abs_ptr != NULL;
+}
+
+/* A full configuration to check the include with: knot.conf with its
+ * include of target (if any) pointing at the rendered file instead, other
+ * relative includes made absolute; or knot.conf plus the rendered file.
+ * *included says whether knot.conf already includes target. */
+static int full_config(const char *conf_path, const char *target, const char *rendered,
+                       char **text_ptr, bool *included)
+{
+	_cleanup_free_ char *text = NULL;
+	_cleanup_free_ char *base = khsm_path_dir(conf_path);
+	int r = khsm_file_read(conf_path, NULL, &text, NULL, NULL);
+	if (r != KHSM_EOK || !base) return r != KHSM_EOK ? r : KHSM_ENOMEM;
+	char *out = NULL;
+	size_t len = 0;
+	FILE *m = open_memstream(&out, &len);
+	if (!m) return KHSM_ENOMEM;
+	*included = false;
+	for (const char *p = text; *p;) {
+		const char *nl = strchr(p, '\n');
+		size_t l = nl ? (size_t)(nl - p) : strlen(p);
+		char *abs = NULL;
+		if (include_target(p, l, base, &abs)) {
+			if (target && khsm_path_same_file(abs, target)) {
+				fprintf(m, "include: \"%s\"\n", rendered);
+				*included = true;
+			} else {
+				fprintf(m, "include: \"%s\"\n", abs);
+			}
+			free(abs);
+		} else {
+			fprintf(m, "%.*s\n", (int)l, p);
+		}
+		p = nl ? nl + 1 : p + l;
+	}
+	if (!*included) {
+		fprintf(m, "include: \"%s\"\n", rendered);
+	}
+	fclose(m);
+	*text_ptr = out;
+	return KHSM_EOK;
+}
+
+/* A temporary file name in dir, written 0600. */
+static int temp_write(const char *dir, const char *name, const char *text, char **path_ptr)
+{
+	char *p = NULL;
+	if (asprintf(&p, "%s/%s", dir, name) < 0) return KHSM_ENOMEM;
+	int r = khsm_file_write_atomic(p, text, strlen(text), 0600, 0);
+	if (r != KHSM_EOK) { free(p); return r; }
+	*path_ptr = p;
+	return KHSM_EOK;
+}
+
+_public_
+int khsm_confgen_knotc_check_rendered(const char *conf_path, const char *target, const char *main_text,
+                                      const char *ksk_text, bool *included_ptr)
+{
+	if (!conf_path || !main_text || !included_ptr) {
+		return KHSM_EINVAL;
+	}
+	char tmpdir[] = "/tmp/knot-hsm-policy.XXXXXX";
+	const char *tmpbase = getenv("TMPDIR");
+	_cleanup_free_ char *tmpl = NULL;
+	if (asprintf(&tmpl, "%s/knot-hsm-policy.XXXXXX", tmpbase && *tmpbase ? tmpbase : "/tmp") < 0) tmpl = NULL;
+	char *d = tmpl ? mkdtemp(tmpl) : mkdtemp(tmpdir);
+	if (!d) {
+		khsm_err_detail("cannot create a temporary directory: %s", strerror(errno));
+		return KHSM_EIO;
+	}
+	_cleanup_free_ char *t_main = NULL, *t_full = NULL, *t_ksk = NULL, *full_text = NULL;
+	bool included = false;
+	int r = temp_write(d, "include.conf", main_text, &t_main);
+	if (r == KHSM_EOK) r = full_config(conf_path, target, t_main, &full_text, &included);
+	if (r == KHSM_EOK) r = temp_write(d, "full.conf", full_text, &t_full);
+	if (r == KHSM_EOK) r = khsm_confgen_knotc_check(t_full);
+	if (r == KHSM_EOK && ksk_text) {
+		r = temp_write(d, "ksk.conf", ksk_text, &t_ksk);
+		if (r == KHSM_EOK) r = khsm_confgen_knotc_check(t_ksk);
+		if (r != KHSM_EOK) {
+			char why[1500];
+			snprintf(why, sizeof(why), "%s", khsm_err_last_detail() ? khsm_err_last_detail() : "");
+			khsm_err_detail("KSK side: %s", why);
+		}
+	}
+	if (t_main) unlink(t_main);
+	if (t_full) unlink(t_full);
+	if (t_ksk) unlink(t_ksk);
+	rmdir(d);
+	if (r != KHSM_EOK) {
+		return r;
+	}
+	*included_ptr = included;
 	return KHSM_EOK;
 }

@@ -43,3 +43,13 @@ int khsm_confgen_policy_ksk(const khsm_policy_t *policy, const khsm_render_t *in
 /** Check a configuration file with `knotc -c PATH conf-check` (Knot's own
  *  parser); KHSM_ECONFIG with knotc's first error line as the detail. */
 int khsm_confgen_knotc_check(const char *path);
+
+/** Check what policy renders before anything is written: main_text (the
+ *  include for knot.conf, to go to target) in a full configuration, knot.conf
+ *  at conf_path with its include of target (if any) pointing at the rendered
+ *  file instead and other relative includes made absolute, or knot.conf plus
+ *  the rendered file; ksk_text (NULL: none) alone. Both are checked with
+ *  khsm_confgen_knotc_check() from a private temporary directory, removed
+ *  afterwards. \param[out] included_ptr  whether knot.conf includes target. */
+int khsm_confgen_knotc_check_rendered(const char *conf_path, const char *target, const char *main_text,
+                                      const char *ksk_text, bool *included_ptr);

@@ -8,10 +8,10 @@
 #include <time.h>
 
 #include "cardkey.h"
-#include "ceremony.h"
 #include "dnskey.h"
 #include "enroll.h"
 #include "error.h"
+#include "files.h"
 #include "internal.h"
 #include "kasp.h"
 #include "knot.h"
@@ -160,7 +160,7 @@ static int import_conf(const khsm_conf_t *conf, const khsm_zone_t *kz, char **pa
 	}
 	free(alg);
 	if (r == KHSM_EOK) {
-		r = khsm_write_atomic(path, text, strlen(text), 0600);
+		r = khsm_file_write_atomic(path, text, strlen(text), 0600, 0);
 	}
 	free(text);
 	if (r != KHSM_EOK) {

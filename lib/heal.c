@@ -4,6 +4,7 @@
  * operator). */
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "cardkey.h"
 #include "error.h"
@@ -295,4 +296,44 @@ int khsm_knotc_zone_sign(const khsm_conf_t *conf, const char *zone)
 	}
 	khsm_run_clear(&res);
 	return r;
+}
+
+_public_
+int khsm_heal(const khsm_conf_t *conf, const char *zone, int64_t now, khsm_heal_t *out)
+{
+	if (!conf || !zone || !out) {
+		return KHSM_EINVAL;
+	}
+	khsm_heal_t h = { 0 };
+	int r = khsm_health_check(conf, zone, now, &h.health);
+	if (r != KHSM_EOK) {
+		return r;
+	}
+	if (!h.health.knotd_running) {
+		h.outcome = KHSM_HEAL_NO_KNOTD;
+	} else if (!h.health.due) {
+		h.outcome = KHSM_HEAL_SCHEDULED;
+	} else {
+		h.why = h.health.resign_at == 0 ? "knotd has no signing scheduled"
+		                                : "the served DNSKEY signature is past its refresh point";
+		h.outcome = KHSM_HEAL_NO_CARD;
+	}
+	if (h.outcome == KHSM_HEAL_NO_CARD && h.health.card_state == KHSM_CARD_PRESENT) {
+		r = khsm_knotc_zone_sign(conf, zone);
+		if (r != KHSM_EOK) {
+			if (!khsm_err_last_detail()) {
+				khsm_err_detail("%s", khsm_strerror(r));
+			}
+			khsm_err_prefix("%s; knotc zone-sign failed: ", h.why);
+			return r;
+		}
+		h.outcome = KHSM_HEAL_SIGNED;
+		khsm_health_t after = { 0 };
+		if (khsm_health_check(conf, zone, (int64_t)time(NULL), &after) == KHSM_EOK) {
+			h.next_at = after.resign_at;
+		}
+		khsm_err_clear();
+	}
+	*out = h;
+	return KHSM_EOK;
 }

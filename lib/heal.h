@@ -66,3 +66,25 @@ int khsm_health_check(const khsm_conf_t *conf, const char *zone, int64_t now, kh
  *  KHSM_ENOENT when knotd is not running, KHSM_ETOOL with knotc's message when
  *  the signing failed. */
 int khsm_knotc_zone_sign(const khsm_conf_t *conf, const char *zone);
+
+/* What heal did for one online zone. */
+typedef enum {
+	KHSM_HEAL_SCHEDULED = 0, /* nothing to do: knotd signs by itself at health.resign_at */
+	KHSM_HEAL_SIGNED,        /* knotd was asked (zone-sign) and signed; next_at follows */
+	KHSM_HEAL_NO_KNOTD,      /* knotd is not running (it signs the zone when it starts) */
+	KHSM_HEAL_NO_CARD,       /* a signing is due but the card does not answer: not asked */
+} khsm_heal_outcome_t;
+
+typedef struct {
+	khsm_heal_outcome_t outcome;
+	khsm_health_t health;    /* the check before any repair */
+	const char *why;         /* when a signing was due: why (static text), else NULL */
+	int64_t next_at;         /* KHSM_HEAL_SIGNED: knotd's next re-sign event; 0 unknown */
+} khsm_heal_t;
+
+/** heal one online zone at now: check it (khsm_health_check), and when knotd
+ *  runs, will not sign by itself and the card answers, ask knotd to sign
+ *  (khsm_knotc_zone_sign), then read the new re-sign event. An error of the
+ *  check or of the signing is returned with its detail (the signing's
+ *  prefixed with why it was due). \param[out] out */
+int khsm_heal(const khsm_conf_t *conf, const char *zone, int64_t now, khsm_heal_t *out);

@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 
 #include "error.h"
+#include "files.h"
 #include "internal.h"
 #include "knotconf.h"
 #include "run.h"
@@ -177,22 +178,11 @@ static char *normalize_domain(const char *name)
 	return out;
 }
 
-/* base + "/" + path unless path is absolute; "//" never appears. */
+/* base + "/" + path unless path is absolute; NULL without memory. */
 static char *join_path(const char *base, const char *path)
 {
-	if (path[0] == '/') {
-		return strdup(path);
-	}
-	size_t blen = strlen(base);
-	while (blen > 1 && base[blen - 1] == '/') {
-		blen--;
-	}
 	char *out = NULL;
-	if (asprintf(&out, "%.*s%s%s", (int)blen, base,
-	             (blen == 1 && base[0] == '/') ? "" : "/", path) < 0) {
-		return NULL;
-	}
-	return out;
+	return khsm_path_absolute(path, base, &out) == KHSM_EOK ? out : NULL;
 }
 
 /* -- parsing the export -- */
@@ -405,37 +395,6 @@ static char *first_error(const char *text)
 	return NULL;
 }
 
-static int read_file(const char *path, char **text_ptr, size_t *len_ptr)
-{
-	_cleanup_fclose_ FILE *f = fopen(path, "re");
-	if (!f) {
-		khsm_err_detail("cannot read %s: %s", path, strerror(errno));
-		return KHSM_EIO;
-	}
-	char *text = NULL;
-	size_t len = 0;
-	_cleanup_fclose_ FILE *mem = open_memstream(&text, &len);
-	if (!mem) {
-		return KHSM_ENOMEM;
-	}
-	char buf[8192];
-	size_t n;
-	while ((n = fread(buf, 1, sizeof(buf), f)) > 0) {
-		fwrite(buf, 1, n, mem);
-	}
-	bool bad = ferror(f) || fflush(mem) != 0;
-	fclose(mem);
-	mem = NULL;
-	if (bad) {
-		free(text);
-		khsm_err_detail("cannot read %s", path);
-		return KHSM_EIO;
-	}
-	*text_ptr = text;
-	*len_ptr = len;
-	return KHSM_EOK;
-}
-
 /* knotc -c PATH conf-export FILE, into a private temporary directory: on a
  * pipe the export would be followed by knotc's own "OK" line. */
 static int export_conf(const char *path, char **text_ptr, size_t *len_ptr)
@@ -475,7 +434,7 @@ static int export_conf(const char *path, char **text_ptr, size_t *len_ptr)
 		}
 	}
 	if (r == KHSM_EOK) {
-		r = read_file(file, text_ptr, len_ptr);
+		r = khsm_file_read(file, NULL, text_ptr, len_ptr, NULL);
 	}
 	khsm_run_clear(&res);
 	unlink(file);

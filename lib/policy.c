@@ -24,12 +24,12 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <fcntl.h>
-#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "dnskey.h"
 #include "error.h"
+#include "files.h"
 #include "internal.h"
 #include "policy.h"
 
@@ -463,51 +463,7 @@ int khsm_policy_ksk_path(const char *include_path, char **path_ptr)
 
 /* -- writing the outputs ---------------------------------------------------- */
 
-/* Directory and last component of a path, trailing slashes ignored:
- * "/etc/knot/a.conf" -> "/etc/knot", "a.conf"; "/a" -> "/", "a"; "a" -> ".",
- * "a". \param[out] dir_ptr, base_ptr  free both with free(). */
-static int split_path(const char *path, char **dir_ptr, char **base_ptr)
-{
-	_cleanup_free_ char *copy = strdup(path);
-	if (!copy) {
-		return KHSM_ENOMEM;
-	}
-	size_t len = strlen(copy);
-	while (len > 1 && copy[len - 1] == '/') {
-		copy[--len] = '\0';
-	}
-	char *slash = strrchr(copy, '/');
-	const char *base = slash ? slash + 1 : copy;
-	if (!*base || strcmp(base, ".") == 0 || strcmp(base, "..") == 0) {
-		khsm_err_detail("'%s' does not name a file", path);
-		return KHSM_EINVAL;
-	}
-	char *b = strdup(base);
-	char *dir = !slash ? strdup(".") : slash == copy ? strdup("/") : strndup(copy, (size_t)(slash - copy));
-	if (!b || !dir) {
-		free(b);
-		free(dir);
-		return KHSM_ENOMEM;
-	}
-	*dir_ptr = dir;
-	*base_ptr = b;
-	return KHSM_EOK;
-}
 
-/* KHSM_EPERM with the remedy when st is not a regular file. */
-static int refuse_not_regular(const char *path, const struct stat *st)
-{
-	if (S_ISLNK(st->st_mode)) {
-		khsm_err_detail("%s is a symbolic link; knot-hsm never writes through a link: remove it, "
-		                "or give the path of the file itself", path);
-		return KHSM_EPERM;
-	}
-	if (!S_ISREG(st->st_mode)) {
-		khsm_err_detail("%s exists and is not a regular file; remove it or choose another path", path);
-		return KHSM_EPERM;
-	}
-	return KHSM_EOK;
-}
 
 _public_
 int khsm_policy_check_target(const char *path, bool force)
@@ -523,7 +479,7 @@ int khsm_policy_check_target(const char *path, bool force)
 		khsm_err_detail("cannot read %s: %s", path, strerror(errno));
 		return KHSM_EIO;
 	}
-	int r = refuse_not_regular(path, &st);
+	int r = khsm_file_refuse_special(path, &st);
 	if (r != KHSM_EOK) {
 		return r;
 	}
@@ -531,12 +487,12 @@ int khsm_policy_check_target(const char *path, bool force)
 	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
 	if (fd < 0) {
 		if (errno == ELOOP) {
-			return refuse_not_regular(path, &(struct stat) { .st_mode = S_IFLNK });
+			return khsm_file_refuse_special(path, &(struct stat) { .st_mode = S_IFLNK });
 		}
 		khsm_err_detail("cannot read %s: %s", path, strerror(errno));
 		return KHSM_EIO;
 	}
-	if (fstat(fd, &st) != 0 || (r = refuse_not_regular(path, &st)) != KHSM_EOK) {
+	if (fstat(fd, &st) != 0 || (r = khsm_file_refuse_special(path, &st)) != KHSM_EOK) {
 		close(fd);
 		return r != KHSM_EOK ? r : KHSM_EIO;
 	}
@@ -560,110 +516,6 @@ int khsm_policy_check_target(const char *path, bool force)
 	return KHSM_EOK;
 }
 
-/* A fresh temporary file in dfd: ".BASE.XXXXXX", created exclusively. */
-static int open_temp(int dfd, const char *base, char **name_ptr)
-{
-	for (int tries = 0; tries < 100; tries++) {
-		uint32_t rnd = 0;
-		if (getrandom(&rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd)) {
-			rnd ^= (uint32_t)getpid() * 2654435761u + (uint32_t)tries;
-		}
-		char *name = NULL;
-		if (asprintf(&name, ".%s.%08" PRIx32, base, rnd) < 0) {
-			return KHSM_ENOMEM;
-		}
-		int fd = openat(dfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-		if (fd >= 0) {
-			*name_ptr = name;
-			return fd;
-		}
-		int e = errno;
-		free(name);
-		if (e != EEXIST) {
-			errno = e;
-			return KHSM_EIO;
-		}
-	}
-	errno = EEXIST;
-	return KHSM_EIO;
-}
-
-_public_
-int khsm_policy_write_file(const char *path, const char *text, unsigned mode)
-{
-	if (!path || !text) {
-		return KHSM_EINVAL;
-	}
-	_cleanup_free_ char *dir = NULL, *base = NULL, *tmp = NULL;
-	int r = split_path(path, &dir, &base);
-	if (r != KHSM_EOK) {
-		return r;
-	}
-	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	struct stat dst, st;
-	if (dfd < 0 || fstat(dfd, &dst) != 0) {
-		khsm_err_detail("cannot open the directory %s: %s", dir, strerror(errno));
-		if (dfd >= 0) close(dfd);
-		return KHSM_EIO;
-	}
-	int fd = -1;
-	const char *what = "write";
-	/* The target as it is now: a link or a device is refused before anything. */
-	if (fstatat(dfd, base, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
-	    (r = refuse_not_regular(path, &st)) != KHSM_EOK) {
-		goto fail;
-	}
-	r = KHSM_EIO;
-	fd = open_temp(dfd, base, &tmp);
-	if (fd < 0) {
-		if (fd == KHSM_ENOMEM) {
-			r = fd;
-			fd = -1;
-			goto fail;
-		}
-		fd = -1;
-		what = "create a file next to";
-		goto fail;
-	}
-	/* Mode and group through the descriptor, never through a path. */
-	if (fchmod(fd, (mode_t)mode) != 0 ||
-	    (geteuid() == 0 && fchown(fd, (uid_t)-1, dst.st_gid) != 0)) {
-		what = "set the mode and group of";
-		goto fail;
-	}
-	size_t len = strlen(text);
-	for (size_t off = 0; off < len;) {
-		ssize_t w = write(fd, text + off, len - off);
-		if (w < 0 && errno == EINTR) continue;
-		if (w <= 0) goto fail;
-		off += (size_t)w;
-	}
-	if (fsync(fd) != 0) goto fail;
-	int c = close(fd);
-	fd = -1;
-	if (c != 0) goto fail;
-	/* Again just before the rename: a link planted meanwhile is refused. */
-	if (fstatat(dfd, base, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
-	    (r = refuse_not_regular(path, &st)) != KHSM_EOK) {
-		goto fail;
-	}
-	r = KHSM_EIO;
-	if (renameat(dfd, tmp, dfd, base) != 0) goto fail;
-	free(tmp);
-	tmp = NULL;
-	fsync(dfd);
-	close(dfd);
-	return KHSM_EOK;
-fail:
-	if (r == KHSM_EIO) {
-		khsm_err_detail("cannot %s %s: %s", what, path, strerror(errno));
-	}
-	if (fd >= 0) close(fd);
-	if (tmp) unlinkat(dfd, tmp, 0);
-	close(dfd);
-	return r;
-}
-
 _public_
 int khsm_policy_make_dir(const char *path)
 {
@@ -671,7 +523,7 @@ int khsm_policy_make_dir(const char *path)
 		return KHSM_EINVAL;
 	}
 	_cleanup_free_ char *parent = NULL, *base = NULL;
-	int r = split_path(path, &parent, &base);
+	int r = khsm_path_split(path, &parent, &base);
 	if (r != KHSM_EOK) {
 		return r;
 	}

@@ -129,13 +129,6 @@ int khsm_policy_ksk_path(const char *include_path, char **path_ptr);
  *  The file is opened with O_NOFOLLOW. */
 int khsm_policy_check_target(const char *path, bool force);
 
-/** Write text to path, mode mode: a new temporary file in the
- *  same directory (O_CREAT|O_EXCL|O_NOFOLLOW through the directory's
- *  descriptor) gets the mode, and as root the directory's group, through its
- *  own descriptor, then is renamed over path. A symbolic link or non-regular
- *  file at path is refused (KHSM_EPERM), also when planted while writing. */
-int khsm_policy_write_file(const char *path, const char *text, unsigned mode);
-
 /** The KSK-side KASP directory: made 0750 when missing and, as root, given
  *  the owner of its parent through its own descriptor (never a path); a
  *  symbolic link or a non-directory there is refused (KHSM_EPERM). */

@@ -176,30 +176,6 @@ static void test_file_stem(void **state)
 	assert_null(s);
 }
 
-static void test_write_atomic(void **state)
-{
-	(void)state;
-	char dir[] = "/tmp/khsm-test-ceremony.XXXXXX";
-	assert_non_null(mkdtemp(dir));
-	char path[128];
-	snprintf(path, sizeof(path), "%s/f", dir);
-	assert_int_equal(khsm_write_atomic(path, "one\n", 4, 0640), KHSM_EOK);
-	assert_int_equal(khsm_write_atomic(path, "two\n", 4, 0640), KHSM_EOK);
-	struct stat st;
-	assert_int_equal(stat(path, &st), 0);
-	assert_int_equal(st.st_mode & 0777, 0640);
-	char buf[16] = { 0 };
-	FILE *f = fopen(path, "r");
-	assert_non_null(f);
-	assert_int_equal(fread(buf, 1, sizeof(buf) - 1, f), 4);
-	fclose(f);
-	assert_string_equal(buf, "two\n");
-	unlink(path);
-	snprintf(path, sizeof(path), "%s/missing/f", dir);
-	assert_int_equal(khsm_write_atomic(path, "x", 1, 0640), KHSM_EIO);
-	assert_int_equal(rmdir(dir), 0);   /* no temp file left behind */
-}
-
 /* DNSKEY rdata text to wire and back, as the card signer and the KSK-side
  * key match use it. */
 static void test_dnskey_text(void **state)
@@ -227,6 +203,48 @@ static void test_dnskey_text(void **state)
 	assert_int_equal(khsm_keyset_dnskey_text(NULL, &text), KHSM_EINVAL);
 }
 
+/* The KSK-side configuration for keymgr naming the PIN handoff: the
+ * keystore config replaced where knotc exported it, nothing else changed. */
+static void test_ksk_conf_pin(void **state)
+{
+	(void)state;
+	const char *config = "pkcs11:token=knot;id=%01 /usr/lib/opensc-pkcs11.so";
+	const char *text = "keystore:\n  - id: card\n    backend: pkcs11\n"
+	                   "    config: \"pkcs11:token=knot;id=%01 /usr/lib/opensc-pkcs11.so\"\n"
+	                   "zone:\n  - domain: example.com.\n";
+	char *new_config = NULL, *new_text = NULL;
+	assert_int_equal(khsm_ceremony_ksk_conf_pin("/etc/knot/knot-hsm-ksk.conf", text, "card", config,
+	                                            "/proc/42/fd/3", &new_config, &new_text), KHSM_EOK);
+	assert_string_equal(new_config,
+	                    "pkcs11:token=knot;id=%01;pin-source=%2Fproc%2F42%2Ffd%2F3 /usr/lib/opensc-pkcs11.so");
+	assert_string_equal(new_text, "keystore:\n  - id: card\n    backend: pkcs11\n"
+	                    "    config: \"pkcs11:token=knot;id=%01;pin-source=%2Fproc%2F42%2Ffd%2F3 "
+	                    "/usr/lib/opensc-pkcs11.so\"\n"
+	                    "zone:\n  - domain: example.com.\n");
+	free(new_config);
+	free(new_text);
+
+	/* A path with a space or a semicolon is percent-encoded in the URI (p11-kit's encoding). */
+	assert_int_equal(khsm_ceremony_ksk_conf_pin("k.conf", text, "card", config, "/tmp/a b;c/pin",
+	                                            &new_config, &new_text), KHSM_EOK);
+	assert_non_null(strstr(new_config, ";pin-source=%2Ftmp%2Fa%20b%3Bc%2Fpin /usr/lib/"));
+	free(new_config);
+	free(new_text);
+
+	/* The config written otherwise than knotc exports it: refused, nothing handed over. */
+	new_config = new_text = NULL;
+	khsm_err_clear();
+	assert_int_equal(khsm_ceremony_ksk_conf_pin("k.conf", "keystore: []\n", "card", config,
+	                                            "/proc/42/fd/3", &new_config, &new_text), KHSM_ECONFIG);
+	assert_null(new_config);
+	assert_null(new_text);
+	assert_non_null(strstr(khsm_err_last_detail(), "k.conf: the keystore config of card"));
+	/* Not a keystore config. */
+	assert_int_equal(khsm_ceremony_ksk_conf_pin("k.conf", text, "card", "no-module", "/p",
+	                                            &new_config, &new_text), KHSM_ECONFIG);
+	assert_null(new_config);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -235,8 +253,8 @@ int main(void)
 		cmocka_unit_test(test_parse_errors),
 		cmocka_unit_test(test_parse_ttl),
 		cmocka_unit_test(test_file_stem),
-		cmocka_unit_test(test_write_atomic),
 		cmocka_unit_test(test_dnskey_text),
+		cmocka_unit_test(test_ksk_conf_pin),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

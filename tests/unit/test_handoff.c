@@ -1,6 +1,7 @@
 /* Unit tests of lib/handoff.c: a memfd a child reads by path, the private
  * temporary file when children could not reach it, and the stale cleanup. */
 #include "test.h"
+#include "test_tmpdir.h"
 
 #include <fcntl.h>
 #include <linux/capability.h>
@@ -13,22 +14,7 @@
 #include "lib/error.h"
 #include "lib/handoff.h"
 
-static char dir[64];
-
-static int setup(void **state)
-{
-	(void)state;
-	snprintf(dir, sizeof(dir), "/tmp/khsm-handoff-test.XXXXXX");
-	return mkdtemp(dir) ? 0 : -1;
-}
-
-static int teardown(void **state)
-{
-	(void)state;
-	char cmd[128];
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-	return system(cmd);
-}
+TEST_TMPDIR_FIXTURE("handoff")
 
 /* What a child process reads from path (as keymgr would). */
 static void child_reads(const char *path, const char *want)
@@ -126,10 +112,7 @@ static void test_clean_stale(void **state)
 	assert_int_equal(mkdir(d1, 0700), 0);
 	assert_int_equal(mkdir(d2, 0700), 0);
 	snprintf(f, sizeof(f), "%s/pin", d1);
-	int fd = open(f, O_WRONLY | O_CREAT, 0600);
-	assert_true(fd >= 0);
-	assert_int_equal(write(fd, "4711", 4), 4);
-	close(fd);
+	tmpdir_write(f, "4711", 4, 0600);
 	snprintf(victim, sizeof(victim), "%s/victim", dir);
 	assert_int_equal(mkdir(victim, 0700), 0);
 	snprintf(link, sizeof(link), "%s/knot-hsm-ceremony.1.cccccc", dir);

@@ -1,5 +1,5 @@
-/* Tests of lib/parent.c and of lib/dnsquery.c, which it asks with: replies
- * built on the wire with libknot and parsed, DS records judged from their
+/* Tests of lib/parent.c (lib/dnsquery.c has test_dnsquery.c): replies
+ * built on the wire with libknot (test_dnswire.h), DS records judged from their
  * rdata, DS matching with the RFC 6605 vectors, server= and parent names,
  * and real questions over UDP and TCP to a responder this test forks on
  * 127.0.0.1 (it reports every query it gets, so retries and the TCP
@@ -19,109 +19,7 @@
 #include "dnskey.h"
 #include "error.h"
 #include "parent.h"
-
-/* -- messages built with libknot -- */
-
-/* One record: rdata in hex, or a name for NS/CNAME, or "MNAME RNAME" for SOA. */
-typedef struct {
-	knot_section_t section;
-	const char *owner;
-	uint16_t type;
-	const char *rdata;
-	uint16_t rclass;     /* 0: IN */
-} rec_t;
-
-/* The header of a message: id, question, flags, rcode. */
-typedef struct {
-	uint16_t id;
-	const char *qname;
-	uint16_t qtype;
-	uint8_t rcode;
-	bool aa, tc, query;  /* query: QR clear */
-} head_t;
-
-static size_t unhex(const char *hex, uint8_t *out)
-{
-	size_t n = 0;
-	for (; hex[0] && hex[1]; hex += 2) {
-		unsigned v;
-		assert_int_equal(sscanf(hex, "%2x", &v), 1);
-		out[n++] = (uint8_t)v;
-	}
-	return n;
-}
-
-static size_t rdata_of(const rec_t *rec, uint8_t *out)
-{
-	if (rec->type == KNOT_RRTYPE_NS || rec->type == KNOT_RRTYPE_CNAME) {
-		assert_non_null(knot_dname_from_str(out, rec->rdata, KNOT_DNAME_MAXLEN));
-		return knot_dname_size(out);
-	}
-	if (rec->type == KNOT_RRTYPE_SOA) {
-		char mname[256], rname[256];
-		assert_int_equal(sscanf(rec->rdata, "%255s %255s", mname, rname), 2);
-		assert_non_null(knot_dname_from_str(out, mname, KNOT_DNAME_MAXLEN));
-		size_t n = knot_dname_size(out);
-		assert_non_null(knot_dname_from_str(out + n, rname, KNOT_DNAME_MAXLEN));
-		n += knot_dname_size(out + n);
-		for (uint32_t i = 1; i <= 5; i++, n += 4) {
-			knot_wire_write_u32(out + n, i);
-		}
-		return n;
-	}
-	return unhex(rec->rdata, out);
-}
-
-/* A message with the records of recs; returns its length. */
-static size_t build(uint8_t *wire, size_t max, const head_t *h, const rec_t *recs, size_t n)
-{
-	memset(wire, 0, KNOT_WIRE_HEADER_SIZE);   /* knot_pkt_new() keeps a given header */
-	knot_pkt_t *pkt = knot_pkt_new(wire, (uint16_t)max, NULL);
-	assert_non_null(pkt);
-	knot_dname_t *qn = knot_dname_from_str_alloc(h->qname);
-	assert_int_equal(knot_pkt_put_question(pkt, qn, KNOT_CLASS_IN, h->qtype), KNOT_EOK);
-	knot_dname_free(qn, NULL);
-	knot_wire_set_id(pkt->wire, h->id);
-	if (!h->query) {
-		knot_wire_set_qr(pkt->wire);
-	}
-	if (h->aa) {
-		knot_wire_set_aa(pkt->wire);
-	}
-	if (h->tc) {
-		knot_wire_set_tc(pkt->wire);
-	}
-	knot_wire_set_rcode(pkt->wire, h->rcode);
-	knot_section_t cur = KNOT_ANSWER;
-	assert_int_equal(knot_pkt_begin(pkt, cur), KNOT_EOK);
-	for (size_t i = 0; i < n; i++) {
-		if (recs[i].section != cur) {
-			cur = recs[i].section;
-			assert_int_equal(knot_pkt_begin(pkt, cur), KNOT_EOK);
-		}
-		uint8_t rd[1024];
-		size_t len = rdata_of(&recs[i], rd);
-		knot_rrset_t rr;
-		knot_rrset_init(&rr, knot_dname_from_str_alloc(recs[i].owner), recs[i].type,
-		                recs[i].rclass ? recs[i].rclass : KNOT_CLASS_IN, 300);
-		assert_int_equal(knot_rrset_add_rdata(&rr, rd, (uint16_t)len, NULL), KNOT_EOK);
-		assert_int_equal(knot_pkt_put(pkt, 0, &rr, KNOT_PF_FREE), KNOT_EOK);
-	}
-	size_t size = pkt->size;
-	knot_pkt_free(pkt);
-	return size;
-}
-
-#define N(a) (sizeof(a) / sizeof((a)[0]))
-
-/* What knotd 3.2.6 serving com. answered for example.com DS (the owner in
- * another case: names are compared and shown in lower case). */
-static const char DS_14372[] = "3824" "0d" "02"
-	"3bf66f8f78c1d99063fd7c26edee1df1e458862b5980efce84c726592db86929";
-static const rec_t ANS_DS[] = {
-	{ KNOT_ANSWER, "EXAMPLE.com.", KNOT_RRTYPE_DS, DS_14372, 0 },
-};
-static const head_t H_DS = { 1, "example.com.", KNOT_RRTYPE_DS, KNOT_RCODE_NOERROR, true, false, false };
+#include "test_dnswire.h"
 
 /* RFC 6605 section 6 (../shared/vectors/rfc6605-ds.txt). */
 static const char P256_KEY[] =
@@ -242,98 +140,6 @@ static void test_name_parent(void **state)
 	assert_int_equal(khsm_name_parent("bad..name", &p), KHSM_EINVAL);
 }
 
-
-static int parse(const uint8_t *wire, size_t len, const char *qname, uint16_t qtype,
-                 khsm_reply_t *reply)
-{
-	return khsm_reply_parse(wire, len, qname, qtype, reply);
-}
-
-static void test_reply_parse(void **state)
-{
-	(void)state;
-	uint8_t w[4096];
-	khsm_reply_t reply;
-	size_t len = build(w, sizeof(w), &H_DS, ANS_DS, N(ANS_DS));
-	assert_int_equal(parse(w, len, "Example.COM.", KNOT_RRTYPE_DS, &reply), KHSM_EOK);
-	assert_string_equal(reply.rcode, "NOERROR");
-	assert_true(reply.aa);
-	assert_false(reply.tc);
-	assert_int_equal(reply.count, 1);
-	assert_string_equal(reply.rrs[0].owner, "example.com.");
-	assert_int_equal(reply.rrs[0].ttl, 300);
-	assert_int_equal(reply.rrs[0].type, KNOT_RRTYPE_DS);
-	uint8_t rd[64];
-	assert_int_equal(reply.rrs[0].rdlen, unhex(DS_14372, rd));
-	assert_memory_equal(reply.rrs[0].rdata, rd, reply.rrs[0].rdlen);
-	assert_int_equal(reply.auth_count, 0);
-	khsm_reply_clear(&reply);
-
-	head_t h = { 2, "example.com.", KNOT_RRTYPE_DS, KNOT_RCODE_REFUSED, false, true, false };
-	len = build(w, sizeof(w), &h, NULL, 0);
-	assert_int_equal(parse(w, len, "example.com.", KNOT_RRTYPE_DS, &reply), KHSM_EOK);
-	assert_string_equal(reply.rcode, "REFUSED");
-	assert_false(reply.aa);
-	assert_true(reply.tc);
-	assert_int_equal(reply.count, 0);
-	khsm_reply_clear(&reply);
-
-	/* Owners and names in rdata are lower-cased; authority kept apart. */
-	static const rec_t NS[] = {
-		{ KNOT_ANSWER, "COM.", KNOT_RRTYPE_NS, "A.GTLD-SERVERS.NET.", 0 },
-		{ KNOT_AUTHORITY, "com.", KNOT_RRTYPE_SOA, "a.gtld-servers.net. nstld.verisign-grs.com.", 0 },
-	};
-	head_t hn = { 3, "com.", KNOT_RRTYPE_NS, KNOT_RCODE_NOERROR, false, false, false };
-	len = build(w, sizeof(w), &hn, NS, N(NS));
-	assert_int_equal(parse(w, len, "com.", KNOT_RRTYPE_NS, &reply), KHSM_EOK);
-	assert_false(reply.aa);
-	assert_string_equal(reply.rrs[0].owner, "com.");
-	assert_int_equal(reply.rrs[0].type, KNOT_RRTYPE_NS);
-	assert_int_equal(reply.auth_count, 1);
-	assert_int_equal(reply.auth[0].type, KNOT_RRTYPE_SOA);
-	assert_string_equal(reply.auth[0].owner, "com.");
-	khsm_reply_clear(&reply);
-}
-
-static void test_reply_parse_rejects(void **state)
-{
-	(void)state;
-	uint8_t w[4096];
-	khsm_reply_t reply = { 0 };
-	size_t len = build(w, sizeof(w), &H_DS, ANS_DS, N(ANS_DS));
-	struct { const uint8_t *wire; size_t len; const char *qname; uint16_t qtype; const char *what; } bad[9];
-	size_t nbad = 0;
-	static uint8_t query[512], other[512], chaos[512], opcode[512], empty[512];
-	head_t hq = H_DS;
-	hq.query = true;
-	size_t qlen = build(query, sizeof(query), &hq, NULL, 0);
-	head_t ho = H_DS;
-	ho.qname = "example.org.";
-	size_t olen = build(other, sizeof(other), &ho, ANS_DS, N(ANS_DS));
-	static const rec_t CH[] = { { KNOT_ANSWER, "example.com.", KNOT_RRTYPE_DS, DS_14372, KNOT_CLASS_CH } };
-	size_t clen = build(chaos, sizeof(chaos), &H_DS, CH, N(CH));
-	size_t oplen = build(opcode, sizeof(opcode), &H_DS, ANS_DS, N(ANS_DS));
-	knot_wire_set_opcode(opcode, KNOT_OPCODE_NOTIFY);
-	static const rec_t EMPTY[] = { { KNOT_ANSWER, "example.com.", KNOT_RRTYPE_DS, "", 0 } };
-	size_t elen = build(empty, sizeof(empty), &H_DS, EMPTY, N(EMPTY));
-	bad[nbad++] = (typeof(bad[0])){ w, 0, "example.com.", KNOT_RRTYPE_DS, "nothing" };
-	bad[nbad++] = (typeof(bad[0])){ w, 7, "example.com.", KNOT_RRTYPE_DS, "half a header" };
-	bad[nbad++] = (typeof(bad[0])){ w, len - 5, "example.com.", KNOT_RRTYPE_DS, "cut in a record" };
-	bad[nbad++] = (typeof(bad[0])){ query, qlen, "example.com.", KNOT_RRTYPE_DS, "a query, not a response" };
-	bad[nbad++] = (typeof(bad[0])){ other, olen, "example.com.", KNOT_RRTYPE_DS, "another question" };
-	bad[nbad++] = (typeof(bad[0])){ w, len, "example.com.", KNOT_RRTYPE_NS, "another type" };
-	bad[nbad++] = (typeof(bad[0])){ chaos, clen, "example.com.", KNOT_RRTYPE_DS, "class CH" };
-	bad[nbad++] = (typeof(bad[0])){ opcode, oplen, "example.com.", KNOT_RRTYPE_DS, "opcode NOTIFY" };
-	bad[nbad++] = (typeof(bad[0])){ empty, elen, "example.com.", KNOT_RRTYPE_DS, "a DS without rdata" };
-	for (size_t i = 0; i < nbad; i++) {
-		khsm_err_clear();
-		if (parse(bad[i].wire, bad[i].len, bad[i].qname, bad[i].qtype, &reply) != KHSM_EPARSE) {
-			fail_msg("accepted a bad reply: %s", bad[i].what);
-		}
-		assert_non_null(khsm_err_last_detail());
-		assert_null(reply.rrs);
-	}
-}
 
 /* The reply to example.com DS with the records of recs. */
 static void reply_of(const rec_t *recs, size_t n, khsm_reply_t *reply)
@@ -960,8 +766,6 @@ static void test_parent_servers(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_reply_parse),
-		cmocka_unit_test(test_reply_parse_rejects),
 		cmocka_unit_test(test_reply_ds),
 		cmocka_unit_test(test_ds_matches),
 		cmocka_unit_test(test_server_parse),

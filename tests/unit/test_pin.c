@@ -1,6 +1,7 @@
 /* Unit tests of lib/pin.c: the one PIN-file rule (symlink, FIFO, directory,
  * owner, trailing whitespace), what khsm_pin_from_file reads. */
 #include "test.h"
+#include "test_tmpdir.h"
 
 #include <fcntl.h>
 #include <sys/mman.h>
@@ -10,31 +11,12 @@
 #include "lib/error.h"
 #include "lib/pin.h"
 
-static char dir[64];
-
-static int setup(void **state)
-{
-	(void)state;
-	snprintf(dir, sizeof(dir), "/tmp/khsm-pin-test.XXXXXX");
-	return mkdtemp(dir) ? 0 : -1;
-}
-
-static int teardown(void **state)
-{
-	(void)state;
-	char cmd[128];
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-	return system(cmd);
-}
+TEST_TMPDIR_FIXTURE("pin")
 
 static void put(const char *name, const char *text, mode_t mode, char *path, size_t size)
 {
 	snprintf(path, size, "%s/%s", dir, name);
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, mode);
-	assert_true(fd >= 0);
-	assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
-	assert_int_equal(fchmod(fd, mode), 0);
-	close(fd);
+	tmpdir_write(path, text, strlen(text), mode);
 }
 
 static unsigned issues_of(const char *path)
@@ -113,10 +95,7 @@ static void test_unsafe_directory(void **state)
 	assert_int_equal(mkdir(sub, 0777), 0);
 	assert_int_equal(chmod(sub, 0777), 0);
 	snprintf(path, sizeof(path), "%s/pin", sub);
-	int fd = open(path, O_WRONLY | O_CREAT, 0600);
-	assert_true(fd >= 0);
-	assert_int_equal(write(fd, "1234", 4), 4);
-	close(fd);
+	tmpdir_write(path, "1234", 4, 0600);
 	assert_int_equal(issues_of(path), KHSM_PIN_FILE_DIR);
 	assert_int_equal(khsm_pin_file_verify("PIN file", path, false), KHSM_EPIN_UNSAFE);
 	assert_int_equal(chmod(sub, 01777), 0);   /* sticky, as /tmp: still refused */
