@@ -126,7 +126,9 @@ static void judge(zone_status_t *s, int64_t now, int64_t warn, int64_t crit, con
 	khsm_time_iso(s->period_end, when, sizeof(when));
 	s->warn = warn;
 	s->crit = crit;
-	if (remaining <= 0) {
+	/* A validator accepts a signature up to and including its expiration
+	 * second (RFC 4034 3.1.5; BIND: expired only when now > expiration). */
+	if (remaining < 0) {
 		s->state = ST_CRIT;
 		khsm_duration_human(-remaining, left, sizeof(left));
 		snprintf(s->message, sizeof(s->message), "expired: the zone no longer validates (%s ended "
@@ -233,7 +235,10 @@ static void zone_status(const khsm_conf_t *conf, const khsm_conf_t *kconf, const
 			khsm_err_clear();
 			return;
 		}
-		s->card_ksk = zsk_side.has_ksk ? khsm_card_state_name(h.card_state) : "absent";
+		/* Without pcscd keymgr may not list the keys either: the card
+		 * cannot be reached, whatever KASP holds. */
+		s->card_ksk = zsk_side.has_ksk || h.card_state == KHSM_CARD_NOPCSCD ?
+		              khsm_card_state_name(h.card_state) : "absent";
 		if (!h.knotd_running || h.expiry == 0) {
 			snprintf(s->message, sizeof(s->message), "knotd serves no DNSKEY signature (not running?)");
 			return;

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "error.h"
+#include "guard/conf.h"
 #include "heal.h"
 #include "internal.h"
 #include "pcscd.h"
@@ -44,15 +45,31 @@ int khsm_pcscd_check(void)
 	return KHSM_EOK;
 }
 
+static bool opensc_name(const char *module_path)
+{
+	const char *base = strrchr(module_path, '/');
+	base = base ? base + 1 : module_path;
+	return strncmp(base, "opensc-pkcs11", 13) == 0 || strncmp(base, "onepin-opensc-pkcs11", 20) == 0;
+}
+
 _public_
 bool khsm_pcscd_module_uses(const char *module_path)
 {
 	if (!module_path) {
 		return false;
 	}
-	const char *base = strrchr(module_path, '/');
-	base = base ? base + 1 : module_path;
-	return strncmp(base, "opensc-pkcs11", 13) == 0 || strncmp(base, "onepin-opensc-pkcs11", 20) == 0;
+	if (!khsm_guard_is_module(module_path)) {
+		return opensc_name(module_path);
+	}
+	/* The guard in front of the card's module: the module its configuration
+	 * names (an unreadable configuration: the keystore's open explains it). */
+	_cleanup_free_ char *path = NULL;
+	khsm_guard_conf_t gc = { 0 };
+	bool uses = khsm_guard_conf_locate(module_path, &path) == KHSM_EOK &&
+	            khsm_guard_conf_load(path, &gc) == KHSM_EOK && gc.module && opensc_name(gc.module);
+	khsm_guard_conf_clear(&gc);
+	khsm_err_clear();
+	return uses;
 }
 
 static void sleep_250ms(void)

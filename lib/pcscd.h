@@ -14,7 +14,8 @@ const char *khsm_pcscd_socket(void);
 int khsm_pcscd_check(void);
 
 /** Whether a PKCS #11 module talks to cards through pcscd (OpenSC's
- *  opensc-pkcs11.so, by its file name). */
+ *  opensc-pkcs11.so, by its file name; for the guard, libknothsm-guard.so,
+ *  the module its configuration names). Clears the error detail. */
 bool khsm_pcscd_module_uses(const char *module_path);
 
 /* Told once, when khsm_pcscd_wait() starts waiting: the socket, the budget. */

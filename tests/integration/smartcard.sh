@@ -7,7 +7,8 @@
 # reachable from nothing outside.
 #
 # Functions: sc_conf (emulator knobs), sc_start, sc_stop, pcscd_start,
-# pcscd_kill9, pcscd_restart, card_remove, card_insert, sc_log_count.
+# pcscd_kill9, pcscd_restart, card_remove, card_insert, sc_log_count,
+# sc_card_conf, sc_knotd_dir, sc_knotd_conf, sc_guard_stanza, sc_online_knotd.
 # Variables: OPENSC_MODULE, SC_LABEL, SC_URI, SC_STATE, SC_LOG.
 
 if [ -z "${KHSM_SC_NS:-}" ]; then
@@ -219,4 +220,51 @@ $3
 zone:
   - domain: example.com.
 CONF
+}
+
+# sc_guard_stanza [LINE...]: the guard in front of OpenSC: its configuration
+# $KHSM_GUARD_CONF (exported; module OpenSC, audit log $LOG, then the LINEs
+# given, e.g. "recover = no"), the PIN in $PINF, and $SC_GUARD_STANZA, the
+# card's keystore stanza through the guard (keystore --guard).
+sc_guard_stanza() {
+	: "${KHSM_GUARD_MODULE:?KHSM_GUARD_MODULE must name the built libknothsm-guard.so}"
+	PINF=$TMP/card.pin
+	pin_file "$PINF"
+	LOG=$TMP/audit.log
+	export KHSM_GUARD_CONF="$TMP/guard.conf"
+	{
+		printf 'module = %s\naudit_log = %s\n' "$OPENSC_MODULE" "$LOG"
+		for sgs_line; do printf '%s\n' "$sgs_line"; done
+	} > "$KHSM_GUARD_CONF"
+	run 0 "$KNOT_HSM" keystore --token "$SC_LABEL" --pin-file "$PINF" --id card --guard
+	contains "$OUT" " $KHSM_GUARD_MODULE\"" "the keystore goes through the guard"
+	SC_GUARD_STANZA=$(printf '%s\n' "$OUT" | grep -v '^#')
+}
+
+# sc_online_knotd STANZA POLICY-ARG...: knotd (Knot 3.5, online mode) serving
+# example.com. with the KSK on the card of keystore STANZA: sc_knotd_dir, the
+# policy `knot-hsm policy mode=online` renders (TTLs and propagation delay
+# 3 s, then the POLICY-ARGs) written to $D/knot-hsm.conf and included, knotd
+# started and the zone signed. Sets KSK_TAG, the tag of the KSK knotd made on
+# the card, and writes $TMP/example.com.anchor, delv's trust anchor from the
+# DS knot-hsm ds prints.
+sc_online_knotd() {
+	sok_stanza=$1; shift
+	sc_knotd_dir
+	sc_knotd_conf "$sok_stanza" "" ""
+	run 0 "$KNOT_HSM" -c "$CONF" example.com policy mode=online dnskey-ttl=3s zone-max-ttl=3s \
+		propagation-delay=3s "$@" --write "$D/knot-hsm.conf"
+	sc_knotd_conf "$sok_stanza" "include: $D/knot-hsm.conf" "    dnssec-policy: knot-hsm"
+	run 0 knotc -c "$CONF" conf-check
+	knotd_start "$CONF" "$D/knotd.out"
+	knotd_wait_serial "$CONF" example.com.
+	run 0 keymgr -c "$CONF" example.com. list
+	contains "$(printf '%s\n' "$OUT" | awk '$3 == "KSK"')" "PKCS11/knot-hsm-card" "knotd generated the KSK on the card"
+	KSK_TAG=$(printf '%s\n' "$OUT" | awk '$3 == "KSK" { print $2 }')
+	run 0 "$KNOT_HSM" -c "$CONF" example.com ds
+	sok_ds=$(printf '%s\n' "$OUT" | grep ' DS ' | head -n 1)
+	[ -n "$sok_ds" ] || fail "knot-hsm ds printed no DS: $OUT"
+	equals "$(printf '%s\n' "$sok_ds" | awk '{ print $3 }')" "$KSK_TAG" "the DS is the card KSK's"
+	printf '%s\n' "$sok_ds" | awk '{ printf "trust-anchors {\n  %s initial-ds %s %s %s \"%s\";\n};\n", $1, $3, $4, $5, $6 }' \
+		> "$TMP/example.com.anchor"
 }

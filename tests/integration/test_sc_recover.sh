@@ -18,51 +18,21 @@
 . "$KHSM_SRCDIR/tests/integration/knot35.sh"
 . "$KHSM_SRCDIR/tests/integration/knotd.sh"
 . "$KHSM_SRCDIR/tests/integration/smartcard.sh"
-: "${KHSM_GUARD_MODULE:?KHSM_GUARD_MODULE must name the built libknothsm-guard.so}"
 RECOVER=${KHSM_TEST_RECOVER:-yes}
 
 sc_start
-PINF=$TMP/card.pin
-pin_file "$PINF"
-LOG=$TMP/audit.log
-export KHSM_GUARD_CONF="$TMP/guard.conf"
-cat > "$KHSM_GUARD_CONF" <<CONF
-module = $OPENSC_MODULE
-audit_log = $LOG
-recover = $RECOVER
-CONF
-run 0 "$KNOT_HSM" keystore --token "$SC_LABEL" --pin-file "$PINF" --id card --guard
-contains "$OUT" " $KHSM_GUARD_MODULE\"" "the keystore goes through the guard"
-stanza=$(printf '%s\n' "$OUT" | grep -v '^#')
-
-sc_knotd_dir
-write_conf() { sc_knotd_conf "$stanza" "$1" "$2"; }   # include-line dnssec-policy-line
+sc_guard_stanza "recover = $RECOVER"
 # knotd signs the DNSKEY set with the card every 10 s; a signature lives
 # 120 s, so it outlives failed refreshes by 110 s: the margin.
-write_conf "" ""
-run 0 "$KNOT_HSM" -c "$CONF" example.com policy mode=online dnskey-ttl=3s zone-max-ttl=3s \
-	propagation-delay=3s rrsig-lifetime=120s rrsig-refresh=110s --write "$D/knot-hsm.conf"
+sc_online_knotd "$SC_GUARD_STANZA" rrsig-lifetime=120s rrsig-refresh=110s
 contains "$(cat "$D/knot-hsm.conf")" "$KHSM_GUARD_MODULE" "the policy's card keystore goes through the guard"
-write_conf "include: $D/knot-hsm.conf" "    dnssec-policy: knot-hsm"
-run 0 knotc -c "$CONF" conf-check
-
-knotd_start "$CONF" "$D/knotd.out"
-knotd_wait_serial "$CONF" example.com.
-run 0 keymgr -c "$CONF" example.com. list
-contains "$(printf '%s\n' "$OUT" | awk '$3 == "KSK"')" "PKCS11/knot-hsm-card" "knotd generated the KSK on the card"
-KSK_TAG=$(printf '%s\n' "$OUT" | awk '$3 == "KSK" { print $2 }')
-run 0 "$KNOT_HSM" -c "$CONF" example.com ds
-ds=$(printf '%s\n' "$OUT" | grep ' DS ' | head -n 1)
-[ -n "$ds" ] || fail "knot-hsm ds printed no DS: $OUT"
-printf '%s\n' "$ds" | awk '{ printf "trust-anchors {\n  %s initial-ds %s %s %s \"%s\";\n};\n", $1, $3, $4, $5, $6 }' \
-	> "$TMP/com.anchor"
 
 dump() { cat "$D/knotd.log" "$D/knotd.out" >&2; tail -n 30 "$LOG" >&2; }
 VALIDATED=0
 # validate LABEL: delv (not Knot) validates the zone under the DS of the card KSK.
 validate() {
 	for q in "www.example.com A" "example.com DNSKEY"; do
-		out=$(delv_ask "$PORT" "$TMP/com.anchor" example.com $q)
+		out=$(delv_ask "$PORT" "$TMP/example.com.anchor" example.com $q)
 		case "$out" in
 			*"; fully validated"*) ;;
 			*) dump; fail "$1: delv does not validate $q: $out" ;;
@@ -91,7 +61,7 @@ audit_count() { grep -c "\"fn\":\"$1\"" "$LOG" || true; }
 validate "start"
 pass "start: delv validates example.com. under the DS of the card KSK"
 awk '/initial-ds/ { d = $NF; gsub(/[";]/, "", d); c = substr(d, 1, 1); $NF = "\"" (c == "0" ? "1" : "0") substr(d, 2) "\";" } { print }' \
-	"$TMP/com.anchor" > "$TMP/bad.anchor"
+	"$TMP/example.com.anchor" > "$TMP/bad.anchor"
 out=$(delv_ask "$PORT" "$TMP/bad.anchor" example.com www.example.com A)
 lacks "$out" "fully validated" "delv rejects the zone under a wrong DS (negative control)"
 

@@ -53,11 +53,50 @@ static void test_modules(void **state)
 	assert_false(khsm_pcscd_module_uses(NULL));
 }
 
+/* guard_conf DIR MODULE: $KHSM_GUARD_CONF in DIR naming MODULE. */
+static void guard_conf(const char *dir, const char *module)
+{
+	char path[96];
+	snprintf(path, sizeof(path), "%s/knot-hsm-guard.conf", dir);
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	fprintf(f, "module = %s\naudit_log = %s/audit.log\n", module, dir);
+	assert_int_equal(fclose(f), 0);
+	assert_int_equal(setenv("KHSM_GUARD_CONF", path, 1), 0);
+}
+
+/* The guard in front of a module: the module behind it decides (knot-hsm
+ * keystore --guard renders the guard for OpenSC, so that status says
+ * "pcscd not running" and a ceremony waits for pcscd through it too). */
+static void test_guard_modules(void **state)
+{
+	(void)state;
+	char dir[] = "/tmp/khsm-pcscd.XXXXXX";
+	assert_non_null(mkdtemp(dir));
+	const char *guard = "/usr/lib/x86_64-linux-gnu/knot-hsm/libknothsm-guard.so";
+	guard_conf(dir, "/usr/lib/x86_64-linux-gnu/opensc-pkcs11.so");
+	assert_true(khsm_pcscd_module_uses(guard));
+	assert_null(khsm_err_last_detail());
+	guard_conf(dir, "/usr/lib/softhsm/libsofthsm2.so");
+	assert_false(khsm_pcscd_module_uses(guard));
+	/* A configuration the guard refuses: no pcscd check (the keystore's
+	 * open says what is wrong), and no detail left behind. */
+	assert_int_equal(setenv("KHSM_GUARD_CONF", "/nonexistent/knot-hsm-guard.conf", 1), 0);
+	assert_false(khsm_pcscd_module_uses(guard));
+	assert_null(khsm_err_last_detail());
+	unsetenv("KHSM_GUARD_CONF");
+	char path[96];
+	snprintf(path, sizeof(path), "%s/knot-hsm-guard.conf", dir);
+	unlink(path);
+	rmdir(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_socket),
 		cmocka_unit_test(test_modules),
+		cmocka_unit_test(test_guard_modules),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
