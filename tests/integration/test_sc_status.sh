@@ -33,7 +33,7 @@ contains "$(cat "$D/knot-hsm.conf")" "$KHSM_GUARD_MODULE" "the policy's card key
 
 dump() { knotd_dump_logs "$CONF"; tail -n 30 "$LOG" >&2; }
 delv_dnskey() {
-	delv @127.0.0.1 -p "$PORT" -a "$TMP/example.com.anchor" +root=example.com example.com DNSKEY 2>&1
+	delv_ask "$PORT" "$TMP/example.com.anchor" example.com example.com DNSKEY
 }
 signed() { grep -c 'DNSSEC, successfully signed' "$D/knotd.log" || true; }
 # wait_signed N: until knotd has signed N times in all (300 polls).
