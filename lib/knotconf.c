@@ -397,7 +397,8 @@ static char *first_error(const char *text)
 
 /* knotc -c PATH conf-export FILE, into a private temporary directory: on a
  * pipe the export would be followed by knotc's own "OK" line. */
-static int export_conf(const char *path, char **text_ptr, size_t *len_ptr)
+_public_
+int khsm_conf_export(const char *path, char **text_ptr, size_t *len_ptr)
 {
 	const char *tmp = getenv("TMPDIR");
 	_cleanup_free_ char *dir = NULL;
@@ -543,7 +544,7 @@ int khsm_conf_load(const char *path, khsm_conf_t **conf_ptr)
 	if (!conf || !(conf->path = strdup(path))) {
 		goto fail;
 	}
-	if ((r = export_conf(path, &text, &len)) != KHSM_EOK ||
+	if ((r = khsm_conf_export(path, &text, &len)) != KHSM_EOK ||
 	    (r = parse_export(conf, text, len)) != KHSM_EOK ||
 	    (r = resolve_paths(conf)) != KHSM_EOK) {
 		goto fail;

@@ -47,6 +47,12 @@ typedef struct khsm_conf khsm_conf_t;
  *  \param[out] conf_ptr  free with khsm_conf_free(). */
 int khsm_conf_load(const char *path, khsm_conf_t **conf_ptr);
 
+/** The configuration as `knotc -c PATH conf-export` writes it: includes
+ *  resolved, one canonical layout (section by section, zones last). KHSM_ECONFIG
+ *  with knotc's message when Knot rejects the file.
+ *  \param[out] text_ptr  NUL-terminated, free(); len_ptr may be NULL. */
+int khsm_conf_export(const char *path, char **text_ptr, size_t *len_ptr);
+
 /** Free a loaded configuration (NULL is fine). */
 void khsm_conf_free(khsm_conf_t *conf);
 

@@ -1,0 +1,233 @@
+/* knot.conf cut down to one zone (see zoneconf.h). */
+#include <ctype.h>
+#include <stdbool.h>
+
+#include "error.h"
+#include "internal.h"
+#include "knotconf.h"
+#include "zoneconf.h"
+
+typedef struct {
+	char *name;             /* lower case, with the final dot */
+	size_t start, len;      /* the entry in text */
+} entry_t;
+
+struct khsm_zoneconf {
+	char *text;
+	size_t head_len;        /* everything before the zone section's entries */
+	size_t tail_start;      /* the sections after the zone section */
+	entry_t *entries;       /* sorted by name */
+	size_t count;
+};
+
+#define ENTRY_PREFIX "  - domain: "
+
+/* A section header of the export: "name:" alone at the start of a line. */
+static bool section_header(const char *line, size_t len)
+{
+	if (len < 2 || line[len - 1] != ':' || !islower((unsigned char)line[0])) {
+		return false;
+	}
+	for (size_t i = 0; i + 1 < len; i++) {
+		if (!islower((unsigned char)line[i]) && line[i] != '-') return false;
+	}
+	return true;
+}
+
+/* "  - domain: \"Example.COM.\"" -> "example.com." */
+static char *entry_name(const char *line, size_t len)
+{
+	const char *v = line + strlen(ENTRY_PREFIX);
+	size_t n = len - strlen(ENTRY_PREFIX);
+	if (n >= 2 && v[0] == '"' && v[n - 1] == '"') {
+		v++;
+		n -= 2;
+	}
+	if (n == 0 || memchr(v, '\\', n)) {
+		return NULL;   /* escaped names are not matched: whole file then */
+	}
+	char *name = malloc(n + 2);
+	if (!name) return NULL;
+	for (size_t i = 0; i < n; i++) name[i] = (char)tolower((unsigned char)v[i]);
+	if (v[n - 1] != '.') name[n++] = '.';
+	name[n] = '\0';
+	return name;
+}
+
+static int entry_cmp(const void *a, const void *b)
+{
+	return strcmp(((const entry_t *)a)->name, ((const entry_t *)b)->name);
+}
+
+_public_
+int khsm_zoneconf_parse(const char *text, khsm_zoneconf_t **zc_ptr)
+{
+	if (!text || !zc_ptr) {
+		return KHSM_EINVAL;
+	}
+	/* a catalog member's entry names another zone (and keymgr checks it) */
+	if (strstr(text, "catalog-")) {
+		khsm_err_detail("the configuration has catalog zones");
+		return KHSM_ENOTSUP;
+	}
+	khsm_zoneconf_t *zc = calloc(1, sizeof(*zc));
+	if (!zc || !(zc->text = strdup(text))) {
+		free(zc);
+		return KHSM_ENOMEM;
+	}
+	size_t total = strlen(text), cap = 0;
+	zc->head_len = zc->tail_start = total;
+	bool in_zone = false;
+	int r = KHSM_EOK;
+	for (size_t pos = 0; pos < total && r == KHSM_EOK;) {
+		const char *line = zc->text + pos;
+		const char *nl = memchr(line, '\n', total - pos);
+		size_t len = nl ? (size_t)(nl - line) : total - pos;
+		size_t next = nl ? pos + len + 1 : total;
+		if (section_header(line, len)) {
+			if (in_zone) {
+				zc->tail_start = pos;
+				break;
+			}
+			if (len == 5 && strncmp(line, "zone:", 5) == 0) {
+				in_zone = true;
+				zc->head_len = next;
+			}
+		} else if (in_zone && len > strlen(ENTRY_PREFIX) &&
+		           strncmp(line, ENTRY_PREFIX, strlen(ENTRY_PREFIX)) == 0) {
+			if (zc->count == cap) {
+				cap = cap ? 2 * cap : 64;
+				entry_t *e = realloc(zc->entries, cap * sizeof(*e));
+				if (!e) { r = KHSM_ENOMEM; break; }
+				zc->entries = e;
+			}
+			entry_t *e = &zc->entries[zc->count];
+			*e = (entry_t){ .name = entry_name(line, len), .start = pos };
+			if (!e->name) {
+				r = KHSM_ENOTSUP;
+				khsm_err_detail("zone entry not matched by name: %.*s", (int)len, line);
+				break;
+			}
+			zc->count++;
+		}
+		pos = next;
+	}
+	/* each entry runs up to the next one, the last up to the tail */
+	for (size_t i = 0; i < zc->count; i++) {
+		size_t end = i + 1 < zc->count ? zc->entries[i + 1].start : zc->tail_start;
+		zc->entries[i].len = end - zc->entries[i].start;
+	}
+	if (r == KHSM_EOK) {
+		qsort(zc->entries, zc->count, sizeof(*zc->entries), entry_cmp);
+		for (size_t i = 1; i < zc->count; i++) {
+			if (strcmp(zc->entries[i - 1].name, zc->entries[i].name) == 0) {
+				khsm_err_detail("zone %s has two entries", zc->entries[i].name);
+				r = KHSM_ENOTSUP;
+			}
+		}
+	}
+	if (r != KHSM_EOK) {
+		khsm_zoneconf_free(zc);
+		return r;
+	}
+	*zc_ptr = zc;
+	return KHSM_EOK;
+}
+
+_public_
+int khsm_zoneconf_open(const char *conf_path, khsm_zoneconf_t **zc_ptr)
+{
+	if (!zc_ptr) {
+		return KHSM_EINVAL;
+	}
+	/* The memfd must reach the children, never a file in TMPDIR. */
+	khsm_handoff_t *probe = NULL;
+	int r = khsm_handoff_new(NULL, "knot-hsm-zone.conf", "", 0, &probe);
+	bool on_disk = r == KHSM_EOK && khsm_handoff_dir(probe) != NULL;
+	khsm_handoff_free(probe);
+	if (r != KHSM_EOK) {
+		return r;
+	}
+	if (on_disk) {
+		khsm_err_detail("children cannot open this process's memfds");
+		return KHSM_ENOTSUP;
+	}
+	_cleanup_free_ char *text = NULL;
+	if ((r = khsm_conf_export(conf_path, &text, NULL)) != KHSM_EOK) {
+		return r;
+	}
+	return khsm_zoneconf_parse(text, zc_ptr);
+}
+
+_public_
+size_t khsm_zoneconf_count(const khsm_zoneconf_t *zc)
+{
+	return zc ? zc->count : 0;
+}
+
+_public_
+int khsm_zoneconf_text(const khsm_zoneconf_t *zc, const char *zone, char **text_ptr,
+                       size_t *len_ptr)
+{
+	if (!zc || !zone || !zone[0] || !text_ptr) {
+		return KHSM_EINVAL;
+	}
+	size_t n = strlen(zone);
+	_cleanup_free_ char *key = malloc(n + 2);
+	if (!key) return KHSM_ENOMEM;
+	for (size_t i = 0; i < n; i++) key[i] = (char)tolower((unsigned char)zone[i]);
+	if (zone[n - 1] != '.') key[n++] = '.';
+	key[n] = '\0';
+	entry_t probe = { .name = key };
+	const entry_t *e = bsearch(&probe, zc->entries, zc->count, sizeof(*zc->entries), entry_cmp);
+	if (!e) {
+		khsm_err_detail("zone %s is not in the configuration", key);
+		return KHSM_ENOENT;
+	}
+	size_t tail_len = strlen(zc->text + zc->tail_start);
+	size_t len = zc->head_len + e->len + tail_len;
+	char *out = malloc(len + 1);
+	if (!out) return KHSM_ENOMEM;
+	memcpy(out, zc->text, zc->head_len);
+	memcpy(out + zc->head_len, zc->text + e->start, e->len);
+	memcpy(out + zc->head_len + e->len, zc->text + zc->tail_start, tail_len);
+	out[len] = '\0';
+	*text_ptr = out;
+	if (len_ptr) *len_ptr = len;
+	return KHSM_EOK;
+}
+
+_public_
+int khsm_zoneconf_handoff(const khsm_zoneconf_t *zc, const char *zone,
+                          khsm_handoff_t **handoff_ptr)
+{
+	if (!handoff_ptr) {
+		return KHSM_EINVAL;
+	}
+	_cleanup_free_ char *text = NULL;
+	size_t len = 0;
+	int r = khsm_zoneconf_text(zc, zone, &text, &len);
+	khsm_handoff_t *h = NULL;
+	if (r == KHSM_EOK) {
+		r = khsm_handoff_new(NULL, "knot-hsm-zone.conf", text, len, &h);
+	}
+	if (r == KHSM_EOK && khsm_handoff_dir(h)) {   /* never a copy on disk */
+		khsm_handoff_free(h);
+		khsm_err_detail("children cannot open this process's memfds");
+		return KHSM_ENOTSUP;
+	}
+	if (r == KHSM_EOK) *handoff_ptr = h;
+	return r;
+}
+
+_public_
+void khsm_zoneconf_free(khsm_zoneconf_t *zc)
+{
+	if (!zc) {
+		return;
+	}
+	for (size_t i = 0; i < zc->count; i++) free(zc->entries[i].name);
+	free(zc->entries);
+	free(zc->text);
+	free(zc);
+}
