@@ -19,6 +19,7 @@
 
 #include "archive.h"
 #include "ceremony.h"
+#include "zoneconf.h"
 #include "error.h"
 #include "internal.h"
 #include "knot.h"
@@ -148,30 +149,7 @@ void khsm_ceremony_prep_clear(khsm_ceremony_prep_t *p)
 	for (size_t i = 0; i < p->key_count; i++) free(p->keys[i].rdata);
 	free(p->keys);
 	khsm_strv_free(p->ksk_rdata, p->ksk_count);
-	khsm_handoff_free(p->zsk_zone_conf);
-	khsm_handoff_free(p->ksk_zone_conf);
 	*p = (khsm_ceremony_prep_t) { 0 };
-}
-
-/* The configuration a zone's keymgr runs read: its own cut of each side's
- * file when the run split them (zoneconf.h), else the whole file. */
-static const char *zsk_conf_of(const khsm_ceremony_t *c, const khsm_ceremony_prep_t *p)
-{
-	return p->zsk_zone_conf ? khsm_handoff_path(p->zsk_zone_conf) : c->zsk_conf;
-}
-
-static const char *ksk_conf_of(const khsm_ceremony_t *c, const khsm_ceremony_prep_t *p)
-{
-	return p->ksk_zone_conf ? khsm_handoff_path(p->ksk_zone_conf) : c->ksk_conf;
-}
-
-/* The memfds go as soon as the zone is done: a run over 10,000 zones keeps
- * only the zones in flight open. */
-static void zone_confs_free(khsm_ceremony_prep_t *p)
-{
-	khsm_handoff_free(p->zsk_zone_conf);
-	khsm_handoff_free(p->ksk_zone_conf);
-	p->zsk_zone_conf = p->ksk_zone_conf = NULL;
 }
 
 /* The KSK side's keys of a zone with the DNSKEY of each (matched by key tag). */
@@ -179,7 +157,7 @@ static int ksk_side_keys(const khsm_ceremony_t *c, khsm_ceremony_prep_t *p)
 {
 	khsm_kasp_key_t *list = NULL;
 	size_t n = 0;
-	int r = khsm_keymgr_list(ksk_conf_of(c, p), p->zone, &list, &n);
+	int r = khsm_keymgr_list(c->ksk_conf, p->zone, &list, &n);
 	if (r != KHSM_EOK) return step_failed(r, "keymgr list (KSK side)");
 	bool have = false;
 	for (size_t i = 0; i < n; i++) have = have || (list[i].ksk && !list[i].public_only);
@@ -190,7 +168,7 @@ static int ksk_side_keys(const khsm_ceremony_t *c, khsm_ceremony_prep_t *p)
 		                c->ksk_display ? c->ksk_display : c->ksk_conf, p->zone);
 		return KHSM_ENOENT;
 	}
-	r = khsm_ceremony_ksk_dnskeys(ksk_conf_of(c, p), p->zone, &p->ksk_rdata, &p->ksk_count);
+	r = khsm_ceremony_ksk_dnskeys(c->ksk_conf, p->zone, &p->ksk_rdata, &p->ksk_count);
 	if (r != KHSM_EOK) {
 		free(list);
 		return step_failed(r, "dnskey (KSK side)");
@@ -229,16 +207,9 @@ int khsm_ceremony_prepare(const khsm_ceremony_t *c, const char *zone, khsm_cerem
 	*p = (khsm_ceremony_prep_t) { 0 };
 	p->zone = strdup(zone);
 	if (!p->zone) return KHSM_ENOMEM;
-	/* without its cut (not split, not found) a zone reads the whole file */
-	if (c->zsk_zones && khsm_zoneconf_handoff(c->zsk_zones, zone, &p->zsk_zone_conf) != KHSM_EOK) {
-		khsm_err_clear();
-	}
-	if (c->ksk_zones && khsm_zoneconf_handoff(c->ksk_zones, zone, &p->ksk_zone_conf) != KHSM_EOK) {
-		khsm_err_clear();
-	}
 	khsm_ceremony_result_t *res = &p->res;
 	khsm_offline_period_t before = { 0 };
-	int r = khsm_offline_period(zsk_conf_of(c, p), zone, &before);
+	int r = khsm_offline_period(c->zsk_conf, zone, &before);
 	if (r != KHSM_EOK) return step_failed(r, "show-offline (ZSK side)");
 	/* Reruns shortly after a ceremony must not use the card again: a period
 	 * that ends at most min(1 day, a tenth of the span) before until counts
@@ -247,7 +218,6 @@ int khsm_ceremony_prepare(const khsm_ceremony_t *c, const char *zone, khsm_cerem
 	if (slack > 86400) slack = 86400;
 	if (slack < 0) slack = 0;
 	if (before.present && before.end >= c->until - slack) {
-		zone_confs_free(p);
 		res->skipped = true;
 		res->from = before.first;
 		res->end = before.end;
@@ -277,11 +247,11 @@ int khsm_ceremony_prepare(const khsm_ceremony_t *c, const char *zone, khsm_cerem
 	}
 	if (r == KHSM_EOK) {
 		khsm_run_t tmp = { 0 };
-		r = khsm_keymgr(zsk_conf_of(c, p), pre_args, &tmp);
+		r = khsm_keymgr(c->zsk_conf, pre_args, &tmp);
 		khsm_run_clear(&tmp);
 		if (r != KHSM_EOK) return step_failed(r, "pregenerate (ZSK side)");
 	}
-	if (r == KHSM_EOK && (r = keymgr_text(zsk_conf_of(c, p), ksr_args, &p->ksr_text)) != KHSM_EOK) {
+	if (r == KHSM_EOK && (r = keymgr_text(c->zsk_conf, ksr_args, &p->ksr_text)) != KHSM_EOK) {
 		return step_failed(r, "generate-ksr (ZSK side)");
 	}
 	khsm_keysets_t ksr = { 0 };
@@ -348,7 +318,7 @@ int khsm_ceremony_sign(const khsm_ceremony_t *c, khsm_ceremony_prep_t *p)
 			return step_failed(r, "card login (KSK side)");
 		}
 		khsm_run_t out = { 0 };
-		r = khsm_keymgr_card(ksk_conf_of(c, p), sign_args, &out);
+		r = khsm_keymgr_card(c->ksk_conf, sign_args, &out);
 		if (r == KHSM_EOK) p->skr_text = KHSM_STEAL(out.out);
 		khsm_run_clear(&out);
 		if (r != KHSM_EOK) {
@@ -380,7 +350,7 @@ int khsm_ceremony_finish(const khsm_ceremony_t *c, khsm_ceremony_prep_t *p, khsm
 	const char *val_args[] = { zone, "validate-skr", res->skr_path, NULL };
 	if (r == KHSM_EOK) {
 		khsm_run_t tmp = { 0 };
-		r = khsm_keymgr(zsk_conf_of(c, p), val_args, &tmp);
+		r = khsm_keymgr(c->zsk_conf, val_args, &tmp);
 		khsm_run_clear(&tmp);
 		if (r != KHSM_EOK) {
 			bad = true;
@@ -410,15 +380,14 @@ int khsm_ceremony_finish(const khsm_ceremony_t *c, khsm_ceremony_prep_t *p, khsm
 	const char *imp_args[] = { zone, "import-skr", res->skr_path, NULL };
 	if (r == KHSM_EOK) {
 		khsm_run_t tmp = { 0 };
-		r = khsm_keymgr(zsk_conf_of(c, p), imp_args, &tmp);
+		r = khsm_keymgr(c->zsk_conf, imp_args, &tmp);
 		khsm_run_clear(&tmp);
 		if (r != KHSM_EOK) step_failed(r, "import-skr (ZSK side)");
 	}
 	khsm_offline_period_t after = { 0 };
-	if (r == KHSM_EOK && (r = khsm_offline_period(zsk_conf_of(c, p), zone, &after)) != KHSM_EOK) {
+	if (r == KHSM_EOK && (r = khsm_offline_period(c->zsk_conf, zone, &after)) != KHSM_EOK) {
 		step_failed(r, "show-offline after import");
 	}
-	zone_confs_free(p);
 	if (r == KHSM_EOK && (!after.present || after.end != skr.sets[skr.count - 1].timestamp)) {
 		khsm_err_detail("after import-skr the offline records end at %" PRId64 ", not at the "
 		                "SKR's end %" PRId64, after.end, skr.sets[skr.count - 1].timestamp);
@@ -562,18 +531,11 @@ int khsm_ceremony_run(const khsm_ceremony_t *c, const char *const *zones, size_t
 	if (!c || (count && !zones)) {
 		return KHSM_EINVAL;
 	}
-	/* Split each side's configuration once per run (zoneconf.h); where it
-	 * cannot be, the zones read the whole file as before. */
-	khsm_ceremony_t cc = *c;
-	khsm_zoneconf_t *zsk_zones = NULL, *ksk_zones = NULL;
-	if (!cc.zsk_zones && count > 1 && khsm_zoneconf_open(c->zsk_conf, &zsk_zones) == KHSM_EOK) {
-		cc.zsk_zones = zsk_zones;
-	}
-	if (!cc.ksk_zones && count > 1 && khsm_zoneconf_open(c->ksk_conf, &ksk_zones) == KHSM_EOK) {
-		cc.ksk_zones = ksk_zones;
-	}
+	/* Each zone costs several keymgr runs on each side: they read knot.conf
+	 * cut down to their zone (zoneconf.h), else the whole file. */
+	bool zsk_cut = count > 1 && khsm_zoneconf_use(c->zsk_conf) == KHSM_EOK;
+	bool ksk_cut = count > 1 && khsm_zoneconf_use(c->ksk_conf) == KHSM_EOK;
 	khsm_err_clear();
-	c = &cc;
 	pipe_t pp = { .c = c, .zones = zones, .count = count, .cb = cb, .data = data };
 	pp.prep = calloc(count + 1, sizeof(*pp.prep));
 	pp.state = calloc(count + 1, sizeof(*pp.state));
@@ -581,8 +543,8 @@ int khsm_ceremony_run(const khsm_ceremony_t *c, const char *const *zones, size_t
 	pp.detail = calloc(count + 1, sizeof(*pp.detail));
 	if (!pp.prep || !pp.state || !pp.rc || !pp.detail) {
 		free(pp.prep); free(pp.state); free(pp.rc); free(pp.detail);
-		khsm_zoneconf_free(zsk_zones);
-		khsm_zoneconf_free(ksk_zones);
+		if (zsk_cut) khsm_zoneconf_release(c->zsk_conf);
+		if (ksk_cut) khsm_zoneconf_release(c->ksk_conf);
 		return KHSM_ENOMEM;
 	}
 	pthread_mutex_init(&pp.mu, NULL);
@@ -638,8 +600,8 @@ int khsm_ceremony_run(const khsm_ceremony_t *c, const char *const *zones, size_t
 	free(pp.prep); free(pp.state); free(pp.rc); free(pp.detail);
 	pthread_mutex_destroy(&pp.mu);
 	pthread_cond_destroy(&pp.cv);
-	khsm_zoneconf_free(zsk_zones);
-	khsm_zoneconf_free(ksk_zones);
+	if (zsk_cut) khsm_zoneconf_release(c->zsk_conf);
+	if (ksk_cut) khsm_zoneconf_release(c->ksk_conf);
 	if (done_ptr) *done_ptr = done;
 	return r;
 }

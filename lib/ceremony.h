@@ -11,7 +11,6 @@
 #include "knot.h"
 #include "skr.h"
 #include "skr_sign.h"
-#include "zoneconf.h"
 
 /** The KSK DNSKEYs of a zone on the KSK side: `keymgr -c CONF ZONE dnskey`,
  *  as "257 3 ALG BASE64" strings. \param[out] rdata_ptr free with
@@ -47,10 +46,6 @@ typedef struct {
 	                              before keymgr sign-ksr does (signer NULL), and tells a
 	                              removed card after a keymgr failure (NULL: neither) */
 	bool force;                /* --force: a login at the final PIN try is allowed */
-	/* Each side's configuration split per zone (zoneconf.h), so that a zone's
-	 * keymgr runs do not parse every other zone; NULL: the whole file.
-	 * khsm_ceremony_run() sets them for its run. */
-	const khsm_zoneconf_t *zsk_zones, *ksk_zones;
 } khsm_ceremony_t;
 
 typedef struct {
@@ -72,7 +67,6 @@ typedef struct {
 	size_t key_count;
 	char **ksk_rdata;          /* KSK side: `keymgr dnskey` */
 	size_t ksk_count;
-	khsm_handoff_t *zsk_zone_conf, *ksk_zone_conf;   /* this zone's, or NULL */
 } khsm_ceremony_prep_t;
 
 /** Step 1, ZSK side and KSK-side reading, no card: show-offline and the skip

@@ -13,6 +13,7 @@
 #include "knot.h"
 #include "retry.h"
 #include "uri.h"
+#include "zoneconf.h"
 
 /* -- small parsers -- */
 
@@ -186,9 +187,21 @@ int khsm_keymgr(const char *conf_path, const char *const args[], khsm_run_t *res
 	const char *argv[n + 4];
 	size_t i = 0;
 	argv[i++] = khsm_tool_path("keymgr");
+	/* A command over many zones split conf_path (zoneconf.h): a run for one
+	 * zone (its first argument that is not an option) reads that zone's cut. */
+	khsm_handoff_t *cut = NULL;
+	for (size_t j = 0; conf_path && j < n; j++) {
+		if (args[j][0] != '-') {
+			if (khsm_zoneconf_for(conf_path, args[j], &cut) != KHSM_EOK) {
+				cut = NULL;
+				khsm_err_clear();
+			}
+			break;
+		}
+	}
 	if (conf_path) {
 		argv[i++] = "-c";
-		argv[i++] = conf_path;
+		argv[i++] = cut ? khsm_handoff_path(cut) : conf_path;
 	}
 	for (size_t j = 0; j < n; j++) {
 		argv[i++] = args[j];
@@ -197,6 +210,7 @@ int khsm_keymgr(const char *conf_path, const char *const args[], khsm_run_t *res
 
 	khsm_run_t out = { 0 };
 	int r = khsm_run(argv, NULL, &out);
+	khsm_handoff_free(cut);
 	if (r != KHSM_EOK) {
 		return r;
 	}

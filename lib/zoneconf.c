@@ -1,5 +1,6 @@
 /* knot.conf cut down to one zone (see zoneconf.h). */
 #include <ctype.h>
+#include <pthread.h>
 #include <stdbool.h>
 
 #include "error.h"
@@ -230,4 +231,91 @@ void khsm_zoneconf_free(khsm_zoneconf_t *zc)
 	free(zc->entries);
 	free(zc->text);
 	free(zc);
+}
+
+/* -- in use for keymgr runs -- */
+
+/* Both sides of a ceremony at most, and some room. */
+#define IN_USE_SLOTS 4
+
+static struct {
+	char *conf;
+	khsm_zoneconf_t *zc;
+	unsigned refs;
+} in_use[IN_USE_SLOTS];
+/* the ceremony's worker thread runs keymgr while the caller's thread signs */
+static pthread_mutex_t in_use_lock = PTHREAD_MUTEX_INITIALIZER;
+
+_public_
+int khsm_zoneconf_use(const char *conf_path)
+{
+	if (!conf_path) {
+		return KHSM_EINVAL;
+	}
+	pthread_mutex_lock(&in_use_lock);
+	size_t free_slot = IN_USE_SLOTS;
+	for (size_t i = 0; i < IN_USE_SLOTS; i++) {
+		if (in_use[i].conf && strcmp(in_use[i].conf, conf_path) == 0) {
+			in_use[i].refs++;
+			pthread_mutex_unlock(&in_use_lock);
+			return KHSM_EOK;
+		}
+		if (!in_use[i].conf && free_slot == IN_USE_SLOTS) {
+			free_slot = i;
+		}
+	}
+	int r = KHSM_EBUSY;
+	if (free_slot < IN_USE_SLOTS) {
+		khsm_zoneconf_t *zc = NULL;
+		char *conf = strdup(conf_path);
+		r = conf ? khsm_zoneconf_open(conf_path, &zc) : KHSM_ENOMEM;
+		if (r == KHSM_EOK) {
+			in_use[free_slot].conf = conf;
+			in_use[free_slot].zc = zc;
+			in_use[free_slot].refs = 1;
+		} else {
+			free(conf);
+		}
+	}
+	pthread_mutex_unlock(&in_use_lock);
+	return r;
+}
+
+_public_
+void khsm_zoneconf_release(const char *conf_path)
+{
+	if (!conf_path) {
+		return;
+	}
+	pthread_mutex_lock(&in_use_lock);
+	for (size_t i = 0; i < IN_USE_SLOTS; i++) {
+		if (in_use[i].conf && strcmp(in_use[i].conf, conf_path) == 0) {
+			if (--in_use[i].refs == 0) {
+				free(in_use[i].conf);
+				khsm_zoneconf_free(in_use[i].zc);
+				in_use[i].conf = NULL;
+				in_use[i].zc = NULL;
+			}
+			break;
+		}
+	}
+	pthread_mutex_unlock(&in_use_lock);
+}
+
+_public_
+int khsm_zoneconf_for(const char *conf_path, const char *zone, khsm_handoff_t **handoff_ptr)
+{
+	if (!conf_path || !zone || !handoff_ptr) {
+		return KHSM_EINVAL;
+	}
+	int r = KHSM_ENOENT;
+	pthread_mutex_lock(&in_use_lock);
+	for (size_t i = 0; i < IN_USE_SLOTS; i++) {
+		if (in_use[i].conf && strcmp(in_use[i].conf, conf_path) == 0) {
+			r = khsm_zoneconf_handoff(in_use[i].zc, zone, handoff_ptr);
+			break;
+		}
+	}
+	pthread_mutex_unlock(&in_use_lock);
+	return r;
 }

@@ -7,7 +7,11 @@
  * zone's own entry in the zone section, from a sealed memfd the child opens
  * as /proc/<pid>/fd/<n> (handoff.h): nothing is written to disk, and the
  * kernel frees it even after kill -9. Everything else (keystores, policies,
- * templates, remotes) is kept as exported. */
+ * templates, remotes) is kept as exported.
+ *
+ * A command over many zones says so once, khsm_zoneconf_use(conf_path);
+ * from then on khsm_keymgr() gives each run for one zone of conf_path that
+ * zone's cut, until khsm_zoneconf_release(conf_path). */
 #pragma once
 
 #include <stddef.h>
@@ -45,3 +49,16 @@ int khsm_zoneconf_handoff(const khsm_zoneconf_t *zc, const char *zone,
 
 /** Free (NULL is accepted). */
 void khsm_zoneconf_free(khsm_zoneconf_t *zc);
+
+/** Split conf_path (khsm_zoneconf_open()) for the keymgr runs that follow.
+ *  Nested uses of one path share the split. On an error nothing changes and
+ *  keymgr goes on reading the whole file: callers may ignore the result. */
+int khsm_zoneconf_use(const char *conf_path);
+
+/** End one khsm_zoneconf_use(conf_path); the last one frees the split. */
+void khsm_zoneconf_release(const char *conf_path);
+
+/** For a keymgr run on zone with conf_path: its cut in a memfd while
+ *  conf_path is in use, else KHSM_ENOENT (then the whole file).
+ *  \param[out] handoff_ptr  free with khsm_handoff_free(). */
+int khsm_zoneconf_for(const char *conf_path, const char *zone, khsm_handoff_t **handoff_ptr);
