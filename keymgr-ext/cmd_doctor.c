@@ -15,6 +15,7 @@
 #include "lib/keystore.h"
 #include "lib/knotconf.h"
 #include "lib/pcscd.h"
+#include "lib/remote.h"
 #include "lib/token.h"
 #include "lib/uri.h"
 
@@ -207,6 +208,14 @@ static void check_config(report_t *rep, const char *name, const char *config,
 	}
 	if (khsm_guard_is_module(module)) {
 		check_guard(rep, name, module);
+	}
+	char *sock = NULL;
+	if (khsm_remote_is_client(module) && (r = khsm_remote_check(&sock)) != KHSM_EOK) {
+		line(rep, "FAIL", CHECK("remote socket"), "%s", why(r));
+		goto done;
+	} else if (sock) {
+		line(rep, "ok", CHECK("remote socket"), "a p11-kit server answers on %s", sock);
+		free(sock);
 	}
 
 	khsm_uri_t attrs = { 0 };
@@ -451,6 +460,14 @@ int cmd_doctor(cli_t *cli)
 {
 	if (!cli->conf && !cli->token) {
 		return cli_usage_error(cli_current, "doctor needs --token LABEL or -c knot.conf");
+	}
+	if (cli->remote) {
+		int r = cli->module ? KHSM_EINVAL : khsm_remote_use(cli->remote);
+		if (r != KHSM_EOK) {
+			return cli->module ? cli_usage_error(cli_current, "--remote takes no --module")
+			                   : cli_error(r, "--remote");
+		}
+		cli->module = khsm_remote_client_module();
 	}
 	report_t rep = { 0 };
 	khsm_json_t j;
