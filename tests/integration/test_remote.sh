@@ -130,13 +130,16 @@ pass "the test signature was made on the card"
 run 0 signer env "$ADDR" "$KNOT_HSM" -c "$C" keys
 contains "$OUT" "example.com" "keys from the signer host: the KSK on the remote card, used by example.com"
 tail -n +"$((lines_before + 1))" "$LOG" > "$TMP/new.log"
-grep -q '"comm":"p11-kit-remote","fn":"C_GenerateKeyPair".*"rv":"CKR_OK"' "$TMP/new.log" ||
-	fail "no C_GenerateKeyPair of p11-kit-remote in the card host's audit log"
-pass "the card host's audit log has the key generation, made for the signer"
-grep -q '"comm":"p11-kit-remote","fn":"C_Sign".*"label":"example.com. KSK".*"rv":"CKR_OK"' "$TMP/new.log" ||
-	grep -q '"comm":"p11-kit-remote","fn":"C_Sign".*"rv":"CKR_OK"' "$TMP/new.log" ||
-	fail "no C_Sign of p11-kit-remote in the card host's audit log"
-pass "and the test signature"
+KEYID=$(printf '%s\n' "$OUT" | awk '$2 == "tag" || $3 == "tag" { print $1; exit }')
+[ -n "$KEYID" ] || fail "keys printed no key id"
+grep -q "\"comm\":\"p11-kit-remote\",\"fn\":\"C_GenerateKeyPair\".*\"label\":\"example.com. KSK\",\"id\":\"$KEYID\".*\"rv\":\"CKR_OK\"" "$TMP/new.log" ||
+	fail "no C_GenerateKeyPair of key $KEYID by p11-kit-remote in the card host's audit log"
+pass "the card host's audit log has the key generation (id $KEYID), made for the signer"
+grep -q "\"comm\":\"p11-kit-remote\",\"fn\":\"C_Sign\".*\"id\":\"$KEYID\".*\"rv\":\"CKR_OK\"" "$TMP/new.log" ||
+	fail "no C_Sign with key $KEYID by p11-kit-remote in the card host's audit log"
+pass "and the test signature with it"
+equals "$(grep -c '"fn":"C_Login".*"rv":"CKR_PIN_INCORRECT"' "$LOG")" 1 \
+	"the audit log has the signer's one wrong PIN, once"
 run 0 card_host "$KNOT_HSM" audit verify "$LOG"
 pass "the audit chain verifies on the card host"
 
