@@ -31,6 +31,7 @@ enum cli_opt {
 	OPT_WARN      = 1 << 13,
 	OPT_CRIT      = 1 << 14,
 	OPT_GUARD     = 1 << 15,
+	OPT_REMOTE    = 1 << 19,   /* keystore/doctor --remote SOCKET */
 	OPT_HEAD      = 1 << 20,   /* audit verify --head HEX */
 	OPT_ANCHOR    = 1 << 21,   /* audit verify --anchor FILE */
 	OPT_HEAL      = 1 << 22,   /* status --heal */
@@ -52,6 +53,7 @@ typedef struct {
 	const char *warn;     /* status --warn DAYS */
 	const char *crit;     /* status --crit DAYS */
 	bool guard;           /* keystore --guard: through the guard module */
+	const char *remote;   /* keystore/doctor --remote SOCKET: p11-kit server's socket */
 	bool heal;            /* status --heal: heal each online zone first */
 	const char *head;     /* audit verify --head HEX */
 	const char *anchor;   /* audit verify --anchor FILE */

@@ -7,6 +7,7 @@
 #include "lib/doctor.h"
 #include "lib/error.h"
 #include "lib/json.h"
+#include "lib/remote.h"
 
 /* One check: "STATUS  check: detail", or an object of the "checks" array
  * when data is the JSON writer. */
@@ -28,6 +29,14 @@ int cmd_doctor(cli_t *cli)
 {
 	if (!cli->conf && !cli->token) {
 		return cli_usage_error(cli_current, "doctor needs --token LABEL or -c knot.conf");
+	}
+	if (cli->remote) {
+		int r = cli->module ? KHSM_EINVAL : khsm_remote_use(cli->remote);
+		if (r != KHSM_EOK) {
+			return cli->module ? cli_usage_error(cli_current, "--remote takes no --module")
+			                   : cli_error(r, "--remote");
+		}
+		cli->module = khsm_remote_client_module();
 	}
 	khsm_json_t j;
 	khsm_doctor_t rep = { .report = print_line, .data = NULL };

@@ -12,6 +12,7 @@
 #include "lib/guard/conf.h"
 #include "lib/json.h"
 #include "lib/keystore.h"
+#include "lib/remote.h"
 #include "lib/token.h"
 #include "lib/uri.h"
 
@@ -380,6 +381,22 @@ int cmd_keystore(cli_t *cli)
 	if (cli->pin_in_config && cli->pin_file && cli->pin_fd >= 0) {
 		return cli_usage_error(cli_current, "give --pin-file or --pin-fd, not both");
 	}
+	_cleanup_free_ char *remote_address = NULL;
+	if (cli->remote) {
+		/* The card host's guard is in front of its card; here only the client. */
+		if (cli->module || cli->guard) {
+			return cli_usage_error(cli_current, "--remote takes no %s: the card host's p11-kit "
+			                       "server loads the card's module (through the guard)",
+			                       cli->module ? "--module" : "--guard");
+		}
+		r = khsm_remote_address(cli->remote, &remote_address);
+		if (r == KHSM_EOK) r = khsm_remote_use(cli->remote);
+		if (r == KHSM_EOK) r = khsm_remote_check(NULL);
+		if (r != KHSM_EOK) {
+			return cli_error(r, "--remote");
+		}
+		cli->module = khsm_remote_client_module();
+	}
 
 	_cleanup_tokens_ khsm_tokens_t *tokens = NULL;
 	const khsm_token_t *t = NULL;
@@ -498,6 +515,12 @@ int cmd_keystore(cli_t *cli)
 		        "for now\n", guard_conf_path);
 	} else if (cli->guard) {
 		printf("# through the knot-hsm guard (%s): audit log %s\n", guard_conf_path, guard_conf.audit_log);
+	}
+	if (remote_address) {
+		/* Knot's config cannot carry it: knotd's unit sets it (samples/). */
+		printf("# knotd needs %s=%s in its environment\n"
+		       "# (systemd: Environment= in a drop-in, see samples/knot-hsm-remote.conf)\n",
+		       KHSM_REMOTE_ENV, remote_address);
 	}
 	khsm_guard_conf_clear(&guard_conf);
 	return CLI_OK;

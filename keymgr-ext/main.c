@@ -27,22 +27,27 @@ static const cli_command_t COMMANDS[] = {
 	  "percent-encoded. --token takes a label or a token URI (pkcs11:token=…;serial=…).\n"
 	  "Looking up a private object needs a login (--pin-file, --pin-fd or a prompt).",
 	  false, 0 },
-	{ "keystore", false, OPT_TOKEN | OPT_MODULE | OPT_ID | OPT_PIN_FILE | OPT_PIN_FD | OPT_FORCE | OPT_PIN_IN_CONFIG | OPT_GUARD,
+	{ "keystore", false, OPT_TOKEN | OPT_MODULE | OPT_ID | OPT_PIN_FILE | OPT_PIN_FD | OPT_FORCE | OPT_PIN_IN_CONFIG | OPT_GUARD | OPT_REMOTE,
 	  cmd_keystore,
-	  "knot-hsm keystore --token LABEL [--id NAME] [--pin-file PATH | --pin-fd N] [--force] [--pin-in-config] [--module PATH] [--guard]",
+	  "knot-hsm keystore --token LABEL [--id NAME] [--pin-file PATH | --pin-fd N] [--force] [--pin-in-config] [--module PATH] [--guard] [--remote SOCKET]",
 	  "Print a knot.conf keystore stanza for the token (backend pkcs11, config with\n"
 	  "pin-source, key-label on), after opening it through libdnssec exactly as knotd\n"
 	  "will and logging in once. --pin-in-config puts the PIN itself in the config\n"
 	  "(pin-value) instead of a file: avoid it. --guard puts the guard module\n"
 	  "(audit log, one card call at a time) between knotd and the card's module and\n"
-	  "checks through it; without its configuration yet, the one it needs is printed.",
+	  "checks through it; without its configuration yet, the one it needs is printed.\n"
+	  "--remote SOCKET: the card is on another host, whose `p11-kit server` socket is\n"
+	  "carried here (ssh) to SOCKET; the stanza uses p11-kit-client.so, and knotd needs\n"
+	  "P11_KIT_SERVER_ADDRESS=unix:path=SOCKET in its environment (its systemd unit).",
 	  false, 0 },
-	{ "doctor", false, OPT_CONF | OPT_TOKEN | OPT_MODULE | OPT_PIN_FILE | OPT_PIN_FD | OPT_FORCE | OPT_JSON, cmd_doctor,
-	  "knot-hsm doctor [-c knot.conf] [--token LABEL] [--module PATH] [--pin-file PATH | --pin-fd N] [--force] [--json]",
+	{ "doctor", false, OPT_CONF | OPT_TOKEN | OPT_MODULE | OPT_PIN_FILE | OPT_PIN_FD | OPT_FORCE | OPT_JSON | OPT_REMOTE, cmd_doctor,
+	  "knot-hsm doctor [-c knot.conf] [--token LABEL] [--module PATH] [--pin-file PATH | --pin-fd N] [--force] [--json] [--remote SOCKET]",
 	  "Check the whole chain, one line per check, each ok or FAIL with a remedy:\n"
 	  "module loads, token present, label unique, PIN source, token PIN flags, login,\n"
 	  "DNSSEC mechanisms, keystore opens through libdnssec. With -c, every pkcs11\n"
-	  "keystore of that knot.conf is checked. Exits 1 when any check fails.",
+	  "keystore of that knot.conf is checked. A keystore on p11-kit-client.so (a card\n"
+	  "on another host) is checked through the server's socket: --remote SOCKET, else\n"
+	  "P11_KIT_SERVER_ADDRESS as knotd gets it. Exits 1 when any check fails.",
 	  false, 0 },
 	{ "keys", false, OPT_CONF | OPT_PIN_FILE | OPT_PIN_FD | OPT_FORCE | OPT_JSON, cmd_keys,
 	  "knot-hsm [-c knot.conf] keys [--pin-file PATH | --pin-fd N] [--force] [--json]",
@@ -199,6 +204,7 @@ static void print_main_usage(FILE *f)
 	           "  --pin-fd N       read the user PIN from file descriptor N\n"
 	           "  --force          go on despite a warning (PIN file mode, final PIN try)\n"
 	           "  --json           machine-readable output\n"
+	           "  --remote SOCKET  card on another host: its p11-kit server's socket here\n"
 	           "  -h, --help       this help; knot-hsm COMMAND --help for one command\n"
 	           "  -V, --version    print the version\n\n"
 	           "Exit status: 0 success, 1 failure, 2 usage error (status: 3).\n");
@@ -285,6 +291,7 @@ static const option_t OPTIONS[] = {
 	{ "--warn", 0, OPT_WARN, true },
 	{ "--crit", 0, OPT_CRIT, true },
 	{ "--guard", 0, OPT_GUARD, false },
+	{ "--remote", 0, OPT_REMOTE, true },
 	{ "--head", 0, OPT_HEAD, true },
 	{ "--anchor", 0, OPT_ANCHOR, true },
 	{ "--heal", 0, OPT_HEAL, false },
@@ -307,6 +314,7 @@ static int parse_fd(const char *text, int *fd)
 static int bound_option(unsigned bit, const char *name, const char *value)
 {
 	int kind = bit == OPT_CONF || bit == OPT_MODULE || bit == OPT_PIN_FILE || bit == OPT_WRITE
+	         || bit == OPT_REMOTE
 	         ? KHSM_BOUND_KIND_PATH : bit == OPT_TOKEN ? KHSM_BOUND_KIND_TOKEN_LABEL
 	         : bit == OPT_OBJECT ? KHSM_BOUND_KIND_KEY_LABEL : -1;
 	if (kind >= 0 && value && khsm_bound_check((khsm_bound_kind_t)kind, name, value) != KHSM_EOK) {
@@ -343,6 +351,7 @@ static int set_option(cli_t *cli, const option_t *o, const char *value)
 	case OPT_WARN:      cli->warn = value; break;
 	case OPT_CRIT:      cli->crit = value; break;
 	case OPT_GUARD:     cli->guard = true; break;
+	case OPT_REMOTE:    cli->remote = value; break;
 	case OPT_HEAD:      cli->head = value; break;
 	case OPT_ANCHOR:    cli->anchor = value; break;
 	case OPT_HEAL:      cli->heal = true; break;

@@ -19,6 +19,7 @@
 #include "knotconf.h"
 #include "pcscd.h"
 #include "pin.h"
+#include "remote.h"
 #include "token.h"
 #include "uri.h"
 
@@ -209,6 +210,14 @@ int khsm_doctor_config(khsm_doctor_t *rep, const char *name, const char *config,
 	}
 	if (khsm_guard_is_module(module)) {
 		check_guard(rep, name, module);
+	}
+	char *sock = NULL;
+	if (khsm_remote_is_client(module) && (r = khsm_remote_check(&sock)) != KHSM_EOK) {
+		line(rep, KHSM_DOCTOR_FAIL, CHECK("remote socket"), "%s", why(r));
+		goto done;
+	} else if (sock) {
+		line(rep, KHSM_DOCTOR_OK, CHECK("remote socket"), "a p11-kit server answers on %s", sock);
+		free(sock);
 	}
 
 	khsm_uri_t attrs = { 0 };

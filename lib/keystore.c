@@ -11,6 +11,7 @@
 #include "guard/conf.h"
 #include "internal.h"
 #include "keystore.h"
+#include "remote.h"
 #include "retry.h"
 #include "token.h"
 #include "uri.h"
@@ -122,6 +123,14 @@ int khsm_keystore_open(const char *config, khsm_keystore_t **ks_ptr)
 	r = khsm_keystore_guard_check(ks->module);
 	if (r != KHSM_EOK) {
 		goto fail;
+	}
+	/* A card on another host: the socket first, so that its absence reads as
+	 * what it is and not as a module that fails to load. */
+	if (khsm_remote_is_client(ks->module)) {
+		r = khsm_remote_check(NULL);
+		if (r != KHSM_EOK) {
+			goto fail;
+		}
 	}
 	khsm_uri_t parsed = { 0 };
 	r = khsm_uri_parse(ks->uri, &parsed);

@@ -13,6 +13,8 @@ typedef struct khsm_keystore khsm_keystore_t;
 
 /** Open "<token-uri> <module-path>" with libdnssec. Explains the misleading
  *  "failed to load PKCS #11 module" Knot prints for an unencoded label.
+ *  With p11-kit-client.so as the module (a card on another host), the
+ *  server's socket is checked first (khsm_remote_check()).
  *  \param[out] ks_ptr  close with khsm_keystore_close(). */
 int khsm_keystore_open(const char *config, khsm_keystore_t **ks_ptr);
 

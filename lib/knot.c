@@ -11,6 +11,7 @@
 #include "internal.h"
 #include "keystore.h"
 #include "knot.h"
+#include "remote.h"
 #include "retry.h"
 #include "uri.h"
 #include "zoneconf.h"
@@ -174,6 +175,31 @@ static bool guard_explains(const char *conf_path)
 	return found;
 }
 
+/* When keymgr could not reach a token and a keystore of conf_path is on a
+ * card host whose p11-kit server does not answer (lib/remote.h), say so
+ * (khsm_remote_check() sets the detail) and return true. */
+static bool remote_explains(const char *conf_path)
+{
+	khsm_conf_t *conf = NULL;
+	bool found = false;
+	if (khsm_conf_load(conf_path, &conf) != KHSM_EOK) {
+		khsm_err_clear();
+		return false;
+	}
+	for (size_t i = 0; i < khsm_conf_keystore_count(conf) && !found; i++) {
+		const khsm_conf_keystore_t *ks = khsm_conf_keystore_at(conf, i);
+		char *uri = NULL, *module = NULL;
+		if (ks->config && khsm_uri_split_config(ks->config, &uri, &module) == KHSM_EOK &&
+		    khsm_remote_is_client(module)) {
+			found = khsm_remote_check(NULL) != KHSM_EOK;
+		}
+		free(uri);
+		free(module);
+	}
+	khsm_conf_free(conf);
+	return found;
+}
+
 _public_
 int khsm_keymgr(const char *conf_path, const char *const args[], khsm_run_t *res)
 {
@@ -222,6 +248,11 @@ int khsm_keymgr(const char *conf_path, const char *const args[], khsm_run_t *res
 		if (err && strstr(err, "failed to load PKCS #11 module") && guard_explains(conf_path)) {
 			khsm_run_clear(&out);
 			return KHSM_ECONFIG;
+		}
+		if (err && strstr(err, "PKCS #11") && remote_explains(conf_path)) {
+			khsm_err_prefix("keymgr reports %s: ", err);
+			khsm_run_clear(&out);
+			return KHSM_EREMOVED;
 		}
 		if (err) {
 			khsm_err_detail("keymgr reports %s", err);

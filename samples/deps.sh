@@ -5,6 +5,9 @@
 # has no separate libzscanner-dev.
 KHSM_BUILD_PKGS="meson ninja-build gcc pkg-config libgnutls28-dev libp11-kit-dev libknot-dev libcmocka-dev"
 KHSM_RUN_PKGS="knot knot-dnssecutils knot-dnsutils softhsm2 p11-kit gnutls-bin opensc python3"
+# A card on another host (knot-hsm keystore --remote): p11-kit-client.so on the
+# signer host; the card host runs `p11-kit server` (package p11-kit).
+KHSM_RUN_PKGS="$KHSM_RUN_PKGS p11-kit-modules"
 KHSM_TEST_PKGS="bind9-dnsutils ldnsutils clang libclang-rt-14-dev"
 # The real card stack tests (tests/integration/test_sc_*.sh): their own pcscd
 # in a private namespace (the package's own pcscd service is never used), the
