@@ -12,6 +12,9 @@
 . "$KHSM_SRCDIR/tests/integration/knotd.sh"
 . "$KHSM_SRCDIR/tests/integration/parent.sh"
 
+# show: the last command's output as TAP comments (the guide quotes them).
+show() { printf '%s\n' "$OUT" | sed 's/^/# /'; }
+
 card_keystore
 stanza1=$stanza
 token_init "Card Two"
@@ -107,7 +110,7 @@ equals "$FAILURES" 0 "delv validates from the parent's DS before the standby"
 # The standby on card 2: one login there, published from the end of the
 # pre-signed period, never active.
 run 0 "$KNOT_HSM" -c "$CONF" example.com standby keystore=card2
-printf '%s\n' "$OUT" > "$TMP/standby.out"
+show
 contains "$OUT" "example.com.: standby KSK " "standby says what it made"
 contains "$OUT" "label 'example.com. KSK standby') on keystore card2" "on card 2, with its label"
 contains "$OUT" "it never signs" "and that it never signs"
@@ -130,15 +133,18 @@ GNUTLS_PIN=$PIN p11tool --login --list-privkeys "pkcs11:token=Card%20Two" > "$TM
 equals "$(grep -c 'Label:' "$TMP/card2")" 1 "card 2 holds one key after the rerun"
 # ds: both, so that the parent holds both; keys: the roles; status: the standby.
 run 0 "$KNOT_HSM" -c "$KSKC" example.com ds
+show
 contains "$OUT" "$OLD_DS" "ds prints the active KSK's DS"
 contains "$OUT" "$SB_DS" "and the standby's beside it"
 run 0 "$KNOT_HSM" -c "$KSKC" keys
+show
 contains "$OUT" "example.com. (KSK, standby)" "keys: the standby's role"
 run 0 "$KNOT_HSM" -c "$KSKC" keys --json
 contains "$OUT" '{"zone": "example.com.", "role": "standby"}' "keys --json: role standby"
 contains "$OUT" '{"zone": "example.com.", "role": "active"}' "keys --json: the first KSK is active"
 # (the 20 s pre-signed period alone is a warning under --warn 1)
 run 1 "$KNOT_HSM" -c "$CONF" status --warn 1 --crit 0
+show
 contains "$OUT" "  standby KSK: KSK $SB_TAG, published " "status shows the standby"
 contains "$OUT" "never signs" "and that it does not sign"
 run 1 "$KNOT_HSM" -c "$CONF" status --json --warn 1 --crit 0
@@ -173,9 +179,10 @@ softhsm2-util --delete-token --token "$LABEL" >/dev/null
 softhsm2-util --show-slots | grep -q "Label: *SmartCard-HSM" && fail "card 1 is still there"
 pass "card 1's token deleted"
 run 1 "$KNOT_HSM" -c "$CONF" example.com failover keystore=card
+printf '%s\n' "$ERR" | sed 's/^/# /'
 contains "$ERR" "error: " "a failover to the lost card is an error"
 run 0 "$KNOT_HSM" -c "$CONF" example.com failover keystore=card2
-printf '%s\n' "$OUT" > "$TMP/failover.out"
+show
 contains "$OUT" "example.com.: failover: the standby KSK " "failover says what it did"
 contains "$OUT" "(tag $SB_TAG) on keystore card2 signs from " "the standby signs from the next period"
 contains "$OUT" "(tag $OLD_TAG) stops and leaves the DNSKEY set then" "the lost KSK stops"
@@ -184,6 +191,7 @@ contains "$OUT" "now names keystore card2" "the KSK side's policy moves to card 
 contains "$(cat "$KSKC")" "    keystore: card2" "the KSK side's policy names card2"
 run 0 knotc -c "$KSKC" conf-check
 run 0 "$KNOT_HSM" -c "$CONF" example.com failover keystore=card2
+show
 contains "$OUT" "failover done already: KSK " "a rerun of the failover does nothing"
 lacks "$OUT" "now names keystore" "and leaves the policy alone"
 
@@ -192,6 +200,7 @@ i=0
 while :; do
 	i=$((i + 1)); [ $i -le 40 ] || fail "the standby never took over"
 	run 0 "$KNOT_HSM" -c "$CONF" example.com ceremony until=+20s
+	[ $i -ne 1 ] || show
 	printf '%s\n' "$OUT" >> "$TMP/ceremonies.out"
 	validate_poll
 	dk=$(kdig @127.0.0.1 -p "$PORT" example.com. DNSKEY +dnssec +noall +answer)
