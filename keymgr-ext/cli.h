@@ -112,3 +112,5 @@ int cmd_status(cli_t *cli);
 int cmd_heal(cli_t *cli);
 int cmd_audit(cli_t *cli);
 int cmd_rollover(cli_t *cli);
+int cmd_standby(cli_t *cli);
+int cmd_failover(cli_t *cli);

@@ -13,7 +13,9 @@
 #include "lib/error.h"
 #include "lib/knot.h"
 #include "lib/parent.h"
+#include "lib/dname.h"
 #include "lib/rollover.h"
+#include "lib/standby.h"
 #include "lib/timefmt.h"
 #include "zonecmd.h"
 
@@ -156,6 +158,39 @@ static int parse_servers(roll_run_t *rr, const char *server_arg)
 	return CLI_OK;
 }
 
+/* -c (knotd's knot.conf) and, offline, the KSK side (ksk-conf= or the
+ * one next to it) into rr; *zconf_ptr and *kconf_ptr hold what was loaded. */
+static int open_sides(cli_t *cli, const char *ksk_conf, roll_run_t *rr, khsm_conf_t **zconf_ptr,
+                      khsm_conf_t **kconf_ptr)
+{
+	int r = khsm_conf_load(zone_conf_path(cli), zconf_ptr);
+	if (r != KHSM_EOK) return cli_error(r, "%s", zone_conf_path(cli));
+	const khsm_conf_t *zconf = *zconf_ptr;
+	rr->zconf = zconf;
+	/* Offline mode when the first zone's policy on this side is offline-ksk. */
+	const khsm_conf_zone_t *z0 = khsm_conf_zone_find(zconf, cli->zones[0]);
+	const khsm_conf_policy_t *p0 = NULL;
+	if (z0 && khsm_conf_zone_policy(zconf, z0, &p0) != KHSM_EOK) {
+		khsm_err_clear();
+		p0 = NULL;
+	}
+	rr->offline = p0 && p0->offline_ksk;
+	if (!rr->offline) {
+		rr->kconf = *zconf_ptr;
+		return CLI_OK;
+	}
+	_cleanup_free_ char *kpath = ksk_conf ? strdup(ksk_conf) : ksk_side_path(khsm_conf_path(zconf));
+	if (!kpath) return cli_error(KHSM_ENOMEM, NULL);
+	if (access(kpath, R_OK) != 0) {
+		khsm_err_detail("no KSK-side configuration %s (%s); name it with ksk-conf=PATH", kpath,
+		                strerror(errno));
+		return cli_error(KHSM_ENOENT, NULL);
+	}
+	if ((r = khsm_conf_load(kpath, kconf_ptr)) != KHSM_EOK) return cli_error(r, "%s", kpath);
+	rr->kconf = *kconf_ptr;
+	return CLI_OK;
+}
+
 int cmd_rollover(cli_t *cli)
 {
 	kv_t kv[] = { { "keystore", NULL }, { "algorithm", NULL }, { "delete-old", NULL },
@@ -171,45 +206,149 @@ int cmd_rollover(cli_t *cli)
 	_cleanup_conf_ khsm_conf_t *zconf = NULL;
 	_cleanup_conf_ khsm_conf_t *kconf = NULL;
 	if ((rc = parse_servers(&rr, kv_get(kv, "server"))) != CLI_OK) goto fail;
-	int r = khsm_conf_load(zone_conf_path(cli), &zconf);
-	if (r != KHSM_EOK) {
-		rc = cli_error(r, "%s", zone_conf_path(cli));
-		goto fail;
-	}
-	rr.zconf = zconf;
-	/* Offline mode when the first zone's policy on this side is offline-ksk. */
-	const khsm_conf_zone_t *z0 = khsm_conf_zone_find(zconf, cli->zones[0]);
-	const khsm_conf_policy_t *p0 = NULL;
-	if (z0 && khsm_conf_zone_policy(zconf, z0, &p0) != KHSM_EOK) {
-		khsm_err_clear();
-		p0 = NULL;
-	}
-	rr.offline = p0 && p0->offline_ksk;
-	if (rr.offline) {
-		_cleanup_free_ char *kpath = kv_get(kv, "ksk-conf") ? strdup(kv_get(kv, "ksk-conf"))
-		                                                   : ksk_side_path(khsm_conf_path(zconf));
-		if (!kpath) {
-			rc = cli_error(KHSM_ENOMEM, NULL);
-			goto fail;
-		}
-		if (access(kpath, R_OK) != 0) {
-			khsm_err_detail("no KSK-side configuration %s (%s); name it with ksk-conf=PATH",
-			                kpath, strerror(errno));
-			rc = cli_error(KHSM_ENOENT, NULL);
-			goto fail;
-		}
-		if ((r = khsm_conf_load(kpath, &kconf)) != KHSM_EOK) {
-			rc = cli_error(r, "%s", kpath);
-			goto fail;
-		}
-		rr.kconf = kconf;
-	} else {
-		rr.kconf = zconf;
-	}
+	if ((rc = open_sides(cli, kv_get(kv, "ksk-conf"), &rr, &zconf, &kconf)) != CLI_OK) goto fail;
 	for (int i = 0; i < cli->zone_count && rc == CLI_OK; i++) {
 		rc = roll_zone(&rr, cli->zones[i]);
 	}
 fail:
 	khsm_servers_free(rr.servers, rr.server_count ? rr.server_count : (rr.servers ? 1 : 0));
+	return rc;
+}
+
+/* -- standby and failover (lib/standby.c) ----------------------------------- */
+
+/* standby and failover: offline mode only for now (Knot 3.2-3.4). */
+static int standby_open(cli_t *cli, const kv_t *kv, roll_run_t *rr, khsm_conf_t **zconf_ptr,
+                        khsm_conf_t **kconf_ptr)
+{
+	rr->cli = cli;
+	rr->keystore = kv_get(kv, "keystore");
+	if (!rr->keystore) {
+		return cli_usage_error(cli_current, "keystore=ID is required: the keystore of the "
+		                       "second card");
+	}
+	int rc = open_sides(cli, kv_get(kv, "ksk-conf"), rr, zconf_ptr, kconf_ptr);
+	if (rc == CLI_OK && !rr->offline) {
+		khsm_err_detail("%s: %s works in offline-KSK mode (the zone's policy has offline-ksk: on); "
+		                "in online mode use rollover keystore=ID to move the KSK to another card",
+		                cli->zones[0], cli_current->name);
+		rc = cli_error(KHSM_ENOTSUP, NULL);
+	}
+	return rc;
+}
+
+static int standby_zone(roll_run_t *rr, const char *zone_arg, bool failover)
+{
+	_cleanup_zone_ khsm_zone_t zone = { 0 };
+	int r = khsm_zone_resolve(rr->kconf, zone_arg, rr->keystore, &zone);
+	if (r != KHSM_EOK) return cli_error(r, NULL);
+	khsm_enroll_t enroll = { .conf_arg = rr->cli->conf, .force = rr->cli->force,
+	                         .open = cli_open_card, .open_ctx = rr->cli };
+	if (!failover) {
+		r = khsm_zone_key_algorithm(&zone, rr->algorithm, &enroll.algorithm);
+		if (r != KHSM_EOK) return cli_error(r, NULL);
+		if (enroll.algorithm == 8 || enroll.algorithm == 10) enroll.bits = 2048;
+	}
+	khsm_standby_req_t req = { .kconf = rr->kconf, .zone = &zone, .enroll = &enroll,
+	                           .offline = rr->offline };
+	r = khsm_rollover_delays(rr->zconf, zone.name, rr->offline, &req.delays);
+	if (r != KHSM_EOK) return cli_error(r, "%s: the policy's delays", zone.name);
+	khsm_standby_result_t res = { 0 };
+	r = failover ? khsm_standby_failover(&req, (int64_t)time(NULL), &res)
+	             : khsm_standby_make(&req, (int64_t)time(NULL), &res);
+	if (r != KHSM_EOK) {
+		khsm_standby_result_clear(&res);
+		return cli_error(r, "%s: %s", zone.name, failover ? "failover" : "standby");
+	}
+	char at[32];
+	khsm_time_iso(res.at, at, sizeof(at));
+	const char *z = zone.name;
+	switch (res.did) {
+	case KHSM_STANDBY_DID_ADOPT:
+		printf("%s: '%s' is on the card from an interrupted run: adopted\n", z, res.label);
+		/* fall through */
+	case KHSM_STANDBY_DID_GENERATE:
+		printf("%s: standby KSK %s (tag %u, label '%s') on keystore %s, published from %s; it "
+		       "never signs\n", z, res.id, res.tag, res.label, zone.keystore->id, at);
+		break;
+	case KHSM_STANDBY_DID_NOTHING:
+		if (!failover) {
+			printf("%s: standby KSK %s (tag %u) published since %s: nothing to do\n", z, res.id,
+			       res.tag, at);
+		} else {
+			printf("%s: failover done already: KSK %s (tag %u) signs from %s\n", z, res.id,
+			       res.tag, at);
+		}
+		break;
+	case KHSM_STANDBY_DID_FAILOVER:
+	case KHSM_STANDBY_DID_COMPLETE:
+		printf("%s: failover: the standby KSK %s (tag %u) on keystore %s signs from %s", z, res.id,
+		       res.tag, zone.keystore->id, at);
+		if (res.lost_id[0]) {
+			printf("; KSK %s (tag %u) stops and leaves the DNSKEY set then", res.lost_id,
+			       res.lost_tag);
+		}
+		printf("; no parent change: the standby's DS is there already\n");
+		break;
+	}
+	if (!failover && res.ds) {
+		printf("%s: give the parent this DS beside the active one: %s\n", z, res.ds);
+	}
+	if (res.policy_changed) {
+		printf("the KSK side's policy (%s) now names keystore %s: ceremonies log in to and sign "
+		       "with that card; name it in later policy runs (keystore=%s)\n",
+		       khsm_conf_path(rr->kconf), zone.keystore->id, zone.keystore->id);
+	}
+	if (res.did != KHSM_STANDBY_DID_NOTHING) ceremony_hint(rr, z);
+	khsm_standby_result_clear(&res);
+	return CLI_OK;
+}
+
+int cmd_standby(cli_t *cli)
+{
+	kv_t kv[] = { { "keystore", NULL }, { "algorithm", NULL }, { "ksk-conf", NULL },
+	              { NULL, NULL } };
+	int rc = kv_parse(cli, kv);
+	if (rc != CLI_OK) return rc;
+	roll_run_t rr = { .algorithm = kv_get(kv, "algorithm") };
+	_cleanup_conf_ khsm_conf_t *zconf = NULL;
+	_cleanup_conf_ khsm_conf_t *kconf = NULL;
+	if ((rc = standby_open(cli, kv, &rr, &zconf, &kconf)) != CLI_OK) return rc;
+	for (int i = 0; i < cli->zone_count && rc == CLI_OK; i++) {
+		rc = standby_zone(&rr, cli->zones[i], false);
+	}
+	return rc;
+}
+
+int cmd_failover(cli_t *cli)
+{
+	kv_t kv[] = { { "keystore", NULL }, { "ksk-conf", NULL }, { NULL, NULL } };
+	int rc = kv_parse(cli, kv);
+	if (rc != CLI_OK) return rc;
+	roll_run_t rr = { 0 };
+	_cleanup_conf_ khsm_conf_t *zconf = NULL;
+	_cleanup_conf_ khsm_conf_t *kconf = NULL;
+	if ((rc = standby_open(cli, kv, &rr, &zconf, &kconf)) != CLI_OK) return rc;
+	if (!khsm_conf_keystore_find(kconf, rr.keystore)) {
+		khsm_err_detail("%s names no keystore %s: the standby's card must be a keystore of the KSK "
+		                "side", khsm_conf_path(kconf), rr.keystore);
+		return cli_error(KHSM_ECONFIG, NULL);
+	}
+	/* every zone of the KSK side's policy, before any timer changes */
+	char **zones = calloc((size_t)cli->zone_count + 1, sizeof(*zones));
+	if (!zones) return cli_error(KHSM_ENOMEM, NULL);
+	int r = KHSM_EOK;
+	for (int i = 0; i < cli->zone_count && r == KHSM_EOK; i++) {
+		r = khsm_zone_normalize(cli->zones[i], &zones[i]);
+		if (r != KHSM_EOK) rc = cli_error(r, "zone '%s'", cli->zones[i]);
+	}
+	if (rc == CLI_OK && (r = khsm_standby_failover_zones(kconf, zones, (size_t)cli->zone_count)) != KHSM_EOK) {
+		rc = cli_error(r, NULL);
+	}
+	for (int i = 0; i < cli->zone_count && rc == CLI_OK; i++) {
+		rc = standby_zone(&rr, zones[i], true);
+	}
+	for (int i = 0; i < cli->zone_count; i++) free(zones[i]);
+	free(zones);
 	return rc;
 }

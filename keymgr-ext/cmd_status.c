@@ -42,6 +42,7 @@ typedef struct {
 	const char *signing;       /* online: "scheduled", "not scheduled", "unknown"; else NULL */
 	int64_t resign_at;         /* online: knotd's next re-sign, 0 when none */
 	char rollover[200];        /* the KSK rollover's step and since when, or "" */
+	char standby[160];         /* the standby KSK (lib/standby.c), or "" */
 	char message[512];
 } zone_status_t;
 
@@ -151,6 +152,13 @@ static void rollover_status(const khsm_roll_status_t *r, const char *zone, int64
                             int64_t warn, zone_status_t *s)
 {
 	khsm_roll_status_t rs = *r;
+	if (rs.standby_tag) {
+		char p[32] = "-";
+		if (rs.standby_publish) khsm_time_iso(rs.standby_publish, p, sizeof(p));
+		snprintf(s->standby, sizeof(s->standby), "KSK %u, %s %s, never signs (its DS at the "
+		         "parent beside the active one; knot-hsm ZONE failover if the card is lost)",
+		         rs.standby_tag, rs.standby_publish <= now ? "published since" : "published from", p);
+	}
 	if (rs.step == KHSM_ROLL_IDLE) return;
 	char a[32] = "-";
 	if (rs.since) khsm_time_iso(rs.since, a, sizeof(a));
@@ -422,6 +430,7 @@ int cmd_status(cli_t *cli)
 				khsm_json_null(&j, "resign_at");
 			}
 			khsm_json_str(&j, "rollover", s->rollover[0] ? s->rollover : NULL);
+			khsm_json_str(&j, "standby", s->standby[0] ? s->standby : NULL);
 			khsm_json_str(&j, "message", s->message);
 			khsm_json_end(&j);
 		}
@@ -468,6 +477,7 @@ int cmd_status(cli_t *cli)
 				printf("  signing by knotd: %s%s%s\n", s->signing, s->resign_at ? " at " : "", at);
 			}
 			if (s->rollover[0]) printf("  KSK rollover: %s\n", s->rollover);
+			if (s->standby[0]) printf("  standby KSK: %s\n", s->standby);
 		}
 		if (count == 0) {
 			printf("no signed zone of %s uses a card KSK\n", khsm_conf_path(conf));

@@ -108,6 +108,24 @@ static const cli_command_t COMMANDS[] = {
 	  "reaches the zone with the next ceremony. The parent's DS TTL is taken to be\n"
 	  "at most max(zone-max-ttl, dnskey-ttl) of the policy.",
 	  false, 0 },
+	{ "standby", true, OPT_CONF | OPT_PIN_FILE | OPT_PIN_FD | OPT_FORCE, cmd_standby,
+	  "knot-hsm [-c knot.conf] ZONE... standby keystore=ID [algorithm=NAME] [ksk-conf=PATH] [--pin-file PATH | --pin-fd N] [--force]",
+	  "Offline mode: a standby KSK on a second card (keystore=ID of the KSK side, not\n"
+	  "the card the signing KSK is on), labelled '<zone> KSK standby', registered on\n"
+	  "the KSK side published (from the end of the pre-signed period: in every DNSKEY\n"
+	  "set of the next ceremony) and never signing. Prints its DS: give it to the\n"
+	  "parent beside the active one. Refused during a rollover; a zone that has a\n"
+	  "standby is left as it is. One card login.",
+	  false, 0 },
+	{ "failover", true, OPT_CONF, cmd_failover,
+	  "knot-hsm [-c knot.conf] ZONE... failover keystore=ID [ksk-conf=PATH]",
+	  "Offline mode, the first card is lost: the standby KSK (its public key looked\n"
+	  "for on the card of keystore=ID, no login) signs from the end of the pre-signed\n"
+	  "period, i.e. from the next ceremony, and the lost KSK stops and leaves the\n"
+	  "DNSKEY set then: no parent change, no TTL to wait for. The KSK side's policy\n"
+	  "then names keystore=ID, so ceremonies use that card; name every zone of the\n"
+	  "KSK side. Afterwards make a new standby on another card.",
+	  false, 0 },
 	{ "policy", true, OPT_CONF | OPT_WRITE | OPT_FORCE | OPT_JSON, cmd_policy,
 	  "knot-hsm [-c knot.conf] ZONE... policy [mode=offline|online] [zsk-lifetime=T] [rrsig-lifetime=T] [rrsig-refresh=T] [dnskey-ttl=T] [zone-max-ttl=T] [propagation-delay=T] [algorithm=NAME] [shared-ksk=yes|no] [keystore=ID] [ksk-conf=PATH] [ksk-kasp-db=DIR] [guard=yes|no] [remove=yes] [--write FILE [--force]] [--json]",
 	  "Render the knot.conf pieces that pin the KSK on the card and roll a software\n"

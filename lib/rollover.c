@@ -13,6 +13,7 @@
 #include "kasp.h"
 #include "policy.h"
 #include "rollover.h"
+#include "standby.h"
 
 /* -- where a zone stands --------------------------------------------------- */
 
@@ -32,8 +33,8 @@ int khsm_rollover_plan(const khsm_kasp_key_t *keys, size_t count, int64_t now, k
 	size_t nlive = 0;
 	for (size_t i = 0; i < count; i++) {
 		const khsm_kasp_key_t *k = &keys[i];
-		if (!is_card_ksk(k)) {
-			continue;
+		if (!is_card_ksk(k) || khsm_standby_is(k)) {
+			continue;   /* a standby (standby.h) takes no part in a rollover */
 		}
 		if (khsm_kasp_reached(k->remove, now)) {
 			if (!removed) removed = k;
@@ -258,8 +259,10 @@ int khsm_rollover_status_keys(const khsm_kasp_key_t *keys, size_t n, int64_t now
 	}
 	khsm_roll_t st = { 0 };
 	int r = khsm_rollover_plan(keys, n, now, &st);
+	const khsm_kasp_key_t *sb = khsm_standby_find(keys, n);
 	if (r == KHSM_EOK) {
 		*out = (khsm_roll_status_t) {
+			.standby_tag = sb ? sb->tag : 0, .standby_publish = sb ? sb->publish : 0,
 			.step = st.step, .since = st.since, .at = st.at,
 			.old_tag = st.old_key ? st.old_key->tag : 0,
 			.new_tag = st.new_key ? st.new_key->tag : 0,
@@ -297,6 +300,9 @@ const char *khsm_rollover_role(const khsm_kasp_key_t *keys, size_t count, int64_
 	}
 	if (khsm_kasp_reached(key->remove, now)) {
 		return "removed";
+	}
+	if (khsm_standby_is(key)) {
+		return "standby";
 	}
 	khsm_roll_t st = { 0 };
 	if (khsm_rollover_plan(keys, count, now, &st) != KHSM_EOK) {

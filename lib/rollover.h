@@ -52,8 +52,8 @@ typedef struct {
 } khsm_roll_t;
 
 /** Where the rollover of a zone stands at now, from its KSKs (keymgr list).
- *  Removed keys are left out; keys that are not KSKs or have no private key
- *  are ignored. More than two live KSKs, or a state no rollover leaves, is
+ *  Removed keys and a standby (standby.h) are left out; keys that are not
+ *  KSKs or have no private key are ignored. More than two live KSKs, or a state no rollover leaves, is
  *  KHSM_EINVAL with a detail. \param[out] out */
 int khsm_rollover_plan(const khsm_kasp_key_t *keys, size_t count, int64_t now, khsm_roll_t *out);
 
@@ -96,6 +96,8 @@ typedef struct {
 	int64_t since, at;      /* as in khsm_roll_t */
 	uint16_t old_tag, new_tag;
 	bool waits_parent;      /* submit or withdraw: the parent has to act */
+	uint16_t standby_tag;   /* the zone's standby KSK (standby.h), 0: none */
+	int64_t standby_publish;
 } khsm_roll_status_t;
 
 /** Where the rollover stands among a zone's keys (khsm_rollover_plan()).
@@ -110,7 +112,8 @@ int khsm_rollover_status(const char *conf_path, const char *zone, int64_t now,
 
 /** Role of the KSK id_hex among a zone's keys at now: "active" (signs, no
  *  rollover, or the new KSK after the switch), "incoming" (published before
- *  the switch), "outgoing" (the old KSK of a rollover), "removed"; NULL for
+ *  the switch), "outgoing" (the old KSK of a rollover), "standby" (published,
+ *  never signing: standby.h), "removed"; NULL for
  *  a key that is not a KSK with a private key, or when the keys are in no
  *  state a rollover leaves. */
 const char *khsm_rollover_role(const khsm_kasp_key_t *keys, size_t count, int64_t now,

@@ -181,18 +181,34 @@ static int signer_key(khsm_skr_signer_t *s, const uint8_t *owner, const khsm_ksk
 	return KHSM_EOK;
 }
 
+/* How a KSK of the KSK side takes part in a whole period [first, last]. */
+typedef enum { KSK_SIGNS, KSK_PUBLISHED, KSK_GONE } ksk_part_t;
+
 /* The states keymgr would compute for the KSK at every time of [first, last]
- * are "published, active, not ready", with no timer in between: the case the
- * signer reproduces (Knot 3.2.6 zone-keys.c set_key()). Active at first and
- * still at last, published at first, and no introduction timer (pre-active,
- * ready) still ahead. */
-static int ksk_steady(const khsm_ksk_key_t *key, int64_t first, int64_t last)
+ * are one of the cases the signer reproduces (Knot 3.2.6 zone-keys.c
+ * set_key()), with no timer in between: "published, active, not ready"
+ * (signs: active at first and still at last, published at first, no
+ * introduction timer still ahead); "published, never active" (a standby,
+ * standby.h: in the DNSKEY set, signs nothing, its private key is never
+ * loaded); removed at first (left out). */
+static int ksk_steady(const khsm_ksk_key_t *key, int64_t first, int64_t last, ksk_part_t *part)
 {
 	const khsm_kasp_key_t *k = &key->kasp;
 	if (!k->ksk || k->zsk || k->public_only) {
 		khsm_err_detail("key %s on the KSK side is %s", k->id,
 		                k->public_only ? "public-only" : "not a plain KSK");
 		return KHSM_ENOTSUP;
+	}
+	if (khsm_kasp_key_state(k, first) == KHSM_KEY_STATE_REMOVED) {
+		*part = KSK_GONE;
+		return KHSM_EOK;
+	}
+	if (khsm_kasp_key_state(k, first) == KHSM_KEY_STATE_PUBLISHED &&
+	    khsm_kasp_key_state(k, last) == KHSM_KEY_STATE_PUBLISHED && k->ready == 0 &&
+	    k->active == 0 && k->pre_active == 0 && k->retire == 0 && k->remove == 0 &&
+	    k->revoke == 0) {
+		*part = KSK_PUBLISHED;
+		return KHSM_EOK;
 	}
 	bool ahead = (k->pre_active != 0 && !khsm_kasp_reached(k->pre_active, first)) ||
 	             (k->ready != 0 && !khsm_kasp_reached(k->ready, first));
@@ -203,6 +219,25 @@ static int ksk_steady(const khsm_ksk_key_t *key, int64_t first, int64_t last)
 		                "rollover or removal is planned in it)", k->id);
 		return KHSM_ENOTSUP;
 	}
+	*part = KSK_SIGNS;
+	return KHSM_EOK;
+}
+
+/* The public key of a KSK that signs nothing (a standby): no card access. */
+static int public_key(const uint8_t *owner, const khsm_ksk_key_t *k, dnssec_key_t **key_ptr)
+{
+	dnssec_binary_t rd = { 0 };
+	dnssec_key_t *key = NULL;
+	int r = khsm_keyset_dnskey_wire(k->rdata, &rd);
+	if (r == KHSM_EOK) r = khsm_error_from_dnssec(dnssec_key_new(&key));
+	if (r == KHSM_EOK) r = khsm_error_from_dnssec(dnssec_key_set_rdata(key, &rd));
+	if (r == KHSM_EOK) r = khsm_error_from_dnssec(dnssec_key_set_dname(key, owner));
+	dnssec_binary_free(&rd);
+	if (r != KHSM_EOK) {
+		dnssec_key_free(key);
+		return r;
+	}
+	*key_ptr = key;
 	return KHSM_EOK;
 }
 
@@ -237,7 +272,8 @@ static int sign_once(void *data)
 	return r;
 }
 
-static int sign_set(khsm_skr_signer_t *s, dnssec_key_t *const *keys, size_t nkeys,
+/* keys: the DNSKEY set's KSKs, the nsign first of which sign. */
+static int sign_set(khsm_skr_signer_t *s, dnssec_key_t *const *keys, size_t nkeys, size_t nsign,
                     const knot_dname_t *owner, const knot_rdataset_t *zsks, uint32_t ttl,
                     int64_t now, int64_t lifetime, FILE *out, size_t *sigs)
 {
@@ -264,7 +300,7 @@ static int sign_set(khsm_skr_signer_t *s, dnssec_key_t *const *keys, size_t nkey
 	}
 	size_t owner_size = knot_dname_size(owner);
 	uint8_t labels = (uint8_t)knot_dname_labels(owner, NULL);
-	for (size_t i = 0; i < nkeys && r == KHSM_EOK; i++) {
+	for (size_t i = 0; i < nsign && r == KHSM_EOK; i++) {
 		uint8_t rd[18 + KNOT_DNAME_MAXLEN + 512];
 		put16(rd, KNOT_RRTYPE_DNSKEY);
 		rd[2] = dnssec_key_get_algorithm(keys[i]);
@@ -360,17 +396,34 @@ int khsm_skr_sign(khsm_skr_signer_t *s, const khsm_skr_request_t *req, const cha
 		khsm_err_detail("%s has no KSK on the KSK side", req->zone);
 		r = KHSM_ENOENT;
 	}
+	ksk_part_t *parts = calloc(req->key_count + 1, sizeof(*parts));
+	if (r == KHSM_EOK && !parts) r = KHSM_ENOMEM;
+	size_t nsign = 0, nstandby = 0;
+	dnssec_key_t **standby = calloc(req->key_count + 1, sizeof(*standby));
+	if (r == KHSM_EOK && !standby) r = KHSM_ENOMEM;
 	for (size_t i = 0; i < req->key_count && r == KHSM_EOK; i++) {
-		r = ksk_steady(&req->keys[i], first, last);
-		if (r == KHSM_EOK && !req->keys[i].rdata) {
+		r = ksk_steady(&req->keys[i], first, last, &parts[i]);
+		if (r == KHSM_EOK && parts[i] != KSK_GONE && !req->keys[i].rdata) {
 			khsm_err_detail("no DNSKEY for key %s", req->keys[i].kasp.id);
 			r = KHSM_ENOTSUP;
 		}
+		nsign += r == KHSM_EOK && parts[i] == KSK_SIGNS;
+	}
+	if (r == KHSM_EOK && nsign == 0) {
+		khsm_err_detail("no KSK of %s signs for the whole period", req->zone);
+		r = KHSM_ENOTSUP;
 	}
 	for (size_t i = 0; i < req->key_count && r == KHSM_EOK; i++) {
-		r = signer_key(s, owner, &req->keys[i], &keys[nkeys]);
-		if (r == KHSM_EOK) nkeys++;
+		if (parts[i] == KSK_SIGNS) {
+			r = signer_key(s, owner, &req->keys[i], &keys[nkeys]);
+			if (r == KHSM_EOK) nkeys++;
+		} else if (parts[i] == KSK_PUBLISHED) {
+			r = public_key(owner, &req->keys[i], &standby[nstandby]);
+			if (r == KHSM_EOK) nstandby++;
+		}
 	}
+	/* the signing keys first, then those only published */
+	for (size_t i = 0; i < nstandby && r == KHSM_EOK; i++) keys[nkeys++] = standby[i];
 	char *buf = NULL;
 	size_t len = 0, sigs = 0;
 	FILE *out = r == KHSM_EOK ? open_memstream(&buf, &len) : NULL;
@@ -400,12 +453,12 @@ int khsm_skr_sign(khsm_skr_signer_t *s, const khsm_skr_request_t *req, const cha
 		int64_t t = set->timestamp;
 		int64_t next = i + 1 < ksr.count ? ksr.sets[i + 1].timestamp : 0;
 		if (r == KHSM_EOK) {
-			r = sign_set(s, keys, nkeys, owner, &zsks, (uint32_t)set->dnskey_ttl, t,
+			r = sign_set(s, keys, nkeys, nsign, owner, &zsks, (uint32_t)set->dnskey_ttl, t,
 			             req->rrsig_lifetime, out, &sigs);
 		}
 		for (t = t + req->rrsig_lifetime - req->rrsig_refresh; next && t < next && r == KHSM_EOK;
 		     t += req->rrsig_lifetime - req->rrsig_refresh) {
-			r = sign_set(s, keys, nkeys, owner, &zsks, (uint32_t)set->dnskey_ttl, t,
+			r = sign_set(s, keys, nkeys, nsign, owner, &zsks, (uint32_t)set->dnskey_ttl, t,
 			             req->rrsig_lifetime, out, &sigs);
 		}
 		knot_rdataset_clear(&zsks, NULL);
@@ -429,6 +482,10 @@ int khsm_skr_sign(khsm_skr_signer_t *s, const khsm_skr_request_t *req, const cha
 		}
 	}
 	khsm_keysets_clear(&ksr);
+	/* the signing keys belong to the signer; the standbys' public keys here */
+	for (size_t i = 0; standby && i < nstandby; i++) dnssec_key_free(standby[i]);
+	free(standby);
+	free(parts);
 	free(keys);
 	knot_dname_free(owner, NULL);
 	if (r != KHSM_EOK) {
