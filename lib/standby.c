@@ -9,6 +9,7 @@
 #include "cardkey.h"
 #include "ceremony.h"
 #include "error.h"
+#include "files.h"
 #include "internal.h"
 #include "kasp.h"
 #include "keystore.h"
@@ -230,7 +231,7 @@ int khsm_standby_policy_keystore(const char *path, const char *keystore_id, bool
 		khsm_err_detail("%s: %s", path, strerror(errno));
 		r = KHSM_EIO;
 	}
-	if (r == KHSM_EOK && out) r = khsm_write_atomic(path, out, strlen(out), sb.st_mode & 07777);
+	if (r == KHSM_EOK && out) r = khsm_file_write_atomic(path, out, strlen(out), sb.st_mode & 07777, KHSM_FILE_DIR_GROUP);
 	if (r == KHSM_EOK) *changed_ptr = out != NULL;
 	free(out);
 	free(text);
@@ -269,7 +270,7 @@ static int side_copy(const char *kpath, const char *keystore_id, side_copy_t *c)
 		c->path = NULL;
 		r = KHSM_ENOMEM;
 	}
-	if (r == KHSM_EOK) r = khsm_write_atomic(c->path, out, strlen(out), 0600);
+	if (r == KHSM_EOK) r = khsm_file_write_atomic(c->path, out, strlen(out), 0600, 0);
 	free(out);
 	free(text);
 	return r;
