@@ -146,36 +146,6 @@ fail:
 
 /* -- the KSK side's policy ---------------------------------------------- */
 
-static int read_text(const char *path, char **text_ptr)
-{
-	FILE *f = fopen(path, "re");
-	if (!f) {
-		khsm_err_detail("%s: %s", path, strerror(errno));
-		return KHSM_EIO;
-	}
-	char *buf = NULL;
-	size_t len = 0;
-	FILE *mem = open_memstream(&buf, &len);
-	int r = mem ? KHSM_EOK : KHSM_ENOMEM;
-	char chunk[4096];
-	size_t got;
-	while (r == KHSM_EOK && (got = fread(chunk, 1, sizeof(chunk), f)) > 0) {
-		if (fwrite(chunk, 1, got, mem) != got) r = KHSM_ENOMEM;
-	}
-	if (r == KHSM_EOK && ferror(f)) {
-		khsm_err_detail("%s: read error", path);
-		r = KHSM_EIO;
-	}
-	fclose(f);
-	if (mem) fclose(mem);
-	if (r != KHSM_EOK) {
-		free(buf);
-		return r;
-	}
-	*text_ptr = buf;
-	return KHSM_EOK;
-}
-
 /* The KSK side's text with its policy naming keystore_id (*out_ptr NULL:
  * it does already). */
 static int policy_text(const char *path, const char *text, const char *keystore_id, char **out_ptr)
@@ -225,12 +195,9 @@ int khsm_standby_policy_keystore(const char *path, const char *keystore_id, bool
 	}
 	char *text = NULL, *out = NULL;
 	struct stat sb;
-	int r = read_text(path, &text);
+	khsm_file_read_opts_t opts = { .nofollow = true, .what = "KSK side" };
+	int r = khsm_file_read(path, &opts, &text, NULL, &sb);
 	if (r == KHSM_EOK) r = policy_text(path, text, keystore_id, &out);
-	if (r == KHSM_EOK && out && stat(path, &sb) != 0) {
-		khsm_err_detail("%s: %s", path, strerror(errno));
-		r = KHSM_EIO;
-	}
 	if (r == KHSM_EOK && out) r = khsm_file_write_atomic(path, out, strlen(out), sb.st_mode & 07777, KHSM_FILE_DIR_GROUP);
 	if (r == KHSM_EOK) *changed_ptr = out != NULL;
 	free(out);
@@ -250,7 +217,7 @@ static int side_copy(const char *kpath, const char *keystore_id, side_copy_t *c)
 	*c = (side_copy_t) { 0 };
 	char *text = NULL, *out = NULL;
 	const char *tmp = getenv("TMPDIR");
-	int r = read_text(kpath, &text);
+	int r = khsm_file_read(kpath, NULL, &text, NULL, NULL);
 	if (r == KHSM_EOK) r = policy_text(kpath, text, keystore_id, &out);
 	if (r == KHSM_EOK && !out) {
 		free(text);
