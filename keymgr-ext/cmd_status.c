@@ -23,6 +23,7 @@
 #include "lib/timefmt.h"
 #include "lib/uri.h"
 #include "lib/zone.h"
+#include "lib/zoneconf.h"
 #include "zonecmd.h"
 
 enum { ST_OK = 0, ST_WARN = 1, ST_CRIT = 2, ST_UNKNOWN = 3 };
@@ -343,6 +344,11 @@ int cmd_status(cli_t *cli)
 	}
 
 	size_t n = khsm_conf_zone_count(conf);
+	/* several keymgr runs per zone: each reads its zone's cut (zoneconf.h) */
+	bool cut = (cli->zone_count == 0 ? n : (size_t)cli->zone_count) > 1 &&
+	           khsm_zoneconf_use(khsm_conf_path(conf)) == KHSM_EOK;
+	bool kcut = cut && kconf && khsm_zoneconf_use(ksk_path) == KHSM_EOK;
+	khsm_err_clear();
 	zone_status_t *st = calloc(n ? n : 1, sizeof(*st));
 	size_t count = 0;
 	int64_t now = (int64_t)time(NULL);
@@ -374,6 +380,8 @@ int cmd_status(cli_t *cli)
 		zone_status(conf, kconf, ksk_path, z, now, warn, crit, !cli->warn && !cli->crit, &st[count]);
 		if (strcmp(st[count].mode, "other") != 0) count++;
 	}
+	if (cut) khsm_zoneconf_release(khsm_conf_path(conf));
+	if (kcut) khsm_zoneconf_release(ksk_path);
 	int worst = ST_OK;
 	bool any_crit = false, any_unknown = false, any_warn = false;
 	for (size_t i = 0; i < count; i++) {

@@ -1,7 +1,7 @@
 #!/bin/sh
-# The ceremony's keymgr runs read knot.conf cut down to their zone
-# (lib/zoneconf.c): every run of a zone, on both sides and card work
-# included, is given /proc/<knot-hsm>/fd/<n> (a memfd) holding that zone's
+# The keymgr runs of a ceremony or a status over several zones read knot.conf
+# cut down to their zone (lib/zoneconf.c): every run of a zone, on both sides
+# and card work included, is given /proc/<knot-hsm>/fd/<n> (a memfd) holding that zone's
 # entry and no other; nothing is left in TMPDIR; with catalog zones (an entry
 # names another zone) every run reads the whole file, as before.
 . "$KHSM_SRCDIR/tests/integration/lib.sh"
@@ -68,6 +68,13 @@ TMPDIR=$TMP/t run 0 "$KNOT_HSM" -c "$CONF" $ZONES ceremony until=+60d signer=key
 contains "$OUT" "keymgr sign-ksr per zone" "ceremony signer=keymgr: keymgr signed"
 equals "$(runs '^sign-ksr proc 1 yes$')" 3 "sign-ksr reads its zone's entry alone, once per zone"
 equals "$(runs ' file ')" 0 "no run reads the whole file"
+
+# status over the three zones: its runs (both sides) read their zone's cut.
+: > "$REC"
+"$KNOT_HSM" -c "$CONF" status > "$TMP/status.out" 2>&1 || true
+for z in $ZONES; do contains "$(cat "$TMP/status.out")" "$z." "status reports $z"; done
+[ "$(wc -l < "$REC")" -ge 6 ] || fail "status ran keymgr $(wc -l < "$REC") times: $(cat "$TMP/status.out")"
+equals "$(runs ' proc 1 yes$')" "$(wc -l < "$REC")" "every keymgr run of status reads its zone's entry alone"
 
 # Catalog zones in knot.conf: c.example. is a member of cat.example., whose
 # entry the member's needs; the ZSK side's runs read the whole file.
