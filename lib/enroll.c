@@ -568,3 +568,25 @@ fail:
 	khsm_kasp_index_clear(&kasp);
 	return r;
 }
+
+_public_
+int khsm_zone_key_generate_or_adopt(khsm_conf_t *conf, const khsm_zone_t *zone,
+                                    const khsm_enroll_t *req, khsm_enrolled_t *out, bool *adopted)
+{
+	if (!req || !out || !adopted) {
+		return KHSM_EINVAL;
+	}
+	*adopted = false;
+	int r = khsm_zone_key_generate(conf, zone, req, out);
+	if (r == KHSM_EEXIST) {
+		khsm_err_clear();
+		khsm_enrolled_clear(out);
+		*out = (khsm_enrolled_t) { 0 };
+		khsm_enroll_t e = *req;
+		e.algorithm = 0;   /* the pair's own */
+		e.bits = 0;
+		*adopted = true;
+		r = khsm_zone_key_import(conf, zone, &e, out);
+	}
+	return r;
+}

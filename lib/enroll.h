@@ -98,5 +98,13 @@ int khsm_zone_key_generate(khsm_conf_t *conf, const khsm_zone_t *zone, const khs
 int khsm_zone_key_import(khsm_conf_t *conf, const khsm_zone_t *zone, const khsm_enroll_t *req,
                          khsm_enrolled_t *out);
 
+/** khsm_zone_key_generate(), and when the card already holds a pair of that
+ *  label (KHSM_EEXIST: a run interrupted after the card made it)
+ *  khsm_zone_key_import() of it, with the algorithm the pair has. The rerun
+ *  of a rollover or a standby goes on this way. *adopted tells which.
+ *  \param[out] out  free with khsm_enrolled_clear() (also on failure). */
+int khsm_zone_key_generate_or_adopt(khsm_conf_t *conf, const khsm_zone_t *zone,
+                                    const khsm_enroll_t *req, khsm_enrolled_t *out, bool *adopted);
+
 /** Free what an enrolment handed over. */
 void khsm_enrolled_clear(khsm_enrolled_t *out);

@@ -151,10 +151,8 @@ int khsm_knot_version(const char *tool, int *major, int *minor, int *patch)
 
 /* -- keymgr -- */
 
-/* keymgr could not load a PKCS #11 module: when a keystore of conf_path
- * goes through a guard that cannot start, say so in the guard's words
- * (khsm_keystore_guard_check() sets the detail) and return true. */
-static bool guard_explains(const char *conf_path)
+/* Whether explains(module) holds for a keystore module of conf_path. */
+static bool some_keystore(const char *conf_path, bool (*explains)(const char *module))
 {
 	khsm_conf_t *conf = NULL;
 	bool found = false;
@@ -166,7 +164,7 @@ static bool guard_explains(const char *conf_path)
 		const khsm_conf_keystore_t *ks = khsm_conf_keystore_at(conf, i);
 		char *uri = NULL, *module = NULL;
 		if (ks->config && khsm_uri_split_config(ks->config, &uri, &module) == KHSM_EOK) {
-			found = khsm_keystore_guard_check(module) != KHSM_EOK;
+			found = explains(module);
 		}
 		free(uri);
 		free(module);
@@ -175,29 +173,18 @@ static bool guard_explains(const char *conf_path)
 	return found;
 }
 
-/* When keymgr could not reach a token and a keystore of conf_path is on a
- * card host whose p11-kit server does not answer (lib/remote.h), say so
- * (khsm_remote_check() sets the detail) and return true. */
-static bool remote_explains(const char *conf_path)
+/* keymgr could not load a PKCS #11 module: a guard that cannot start says
+ * why in its words (khsm_keystore_guard_check() sets the detail). */
+static bool guard_fails(const char *module)
 {
-	khsm_conf_t *conf = NULL;
-	bool found = false;
-	if (khsm_conf_load(conf_path, &conf) != KHSM_EOK) {
-		khsm_err_clear();
-		return false;
-	}
-	for (size_t i = 0; i < khsm_conf_keystore_count(conf) && !found; i++) {
-		const khsm_conf_keystore_t *ks = khsm_conf_keystore_at(conf, i);
-		char *uri = NULL, *module = NULL;
-		if (ks->config && khsm_uri_split_config(ks->config, &uri, &module) == KHSM_EOK &&
-		    khsm_remote_is_client(module)) {
-			found = khsm_remote_check(NULL) != KHSM_EOK;
-		}
-		free(uri);
-		free(module);
-	}
-	khsm_conf_free(conf);
-	return found;
+	return khsm_keystore_guard_check(module) != KHSM_EOK;
+}
+
+/* keymgr could not reach a token: a card host whose p11-kit server does not
+ * answer (lib/remote.h; khsm_remote_check() sets the detail). */
+static bool remote_fails(const char *module)
+{
+	return khsm_remote_is_client(module) && khsm_remote_check(NULL) != KHSM_EOK;
 }
 
 _public_
@@ -245,11 +232,11 @@ int khsm_keymgr(const char *conf_path, const char *const args[], khsm_run_t *res
 		err = find_error_line(out.out);
 	}
 	if (err || out.status != 0) {
-		if (err && strstr(err, "failed to load PKCS #11 module") && guard_explains(conf_path)) {
+		if (err && strstr(err, "failed to load PKCS #11 module") && some_keystore(conf_path, guard_fails)) {
 			khsm_run_clear(&out);
 			return KHSM_ECONFIG;
 		}
-		if (err && strstr(err, "PKCS #11") && remote_explains(conf_path)) {
+		if (err && strstr(err, "PKCS #11") && some_keystore(conf_path, remote_fails)) {
 			khsm_err_prefix("keymgr reports %s: ", err);
 			khsm_run_clear(&out);
 			return KHSM_EREMOVED;

@@ -432,17 +432,9 @@ static int roll_generate(const khsm_roll_req_t *req, const khsm_kasp_key_t *old,
 	e.timers = timers;
 	e.label = res->label;
 	khsm_enrolled_t out = { 0 };
-	res->did = KHSM_ROLL_DID_GENERATE;
-	int r = khsm_zone_key_generate(req->kconf, req->zone, &e, &out);
-	if (r == KHSM_EEXIST) {
-		khsm_err_clear();
-		khsm_enrolled_clear(&out);
-		out = (khsm_enrolled_t) { 0 };
-		e.algorithm = 0;
-		e.bits = 0;
-		res->did = KHSM_ROLL_DID_ADOPT;
-		r = khsm_zone_key_import(req->kconf, req->zone, &e, &out);
-	}
+	bool adopted = false;
+	int r = khsm_zone_key_generate_or_adopt(req->kconf, req->zone, &e, &out, &adopted);
+	res->did = adopted ? KHSM_ROLL_DID_ADOPT : KHSM_ROLL_DID_GENERATE;
 	if (r == KHSM_EOK) {
 		snprintf(res->new_id, sizeof(res->new_id), "%s", out.id_hex ? out.id_hex : "");
 		res->step = KHSM_ROLL_PUBLISHED;

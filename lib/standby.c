@@ -70,17 +70,9 @@ static int standby_generate(const khsm_standby_req_t *req, int64_t publish, khsm
 	e.timers = timers;
 	e.label = res->label;
 	khsm_enrolled_t out = { 0 };
-	res->did = KHSM_STANDBY_DID_GENERATE;
-	int r = khsm_zone_key_generate(req->kconf, req->zone, &e, &out);
-	if (r == KHSM_EEXIST) {
-		khsm_err_clear();
-		khsm_enrolled_clear(&out);
-		out = (khsm_enrolled_t) { 0 };
-		e.algorithm = 0;
-		e.bits = 0;
-		res->did = KHSM_STANDBY_DID_ADOPT;
-		r = khsm_zone_key_import(req->kconf, req->zone, &e, &out);
-	}
+	bool adopted = false;
+	int r = khsm_zone_key_generate_or_adopt(req->kconf, req->zone, &e, &out, &adopted);
+	res->did = adopted ? KHSM_STANDBY_DID_ADOPT : KHSM_STANDBY_DID_GENERATE;
 	if (r == KHSM_EOK) {
 		*id_ptr = strdup(out.id_hex ? out.id_hex : "");
 		if (!*id_ptr) r = KHSM_ENOMEM;
