@@ -292,6 +292,21 @@ fail:
 	return r;
 }
 
+/* A symbolic link (its lstat in link_st) in the directory dfd that no one
+ * but root and this user could have made or could swap: owned by one of
+ * them, in a directory owned by one of them that group and others cannot
+ * write. A link the knot user planted fails this when root runs. */
+static bool trusted_link(int dfd, const struct stat *link_st)
+{
+	uid_t me = geteuid();
+	struct stat dir;
+	if (fstat(dfd, &dir) != 0) {
+		return false;
+	}
+	return (link_st->st_uid == 0 || link_st->st_uid == me) &&
+	       (dir.st_uid == 0 || dir.st_uid == me) && !(dir.st_mode & (S_IWGRP | S_IWOTH));
+}
+
 _public_
 int khsm_file_mkdir_p(const char *path, unsigned mode)
 {
@@ -319,14 +334,24 @@ int khsm_file_mkdir_p(const char *path, unsigned mode)
 			break;
 		}
 		int fd = openat(dfd, comp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		int e = errno;
+		struct stat st;
+		bool link = fd < 0 && fstatat(dfd, comp, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode);
+		bool trusted = link && trusted_link(dfd, &st);
+		if (trusted) {
+			/* e.g. /var/lib/knot -> /srv/knot, made by root */
+			fd = openat(dfd, comp, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+			e = errno;
+		}
 		if (fd < 0) {
-			int e = errno;
-			struct stat st;
-			bool link = fstatat(dfd, comp, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode);
-			if (e == ELOOP || e == ENOTDIR) {
-				khsm_err_detail("%.*s is %s; knot-hsm never follows one where it makes directories: "
-				                "replace it with a directory", upto, path,
-				                link ? "a symbolic link" : "not a directory");
+			if (link && !trusted) {
+				khsm_err_detail("%.*s is a symbolic link that root (or this user) did not make, or "
+				                "in a directory others can write; knot-hsm does not follow it where "
+				                "it makes directories: replace it with a directory, or give the "
+				                "real path", upto, path);
+				r = KHSM_EPERM;
+			} else if (e == ENOTDIR) {
+				khsm_err_detail("%.*s is not a directory; replace it with a directory", upto, path);
 				r = KHSM_EPERM;
 			} else {
 				khsm_err_detail("cannot open %.*s: %s", upto, path, strerror(e));

@@ -48,9 +48,12 @@ int khsm_file_write_all(int fd, const void *data, size_t len);
 int khsm_file_refuse_special(const char *path, const struct stat *st);
 
 /** Make path and its missing parents (mode, as umask allows), walking from "/"
- *  (or the working directory) through directory descriptors: a component that
- *  is a symbolic link or not a directory is refused (KHSM_EPERM), never
- *  followed; an existing directory is fine. */
+ *  (or the working directory) through directory descriptors. A component that
+ *  is not a directory is refused (KHSM_EPERM), and so is a symbolic link,
+ *  unless root or this user owns it and the directory holding it, and group
+ *  and others cannot write that directory (no one else could have planted or
+ *  could swap it: /var/lib/knot -> /srv/knot made by root is followed). An
+ *  existing directory is fine. */
 int khsm_file_mkdir_p(const char *path, unsigned mode);
 
 /** path made absolute: as is when it starts with "/", else base_dir + "/" +

@@ -79,12 +79,16 @@ static void test_open_refuses(void **state)
 	char elsewhere[128], link[128], kasp[160];
 	snprintf(elsewhere, sizeof(elsewhere), "%s/elsewhere", dir);
 	assert_int_equal(mkdir(elsewhere, 0700), 0);
-	/* A symlinked component on the way to the KASP database's parent. */
+	/* A symlinked component on the way to the KASP database's parent, in a
+	 * directory others can write (khsm_file_mkdir_p follows only links no
+	 * one else could have planted). */
 	snprintf(link, sizeof(link), "%s/lib", dir);
 	assert_int_equal(symlink(elsewhere, link), 0);
 	snprintf(kasp, sizeof(kasp), "%s/lib/knot/keys", dir);
 	char *base = NULL;
+	assert_int_equal(chmod(dir, 0777), 0);
 	assert_int_equal(khsm_archive_open(kasp, &base), KHSM_EPERM);
+	assert_int_equal(chmod(dir, 0700), 0);
 	assert_null(base);
 	struct stat st;
 	char behind[160];

@@ -331,7 +331,7 @@ static void test_mkdir_p(void **state)
 	assert_int_equal(khsm_file_mkdir_p("", 0750), KHSM_EINVAL);
 }
 
-static void test_mkdir_p_refuses_link(void **state)
+static void test_mkdir_p_links(void **state)
 {
 	(void)state;
 	char elsewhere[256], link[256];
@@ -339,16 +339,36 @@ static void test_mkdir_p_refuses_link(void **state)
 	snprintf(link, sizeof(link), "%s", at("lib"));
 	assert_int_equal(mkdir(elsewhere, 0700), 0);
 	assert_int_equal(symlink(elsewhere, link), 0);
+	struct stat st;
 
-	/* A link as a middle component: refused, nothing made behind it. */
-	assert_int_equal(khsm_file_mkdir_p(at("lib/knot/archive"), 0750), KHSM_EPERM);
+	/* Our own link in our own 0700 directory (as /var/lib/knot -> /srv/knot
+	 * made by root): followed, the directories made behind it. */
+	assert_int_equal(khsm_file_mkdir_p(at("lib/knot/archive"), 0750), KHSM_EOK);
+	assert_int_equal(lstat(at("elsewhere/knot/archive"), &st), 0);
+	assert_true(S_ISDIR(st.st_mode));
+
+	/* The same link in a directory others can write (they could swap it):
+	 * refused, nothing made behind it. */
+	assert_int_equal(chmod(dir, 0777), 0);
+	assert_int_equal(khsm_file_mkdir_p(at("lib/spool/archive"), 0750), KHSM_EPERM);
+	assert_int_equal(chmod(dir, 0700), 0);
 	assert_non_null(strstr(khsm_err_last_detail(), "symbolic link"));
 	assert_non_null(strstr(khsm_err_last_detail(), "/lib"));
-	assert_null(strstr(khsm_err_last_detail(), "/lib/knot"));
-	struct stat st;
-	assert_int_equal(lstat(at("elsewhere/knot"), &st), -1);
-	/* As the last component as well, even though it names a directory. */
-	assert_int_equal(khsm_file_mkdir_p(link, 0750), KHSM_EPERM);
+	assert_null(strstr(khsm_err_last_detail(), "/lib/spool"));
+	assert_int_equal(lstat(at("elsewhere/spool"), &st), -1);
+
+	/* A link someone else made (as the knot user would plant one): refused,
+	 * as the last component too. Only root can give a link away. */
+	if (geteuid() == 0) {
+		char planted[256];
+		snprintf(planted, sizeof(planted), "%s", at("planted"));
+		assert_int_equal(symlink(elsewhere, planted), 0);
+		assert_int_equal(lchown(planted, 65534, 65534), 0);
+		assert_int_equal(khsm_file_mkdir_p(at("planted/knot"), 0750), KHSM_EPERM);
+		assert_int_equal(khsm_file_mkdir_p(planted, 0750), KHSM_EPERM);
+		assert_non_null(strstr(khsm_err_last_detail(), "symbolic link"));
+		assert_int_equal(unlink(planted), 0);
+	}
 	/* A regular file in the way. */
 	put(at("file"), "x", 1);
 	assert_int_equal(khsm_file_mkdir_p(at("file/sub"), 0750), KHSM_EPERM);
@@ -412,7 +432,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_write_refuses_link_temp, setup, teardown_rnd),
 		cmocka_unit_test_setup_teardown(test_write_all, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_mkdir_p, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_mkdir_p_refuses_link, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_mkdir_p_links, setup, teardown),
 		cmocka_unit_test(test_paths),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
