@@ -372,10 +372,7 @@ int khsm_ceremony_finish(const khsm_ceremony_t *c, khsm_ceremony_prep_t *p, khsm
 			free(res->skr_path);
 			res->skr_path = KHSM_STEAL(inv);
 		}
-		const char *d = khsm_err_last_detail();
-		char why[1500];
-		snprintf(why, sizeof(why), "%s", d ? d : "");
-		khsm_err_detail("%s; not imported, kept as %s", why, res->skr_path);
+		khsm_err_suffix("; not imported, kept as %s", res->skr_path);
 	}
 	const char *imp_args[] = { zone, "import-skr", res->skr_path, NULL };
 	if (r == KHSM_EOK) {

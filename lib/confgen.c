@@ -421,9 +421,7 @@ int khsm_confgen_knotc_check_rendered(const char *conf_path, const char *target,
 		r = temp_write(d, "ksk.conf", ksk_text, &t_ksk);
 		if (r == KHSM_EOK) r = khsm_confgen_knotc_check(t_ksk);
 		if (r != KHSM_EOK) {
-			char why[1500];
-			snprintf(why, sizeof(why), "%s", khsm_err_last_detail() ? khsm_err_last_detail() : "");
-			khsm_err_detail("KSK side: %s", why);
+			khsm_err_prefix("KSK side: ");
 		}
 	}
 	if (t_main) unlink(t_main);

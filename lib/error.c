@@ -83,6 +83,17 @@ void khsm_err_prefix(const char *fmt, ...)
 }
 
 _public_
+void khsm_err_suffix(const char *fmt, ...)
+{
+	size_t n = strlen(detail);
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(detail + n, sizeof(detail) - n, fmt, ap);
+	va_end(ap);
+	khsm_redact_buf(detail, sizeof(detail));
+}
+
+_public_
 const char *khsm_err_last_detail(void)
 {
 	return detail[0] ? detail : NULL;

@@ -49,6 +49,9 @@ void khsm_err_detail(const char *fmt, ...) __attribute__((format(printf, 1, 2)))
  * into the detail itself (khsm_err_last_detail()). */
 void khsm_err_prefix(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/** The same after the current detail: "<detail><formatted text>". */
+void khsm_err_suffix(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
 /** The detail recorded by the last failing call in this thread, or NULL. */
 const char *khsm_err_last_detail(void);
 

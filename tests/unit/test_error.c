@@ -93,6 +93,29 @@ static void test_prefix(void **state)
 	khsm_err_clear();
 }
 
+static void test_suffix(void **state)
+{
+	(void)state;
+	khsm_err_clear();
+	khsm_err_suffix("; kept as %s", "x.skr");
+	assert_string_equal(khsm_err_last_detail(), "; kept as x.skr");
+	khsm_err_detail("SKR check failed");
+	khsm_err_suffix("; not imported, kept as %s", "/a/z.skr.invalid");
+	assert_string_equal(khsm_err_last_detail(), "SKR check failed; not imported, kept as /a/z.skr.invalid");
+	/* A full detail stays terminated; a PIN in the suffix is redacted. */
+	char big[4096];
+	memset(big, 'x', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	khsm_err_detail("%s", big);
+	size_t full = strlen(khsm_err_last_detail());
+	khsm_err_suffix("; more");
+	assert_int_equal(strlen(khsm_err_last_detail()), full);
+	khsm_err_detail("token missing");
+	khsm_err_suffix(" (pkcs11:token=card;pin-value=648219)");
+	assert_string_equal(khsm_err_last_detail(), "token missing (pkcs11:token=card;pin-value=***)");
+	khsm_err_clear();
+}
+
 static void test_from_ckr(void **state)
 {
 	(void)state;
@@ -188,6 +211,7 @@ int main(void)
 		cmocka_unit_test(test_unknown_codes),
 		cmocka_unit_test(test_detail),
 		cmocka_unit_test(test_prefix),
+		cmocka_unit_test(test_suffix),
 		cmocka_unit_test(test_from_ckr),
 		cmocka_unit_test(test_from_gnutls),
 		cmocka_unit_test(test_from_dnssec),
