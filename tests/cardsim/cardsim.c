@@ -1644,6 +1644,9 @@ static CK_RV cs_GenerateKeyPair(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMe
 			goto out;
 		}
 	}
+	/* under the card lock, before the latency: a test that waits for this
+	 * line knows the card is busy making the pair */
+	count_event("keygen");
 	card_delay(g.cfg.latency_keygen_ms);
 	CK_OBJECT_HANDLE pub, priv;
 	rv = g.fl->C_GenerateKeyPair(real, pMechanism, pub_tmpl, n_pub, priv_tmpl, n_priv, &pub, &priv);

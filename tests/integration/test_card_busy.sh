@@ -12,17 +12,24 @@ C=$TMP/knot.conf
 card_knot_conf "$C" example.com. example.net. example.org.
 
 # -- another process holds the card while generate runs ----------------------------
-# Key generation takes 0.5 s; as soon as it starts, a second process queues for
-# the card (flock on cardsim's card lock, what every cardsim call takes) and
-# then holds it for 1.5 s, right when knot-hsm needs it next.
+# Key generation takes 0.5 s; as soon as the card is making the pair (cardsim's
+# "keygen" line, written under its card lock: the login is over), a second
+# process queues for the card (flock on cardsim's card lock, what every
+# cardsim call takes) and then holds it for 1.5 s, right when knot-hsm needs
+# it next.
 card_conf "busy = fail" "latency_keygen_ms = 50000"
 : > "$COUNTER"
+# keygen_started N: wait for the Nth key generation of the counter (bounded)
+keygen_started() {
+	i=0
+	until [ "$(count keygen)" -ge "$1" ]; do
+		i=$((i + 1)); [ $i -le 600 ] || { cat "$TMP/gen.out" "$TMP/gen.err" >&2; fail "generate did not start a key generation"; }
+		sleep 0.05
+	done
+}
 "$KNOT_HSM" -c "$C" example.com generate > "$TMP/gen.out" 2> "$TMP/gen.err" &
 gen=$!
-i=0
-until grep -q "^generating" "$TMP/gen.out"; do
-	i=$((i + 1)); [ $i -le 100 ] || fail "generate did not start"; sleep 0.05
-done
+keygen_started 1
 flock "$CARD_LOCK" sleep 1.5 &
 holder=$!
 set +e; wait $gen; rc=$?; set -e
@@ -54,12 +61,10 @@ lacks "$ERR" "retrying" "no retry around the login"
 # command for it.
 card_conf "busy = fail" "latency_keygen_ms = 50000"
 keys_before=$(private_keys)
+kg=$(count keygen)
 KHSM_RETRY_MS=300 "$KNOT_HSM" -c "$C" example.net generate > "$TMP/gen.out" 2> "$TMP/gen.err" &
 gen=$!
-i=0
-until grep -q "^generating" "$TMP/gen.out"; do
-	i=$((i + 1)); [ $i -le 100 ] || fail "generate did not start"; sleep 0.05
-done
+keygen_started $((kg + 1))
 flock "$CARD_LOCK" sleep 2 &
 holder=$!
 set +e; wait $gen; rc=$?; set -e
