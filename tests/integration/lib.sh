@@ -164,11 +164,16 @@ free_port() {
 delv_ask() {
 	da_port=$1 da_anchor=$2 da_zone=$3
 	shift 3
-	da_out=$(timeout -k 5 30 delv @127.0.0.1 -p "$da_port" -a "$da_anchor" +root="$da_zone" "$@" 2>&1)
-	if [ $? -ge 124 ]; then
+	# (|| keeps set -e from ending the test on delv's or timeout's status)
+	da_rc=0
+	da_out=$(timeout -k 5 30 delv @127.0.0.1 -p "$da_port" -a "$da_anchor" +root="$da_zone" "$@" 2>&1) ||
+		da_rc=$?
+	if [ "$da_rc" -ge 124 ]; then
 		echo "note: delv hung (killed after 30 s), asked once more: $*" >&2
-		da_out=$(timeout -k 5 30 delv @127.0.0.1 -p "$da_port" -a "$da_anchor" +root="$da_zone" "$@" 2>&1)
-		[ $? -ge 124 ] && da_out="delv hung twice: $da_out"
+		da_rc=0
+		da_out=$(timeout -k 5 30 delv @127.0.0.1 -p "$da_port" -a "$da_anchor" +root="$da_zone" "$@" 2>&1) ||
+			da_rc=$?
+		if [ "$da_rc" -ge 124 ]; then da_out="delv hung twice: $da_out"; fi
 	fi
 	printf '%s\n' "$da_out"
 }
