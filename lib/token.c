@@ -98,7 +98,9 @@ static void read_caps(CK_FUNCTION_LIST *m, CK_SLOT_ID slot, khsm_token_t *t)
 	if (m->C_GetMechanismList(slot, NULL, &n) != CKR_OK || n == 0) {
 		return;
 	}
-	CK_MECHANISM_TYPE *list = calloc(n, sizeof(*list));
+	/* One spare entry: p11-kit's RPC client (before 0.24.2, p11-kit PR #456)
+	 * reads one past the list when it drops a mechanism it cannot forward. */
+	CK_MECHANISM_TYPE *list = calloc(n + 1, sizeof(*list));
 	if (!list || m->C_GetMechanismList(slot, list, &n) != CKR_OK) {
 		free(list);
 		return;

@@ -118,7 +118,8 @@ int khsm_zoneconf_parse(const char *text, khsm_zoneconf_t **zc_ptr)
 		size_t end = i + 1 < zc->count ? zc->entries[i + 1].start : zc->tail_start;
 		zc->entries[i].len = end - zc->entries[i].start;
 	}
-	if (r == KHSM_EOK) {
+	/* qsort and bsearch want a real array, even for no entries */
+	if (r == KHSM_EOK && zc->count > 1) {
 		qsort(zc->entries, zc->count, sizeof(*zc->entries), entry_cmp);
 		for (size_t i = 1; i < zc->count; i++) {
 			if (strcmp(zc->entries[i - 1].name, zc->entries[i].name) == 0) {
@@ -180,7 +181,8 @@ int khsm_zoneconf_text(const khsm_zoneconf_t *zc, const char *zone, char **text_
 	if (zone[n - 1] != '.') key[n++] = '.';
 	key[n] = '\0';
 	entry_t probe = { .name = key };
-	const entry_t *e = bsearch(&probe, zc->entries, zc->count, sizeof(*zc->entries), entry_cmp);
+	const entry_t *e = zc->count == 0 ? NULL :
+		bsearch(&probe, zc->entries, zc->count, sizeof(*zc->entries), entry_cmp);
 	if (!e) {
 		khsm_err_detail("zone %s is not in the configuration", key);
 		return KHSM_ENOENT;
