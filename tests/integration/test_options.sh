@@ -33,6 +33,11 @@ refused 2 --pin-fd   example.com policy --pin-fd 0
 refused 2 --module   example.com ceremony --module "$SOFTHSM_MODULE"
 refused 3 --token    status --token card
 refused 2 --force    audit verify "$TMP/log" --force
+refused 2 --json     example.com delete id=00 --json
+refused 2 --json     example.com rollover --json
+refused 2 --json     example.com standby keystore=card --json
+refused 2 --pin-file example.com failover keystore=card --pin-file "$TMP/pin"
+refused 2 --json     example.com heal --json
 # Before the command name too.
 refused 2 --token    --token card tokens
 refused 3 --module   --module "$SOFTHSM_MODULE" status

@@ -92,7 +92,10 @@ for f in /usr/bin/knot-hsm "/usr/lib/$MA/knot-hsm/libknothsm-guard.so" \
 	/lib/systemd/system/knot-hsm-status.service /lib/systemd/system/knot-hsm-status.timer \
 	/lib/systemd/system/knot-hsm-heal.service /lib/systemd/system/knot-hsm-heal.timer \
 	/usr/share/doc/knot-hsm/guide.rst.gz /usr/share/doc/knot-hsm/samples/knot-offline.conf \
-	/usr/share/doc/knot-hsm/samples/opensc.module /usr/share/doc/knot-hsm/samples/knot-hsm-guard.conf; do
+	/usr/share/doc/knot-hsm/samples/opensc.module /usr/share/doc/knot-hsm/samples/knot-hsm-guard.conf \
+	/usr/share/doc/knot-hsm/samples/knot-hsm-p11-kit-server.service \
+	/usr/share/doc/knot-hsm/samples/knot-hsm-remote-tunnel.service \
+	/usr/share/doc/knot-hsm/samples/knot-hsm-remote.conf; do
 	grep -qx "$f" "$TMP/deb.list" || { cat "$TMP/deb.list" >&2; fail "the package lacks $f"; }
 done
 pass "the package holds the binary, the guard, the conffile, man page, completion, units and docs"
