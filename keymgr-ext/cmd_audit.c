@@ -7,6 +7,7 @@
 
 #include "cli.h"
 #include "lib/audit.h"
+#include "lib/display.h"
 #include "lib/error.h"
 #include "lib/guard/conf.h"
 #include "lib/json.h"
@@ -195,18 +196,18 @@ static int audit_verify(cli_t *cli, const char *path, const char *anchor)
 	}
 	if (s->anchor_weak) {
 		fprintf(stderr, "warning: the anchor %s is not root's alone (owner or mode): whoever can "
-		        "write it can forge it; chown root:root and chmod 0644 it\n", anchor);
+		        "write it can forge it; chown root:root and chmod 0644 it\n", khsm_esc(anchor));
 	}
 	int rc = CLI_OK;
 	if (r == KHSM_ECRYPTO) {
 		char *reason = NULL;
 		khsm_audit_text_escape(s->reason, strlen(s->reason), &reason);
-		fprintf(stderr, "error: %s: line %lu: %s\n", path, s->broken_line, reason ? reason : "?");
+		fprintf(stderr, "error: %s: line %lu: %s\n", khsm_esc(path), s->broken_line, reason ? reason : "?");
 		free(reason);
 		rc = VERIFY_TAMPERED;
 	} else if (s->incident_count) {
 		fprintf(stderr, "warning: %s: %zu torn line(s), see incidents: a write was cut short (full "
-		        "disk, crash); the chain is intact around them\n", path, s->incident_count);
+		        "disk, crash); the chain is intact around them\n", khsm_esc(path), s->incident_count);
 		rc = VERIFY_INCIDENTS;
 	}
 	khsm_audit_summary_free(s);
@@ -285,7 +286,7 @@ int cmd_audit(cli_t *cli)
 			anchor = conf_anchor;
 		} else if (verify) {
 			fprintf(stderr, "warning: the anchor_file %s of the guard configuration does not exist "
-			        "yet (a process running as root writes it)\n", conf_anchor);
+			        "yet (a process running as root writes it)\n", khsm_esc(conf_anchor));
 		}
 	}
 	rc = verify ? audit_verify(cli, path, anchor) : audit_tail(cli, path);

@@ -14,6 +14,7 @@
 
 #include "lib/ceremony.h"
 #include "cleanup.h"
+#include "lib/display.h"
 #include "lib/dnskey.h"
 #include "lib/archive.h"
 #include "lib/error.h"
@@ -461,7 +462,7 @@ static int run_zones(cli_t *cli, const kv_t *kv)
 		} else if ((r = khsm_zonelock_take(base, (const char *const *)zones, (size_t)cli->zone_count,
 		                                   khsm_zonelock_wait_ms(), on_zone_locked, NULL, &zlock)) != KHSM_EOK) {
 			if (r == KHSM_EBUSY) {   /* not the card's "busy": the detail says it all */
-				fprintf(stderr, "error: %s\n", khsm_err_last_detail());
+				fprintf(stderr, "error: %s\n", khsm_esc(khsm_err_last_detail()));
 				rc = CLI_FAIL;
 			} else {
 				rc = cli_error(r, "ceremony lock");

@@ -9,6 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "lib/display.h"
 #include "lib/error.h"
 #include "lib/heal.h"
 #include "lib/json.h"
@@ -24,7 +25,7 @@ static int parse_days(const char *opt, const char *text, int64_t *out)
 	errno = 0;
 	long v = strtol(text, &end, 10);
 	if (errno || !*text || *end || v < 0 || v > 36500) {
-		fprintf(stderr, "error: %s takes a number of days, not '%s'\nusage: %s\n", opt, text,
+		fprintf(stderr, "error: %s takes a number of days, not '%s'\nusage: %s\n", opt, khsm_esc(text),
 		        cli_current->synopsis);
 		return -1;
 	}

@@ -424,11 +424,11 @@ int cmd_keystore(cli_t *cli)
 		unsigned issues = 0;
 		if (khsm_pin_file_check(cli->pin_file, &issues, NULL) == KHSM_EOK) {
 			if (issues & KHSM_PIN_FILE_OTHERS) {
-				fprintf(stderr, "warning: PIN file %s %s\n", cli->pin_file,
+				fprintf(stderr, "warning: PIN file %s %s\n", khsm_esc(cli->pin_file),
 				        khsm_pin_file_issue_text(KHSM_PIN_FILE_OTHERS));
 			}
 			if (issues & KHSM_PIN_FILE_OWNER) {
-				fprintf(stderr, "warning: PIN file %s %s\n", cli->pin_file,
+				fprintf(stderr, "warning: PIN file %s %s\n", khsm_esc(cli->pin_file),
 				        khsm_pin_file_issue_text(KHSM_PIN_FILE_OWNER));
 			}
 		}

@@ -162,8 +162,9 @@ static const cli_command_t COMMANDS[] = {
 	  "<kasp-db>/../knot-hsm-archive/YYYY-MM-DD/ (YYYY-MM-DD.2/, .3/ ... for later\n"
 	  "runs that day: an archive is never replaced). A progress line follows each zone.\n"
 	  "The PIN comes from the KSK-side keystore's pin-source; without one it is read\n"
-	  "once (--pin-file, --pin-fd or a prompt) into a 0600 file in a private temporary\n"
-	  "directory, removed at the end. Zones are imported in order; a failure in one\n"
+	  "once (--pin-file, --pin-fd or a prompt) into a sealed memfd keymgr reads (as\n"
+	  "root; another user: a 0600 file in a private temporary directory, removed at\n"
+	  "the end). Zones are imported in order; a failure in one\n"
 	  "leaves the zones before it done and it and the later ones on their previous\n"
 	  "SKR (a later zone may be pregenerated or signed, never imported); rerun.",
 	  false, 0 },

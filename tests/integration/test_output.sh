@@ -122,6 +122,21 @@ lacks "$ERR" "${NL}error: forged" "a newline in an argument cannot forge an erro
 run 1 "$KNOT_HSM" uri --token "$(printf 'no\033such')"
 contains "$ERR" 'no\x1bsuch' "a --token label escaped in the error"
 lacks "$ERR" "$ESC" "no raw ESC in the --token error"
+# Arguments and paths echoed in errors and warnings of status, audit, keystore.
+run 3 "$KNOT_HSM" status --warn "$(printf '1\033x')"
+contains "$ERR" "not '1\\x1bx'" "status: a --warn argument escaped in the error"
+lacks "$ERR" "$ESC" "status: no raw ESC"
+BADLOG="$TMP/$(printf 'l\033og')"
+printf 'garbage\n' >"$BADLOG"
+run 1 "$KNOT_HSM" audit verify "$BADLOG"
+contains "$ERR" 'l\x1bog: line 1' "audit verify: the log's path escaped in the error"
+lacks "$ERR" "$ESC" "audit verify: no raw ESC in the error"
+BADPIN="$TMP/$(printf 'p\033in')"
+cp "$TMP/card.pin" "$BADPIN"
+chmod 0644 "$BADPIN"
+run 0 "$KNOT_HSM" keystore --token "$LABEL" --pin-file "$BADPIN" --force
+contains "$ERR" 'warning: PIN file '"$TMP"'/p\x1bin' "keystore: the PIN file's path escaped in the warning"
+lacks "$ERR" "$ESC" "keystore: no raw ESC in the warning"
 
 # --- 5. Bounds: at the limit accepted, one more refused with the limit named.
 rep() { # char count
