@@ -295,7 +295,10 @@ int khsm_guard_conf_render(const char *module, const char *audit_log, char **tex
 	             "module = %s\n"
 	             "audit_log = %s\n"
 	             "fail_closed = yes\n"
-	             "verify = auto\n",
+	             "verify = auto\n"
+	             "# Recommended: root's record of the log's head, which knotd's user cannot\n"
+	             "# rewrite (install -d -o root -g root -m 0755 /var/log/knot-hsm first):\n"
+	             "#anchor_file = /var/log/knot-hsm/audit.anchor\n",
 	             audit_log, module, audit_log) < 0) {
 		return KHSM_ENOMEM;
 	}

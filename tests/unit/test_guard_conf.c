@@ -119,6 +119,9 @@ static void test_render(void **state)
 	assert_int_equal(khsm_guard_conf_parse("r", text, &c), KHSM_EOK);
 	assert_string_equal(c.module, "/usr/lib/opensc-pkcs11.so");
 	assert_string_equal(c.audit_log, "/var/lib/knot/audit.log");
+	/* the anchor is recommended, not switched on: its directory must exist first */
+	assert_non_null(strstr(text, "\n#anchor_file = /var/log/knot-hsm/audit.anchor\n"));
+	assert_null(c.anchor_file);
 	khsm_guard_conf_clear(&c);
 	free(text);
 	assert_int_equal(khsm_guard_conf_render("rel.so", "/a", &text), KHSM_EINVAL);
