@@ -21,8 +21,9 @@ enum khsm_pin_file_issue {
 };
 
 /* Issues --force accepts (a judgement of the operator); the others make the
- * file unusable or cost a PIN try. */
-#define KHSM_PIN_FILE_FORCEABLE (KHSM_PIN_FILE_OTHERS | KHSM_PIN_FILE_OWNER | KHSM_PIN_FILE_DIR)
+ * file unusable or cost a PIN try. Not the directory: --force also means "log
+ * in at the final try", and a file another user can swap is never worth it. */
+#define KHSM_PIN_FILE_FORCEABLE (KHSM_PIN_FILE_OTHERS | KHSM_PIN_FILE_OWNER)
 
 /** Inspect a PIN file without following a symlink, opening a FIFO or device,
  *  or keeping the PIN: the one rule for --pin-file and every pin-source.

@@ -56,6 +56,9 @@ run 1 "$KNOT_HSM" keystore --token "$LABEL" --pin-file "$TMP/open/card.pin" --id
 contains "$ERR" "is in a directory another user can write" "world-writable directory with the sticky bit (like /tmp): refused"
 contains "$ERR" "even with the sticky bit as /tmp" "the sticky bit is named"
 contains "$ERR" "mktemp -d" "the remedy is named"
+run 1 "$KNOT_HSM" keystore --token "$LABEL" --pin-file "$TMP/open/card.pin" --id card --force
+contains "$ERR" "is in a directory another user can write" "--force does not waive the directory rule"
+lacks "$ERR" "or pass --force" "and does not offer --force for it"
 mkdir -m 0770 "$TMP/grp"; chmod 1770 "$TMP/grp"
 pin_file "$TMP/grp/card.pin"
 run 0 "$KNOT_HSM" keystore --token "$LABEL" --pin-file "$TMP/grp/card.pin" --id card
