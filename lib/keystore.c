@@ -500,6 +500,17 @@ int khsm_keystore_find(khsm_keystore_t *ks, const char *url, bool login, const k
 			return KHSM_EPIN_INCORRECT;
 		}
 		if (r == KHSM_EPIN_LOCKED) {
+			/* A guard (login_final_try = refuse) answers "locked" at the final
+			 * try without asking the card: say so, not "unblock with the SO-PIN". */
+			unsigned f = 0;
+			if (khsm_keystore_flags(ks, &f) == KHSM_EOK && !(f & KHSM_TOKEN_PIN_LOCKED)) {
+				khsm_err_detail("the module refused the login as 'PIN locked', but the token is "
+				                "not locked%s: no try was spent. A knot-hsm guard refuses so at the "
+				                "final try: to spend that last try, set login_final_try = allow in "
+				                "the guard's configuration for one run",
+				                (f & KHSM_TOKEN_PIN_FINAL_TRY) ? " (it is at its final try)" : "");
+				return KHSM_EPIN_FINAL_TRY;
+			}
 			khsm_err_detail("the user PIN is locked; " UNBLOCK_HINT);
 			return r;
 		}

@@ -118,6 +118,15 @@ contains "$OUT" "P11_KIT_SERVER_ADDRESS is not set" "doctor without an address s
 run 1 signer "$KNOT_HSM" doctor --remote "$SOCK" --token "$CARD_LABEL" --pin-file "$SIGNER/wrong.pin"
 contains "$OUT" "FAIL  login:" "doctor: a wrong PIN fails the login"
 equals "$(count "login fail")" 1 "the wrong PIN cost the card exactly one try"
+# At the final try the guard (login_final_try = refuse) answers "PIN locked"
+# without asking the card; knot-hsm --force says that, not "unblock it".
+card_tries 1
+: > "$COUNTER"
+run 1 signer "$KNOT_HSM" keystore --remote "$SOCK" --token "$CARD_LABEL" --pin-file "$SIGNER/card.pin" --force
+equals "$(count login)" 0 "final try through the guard: the card is not asked"
+contains "$ERR" "login_final_try = allow" "final try through the guard: the guard's setting named"
+contains "$ERR" "no try was spent" "and that no try was spent"
+lacks "$ERR" "SO-PIN" "not sent to the SO-PIN unblock: the PIN is not locked"
 card_tries 3
 
 # -- a KSK made and used through the remote card ---------------------------------------
