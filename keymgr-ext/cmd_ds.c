@@ -421,14 +421,6 @@ static void json_ds(khsm_json_t *j, const khsm_ds_t *ds, const khsm_submitted_ks
 	khsm_json_end(j);
 }
 
-static const char *const KEY_STATE_NAME[] = {
-	[KHSM_KEY_STATE_NONE] = "none", [KHSM_KEY_STATE_PRE_ACTIVE] = "pre-active",
-	[KHSM_KEY_STATE_PUBLISHED] = "published", [KHSM_KEY_STATE_READY] = "ready",
-	[KHSM_KEY_STATE_ACTIVE] = "active", [KHSM_KEY_STATE_RETIRE_ACTIVE] = "retire-active",
-	[KHSM_KEY_STATE_POST_ACTIVE] = "post-active", [KHSM_KEY_STATE_RETIRED] = "retired",
-	[KHSM_KEY_STATE_REVOKED] = "revoked", [KHSM_KEY_STATE_REMOVED] = "removed",
-};
-
 static void json_submitted(khsm_json_t *j, const khsm_submitted_t *res)
 {
 	khsm_json_object(j, NULL);
@@ -466,7 +458,7 @@ static void json_submitted(khsm_json_t *j, const khsm_submitted_t *res)
 		khsm_json_uint(j, "key_tag", key->tag);
 		khsm_json_uint(j, "algorithm", key->algorithm);
 		khsm_json_str(j, "id", key->id);
-		khsm_json_str(j, "state", key->state <= KHSM_KEY_STATE_REMOVED ? KEY_STATE_NAME[key->state] : NULL);
+		khsm_json_str(j, "state", khsm_kasp_key_state_name(key->state));
 		khsm_json_bool(j, "wanted", key->wanted);
 		khsm_json_uint(j, "servers_with_ds", key->servers_with);
 		khsm_json_bool(j, "published", key->published);

@@ -396,6 +396,13 @@ int cmd_delete(cli_t *cli)
 
 /* -- keys ------------------------------------------------------------------ */
 
+/* KSK, ZSK or CSK as KASP has it; lower-case for JSON. */
+static const char *key_kind(const khsm_kasp_key_t *key, bool lower)
+{
+	if (key->ksk && key->zsk) return lower ? "csk" : "CSK";
+	return key->ksk ? (lower ? "ksk" : "KSK") : (lower ? "zsk" : "ZSK");
+}
+
 /* The zones whose KASP uses the key: JSON strings to j, or text. */
 static void print_zones_using(const khsm_kasp_index_t *kasp, const char *id_hex, khsm_json_t *j)
 {
@@ -406,11 +413,14 @@ static void print_zones_using(const khsm_kasp_index_t *kasp, const char *id_hex,
 		if (j) {
 			khsm_json_str(j, NULL, e->zone);
 		} else {
-			/* text: the role only when it is not plain "active" */
-			const char *role = khsm_rollover_role_in(kasp, e->zone, id_hex, (int64_t)time(NULL));
+			/* text: the role only when it is not plain "active"; a KSK's
+			 * only when it is in a rollover or a standby, as before */
+			int64_t now = (int64_t)time(NULL);
+			bool ksk = e->key.ksk && !e->key.zsk;
+			const char *role = ksk ? khsm_rollover_role_in(kasp, e->zone, id_hex, now)
+			                       : khsm_rollover_key_role_in(kasp, e->zone, id_hex, now);
 			if (role && strcmp(role, "active") == 0) role = NULL;
-			printf("%s%s (%s%s%s)", sep, e->zone,
-			       e->key.ksk && e->key.zsk ? "CSK" : e->key.ksk ? "KSK" : "ZSK",
+			printf("%s%s (%s%s%s)", sep, e->zone, key_kind(&e->key, false),
 			       role ? ", " : "", role ? role : "");
 		}
 		sep = ", ";
@@ -428,6 +438,23 @@ static void print_roles(const khsm_kasp_index_t *kasp, const char *id_hex, khsm_
 		khsm_json_object(j, NULL);
 		khsm_json_str(j, "zone", e->zone);
 		khsm_json_str(j, "role", role);
+		khsm_json_end(j);
+	}
+}
+
+/* Every zone's use of the key, whatever its kind, as JSON objects: kind,
+ * role (khsm_rollover_key_role_in()) and the KASP state. */
+static void print_uses(const khsm_kasp_index_t *kasp, const char *id_hex, khsm_json_t *j)
+{
+	size_t pos = 0;
+	const khsm_kasp_entry_t *e;
+	while ((e = khsm_kasp_next(kasp, id_hex, &pos))) {
+		int64_t now = (int64_t)time(NULL);
+		khsm_json_object(j, NULL);
+		khsm_json_str(j, "zone", e->zone);
+		khsm_json_str(j, "kind", key_kind(&e->key, true));
+		khsm_json_str(j, "role", khsm_rollover_key_role_in(kasp, e->zone, id_hex, now));
+		khsm_json_str(j, "state", khsm_kasp_key_state_name(khsm_kasp_key_state(&e->key, now)));
 		khsm_json_end(j);
 	}
 }
@@ -473,12 +500,14 @@ static int keys_of_keystore(cli_t *cli, const khsm_conf_t *conf, const khsm_kasp
 			khsm_json_str(j, "algorithm", algname);
 			khsm_json_uint(j, "bits", k->bits);
 			if (k->tag >= 0) khsm_json_int(j, "key_tag", k->tag); else khsm_json_null(j, "key_tag");
-			/* The key's role (KSK/ZSK/CSK, standby...) goes here, as "role". */
 			khsm_json_array(j, "zones");
 			if (k->id_hex) print_zones_using(kasp, k->id_hex, j);
 			khsm_json_end(j);
 			khsm_json_array(j, "roles");
 			if (k->id_hex) print_roles(kasp, k->id_hex, j);
+			khsm_json_end(j);
+			khsm_json_array(j, "uses");
+			if (k->id_hex) print_uses(kasp, k->id_hex, j);
 			khsm_json_end(j);
 			khsm_json_bool(j, "unused", !k->used);
 			khsm_json_end(j);

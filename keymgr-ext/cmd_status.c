@@ -173,9 +173,13 @@ int cmd_status(cli_t *cli)
 			khsm_json_int(&j, "crit_seconds", s->crit);
 			khsm_json_str(&j, "signing", s->signing);
 			if (s->resign_at) {
+				char at[32] = "";
+				khsm_time_iso(s->resign_at, at, sizeof(at));
 				khsm_json_int(&j, "resign_at", s->resign_at);
+				khsm_json_str(&j, "resign_at_iso", at);
 			} else {
 				khsm_json_null(&j, "resign_at");
+				khsm_json_null(&j, "resign_at_iso");
 			}
 			khsm_json_str(&j, "rollover", s->rollover[0] ? s->rollover : NULL);
 			khsm_json_str(&j, "standby", s->standby[0] ? s->standby : NULL);

@@ -54,6 +54,23 @@ khsm_key_state_t khsm_kasp_key_state(const khsm_kasp_key_t *key, int64_t now)
 	return KHSM_KEY_STATE_NONE;
 }
 
+_public_
+const char *khsm_kasp_key_state_name(khsm_key_state_t state)
+{
+	/* the timer words of keymgr (`keymgr list`), as Knot names the phases */
+	static const char *const NAME[] = {
+		[KHSM_KEY_STATE_NONE] = "none", [KHSM_KEY_STATE_PRE_ACTIVE] = "pre-active",
+		[KHSM_KEY_STATE_PUBLISHED] = "published", [KHSM_KEY_STATE_READY] = "ready",
+		[KHSM_KEY_STATE_ACTIVE] = "active", [KHSM_KEY_STATE_RETIRE_ACTIVE] = "retire-active",
+		[KHSM_KEY_STATE_POST_ACTIVE] = "post-active", [KHSM_KEY_STATE_RETIRED] = "retired",
+		[KHSM_KEY_STATE_REVOKED] = "revoked", [KHSM_KEY_STATE_REMOVED] = "removed",
+	};
+	if ((unsigned)state >= sizeof(NAME) / sizeof(NAME[0])) {
+		return NULL;
+	}
+	return NAME[state];
+}
+
 /* -- index ----------------------------------------------------------------- */
 
 _public_

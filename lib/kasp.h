@@ -36,6 +36,10 @@ static inline bool khsm_kasp_reached(int64_t t, int64_t now)
  *  before the introduction ones (active, ready, publish, pre-active). */
 khsm_key_state_t khsm_kasp_key_state(const khsm_kasp_key_t *key, int64_t now);
 
+/** The state's name: "none", "pre-active", "published", "ready", "active",
+ *  "retire-active", "post-active", "retired", "revoked" or "removed" (static); NULL for no state of the enum. */
+const char *khsm_kasp_key_state_name(khsm_key_state_t state);
+
 typedef struct {
 	char *zone;
 	khsm_kasp_key_t key;

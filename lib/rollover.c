@@ -315,19 +315,15 @@ const char *khsm_rollover_role(const khsm_kasp_key_t *keys, size_t count, int64_
 	return NULL;
 }
 
-_public_
-const char *khsm_rollover_role_in(const khsm_kasp_index_t *idx, const char *zone,
-                                  const char *id_hex, int64_t now)
+/* The keys of zone in idx, once each: an index merged from two sources may
+ * list a key twice. Returns them (free with free()), NULL on ENOMEM; *n_ptr: how many. */
+static khsm_kasp_key_t *zone_keys(const khsm_kasp_index_t *idx, const char *zone, size_t *n_ptr)
 {
-	if (!idx || !zone || !id_hex) {
-		return NULL;
-	}
 	khsm_kasp_key_t *keys = calloc(idx->count ? idx->count : 1, sizeof(*keys));
 	if (!keys) {
 		return NULL;
 	}
 	size_t n = 0;
-	/* once per key: an index merged from two sources may list a key twice */
 	for (size_t i = 0; i < idx->count; i++) {
 		bool seen = strcmp(idx->items[i].zone, zone) != 0;
 		for (size_t k = 0; k < n && !seen; k++) {
@@ -335,7 +331,72 @@ const char *khsm_rollover_role_in(const khsm_kasp_index_t *idx, const char *zone
 		}
 		if (!seen) keys[n++] = idx->items[i].key;
 	}
+	*n_ptr = n;
+	return keys;
+}
+
+_public_
+const char *khsm_rollover_role_in(const khsm_kasp_index_t *idx, const char *zone,
+                                  const char *id_hex, int64_t now)
+{
+	if (!idx || !zone || !id_hex) {
+		return NULL;
+	}
+	size_t n = 0;
+	khsm_kasp_key_t *keys = zone_keys(idx, zone, &n);
+	if (!keys) {
+		return NULL;
+	}
 	const char *role = khsm_rollover_role(keys, n, now, id_hex);
+	free(keys);
+	return role;
+}
+
+_public_
+const char *khsm_rollover_key_role(const khsm_kasp_key_t *keys, size_t count, int64_t now,
+                                   const char *id_hex)
+{
+	const char *role = khsm_rollover_role(keys, count, now, id_hex);
+	if (role) {
+		return role;
+	}
+	const khsm_kasp_key_t *key = NULL;
+	for (size_t i = 0; id_hex && i < count && !key; i++) {
+		if (strcmp(keys[i].id, id_hex) == 0) key = &keys[i];
+	}
+	if (!key) {
+		return NULL;
+	}
+	/* Not in a KSK rollover (a ZSK, a CSK, a public-only KSK): the same
+	 * words from the key's own timers, as a ZSK rollover moves it. */
+	switch (khsm_kasp_key_state(key, now)) {
+	case KHSM_KEY_STATE_ACTIVE:
+		return "active";
+	case KHSM_KEY_STATE_RETIRE_ACTIVE:
+	case KHSM_KEY_STATE_POST_ACTIVE:
+	case KHSM_KEY_STATE_RETIRED:
+	case KHSM_KEY_STATE_REVOKED:
+		return "outgoing";
+	case KHSM_KEY_STATE_REMOVED:
+		return "removed";
+	default:
+		return "incoming";   /* none, pre-active, published, ready: not signing yet */
+	}
+}
+
+_public_
+const char *khsm_rollover_key_role_in(const khsm_kasp_index_t *idx, const char *zone,
+                                      const char *id_hex, int64_t now)
+{
+	if (!idx || !zone || !id_hex) {
+		return NULL;
+	}
+	size_t n = 0;
+	khsm_kasp_key_t *keys = zone_keys(idx, zone, &n);
+	if (!keys) {
+		return NULL;
+	}
+	const char *role = khsm_rollover_key_role(keys, n, now, id_hex);
 	free(keys);
 	return role;
 }

@@ -123,6 +123,17 @@ const char *khsm_rollover_role(const khsm_kasp_key_t *keys, size_t count, int64_
 const char *khsm_rollover_role_in(const khsm_kasp_index_t *idx, const char *zone,
                                   const char *id_hex, int64_t now);
 
+/** Role of any key id_hex among a zone's keys at now: khsm_rollover_role()
+ *  for a card KSK that has one, else from the key's own state (kasp.h):
+ *  "incoming" (not signing yet), "active", "outgoing" (retiring, retired or
+ *  revoked), "removed"; NULL when no key has that id. */
+const char *khsm_rollover_key_role(const khsm_kasp_key_t *keys, size_t count, int64_t now,
+                                   const char *id_hex);
+
+/** khsm_rollover_key_role() of a zone's key in a KASP index (kasp.h). */
+const char *khsm_rollover_key_role_in(const khsm_kasp_index_t *idx, const char *zone,
+                                      const char *id_hex, int64_t now);
+
 /** The EPP <secDNS:update> (epp.h) for the rollover's current step: add the
  *  new KSK's DS before the switch (published, submit, switching), remove the
  *  old one's after it (withdraw, removing, removed). No rollover in progress

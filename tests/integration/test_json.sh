@@ -55,6 +55,38 @@ equals "$(jget "$OUT" '[k["zones"] for k in d[0]["keys"] if k["id"] == "'"$id"'"
 equals "$(jget "$OUT" '[k["key_tag"] for k in d[0]["keys"] if k["id"] == "'"$id"'"][0]')" "$tag" \
 	"keys --json: key_tag"
 equals "$(jget "$OUT" 'd[0]["missing"]')" "[]" "keys --json: nothing missing"
+# Each key's use by each zone: kind (from KASP), role and state. The
+# imported ZSK, which roles (card KSKs only) leaves empty, and the KSKs.
+printf '%s' "$OUT" > "$TMP/keys.json"
+python3 - "$TMP/keys.json" "$id" <<'PY' || fail "keys --json: uses"
+import json, sys
+d = json.load(open(sys.argv[1]))
+keys = {k["id"]: k for c in d for k in c["keys"]}
+zsk = keys["0a0b0c"]
+assert zsk["zones"] == ["example.net."] and zsk["roles"] == [], zsk
+assert zsk["uses"] == [{"zone": "example.net.", "kind": "zsk", "role": "active", "state": "active"}], zsk
+ksk = keys[sys.argv[2]]
+assert ksk["uses"] == [{"zone": "example.com.", "kind": "ksk", "role": "active", "state": "active"}], ksk
+assert all(set(u) == {"zone", "kind", "role", "state"} for k in keys.values() for u in k["uses"]), keys
+assert all([u["zone"] for u in k["uses"]] == k["zones"] for k in keys.values()), keys
+# the card KSKs of both zones: kind ksk per zone, roles unchanged beside uses
+kinds = sorted((u["zone"], u["kind"]) for k in keys.values() for u in k["uses"])
+assert kinds == [("example.com.", "ksk"), ("example.net.", "ksk"), ("example.net.", "zsk")], kinds
+for k in keys.values():
+    for r in k["roles"]:
+        assert {"zone": r["zone"], "role": r["role"]} == r, r
+        assert [u["role"] for u in k["uses"] if u["zone"] == r["zone"]] == [r["role"]], k
+PY
+pass "keys --json: every key's kind, role and state per zone"
+run 0 "$KNOT_HSM" -c "$C" keys
+contains "$OUT" "zones: example.net. (ZSK)" "keys: the ZSK's kind in text, no role word while it signs"
+# A retired ZSK is outgoing, in text and JSON (its KASP state beside).
+run 0 keymgr -c "$C" example.net. set 0a0b0c retire=+0
+run 0 "$KNOT_HSM" -c "$C" keys
+contains "$OUT" "zones: example.net. (ZSK, outgoing)" "keys: a retired ZSK's role in text"
+run 0 "$KNOT_HSM" -c "$C" keys --json
+equals "$(jget "$OUT" '[(u["role"], u["state"]) for k in d[0]["keys"] if k["id"] == "0a0b0c" for u in k["uses"]]')" \
+	"[('outgoing', 'retired')]" "keys --json: a retired ZSK is outgoing"
 
 # doctor --json: the checks, then the counts; a failing check exits 1 with
 # the whole object.

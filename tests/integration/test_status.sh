@@ -94,6 +94,30 @@ assert z["next_zsk_event"].startswith("ZSK "), z
 assert z["ds_at_parent"] is None
 PY
 pass "status --json parses and matches"
+# The manual's rule: a moment X (a name ending in _at, or period_end and
+# valid_until) comes with X_iso, the same time in ISO 8601 UTC, or both null.
+python3 - "$TMP/status.json" <<'PY' || fail "status --json: a moment without its _iso"
+import json, sys, time
+d = json.load(open(sys.argv[1]))
+seen = []
+def walk(o):
+    if isinstance(o, list):
+        for v in o: walk(v)
+    elif isinstance(o, dict):
+        for k, v in o.items():
+            if k.endswith("_iso") or not (k.endswith("_at") or k in ("period_end", "valid_until")):
+                walk(v)
+                continue
+            assert k + "_iso" in o, "%s has no %s_iso: %s" % (k, k, o)
+            iso = o[k + "_iso"]
+            assert (v is None) == (iso is None), (k, v, iso)
+            if v is not None:
+                assert iso == time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(v)), (k, v, iso)
+            seen.append(k)
+walk(d)
+assert {"period_end", "valid_until", "resign_at"} <= set(seen), seen
+PY
+pass "status --json: every moment has its _iso partner"
 run 2 "$KNOT_HSM" -c "$CONF" status --json --warn 50 --crit 41
 contains "$OUT" '"state": "critical"' "JSON reports critical too"
 

@@ -96,6 +96,18 @@ static void test_state_precedence(void **state)
 }
 
 /* The index: find by zone and id, iterate over the zones of one id, merge. */
+/* The names keymgr's timers give the states; NULL for a value off the enum. */
+static void test_state_name(void **state)
+{
+	(void)state;
+	assert_string_equal(khsm_kasp_key_state_name(KHSM_KEY_STATE_NONE), "none");
+	assert_string_equal(khsm_kasp_key_state_name(KHSM_KEY_STATE_PUBLISHED), "published");
+	assert_string_equal(khsm_kasp_key_state_name(KHSM_KEY_STATE_READY), "ready");
+	assert_string_equal(khsm_kasp_key_state_name(KHSM_KEY_STATE_RETIRE_ACTIVE), "retire-active");
+	assert_string_equal(khsm_kasp_key_state_name(KHSM_KEY_STATE_REMOVED), "removed");
+	assert_null(khsm_kasp_key_state_name((khsm_key_state_t)(KHSM_KEY_STATE_REMOVED + 1)));
+}
+
 static void test_index(void **state)
 {
 	(void)state;
@@ -218,6 +230,7 @@ int main(void)
 		cmocka_unit_test(test_state_life),
 		cmocka_unit_test(test_state_unset),
 		cmocka_unit_test(test_state_precedence),
+		cmocka_unit_test(test_state_name),
 		cmocka_unit_test(test_index),
 		cmocka_unit_test(test_index_merge_same),
 		cmocka_unit_test(test_summarize),

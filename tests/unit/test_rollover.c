@@ -101,6 +101,44 @@ static void test_roles(void **state)
 	assert_string_equal(khsm_rollover_role(keys, 4, 5000, "aa"), "removed");
 }
 
+/* Every key gets a role: a KSK's rollover role, else the words from its own
+ * timers (a ZSK, a public-only KSK, a KSK in no plannable state). */
+static void test_key_roles(void **state)
+{
+	(void)state;
+	setup_keys(0, 0, 0);
+	assert_string_equal(khsm_rollover_key_role(keys, 4, 2500, "aa"), "outgoing");
+	assert_string_equal(khsm_rollover_key_role(keys, 4, 2500, "bb"), "incoming");
+	assert_string_equal(khsm_rollover_key_role(keys, 4, 2500, "zz"), "active");
+	assert_string_equal(khsm_rollover_key_role(keys, 4, 2500, "pp"), "active");
+	assert_null(khsm_rollover_key_role(keys, 4, 2500, "nope"));
+	/* a ZSK through its life: pre-published, signing, retired, removed */
+	keys[1].publish = 1000;
+	keys[1].active = 2000;
+	keys[1].retire = 3000;
+	keys[1].remove = 4000;
+	assert_string_equal(khsm_rollover_key_role(keys, 2, 500, "zz"), "incoming");
+	assert_string_equal(khsm_rollover_key_role(keys, 2, 1500, "zz"), "incoming");
+	assert_string_equal(khsm_rollover_key_role(keys, 2, 2500, "zz"), "active");
+	assert_string_equal(khsm_rollover_key_role(keys, 2, 3500, "zz"), "outgoing");
+	assert_string_equal(khsm_rollover_key_role(keys, 2, 4500, "zz"), "removed");
+	/* no plannable rollover (two KSKs active at once): from the timers */
+	setup_keys(4000, 0, 0);
+	keys[2].ready = 4000;
+	assert_null(khsm_rollover_role(keys, 4, 4500, "aa"));
+	assert_string_equal(khsm_rollover_key_role(keys, 4, 4500, "aa"), "active");
+	/* the index form: a key listed twice for a zone counts once */
+	khsm_kasp_entry_t items[] = {
+		{ .zone = "a.", .key = keys[0] }, { .zone = "a.", .key = keys[1] },
+		{ .zone = "a.", .key = keys[1] }, { .zone = "b.", .key = keys[2] },
+	};
+	khsm_kasp_index_t idx = { .items = items, .count = 4 };
+	assert_string_equal(khsm_rollover_key_role_in(&idx, "a.", "zz", 4500), "active");
+	assert_string_equal(khsm_rollover_key_role_in(&idx, "a.", "aa", 4500), "active");
+	assert_null(khsm_rollover_key_role_in(&idx, "a.", "bb", 4500));   /* b.'s key */
+	assert_null(khsm_rollover_key_role_in(NULL, "a.", "zz", 4500));
+}
+
 static void test_plan_refusals(void **state)
 {
 	(void)state;
@@ -151,6 +189,7 @@ int main(void)
 		cmocka_unit_test(test_plan_repair),
 		cmocka_unit_test(test_plan_refusals),
 		cmocka_unit_test(test_roles),
+		cmocka_unit_test(test_key_roles),
 		cmocka_unit_test(test_when),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
