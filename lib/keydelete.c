@@ -152,10 +152,8 @@ int khsm_zone_key_delete(khsm_conf_t *conf, const khsm_zone_t *zone, const khsm_
 	if (r == KHSM_ENOENT) {
 		r = KHSM_EOK;
 	} else if (r != KHSM_EOK) {
-		char why[1500];
-		snprintf(why, sizeof(why), "%s", khsm_err_last_detail() ? khsm_err_last_detail() : "");
-		khsm_err_detail("key %s left the KASP of %s but not the card: %s; delete it with "
-		                "pkcs11-tool --delete-object --id %s", e->key.id, zone->name, why, hex);
+		khsm_err_prefix("key %s left the KASP of %s but not the card: ", e->key.id, zone->name);
+		khsm_err_suffix("; delete it with pkcs11-tool --delete-object --id %s", hex);
 		goto fail;
 	}
 	snprintf(out->id_hex, sizeof(out->id_hex), "%s", e->key.id);

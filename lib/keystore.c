@@ -93,14 +93,12 @@ int khsm_keystore_guard_check(const char *module)
 	}
 	/* The guard's own line: it reads the file with this very parser at
 	 * C_Initialize and prints "knot-hsm-guard: " and the same detail. */
-	const char *d = khsm_err_last_detail();
-	char why[1200];
-	snprintf(why, sizeof(why), "%s", d ? d : khsm_strerror(r));
-	khsm_err_detail("knot-hsm-guard: %s; the guard module cannot start, so neither knotd nor "
-	                "keymgr nor knot-hsm reaches the card through it (keymgr says only \"failed "
-	                "to load PKCS #11 module\"): fix the guard configuration%s%s (knot-hsm keystore "
-	                "--guard prints one; knot-hsm doctor checks it)", why, path ? " " : "",
-	                path ? path : "");
+	if (!khsm_err_last_detail()) khsm_err_detail("%s", khsm_strerror(r));
+	khsm_err_prefix("knot-hsm-guard: ");
+	khsm_err_suffix("; the guard module cannot start, so neither knotd nor keymgr nor knot-hsm "
+	                "reaches the card through it (keymgr says only \"failed to load PKCS #11 "
+	                "module\"): fix the guard configuration%s%s (knot-hsm keystore --guard prints "
+	                "one; knot-hsm doctor checks it)", path ? " " : "", path ? path : "");
 	return KHSM_ECONFIG;
 }
 

@@ -677,10 +677,8 @@ int khsm_keymgr_ksks(const char *conf_path, const char *zone, dnssec_key_t ***ke
 	if (r != KHSM_EOK) {
 		const char *d = khsm_err_last_detail();
 		if (d && strstr(d, "token not available")) {
-			char *why = strdup(d); /* the detail buffer is about to be rewritten */
-			khsm_err_detail("%s; keymgr opens the zone's keystore even to print public keys: "
-			                "connect the card (knot-hsm doctor checks it)", why ? why : "");
-			free(why);
+			khsm_err_suffix("; keymgr opens the zone's keystore even to print public keys: "
+			                "connect the card (knot-hsm doctor checks it)");
 		}
 		return r;
 	}

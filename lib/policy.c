@@ -208,9 +208,7 @@ int khsm_policy_set(khsm_policy_t *policy, const char *key, const char *value)
 			int64_t v = 0;
 			int r = khsm_duration_parse(value, &v);
 			if (r != KHSM_EOK) {
-				char why[512];
-				snprintf(why, sizeof(why), "%s", khsm_err_last_detail() ? khsm_err_last_detail() : "");
-				khsm_err_detail("%s=: %s", key, why);
+				khsm_err_prefix("%s=: ", key);
 				return r;
 			}
 			*durations[i].field = v;

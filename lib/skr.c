@@ -188,10 +188,8 @@ static int parse_records(zs_scanner_t *sc, const char *text, size_t len, size_t 
 			}
 			r = add_record(set, sc, apex, zone);
 			if (r == KHSM_EPARSE) {
-				const char *d = khsm_err_last_detail();
-				char why[300];
-				snprintf(why, sizeof(why), "%s", d ? d : "malformed record");
-				khsm_err_detail("line %zu: %s", line, why);
+				if (!khsm_err_last_detail()) khsm_err_detail("malformed record");
+				khsm_err_prefix("line %zu: ", line);
 			}
 		} else {
 			khsm_err_detail("line %zu: %s", line, zs_strerror(sc->error.code));

@@ -266,11 +266,9 @@ static int on_card(const khsm_standby_req_t *req, const khsm_kasp_key_t *sb)
 		                "keystore=ID)", req->zone->name, sb->id, sb->tag, store->id);
 		r = KHSM_ENOENT;
 	} else if (r != KHSM_EOK) {
-		const char *d = khsm_err_last_detail();
-		char why[1024];
-		snprintf(why, sizeof(why), "%s", d ? d : khsm_strerror(r));
-		khsm_err_detail("%s: the card of keystore %s, where the standby KSK %s should be: %s",
-		                req->zone->name, store->id, sb->id, why);
+		if (!khsm_err_last_detail()) khsm_err_detail("%s", khsm_strerror(r));
+		khsm_err_prefix("%s: the card of keystore %s, where the standby KSK %s should be: ",
+		                req->zone->name, store->id, sb->id);
 	}
 	khsm_cardobjs_clear(&objs);
 	khsm_keystore_close(ks);
