@@ -49,6 +49,10 @@ static void print_result(const roll_run_t *rr, const char *zone, const khsm_roll
 	khsm_time_iso(res->since, a, sizeof(a));
 	khsm_time_iso(res->at, b, sizeof(b));
 	const khsm_roll_parent_t *p = &res->parent;
+	if (p->parent) {
+		printf("%s: parent zone %s: %zu server address%s\n", zone, p->parent, p->servers,
+		       p->servers == 1 ? "" : "es");
+	}
 	if (res->repaired) {
 		printf("%s: the old KSK %s's retire timer, left unset by an interrupted run, is set\n",
 		       zone, res->old_id);
@@ -93,7 +97,8 @@ static void print_result(const roll_run_t *rr, const char *zone, const khsm_roll
 	case KHSM_ROLL_SUBMIT:
 		printf("%s: submit this DS: %s\n", zone, res->ds);
 		printf("%s: step submit since %s: waits for the parent: %zu of %zu server(s) have the "
-		       "new DS (tag %u)\n", zone, a, p->with_key, p->servers, p->tag);
+		       "new DS (tag %u); lacking it: %s\n", zone, a, p->with_key, p->servers, p->tag,
+		       p->without ? p->without : "none");
 		break;
 	case KHSM_ROLL_SWITCHING:
 		printf("%s: step switching: the new KSK %s signs from %s\n", zone, res->new_id, b);
@@ -101,7 +106,8 @@ static void print_result(const roll_run_t *rr, const char *zone, const khsm_roll
 	case KHSM_ROLL_WITHDRAW:
 		printf("%s: withdraw the old DS: %s\n", zone, res->ds);
 		printf("%s: step withdraw since %s: waits for the parent: %zu of %zu server(s) still "
-		       "have the old DS (tag %u)\n", zone, a, p->with_key, p->servers, p->tag);
+		       "have the old DS (tag %u): %s\n", zone, a, p->with_key, p->servers, p->tag,
+		       p->with ? p->with : "none");
 		break;
 	case KHSM_ROLL_REMOVING:
 		printf("%s: step removing: the old KSK %s leaves the DNSKEY set at %s\n", zone,
