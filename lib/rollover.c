@@ -470,6 +470,31 @@ int khsm_rollover_delays(const khsm_conf_t *zconf, const char *zone, bool offlin
 	return KHSM_EOK;
 }
 
+_public_
+int khsm_rollover_keystore_check(const khsm_zone_t *zone, const char *zconf_path)
+{
+	if (!zone || !zone->name || !zone->keystore || !zconf_path) {
+		return KHSM_EINVAL;
+	}
+	const khsm_conf_policy_t *p = zone->policy;
+	if (!p || p->keystore_count == 0) {
+		return KHSM_EOK;   /* no policy keystore to differ from */
+	}
+	for (size_t i = 0; i < p->keystore_count; i++) {
+		if (strcmp(p->keystores[i], zone->keystore->id) == 0) {
+			return KHSM_EOK;
+		}
+	}
+	const char *z = zone->name, *ks = zone->keystore->id;
+	khsm_err_detail("%s: offline, a rollover to another card is refused: the ceremony signs with "
+	                "the keystore of the KSK side's policy (%s) only, so a new KSK on %s would "
+	                "never sign; to move to %s: knot-hsm -c %s %s standby keystore=%s, then "
+	                "knot-hsm -c %s %s failover keystore=%s; or roll on the same card: "
+	                "knot-hsm -c %s %s rollover", z, p->keystores[0], ks, ks, zconf_path, z, ks,
+	                zconf_path, z, ks, zconf_path, z);
+	return KHSM_ENOTSUP;
+}
+
 /* The new KSK on the card, or the pair an interrupted run left there. */
 static int roll_generate(const khsm_roll_req_t *req, const khsm_kasp_key_t *old, int64_t now,
                          khsm_roll_result_t *res)
