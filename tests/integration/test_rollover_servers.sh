@@ -6,7 +6,8 @@
 # and 127.0.0.2 at one port (KHSM_PARENT_PORT). One has the new DS, one not:
 # the run waits and names the lagging one; once both have it, the switch.
 # When no parent server can be found the run fails with the remedy instead of
-# waiting for "0 of 0" servers for ever.
+# waiting for "0 of 0" servers for ever. And `submitted` on the KSK side
+# points at the rollover, not at a knotd that side never has.
 . "$KHSM_SRCDIR/tests/integration/lib.sh"
 . "$KHSM_SRCDIR/tests/integration/knotd.sh"
 . "$KHSM_SRCDIR/tests/integration/dnsresp.sh"
@@ -124,6 +125,11 @@ until kdig @127.0.0.1 -p "$RPORT" com. SOA +short | grep -q " 3 3600 "; do
 done
 dnsresp_stop ns2
 dnsresp_start ns2 127.0.0.2 "$DPORT" --ds "$(ds_rdata "$NEW_DS")"
+# submitted on the KSK side sees the DS everywhere; no knotd confirms it
+# there: it points at the rollover, with knotd's knot.conf.
+run 1 resolver "$KNOT_HSM" -c "$KSKC" example.com submitted
+contains "$ERR" "error: example.com.: not supported: this is the KSK side (offline mode), where no knotd confirms a DS: the rollover does, once every parent server has it: knot-hsm -c $CONF example.com. rollover" "submitted on the KSK side points at rollover -c knot.conf"
+lacks "$ERR" "knotd is not running" "and not at starting knotd"
 run 0 resolver "$KNOT_HSM" -c "$CONF" example.com rollover
 contains "$OUT" "example.com.: step switching: the new DS is at all 2 parent server(s); the new KSK $NEW_ID signs" "every parent server has the DS: the switch"
 keymgr -c "$KSKC" example.com. list | grep "^$NEW_ID " | grep -q "active=[1-9]" || fail "the new KSK's active timer is not set"
