@@ -49,6 +49,10 @@ static void print_result(const roll_run_t *rr, const char *zone, const khsm_roll
 	khsm_time_iso(res->since, a, sizeof(a));
 	khsm_time_iso(res->at, b, sizeof(b));
 	const khsm_roll_parent_t *p = &res->parent;
+	if (p->parent) {
+		printf("%s: parent zone %s: %zu server address%s\n", zone, p->parent, p->servers,
+		       p->servers == 1 ? "" : "es");
+	}
 	if (res->repaired) {
 		printf("%s: the old KSK %s's retire timer, left unset by an interrupted run, is set\n",
 		       zone, res->old_id);
@@ -93,7 +97,8 @@ static void print_result(const roll_run_t *rr, const char *zone, const khsm_roll
 	case KHSM_ROLL_SUBMIT:
 		printf("%s: submit this DS: %s\n", zone, res->ds);
 		printf("%s: step submit since %s: waits for the parent: %zu of %zu server(s) have the "
-		       "new DS (tag %u)\n", zone, a, p->with_key, p->servers, p->tag);
+		       "new DS (tag %u); lacking it: %s\n", zone, a, p->with_key, p->servers, p->tag,
+		       p->without ? p->without : "none");
 		break;
 	case KHSM_ROLL_SWITCHING:
 		printf("%s: step switching: the new KSK %s signs from %s\n", zone, res->new_id, b);
@@ -101,7 +106,8 @@ static void print_result(const roll_run_t *rr, const char *zone, const khsm_roll
 	case KHSM_ROLL_WITHDRAW:
 		printf("%s: withdraw the old DS: %s\n", zone, res->ds);
 		printf("%s: step withdraw since %s: waits for the parent: %zu of %zu server(s) still "
-		       "have the old DS (tag %u)\n", zone, a, p->with_key, p->servers, p->tag);
+		       "have the old DS (tag %u): %s\n", zone, a, p->with_key, p->servers, p->tag,
+		       p->with ? p->with : "none");
 		break;
 	case KHSM_ROLL_REMOVING:
 		printf("%s: step removing: the old KSK %s leaves the DNSKEY set at %s\n", zone,
@@ -142,6 +148,15 @@ static int roll_zone(roll_run_t *rr, const char *zone_arg)
 	}
 	khsm_rollover_result_clear(&res);
 	return rc;
+}
+
+/* Offline: the new KSK must be on the card the ceremony signs with. */
+static int check_keystore(const roll_run_t *rr, const char *zone_arg)
+{
+	_cleanup_zone_ khsm_zone_t zone = { 0 };
+	int r = khsm_zone_resolve(rr->kconf, zone_arg, rr->keystore, &zone);
+	if (r == KHSM_EOK) r = khsm_rollover_keystore_check(&zone, khsm_conf_path(rr->zconf));
+	return r == KHSM_EOK ? CLI_OK : cli_error(r, NULL);
 }
 
 static int parse_servers(roll_run_t *rr, const char *server_arg)
@@ -207,6 +222,10 @@ int cmd_rollover(cli_t *cli)
 	_cleanup_conf_ khsm_conf_t *kconf = NULL;
 	if ((rc = parse_servers(&rr, kv_get(kv, "server"))) != CLI_OK) goto fail;
 	if ((rc = open_sides(cli, kv_get(kv, "ksk-conf"), &rr, &zconf, &kconf)) != CLI_OK) goto fail;
+	/* every zone checked before the first one changes */
+	for (int i = 0; rr.offline && i < cli->zone_count && rc == CLI_OK; i++) {
+		rc = check_keystore(&rr, cli->zones[i]);
+	}
 	for (int i = 0; i < cli->zone_count && rc == CLI_OK; i++) {
 		rc = roll_zone(&rr, cli->zones[i]);
 	}

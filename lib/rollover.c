@@ -1,5 +1,6 @@
 /* A planned double-DS KSK rollover read from KASP timers (see rollover.h). */
 #include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -169,12 +170,31 @@ static int find_dnskey(dnssec_key_t **keys, size_t n, const khsm_kasp_key_t *k,
 	return KHSM_ENOENT;
 }
 
+/* Append "NAME (ADDR@PORT)" of s to the ", "-joined list *list. */
+static int list_server(char **list, const khsm_server_t *s)
+{
+	char *grown = NULL;
+	if (asprintf(&grown, "%s%s%s (%s@%u)", *list ? *list : "", *list ? ", " : "", s->name,
+	             s->address, (unsigned)s->port) < 0) {
+		return KHSM_ENOMEM;
+	}
+	free(*list);
+	*list = grown;
+	return KHSM_EOK;
+}
+
 _public_
 int khsm_rollover_parent(const char *conf_path, const char *zone, const khsm_kasp_key_t *key,
                          const khsm_server_t *servers, size_t count, khsm_roll_parent_t *out)
 {
 	if (!zone || !key || (!servers && count) || !out) {
 		return KHSM_EINVAL;
+	}
+	if (count == 0) {
+		/* zero of zero servers would wait for ever */
+		khsm_err_detail("no parent server to ask for the DS of %s; name one with "
+		                "server=ADDR[@PORT]", zone);
+		return KHSM_ENOENT;
 	}
 	dnssec_key_t **dnskeys = NULL;
 	size_t nkeys = 0;
@@ -191,10 +211,48 @@ int khsm_rollover_parent(const char *conf_path, const char *zone, const khsm_kas
 			r = khsm_ds_matches(&ds[i], dnskey, &seen);
 		}
 		khsm_ds_free(ds, nds);
+		if (r == KHSM_EOK) r = list_server(seen ? &res.with : &res.without, &servers[s]);
 		if (seen) res.with_key++;
 	}
 	khsm_dnskeys_free(dnskeys, nkeys);
-	if (r == KHSM_EOK) *out = res;
+	if (r != KHSM_EOK) {
+		khsm_rollover_parent_clear(&res);
+		return r;
+	}
+	*out = res;
+	return KHSM_EOK;
+}
+
+_public_
+void khsm_rollover_parent_clear(khsm_roll_parent_t *p)
+{
+	if (p) {
+		free(p->parent);
+		free(p->with);
+		free(p->without);
+		*p = (khsm_roll_parent_t) { 0 };
+	}
+}
+
+/* What the parent has for key: on req's servers, or (none given) on every
+ * server of the parent zone, found as `submitted` finds them. */
+static int roll_parent(const khsm_roll_req_t *req, const khsm_kasp_key_t *key,
+                       khsm_roll_parent_t *out)
+{
+	const char *zone = req->zone->name;
+	if (req->servers) {
+		return khsm_rollover_parent(khsm_conf_path(req->kconf), zone, key, req->servers,
+		                            req->server_count, out);
+	}
+	_cleanup_free_ char *parent = NULL;
+	khsm_server_t *found = NULL;
+	size_t nfound = 0;
+	int r = khsm_parent_servers(zone, &parent, &found, &nfound);
+	if (r == KHSM_EOK) {
+		r = khsm_rollover_parent(khsm_conf_path(req->kconf), zone, key, found, nfound, out);
+	}
+	if (r == KHSM_EOK) out->parent = KHSM_STEAL(parent);
+	khsm_servers_free(found, nfound);
 	return r;
 }
 
@@ -473,6 +531,31 @@ int khsm_rollover_delays(const khsm_conf_t *zconf, const char *zone, bool offlin
 	return KHSM_EOK;
 }
 
+_public_
+int khsm_rollover_keystore_check(const khsm_zone_t *zone, const char *zconf_path)
+{
+	if (!zone || !zone->name || !zone->keystore || !zconf_path) {
+		return KHSM_EINVAL;
+	}
+	const khsm_conf_policy_t *p = zone->policy;
+	if (!p || p->keystore_count == 0) {
+		return KHSM_EOK;   /* no policy keystore to differ from */
+	}
+	for (size_t i = 0; i < p->keystore_count; i++) {
+		if (strcmp(p->keystores[i], zone->keystore->id) == 0) {
+			return KHSM_EOK;
+		}
+	}
+	const char *z = zone->name, *ks = zone->keystore->id;
+	khsm_err_detail("%s: offline, a rollover to another card is refused: the ceremony signs with "
+	                "the keystore of the KSK side's policy (%s) only, so a new KSK on %s would "
+	                "never sign; to move to %s: knot-hsm -c %s %s standby keystore=%s, then "
+	                "knot-hsm -c %s %s failover keystore=%s; or roll on the same card: "
+	                "knot-hsm -c %s %s rollover", z, p->keystores[0], ks, ks, zconf_path, z, ks,
+	                zconf_path, z, ks, zconf_path, z);
+	return KHSM_ENOTSUP;
+}
+
 /* The new KSK on the card, or the pair an interrupted run left there. */
 static int roll_generate(const khsm_roll_req_t *req, const khsm_kasp_key_t *old, int64_t now,
                          khsm_roll_result_t *res)
@@ -559,8 +642,7 @@ int khsm_rollover_advance(const khsm_roll_req_t *req, int64_t now, khsm_roll_res
 	case KHSM_ROLL_SUBMIT:
 		r = khsm_rollover_ds(kpath, zone, st.new_key, &res->ds);
 		if (r == KHSM_EOK) {
-			r = khsm_rollover_parent(kpath, zone, st.new_key, req->servers, req->server_count,
-			                         &res->parent);
+			r = roll_parent(req, st.new_key, &res->parent);
 		}
 		if (r == KHSM_EOK && res->parent.servers > 0 &&
 		    res->parent.with_key == res->parent.servers) {
@@ -578,8 +660,7 @@ int khsm_rollover_advance(const khsm_roll_req_t *req, int64_t now, khsm_roll_res
 	case KHSM_ROLL_WITHDRAW:
 		r = khsm_rollover_ds(kpath, zone, st.old_key, &res->ds);
 		if (r == KHSM_EOK) {
-			r = khsm_rollover_parent(kpath, zone, st.old_key, req->servers, req->server_count,
-			                         &res->parent);
+			r = roll_parent(req, st.old_key, &res->parent);
 		}
 		if (r == KHSM_EOK && res->parent.servers > 0 && res->parent.with_key == 0) {
 			r = khsm_rollover_set_timer(kpath, zone, st.old_key->id, "remove", settle);
@@ -611,5 +692,6 @@ void khsm_rollover_result_clear(khsm_roll_result_t *res)
 	if (res) {
 		free(res->ds);
 		res->ds = NULL;
+		khsm_rollover_parent_clear(&res->parent);
 	}
 }

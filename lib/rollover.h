@@ -68,14 +68,22 @@ typedef struct {
 	size_t servers;         /* servers asked */
 	size_t with_key;        /* servers whose DS RRset has a DS of the key */
 	uint16_t tag;
+	char *parent;           /* the parent zone found through the resolver; NULL with server= */
+	char *with;             /* "NAME (ADDR@PORT)" of the servers with the DS, ", "-joined; NULL: none */
+	char *without;          /* likewise, the servers without it */
 } khsm_roll_parent_t;
 
 /** Ask every server for zone's DS RRset and count those that have a DS of
  *  the KSK whose id is id_hex (its DNSKEY from `keymgr -c conf_path ZONE
- *  dnskey`, matched by tag and algorithm). A server that does not answer is
- *  a failure naming it. \param[out] out */
+ *  dnskey`, matched by tag and algorithm), naming them in out->with and
+ *  out->without. A server that does not answer is a failure naming it; no
+ *  server at all is KHSM_ENOENT with a detail naming server=.
+ *  \param[out] out  free with khsm_rollover_parent_clear(). */
 int khsm_rollover_parent(const char *conf_path, const char *zone, const khsm_kasp_key_t *key,
                          const khsm_server_t *servers, size_t count, khsm_roll_parent_t *out);
+
+/** Free what a khsm_roll_parent_t holds and zero it. */
+void khsm_rollover_parent_clear(khsm_roll_parent_t *p);
 
 /** The DS (SHA-256) of a KSK as a zone-file line, from `keymgr -c conf_path
  *  ZONE dnskey`. \param[out] line_ptr  free with free(). */
@@ -151,12 +159,21 @@ int khsm_rollover_epp_update(const char *conf_path, const char *zone, int64_t no
 int khsm_rollover_delays(const khsm_conf_t *zconf, const char *zone, bool offline,
                          khsm_roll_delays_t *d);
 
+/** Offline mode: whether a rollover may make the new KSK on zone->keystore.
+ *  On Knot 3.2-3.4 `keymgr sign-ksr` signs with the keystore of the KSK
+ *  side's policy only, so a new KSK on another card would never sign: a
+ *  keystore that is not the policy's is KHSM_ENOTSUP with a detail naming
+ *  the way that works (standby, then failover; or the same card), its
+ *  commands printed with -c zconf_path. Nothing is touched. */
+int khsm_rollover_keystore_check(const khsm_zone_t *zone, const char *zconf_path);
+
 /* What one run is given. */
 typedef struct {
 	khsm_conf_t *kconf;              /* where the KSK timers live (KSK side offline) */
 	const khsm_zone_t *zone;         /* resolved in kconf, with the keystore for a new KSK */
 	khsm_roll_delays_t delays;
-	const khsm_server_t *servers;    /* the parent's servers to ask */
+	const khsm_server_t *servers;    /* the parent's servers to ask; NULL: every server
+	                                    of the parent zone (khsm_parent_servers()) */
 	size_t server_count;
 	bool delete_old;
 	khsm_enroll_t *enroll;           /* a new KSK: algorithm, open, conf_arg, force, notice;
@@ -181,7 +198,8 @@ typedef struct {
 	char old_id[257], new_id[257];
 	uint16_t old_tag, new_tag;
 	char *ds;                    /* submit: the new DS; withdraw: the old DS; else NULL */
-	khsm_roll_parent_t parent;   /* submit/withdraw: what the parent has */
+	khsm_roll_parent_t parent;   /* submit/withdraw: what the parent has (freed by
+	                                khsm_rollover_result_clear()) */
 	char label[300];             /* generate/adopt: the new KSK's label */
 } khsm_roll_result_t;
 

@@ -8,6 +8,7 @@
 #include "dnskey.h"
 #include "error.h"
 #include "internal.h"
+#include "policy.h"
 
 static const char *const VERDICT_NAME[] = {
 	[KHSM_SUBMITTED_UNANSWERED] = "unanswered",
@@ -174,7 +175,19 @@ static int copy_server(const khsm_server_t *from, khsm_server_t *to)
 /* zone-ksk-submitted, then which KSKs knotd made active. */
 static int confirm(const khsm_conf_t *conf, khsm_submitted_t *res, dnssec_key_t *const *keys)
 {
-	int r = khsm_knotc_ping(conf);
+	/* A KSK side (offline mode) has no knotd: its ready KSK is a rollover's,
+	 * which `rollover` on the ZSK side takes on from here. */
+	_cleanup_free_ char *zsk_conf = NULL;
+	int r = khsm_policy_file_zsk_conf(khsm_conf_path(conf), &zsk_conf);
+	if (r == KHSM_EOK) {
+		khsm_err_detail("this is the KSK side (offline mode), where no knotd confirms a DS: the "
+		                "rollover does, once every parent server has it: knot-hsm -c %s %s "
+		                "rollover", zsk_conf, res->zone);
+		r = KHSM_ENOTSUP;
+	} else {
+		khsm_err_clear();
+		r = khsm_knotc_ping(conf);
+	}
 	if (r == KHSM_ENOENT) {
 		khsm_err_detail("knotd is not running (nothing answers on %s); zone-ksk-submitted needs "
 		                "it: start knotd, then run this again", khsm_conf_control_socket(conf));
