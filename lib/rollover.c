@@ -393,9 +393,12 @@ static khsm_kasp_key_t *zone_keys(const khsm_kasp_index_t *idx, const char *zone
 	return keys;
 }
 
-_public_
-const char *khsm_rollover_role_in(const khsm_kasp_index_t *idx, const char *zone,
-                                  const char *id_hex, int64_t now)
+typedef const char *(*role_fn)(const khsm_kasp_key_t *keys, size_t count, int64_t now,
+                               const char *id_hex);
+
+/* fn over the keys of zone in idx (each key once). */
+static const char *role_in(const khsm_kasp_index_t *idx, const char *zone, const char *id_hex,
+                           int64_t now, role_fn fn)
 {
 	if (!idx || !zone || !id_hex) {
 		return NULL;
@@ -405,9 +408,16 @@ const char *khsm_rollover_role_in(const khsm_kasp_index_t *idx, const char *zone
 	if (!keys) {
 		return NULL;
 	}
-	const char *role = khsm_rollover_role(keys, n, now, id_hex);
+	const char *role = fn(keys, n, now, id_hex);
 	free(keys);
 	return role;
+}
+
+_public_
+const char *khsm_rollover_role_in(const khsm_kasp_index_t *idx, const char *zone,
+                                  const char *id_hex, int64_t now)
+{
+	return role_in(idx, zone, id_hex, now, khsm_rollover_role);
 }
 
 _public_
@@ -446,17 +456,7 @@ _public_
 const char *khsm_rollover_key_role_in(const khsm_kasp_index_t *idx, const char *zone,
                                       const char *id_hex, int64_t now)
 {
-	if (!idx || !zone || !id_hex) {
-		return NULL;
-	}
-	size_t n = 0;
-	khsm_kasp_key_t *keys = zone_keys(idx, zone, &n);
-	if (!keys) {
-		return NULL;
-	}
-	const char *role = khsm_rollover_key_role(keys, n, now, id_hex);
-	free(keys);
-	return role;
+	return role_in(idx, zone, id_hex, now, khsm_rollover_key_role);
 }
 
 /* -- the registry ---------------------------------------------------------- */
