@@ -99,7 +99,7 @@ int khsm_keystore_guard_check(const char *module)
 	khsm_err_detail("knot-hsm-guard: %s; the guard module cannot start, so neither knotd nor "
 	                "keymgr nor knot-hsm reaches the card through it (keymgr says only \"failed "
 	                "to load PKCS #11 module\"): fix the guard configuration%s%s (knot-hsm keystore "
-	                "--guard prints one; knot-hsm doctor checks it)", why, path ? " " : "",
+	                "--guard writes one when there is none; knot-hsm doctor checks it)", why, path ? " " : "",
 	                path ? path : "");
 	return KHSM_ECONFIG;
 }
