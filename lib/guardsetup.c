@@ -2,9 +2,7 @@
  * the card's module, or written in one step with its audit log and lock. */
 #include <errno.h>
 #include <fcntl.h>
-#include <grp.h>
 #include <limits.h>
-#include <pwd.h>
 #include <sys/stat.h>
 
 #include "files.h"
@@ -247,17 +245,14 @@ static int write_setup(const char *module, const char *target, const char *as_ro
 		return KHSM_ENOENT;
 	}
 	/* knotd's user: the guard runs inside knotd and appends as that user. */
-	struct passwd *pw = getpwnam("knot");
-	if (!pw) {
+	uid_t uid;
+	gid_t gid;
+	if (!khsm_knot_ids(&uid, &gid)) {
 		khsm_err_detail("cannot create the audit log %s for knotd's user: there is no user "
 		                "'knot' (install knot first)", log);
 		return KHSM_ENOENT;
 	}
-	uid_t uid = pw->pw_uid;
-	gid_t gid = pw->pw_gid;
-	struct group *gr = getgrnam("knot");
-	if (gr) gid = gr->gr_gid;
-	if (!(done->owner = strdup(pw->pw_name))) return KHSM_ENOMEM;
+	if (!(done->owner = strdup("knot"))) return KHSM_ENOMEM;
 	if (geteuid() != 0 && geteuid() != uid) {
 		return no_permission("the audit log for knotd's user", log, as_root);
 	}
