@@ -549,9 +549,10 @@ static int keys_of_keystore(cli_t *cli, const khsm_conf_t *conf, const khsm_kasp
 	return CLI_OK;
 }
 
-static bool is_pkcs11(const khsm_conf_keystore_t *ks)
+/* A card keystore to list: pkcs11, with a config to open. */
+static bool listable(const khsm_conf_keystore_t *ks)
 {
-	return ks->backend && strcmp(ks->backend, "pkcs11") == 0 && ks->config;
+	return khsm_conf_keystore_is_pkcs11(ks) && ks->config;
 }
 
 int cmd_keys(cli_t *cli)
@@ -587,18 +588,18 @@ int cmd_keys(cli_t *cli)
 	if (!ids) return cli_error(KHSM_ENOMEM, NULL);
 	for (size_t i = 0; i < n; i++) {
 		const khsm_conf_keystore_t *ks = khsm_conf_keystore_at(conf, i);
-		if (!is_pkcs11(ks)) continue;
+		if (!listable(ks)) continue;
 		/* A card already listed under an earlier id is not listed again. */
 		bool seen = false;
 		for (size_t k = 0; k < i && !seen; k++) {
 			const khsm_conf_keystore_t *o = khsm_conf_keystore_at(conf, k);
-			seen = is_pkcs11(o) && strcmp(o->config, ks->config) == 0;
+			seen = listable(o) && strcmp(o->config, ks->config) == 0;
 		}
 		if (seen) continue;
 		size_t n_ids = 0;
 		for (size_t k = i; k < n; k++) {
 			const khsm_conf_keystore_t *o = khsm_conf_keystore_at(conf, k);
-			if (is_pkcs11(o) && strcmp(o->config, ks->config) == 0) ids[n_ids++] = o->id;
+			if (listable(o) && strcmp(o->config, ks->config) == 0) ids[n_ids++] = o->id;
 		}
 		int rc = keys_of_keystore(cli, conf, &kasp, ks, ids, n_ids, j, shown == 0);
 		if (rc != CLI_OK) return rc;

@@ -40,7 +40,7 @@ static int pick_card_keystore(const khsm_conf_t *conf, const char *want,
 	size_t n = 0;
 	for (size_t i = 0; i < khsm_conf_keystore_count(conf); i++) {
 		const khsm_conf_keystore_t *ks = khsm_conf_keystore_at(conf, i);
-		if (!ks->backend || strcmp(ks->backend, "pkcs11") != 0) continue;
+		if (!khsm_conf_keystore_is_pkcs11(ks)) continue;
 		if (want ? strcmp(ks->id, want) == 0 : strcmp(ks->id, KHSM_POLICY_CARD_ID) != 0) {
 			found = ks;
 			n++;
@@ -338,7 +338,7 @@ int cmd_policy(cli_t *cli)
 	if (rc == CLI_OK && (!more_ids || !more_configs)) rc = cli_error(KHSM_ENOMEM, NULL);
 	for (size_t i = 0; rc == CLI_OK && card && i < n_ks; i++) {
 		const khsm_conf_keystore_t *ks = khsm_conf_keystore_at(conf, i);
-		if (ks->backend && strcmp(ks->backend, "pkcs11") == 0 && ks->config &&
+		if (khsm_conf_keystore_is_pkcs11(ks) && ks->config &&
 		    strcmp(ks->id, card->id) != 0 && strcmp(ks->id, KHSM_POLICY_CARD_ID) != 0) {
 			more_ids[n_more] = ks->id;
 			more_configs[n_more++] = ks->config;

@@ -196,7 +196,7 @@ int khsm_online_card(const khsm_conf_t *conf, const char *zone, const khsm_conf_
 	const khsm_conf_keystore_t *card = NULL;
 	for (size_t i = 0; i < p->keystore_count; i++) {
 		const khsm_conf_keystore_t *ks = khsm_conf_keystore_find(conf, p->keystores[i]);
-		if (ks && ks->backend && strcmp(ks->backend, "pkcs11") == 0) card = ks;
+		if (khsm_conf_keystore_is_pkcs11(ks)) card = ks;
 	}
 	if (!card) {
 		khsm_err_detail("policy %s of zone %s keeps no key on a card", p->id, zone);

@@ -2,47 +2,25 @@
 #include <inttypes.h>
 #include <string.h>
 
-#include "cardkey.h"
 #include "ceremony.h"
 #include "dnskey.h"
 #include "error.h"
 #include "heal.h"
 #include "internal.h"
 #include "kasp.h"
-#include "keystore.h"
 #include "knot.h"
 #include "policy.h"
 #include "rollover.h"
 #include "status.h"
 #include "timefmt.h"
-#include "uri.h"
 #include "zone.h"
 
-/* Is a key with this hex id on the card of keystore config? Public objects
- * only: no login, no PIN. */
+/* Is a key with this hex id on the card of keystore config (khsm_card_probe:
+ * no login)? Offline status tells only present, absent or unknown. */
 static const char *card_has(const char *config, const char *id_hex)
 {
-	khsm_keystore_t *ks = NULL;
-	uint8_t *id = NULL;
-	size_t id_len = 0;
-	const char *answer = "unknown";
-	if (khsm_hex_parse(id_hex, &id, &id_len) != KHSM_EOK) return answer;
-	if (khsm_keystore_open(config, &ks) == KHSM_EOK) {
-		khsm_cardobjs_t objs = { 0 };
-		int r = khsm_cardkey_find(ks, NULL, id, id_len, KHSM_URI_TYPE_PUBLIC, NULL, false, &objs);
-		if (r == KHSM_EOK) {
-			answer = objs.count > 0 ? "present" : "absent";
-		} else if (r == KHSM_ENOTOKEN || r == KHSM_EREMOVED) {
-			answer = "absent";
-		}
-		khsm_cardobjs_clear(&objs);
-		khsm_keystore_close(ks);
-	} else {
-		answer = "absent";
-	}
-	khsm_err_clear();
-	free(id);
-	return answer;
+	khsm_card_state_t st = khsm_card_probe(config, id_hex);
+	return st == KHSM_CARD_PRESENT ? "present" : st == KHSM_CARD_UNKNOWN ? "unknown" : "absent";
 }
 
 /* The next ZSK timer of a summary, for people. */
@@ -191,11 +169,9 @@ void khsm_zone_status(const khsm_conf_t *conf, const khsm_conf_t *kconf, const c
 	} else {
 		/* online: a pkcs11 keystore with ksk-only among the policy's keystores */
 		const khsm_conf_keystore_t *card = NULL;
-		for (size_t i = 0; i < p->keystore_count; i++) {
-			const khsm_conf_keystore_t *ks = khsm_conf_keystore_find(conf, p->keystores[i]);
-			if (ks && ks->backend && strcmp(ks->backend, "pkcs11") == 0) card = ks;
-		}
-		if (!card) {
+		if (khsm_online_card(conf, z->domain, &card) != KHSM_EOK) {
+			/* the zone and its policy are known: only the card can be missing */
+			khsm_err_clear();
 			snprintf(s->message, sizeof(s->message), "policy %s keeps no key on a card", p->id);
 			return;
 		}
