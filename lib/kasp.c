@@ -223,6 +223,32 @@ void khsm_kasp_summarize(const khsm_kasp_key_t *keys, size_t count, int64_t now,
 }
 
 _public_
+int khsm_kasp_keys_list(const char *conf_path, const char *zone, khsm_kasp_keys_t *out)
+{
+	if (!zone || !out) {
+		return KHSM_EINVAL;
+	}
+	*out = (khsm_kasp_keys_t) { 0 };
+	khsm_kasp_key_t *keys = NULL;
+	size_t n = 0;
+	int r = khsm_keymgr_list(conf_path, zone, &keys, &n);
+	if (r != KHSM_EOK) {
+		return r;
+	}
+	*out = (khsm_kasp_keys_t) { keys, n };
+	return KHSM_EOK;
+}
+
+_public_
+void khsm_kasp_keys_clear(khsm_kasp_keys_t *keys)
+{
+	if (keys) {
+		free(keys->keys);
+		*keys = (khsm_kasp_keys_t) { 0 };
+	}
+}
+
+_public_
 int khsm_kasp_zone_summary(const char *conf_path, const char *zone, int64_t now,
                            khsm_kasp_summary_t *out)
 {

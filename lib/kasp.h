@@ -85,6 +85,21 @@ typedef struct {
 void khsm_kasp_summarize(const khsm_kasp_key_t *keys, size_t count, int64_t now,
                          khsm_kasp_summary_t *out);
 
+/* A zone's keys from one `keymgr list`, handed to each reader (status, its
+ * health check, heal) so that keymgr runs once for them all. */
+typedef struct {
+	khsm_kasp_key_t *keys;     /* NULL when none or the list failed */
+	size_t count;
+} khsm_kasp_keys_t;
+
+/** `keymgr -c CONF -e ZONE list` into out; on failure out is empty (no key
+ *  at all) and the error is returned with its detail. Free with
+ *  khsm_kasp_keys_clear(). \param[out] out */
+int khsm_kasp_keys_list(const char *conf_path, const char *zone, khsm_kasp_keys_t *out);
+
+/** Free the keys of a list (NULL is fine); out is empty afterwards. */
+void khsm_kasp_keys_clear(khsm_kasp_keys_t *keys);
+
 /** khsm_kasp_summarize() of `keymgr -c CONF -e ZONE list`: keymgr runs once.
  *  \param[out] out  filled only on success. */
 int khsm_kasp_zone_summary(const char *conf_path, const char *zone, int64_t now,
