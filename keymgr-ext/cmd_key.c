@@ -566,13 +566,8 @@ int cmd_keys(cli_t *cli)
 	/* Offline-KSK mode: the card KSKs are in the KASP of the KSK side, which
 	 * knot-hsm policy --write puts next to knot.conf. */
 	_cleanup_free_ char *ksk_side = ksk_side_path(khsm_conf_path(conf));
-	if (ksk_side && access(ksk_side, R_OK) == 0) {
-		_cleanup_conf_ khsm_conf_t *kconf = NULL;
-		_cleanup_kasp_ khsm_kasp_index_t more = { 0 };
-		r = khsm_conf_load(ksk_side, &kconf);
-		if (r == KHSM_EOK) r = khsm_kasp_index(kconf, &more);
-		if (r == KHSM_EOK) r = khsm_kasp_index_merge(&kasp, &more);
-		if (r != KHSM_EOK) return cli_error(r, "%s", ksk_side);
+	if (ksk_side && (r = khsm_kasp_index_add_ksk_side(ksk_side, &kasp)) != KHSM_EOK) {
+		return cli_error(r, "%s", ksk_side);
 	}
 
 	khsm_json_t json;

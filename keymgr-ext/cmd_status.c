@@ -13,6 +13,7 @@
 #include "lib/error.h"
 #include "lib/heal.h"
 #include "lib/json.h"
+#include "lib/policy.h"
 #include "lib/rollover.h"
 #include "lib/status.h"
 #include "lib/timefmt.h"
@@ -60,7 +61,7 @@ int cmd_status(cli_t *cli)
 	/* The KSK side next to knot.conf, as policy --write puts it. */
 	char *ksk_path = ksk_side_path(khsm_conf_path(conf));
 	khsm_conf_t *kconf = NULL;
-	if (ksk_path && access(ksk_path, R_OK) == 0 && khsm_conf_load(ksk_path, &kconf) != KHSM_EOK) {
+	if (khsm_policy_ksk_side_load(ksk_path, &kconf) != KHSM_EOK) {
 		kconf = NULL;
 	}
 	khsm_err_clear();

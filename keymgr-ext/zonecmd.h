@@ -31,8 +31,8 @@ int kv_bool(const char *key, const char *value, bool *out);
 int kv_timer(const char *key, const char *value);
 
 /** Where policy --write puts the KSK side of the offline mode for this
- *  knot.conf: knot-hsm-ksk.conf next to it (symbolic links resolved).
- *  New string, free with free(). */
+ *  knot.conf (khsm_policy_ksk_side: knot-hsm-ksk.conf next to it, symbolic
+ *  links resolved). New string, free with free(). */
 char *ksk_side_path(const char *conf_path);
 
 /** heal for one online zone (cmd_heal.c): one line on stdout, or stderr

@@ -2,6 +2,7 @@
 #include "error.h"
 #include "internal.h"
 #include "kasp.h"
+#include "policy.h"
 
 /* -- key state ------------------------------------------------------------- */
 
@@ -185,6 +186,24 @@ int khsm_kasp_index_merge(khsm_kasp_index_t *idx, khsm_kasp_index_t *from)
 	from->items = NULL;
 	from->count = 0;
 	return KHSM_EOK;
+}
+
+_public_
+int khsm_kasp_index_add_ksk_side(const char *ksk_path, khsm_kasp_index_t *idx)
+{
+	if (!idx) {
+		return KHSM_EINVAL;
+	}
+	khsm_conf_t *kconf = NULL;
+	khsm_kasp_index_t more = { 0 };
+	int r = khsm_policy_ksk_side_load(ksk_path, &kconf);
+	if (r == KHSM_EOK && kconf) {
+		r = khsm_kasp_index(kconf, &more);
+		if (r == KHSM_EOK) r = khsm_kasp_index_merge(idx, &more);
+	}
+	khsm_kasp_index_clear(&more);
+	khsm_conf_free(kconf);
+	return r;
 }
 
 /* -- summary --------------------------------------------------------------- */

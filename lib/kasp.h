@@ -58,6 +58,11 @@ int khsm_kasp_index(const khsm_conf_t *conf, khsm_kasp_index_t *idx);
  *  that idx lists already is dropped, not listed twice. */
 int khsm_kasp_index_merge(khsm_kasp_index_t *idx, khsm_kasp_index_t *from);
 
+/** Offline mode: the card KSKs are in the KASP of the KSK side; merge its
+ *  index into idx when the KSK side at ksk_path (khsm_policy_ksk_side) is
+ *  readable, else leave idx as it is. */
+int khsm_kasp_index_add_ksk_side(const char *ksk_path, khsm_kasp_index_t *idx);
+
 /** Free an index. */
 void khsm_kasp_index_clear(khsm_kasp_index_t *idx);
 

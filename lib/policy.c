@@ -459,6 +459,31 @@ int khsm_policy_ksk_path(const char *include_path, char **path_ptr)
 	return KHSM_EOK;
 }
 
+_public_
+char *khsm_policy_ksk_side(const char *conf_path)
+{
+	_cleanup_free_ char *real = conf_path ? realpath(conf_path, NULL) : NULL;
+	_cleanup_free_ char *dir = conf_path ? khsm_path_dir(real ? real : conf_path) : NULL;
+	char *out = NULL;
+	if (dir && asprintf(&out, "%s/knot-hsm-ksk.conf", dir) < 0) {
+		out = NULL;
+	}
+	return out;
+}
+
+_public_
+int khsm_policy_ksk_side_load(const char *path, khsm_conf_t **kconf_ptr)
+{
+	if (!kconf_ptr) {
+		return KHSM_EINVAL;
+	}
+	*kconf_ptr = NULL;
+	if (!path || access(path, R_OK) != 0) {
+		return KHSM_EOK;
+	}
+	return khsm_conf_load(path, kconf_ptr);
+}
+
 /* -- writing the outputs ---------------------------------------------------- */
 
 

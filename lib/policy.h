@@ -16,6 +16,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "knotconf.h"
+
 /* First line of every file knot-hsm policy writes; a file without it is the
  * operator's and is never overwritten without --force. */
 #define KHSM_POLICY_MARKER "# Written by knot-hsm policy; do not edit"
@@ -121,6 +123,17 @@ int khsm_policy_file_zsk_conf(const char *path, char **conf_ptr);
  *  "/etc/knot/knot-hsm-ksk.conf" (".conf" replaced, else "-ksk.conf" added).
  *  \param[out] path_ptr  free with free(). */
 int khsm_policy_ksk_path(const char *include_path, char **path_ptr);
+
+/** The KSK side's configuration next to knot.conf at conf_path, where policy
+ *  --write puts it by default: "DIR/knot-hsm-ksk.conf", DIR the directory
+ *  of knot.conf with its links resolved. NULL without memory; free(). */
+char *khsm_policy_ksk_side(const char *conf_path);
+
+/** Load the KSK side at path (khsm_policy_ksk_side) when it is readable:
+ *  *kconf_ptr NULL and KHSM_EOK when it is not (online mode has none); an
+ *  error of khsm_conf_load() when it is there but does not load.
+ *  \param[out] kconf_ptr  free with khsm_conf_free(). */
+int khsm_policy_ksk_side_load(const char *path, khsm_conf_t **kconf_ptr);
 
 /** Whether policy --write may replace the file at path: KHSM_EOK when it does
  *  not exist, or is a regular file whose first line is KHSM_POLICY_MARKER (any

@@ -3,6 +3,7 @@
 #include "test.h"
 
 #include <stdbool.h>
+#include <string.h>
 
 #include "error.h"
 #include "confgen.h"
@@ -205,6 +206,22 @@ static void test_ksk_path(void **state)
 	assert_null(path);
 }
 
+/* The KSK side next to knot.conf; one that is not there loads as none. */
+static void test_ksk_side(void **state)
+{
+	(void)state;
+	char *path = khsm_policy_ksk_side("/nonexistent-khsm/knot/knot.conf");
+	assert_string_equal(path, "/nonexistent-khsm/knot/knot-hsm-ksk.conf");
+	khsm_conf_t *kconf = (khsm_conf_t *)1;
+	assert_int_equal(khsm_policy_ksk_side_load(path, &kconf), KHSM_EOK);
+	assert_null(kconf);
+	free(path);
+	path = khsm_policy_ksk_side("knot.conf");
+	assert_non_null(path);
+	assert_true(strlen(path) > 18 && strcmp(path + strlen(path) - 18, "/knot-hsm-ksk.conf") == 0);
+	free(path);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -215,6 +232,7 @@ int main(void)
 		cmocka_unit_test(test_refusals),
 		cmocka_unit_test(test_stats),
 		cmocka_unit_test(test_ksk_path),
+		cmocka_unit_test(test_ksk_side),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
