@@ -31,40 +31,6 @@ static char *absolute(const char *path, const char *base_dir)
 	return khsm_path_absolute(path, base_dir, &out) == KHSM_EOK ? out : NULL;
 }
 
-/* The pkcs11 keystore for the KSK: keystore=ID, else the only one of
- * knot.conf (knot-hsm's own online copy does not count). */
-static int pick_card_keystore(const khsm_conf_t *conf, const char *want,
-                              const khsm_conf_keystore_t **ks_ptr)
-{
-	const khsm_conf_keystore_t *found = NULL;
-	size_t n = 0;
-	for (size_t i = 0; i < khsm_conf_keystore_count(conf); i++) {
-		const khsm_conf_keystore_t *ks = khsm_conf_keystore_at(conf, i);
-		if (!khsm_conf_keystore_is_pkcs11(ks)) continue;
-		if (want ? strcmp(ks->id, want) == 0 : strcmp(ks->id, KHSM_POLICY_CARD_ID) != 0) {
-			found = ks;
-			n++;
-		}
-	}
-	if (n == 0) {
-		if (want) {
-			khsm_err_detail("%s has no pkcs11 keystore '%s'", khsm_conf_path(conf), want);
-		} else {
-			khsm_err_detail("%s has no pkcs11 keystore for the card; add the stanza that "
-			                "'knot-hsm keystore --token LABEL --pin-file FILE' prints",
-			                khsm_conf_path(conf));
-		}
-		return KHSM_ENOENT;
-	}
-	if (n > 1) {
-		khsm_err_detail("%s has several pkcs11 keystores; name one with keystore=ID",
-		                khsm_conf_path(conf));
-		return KHSM_EAMBIGUOUS;
-	}
-	*ks_ptr = found;
-	return KHSM_EOK;
-}
-
 /* Refuse to overwrite a file knot-hsm did not write, unless --force, and a
  * link or a non-regular file always. */
 static int check_owned(const char *path, bool force)
@@ -251,7 +217,7 @@ int cmd_policy(cli_t *cli)
 		}
 	}
 	const khsm_conf_keystore_t *card = NULL;
-	if (rc == CLI_OK && (r = pick_card_keystore(conf, kv_get(kv, "keystore"), &card)) != KHSM_EOK) {
+	if (rc == CLI_OK && (r = khsm_policy_pick_card(conf, kv_get(kv, "keystore"), &card)) != KHSM_EOK) {
 		rc = cli_error(r, NULL);
 	}
 	/* guard=yes: the card keystore goes through the guard module. */
@@ -330,19 +296,12 @@ int cmd_policy(cli_t *cli)
 
 	_cleanup_free_ char *main_text = NULL;
 	_cleanup_free_ char *ksk_text = NULL;
-	/* The other cards of knot.conf go to the KSK side too: a KSK can be made
-	 * there (generate keystore=ID) for a rollover or a standby. */
-	size_t n_ks = khsm_conf_keystore_count(conf), n_more = 0;
-	const char **more_ids = calloc(n_ks ? n_ks : 1, sizeof(char *));
-	const char **more_configs = calloc(n_ks ? n_ks : 1, sizeof(char *));
-	if (rc == CLI_OK && (!more_ids || !more_configs)) rc = cli_error(KHSM_ENOMEM, NULL);
-	for (size_t i = 0; rc == CLI_OK && card && i < n_ks; i++) {
-		const khsm_conf_keystore_t *ks = khsm_conf_keystore_at(conf, i);
-		if (khsm_conf_keystore_is_pkcs11(ks) && ks->config &&
-		    strcmp(ks->id, card->id) != 0 && strcmp(ks->id, KHSM_POLICY_CARD_ID) != 0) {
-			more_ids[n_more] = ks->id;
-			more_configs[n_more++] = ks->config;
-		}
+	/* The other cards of knot.conf go to the KSK side too. */
+	const char **more_ids = NULL, **more_configs = NULL;
+	size_t n_more = 0;
+	if (rc == CLI_OK && card &&
+	    (r = khsm_policy_other_cards(conf, card, &more_ids, &more_configs, &n_more)) != KHSM_EOK) {
+		rc = cli_error(r, NULL);
 	}
 	khsm_render_t in = { (const char *const *)plan.zones.names, plan.zones.count,
 	                     card ? card->id : NULL, card_config ? card_config : card ? card->config : NULL,

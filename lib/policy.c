@@ -459,6 +459,68 @@ int khsm_policy_ksk_path(const char *include_path, char **path_ptr)
 	return KHSM_EOK;
 }
 
+/* The pkcs11 keystore for the KSK: keystore=ID, else the only one of
+ * knot.conf (knot-hsm's own online copy does not count). */
+_public_
+int khsm_policy_pick_card(const khsm_conf_t *conf, const char *want,
+                          const khsm_conf_keystore_t **ks_ptr)
+{
+	const khsm_conf_keystore_t *found = NULL;
+	size_t n = 0;
+	for (size_t i = 0; i < khsm_conf_keystore_count(conf); i++) {
+		const khsm_conf_keystore_t *ks = khsm_conf_keystore_at(conf, i);
+		if (!khsm_conf_keystore_is_pkcs11(ks)) continue;
+		if (want ? strcmp(ks->id, want) == 0 : strcmp(ks->id, KHSM_POLICY_CARD_ID) != 0) {
+			found = ks;
+			n++;
+		}
+	}
+	if (n == 0) {
+		if (want) {
+			khsm_err_detail("%s has no pkcs11 keystore '%s'", khsm_conf_path(conf), want);
+		} else {
+			khsm_err_detail("%s has no pkcs11 keystore for the card; add the stanza that "
+			                "'knot-hsm keystore --token LABEL --pin-file FILE' prints",
+			                khsm_conf_path(conf));
+		}
+		return KHSM_ENOENT;
+	}
+	if (n > 1) {
+		khsm_err_detail("%s has several pkcs11 keystores; name one with keystore=ID",
+		                khsm_conf_path(conf));
+		return KHSM_EAMBIGUOUS;
+	}
+	*ks_ptr = found;
+	return KHSM_EOK;
+}
+
+_public_
+int khsm_policy_other_cards(const khsm_conf_t *conf, const khsm_conf_keystore_t *card,
+                            const char ***ids_ptr, const char ***configs_ptr, size_t *count_ptr)
+{
+	if (!conf || !card || !ids_ptr || !configs_ptr || !count_ptr) {
+		return KHSM_EINVAL;
+	}
+	size_t n_ks = khsm_conf_keystore_count(conf), n = 0;
+	_cleanup_free_ const char **ids = calloc(n_ks ? n_ks : 1, sizeof(char *));
+	_cleanup_free_ const char **configs = calloc(n_ks ? n_ks : 1, sizeof(char *));
+	if (!ids || !configs) {
+		return KHSM_ENOMEM;
+	}
+	for (size_t i = 0; i < n_ks; i++) {
+		const khsm_conf_keystore_t *ks = khsm_conf_keystore_at(conf, i);
+		if (khsm_conf_keystore_is_pkcs11(ks) && ks->config &&
+		    strcmp(ks->id, card->id) != 0 && strcmp(ks->id, KHSM_POLICY_CARD_ID) != 0) {
+			ids[n] = ks->id;
+			configs[n++] = ks->config;
+		}
+	}
+	*ids_ptr = KHSM_STEAL(ids);
+	*configs_ptr = KHSM_STEAL(configs);
+	*count_ptr = n;
+	return KHSM_EOK;
+}
+
 _public_
 char *khsm_policy_ksk_side(const char *conf_path)
 {

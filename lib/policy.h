@@ -124,6 +124,21 @@ int khsm_policy_file_zsk_conf(const char *path, char **conf_ptr);
  *  \param[out] path_ptr  free with free(). */
 int khsm_policy_ksk_path(const char *include_path, char **path_ptr);
 
+/** The pkcs11 keystore of conf for the KSK: the one with id want, else the
+ *  only one (knot-hsm's own online copy, KHSM_POLICY_CARD_ID, does not
+ *  count). KHSM_ENOENT when there is none, KHSM_EAMBIGUOUS when want is
+ *  NULL and there are several, each with a detail. \param[out] ks_ptr
+ *  owned by conf. */
+int khsm_policy_pick_card(const khsm_conf_t *conf, const char *want,
+                          const khsm_conf_keystore_t **ks_ptr);
+
+/** The other cards of conf, for the KSK side, where a KSK can be made
+ *  (generate keystore=ID) for a rollover or a standby: every pkcs11 keystore
+ *  with a config but card and KHSM_POLICY_CARD_ID. \param[out] ids_ptr,
+ *  configs_ptr  count_ptr entries each, owned by conf; free() the arrays. */
+int khsm_policy_other_cards(const khsm_conf_t *conf, const khsm_conf_keystore_t *card,
+                            const char ***ids_ptr, const char ***configs_ptr, size_t *count_ptr);
+
 /** The KSK side's configuration next to knot.conf at conf_path, where policy
  *  --write puts it by default: "DIR/knot-hsm-ksk.conf", DIR the directory
  *  of knot.conf with its links resolved. NULL without memory; free(). */
