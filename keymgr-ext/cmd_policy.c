@@ -24,13 +24,6 @@
 #include "zonecmd.h"
 
 
-/* Absolute form of path, relative paths taken from base_dir; NULL without memory. */
-static char *absolute(const char *path, const char *base_dir)
-{
-	char *out = NULL;
-	return khsm_path_absolute(path, base_dir, &out) == KHSM_EOK ? out : NULL;
-}
-
 /* Refuse to overwrite a file knot-hsm did not write, unless --force, and a
  * link or a non-regular file always. */
 static int check_owned(const char *path, bool force)
@@ -244,33 +237,18 @@ int cmd_policy(cli_t *cli)
 	 * FILE-ksk.conf (or ksk-conf=); without --write, the defaults next to
 	 * knot.conf: knot-hsm.conf and knot-hsm-ksk.conf. */
 	_cleanup_free_ char *conf_real = realpath(khsm_conf_path(conf), NULL);
-	_cleanup_free_ char *conf_dir = khsm_path_dir(conf_real ? conf_real : khsm_conf_path(conf));
-	_cleanup_free_ char *main_path = NULL;
-	_cleanup_free_ char *ksk_path = NULL;
-	_cleanup_free_ char *ksk_db = NULL;
-	_cleanup_free_ char *kasp_parent = khsm_path_dir(khsm_conf_kasp_db(conf));
+	khsm_policy_paths_t paths = { 0 };
 	if (rc == CLI_OK) {
-		char *cwd = getcwd(NULL, 0);
-		main_path = cli->write ? absolute(cli->write, cwd ? cwd : ".") : NULL;
-		if (!main_path && asprintf(&main_path, "%s/knot-hsm.conf", conf_dir) < 0) main_path = NULL;
-		if (kv_get(kv, "ksk-conf")) {
-			ksk_path = absolute(kv_get(kv, "ksk-conf"), cwd ? cwd : ".");
-		} else if (khsm_policy_ksk_path(main_path, &ksk_path) != KHSM_EOK) {
-			ksk_path = NULL;
-		}
-		if (kv_get(kv, "ksk-kasp-db")) {
-			ksk_db = absolute(kv_get(kv, "ksk-kasp-db"), cwd ? cwd : ".");
-		} else if (asprintf(&ksk_db, "%s/knot-hsm-ksk", kasp_parent) < 0) {
-			ksk_db = NULL;
-		}
-		free(cwd);
-		if (!main_path || !ksk_path || !ksk_db) rc = cli_error(KHSM_EINVAL, "paths");
-		else if (khsm_path_same_file(main_path, ksk_path) || khsm_path_same_file(main_path, khsm_conf_path(conf)) ||
-		         khsm_path_same_file(ksk_path, khsm_conf_path(conf))) {
-			rc = cli_usage_error(cli_current, "the include, the KSK-side file and knot.conf must be "
-			                     "three different files");
+		r = khsm_policy_plan_paths(khsm_conf_path(conf), khsm_conf_kasp_db(conf), cli->write,
+		                           kv_get(kv, "ksk-conf"), kv_get(kv, "ksk-kasp-db"), &paths);
+		if (r == KHSM_EEXIST) {
+			rc = cli_usage_error(cli_current, "%s", khsm_err_last_detail());
+		} else if (r != KHSM_EOK) {
+			khsm_err_clear();
+			rc = cli_error(KHSM_EINVAL, "paths");
 		}
 	}
+	const char *main_path = paths.main_path, *ksk_path = paths.ksk_path, *ksk_db = paths.ksk_db;
 
 	/* Never clobber the operator's files: decided before anything else. */
 	if (rc == CLI_OK && cli->write &&
@@ -409,6 +387,7 @@ int cmd_policy(cli_t *cli)
 	for (int i = 0; i < cli->zone_count; i++) free(zones[i]);
 	free(zones);
 	khsm_policyzones_plan_clear(&plan);
+	khsm_policy_paths_clear(&paths);
 	free(more_ids);
 	free(more_configs);
 	if (rc == CLI_OK && st.outage_survived < KHSM_OUTAGE_GOAL) {

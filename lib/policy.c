@@ -521,6 +521,67 @@ int khsm_policy_other_cards(const khsm_conf_t *conf, const khsm_conf_keystore_t 
 	return KHSM_EOK;
 }
 
+/* Absolute form of path, relative paths taken from base_dir; NULL without memory. */
+static char *absolute(const char *path, const char *base_dir)
+{
+	char *out = NULL;
+	return khsm_path_absolute(path, base_dir, &out) == KHSM_EOK ? out : NULL;
+}
+
+_public_
+int khsm_policy_plan_paths(const char *conf_path, const char *kasp_db, const char *write,
+                           const char *ksk_conf, const char *ksk_kasp_db, khsm_policy_paths_t *out)
+{
+	if (!conf_path || !out) {
+		return KHSM_EINVAL;
+	}
+	_cleanup_free_ char *conf_real = realpath(conf_path, NULL);
+	_cleanup_free_ char *conf_dir = khsm_path_dir(conf_real ? conf_real : conf_path);
+	_cleanup_free_ char *kasp_parent = khsm_path_dir(kasp_db);
+	_cleanup_free_ char *cwd = getcwd(NULL, 0);
+	const char *base = cwd ? cwd : ".";
+	khsm_policy_paths_t p = { 0 };
+	int r = KHSM_EOK;
+	p.main_path = write ? absolute(write, base) : NULL;
+	if (!p.main_path && asprintf(&p.main_path, "%s/knot-hsm.conf", conf_dir) < 0) p.main_path = NULL;
+	if (ksk_conf) {
+		p.ksk_path = absolute(ksk_conf, base);
+	} else if (khsm_policy_ksk_path(p.main_path, &p.ksk_path) != KHSM_EOK) {
+		p.ksk_path = NULL;
+	}
+	if (ksk_kasp_db) {
+		p.ksk_db = absolute(ksk_kasp_db, base);
+	} else if (asprintf(&p.ksk_db, "%s/knot-hsm-ksk", kasp_parent) < 0) {
+		p.ksk_db = NULL;
+	}
+	if (!p.main_path || !p.ksk_path || !p.ksk_db) {
+		r = KHSM_EINVAL;
+		goto fail;
+	}
+	if (khsm_path_same_file(p.main_path, p.ksk_path) || khsm_path_same_file(p.main_path, conf_path) ||
+	    khsm_path_same_file(p.ksk_path, conf_path)) {
+		khsm_err_detail("the include, the KSK-side file and knot.conf must be three different files");
+		r = KHSM_EEXIST;
+		goto fail;
+	}
+	*out = p;
+	return KHSM_EOK;
+fail:
+	khsm_policy_paths_clear(&p);
+	return r;
+}
+
+_public_
+void khsm_policy_paths_clear(khsm_policy_paths_t *paths)
+{
+	if (paths) {
+		free(paths->main_path);
+		free(paths->ksk_path);
+		free(paths->ksk_db);
+		*paths = (khsm_policy_paths_t) { 0 };
+	}
+}
+
 _public_
 char *khsm_policy_ksk_side(const char *conf_path)
 {

@@ -139,6 +139,27 @@ int khsm_policy_pick_card(const khsm_conf_t *conf, const char *want,
 int khsm_policy_other_cards(const khsm_conf_t *conf, const khsm_conf_keystore_t *card,
                             const char ***ids_ptr, const char ***configs_ptr, size_t *count_ptr);
 
+/* Where policy puts its files. */
+typedef struct {
+	char *main_path;           /* the include, for knotd */
+	char *ksk_path;            /* the KSK side (offline mode) */
+	char *ksk_db;              /* the KSK side's KASP directory */
+} khsm_policy_paths_t;
+
+/** policy's file layout for knot.conf at conf_path with KASP kasp_db: the
+ *  include write (--write), else knot-hsm.conf next to knot.conf; the KSK
+ *  side ksk_conf (ksk-conf=), else the include's sibling
+ *  (khsm_policy_ksk_path); its KASP ksk_kasp_db (ksk-kasp-db=), else
+ *  knot-hsm-ksk next to kasp_db. Given paths are taken from the working
+ *  directory. KHSM_EEXIST with a detail when two of the include, the KSK
+ *  side and knot.conf are one file; KHSM_EINVAL when a path cannot be made.
+ *  \param[out] out  free with khsm_policy_paths_clear(). */
+int khsm_policy_plan_paths(const char *conf_path, const char *kasp_db, const char *write,
+                           const char *ksk_conf, const char *ksk_kasp_db, khsm_policy_paths_t *out);
+
+/** Free the paths (NULL is fine). */
+void khsm_policy_paths_clear(khsm_policy_paths_t *paths);
+
 /** The KSK side's configuration next to knot.conf at conf_path, where policy
  *  --write puts it by default: "DIR/knot-hsm-ksk.conf", DIR the directory
  *  of knot.conf with its links resolved. NULL without memory; free(). */
