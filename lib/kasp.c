@@ -274,13 +274,12 @@ int khsm_kasp_zone_summary(const char *conf_path, const char *zone, int64_t now,
 	if (!zone || !out) {
 		return KHSM_EINVAL;
 	}
-	khsm_kasp_key_t *keys = NULL;
-	size_t n = 0;
-	int r = khsm_keymgr_list(conf_path, zone, &keys, &n);
+	khsm_kasp_keys_t keys = { 0 };
+	int r = khsm_kasp_keys_list(conf_path, zone, &keys);
 	if (r != KHSM_EOK) {
 		return r;
 	}
-	khsm_kasp_summarize(keys, n, now, out);
-	free(keys);
+	khsm_kasp_summarize(keys.keys, keys.count, now, out);
+	khsm_kasp_keys_clear(&keys);
 	return KHSM_EOK;
 }
