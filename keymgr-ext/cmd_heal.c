@@ -24,12 +24,12 @@ static void say(int prio, const char *line)
 	syslog(prio, "%s", line);
 }
 
-int heal_zone(const khsm_conf_t *conf, const char *zone, bool to_stderr)
+int heal_zone(const khsm_conf_t *conf, const char *zone, bool to_stderr, const khsm_kasp_keys_t *keys)
 {
 	quiet_stdout = to_stderr;
 	char line[768], a[32];
 	khsm_heal_t h = { 0 };
-	int r = khsm_heal(conf, zone, time(NULL), &h);
+	int r = khsm_heal(conf, zone, time(NULL), keys, &h);
 	if (r != KHSM_EOK) {
 		snprintf(line, sizeof(line), "error: %s: %s", zone,
 		         khsm_err_last_detail() ? khsm_err_last_detail() : khsm_strerror(r));
@@ -130,7 +130,7 @@ int cmd_heal(cli_t *cli)
 			rc = CLI_FAIL;
 			continue;
 		}
-		if (heal_zone(conf, zone, false) != CLI_OK) {
+		if (heal_zone(conf, zone, false, NULL) != CLI_OK) {
 			rc = CLI_FAIL;
 		}
 		free(zone);

@@ -549,9 +549,10 @@ static int keys_of_keystore(cli_t *cli, const khsm_conf_t *conf, const khsm_kasp
 	return CLI_OK;
 }
 
-static bool is_pkcs11(const khsm_conf_keystore_t *ks)
+/* A card keystore to list: pkcs11, with a config to open. */
+static bool listable(const khsm_conf_keystore_t *ks)
 {
-	return ks->backend && strcmp(ks->backend, "pkcs11") == 0 && ks->config;
+	return khsm_conf_keystore_is_pkcs11(ks) && ks->config;
 }
 
 int cmd_keys(cli_t *cli)
@@ -565,13 +566,8 @@ int cmd_keys(cli_t *cli)
 	/* Offline-KSK mode: the card KSKs are in the KASP of the KSK side, which
 	 * knot-hsm policy --write puts next to knot.conf. */
 	_cleanup_free_ char *ksk_side = ksk_side_path(khsm_conf_path(conf));
-	if (ksk_side && access(ksk_side, R_OK) == 0) {
-		_cleanup_conf_ khsm_conf_t *kconf = NULL;
-		_cleanup_kasp_ khsm_kasp_index_t more = { 0 };
-		r = khsm_conf_load(ksk_side, &kconf);
-		if (r == KHSM_EOK) r = khsm_kasp_index(kconf, &more);
-		if (r == KHSM_EOK) r = khsm_kasp_index_merge(&kasp, &more);
-		if (r != KHSM_EOK) return cli_error(r, "%s", ksk_side);
+	if (ksk_side && (r = khsm_kasp_index_add_ksk_side(ksk_side, &kasp)) != KHSM_EOK) {
+		return cli_error(r, "%s", ksk_side);
 	}
 
 	khsm_json_t json;
@@ -587,18 +583,18 @@ int cmd_keys(cli_t *cli)
 	if (!ids) return cli_error(KHSM_ENOMEM, NULL);
 	for (size_t i = 0; i < n; i++) {
 		const khsm_conf_keystore_t *ks = khsm_conf_keystore_at(conf, i);
-		if (!is_pkcs11(ks)) continue;
+		if (!listable(ks)) continue;
 		/* A card already listed under an earlier id is not listed again. */
 		bool seen = false;
 		for (size_t k = 0; k < i && !seen; k++) {
 			const khsm_conf_keystore_t *o = khsm_conf_keystore_at(conf, k);
-			seen = is_pkcs11(o) && strcmp(o->config, ks->config) == 0;
+			seen = listable(o) && strcmp(o->config, ks->config) == 0;
 		}
 		if (seen) continue;
 		size_t n_ids = 0;
 		for (size_t k = i; k < n; k++) {
 			const khsm_conf_keystore_t *o = khsm_conf_keystore_at(conf, k);
-			if (is_pkcs11(o) && strcmp(o->config, ks->config) == 0) ids[n_ids++] = o->id;
+			if (listable(o) && strcmp(o->config, ks->config) == 0) ids[n_ids++] = o->id;
 		}
 		int rc = keys_of_keystore(cli, conf, &kasp, ks, ids, n_ids, j, shown == 0);
 		if (rc != CLI_OK) return rc;

@@ -24,47 +24,6 @@
 #include "zonecmd.h"
 
 
-/* Absolute form of path, relative paths taken from base_dir; NULL without memory. */
-static char *absolute(const char *path, const char *base_dir)
-{
-	char *out = NULL;
-	return khsm_path_absolute(path, base_dir, &out) == KHSM_EOK ? out : NULL;
-}
-
-/* The pkcs11 keystore for the KSK: keystore=ID, else the only one of
- * knot.conf (knot-hsm's own online copy does not count). */
-static int pick_card_keystore(const khsm_conf_t *conf, const char *want,
-                              const khsm_conf_keystore_t **ks_ptr)
-{
-	const khsm_conf_keystore_t *found = NULL;
-	size_t n = 0;
-	for (size_t i = 0; i < khsm_conf_keystore_count(conf); i++) {
-		const khsm_conf_keystore_t *ks = khsm_conf_keystore_at(conf, i);
-		if (!ks->backend || strcmp(ks->backend, "pkcs11") != 0) continue;
-		if (want ? strcmp(ks->id, want) == 0 : strcmp(ks->id, KHSM_POLICY_CARD_ID) != 0) {
-			found = ks;
-			n++;
-		}
-	}
-	if (n == 0) {
-		if (want) {
-			khsm_err_detail("%s has no pkcs11 keystore '%s'", khsm_conf_path(conf), want);
-		} else {
-			khsm_err_detail("%s has no pkcs11 keystore for the card; add the stanza that "
-			                "'knot-hsm keystore --token LABEL --pin-file FILE' prints",
-			                khsm_conf_path(conf));
-		}
-		return KHSM_ENOENT;
-	}
-	if (n > 1) {
-		khsm_err_detail("%s has several pkcs11 keystores; name one with keystore=ID",
-		                khsm_conf_path(conf));
-		return KHSM_EAMBIGUOUS;
-	}
-	*ks_ptr = found;
-	return KHSM_EOK;
-}
-
 /* Refuse to overwrite a file knot-hsm did not write, unless --force, and a
  * link or a non-regular file always. */
 static int check_owned(const char *path, bool force)
@@ -251,7 +210,7 @@ int cmd_policy(cli_t *cli)
 		}
 	}
 	const khsm_conf_keystore_t *card = NULL;
-	if (rc == CLI_OK && (r = pick_card_keystore(conf, kv_get(kv, "keystore"), &card)) != KHSM_EOK) {
+	if (rc == CLI_OK && (r = khsm_policy_pick_card(conf, kv_get(kv, "keystore"), &card)) != KHSM_EOK) {
 		rc = cli_error(r, NULL);
 	}
 	/* guard=yes: the card keystore goes through the guard module. */
@@ -278,33 +237,18 @@ int cmd_policy(cli_t *cli)
 	 * FILE-ksk.conf (or ksk-conf=); without --write, the defaults next to
 	 * knot.conf: knot-hsm.conf and knot-hsm-ksk.conf. */
 	_cleanup_free_ char *conf_real = realpath(khsm_conf_path(conf), NULL);
-	_cleanup_free_ char *conf_dir = khsm_path_dir(conf_real ? conf_real : khsm_conf_path(conf));
-	_cleanup_free_ char *main_path = NULL;
-	_cleanup_free_ char *ksk_path = NULL;
-	_cleanup_free_ char *ksk_db = NULL;
-	_cleanup_free_ char *kasp_parent = khsm_path_dir(khsm_conf_kasp_db(conf));
+	khsm_policy_paths_t paths = { 0 };
 	if (rc == CLI_OK) {
-		char *cwd = getcwd(NULL, 0);
-		main_path = cli->write ? absolute(cli->write, cwd ? cwd : ".") : NULL;
-		if (!main_path && asprintf(&main_path, "%s/knot-hsm.conf", conf_dir) < 0) main_path = NULL;
-		if (kv_get(kv, "ksk-conf")) {
-			ksk_path = absolute(kv_get(kv, "ksk-conf"), cwd ? cwd : ".");
-		} else if (khsm_policy_ksk_path(main_path, &ksk_path) != KHSM_EOK) {
-			ksk_path = NULL;
-		}
-		if (kv_get(kv, "ksk-kasp-db")) {
-			ksk_db = absolute(kv_get(kv, "ksk-kasp-db"), cwd ? cwd : ".");
-		} else if (asprintf(&ksk_db, "%s/knot-hsm-ksk", kasp_parent) < 0) {
-			ksk_db = NULL;
-		}
-		free(cwd);
-		if (!main_path || !ksk_path || !ksk_db) rc = cli_error(KHSM_EINVAL, "paths");
-		else if (khsm_path_same_file(main_path, ksk_path) || khsm_path_same_file(main_path, khsm_conf_path(conf)) ||
-		         khsm_path_same_file(ksk_path, khsm_conf_path(conf))) {
-			rc = cli_usage_error(cli_current, "the include, the KSK-side file and knot.conf must be "
-			                     "three different files");
+		r = khsm_policy_plan_paths(khsm_conf_path(conf), khsm_conf_kasp_db(conf), cli->write,
+		                           kv_get(kv, "ksk-conf"), kv_get(kv, "ksk-kasp-db"), &paths);
+		if (r == KHSM_EEXIST) {
+			rc = cli_usage_error(cli_current, "%s", khsm_err_last_detail());
+		} else if (r != KHSM_EOK) {
+			khsm_err_clear();
+			rc = cli_error(KHSM_EINVAL, "paths");
 		}
 	}
+	const char *main_path = paths.main_path, *ksk_path = paths.ksk_path, *ksk_db = paths.ksk_db;
 
 	/* Never clobber the operator's files: decided before anything else. */
 	if (rc == CLI_OK && cli->write &&
@@ -330,19 +274,12 @@ int cmd_policy(cli_t *cli)
 
 	_cleanup_free_ char *main_text = NULL;
 	_cleanup_free_ char *ksk_text = NULL;
-	/* The other cards of knot.conf go to the KSK side too: a KSK can be made
-	 * there (generate keystore=ID) for a rollover or a standby. */
-	size_t n_ks = khsm_conf_keystore_count(conf), n_more = 0;
-	const char **more_ids = calloc(n_ks ? n_ks : 1, sizeof(char *));
-	const char **more_configs = calloc(n_ks ? n_ks : 1, sizeof(char *));
-	if (rc == CLI_OK && (!more_ids || !more_configs)) rc = cli_error(KHSM_ENOMEM, NULL);
-	for (size_t i = 0; rc == CLI_OK && card && i < n_ks; i++) {
-		const khsm_conf_keystore_t *ks = khsm_conf_keystore_at(conf, i);
-		if (ks->backend && strcmp(ks->backend, "pkcs11") == 0 && ks->config &&
-		    strcmp(ks->id, card->id) != 0 && strcmp(ks->id, KHSM_POLICY_CARD_ID) != 0) {
-			more_ids[n_more] = ks->id;
-			more_configs[n_more++] = ks->config;
-		}
+	/* The other cards of knot.conf go to the KSK side too. */
+	const char **more_ids = NULL, **more_configs = NULL;
+	size_t n_more = 0;
+	if (rc == CLI_OK && card &&
+	    (r = khsm_policy_other_cards(conf, card, &more_ids, &more_configs, &n_more)) != KHSM_EOK) {
+		rc = cli_error(r, NULL);
 	}
 	khsm_render_t in = { (const char *const *)plan.zones.names, plan.zones.count,
 	                     card ? card->id : NULL, card_config ? card_config : card ? card->config : NULL,
@@ -450,6 +387,7 @@ int cmd_policy(cli_t *cli)
 	for (int i = 0; i < cli->zone_count; i++) free(zones[i]);
 	free(zones);
 	khsm_policyzones_plan_clear(&plan);
+	khsm_policy_paths_clear(&paths);
 	free(more_ids);
 	free(more_configs);
 	if (rc == CLI_OK && st.outage_survived < KHSM_OUTAGE_GOAL) {

@@ -13,6 +13,7 @@
 #include "lib/error.h"
 #include "lib/heal.h"
 #include "lib/json.h"
+#include "lib/policy.h"
 #include "lib/rollover.h"
 #include "lib/status.h"
 #include "lib/timefmt.h"
@@ -60,7 +61,7 @@ int cmd_status(cli_t *cli)
 	/* The KSK side next to knot.conf, as policy --write puts it. */
 	char *ksk_path = ksk_side_path(khsm_conf_path(conf));
 	khsm_conf_t *kconf = NULL;
-	if (ksk_path && access(ksk_path, R_OK) == 0 && khsm_conf_load(ksk_path, &kconf) != KHSM_EOK) {
+	if (khsm_policy_ksk_side_load(ksk_path, &kconf) != KHSM_EOK) {
 		kconf = NULL;
 	}
 	khsm_err_clear();
@@ -86,15 +87,23 @@ int cmd_status(cli_t *cli)
 	for (size_t i = 0; st && i < n; i++) {
 		const khsm_conf_zone_t *z = zones[i];
 		const khsm_conf_keystore_t *card = NULL;
+		/* heal and the status that follows read one list of the zone's keys */
+		khsm_kasp_keys_t keys = { 0 };
+		bool listed = false;
 		if (cli->heal && khsm_online_card(conf, z->domain, &card) == KHSM_EOK) {
+			(void)khsm_kasp_keys_list(khsm_conf_path(conf), z->domain, &keys);
+			listed = true;
+			khsm_err_clear();
 			/* Its own verdict shows in the status that follows. */
 			openlog("knot-hsm", LOG_PID, LOG_DAEMON);
-			(void)heal_zone(conf, z->domain, true);
+			(void)heal_zone(conf, z->domain, true, &keys);
 			closelog();
 			khsm_err_clear();
 			now = time(NULL);
 		}
-		khsm_zone_status(conf, kconf, ksk_path, z, now, warn, crit, !cli->warn && !cli->crit, &st[count]);
+		khsm_zone_status(conf, kconf, ksk_path, z, now, warn, crit, !cli->warn && !cli->crit,
+		                 listed ? &keys : NULL, &st[count]);
+		khsm_kasp_keys_clear(&keys);
 		if (strcmp(st[count].mode, "other") != 0) count++;
 	}
 	if (cut) khsm_zoneconf_release(khsm_conf_path(conf));

@@ -9,6 +9,7 @@
 #include "lib/dname.h"
 #include "lib/error.h"
 #include "lib/files.h"
+#include "lib/policy.h"
 #include "lib/zonectl.h"
 #include "cleanup.h"
 #include "zonecmd.h"
@@ -99,15 +100,7 @@ int kv_timer(const char *key, const char *value)
 
 char *ksk_side_path(const char *conf_path)
 {
-	char *real = realpath(conf_path, NULL);
-	char *dir = khsm_path_dir(real ? real : conf_path);
-	char *out = NULL;
-	if (dir && asprintf(&out, "%s/knot-hsm-ksk.conf", dir) < 0) {
-		out = NULL;
-	}
-	free(dir);
-	free(real);
-	return out;
+	return khsm_policy_ksk_side(conf_path);
 }
 
 const char *zone_conf_path(const cli_t *cli)

@@ -5,6 +5,7 @@
 #include <stdbool.h>
 
 #include "cli.h"
+#include "lib/kasp.h"
 #include "lib/knotconf.h"
 #include "lib/zone.h"
 
@@ -30,13 +31,14 @@ int kv_bool(const char *key, const char *value, bool *out);
 int kv_timer(const char *key, const char *value);
 
 /** Where policy --write puts the KSK side of the offline mode for this
- *  knot.conf: knot-hsm-ksk.conf next to it (symbolic links resolved).
- *  New string, free with free(). */
+ *  knot.conf (khsm_policy_ksk_side: knot-hsm-ksk.conf next to it, symbolic
+ *  links resolved). New string, free with free(). */
 char *ksk_side_path(const char *conf_path);
 
 /** heal for one online zone (cmd_heal.c): one line on stdout, or stderr
- *  when to_stderr or on error, and to syslog; CLI_OK or CLI_FAIL. */
-int heal_zone(const khsm_conf_t *conf, const char *zone, bool to_stderr);
+ *  when to_stderr or on error, and to syslog; CLI_OK or CLI_FAIL. keys: the
+ *  zone's keys already listed, or NULL (khsm_heal lists them). */
+int heal_zone(const khsm_conf_t *conf, const char *zone, bool to_stderr, const khsm_kasp_keys_t *keys);
 
 /** knot.conf path: -c, or Knot's default. */
 const char *zone_conf_path(const cli_t *cli);

@@ -457,7 +457,7 @@ int khsm_doctor_conf(khsm_doctor_t *rep, const char *conf_path, bool force)
 	size_t n = khsm_conf_keystore_count(conf), checked = 0;
 	for (size_t i = 0; i < n; i++) {
 		const khsm_conf_keystore_t *ks = khsm_conf_keystore_at(conf, i);
-		if (!ks->backend || strcmp(ks->backend, "pkcs11") != 0) {
+		if (!khsm_conf_keystore_is_pkcs11(ks)) {
 			continue;
 		}
 		checked++;

@@ -196,7 +196,7 @@ int khsm_online_card(const khsm_conf_t *conf, const char *zone, const khsm_conf_
 	const khsm_conf_keystore_t *card = NULL;
 	for (size_t i = 0; i < p->keystore_count; i++) {
 		const khsm_conf_keystore_t *ks = khsm_conf_keystore_find(conf, p->keystores[i]);
-		if (ks && ks->backend && strcmp(ks->backend, "pkcs11") == 0) card = ks;
+		if (khsm_conf_keystore_is_pkcs11(ks)) card = ks;
 	}
 	if (!card) {
 		khsm_err_detail("policy %s of zone %s keeps no key on a card", p->id, zone);
@@ -218,7 +218,8 @@ static int64_t policy_secs(const char *text, int64_t fallback)
 }
 
 _public_
-int khsm_health_check(const khsm_conf_t *conf, const char *zone, int64_t now, khsm_health_t *out)
+int khsm_health_check(const khsm_conf_t *conf, const char *zone, int64_t now,
+                      const khsm_kasp_keys_t *keys, khsm_health_t *out)
 {
 	if (!conf || !zone || !out) {
 		return KHSM_EINVAL;
@@ -234,11 +235,16 @@ int khsm_health_check(const khsm_conf_t *conf, const char *zone, int64_t now, kh
 	h.lifetime = policy_secs(p->rrsig_lifetime, 14 * 86400);
 	h.refresh = policy_secs(p->rrsig_refresh, h.lifetime / 10);
 
-	khsm_kasp_summary_t sum = { 0 };
-	if (khsm_kasp_zone_summary(khsm_conf_path(conf), zone, now, &sum) != KHSM_EOK) {
-		sum = (khsm_kasp_summary_t) { 0 };
+	/* A list that failed reads as no key at all: the card is probed alone. */
+	khsm_kasp_keys_t own = { 0 };
+	if (!keys) {
+		(void)khsm_kasp_keys_list(khsm_conf_path(conf), zone, &own);
+		keys = &own;
 	}
 	khsm_err_clear();
+	khsm_kasp_summary_t sum = { 0 };
+	khsm_kasp_summarize(keys->keys, keys->count, now, &sum);
+	khsm_kasp_keys_clear(&own);
 	h.card_state = sum.has_ksk ? khsm_card_probe(h.card->config, sum.ksk_id)
 	                           : khsm_card_probe(h.card->config, NULL);
 
@@ -299,15 +305,27 @@ int khsm_knotc_zone_sign(const khsm_conf_t *conf, const char *zone)
 }
 
 _public_
-int khsm_heal(const khsm_conf_t *conf, const char *zone, int64_t now, khsm_heal_t *out)
+int khsm_heal(const khsm_conf_t *conf, const char *zone, int64_t now,
+              const khsm_kasp_keys_t *keys, khsm_heal_t *out)
 {
 	if (!conf || !zone || !out) {
 		return KHSM_EINVAL;
 	}
 	khsm_heal_t h = { 0 };
-	int r = khsm_health_check(conf, zone, now, &h.health);
-	if (r != KHSM_EOK) {
-		return r;
+	khsm_kasp_keys_t own = { 0 };
+	int r = KHSM_EOK;
+	if (!keys) {
+		/* listed once for both checks; not at all for a zone that is not online */
+		const khsm_conf_keystore_t *card = NULL;
+		if ((r = khsm_online_card(conf, zone, &card)) != KHSM_EOK) {
+			goto fail;
+		}
+		(void)khsm_kasp_keys_list(khsm_conf_path(conf), zone, &own);
+		khsm_err_clear();
+		keys = &own;
+	}
+	if ((r = khsm_health_check(conf, zone, now, keys, &h.health)) != KHSM_EOK) {
+		goto fail;
 	}
 	if (!h.health.knotd_running) {
 		h.outcome = KHSM_HEAL_NO_KNOTD;
@@ -325,15 +343,18 @@ int khsm_heal(const khsm_conf_t *conf, const char *zone, int64_t now, khsm_heal_
 				khsm_err_detail("%s", khsm_strerror(r));
 			}
 			khsm_err_prefix("%s; knotc zone-sign failed: ", h.why);
-			return r;
+			goto fail;
 		}
 		h.outcome = KHSM_HEAL_SIGNED;
 		khsm_health_t after = { 0 };
-		if (khsm_health_check(conf, zone, (int64_t)time(NULL), &after) == KHSM_EOK) {
+		/* only the new re-sign event is read from it: the keys are those of before */
+		if (khsm_health_check(conf, zone, (int64_t)time(NULL), keys, &after) == KHSM_EOK) {
 			h.next_at = after.resign_at;
 		}
 		khsm_err_clear();
 	}
 	*out = h;
-	return KHSM_EOK;
+fail:
+	khsm_kasp_keys_clear(&own);
+	return r;
 }

@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "kasp.h"
 #include "knotconf.h"
 
 /* Can the card holding the zone's KSK be reached now? Public objects only,
@@ -56,11 +57,13 @@ typedef struct {
  *  runs the offline mode, or keeps no key on a card. \param[out] card_ptr */
 int khsm_online_card(const khsm_conf_t *conf, const char *zone, const khsm_conf_keystore_t **card_ptr);
 
-/** Check one online zone at now (keymgr list, knotc zone-read and
- *  zone-status, a probe of the card; no login). A knotd that does not run is
- *  reported in out, not as an error; KHSM_ENOENT (khsm_online_card) when the
- *  zone is not an online card zone. \param[out] out */
-int khsm_health_check(const khsm_conf_t *conf, const char *zone, int64_t now, khsm_health_t *out);
+/** Check one online zone at now (knotc zone-read and zone-status, a probe of
+ *  the card; no login), with keys, the zone's keys already listed
+ *  (khsm_kasp_keys_list), or NULL to list them here. A knotd that does not
+ *  run is reported in out, not as an error; KHSM_ENOENT (khsm_online_card)
+ *  when the zone is not an online card zone. \param[out] out */
+int khsm_health_check(const khsm_conf_t *conf, const char *zone, int64_t now,
+                      const khsm_kasp_keys_t *keys, khsm_health_t *out);
 
 /** Ask knotd to sign zone now and wait for the result (`knotc -b zone-sign`).
  *  KHSM_ENOENT when knotd is not running, KHSM_ETOOL with knotc's message when
@@ -82,9 +85,11 @@ typedef struct {
 	int64_t next_at;         /* KHSM_HEAL_SIGNED: knotd's next re-sign event; 0 unknown */
 } khsm_heal_t;
 
-/** heal one online zone at now: check it (khsm_health_check), and when knotd
+/** heal one online zone at now: check it (khsm_health_check, with keys as
+ *  there: already listed, or NULL), and when knotd
  *  runs, will not sign by itself and the card answers, ask knotd to sign
  *  (khsm_knotc_zone_sign), then read the new re-sign event. An error of the
  *  check or of the signing is returned with its detail (the signing's
  *  prefixed with why it was due). \param[out] out */
-int khsm_heal(const khsm_conf_t *conf, const char *zone, int64_t now, khsm_heal_t *out);
+int khsm_heal(const khsm_conf_t *conf, const char *zone, int64_t now,
+              const khsm_kasp_keys_t *keys, khsm_heal_t *out);

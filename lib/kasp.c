@@ -2,6 +2,7 @@
 #include "error.h"
 #include "internal.h"
 #include "kasp.h"
+#include "policy.h"
 
 /* -- key state ------------------------------------------------------------- */
 
@@ -187,6 +188,24 @@ int khsm_kasp_index_merge(khsm_kasp_index_t *idx, khsm_kasp_index_t *from)
 	return KHSM_EOK;
 }
 
+_public_
+int khsm_kasp_index_add_ksk_side(const char *ksk_path, khsm_kasp_index_t *idx)
+{
+	if (!idx) {
+		return KHSM_EINVAL;
+	}
+	khsm_conf_t *kconf = NULL;
+	khsm_kasp_index_t more = { 0 };
+	int r = khsm_policy_ksk_side_load(ksk_path, &kconf);
+	if (r == KHSM_EOK && kconf) {
+		r = khsm_kasp_index(kconf, &more);
+		if (r == KHSM_EOK) r = khsm_kasp_index_merge(idx, &more);
+	}
+	khsm_kasp_index_clear(&more);
+	khsm_conf_free(kconf);
+	return r;
+}
+
 /* -- summary --------------------------------------------------------------- */
 
 _public_
@@ -223,19 +242,44 @@ void khsm_kasp_summarize(const khsm_kasp_key_t *keys, size_t count, int64_t now,
 }
 
 _public_
-int khsm_kasp_zone_summary(const char *conf_path, const char *zone, int64_t now,
-                           khsm_kasp_summary_t *out)
+int khsm_kasp_keys_list(const char *conf_path, const char *zone, khsm_kasp_keys_t *out)
 {
 	if (!zone || !out) {
 		return KHSM_EINVAL;
 	}
+	*out = (khsm_kasp_keys_t) { 0 };
 	khsm_kasp_key_t *keys = NULL;
 	size_t n = 0;
 	int r = khsm_keymgr_list(conf_path, zone, &keys, &n);
 	if (r != KHSM_EOK) {
 		return r;
 	}
-	khsm_kasp_summarize(keys, n, now, out);
-	free(keys);
+	*out = (khsm_kasp_keys_t) { keys, n };
+	return KHSM_EOK;
+}
+
+_public_
+void khsm_kasp_keys_clear(khsm_kasp_keys_t *keys)
+{
+	if (keys) {
+		free(keys->keys);
+		*keys = (khsm_kasp_keys_t) { 0 };
+	}
+}
+
+_public_
+int khsm_kasp_zone_summary(const char *conf_path, const char *zone, int64_t now,
+                           khsm_kasp_summary_t *out)
+{
+	if (!zone || !out) {
+		return KHSM_EINVAL;
+	}
+	khsm_kasp_keys_t keys = { 0 };
+	int r = khsm_kasp_keys_list(conf_path, zone, &keys);
+	if (r != KHSM_EOK) {
+		return r;
+	}
+	khsm_kasp_summarize(keys.keys, keys.count, now, out);
+	khsm_kasp_keys_clear(&keys);
 	return KHSM_EOK;
 }

@@ -58,6 +58,11 @@ int khsm_kasp_index(const khsm_conf_t *conf, khsm_kasp_index_t *idx);
  *  that idx lists already is dropped, not listed twice. */
 int khsm_kasp_index_merge(khsm_kasp_index_t *idx, khsm_kasp_index_t *from);
 
+/** Offline mode: the card KSKs are in the KASP of the KSK side; merge its
+ *  index into idx when the KSK side at ksk_path (khsm_policy_ksk_side) is
+ *  readable, else leave idx as it is. */
+int khsm_kasp_index_add_ksk_side(const char *ksk_path, khsm_kasp_index_t *idx);
+
 /** Free an index. */
 void khsm_kasp_index_clear(khsm_kasp_index_t *idx);
 
@@ -84,6 +89,21 @@ typedef struct {
  *  \param[out] out */
 void khsm_kasp_summarize(const khsm_kasp_key_t *keys, size_t count, int64_t now,
                          khsm_kasp_summary_t *out);
+
+/* A zone's keys from one `keymgr list`, handed to each reader (status, its
+ * health check, heal) so that keymgr runs once for them all. */
+typedef struct {
+	khsm_kasp_key_t *keys;     /* NULL when none or the list failed */
+	size_t count;
+} khsm_kasp_keys_t;
+
+/** `keymgr -c CONF -e ZONE list` into out; on failure out is empty (no key
+ *  at all) and the error is returned with its detail. Free with
+ *  khsm_kasp_keys_clear(). \param[out] out */
+int khsm_kasp_keys_list(const char *conf_path, const char *zone, khsm_kasp_keys_t *out);
+
+/** Free the keys of a list (NULL is fine); out is empty afterwards. */
+void khsm_kasp_keys_clear(khsm_kasp_keys_t *keys);
 
 /** khsm_kasp_summarize() of `keymgr -c CONF -e ZONE list`: keymgr runs once.
  *  \param[out] out  filled only on success. */

@@ -587,6 +587,12 @@ const khsm_conf_keystore_t *khsm_conf_keystore_find(const khsm_conf_t *conf, con
 }
 
 _public_
+bool khsm_conf_keystore_is_pkcs11(const khsm_conf_keystore_t *ks)
+{
+	return ks && ks->backend && strcmp(ks->backend, "pkcs11") == 0;
+}
+
+_public_
 size_t khsm_conf_policy_count(const khsm_conf_t *conf)
 {
 	return conf ? conf->policy_count : 0;

@@ -68,6 +68,9 @@ const khsm_conf_keystore_t *khsm_conf_keystore_at(const khsm_conf_t *conf, size_
 /** Keystore with this id, or NULL; owned by conf. */
 const khsm_conf_keystore_t *khsm_conf_keystore_find(const khsm_conf_t *conf, const char *id);
 
+/** Is ks a pkcs11 keystore (backend pkcs11)? false for NULL. */
+bool khsm_conf_keystore_is_pkcs11(const khsm_conf_keystore_t *ks);
+
 /** Number of policies. */
 size_t khsm_conf_policy_count(const khsm_conf_t *conf);
 

@@ -459,6 +459,154 @@ int khsm_policy_ksk_path(const char *include_path, char **path_ptr)
 	return KHSM_EOK;
 }
 
+/* The pkcs11 keystore for the KSK: keystore=ID, else the only one of
+ * knot.conf (knot-hsm's own online copy does not count). */
+_public_
+int khsm_policy_pick_card(const khsm_conf_t *conf, const char *want,
+                          const khsm_conf_keystore_t **ks_ptr)
+{
+	const khsm_conf_keystore_t *found = NULL;
+	size_t n = 0;
+	for (size_t i = 0; i < khsm_conf_keystore_count(conf); i++) {
+		const khsm_conf_keystore_t *ks = khsm_conf_keystore_at(conf, i);
+		if (!khsm_conf_keystore_is_pkcs11(ks)) continue;
+		if (want ? strcmp(ks->id, want) == 0 : strcmp(ks->id, KHSM_POLICY_CARD_ID) != 0) {
+			found = ks;
+			n++;
+		}
+	}
+	if (n == 0) {
+		if (want) {
+			khsm_err_detail("%s has no pkcs11 keystore '%s'", khsm_conf_path(conf), want);
+		} else {
+			khsm_err_detail("%s has no pkcs11 keystore for the card; add the stanza that "
+			                "'knot-hsm keystore --token LABEL --pin-file FILE' prints",
+			                khsm_conf_path(conf));
+		}
+		return KHSM_ENOENT;
+	}
+	if (n > 1) {
+		khsm_err_detail("%s has several pkcs11 keystores; name one with keystore=ID",
+		                khsm_conf_path(conf));
+		return KHSM_EAMBIGUOUS;
+	}
+	*ks_ptr = found;
+	return KHSM_EOK;
+}
+
+_public_
+int khsm_policy_other_cards(const khsm_conf_t *conf, const khsm_conf_keystore_t *card,
+                            const char ***ids_ptr, const char ***configs_ptr, size_t *count_ptr)
+{
+	if (!conf || !card || !ids_ptr || !configs_ptr || !count_ptr) {
+		return KHSM_EINVAL;
+	}
+	size_t n_ks = khsm_conf_keystore_count(conf), n = 0;
+	_cleanup_free_ const char **ids = calloc(n_ks ? n_ks : 1, sizeof(char *));
+	_cleanup_free_ const char **configs = calloc(n_ks ? n_ks : 1, sizeof(char *));
+	if (!ids || !configs) {
+		return KHSM_ENOMEM;
+	}
+	for (size_t i = 0; i < n_ks; i++) {
+		const khsm_conf_keystore_t *ks = khsm_conf_keystore_at(conf, i);
+		if (khsm_conf_keystore_is_pkcs11(ks) && ks->config &&
+		    strcmp(ks->id, card->id) != 0 && strcmp(ks->id, KHSM_POLICY_CARD_ID) != 0) {
+			ids[n] = ks->id;
+			configs[n++] = ks->config;
+		}
+	}
+	*ids_ptr = KHSM_STEAL(ids);
+	*configs_ptr = KHSM_STEAL(configs);
+	*count_ptr = n;
+	return KHSM_EOK;
+}
+
+/* Absolute form of path, relative paths taken from base_dir; NULL without memory. */
+static char *absolute(const char *path, const char *base_dir)
+{
+	char *out = NULL;
+	return khsm_path_absolute(path, base_dir, &out) == KHSM_EOK ? out : NULL;
+}
+
+_public_
+int khsm_policy_plan_paths(const char *conf_path, const char *kasp_db, const char *write,
+                           const char *ksk_conf, const char *ksk_kasp_db, khsm_policy_paths_t *out)
+{
+	if (!conf_path || !out) {
+		return KHSM_EINVAL;
+	}
+	_cleanup_free_ char *conf_real = realpath(conf_path, NULL);
+	_cleanup_free_ char *conf_dir = khsm_path_dir(conf_real ? conf_real : conf_path);
+	_cleanup_free_ char *kasp_parent = khsm_path_dir(kasp_db);
+	_cleanup_free_ char *cwd = getcwd(NULL, 0);
+	const char *base = cwd ? cwd : ".";
+	khsm_policy_paths_t p = { 0 };
+	int r = KHSM_EOK;
+	p.main_path = write ? absolute(write, base) : NULL;
+	if (!p.main_path && asprintf(&p.main_path, "%s/knot-hsm.conf", conf_dir) < 0) p.main_path = NULL;
+	if (ksk_conf) {
+		p.ksk_path = absolute(ksk_conf, base);
+	} else if (khsm_policy_ksk_path(p.main_path, &p.ksk_path) != KHSM_EOK) {
+		p.ksk_path = NULL;
+	}
+	if (ksk_kasp_db) {
+		p.ksk_db = absolute(ksk_kasp_db, base);
+	} else if (asprintf(&p.ksk_db, "%s/knot-hsm-ksk", kasp_parent) < 0) {
+		p.ksk_db = NULL;
+	}
+	if (!p.main_path || !p.ksk_path || !p.ksk_db) {
+		r = KHSM_EINVAL;
+		goto fail;
+	}
+	if (khsm_path_same_file(p.main_path, p.ksk_path) || khsm_path_same_file(p.main_path, conf_path) ||
+	    khsm_path_same_file(p.ksk_path, conf_path)) {
+		khsm_err_detail("the include, the KSK-side file and knot.conf must be three different files");
+		r = KHSM_EEXIST;
+		goto fail;
+	}
+	*out = p;
+	return KHSM_EOK;
+fail:
+	khsm_policy_paths_clear(&p);
+	return r;
+}
+
+_public_
+void khsm_policy_paths_clear(khsm_policy_paths_t *paths)
+{
+	if (paths) {
+		free(paths->main_path);
+		free(paths->ksk_path);
+		free(paths->ksk_db);
+		*paths = (khsm_policy_paths_t) { 0 };
+	}
+}
+
+_public_
+char *khsm_policy_ksk_side(const char *conf_path)
+{
+	_cleanup_free_ char *real = conf_path ? realpath(conf_path, NULL) : NULL;
+	_cleanup_free_ char *dir = conf_path ? khsm_path_dir(real ? real : conf_path) : NULL;
+	char *out = NULL;
+	if (dir && asprintf(&out, "%s/knot-hsm-ksk.conf", dir) < 0) {
+		out = NULL;
+	}
+	return out;
+}
+
+_public_
+int khsm_policy_ksk_side_load(const char *path, khsm_conf_t **kconf_ptr)
+{
+	if (!kconf_ptr) {
+		return KHSM_EINVAL;
+	}
+	*kconf_ptr = NULL;
+	if (!path || access(path, R_OK) != 0) {
+		return KHSM_EOK;
+	}
+	return khsm_conf_load(path, kconf_ptr);
+}
+
 /* -- writing the outputs ---------------------------------------------------- */
 
 

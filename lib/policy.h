@@ -16,6 +16,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "knotconf.h"
+
 /* First line of every file knot-hsm policy writes; a file without it is the
  * operator's and is never overwritten without --force. */
 #define KHSM_POLICY_MARKER "# Written by knot-hsm policy; do not edit"
@@ -121,6 +123,53 @@ int khsm_policy_file_zsk_conf(const char *path, char **conf_ptr);
  *  "/etc/knot/knot-hsm-ksk.conf" (".conf" replaced, else "-ksk.conf" added).
  *  \param[out] path_ptr  free with free(). */
 int khsm_policy_ksk_path(const char *include_path, char **path_ptr);
+
+/** The pkcs11 keystore of conf for the KSK: the one with id want, else the
+ *  only one (knot-hsm's own online copy, KHSM_POLICY_CARD_ID, does not
+ *  count). KHSM_ENOENT when there is none, KHSM_EAMBIGUOUS when want is
+ *  NULL and there are several, each with a detail. \param[out] ks_ptr
+ *  owned by conf. */
+int khsm_policy_pick_card(const khsm_conf_t *conf, const char *want,
+                          const khsm_conf_keystore_t **ks_ptr);
+
+/** The other cards of conf, for the KSK side, where a KSK can be made
+ *  (generate keystore=ID) for a rollover or a standby: every pkcs11 keystore
+ *  with a config but card and KHSM_POLICY_CARD_ID. \param[out] ids_ptr,
+ *  configs_ptr  count_ptr entries each, owned by conf; free() the arrays. */
+int khsm_policy_other_cards(const khsm_conf_t *conf, const khsm_conf_keystore_t *card,
+                            const char ***ids_ptr, const char ***configs_ptr, size_t *count_ptr);
+
+/* Where policy puts its files. */
+typedef struct {
+	char *main_path;           /* the include, for knotd */
+	char *ksk_path;            /* the KSK side (offline mode) */
+	char *ksk_db;              /* the KSK side's KASP directory */
+} khsm_policy_paths_t;
+
+/** policy's file layout for knot.conf at conf_path with KASP kasp_db: the
+ *  include write (--write), else knot-hsm.conf next to knot.conf; the KSK
+ *  side ksk_conf (ksk-conf=), else the include's sibling
+ *  (khsm_policy_ksk_path); its KASP ksk_kasp_db (ksk-kasp-db=), else
+ *  knot-hsm-ksk next to kasp_db. Given paths are taken from the working
+ *  directory. KHSM_EEXIST with a detail when two of the include, the KSK
+ *  side and knot.conf are one file; KHSM_EINVAL when a path cannot be made.
+ *  \param[out] out  free with khsm_policy_paths_clear(). */
+int khsm_policy_plan_paths(const char *conf_path, const char *kasp_db, const char *write,
+                           const char *ksk_conf, const char *ksk_kasp_db, khsm_policy_paths_t *out);
+
+/** Free the paths (NULL is fine). */
+void khsm_policy_paths_clear(khsm_policy_paths_t *paths);
+
+/** The KSK side's configuration next to knot.conf at conf_path, where policy
+ *  --write puts it by default: "DIR/knot-hsm-ksk.conf", DIR the directory
+ *  of knot.conf with its links resolved. NULL without memory; free(). */
+char *khsm_policy_ksk_side(const char *conf_path);
+
+/** Load the KSK side at path (khsm_policy_ksk_side) when it is readable:
+ *  *kconf_ptr NULL and KHSM_EOK when it is not (online mode has none); an
+ *  error of khsm_conf_load() when it is there but does not load.
+ *  \param[out] kconf_ptr  free with khsm_conf_free(). */
+int khsm_policy_ksk_side_load(const char *path, khsm_conf_t **kconf_ptr);
 
 /** Whether policy --write may replace the file at path: KHSM_EOK when it does
  *  not exist, or is a regular file whose first line is KHSM_POLICY_MARKER (any

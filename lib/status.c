@@ -2,47 +2,25 @@
 #include <inttypes.h>
 #include <string.h>
 
-#include "cardkey.h"
 #include "ceremony.h"
 #include "dnskey.h"
 #include "error.h"
 #include "heal.h"
 #include "internal.h"
 #include "kasp.h"
-#include "keystore.h"
 #include "knot.h"
 #include "policy.h"
 #include "rollover.h"
 #include "status.h"
 #include "timefmt.h"
-#include "uri.h"
 #include "zone.h"
 
-/* Is a key with this hex id on the card of keystore config? Public objects
- * only: no login, no PIN. */
+/* Is a key with this hex id on the card of keystore config (khsm_card_probe:
+ * no login)? Offline status tells only present, absent or unknown. */
 static const char *card_has(const char *config, const char *id_hex)
 {
-	khsm_keystore_t *ks = NULL;
-	uint8_t *id = NULL;
-	size_t id_len = 0;
-	const char *answer = "unknown";
-	if (khsm_hex_parse(id_hex, &id, &id_len) != KHSM_EOK) return answer;
-	if (khsm_keystore_open(config, &ks) == KHSM_EOK) {
-		khsm_cardobjs_t objs = { 0 };
-		int r = khsm_cardkey_find(ks, NULL, id, id_len, KHSM_URI_TYPE_PUBLIC, NULL, false, &objs);
-		if (r == KHSM_EOK) {
-			answer = objs.count > 0 ? "present" : "absent";
-		} else if (r == KHSM_ENOTOKEN || r == KHSM_EREMOVED) {
-			answer = "absent";
-		}
-		khsm_cardobjs_clear(&objs);
-		khsm_keystore_close(ks);
-	} else {
-		answer = "absent";
-	}
-	khsm_err_clear();
-	free(id);
-	return answer;
+	khsm_card_state_t st = khsm_card_probe(config, id_hex);
+	return st == KHSM_CARD_PRESENT ? "present" : st == KHSM_CARD_UNKNOWN ? "unknown" : "absent";
 }
 
 /* The next ZSK timer of a summary, for people. */
@@ -58,21 +36,16 @@ static void next_zsk_event(const khsm_kasp_summary_t *sum, khsm_zone_status_t *s
 	         sum->next_zsk_timer, when);
 }
 
-/* A zone's keys from one keymgr list; a failure reads as no key at all.
- * rs (may be NULL): the KSK rollover among them (step idle when none). */
-static khsm_kasp_summary_t zone_keys(const char *conf_path, const char *zone, int64_t now,
+/* A zone's keys from one keymgr list (a failed list is empty: no key at
+ * all); rs: the KSK rollover among them (step idle when none). */
+static khsm_kasp_summary_t zone_keys(const khsm_kasp_keys_t *keys, int64_t now,
                                      khsm_roll_status_t *rs)
 {
 	khsm_kasp_summary_t sum = { 0 };
-	khsm_kasp_key_t *keys = NULL;
-	size_t n = 0;
-	if (khsm_keymgr_list(conf_path, zone, &keys, &n) == KHSM_EOK) {
-		khsm_kasp_summarize(keys, n, now, &sum);
-		if (rs && khsm_rollover_status_keys(keys, n, now, rs) != KHSM_EOK) {
-			*rs = (khsm_roll_status_t) { 0 };
-		}
+	khsm_kasp_summarize(keys->keys, keys->count, now, &sum);
+	if (khsm_rollover_status_keys(keys->keys, keys->count, now, rs) != KHSM_EOK) {
+		*rs = (khsm_roll_status_t) { 0 };
 	}
-	free(keys);
 	khsm_err_clear();
 	return sum;
 }
@@ -138,10 +111,12 @@ const char *khsm_status_name(int state)
 	return state >= 0 && state <= KHSM_STATUS_UNKNOWN ? NAMES[state] : "unknown";
 }
 
-_public_
-void khsm_zone_status(const khsm_conf_t *conf, const khsm_conf_t *kconf, const char *ksk_path,
-                      const khsm_conf_zone_t *z, int64_t now, int64_t warn, int64_t crit,
-                      bool derived, khsm_zone_status_t *s)
+/* khsm_zone_status(); without keys, the list is made into own (the caller
+ * frees it), after the policy: a zone without one is not listed. */
+static void zone_status(const khsm_conf_t *conf, const khsm_conf_t *kconf, const char *ksk_path,
+                        const khsm_conf_zone_t *z, int64_t now, int64_t warn, int64_t crit,
+                        bool derived, const khsm_kasp_keys_t *keys, khsm_kasp_keys_t *own,
+                        khsm_zone_status_t *s)
 {
 	*s = (khsm_zone_status_t) { .zone = z->domain, .mode = "other", .card_ksk = "unknown",
 	                       .state = KHSM_STATUS_UNKNOWN };
@@ -154,14 +129,23 @@ void khsm_zone_status(const khsm_conf_t *conf, const khsm_conf_t *kconf, const c
 	/* What KASP knows about the DS: a KSK in the ready state waits for its
 	 * DS at the parent; knot-hsm ZONE submitted confirms it. Asking the
 	 * parent itself is submitted's job, not a monitor's. */
+	/* One list of the ZSK side for the status and the health check below. */
+	if (!keys) {
+		(void)khsm_kasp_keys_list(khsm_conf_path(conf), z->domain, own);
+		khsm_err_clear();
+		keys = own;
+	}
 	khsm_roll_status_t zsk_roll = { 0 }, ksk_roll = { 0 };
-	khsm_kasp_summary_t zsk_side = zone_keys(khsm_conf_path(conf), z->domain, now, &zsk_roll);
+	khsm_kasp_summary_t zsk_side = zone_keys(keys, now, &zsk_roll);
 	next_zsk_event(&zsk_side, s);
 	if (p->offline_ksk) {
 		s->mode = "offline";
 		khsm_zone_t kz = { 0 };
 		if (kconf && khsm_zone_resolve(kconf, z->domain, NULL, &kz) == KHSM_EOK) {
-			khsm_kasp_summary_t ksk_side = zone_keys(ksk_path, z->domain, now, &ksk_roll);
+			khsm_kasp_keys_t kkeys = { 0 };
+			(void)khsm_kasp_keys_list(ksk_path, z->domain, &kkeys);
+			khsm_kasp_summary_t ksk_side = zone_keys(&kkeys, now, &ksk_roll);
+			khsm_kasp_keys_clear(&kkeys);
 			s->ds_waiting = ksk_side.ksk_waiting;
 			if (ksk_side.has_ksk) {
 				s->card_ksk = card_has(kz.keystore->config, ksk_side.ksk_id);
@@ -191,11 +175,9 @@ void khsm_zone_status(const khsm_conf_t *conf, const khsm_conf_t *kconf, const c
 	} else {
 		/* online: a pkcs11 keystore with ksk-only among the policy's keystores */
 		const khsm_conf_keystore_t *card = NULL;
-		for (size_t i = 0; i < p->keystore_count; i++) {
-			const khsm_conf_keystore_t *ks = khsm_conf_keystore_find(conf, p->keystores[i]);
-			if (ks && ks->backend && strcmp(ks->backend, "pkcs11") == 0) card = ks;
-		}
-		if (!card) {
+		if (khsm_online_card(conf, z->domain, &card) != KHSM_EOK) {
+			/* the zone and its policy are known: only the card can be missing */
+			khsm_err_clear();
 			snprintf(s->message, sizeof(s->message), "policy %s keeps no key on a card", p->id);
 			return;
 		}
@@ -203,7 +185,7 @@ void khsm_zone_status(const khsm_conf_t *conf, const khsm_conf_t *kconf, const c
 		s->ds_waiting = zsk_side.ksk_waiting;
 		s->signing = "unknown";
 		khsm_health_t h = { 0 };
-		if (khsm_health_check(conf, z->domain, now, &h) != KHSM_EOK) {
+		if (khsm_health_check(conf, z->domain, now, keys, &h) != KHSM_EOK) {
 			snprintf(s->message, sizeof(s->message), "%s", khsm_err_last_detail() ?
 			         khsm_err_last_detail() : "cannot check the signer");
 			khsm_err_clear();
@@ -260,4 +242,14 @@ void khsm_zone_status(const khsm_conf_t *conf, const khsm_conf_t *kconf, const c
 		size_t l = strlen(s->message);
 		snprintf(s->message + l, sizeof(s->message) - l, "; card KSK %s", s->card_ksk);
 	}
+}
+
+_public_
+void khsm_zone_status(const khsm_conf_t *conf, const khsm_conf_t *kconf, const char *ksk_path,
+                      const khsm_conf_zone_t *z, int64_t now, int64_t warn, int64_t crit,
+                      bool derived, const khsm_kasp_keys_t *keys, khsm_zone_status_t *s)
+{
+	khsm_kasp_keys_t own = { 0 };
+	zone_status(conf, kconf, ksk_path, z, now, warn, crit, derived, keys, &own, s);
+	khsm_kasp_keys_clear(&own);
 }

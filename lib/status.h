@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "kasp.h"
 #include "knotconf.h"
 
 /** A zone's state, as a monitoring plugin exits: 0 OK … 3 UNKNOWN. */
@@ -36,8 +37,10 @@ const char *khsm_status_name(int state);
 
 /** The status of zone z of conf (kconf, ksk_path: the KSK side, offline; may
  *  be NULL) at now, against warn and crit seconds; derived: online zones
- *  take their thresholds from the policy's rrsig-refresh instead. Never
- *  logs in. The strings in s point into z or are static. */
+ *  take their thresholds from the policy's rrsig-refresh instead; keys: the
+ *  zone's keys in conf already listed (khsm_kasp_keys_list), or NULL to list
+ *  them here. keymgr lists each side once. Never logs in. The strings in s
+ *  point into z or are static. */
 void khsm_zone_status(const khsm_conf_t *conf, const khsm_conf_t *kconf, const char *ksk_path,
                       const khsm_conf_zone_t *z, int64_t now, int64_t warn, int64_t crit,
-                      bool derived, khsm_zone_status_t *s);
+                      bool derived, const khsm_kasp_keys_t *keys, khsm_zone_status_t *s);

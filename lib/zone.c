@@ -9,11 +9,6 @@
 #include "uri.h"
 #include "zone.h"
 
-static bool is_pkcs11(const khsm_conf_keystore_t *ks)
-{
-	return ks && ks->backend && strcmp(ks->backend, "pkcs11") == 0;
-}
-
 static void list_zones(const khsm_conf_t *conf, char *buf, size_t size)
 {
 	size_t used = 0;
@@ -64,7 +59,7 @@ int khsm_zone_resolve(const khsm_conf_t *conf, const char *name, const char *key
 			r = KHSM_ENOENT;
 			goto fail;
 		}
-		if (!is_pkcs11(z.keystore)) {
+		if (!khsm_conf_keystore_is_pkcs11(z.keystore)) {
 			khsm_err_detail("keystore '%s' is not a pkcs11 keystore", keystore_id);
 			r = KHSM_ECONFIG;
 			goto fail;
@@ -72,7 +67,7 @@ int khsm_zone_resolve(const khsm_conf_t *conf, const char *name, const char *key
 	} else {
 		for (size_t i = 0; i < z.policy->keystore_count && !z.keystore; i++) {
 			const khsm_conf_keystore_t *ks = khsm_conf_keystore_find(conf, z.policy->keystores[i]);
-			if (is_pkcs11(ks)) {
+			if (khsm_conf_keystore_is_pkcs11(ks)) {
 				z.keystore = ks;
 			}
 		}

@@ -6,6 +6,7 @@
 #include "config.h"
 
 #include "../error.h"
+#include "../files.h"
 #include "../internal.h"
 #include "conf.h"
 
@@ -241,42 +242,23 @@ _public_
 int khsm_guard_conf_load(const char *path, khsm_guard_conf_t *conf)
 {
 	memset(conf, 0, sizeof(*conf));
-	FILE *f = fopen(path, "re");
-	if (!f) {
-		int e = errno;
-		khsm_err_detail("cannot read the guard configuration %s: %s", path, strerror(e));
-		return e == ENOENT ? KHSM_ENOENT : KHSM_EIO;
-	}
-	char *text = NULL;
+	/* A configuration is small: 64 KiB and more is not one. */
+	const khsm_file_read_opts_t opts = { .max = 65535, .what = "guard configuration" };
+	_cleanup_free_ char *text = NULL;
 	size_t len = 0;
-	FILE *m = open_memstream(&text, &len);
-	if (!m) {
-		fclose(f);
-		return KHSM_ENOMEM;
-	}
-	char chunk[4096];
-	size_t n;
-	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0 && len < 65536) {
-		fwrite(chunk, 1, n, m);
-		fflush(m);
-	}
-	bool err = ferror(f);
-	fclose(f);
-	fclose(m);
-	if (err || len >= 65536) {
-		khsm_err_detail("cannot read the guard configuration %s%s", path,
-		                err ? "" : ": longer than 64 KiB");
-		free(text);
+	int r = khsm_file_read(path, &opts, &text, &len, NULL);
+	if (r == KHSM_ERANGE) {
+		khsm_err_detail("cannot read the guard configuration %s: longer than 64 KiB", path);
 		return KHSM_EIO;
+	}
+	if (r != KHSM_EOK) {
+		return r;
 	}
 	if (memchr(text, '\0', len)) {
 		khsm_err_detail("%s: NUL byte in the guard configuration", path);
-		free(text);
 		return KHSM_ECONFIG;
 	}
-	int r = khsm_guard_conf_parse(path, text, conf);
-	free(text);
-	return r;
+	return khsm_guard_conf_parse(path, text, conf);
 }
 
 _public_

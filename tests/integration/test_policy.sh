@@ -141,6 +141,15 @@ run 0 "$KNOT_HSM" -c "$CONF" example.com policy keystore=card
 contains "$OUT" "    keystore: card" "keystore= picks one"
 stanza=$stanza_saved
 
+# The include may not be knot.conf itself: a usage error, nothing written.
+write_conf "    storage: $D" "" ""
+cp "$CONF" "$TMP/conf.before"
+run 2 "$KNOT_HSM" -c "$CONF" example.com policy --write "$CONF"
+contains "$ERR" "the include, the KSK-side file and knot.conf must be three different files" \
+	"--write knot.conf refused"
+cmp -s "$CONF" "$TMP/conf.before" || fail "policy --write knot.conf changed knot.conf"
+pass "knot.conf left as it was"
+
 # shared-ksk=yes: the ceremony makes one card KSK and shares it.
 write_conf "    storage: $D" "" ""
 rm -f "$D/knot-hsm.conf" "$D/knot-hsm-ksk.conf"

@@ -9,7 +9,8 @@
 #    scheduled", naming knot-hsm ZONE heal;
 #  - the served signature ran out: CRITICAL "expired: the zone no longer
 #    validates", never "in -N seconds";
-#  - status --heal, as the sample timer runs it, heals and then reports OK.
+#  - status --heal, as the sample timer runs it, heals and then reports OK;
+#  - status, with --heal or without, lists the zone's keys with keymgr once.
 #
 # Needs the test-only Knot 3.5 build (sh tests/knot35/build.sh); without it the
 # test fails, it does not skip.
@@ -66,6 +67,28 @@ contains "$OUT" '"signing": "scheduled"' "and knotd's signing"
 run 2 "$KNOT_HSM" -c "$CONF" status --warn 14 --crit 7
 contains "$OUT" "CRITICAL: 1 zone(s), warn 14 d, crit 7 d | remaining=" "--warn/--crit given: they are used"
 
+# Count, not time: status lists the zone's keys once (its own view and the
+# health check read the same list) and runs keymgr for nothing else.
+cat > "$TMP/keymgr-count" <<SH
+#!/bin/sh
+echo "\$*" >> "$TMP/keymgr.log"
+exec "$KHSM_KEYMGR" "\$@"
+SH
+chmod +x "$TMP/keymgr-count"
+# keymgr_runs: fail unless the last command ran keymgr exactly once, a list
+# of example.com. in $CONF.
+keymgr_runs() {
+	lists=$(grep -c -- "-c $CONF -e example.com. list\$" "$TMP/keymgr.log" || true)
+	runs=$(wc -l < "$TMP/keymgr.log")
+	[ "$lists" -eq 1 ] || fail "$1 listed the zone's keys $lists times, not once: $(cat "$TMP/keymgr.log")"
+	[ "$runs" -eq 1 ] || fail "$1 ran keymgr $runs times for one online zone, not once: $(cat "$TMP/keymgr.log")"
+	pass "$1 runs keymgr once for one online zone (one list)"
+}
+: > "$TMP/keymgr.log"
+KHSM_KEYMGR="$TMP/keymgr-count" run 0 "$KNOT_HSM" -c "$CONF" status
+contains "$OUT" "card KSK: present" "status with the counting keymgr still sees the card KSK"
+keymgr_runs status
+
 # == card pulled right after a signing: WARNING "card absent"
 n=$(signed)
 wait_signed $((n + 1))
@@ -109,9 +132,12 @@ lacks "$(cat "$TMP/st")" "(in -" "no negative remaining time"
 # Back to health: card in; status --heal (what the sample timer runs) heals
 # first, then judges: OK.
 rm -f "$REMOVED"
-run 0 "$KNOT_HSM" -c "$CONF" status --heal
+: > "$TMP/keymgr.log"
+KHSM_KEYMGR="$TMP/keymgr-count" run 0 "$KNOT_HSM" -c "$CONF" status --heal
 contains "$ERR" "healed: example.com.: knotd has no signing scheduled; knotc zone-sign" \
 	"status --heal restarts the signing (its line on stderr)"
+# heal's check, its check after the signing and the status read one list
+keymgr_runs "status --heal"
 contains "$OUT" "OK: 1 zone(s)" "and then finds the zone OK"
 printf '%s\n' "$OUT" | head -n 1 | grep -q '^OK: ' || fail "the status line stays first: $OUT"
 pass "the monitoring line is still the first line"

@@ -2,9 +2,14 @@
  * strictly (unknown, repeated, relative or malformed entries refused with
  * file and line), defaults are filled in, and the file is found. */
 #include "test.h"
+#include "test_tmpdir.h"
+
+#include <string.h>
 
 #include "lib/error.h"
 #include "lib/guard/conf.h"
+
+TEST_TMPDIR_FIXTURE("guardconf")
 
 static void test_defaults(void **state)
 {
@@ -127,6 +132,42 @@ static void test_render(void **state)
 	assert_int_equal(khsm_guard_conf_render("rel.so", "/a", &text), KHSM_EINVAL);
 }
 
+/* The file read whole: missing, too long, a NUL byte, a good one; the
+ * messages are the guard's own (test_guard_conf_errors.sh shows them). */
+static void test_load(void **state)
+{
+	(void)state;
+	char path[128], want[256];
+	khsm_guard_conf_t gc = { 0 };
+	snprintf(path, sizeof(path), "%s/guard.conf", dir);
+
+	assert_int_equal(khsm_guard_conf_load(path, &gc), KHSM_ENOENT);
+	snprintf(want, sizeof(want), "cannot read the guard configuration %s: ", path);
+	assert_non_null(khsm_err_last_detail());
+	assert_true(strncmp(khsm_err_last_detail(), want, strlen(want)) == 0);
+	khsm_err_clear();
+
+	static char big[65536];
+	memset(big, '#', sizeof(big));
+	tmpdir_write(path, big, sizeof(big), 0644);
+	assert_int_equal(khsm_guard_conf_load(path, &gc), KHSM_EIO);
+	snprintf(want, sizeof(want), "cannot read the guard configuration %s: longer than 64 KiB", path);
+	assert_string_equal(khsm_err_last_detail(), want);
+	khsm_err_clear();
+
+	tmpdir_write(path, "module = /x.so\n\0", 16, 0644);
+	assert_int_equal(khsm_guard_conf_load(path, &gc), KHSM_ECONFIG);
+	snprintf(want, sizeof(want), "%s: NUL byte in the guard configuration", path);
+	assert_string_equal(khsm_err_last_detail(), want);
+	khsm_err_clear();
+
+	const char good[] = "module = /usr/lib/x.so\naudit_log = /var/log/a.log\n";
+	tmpdir_write(path, good, strlen(good), 0644);
+	assert_int_equal(khsm_guard_conf_load(path, &gc), KHSM_EOK);
+	assert_string_equal(gc.module, "/usr/lib/x.so");
+	khsm_guard_conf_clear(&gc);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -134,6 +175,7 @@ int main(void)
 		cmocka_unit_test(test_strict),
 		cmocka_unit_test(test_locate),
 		cmocka_unit_test(test_render),
+		cmocka_unit_test_setup_teardown(test_load, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

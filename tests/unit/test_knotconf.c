@@ -158,6 +158,9 @@ static void test_keystores(void **state)
 	assert_string_equal(soft->backend, "pem");
 	assert_string_equal(soft->config, "keys-pem");
 	assert_false(soft->key_label);
+	assert_true(khsm_conf_keystore_is_pkcs11(hsm));
+	assert_false(khsm_conf_keystore_is_pkcs11(soft));
+	assert_false(khsm_conf_keystore_is_pkcs11(NULL));
 
 	assert_null(khsm_conf_keystore_find(conf, "nope"));
 	assert_null(khsm_conf_keystore_at(conf, 2));

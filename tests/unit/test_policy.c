@@ -3,6 +3,7 @@
 #include "test.h"
 
 #include <stdbool.h>
+#include <string.h>
 
 #include "error.h"
 #include "confgen.h"
@@ -205,6 +206,49 @@ static void test_ksk_path(void **state)
 	assert_null(path);
 }
 
+/* The KSK side next to knot.conf; one that is not there loads as none. */
+static void test_ksk_side(void **state)
+{
+	(void)state;
+	char *path = khsm_policy_ksk_side("/nonexistent-khsm/knot/knot.conf");
+	assert_string_equal(path, "/nonexistent-khsm/knot/knot-hsm-ksk.conf");
+	khsm_conf_t *kconf = (khsm_conf_t *)1;
+	assert_int_equal(khsm_policy_ksk_side_load(path, &kconf), KHSM_EOK);
+	assert_null(kconf);
+	free(path);
+	path = khsm_policy_ksk_side("knot.conf");
+	assert_non_null(path);
+	assert_true(strlen(path) > 18 && strcmp(path + strlen(path) - 18, "/knot-hsm-ksk.conf") == 0);
+	free(path);
+}
+
+/* policy's file layout: the defaults next to knot.conf and the KASP, given
+ * paths kept, and no two of the three files the same. */
+static void test_plan_paths(void **state)
+{
+	(void)state;
+	khsm_policy_paths_t p = { 0 };
+	assert_int_equal(khsm_policy_plan_paths("/nonexistent-khsm/etc/knot.conf", "/nonexistent-khsm/var/keys",
+	                                        NULL, NULL, NULL, &p), KHSM_EOK);
+	assert_string_equal(p.main_path, "/nonexistent-khsm/etc/knot-hsm.conf");
+	assert_string_equal(p.ksk_path, "/nonexistent-khsm/etc/knot-hsm-ksk.conf");
+	assert_string_equal(p.ksk_db, "/nonexistent-khsm/var/knot-hsm-ksk");
+	khsm_policy_paths_clear(&p);
+	assert_int_equal(khsm_policy_plan_paths("/nonexistent-khsm/etc/knot.conf", "/nonexistent-khsm/var/keys",
+	                                        "/nonexistent-khsm/inc/hsm.conf", "/nonexistent-khsm/k.conf",
+	                                        "/nonexistent-khsm/kdb", &p), KHSM_EOK);
+	assert_string_equal(p.main_path, "/nonexistent-khsm/inc/hsm.conf");
+	assert_string_equal(p.ksk_path, "/nonexistent-khsm/k.conf");
+	assert_string_equal(p.ksk_db, "/nonexistent-khsm/kdb");
+	khsm_policy_paths_clear(&p);
+	assert_int_equal(khsm_policy_plan_paths("/nonexistent-khsm/etc/knot.conf", "/nonexistent-khsm/var/keys",
+	                                        "/nonexistent-khsm/etc/knot.conf", NULL, NULL, &p), KHSM_EEXIST);
+	assert_string_equal(khsm_err_last_detail(),
+	                    "the include, the KSK-side file and knot.conf must be three different files");
+	assert_null(p.main_path);
+	khsm_err_clear();
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -215,6 +259,8 @@ int main(void)
 		cmocka_unit_test(test_refusals),
 		cmocka_unit_test(test_stats),
 		cmocka_unit_test(test_ksk_path),
+		cmocka_unit_test(test_ksk_side),
+		cmocka_unit_test(test_plan_paths),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -49,20 +49,20 @@ static void test_verdicts(void **state)
 	khsm_zone_status_t s;
 
 	khsm_zone_status(conf, NULL, NULL, zone_named(conf, "plain.example."), 1000, 14 * 86400,
-	                 7 * 86400, false, &s);
+	                 7 * 86400, false, NULL, &s);
 	assert_int_equal(s.state, KHSM_STATUS_UNKNOWN);
 	assert_string_equal(s.mode, "other");
 	assert_string_equal(s.message, "no dnssec-policy");
 
 	khsm_zone_status(conf, NULL, NULL, zone_named(conf, "soft.example."), 1000, 14 * 86400,
-	                 7 * 86400, false, &s);
+	                 7 * 86400, false, NULL, &s);
 	assert_int_equal(s.state, KHSM_STATUS_UNKNOWN);
 	assert_string_equal(s.mode, "other");
 	assert_string_equal(s.message, "policy soft keeps no key on a card");
 
 	/* offline, no SKR imported yet: critical, naming the ceremony to run */
 	khsm_zone_status(conf, NULL, NULL, zone_named(conf, "off.example."), 1000, 14 * 86400,
-	                 7 * 86400, false, &s);
+	                 7 * 86400, false, NULL, &s);
 	assert_int_equal(s.state, KHSM_STATUS_CRIT);
 	assert_string_equal(s.mode, "offline");
 	assert_non_null(strstr(s.message, "no pre-signed DNSKEY set: run knot-hsm -c "));
