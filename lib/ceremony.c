@@ -533,7 +533,12 @@ int khsm_ceremony_run(const khsm_ceremony_t *c, const char *const *zones, size_t
 	 * cut down to their zone (zoneconf.h), else the whole file. */
 	if (c->card_lock) {
 		int sr = khsm_card_scope_begin(c->card_lock);
-		if (sr != KHSM_EOK) return sr;
+		if (sr != KHSM_EOK) {
+			/* the card's lock refused: reported as the first zone's failure */
+			if (cb && count) cb(0, zones[0], sr, NULL, data);
+			if (done_ptr) *done_ptr = 0;
+			return sr;
+		}
 	}
 	bool zsk_cut = count > 1 && khsm_zoneconf_use(c->zsk_conf) == KHSM_EOK;
 	bool ksk_cut = count > 1 && khsm_zoneconf_use(c->ksk_conf) == KHSM_EOK;

@@ -70,6 +70,16 @@ for z in b1 b2; do contains "$(cat "$TMP/keysB")" "Label: $z.example. KSK" "$z's
 lacks "$(cat "$TMP/keysB")" "a1.example." "no a zone's KSK on card B"
 lacks "$(cat "$TMP/keysA")" "b1.example." "no b zone's KSK on card A"
 
+# Several cards need a pin-source in each card keystore (one PIN read by
+# knot-hsm cannot be right for two cards): refused before any card work.
+sed '/Card%20B/s/;pin-source=[^ ]*//' "$KSKC" > "$D/nopin-ksk.conf"
+lacks "$(grep 'Card%20B' "$D/nopin-ksk.conf")" "pin-source" "card B's keystore without pin-source"
+rm -f "$COUNTER" "$COUNTER_B"
+run 1 "$KNOT_HSM" -c "$CONF" $ZONES ceremony ksk-conf="$D/nopin-ksk.conf" --pin-file "$TMP/card.pin"
+contains "$ERR" "the zones are on several cards and the KSK-side keystore cardB has no pin-source" \
+	"refused, naming the keystore"
+equals "$(count login)$(grep -c '^login' "$COUNTER_B" 2>/dev/null || echo 0)" 00 "no card touched"
+
 # The run: each card's signatures wait, card lock held, for one of the other card.
 card_conf "real_label = softhsm under cardsim" "label = Card A" "sign_begin_file = $BEGIN_A" \
 	"sign_wait_for = $COUNTER_B"
