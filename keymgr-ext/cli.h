@@ -75,6 +75,8 @@ typedef struct {
 	bool positional;      /* token-wide command with arguments after its name, kept in
 	                         zones/zone_count (status: ZONE...; audit: verify|tail FILE) */
 	int usage_exit;       /* exit code of usage errors when not 2 (status: 3, UNKNOWN) */
+	bool zones_optional;  /* zone command that, given no zone, covers every zone it
+	                         applies to (heal: each online card zone of knot.conf) */
 } cli_command_t;
 
 /** Print "error: TEXT: DETAIL" for a libknothsm code; returns CLI_FAIL. */

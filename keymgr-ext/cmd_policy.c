@@ -15,6 +15,7 @@
 #include "lib/files.h"
 #include "lib/json.h"
 #include "lib/guard/conf.h"
+#include "lib/guardsetup.h"
 #include "lib/knot.h"
 #include "lib/confgen.h"
 #include "lib/policy.h"
@@ -87,38 +88,27 @@ static int guard_config(const char *card_config, char **config_ptr)
 	_cleanup_free_ char *module = NULL;
 	int r = khsm_uri_split_config(card_config, &uri, &module);
 	if (r != KHSM_EOK) return r;
-	const char *guard = khsm_guard_module_path();
 	if (khsm_guard_is_module(module)) {
 		return (*config_ptr = strdup(card_config)) ? KHSM_EOK : KHSM_ENOMEM;
 	}
-	if (access(guard, R_OK) != 0) {
-		khsm_err_detail("the guard module %s is missing; install it or name it with %s", guard,
-		                KHSM_GUARD_MODULE_ENV);
-		return KHSM_EMODULE;
-	}
 	_cleanup_free_ char *conf_path = NULL;
 	khsm_guard_conf_t gc = { 0 };
-	r = khsm_guard_conf_locate(guard, &conf_path);
-	if (r == KHSM_EOK) r = khsm_guard_conf_load(conf_path, &gc);
-	if (r == KHSM_EOK && strcmp(gc.module, module) != 0) {
-		char *a = realpath(gc.module, NULL), *b = realpath(module, NULL);
-		if (!a || !b || strcmp(a, b) != 0) {
-			khsm_err_detail("the guard configuration %s names module %s, the card keystore %s",
-			                conf_path, gc.module, module);
-			r = KHSM_ECONFIG;
-		}
-		free(a);
-		free(b);
-	}
+	r = khsm_guard_conf_find(module, "the card keystore", &conf_path, &gc);
 	khsm_guard_conf_clear(&gc);
-	if (r != KHSM_EOK) {
-		if (r == KHSM_ENOENT) {
-			khsm_err_detail("no guard configuration at %s; 'knot-hsm keystore --guard' prints one",
-			                conf_path ? conf_path : "?");
-		}
-		return r;
+	bool unset = false;
+	if ((r == KHSM_ENOENT || r == KHSM_ECONFIG) && conf_path &&
+	    khsm_guard_conf_unset(conf_path, &unset) == KHSM_EOK && unset) {
+		/* None yet, or the package's all-comments file: the one step that sets it up. */
+		_cleanup_free_ char *cmd = NULL;
+		if (khsm_guard_setup_command_uri(uri, &cmd) != KHSM_EOK) return KHSM_ENOMEM;
+		bool missing = access(conf_path, F_OK) != 0;
+		khsm_err_detail("%s guard configuration %s%s%s; %s sets the guard up in one step",
+		                missing ? "no" : "the", missing ? "at " : "", conf_path,
+		                missing ? "" : " sets nothing (comments only)", cmd);
+		r = missing ? KHSM_ENOENT : KHSM_ECONFIG;
 	}
-	return asprintf(config_ptr, "%s %s", uri, guard) < 0 ? KHSM_ENOMEM : KHSM_EOK;
+	if (r != KHSM_EOK) return r;
+	return asprintf(config_ptr, "%s %s", uri, khsm_guard_module_path()) < 0 ? KHSM_ENOMEM : KHSM_EOK;
 }
 
 /* --json: what the text output says, as one object (texts with a pin-value
@@ -279,10 +269,8 @@ int cmd_policy(cli_t *cli)
 	if (rc == CLI_OK && !guard && card && card->config &&
 	    guard_config(card->config, &card_config) != KHSM_EOK) {
 		const char *why = khsm_err_last_detail();
-		fprintf(stderr, "note: the card keystore does not go through the guard (%s); "
-		        "'knot-hsm keystore --guard ...' prints its configuration, then run policy "
-		        "again (guard=no keeps it out)\n",
-		        why ? why : "no guard configuration");
+		fprintf(stderr, "note: the card keystore does not go through the guard (%s); run policy "
+		        "again once it is set up (guard=no keeps it out)\n", why ? why : "no guard configuration");
 		khsm_err_clear();
 	}
 

@@ -135,7 +135,7 @@ static int roll_zone(roll_run_t *rr, const char *zone_arg)
 	if (enroll.algorithm == 8 || enroll.algorithm == 10) enroll.bits = 2048;
 	khsm_roll_req_t req = { .kconf = rr->kconf, .zone = &zone, .servers = rr->servers,
 	                        .server_count = rr->server_count, .delete_old = rr->delete_old,
-	                        .enroll = &enroll };
+	                        .online = !rr->offline, .enroll = &enroll };
 	r = khsm_rollover_delays(rr->zconf, zone.name, rr->offline, &req.delays);
 	if (r != KHSM_EOK) return cli_error(r, "%s: the policy's delays", zone.name);
 	khsm_roll_result_t res = { 0 };

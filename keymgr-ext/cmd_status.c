@@ -65,49 +65,26 @@ int cmd_status(cli_t *cli)
 	}
 	khsm_err_clear();
 
-	/* ZONE... limits the check; each must be a zone of knot.conf. */
-	char **want = cli->zone_count ? calloc(cli->zone_count, sizeof(*want)) : NULL;
-	for (int w = 0; w < cli->zone_count; w++) {
-		if (!want || khsm_zone_normalize(cli->zones[w], &want[w]) != KHSM_EOK ||
-		    !khsm_conf_zone_find(conf, want[w])) {
-			if (want && want[w]) {
-				khsm_err_detail("zone %s is not in %s", want[w], khsm_conf_path(conf));
-			}
-			cli_error(want && want[w] ? KHSM_ENOENT : KHSM_EINVAL, "status");
-			for (int k = 0; want && k <= w && k < cli->zone_count; k++) free(want[k]);
-			free(want);
-			khsm_conf_free(conf);
-			khsm_conf_free(kconf);
-			free(ksk_path);
-			return KHSM_STATUS_UNKNOWN;
-		}
+	/* The signed zones, or ZONE... of them; each given must be a zone of knot.conf. */
+	const khsm_conf_zone_t **zones = NULL;
+	size_t n = 0;
+	r = khsm_conf_signed_zones(conf, (const char *const *)cli->zones, (size_t)cli->zone_count, &zones, &n);
+	if (r != KHSM_EOK) {
+		cli_error(r, "status");
+		khsm_conf_free(conf);
+		khsm_conf_free(kconf);
+		free(ksk_path);
+		return KHSM_STATUS_UNKNOWN;
 	}
-
-	size_t n = khsm_conf_zone_count(conf);
 	/* several keymgr runs per zone: each reads its zone's cut (zoneconf.h) */
-	bool cut = (cli->zone_count == 0 ? n : (size_t)cli->zone_count) > 1 &&
-	           khsm_zoneconf_use(khsm_conf_path(conf)) == KHSM_EOK;
+	bool cut = n > 1 && khsm_zoneconf_use(khsm_conf_path(conf)) == KHSM_EOK;
 	bool kcut = cut && kconf && khsm_zoneconf_use(ksk_path) == KHSM_EOK;
 	khsm_err_clear();
 	khsm_zone_status_t *st = calloc(n ? n : 1, sizeof(*st));
 	size_t count = 0;
 	int64_t now = (int64_t)time(NULL);
 	for (size_t i = 0; st && i < n; i++) {
-		const khsm_conf_zone_t *z = khsm_conf_zone_at(conf, i);
-		bool wanted = cli->zone_count == 0;
-		for (int w = 0; w < cli->zone_count && !wanted; w++) {
-			wanted = strcmp(want[w], z->domain) == 0;
-		}
-		if (!wanted) {
-			continue;
-		}
-		const khsm_conf_policy_t *p = NULL;
-		bool signing = false;
-		if (khsm_conf_zone_signing(conf, z, &signing) != KHSM_EOK || !signing ||
-		    khsm_conf_zone_policy(conf, z, &p) != KHSM_EOK) {
-			khsm_err_clear();
-			continue;
-		}
+		const khsm_conf_zone_t *z = zones[i];
 		const khsm_conf_keystore_t *card = NULL;
 		if (cli->heal && khsm_online_card(conf, z->domain, &card) == KHSM_EOK) {
 			/* Its own verdict shows in the status that follows. */
@@ -236,8 +213,7 @@ int cmd_status(cli_t *cli)
 		}
 	}
 	free(st);
-	for (int w = 0; want && w < cli->zone_count; w++) free(want[w]);
-	free(want);
+	free(zones);
 	free(ksk_path);
 	khsm_conf_free(kconf);
 	khsm_conf_free(conf);

@@ -10,6 +10,7 @@
 #include "lib/display.h"
 #include "lib/error.h"
 #include "lib/guard/conf.h"
+#include "lib/guardsetup.h"
 #include "lib/json.h"
 #include "lib/keystore.h"
 #include "lib/remote.h"
@@ -331,44 +332,23 @@ int cmd_uri(cli_t *cli)
 	return CLI_OK;
 }
 
-/* Default audit log suggested for a guard configuration that does not exist yet. */
-#define GUARD_DEFAULT_LOG "/var/lib/knot/knot-hsm-audit.log"
-
-static bool same_path(const char *a, const char *b)
+/* keystore --guard: the guard module and its configuration for the token's
+ * module, written first (with the audit log) when there is none yet. */
+static int guard_prepare(const cli_t *cli, const khsm_token_t *t, char **conf_path_ptr,
+                         khsm_guard_conf_t *conf, khsm_guard_setup_t *done)
 {
-	char *ra = realpath(a, NULL), *rb = realpath(b, NULL);
-	bool same = ra && rb && strcmp(ra, rb) == 0;
-	free(ra);
-	free(rb);
-	return same;
-}
-
-/* keystore --guard: the guard module, and its configuration if it exists
- * (it must name the token's module). *conf_text_ptr: a configuration to
- * print when there is none yet. */
-static int guard_prepare(const khsm_token_t *t, char **conf_path_ptr, khsm_guard_conf_t *conf,
-                         char **conf_text_ptr)
-{
-	const char *guard = khsm_guard_module_path();
-	if (access(guard, R_OK) != 0) {
-		khsm_err_detail("the guard module %s is missing; install knot-hsm's libknothsm-guard.so "
-		                "or name it with %s", guard, KHSM_GUARD_MODULE_ENV);
-		return KHSM_EMODULE;
+	_cleanup_free_ char *who = NULL, *cmd = NULL, *as_root = NULL;
+	if (asprintf(&who, "token '%s'", t->label) < 0) {
+		who = NULL;
+		return KHSM_ENOMEM;
 	}
-	int r = khsm_guard_conf_locate(guard, conf_path_ptr);
+	int r = khsm_guard_setup_command(cli->module, cli->token, cli->pin_file, &cmd);
 	if (r != KHSM_EOK) return r;
-	r = khsm_guard_conf_load(*conf_path_ptr, conf);
-	if (r == KHSM_ENOENT) {
-		khsm_err_clear();
-		return khsm_guard_conf_render(t->module_path, GUARD_DEFAULT_LOG, conf_text_ptr);
+	if (asprintf(&as_root, "sudo %s", cmd) < 0) {
+		as_root = NULL;
+		return KHSM_ENOMEM;
 	}
-	if (r != KHSM_EOK) return r;
-	if (!same_path(conf->module, t->module_path)) {
-		khsm_err_detail("the guard configuration %s names module %s, but token '%s' is on %s",
-		                *conf_path_ptr, conf->module, t->label, t->module_path);
-		return KHSM_ECONFIG;
-	}
-	return KHSM_EOK;
+	return khsm_guard_setup(t->module_path, who, as_root, conf_path_ptr, conf, done);
 }
 
 int cmd_keystore(cli_t *cli)
@@ -448,23 +428,28 @@ int cmd_keystore(cli_t *cli)
 	}
 
 	_cleanup_free_ char *config = NULL;
-	_cleanup_free_ char *check_config = NULL;  /* what is checked now, when not config */
 	_cleanup_free_ char *guard_conf_path = NULL;
-	_cleanup_free_ char *guard_conf_text = NULL;
 	khsm_guard_conf_t guard_conf = { 0 };
+	khsm_guard_setup_t guard_done = { 0 };
 	r = token_config(t, by_serial, pin_path, cli->pin_in_config ? khsm_pin_value(pin) : NULL, &config);
 	if (r == KHSM_EOK && cli->guard) {
+		/* the direct config is replaced by the one through the guard */
+		explicit_bzero(config, strlen(config));
+		free(config);
+		config = NULL;
 		/* knotd loads the guard; the guard loads the token's module. */
-		r = guard_prepare(t, &guard_conf_path, &guard_conf, &guard_conf_text);
-		if (r == KHSM_EOK && guard_conf_text) {
-			check_config = config;   /* no guard configuration yet: check directly */
-			config = NULL;
-		}
-		if (config) {
-			/* the direct config is replaced by the one through the guard */
-			explicit_bzero(config, strlen(config));
-			free(config);
-			config = NULL;
+		r = guard_prepare(cli, t, &guard_conf_path, &guard_conf, &guard_done);
+		if (guard_done.wrote_conf) {
+			/* Said even when a later step fails: the files are there. */
+			fprintf(stderr, "note: wrote the guard configuration %s (module = %s, audit_log = %s)\n",
+			        khsm_esc(guard_done.conf_written), khsm_esc(t->module_path),
+			        khsm_esc(guard_done.audit_log));
+			fprintf(stderr, "note: %s the audit log %s, owner %s, mode 0640\n",
+			        guard_done.created_log ? "created" : "kept", khsm_esc(guard_done.audit_log),
+			        guard_done.owner);
+			fprintf(stderr, "note: %s its lock file %s, owner %s, mode 0640\n",
+			        guard_done.created_lock ? "created" : "kept", khsm_esc(guard_done.lock_file),
+			        guard_done.owner);
 		}
 		if (r == KHSM_EOK) {
 			r = khsm_uri_keystore_config(by_serial ? t->uri_serial : t->uri_short, pin_path,
@@ -472,6 +457,7 @@ int cmd_keystore(cli_t *cli)
 			                             khsm_guard_module_path(), &config);
 		}
 	}
+	khsm_guard_setup_clear(&guard_done);
 	if (r != KHSM_EOK) {
 		khsm_guard_conf_clear(&guard_conf);
 		return cli_error(r, NULL);
@@ -482,12 +468,9 @@ int cmd_keystore(cli_t *cli)
 	/* The proof that the stanza works: libdnssec opens it and GnuTLS logs in
 	 * with exactly the PIN source knotd will use. */
 	_cleanup_keystore_ khsm_keystore_t *ks = NULL;
-	r = khsm_keystore_open(check_config ? check_config : config, &ks);
+	r = khsm_keystore_open(config, &ks);
 	if (r == KHSM_EOK) {
 		r = khsm_keystore_login(ks, NULL, cli->force);
-	}
-	if (check_config) {
-		explicit_bzero(check_config, strlen(check_config));
 	}
 	if (r != KHSM_EOK) {
 		explicit_bzero(config, strlen(config));
@@ -503,17 +486,7 @@ int cmd_keystore(cli_t *cli)
 	}
 	fputs(stanza, stdout);
 	explicit_bzero(stanza, strlen(stanza));
-	if (cli->guard && guard_conf_text) {
-		/* Comments: the output stays a valid knot.conf piece. */
-		printf("# The guard reads its configuration from %s (not there yet):\n", guard_conf_path);
-		for (const char *p = guard_conf_text; *p;) {
-			size_t l = strcspn(p, "\n");
-			printf("#   %.*s\n", (int)l, p);
-			p += l + (p[l] == '\n');
-		}
-		fprintf(stderr, "note: write the guard configuration shown to %s; checked without the guard "
-		        "for now\n", guard_conf_path);
-	} else if (cli->guard) {
+	if (cli->guard) {
 		printf("# through the knot-hsm guard (%s): audit log %s\n", guard_conf_path, guard_conf.audit_log);
 	}
 	if (remote_address) {

@@ -20,13 +20,13 @@ static const cli_command_t COMMANDS[] = {
 	  "List every token of every PKCS #11 module registered with p11-kit, plus --module:\n"
 	  "label, manufacturer, model, serial, module path, flags, URI and the DNSSEC\n"
 	  "algorithms the token can generate keys for and sign with. No login.",
-	  false, 0 },
+	  false, 0, false },
 	{ "uri", false, OPT_TOKEN | OPT_MODULE | OPT_OBJECT | OPT_ID | OPT_TYPE | OPT_PIN_FILE | OPT_PIN_FD | OPT_FORCE, cmd_uri,
 	  "knot-hsm uri --token LABEL [--object LABEL | --id HEX] [--type private|public] [--module PATH] [--pin-file PATH | --pin-fd N] [--force]",
 	  "Print the RFC 7512 PKCS #11 URI of a token, or of a key object on it, fully\n"
 	  "percent-encoded. --token takes a label or a token URI (pkcs11:token=…;serial=…).\n"
 	  "Looking up a private object needs a login (--pin-file, --pin-fd or a prompt).",
-	  false, 0 },
+	  false, 0, false },
 	{ "keystore", false, OPT_TOKEN | OPT_MODULE | OPT_ID | OPT_PIN_FILE | OPT_PIN_FD | OPT_FORCE | OPT_PIN_IN_CONFIG | OPT_GUARD | OPT_REMOTE,
 	  cmd_keystore,
 	  "knot-hsm keystore --token LABEL [--id NAME] [--pin-file PATH | --pin-fd N] [--force] [--pin-in-config] [--module PATH] [--guard] [--remote SOCKET]",
@@ -39,7 +39,7 @@ static const cli_command_t COMMANDS[] = {
 	  "--remote SOCKET: the card is on another host, whose `p11-kit server` socket is\n"
 	  "carried here (ssh) to SOCKET; the stanza uses p11-kit-client.so, and knotd needs\n"
 	  "P11_KIT_SERVER_ADDRESS=unix:path=SOCKET in its environment (its systemd unit).",
-	  false, 0 },
+	  false, 0, false },
 	{ "doctor", false, OPT_CONF | OPT_TOKEN | OPT_MODULE | OPT_PIN_FILE | OPT_PIN_FD | OPT_FORCE | OPT_JSON | OPT_REMOTE, cmd_doctor,
 	  "knot-hsm doctor [-c knot.conf] [--token LABEL] [--module PATH] [--pin-file PATH | --pin-fd N] [--force] [--json] [--remote SOCKET]",
 	  "Check the whole chain, one line per check, each ok or FAIL with a remedy:\n"
@@ -48,13 +48,13 @@ static const cli_command_t COMMANDS[] = {
 	  "keystore of that knot.conf is checked. A keystore on p11-kit-client.so (a card\n"
 	  "on another host) is checked through the server's socket: --remote SOCKET, else\n"
 	  "P11_KIT_SERVER_ADDRESS as knotd gets it. Exits 1 when any check fails.",
-	  false, 0 },
+	  false, 0, false },
 	{ "keys", false, OPT_CONF | OPT_PIN_FILE | OPT_PIN_FD | OPT_FORCE | OPT_JSON, cmd_keys,
 	  "knot-hsm [-c knot.conf] keys [--pin-file PATH | --pin-fd N] [--force] [--json]",
 	  "Every key pair on the card of each pkcs11 keystore in knot.conf: label, id,\n"
 	  "algorithm, size, key tag and the zones whose KASP uses it. Marks card keys no\n"
 	  "zone uses and KASP keys whose card object is missing.",
-	  false, 0 },
+	  false, 0, false },
 	{ "generate", true, OPT_CONF | OPT_PIN_FILE | OPT_PIN_FD | OPT_FORCE | OPT_JSON, cmd_generate,
 	  "knot-hsm [-c knot.conf] ZONE generate [ksk=yes|zsk=yes] [algorithm=NAME] [size=N] [label=TEXT] [keystore=ID] [publish=T] [ready=T] [active=T] [retire=T] [remove=T] [--pin-file PATH | --pin-fd N] [--force] [--json]",
 	  "Generate a key pair on the card (sensitive, never extractable, sign only),\n"
@@ -65,20 +65,20 @@ static const cli_command_t COMMANDS[] = {
 	  "YYYYMMDDHHMMSS, +offset, 0 unsets); unset, keymgr publishes and activates now.\n"
 	  "A zone whose KSK signs, or is scheduled to, gets no second KSK (--force or\n"
 	  "not): use rollover.",
-	  false, 0 },
+	  false, 0, false },
 	{ "delete", true, OPT_CONF | OPT_PIN_FILE | OPT_PIN_FD | OPT_FORCE, cmd_delete,
 	  "knot-hsm [-c knot.conf] ZONE delete id=HEX|label=TEXT [keystore=ID] [--pin-file PATH | --pin-fd N] [--force]",
 	  "Remove a key from the zone's KASP (keymgr delete) and its objects from the\n"
 	  "card. Refused while the key is in the DNSKEY set (published, signing, retired\n"
 	  "but not yet removed) or used by another zone (a shared KSK), saying why and\n"
 	  "what to do. One login; keymgr runs under the card lock.",
-	  false, 0 },
+	  false, 0, false },
 	{ "import", true, OPT_CONF | OPT_PIN_FILE | OPT_PIN_FD | OPT_FORCE | OPT_JSON, cmd_import,
 	  "knot-hsm [-c knot.conf] ZONE import label=TEXT|id=HEX [ksk=yes|zsk=yes] [algorithm=NAME] [fix-id=yes] [keystore=ID] [publish=T] [ready=T] [active=T] [retire=T] [remove=T] [--pin-file PATH | --pin-fd N] [--force] [--json]",
 	  "Adopt a key pair already on the card into the zone's KASP. The algorithm is\n"
 	  "read from the key. A key without CKA_ID gets one only with fix-id=yes. A key\n"
 	  "already used by another zone is shared (keymgr share).",
-	  false, 0 },
+	  false, 0, false },
 	{ "ds", true, OPT_CONF | OPT_JSON, cmd_ds,
 	  "knot-hsm [-c knot.conf] ZONE... ds [digest=sha256|sha384|all|sha1] [format=ds|dnskey|cds|cdnskey|epp|epp-keydata|epp-update|json] [--json]",
 	  "Print what the registry needs for the zone's KSKs: DS (SHA-256 by default;\n"
@@ -88,12 +88,12 @@ static const cli_command_t COMMANDS[] = {
 	  "epp-update: <secDNS:update> for a KSK rollover's current step (knot-hsm\n"
 	  "rollover): <secDNS:add> of the new DS before the switch, <secDNS:rem> of the\n"
 	  "old one after it.",
-	  false, 0 },
+	  false, 0, false },
 	{ "submitted", true, OPT_CONF | OPT_JSON, cmd_submitted,
 	  "knot-hsm [-c knot.conf] ZONE... submitted [server=ADDR[@PORT]] [--json]",
 	  "Ask the parent for the zone's DS; when it matches one of ours, run\n"
 	  "knotc zone-ksk-submitted ZONE. Otherwise say what the parent has.",
-	  false, 0 },
+	  false, 0, false },
 	{ "rollover", true, OPT_CONF | OPT_PIN_FILE | OPT_PIN_FD | OPT_FORCE, cmd_rollover,
 	  "knot-hsm [-c knot.conf] ZONE... rollover [keystore=ID] [algorithm=NAME] [delete-old=yes] [server=ADDR[@PORT]] [ksk-conf=PATH] [--pin-file PATH | --pin-fd N] [--force]",
 	  "Planned double-DS KSK rollover (RFC 7583), state in KASP timers only. Each run\n"
@@ -107,7 +107,7 @@ static const cli_command_t COMMANDS[] = {
 	  "are set no earlier than the end of the pre-signed period, so each change\n"
 	  "reaches the zone with the next ceremony. The parent's DS TTL is taken to be\n"
 	  "at most max(zone-max-ttl, dnskey-ttl) of the policy.",
-	  false, 0 },
+	  false, 0, false },
 	{ "standby", true, OPT_CONF | OPT_PIN_FILE | OPT_PIN_FD | OPT_FORCE, cmd_standby,
 	  "knot-hsm [-c knot.conf] ZONE... standby keystore=ID [algorithm=NAME] [ksk-conf=PATH] [--pin-file PATH | --pin-fd N] [--force]",
 	  "Offline mode: a standby KSK on a second card (keystore=ID of the KSK side, not\n"
@@ -116,7 +116,7 @@ static const cli_command_t COMMANDS[] = {
 	  "set of the next ceremony) and never signing. Prints its DS: give it to the\n"
 	  "parent beside the active one. Refused during a rollover; a zone that has a\n"
 	  "standby is left as it is. One card login.",
-	  false, 0 },
+	  false, 0, false },
 	{ "failover", true, OPT_CONF, cmd_failover,
 	  "knot-hsm [-c knot.conf] ZONE... failover keystore=ID [ksk-conf=PATH]",
 	  "Offline mode, the first card is lost: the standby KSK (its public key looked\n"
@@ -125,7 +125,7 @@ static const cli_command_t COMMANDS[] = {
 	  "DNSKEY set then: no parent change, no TTL to wait for. The KSK side's policy\n"
 	  "then names keystore=ID, so ceremonies use that card; name every zone of the\n"
 	  "KSK side. Afterwards make a new standby on another card.",
-	  false, 0 },
+	  false, 0, false },
 	{ "policy", true, OPT_CONF | OPT_WRITE | OPT_FORCE | OPT_JSON, cmd_policy,
 	  "knot-hsm [-c knot.conf] ZONE... policy [mode=offline|online] [zsk-lifetime=T] [rrsig-lifetime=T] [rrsig-refresh=T] [dnskey-ttl=T] [zone-max-ttl=T] [propagation-delay=T] [algorithm=NAME] [shared-ksk=yes|no] [keystore=ID] [ksk-conf=PATH] [ksk-kasp-db=DIR] [guard=yes|no] [remove=yes] [--write FILE [--force]] [--json]",
 	  "Render the knot.conf pieces that pin the KSK on the card and roll a software\n"
@@ -145,7 +145,7 @@ static const cli_command_t COMMANDS[] = {
 	  "files list are kept and the given ones added (\"kept:\", \"added:\"); a zone\n"
 	  "leaves only with remove=yes; a run that would drop a zone with keys on the\n"
 	  "KSK side refuses and names it.",
-	  false, 0 },
+	  false, 0, false },
 	{ "ceremony", true, OPT_CONF | OPT_PIN_FILE | OPT_PIN_FD | OPT_FORCE | OPT_JSON, cmd_ceremony,
 	  "knot-hsm [-c knot.conf] ZONE... ceremony [until=+90d] [ksk-conf=PATH] [generate-ksk=yes|no] [signer=card|keymgr] [pcscd-wait=60] [--pin-file PATH | --pin-fd N] [--force] [--json]",
 	  "Offline-KSK cycle for each zone: keymgr pregenerate and generate-ksr (ZSK side,\n"
@@ -167,17 +167,19 @@ static const cli_command_t COMMANDS[] = {
 	  "the end). Zones are imported in order; a failure in one\n"
 	  "leaves the zones before it done and it and the later ones on their previous\n"
 	  "SKR (a later zone may be pregenerated or signed, never imported); rerun.",
-	  false, 0 },
+	  false, 0, false },
 	{ "heal", true, OPT_CONF, cmd_heal,
-	  "knot-hsm [-c knot.conf] ZONE... heal",
+	  "knot-hsm [-c knot.conf] [ZONE...] heal",
 	  "Online mode: when knotd has no signing scheduled for the zone (Knot does not\n"
 	  "reschedule a signing that failed while the card was away) or the served DNSKEY\n"
 	  "signature is past its refresh point, and the card answers, run knotc -b\n"
 	  "zone-sign ZONE. A no-op when knotd will sign by itself; refuses, and asks\n"
 	  "for nothing, while the card does not answer. One line per zone (ok, healed,\n"
 	  "error) on stdout or stderr and to syslog (facility daemon, tag knot-hsm).\n"
+	  "Without ZONE: every zone of knot.conf whose policy keeps the KSK on a card in\n"
+	  "online mode (the others are left out; none at all is not a failure).\n"
 	  "Exit 0 when every zone is fine or healed, 1 otherwise.",
-	  false, 0 },
+	  false, 0, true },
 	{ "status", false, OPT_CONF | OPT_WARN | OPT_CRIT | OPT_HEAL | OPT_JSON, cmd_status,
 	  "knot-hsm [-c knot.conf] status [ZONE...] [--warn DAYS] [--crit DAYS] [--heal] [--json]",
 	  "Every signed zone of knot.conf with a card KSK: mode, card KSK present on the\n"
@@ -190,7 +192,7 @@ static const cli_command_t COMMANDS[] = {
 	  "rrsig-refresh minus a fifth of it and half of it. Perfdata after '|'\n"
 	  "(remaining=SECONDSs;WARN;CRIT). --heal first runs heal for each online zone\n"
 	  "(its lines on stderr). ZONE... limits the check to them.",
-	  true, 3 },
+	  true, 3, false },
 	{ "audit", false, OPT_HEAD | OPT_ANCHOR | OPT_JSON, cmd_audit,
 	  "knot-hsm audit verify [FILE] [--head HEX] [--anchor FILE] [--json] | knot-hsm audit tail [FILE] [--json]",
 	  "Check the hash chain of the audit log the guard module writes and summarise\n"
@@ -202,7 +204,7 @@ static const cli_command_t COMMANDS[] = {
 	  "tail shows the last 20 lines in words (--json: as written).\n"
 	  "FILE defaults to audit_log of the guard configuration ($KHSM_GUARD_CONF, else\n"
 	  "knot-hsm-guard.conf beside the guard module).",
-	  true, 0 },
+	  true, 0, false },
 };
 
 const cli_command_t *cli_current;
@@ -484,7 +486,7 @@ int main(int argc, char **argv)
 		}
 	}
 	int zones = zone_start < 0 ? 0 : i - zone_start;
-	if (cmd->zone_command && zones == 0) {
+	if (cmd->zone_command && zones == 0 && !cmd->zones_optional) {
 		return cli_usage_error(cmd, "'%s' needs at least one zone before it", cmd->name);
 	}
 	if (!cmd->zone_command && zones > 0) {

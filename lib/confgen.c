@@ -213,8 +213,11 @@ int khsm_confgen_policy_main(const khsm_policy_t *p, const khsm_render_t *in, ch
 	}
 	sb_add(&sb, "    algorithm: %s\n", alg ? alg : "ecdsap256sha256");
 	if (online) {
+		/* delete-delay: knotd keeps a removed KSK in KASP (and on the card)
+		 * for knot-hsm rollover to see the end and delete it (delete-old=yes) */
 		sb_add(&sb, "    manual: off\n"
-		            "    ksk-lifetime: 0\n");
+		            "    ksk-lifetime: 0\n"
+		            "    delete-delay: 14d\n");
 		if (p->shared_ksk) {
 			sb_add(&sb, "    ksk-shared: on\n");
 		}

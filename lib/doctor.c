@@ -14,6 +14,7 @@
 #include "doctor.h"
 #include "error.h"
 #include "guard/conf.h"
+#include "guardsetup.h"
 #include "internal.h"
 #include "keystore.h"
 #include "knotconf.h"
@@ -103,7 +104,7 @@ static bool check_pin_file(khsm_doctor_t *rep, const char *check, const char *pa
 
 /* The guard module between knotd and the card: its configuration, the card
  * module it loads, its audit log (writable, chain intact). */
-static void check_guard(khsm_doctor_t *rep, const char *name, const char *guard)
+static void check_guard(khsm_doctor_t *rep, const char *name, const char *guard, const char *uri)
 {
 	char check[128];
 #define GCHECK(what) (snprintf(check, sizeof(check), "%s%s%s", name, name[0] ? ": " : "", what), check)
@@ -111,9 +112,21 @@ static void check_guard(khsm_doctor_t *rep, const char *name, const char *guard)
 	khsm_guard_conf_t conf = { 0 };
 	int r = khsm_guard_conf_locate(guard, &path);
 	if (r == KHSM_EOK) r = khsm_guard_conf_load(path, &conf);
+	bool unset = false;
+	if (r != KHSM_EOK && path && khsm_guard_conf_unset(path, &unset) == KHSM_EOK && unset) {
+		/* None yet, or the package's all-comments file: one command sets it up. */
+		khsm_err_clear();
+		char *cmd = NULL;
+		if (khsm_guard_setup_command_uri(uri, &cmd) == KHSM_EOK) {
+			line(rep, KHSM_DOCTOR_FAIL, GCHECK("guard config"), "%s %s; run %s: it writes the "
+			     "configuration and creates the audit log for knotd's user", path,
+			     access(path, F_OK) == 0 ? "sets nothing (comments only)" : "does not exist", cmd);
+			free(cmd);
+			goto done;
+		}
+	}
 	if (r != KHSM_EOK) {
-		line(rep, KHSM_DOCTOR_FAIL, GCHECK("guard config"), "%s; write it (knot-hsm keystore --guard prints one) "
-		     "or set %s", why(r), KHSM_GUARD_CONF_ENV);
+		line(rep, KHSM_DOCTOR_FAIL, GCHECK("guard config"), "%s; fix it or set %s", why(r), KHSM_GUARD_CONF_ENV);
 		goto done;
 	}
 	line(rep, KHSM_DOCTOR_OK, GCHECK("guard config"), "%s parses; card module %s, audit log %s", path,
@@ -209,7 +222,7 @@ int khsm_doctor_config(khsm_doctor_t *rep, const char *name, const char *config,
 		goto done;
 	}
 	if (khsm_guard_is_module(module)) {
-		check_guard(rep, name, module);
+		check_guard(rep, name, module, uri);
 	}
 	char *sock = NULL;
 	if (khsm_remote_is_client(module) && (r = khsm_remote_check(&sock)) != KHSM_EOK) {

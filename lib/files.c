@@ -1,8 +1,11 @@
 /* Files and paths, never through a symbolic link where knot-hsm writes. */
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <inttypes.h>
 #include <libgen.h>
+#include <pthread.h>
+#include <pwd.h>
 #include <sys/file.h>
 #include <sys/random.h>
 #include <sys/stat.h>
@@ -364,4 +367,28 @@ int khsm_file_mkdir_p(const char *path, unsigned mode)
 	}
 	close(dfd);
 	return r;
+}
+
+static pthread_once_t knot_ids_once = PTHREAD_ONCE_INIT;
+static bool knot_found;
+static uid_t knot_uid;
+static gid_t knot_gid;
+
+static void knot_ids_lookup(void)
+{
+	struct passwd *pw = getpwnam("knot");
+	if (!pw) return;
+	struct group *gr = getgrnam("knot");
+	knot_uid = pw->pw_uid;
+	knot_gid = gr ? gr->gr_gid : pw->pw_gid;
+	knot_found = true;
+}
+
+_public_
+bool khsm_knot_ids(uid_t *uid_ptr, gid_t *gid_ptr)
+{
+	pthread_once(&knot_ids_once, knot_ids_lookup);
+	if (uid_ptr) *uid_ptr = knot_found ? knot_uid : (uid_t)-1;
+	if (gid_ptr) *gid_ptr = knot_found ? knot_gid : (gid_t)-1;
+	return knot_found;
 }

@@ -74,3 +74,9 @@ char *khsm_path_dir(const char *path);
 /** Whether a and b name the same file: the same string, or both exist with
  *  the same device and inode (links followed). */
 bool khsm_path_same_file(const char *a, const char *b);
+
+/** knotd's user and group (Debian: knot, the owner of what knotd writes),
+ *  looked up once per process. false when there is no such user; the group
+ *  is knot's group, else that user's primary group. Either pointer may be
+ *  NULL. */
+bool khsm_knot_ids(uid_t *uid_ptr, gid_t *gid_ptr);

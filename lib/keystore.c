@@ -97,8 +97,8 @@ int khsm_keystore_guard_check(const char *module)
 	khsm_err_prefix("knot-hsm-guard: ");
 	khsm_err_suffix("; the guard module cannot start, so neither knotd nor keymgr nor knot-hsm "
 	                "reaches the card through it (keymgr says only \"failed to load PKCS #11 "
-	                "module\"): fix the guard configuration%s%s (knot-hsm keystore --guard prints "
-	                "one; knot-hsm doctor checks it)", path ? " " : "", path ? path : "");
+	                "module\"): fix the guard configuration%s%s (knot-hsm keystore --guard writes "
+	                "one when there is none; knot-hsm doctor checks it)", path ? " " : "", path ? path : "");
 	return KHSM_ECONFIG;
 }
 

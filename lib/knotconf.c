@@ -6,6 +6,7 @@
 #include <libknot/yparser/yparser.h>
 #include <sys/stat.h>
 
+#include "dname.h"
 #include "error.h"
 #include "files.h"
 #include "internal.h"
@@ -668,6 +669,51 @@ int khsm_conf_zone_signing(const khsm_conf_t *conf, const khsm_conf_zone_t *zone
 	const template_t *t = zone_template(conf, zone);
 	*signing_ptr = zone->signing_set ? zone->dnssec_signing
 	             : t && t->signing_set ? t->signing : false;
+	return KHSM_EOK;
+}
+
+_public_
+int khsm_conf_signed_zones(const khsm_conf_t *conf, const char *const *want, size_t want_count,
+                           const khsm_conf_zone_t ***zones_ptr, size_t *count_ptr)
+{
+	if (!conf || (want_count && !want) || !zones_ptr || !count_ptr) {
+		return KHSM_EINVAL;
+	}
+	/* The wanted zones first, all of them: a typo fails before any work. */
+	_cleanup_free_ const khsm_conf_zone_t **wanted = want_count ? calloc(want_count, sizeof(*wanted)) : NULL;
+	_cleanup_free_ const khsm_conf_zone_t **zones = calloc(conf->zone_count ? conf->zone_count : 1,
+	                                                       sizeof(*zones));
+	if ((want_count && !wanted) || !zones) {
+		return KHSM_ENOMEM;
+	}
+	for (size_t w = 0; w < want_count; w++) {
+		_cleanup_free_ char *name = NULL;
+		int r = khsm_zone_normalize(want[w], &name);
+		if (r != KHSM_EOK) {
+			return r;
+		}
+		if (!(wanted[w] = khsm_conf_zone_find(conf, name))) {
+			khsm_err_detail("zone %s is not in %s", name, conf->path);
+			return KHSM_ENOENT;
+		}
+	}
+	size_t count = 0;
+	for (size_t i = 0; i < conf->zone_count; i++) {
+		const khsm_conf_zone_t *z = &conf->zones[i].pub;
+		bool take = want_count == 0;
+		for (size_t w = 0; w < want_count && !take; w++) {
+			take = wanted[w] == z;
+		}
+		bool signing = false;
+		const khsm_conf_policy_t *p = NULL;
+		if (take && khsm_conf_zone_signing(conf, z, &signing) == KHSM_EOK && signing &&
+		    khsm_conf_zone_policy(conf, z, &p) == KHSM_EOK) {
+			zones[count++] = z;
+		}
+	}
+	khsm_err_clear();
+	*zones_ptr = count ? KHSM_STEAL(zones) : NULL;
+	*count_ptr = count;
 	return KHSM_EOK;
 }
 

@@ -98,6 +98,17 @@ int khsm_conf_zone_policy(const khsm_conf_t *conf, const khsm_conf_zone_t *zone,
 int khsm_conf_zone_signing(const khsm_conf_t *conf, const khsm_conf_zone_t *zone,
                            bool *signing_ptr);
 
+/** The zones a command over "all zones" covers: those signed (dnssec-signing
+ *  on, a dnssec-policy; template applied), in khsm_conf_zone_at() order.
+ *  want_count > 0 limits them to want (any case, with or without the final
+ *  dot), each of which must be a zone of conf: KHSM_EINVAL for a name that is
+ *  no domain name, KHSM_ENOENT with a detail for one conf does not have. A
+ *  wanted zone that is not signed is left out silently.
+ *  \param[out] zones_ptr  array to free() (NULL when count is 0), entries owned by conf
+ *  \param[out] count_ptr */
+int khsm_conf_signed_zones(const khsm_conf_t *conf, const char *const *want, size_t want_count,
+                           const khsm_conf_zone_t ***zones_ptr, size_t *count_ptr);
+
 /** Effective zone storage directory (template applied; default as compiled
  *  into knotc, /var/lib/knot on Debian; relative: from the current directory).
  *  Owned by conf; NULL when zone is not one of conf's. */

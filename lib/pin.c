@@ -2,12 +2,12 @@
 #include <errno.h>
 #include <stdint.h>
 #include <fcntl.h>
-#include <pwd.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <termios.h>
 
 #include "error.h"
+#include "files.h"
 #include "internal.h"
 #include "pin.h"
 
@@ -90,8 +90,8 @@ static bool trusted_uid(uid_t uid)
 	if (uid == 0 || uid == geteuid()) {
 		return true;
 	}
-	struct passwd *knot = getpwnam("knot");
-	return knot && knot->pw_uid == uid;
+	uid_t knot = 0;
+	return khsm_knot_ids(&knot, NULL) && knot == uid;
 }
 
 static int open_errno(const char *path, int err)

@@ -2,8 +2,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <grp.h>
-#include <pwd.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -12,6 +10,7 @@
 #include <time.h>
 
 #include "error.h"
+#include "files.h"
 #include "internal.h"
 #include "retry.h"
 
@@ -264,28 +263,16 @@ static int lock_dir_open(const char *dir, gid_t knot_gid, bool have_knot)
 	return dfd;
 }
 
-/* knotd's user and group (Debian: knot), looked up once per process: the
- * lock is taken for every card operation. (uid_t)-1 / (gid_t)-1: none. */
-static pthread_once_t knot_ids_once = PTHREAD_ONCE_INIT;
-static uid_t knot_uid_cached = (uid_t)-1;
-static gid_t knot_gid_cached = (gid_t)-1;
-
-static void knot_ids_lookup(void)
-{
-	struct passwd *pw = getpwnam("knot");
-	struct group *gr = getgrnam("knot");
-	knot_uid_cached = pw ? pw->pw_uid : (uid_t)-1;
-	knot_gid_cached = gr ? gr->gr_gid : (gid_t)-1;
-}
-
 /* The lock file's descriptor; -1 when none can be used (the operation then
  * runs unserialised across processes); KHSM_EPERM when one was refused. */
 static int lock_file_open(const char *suffix, int *fd_ptr)
 {
 	*fd_ptr = -1;
-	pthread_once(&knot_ids_once, knot_ids_lookup);
-	uid_t knot_uid = knot_uid_cached;
-	gid_t knot_gid = knot_gid_cached;
+	/* knotd's user and group (looked up once: the lock is taken for every
+	 * card operation); (uid_t)-1 / (gid_t)-1: none. */
+	uid_t knot_uid;
+	gid_t knot_gid;
+	khsm_knot_ids(&knot_uid, &knot_gid);
 
 	const char *env = getenv("KHSM_LOCK_FILE");
 	int fd = -2;

@@ -23,6 +23,14 @@ static bool is_card_ksk(const khsm_kasp_key_t *k)
 	return k->ksk && !k->zsk && !k->public_only;
 }
 
+/* When a KSK stops signing as the old one: its retire timer, or online its
+ * retire_active (knotd keeps a retire-active KSK published and signing the
+ * DNSKEY set until it is removed; see roll_stop_old()). */
+static int64_t ksk_stop(const khsm_kasp_key_t *k)
+{
+	return k->retire_active != 0 ? k->retire_active : k->retire;
+}
+
 _public_
 int khsm_rollover_plan(const khsm_kasp_key_t *keys, size_t count, int64_t now, khsm_roll_t *out)
 {
@@ -56,13 +64,13 @@ int khsm_rollover_plan(const khsm_kasp_key_t *keys, size_t count, int64_t now, k
 	khsm_roll_t r = { 0 };
 	if (nlive == 1) {
 		const khsm_kasp_key_t *k = live[0];
-		if (!khsm_kasp_reached(k->active, now) || k->retire != 0) {
+		if (!khsm_kasp_reached(k->active, now) || ksk_stop(k) != 0) {
 			khsm_err_detail("the zone's only KSK %s does not sign now (active=%" PRId64
 			                ", retire=%" PRId64 "): nothing to roll over", k->id, k->active,
 			                k->retire);
 			return KHSM_EINVAL;
 		}
-		if (removed && removed->retire != 0) {
+		if (removed && ksk_stop(removed) != 0) {
 			/* the end of a rollover: the old key is out of every DNSKEY set */
 			r.step = KHSM_ROLL_REMOVED;
 			r.old_key = removed;
@@ -91,7 +99,7 @@ int khsm_rollover_plan(const khsm_kasp_key_t *keys, size_t count, int64_t now, k
 	r.old_key = old;
 	r.new_key = new;
 	if (new->active == 0) {
-		if (old->retire != 0 || old->remove != 0) {
+		if (ksk_stop(old) != 0 || old->remove != 0) {
 			khsm_err_detail("KSK %s retires but its successor %s has no active timer", old->id,
 			                new->id);
 			return KHSM_EINVAL;
@@ -107,7 +115,7 @@ int khsm_rollover_plan(const khsm_kasp_key_t *keys, size_t count, int64_t now, k
 		*out = r;
 		return KHSM_EOK;
 	}
-	r.repair = old->retire != new->active;
+	r.repair = ksk_stop(old) != new->active;
 	/* Only knot-hsm's own switch leaves a KSK that was ready before it
 	 * became active; two KSKs made active at once are not a rollover. */
 	if (r.repair && !(new->ready != 0 && new->ready < new->active)) {
@@ -393,9 +401,12 @@ static khsm_kasp_key_t *zone_keys(const khsm_kasp_index_t *idx, const char *zone
 	return keys;
 }
 
-_public_
-const char *khsm_rollover_role_in(const khsm_kasp_index_t *idx, const char *zone,
-                                  const char *id_hex, int64_t now)
+typedef const char *(*role_fn)(const khsm_kasp_key_t *keys, size_t count, int64_t now,
+                               const char *id_hex);
+
+/* fn over the keys of zone in idx (each key once). */
+static const char *role_in(const khsm_kasp_index_t *idx, const char *zone, const char *id_hex,
+                           int64_t now, role_fn fn)
 {
 	if (!idx || !zone || !id_hex) {
 		return NULL;
@@ -405,9 +416,16 @@ const char *khsm_rollover_role_in(const khsm_kasp_index_t *idx, const char *zone
 	if (!keys) {
 		return NULL;
 	}
-	const char *role = khsm_rollover_role(keys, n, now, id_hex);
+	const char *role = fn(keys, n, now, id_hex);
 	free(keys);
 	return role;
+}
+
+_public_
+const char *khsm_rollover_role_in(const khsm_kasp_index_t *idx, const char *zone,
+                                  const char *id_hex, int64_t now)
+{
+	return role_in(idx, zone, id_hex, now, khsm_rollover_role);
 }
 
 _public_
@@ -446,17 +464,7 @@ _public_
 const char *khsm_rollover_key_role_in(const khsm_kasp_index_t *idx, const char *zone,
                                       const char *id_hex, int64_t now)
 {
-	if (!idx || !zone || !id_hex) {
-		return NULL;
-	}
-	size_t n = 0;
-	khsm_kasp_key_t *keys = zone_keys(idx, zone, &n);
-	if (!keys) {
-		return NULL;
-	}
-	const char *role = khsm_rollover_key_role(keys, n, now, id_hex);
-	free(keys);
-	return role;
+	return role_in(idx, zone, id_hex, now, khsm_rollover_key_role);
 }
 
 /* -- the registry ---------------------------------------------------------- */
@@ -563,17 +571,23 @@ static int roll_generate(const khsm_roll_req_t *req, const khsm_kasp_key_t *old,
 	const khsm_roll_delays_t *d = &req->delays;
 	int64_t publish = khsm_rollover_when(d, now);
 	int64_t ready = publish + d->dnskey_ttl + d->propagation_delay;
-	char pub_w[48], ready_w[48];
+	char pub_w[48], ready_w[48], pre_w[48];
 	snprintf(pub_w, sizeof(pub_w), "publish=%" PRId64, publish);
 	snprintf(ready_w, sizeof(ready_w), "ready=%" PRId64, ready);
+	snprintf(pre_w, sizeof(pre_w), "pre_active=%" PRId64, publish);
 	const char *timers[] = { pub_w, ready_w, "active=0", NULL };
+	/* Online knotd clears a future ready and sets it itself at that moment
+	 * (a published KSK is submitted a DNSKEY TTL + propagation delay after
+	 * its publish). pre_active (reached, and overridden by publish in Knot's
+	 * key state) marks the key as no standby (khsm_standby_is()). */
+	const char *online_timers[] = { pub_w, "ready=0", "active=0", pre_w, NULL };
 	/* "<zone> KSK after <old tag>": one per rollover, the same in a rerun */
 	snprintf(res->label, sizeof(res->label), "%s KSK after %u", req->zone->name, old->tag);
 	khsm_enroll_t e = *req->enroll;
 	e.ksk = true;
 	e.zsk = false;
 	e.beside_active = true;   /* the new KSK joins the signing one: that is the rollover */
-	e.timers = timers;
+	e.timers = req->online ? online_timers : timers;
 	e.label = res->label;
 	khsm_enrolled_t out = { 0 };
 	bool adopted = false;
@@ -600,6 +614,29 @@ static int roll_delete(const khsm_roll_req_t *req, const khsm_kasp_key_t *old)
 	return r;
 }
 
+/* Online, knotd holds a retire-active KSK whose retire is set: this far off,
+ * so that it stays published and signing until knot-hsm removes it. */
+#define ONLINE_HOLD (10 * 365 * 86400LL)
+
+/* The old KSK stops signing as the active one at `at`. Offline its retire
+ * timer. Online (manual: off) knotd clears every future KSK timer and drops a
+ * retired KSK from the DNSKEY set at once (Knot's key-events.c), so the old
+ * KSK becomes retire-active now, which keeps it published and signing the
+ * DNSKEY set beside the new one, with a retire far off that knotd leaves
+ * alone; its removal, once the parent has withdrawn its DS, ends it. */
+static int roll_stop_old(const khsm_roll_req_t *req, const khsm_kasp_key_t *old, int64_t at)
+{
+	const char *kpath = khsm_conf_path(req->kconf);
+	if (!req->online) {
+		return khsm_rollover_set_timer(kpath, req->zone->name, old->id, "retire", at);
+	}
+	int r = khsm_rollover_set_timer(kpath, req->zone->name, old->id, "retire_active", at);
+	if (r == KHSM_EOK) {
+		r = khsm_rollover_set_timer(kpath, req->zone->name, old->id, "retire", at + ONLINE_HOLD);
+	}
+	return r;
+}
+
 _public_
 int khsm_rollover_advance(const khsm_roll_req_t *req, int64_t now, khsm_roll_result_t *res)
 {
@@ -621,6 +658,10 @@ int khsm_rollover_advance(const khsm_roll_req_t *req, int64_t now, khsm_roll_res
 	res->step = st.step;
 	res->since = st.since;
 	res->at = st.at;
+	if (st.step == KHSM_ROLL_PUBLISHED && st.at == 0) {
+		/* online knotd clears the future ready and sets it itself then */
+		res->at = st.since + req->delays.dnskey_ttl + req->delays.propagation_delay;
+	}
 	if (st.old_key) {
 		snprintf(res->old_id, sizeof(res->old_id), "%s", st.old_key->id);
 		res->old_tag = st.old_key->tag;
@@ -632,7 +673,7 @@ int khsm_rollover_advance(const khsm_roll_req_t *req, int64_t now, khsm_roll_res
 	int64_t settle = khsm_rollover_when(&req->delays,
 	                                    now + req->delays.ds_ttl + req->delays.propagation_delay);
 	if (st.repair && (st.step == KHSM_ROLL_SWITCHING || st.step == KHSM_ROLL_WITHDRAW)) {
-		r = khsm_rollover_set_timer(kpath, zone, st.old_key->id, "retire", st.new_key->active);
+		r = roll_stop_old(req, st.old_key, st.new_key->active);
 		res->repaired = r == KHSM_EOK;
 	}
 	switch (r == KHSM_EOK ? st.step : KHSM_ROLL_IDLE) {
@@ -644,16 +685,17 @@ int khsm_rollover_advance(const khsm_roll_req_t *req, int64_t now, khsm_roll_res
 		if (r == KHSM_EOK) {
 			r = roll_parent(req, st.new_key, &res->parent);
 		}
+		/* Online the switch is now: a future active would be cleared, and
+		 * the old KSK goes on signing the DNSKEY set (roll_stop_old()). */
+		int64_t switch_at = req->online ? now : settle;
 		if (r == KHSM_EOK && res->parent.servers > 0 &&
 		    res->parent.with_key == res->parent.servers) {
-			r = khsm_rollover_set_timer(kpath, zone, st.new_key->id, "active", settle);
-			if (r == KHSM_EOK) {
-				r = khsm_rollover_set_timer(kpath, zone, st.old_key->id, "retire", settle);
-			}
+			r = khsm_rollover_set_timer(kpath, zone, st.new_key->id, "active", switch_at);
+			if (r == KHSM_EOK) r = roll_stop_old(req, st.old_key, switch_at);
 			if (r == KHSM_EOK) {
 				res->did = KHSM_ROLL_DID_SWITCH;
 				res->step = KHSM_ROLL_SWITCHING;
-				res->at = settle;
+				res->at = switch_at;
 			}
 		}
 		break;
@@ -663,7 +705,14 @@ int khsm_rollover_advance(const khsm_roll_req_t *req, int64_t now, khsm_roll_res
 			r = roll_parent(req, st.old_key, &res->parent);
 		}
 		if (r == KHSM_EOK && res->parent.servers > 0 && res->parent.with_key == 0) {
-			r = khsm_rollover_set_timer(kpath, zone, st.old_key->id, "remove", settle);
+			/* online the far retire of roll_stop_old() comes down first
+			 * (keymgr wants retire <= remove) */
+			if (req->online) {
+				r = khsm_rollover_set_timer(kpath, zone, st.old_key->id, "retire", settle);
+			}
+			if (r == KHSM_EOK) {
+				r = khsm_rollover_set_timer(kpath, zone, st.old_key->id, "remove", settle);
+			}
 			if (r == KHSM_EOK) {
 				res->did = KHSM_ROLL_DID_REMOVE;
 				res->step = KHSM_ROLL_REMOVING;

@@ -176,6 +176,8 @@ typedef struct {
 	                                    of the parent zone (khsm_parent_servers()) */
 	size_t server_count;
 	bool delete_old;
+	bool online;                     /* knotd manages the keys (manual: off): no future
+	                                    KSK timer but retire/remove after retire_active */
 	khsm_enroll_t *enroll;           /* a new KSK: algorithm, open, conf_arg, force, notice;
 	                                    label and timers are set here */
 } khsm_roll_req_t;
@@ -209,7 +211,10 @@ typedef struct {
  *  once every server has the new DS, active and retire a DS TTL +
  *  propagation delay later; once none has the old DS, remove likewise; with
  *  delete_old the removed KSK deleted after one login through
- *  req->enroll->open) or none. \param[out] res  free with
+ *  req->enroll->open) or none. With req->online no KSK timer is set in the
+ *  future but retire/remove after retire_active, as knotd with manual: off
+ *  keeps them: no ready (knotd sets it), the switch at once with the old KSK
+ *  retire-active (still published and signing), retire and remove together. \param[out] res  free with
  *  khsm_rollover_result_clear() (also on failure). */
 int khsm_rollover_advance(const khsm_roll_req_t *req, int64_t now, khsm_roll_result_t *res);
 

@@ -250,7 +250,11 @@ void khsm_zone_status(const khsm_conf_t *conf, const khsm_conf_t *kconf, const c
 	if (strcmp(s->card_ksk, "present") != 0 && s->state == KHSM_STATUS_OK && strcmp(s->mode, "online") == 0) {
 		s->state = KHSM_STATUS_WARN;
 		size_t l = strlen(s->message);
-		snprintf(s->message + l, sizeof(s->message) - l, "; card %s", s->card_ksk);
+		/* pcscd not running has its remedy above already */
+		bool gone = strcmp(s->card_ksk, khsm_card_state_name(KHSM_CARD_ABSENT)) == 0;
+		snprintf(s->message + l, sizeof(s->message) - l, "; card %s%s%s%s", s->card_ksk,
+		         gone ? ": reconnect the card (knot-hsm -c " : "", gone ? khsm_conf_path(conf) : "",
+		         gone ? " doctor checks it)" : "");
 	} else if (strcmp(s->card_ksk, "present") != 0 && s->state == KHSM_STATUS_OK) {
 		s->state = KHSM_STATUS_WARN;
 		size_t l = strlen(s->message);

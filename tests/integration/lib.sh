@@ -40,6 +40,9 @@ CLEANUP_HOOKS=""
 # The card lock of this test alone: parallel runs on one machine never share
 # it, and no test touches /run/knot-hsm.
 export KHSM_LOCK_FILE="$TMP/knot-hsm.lock"
+# The audit log keystore --guard would create for a new guard configuration:
+# in this test's directory, never /var/lib/knot.
+export KHSM_GUARD_AUDIT_LOG="$TMP/knot-hsm-audit.log"
 
 khsm_cleanup() {
 	status=$?

@@ -27,7 +27,8 @@ for line in sys.stdin:
         if pos is None:
             continue
         name, rest = words[pos], " ".join(words[pos + 1:])
-        zone = any(w.startswith("ZONE") for w in words[1:pos])
+        # ZONE... before the name, or [ZONE...] (heal: every online zone when none)
+        zone = any(w.lstrip("[").startswith("ZONE") for w in words[1:pos])
         opts = set(re.findall(r"(?<![\w-])(--?[a-z][a-z-]*)", rest))
         keys = {}
         for m in re.finditer(r"(?<![\w-])([a-z][a-z0-9-]*)=([^\s\]\[]*)", rest):

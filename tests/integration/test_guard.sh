@@ -38,10 +38,13 @@ contains "$OUT" "config: \"$CARD_URI;pin-source=" "keystore --guard: the card's 
 contains "$OUT" " $GUARD\"" "with the guard module as the module"
 contains "$OUT" "# through the knot-hsm guard ($KHSM_GUARD_CONF): audit log $LOG" "names the guard configuration"
 guard_stanza=$(printf '%s\n' "$OUT" | grep -v '^#')
-KHSM_GUARD_CONF=$TMP/missing.conf run 0 "$KNOT_HSM" keystore --module "$CARDSIM" --token "$CARD_LABEL" \
-	--pin-file "$TMP/card.pin" --guard
-contains "$OUT" "#   module = $CARDSIM" "without a guard configuration: the one needed is printed"
-contains "$ERR" "write the guard configuration shown to $TMP/missing.conf" "and where it goes"
+# Without a guard configuration, the one step (test_guard_setup.sh has the rest).
+mkdir -p "$TMP/knotd-lib"; chown knot:knot "$TMP/knotd-lib"
+KHSM_GUARD_CONF=$TMP/missing.conf KHSM_GUARD_AUDIT_LOG=$TMP/knotd-lib/audit.log run 0 "$KNOT_HSM" keystore \
+	--module "$CARDSIM" --token "$CARD_LABEL" --pin-file "$TMP/card.pin" --guard
+contains "$ERR" "note: wrote the guard configuration $TMP/missing.conf (module = $CARDSIM, audit_log = $TMP/knotd-lib/audit.log)" \
+	"without a guard configuration: keystore --guard writes it"
+contains "$OUT" "# through the knot-hsm guard ($TMP/missing.conf): audit log $TMP/knotd-lib/audit.log" "and checks through the guard"
 C=$TMP/knot.conf
 knot_conf "$C" stanza="$guard_stanza"
 run 0 "$KNOT_HSM" -c "$C" doctor

@@ -44,7 +44,7 @@ check() {
 		# shellcheck disable=SC2086
 		run 1 "$KNOT_HSM" -c "$c" $cmd
 		contains "$ERR" "$2" "$1: $cmd: the guard's own line"
-		contains "$ERR" "fix the guard configuration $KHSM_GUARD_CONF (knot-hsm keystore --guard prints one" \
+		contains "$ERR" "fix the guard configuration $KHSM_GUARD_CONF (knot-hsm keystore --guard writes one when there is none" \
 			"$1: $cmd: and the remedy"
 		lacks "$ERR" "error: failed to load PKCS #11 module" "$1: $cmd: not keymgr's bare message"
 		lacks "$ERR" "architecture" "$1: $cmd: nothing about the module's architecture"

@@ -1,8 +1,9 @@
 #!/bin/sh
 # Every command refuses an option it does not take (main.c's command table is
 # the one place that says which it takes): exit 2 (status: 3), the message
-# names the option and the command, nothing runs. And an unknown command
-# with --help is a usage error, not the general help.
+# names the option and the command, nothing runs. An unknown command with
+# --help is a usage error, not the general help. heal alone may go without a
+# zone, reading /etc/knot/knot.conf without -c.
 . "$(dirname "$0")/lib.sh"
 
 token_init "card"
@@ -66,3 +67,35 @@ run 0 "$KNOT_HSM" --help status
 contains "$OUT" "status [ZONE...]" "--help before a command prints that command's help"
 run 0 "$KNOT_HSM" --help
 contains "$OUT" "Usage: knot-hsm [OPTIONS] COMMAND" "--help alone prints the general help"
+
+# heal may go without a zone (the command table says so, main.c), ds may not;
+# without -c heal reads /etc/knot/knot.conf, as the other commands do. knotc
+# runs through a wrapper that records its arguments and gives the real knotc
+# a file of the test's in place of /etc/knot/knot.conf, so that what the
+# machine has there changes nothing.
+run 2 "$KNOT_HSM" ds
+contains "$ERR" "'ds' needs at least one zone before it" "ds without a zone is still a usage error"
+mkdir -p "$TMP/etc"
+cat > "$TMP/knotc" <<SH
+#!/bin/sh
+printf '%s\n' "\$*" >> "$TMP/knotc.runs"
+for a; do
+	shift
+	[ "\$a" = /etc/knot/knot.conf ] && a="$TMP/etc/knot.conf"
+	set -- "\$@" "\$a"
+done
+exec "$(command -v knotc)" "\$@"
+SH
+chmod +x "$TMP/knotc"
+KHSM_KNOTC="$TMP/knotc" run 1 "$KNOT_HSM" heal
+grep -q -- "-c /etc/knot/knot.conf conf-export" "$TMP/knotc.runs" ||
+	fail "heal did not read /etc/knot/knot.conf: $(cat "$TMP/knotc.runs")"
+pass "heal without -c reads /etc/knot/knot.conf"
+contains "$ERR" "error: /etc/knot/knot.conf: configuration error: knotc rejects /etc/knot/knot.conf: " \
+	"no /etc/knot/knot.conf: the error names it"
+contains "$ERR" "(not exists)" "and says it does not exist"
+[ -z "$OUT" ] || fail "heal printed '$OUT' on stdout"
+knot_conf "$TMP/etc/knot.conf" example.com.
+KHSM_KNOTC="$TMP/knotc" run 0 "$KNOT_HSM" heal
+equals "$OUT" "ok: no zone of /etc/knot/knot.conf keeps its KSK on a card in online mode: nothing to heal" \
+	"heal without a zone: an /etc/knot/knot.conf without online card zones has nothing to heal"

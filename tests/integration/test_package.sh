@@ -188,12 +188,23 @@ equals "$enabled" "" "the timers are installed disabled"
 [ -e /etc/systemd/system/timers.target.wants/knot-hsm-heal.timer ] &&
 	fail "the heal timer is enabled on install" || pass "the heal timer is installed disabled"
 
-# The guard: off as shipped, working once its two keys are set.
+# The guard: off as shipped (every line a comment); keystore --guard sets it
+# up in one step, writing /etc/knot's file through the package's link.
+grep -v '^#' /etc/knot/knot-hsm-guard.conf | grep -q . && fail "the shipped guard configuration sets something"
+pass "the shipped guard configuration leaves the guard off"
 PINF=$TMP/card.pin
 pin_file "$PINF"
-run 1 env -u KHSM_GUARD_MODULE -u KHSM_GUARD_CONF /usr/bin/knot-hsm keystore \
-	--token "SmartCard-HSM (UserPIN)" --pin-file "$PINF" --guard
-contains "$ERR" "knot-hsm-guard.conf: 'module = PATH'" "the shipped guard configuration leaves the guard off"
+cp /etc/knot/knot-hsm-guard.conf "$TMP/shipped.conf"
+mkdir -p "$TMP/knotd-lib"; chown knot:knot "$TMP/knotd-lib"
+run 0 env -u KHSM_GUARD_MODULE -u KHSM_GUARD_CONF KHSM_GUARD_AUDIT_LOG="$TMP/knotd-lib/audit.log" \
+	/usr/bin/knot-hsm keystore --token "SmartCard-HSM (UserPIN)" --pin-file "$PINF" --guard
+contains "$ERR" "note: wrote the guard configuration /etc/knot/knot-hsm-guard.conf (module = " \
+	"keystore --guard writes the conffile through the package's link"
+[ -L "/usr/lib/$MA/knot-hsm/knot-hsm-guard.conf" ] || fail "the package's link was replaced"
+contains "$OUT" "through the knot-hsm guard (/usr/lib/$MA/knot-hsm/knot-hsm-guard.conf)" "and checks through the guard"
+[ -s "$TMP/knotd-lib/audit.log" ] || fail "the guard wrote no audit line"
+pass "the installed guard logs"
+cp "$TMP/shipped.conf" /etc/knot/knot-hsm-guard.conf   # as shipped again, for remove and purge
 sed -e "s|^#module = .*|module = $SOFTHSM_MODULE|" -e "s|^#audit_log = .*|audit_log = $TMP/audit.log|" \
 	/etc/knot/knot-hsm-guard.conf >"$TMP/guard.conf"
 run 0 env -u KHSM_GUARD_MODULE KHSM_GUARD_CONF="$TMP/guard.conf" /usr/bin/knot-hsm keystore \
@@ -201,7 +212,7 @@ run 0 env -u KHSM_GUARD_MODULE KHSM_GUARD_CONF="$TMP/guard.conf" /usr/bin/knot-h
 contains "$OUT" " /usr/lib/$MA/knot-hsm/libknothsm-guard.so\"" "the installed knot-hsm names the installed guard"
 contains "$OUT" "through the knot-hsm guard ($TMP/guard.conf)" "the example, uncommented, configures the guard"
 [ -s "$TMP/audit.log" ] || fail "the guard wrote no audit line"
-pass "the installed guard logs"
+pass "the example's guard logs"
 
 # --- remove, then purge ------------------------------------------------------
 $APT remove -y knot-hsm >"$TMP/apt.log" 2>&1 || { cat "$TMP/apt.log" >&2; fail "apt-get remove failed"; }

@@ -218,7 +218,8 @@ run 0 env KHSM_GUARD_CONF=$TMP/none.conf "$KNOT_HSM" -c "$CONF" example.com poli
 lacks "$OUT" "$KHSM_GUARD_MODULE" "no guard configuration: the card keystore does not go through the guard"
 contains "$ERR" "note: the card keystore does not go through the guard (no guard configuration at $TMP/none.conf" \
 	"no guard configuration: the note says why"
-contains "$ERR" "'knot-hsm keystore --guard ...' prints its configuration" "no guard configuration: the note says how"
+contains "$ERR" "; knot-hsm keystore --token 'SmartCard-HSM (UserPIN)' --pin-file $PINF --guard sets the guard up in one step" \
+	"no guard configuration: the note names the one step"
 run 0 env KHSM_GUARD_CONF=$KHSM_SRCDIR/samples/knot-hsm-guard.conf "$KNOT_HSM" -c "$CONF" example.com policy
 lacks "$OUT" "$KHSM_GUARD_MODULE" "the shipped, commented-out guard configuration does not count"
 contains "$ERR" "note: the card keystore does not go through the guard" "shipped guard configuration: the note"

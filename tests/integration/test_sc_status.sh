@@ -71,7 +71,8 @@ card_remove
 run 1 "$KNOT_HSM" -c "$CONF" status
 contains "$OUT" "WARNING: 1 zone(s)" "card absent, signature still fresh: WARNING"
 contains "$OUT" "card KSK: absent" "status says the card KSK is absent"
-contains "$OUT" "; card absent" "and says why it warns: card absent"
+contains "$OUT" "; card absent: reconnect the card (knot-hsm -c $CONF doctor checks it)" \
+	"and says why it warns, card absent, with the remedy"
 lacks "$OUT" "signing not scheduled" "knotd's signing is still scheduled"
 lacks "$OUT" "pcscd not running" "pcscd runs: only the card is gone"
 run 1 "$KNOT_HSM" -c "$CONF" status --json

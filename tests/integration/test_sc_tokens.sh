@@ -5,6 +5,17 @@
 . "$KHSM_SRCDIR/tests/integration/smartcard.sh"
 
 sc_start
+# The stack is the test's own: another network namespace than the host's (so
+# vpcd's port is not the host's), and /run/pcscd is not the host's directory.
+[ "$(readlink /proc/self/ns/net)" != "$(readlink /proc/1/ns/net)" ] ||
+	fail "the card stack runs in the host's network namespace"
+pass "the card stack has its own network namespace"
+if [ -d /proc/1/root/run/pcscd ]; then
+	[ "$(stat -c %d:%i /run/pcscd)" != "$(stat -c %d:%i /proc/1/root/run/pcscd)" ] ||
+		fail "/run/pcscd is the host's"
+fi
+[ "$(stat -f -c %T /run/pcscd)" = tmpfs ] || fail "/run/pcscd is not the test's private tmpfs"
+pass "pcscd's socket directory is the test's private tmpfs, not the host's"
 serial=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["serial"])' "$SC_STATE")
 
 run 0 "$KNOT_HSM" tokens

@@ -58,6 +58,11 @@ run 1 "$KNOT_HSM" -c "$CONF" status
 contains "$OUT" "WARNING" "10 days left is a warning"
 run 0 "$KNOT_HSM" -c "$CONF" status --warn 9 --crit 5
 contains "$OUT" "OK: 1 zone(s), warn 9 d, crit 5 d" "10 days left is fine under --warn 9"
+# Monitoring-plugin perfdata after '|': seconds left; warn and crit in seconds.
+perf=$(printf '%s\n' "$OUT" | head -1 | sed -n 's/.* | remaining=\([0-9]*\)s;777600;432000$/\1/p')
+[ -n "$perf" ] || fail "no perfdata 'remaining=Ns;777600;432000' on the first line: $(printf '%s\n' "$OUT" | head -1)"
+[ "$perf" -gt 855000 ] && [ "$perf" -le 864000 ] || fail "perfdata remaining=${perf}s is not the 10 days left"
+pass "perfdata: remaining=${perf}s;777600;432000 (10 days, --warn 9, --crit 5)"
 
 # ZONE... names the zones to check, in any case, with or without the dot.
 run 1 "$KNOT_HSM" -c "$CONF" status EXAMPLE.com

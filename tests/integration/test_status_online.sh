@@ -74,6 +74,8 @@ touch "$REMOVED"
 run 1 "$KNOT_HSM" -c "$CONF" status
 contains "$OUT" "WARNING: 1 zone(s)" "card absent, signature still fresh: WARNING"
 contains "$OUT" "card absent" "status says the card is absent"
+contains "$OUT" "; card absent: reconnect the card (knot-hsm -c $CONF doctor checks it)" \
+	"with the remedy"
 lacks "$OUT" "signing not scheduled" "knotd's signing is still scheduled"
 
 # == knotd's signing fails, nothing scheduled: CRITICAL naming heal

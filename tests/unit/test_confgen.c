@@ -80,6 +80,7 @@ static const char ONLINE_MAIN[] =
 	"    algorithm: ecdsap384sha384\n"
 	"    manual: off\n"
 	"    ksk-lifetime: 0\n"
+	"    delete-delay: 14d\n"
 	"    ksk-shared: on\n"
 	"    zsk-lifetime: 30d\n"
 	"    dnskey-ttl: 1h\n"

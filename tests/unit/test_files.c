@@ -6,6 +6,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
 #include <stdbool.h>
 #include <sys/file.h>
 #include <sys/random.h>
@@ -421,6 +423,29 @@ static void test_paths(void **state)
 	free(s);
 }
 
+/* knotd's user as the system names it, the same on every call. */
+static void test_knot_ids(void **state)
+{
+	(void)state;
+	uid_t uid = 0;
+	gid_t gid = 0;
+	bool found = khsm_knot_ids(&uid, &gid);
+	struct passwd *pw = getpwnam("knot");
+	assert_int_equal(found, pw != NULL);
+	if (pw) {
+		struct group *gr = getgrnam("knot");
+		assert_int_equal(uid, pw->pw_uid);
+		assert_int_equal(gid, gr ? gr->gr_gid : pw->pw_gid);
+	} else {
+		assert_int_equal(uid, (uid_t)-1);
+		assert_int_equal(gid, (gid_t)-1);
+	}
+	uid_t again = 0;
+	assert_int_equal(khsm_knot_ids(&again, NULL), found);
+	assert_int_equal(again, uid);
+	assert_int_equal(khsm_knot_ids(NULL, NULL), found);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -434,6 +459,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_mkdir_p, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_mkdir_p_links, setup, teardown),
 		cmocka_unit_test(test_paths),
+		cmocka_unit_test(test_knot_ids),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

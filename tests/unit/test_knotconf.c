@@ -3,6 +3,8 @@
 
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -260,6 +262,50 @@ static void test_zones(void **state)
 	khsm_conf_free(conf);
 }
 
+/* The walk of status and heal: signed zones with a policy, in the
+ * configuration's order; want
+ * limits them and must name zones of the configuration. */
+static void test_signed_zones(void **state)
+{
+	(void)state;
+	write_full();
+	khsm_conf_t *conf = load("knot.conf");
+	const khsm_conf_zone_t **zones = NULL;
+	size_t n = 0;
+	assert_int_equal(khsm_conf_signed_zones(conf, NULL, 0, &zones, &n), KHSM_EOK);
+	assert_int_equal(n, 2);
+	/* the order of khsm_conf_zone_at(), as knotc exports them */
+	size_t at = 0;
+	for (size_t i = 0; i < khsm_conf_zone_count(conf); i++) {
+		if (at < n && khsm_conf_zone_at(conf, i) == zones[at]) at++;
+	}
+	assert_int_equal(at, 2);
+	assert_ptr_equal(zones[0] == khsm_conf_zone_find(conf, "example.com") ? zones[1] : zones[0],
+	                 khsm_conf_zone_find(conf, "c.test"));
+	free(zones);
+
+	/* b.test. is wanted but not signed: left out without an error */
+	const char *want[] = { "b.test", "C.TEST" };
+	assert_int_equal(khsm_conf_signed_zones(conf, want, 2, &zones, &n), KHSM_EOK);
+	assert_int_equal(n, 1);
+	assert_string_equal(zones[0]->domain, "c.test.");
+	free(zones);
+	const char *unsigned_only[] = { "d.test." };
+	static const khsm_conf_zone_t *stale[1];
+	zones = stale;   /* must be reset to NULL, not left */
+	assert_int_equal(khsm_conf_signed_zones(conf, unsigned_only, 1, &zones, &n), KHSM_EOK);
+	assert_int_equal(n, 0);
+	assert_null(zones);
+
+	const char *missing[] = { "example.com", "nope.test" };
+	khsm_err_clear();
+	assert_int_equal(khsm_conf_signed_zones(conf, missing, 2, &zones, &n), KHSM_ENOENT);
+	assert_non_null(strstr(khsm_err_last_detail(), "zone nope.test. is not in "));
+	const char *bad[] = { "a..b" };
+	assert_int_equal(khsm_conf_signed_zones(conf, bad, 1, &zones, &n), KHSM_EINVAL);
+	khsm_conf_free(conf);
+}
+
 static void test_paths_explicit(void **state)
 {
 	(void)state;
@@ -417,6 +463,7 @@ int main(void)
 		cmocka_unit_test(test_keystores),
 		cmocka_unit_test(test_policies),
 		cmocka_unit_test(test_zones),
+		cmocka_unit_test(test_signed_zones),
 		cmocka_unit_test(test_paths_explicit),
 		cmocka_unit_test(test_paths_relative),
 		cmocka_unit_test(test_paths_default),

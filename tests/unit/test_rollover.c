@@ -86,6 +86,32 @@ static void test_plan_repair(void **state)
 	assert_string_equal(st.old_key->id, "aa");
 }
 
+/* Online (knotd with manual: off): the switch makes the old KSK
+ * retire-active at the new one's active, with a retire far off (knotd would
+ * drop a retired KSK from the DNSKEY set at once); no repair is due, and the
+ * old one is withdrawn, removed and done as offline. */
+static void test_plan_online(void **state)
+{
+	(void)state;
+	khsm_roll_t st;
+	setup_keys(4000, 4000 + 315360000, 0);
+	keys[0].retire_active = 4000;
+	assert_int_equal(khsm_rollover_plan(keys, 4, 4000, &st), KHSM_EOK);
+	assert_int_equal(st.step, KHSM_ROLL_WITHDRAW);
+	assert_false(st.repair);
+	assert_string_equal(st.old_key->id, "aa");
+	keys[0].retire = 5000;
+	keys[0].remove = 5000;
+	assert_int_equal(khsm_rollover_plan(keys, 4, 4500, &st), KHSM_EOK);
+	assert_int_equal(st.step, KHSM_ROLL_REMOVING);
+	assert_int_equal(khsm_rollover_plan(keys, 4, 5000, &st), KHSM_EOK);
+	assert_int_equal(st.step, KHSM_ROLL_REMOVED);
+	/* the new KSK alone, retire-active and not retired: not a signing KSK */
+	keys[0].remove = 0;
+	keys[0].retire = 0;
+	assert_int_equal(khsm_rollover_plan(keys, 2, 4500, &st), KHSM_EINVAL);
+}
+
 static void test_roles(void **state)
 {
 	(void)state;
@@ -187,6 +213,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_plan_steps),
 		cmocka_unit_test(test_plan_repair),
+		cmocka_unit_test(test_plan_online),
 		cmocka_unit_test(test_plan_refusals),
 		cmocka_unit_test(test_roles),
 		cmocka_unit_test(test_key_roles),
