@@ -178,6 +178,101 @@ class Bench:
             self.add("ceremony", case, "logins", logins)
         shutil.rmtree(d + ".snap", ignore_errors=True); shutil.rmtree(d, ignore_errors=True)
 
+    # -- 1b. several cards ------------------------------------------------------
+    def cards_setup(self, d, zones, ncards):
+        """ncards cardsim cards in one SoftHSM: card k is a copy of libcardsim.so
+        (and of SoftHSM) with its conf beside it (tests/cardsim/README.md), its
+        keystore cardK; zone i is on card i % ncards (a KSK-side policy per
+        card), one KSK per card shared by its zones."""
+        os.makedirs(f"{d}/keys", exist_ok=True)
+        env = self.env_of(d)
+        stanzas = []
+        for k in range(ncards):
+            cd = f"{d}/card{k}"
+            os.makedirs(cd, exist_ok=True)
+            if k == 0:
+                self.token_init(d, "card 0")
+            else:
+                self.run(["softhsm2-util", "--init-token", "--free", "--label", f"card {k}", "--pin", PIN,
+                          "--so-pin", SO_PIN], env=env)
+            shutil.copy(self.cardsim, f"{cd}/libcardsim.so")
+            shutil.copy(self.softhsm, f"{cd}/libsofthsm2.so")
+            self.cards_conf(d, k, 0.001)
+            _, st = self.run([self.knot_hsm, "keystore", "--module", f"{cd}/libcardsim.so", "--token", f"Card {k}",
+                              "--pin-file", f"{d}/card.pin", "--id", f"card{k}"], env=env)
+            stanzas.append(st if k == 0 else re.sub(r"^keystore:\n", "", st))
+        stanza = "\n".join(stanzas)
+        def conf(zone_lines, include):
+            z = "".join(f"  - domain: {x}.\n" for x in zones)
+            text = (f"server:\n    rundir: {d}\ndatabase:\n    storage: {d}\n    kasp-db: {d}/keys\n"
+                    f"{stanza}\n{include}\ntemplate:\n  - id: default\n    storage: {d}\n"
+                    f"    file: %s.zone\n{zone_lines}\nzone:\n{z}")
+            open(f"{d}/knot.conf", "w").write(text)
+        conf("", "")
+        self.run([self.knot_hsm, "-c", f"{d}/knot.conf", *zones, "policy", "keystore=card0",
+                  "--write", f"{d}/knot-hsm.conf"], env=env)
+        conf("    dnssec-signing: on\n    dnssec-policy: knot-hsm", f"include: {d}/knot-hsm.conf")
+        # The KSK side: one policy per card, each zone on its card's.
+        kc = f"{d}/knot-hsm-ksk.conf"
+        text = open(kc).read()
+        pol = re.search(r"  - id: knot-hsm-ksk\n(    .*\n)+", text).group(0)
+        extra = "".join(pol.replace("id: knot-hsm-ksk", f"id: knot-hsm-ksk-{k}").replace("keystore: card0", f"keystore: card{k}")
+                        for k in range(1, ncards))
+        text = text.replace(pol, pol + extra)
+        for i, z in enumerate(zones):
+            if i % ncards:
+                text = text.replace(f"  - domain: {z}.\n    dnssec-policy: knot-hsm-ksk\n",
+                                    f"  - domain: {z}.\n    dnssec-policy: knot-hsm-ksk-{i % ncards}\n")
+        open(kc, "w").write(text)
+        for k in range(ncards):
+            mine = [z for i, z in enumerate(zones) if i % ncards == k]
+            self.ksk_for_all(d, env, mine)
+        return env
+
+    def cards_conf(self, d, k, scale):
+        cd = f"{d}/card{k}"
+        with open(f"{cd}/libcardsim.so.conf", "w") as f:
+            f.write(f"latency_scale = {scale}\ncounter_file = {cd}/counter\n")
+            f.write(f"latency_sign_ms = {CARD_SIGN_MS}\nlatency_login_ms = {CARD_LOGIN_MS}\n")
+            f.write(f"latency_keygen_ms = {CARD_KEYGEN_MS}\nmodule = {cd}/libsofthsm2.so\n")
+            f.write(f"real_label = card {k}\nlabel = Card {k}\nstate_file = {cd}/state\n")
+        if os.path.exists(f"{cd}/counter"): os.unlink(f"{cd}/counter")
+
+    def bench_cards(self):
+        # The same zones on 1, 2 and 4 cards, the card the limit: real card
+        # latency (scale 1.0), so that the ZSK side (keymgr, on 2 cores) keeps
+        # ahead of 4 cards. Throughput: zones per second of wall time.
+        n, scale, reps = (8, 1.0, 1) if self.quick else (40, 1.0, 2)
+        zones = [f"c{i}.example" for i in range(n)]
+        for ncards in (1, 2, 4):
+            d = f"{self.work}/cards{ncards}"
+            log(f"cards: {n} zones on {ncards} card(s), latency_scale {scale}: setup")
+            env = self.cards_setup(d, zones, ncards)
+            self.snapshot(d)
+            case = f"{ncards} card(s)"
+            for rep in range(reps):
+                self.restore(d)
+                for k in range(ncards): self.cards_conf(d, k, scale)
+                wall, out = self.run([self.knot_hsm, "-c", f"{d}/knot.conf", *zones, "ceremony", "until=+90d"], env=env)
+                per = []
+                for k in range(ncards):
+                    sig = logins = 0
+                    for line in open(f"{d}/card{k}/counter"):
+                        if line.startswith("sign "): sig += 1
+                        elif line.startswith("login ok"): logins += 1
+                    per.append((sig, logins))
+                bound = max(s_ * CARD_SIGN_MS + l_ * CARD_LOGIN_MS for s_, l_ in per) * scale / 1000
+                log(f"  rep {rep + 1}/{reps}: {wall:.2f} s, {n / wall:.2f} zones/s, signatures per card "
+                    f"{[p[0] for p in per]}, logins {[p[1] for p in per]}, card-bound {bound:.2f} s")
+                self.add("cards", case, "wall_s", wall)
+                self.add("cards", case, "zones_per_s", n / wall)
+                self.add("cards", case, "card_bound_s", bound)
+                self.add("cards", case, "signatures", sum(p[0] for p in per))
+                self.add("cards", case, "logins", sum(p[1] for p in per))
+                self.add("cards", case, "zones", n)
+                self.add("cards", case, "scale", scale)
+            shutil.rmtree(d + ".snap", ignore_errors=True); shutil.rmtree(d, ignore_errors=True)
+
     # -- 2. card signatures per zone-year -------------------------------------
     def bench_zoneyear(self):
         d = f"{self.work}/year"
@@ -436,7 +531,8 @@ class Bench:
         version = subprocess.run(["git", "-C", self.top, "describe", "--always", "--dirty"],
                                  capture_output=True, text=True).stdout.strip() or "?"
         try:
-            steps = [("cpu", self.bench_cpu), ("ceremony", self.bench_ceremony), ("zoneyear", self.bench_zoneyear),
+            steps = [("cpu", self.bench_cpu), ("ceremony", self.bench_ceremony), ("cards", self.bench_cards),
+                     ("zoneyear", self.bench_zoneyear),
                      ("signing", self.bench_signing), ("onboard", self.bench_onboard)]
             for name, fn in steps:
                 if self.only is None or name in self.only:
@@ -473,5 +569,5 @@ if __name__ == "__main__":
     ap = argparse.ArgumentParser()
     ap.add_argument("--top", required=True); ap.add_argument("--build", required=True)
     ap.add_argument("--quick", action="store_true"); ap.add_argument("--check", action="store_true")
-    ap.add_argument("--only", help="comma-separated: cpu,ceremony,zoneyear,signing,onboard (development)")
+    ap.add_argument("--only", help="comma-separated: cpu,ceremony,cards,zoneyear,signing,onboard (development)")
     sys.exit(Bench(ap.parse_args()).main())

@@ -260,7 +260,9 @@ typedef struct {
 	const khsm_conf_t *zconf;
 	const char *until_arg;
 	char *const *zones;
-	size_t total, signed_zones, skipped, signatures, by_keymgr;
+	size_t total, finished, signed_zones, skipped, signatures, by_keymgr;
+	int *state;            /* per zone: Z_TODO, Z_DONE, Z_FAILED */
+	bool several;          /* zones on several cards */
 	double started;
 	FILE *out;
 	khsm_json_t *j;
@@ -304,14 +306,53 @@ static void json_zone(khsm_json_t *j, const char *zone, int r, const khsm_ceremo
 	khsm_json_end(j);
 }
 
+enum { Z_TODO, Z_DONE, Z_FAILED };
+
+/* The signal note of a run on several cards: the zones done and not done. */
+static void note_progress_cards(const progress_t *pg)
+{
+	int next = sig_note_cur == 0 ? 1 : 0;
+	free(sig_note[next]);
+	sig_note[next] = NULL;
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *m = open_memstream(&buf, &len);
+	if (!m) return;
+	fprintf(m, "\nceremony interrupted: %zu of %zu zone(s) done", pg->finished, pg->total);
+	const char *sep = " (";
+	for (size_t i = 0; i < pg->total; i++) {
+		if (pg->state[i] != Z_DONE) continue;
+		fprintf(m, "%s%s", sep, pg->zones[i]);
+		sep = ", ";
+	}
+	fprintf(m, "%s", pg->finished ? ")" : "");
+	sep = "; not done (not imported): ";
+	for (size_t i = 0; i < pg->total; i++) {
+		if (pg->state[i] == Z_DONE) continue;
+		fprintf(m, "%s%s", sep, pg->zones[i]);
+		sep = ", ";
+	}
+	fprintf(m, "%s\n", pg->finished < pg->total ? "\nnote: the zones not done keep their previous "
+	        "SKR; ZSKs keymgr pregenerated for them stay unpublished in their KASP and the next run "
+	        "uses them; rerun the same command to finish" : "");
+	fclose(m);
+	sig_note[next] = buf;
+	sig_note_cur = next;
+}
+
+/* Called one zone at a time (several cards: from the cards' threads, never
+ * two at once, lib/ceremony). */
 static bool on_zone(size_t index, const char *zone, int r, const khsm_ceremony_result_t *res, void *data)
 {
 	progress_t *pg = data;
 	if (pg->j) json_zone(pg->j, zone, r, res);
 	if (r != KHSM_EOK) {
+		pg->state[index] = Z_FAILED;
 		cli_error(r, "%s", zone);
 		return false;
 	}
+	pg->state[index] = Z_DONE;
+	pg->finished++;
 	char a[32], b[32], v[32];
 	khsm_time_iso(res->from, a, sizeof(a));
 	khsm_time_iso(res->end, b, sizeof(b));
@@ -332,8 +373,12 @@ static bool on_zone(size_t index, const char *zone, int r, const khsm_ceremony_r
 		fprintf(pg->out, "%s: archived %s and %s\n", zone, res->ksr_path, res->skr_path);
 		zone_reload_keys(pg->zconf, zone, pg->out);
 	}
-	note_progress(pg->zones, pg->total, index + 1);
-	fprintf(pg->out, "progress: %zu/%zu zones, %.1f s\n", index + 1, pg->total, now_mono() - pg->started);
+	if (pg->several) {
+		note_progress_cards(pg);
+	} else {
+		note_progress(pg->zones, pg->total, index + 1);
+	}
+	fprintf(pg->out, "progress: %zu/%zu zones, %.1f s\n", pg->finished, pg->total, now_mono() - pg->started);
 	fflush(pg->out);
 	return true;
 }
@@ -346,6 +391,11 @@ static const char *card_use(bool use_card, const progress_t *pg)
 	if (pg->signed_zones == 0) return "the card was not used";
 	if (!use_card) return "keymgr sign-ksr per zone (a card login each)";
 	if (by_card == 0) return "keymgr sign-ksr for the zones named above (a card login each)";
+	if (pg->several) {
+		return pg->by_keymgr ? "one card session per card, the cards in parallel, plus keymgr "
+		                       "sign-ksr for the zones named above"
+		                     : "one card session per card, the cards in parallel";
+	}
 	return pg->by_keymgr ? "one card session, plus keymgr sign-ksr for the zones named above"
 	                     : "one card session";
 }
@@ -355,6 +405,74 @@ static void pcscd_note(const char *socket, unsigned budget_ms, void *data)
 	(void)data;
 	fprintf(stderr, "note: waiting for pcscd (nothing answers on %s), up to %u s…\n", socket,
 	        budget_ms / 1000);
+}
+
+/* A card of the run: the zones whose KSK-side keystores name it. */
+typedef struct {
+	const khsm_conf_keystore_t *ks;  /* the first keystore naming the card */
+	char *name;                      /* card_name() */
+	char *config;                    /* what knot-hsm logs in with (pin-source) */
+	khsm_skr_signer_t *signer;
+	khsm_ceremony_t c;
+} card_t;
+
+/* What tells two cards apart in keystore configs: the token attributes and
+ * the module, never the PIN; two keystores of one card share it. */
+static int card_name(const char *config, char **name_ptr)
+{
+	_cleanup_free_ char *uri = NULL;
+	_cleanup_free_ char *module = NULL;
+	int r = khsm_uri_split_config(config, &uri, &module);
+	if (r != KHSM_EOK) return r;
+	khsm_uri_t a = { 0 };
+	if ((r = khsm_uri_parse(uri, &a)) != KHSM_EOK) return r;
+	char *name = NULL;
+	if (asprintf(&name, "token=%s;serial=%s;model=%s;manufacturer=%s %s", a.token ? a.token : "",
+	             a.serial ? a.serial : "", a.model ? a.model : "",
+	             a.manufacturer ? a.manufacturer : "", module) < 0) {
+		name = NULL;
+		r = KHSM_ENOMEM;
+	}
+	khsm_uri_clear(&a);
+	if (r == KHSM_EOK) *name_ptr = name;
+	return r;
+}
+
+/* The card of a zone's keystore: one of cards[0..*n), or a new one. */
+static int card_find(card_t *cards, size_t *n, const khsm_conf_keystore_t *ks, size_t *card_ptr)
+{
+	_cleanup_free_ char *name = NULL;
+	int r = card_name(ks->config, &name);
+	if (r != KHSM_EOK) return r;
+	for (size_t k = 0; k < *n; k++) {
+		if (strcmp(cards[k].name, name) == 0) {
+			*card_ptr = k;
+			return KHSM_EOK;
+		}
+	}
+	cards[*n] = (card_t) { .ks = ks, .name = KHSM_STEAL_PTR(name) };
+	*card_ptr = (*n)++;
+	return KHSM_EOK;
+}
+
+/* Several cards: each keystore names its own PIN (pin-source), as one PIN
+ * read by knot-hsm cannot be right for two cards. */
+static int card_has_pin_source(const card_t *card)
+{
+	_cleanup_free_ char *uri = NULL;
+	_cleanup_free_ char *module = NULL;
+	khsm_uri_t a = { 0 };
+	int r = khsm_uri_split_config(card->ks->config, &uri, &module);
+	if (r == KHSM_EOK) r = khsm_uri_parse(uri, &a);
+	if (r != KHSM_EOK) return cli_error(r, "keystore %s", card->ks->id);
+	bool has = a.pin_source || a.pin_value;
+	khsm_uri_clear(&a);
+	if (has) return CLI_OK;
+	khsm_err_detail("the zones are on several cards and the KSK-side keystore %s has no "
+	                "pin-source: knot-hsm reads one PIN per run, which cannot be right for two "
+	                "cards; give each card keystore its pin-source (knot-hsm keystore --pin-file "
+	                "FILE prints it), or run one ceremony per card", card->ks->id);
+	return cli_error(KHSM_ENOPIN, NULL);
 }
 
 static int run_zones(cli_t *cli, const kv_t *kv)
@@ -407,10 +525,17 @@ static int run_zones(cli_t *cli, const kv_t *kv)
 	if ((r = khsm_file_read(ksk_path, NULL, &ksk_text, NULL, NULL)) != KHSM_EOK) return cli_error(r, NULL);
 	bool shared = khsm_policy_text_shared_ksk(ksk_text);
 
-	/* Check every zone on both sides before the card is touched. */
-	const khsm_conf_keystore_t *card = NULL;
+	/* Check every zone on both sides before the card is touched, and group
+	 * the zones by the card their KSK-side keystore names. */
 	char **zones = calloc((size_t)cli->zone_count, sizeof(char *));
-	if (!zones) return cli_error(KHSM_ENOMEM, NULL);
+	card_t *cards = calloc((size_t)cli->zone_count, sizeof(*cards));
+	size_t *card_of = calloc((size_t)cli->zone_count, sizeof(*card_of));
+	int *zstate = calloc((size_t)cli->zone_count, sizeof(*zstate));
+	size_t ncards = 0;
+	if (!zones || !cards || !card_of || !zstate) {
+		free(zones); free(cards); free(card_of); free(zstate);
+		return cli_error(KHSM_ENOMEM, NULL);
+	}
 	int rc = CLI_OK;
 	for (int i = 0; i < cli->zone_count && rc == CLI_OK; i++) {
 		const khsm_conf_zone_t *z = NULL;
@@ -430,22 +555,31 @@ static int run_zones(cli_t *cli, const kv_t *kv)
 			} else if (!kz.policy || !kz.policy->offline_ksk || !kz.policy->manual) {
 				khsm_err_detail("zone %s in %s does not use an offline-KSK policy", zones[i], ksk_path);
 				rc = cli_error(KHSM_ECONFIG, NULL);
-			} else if (card && strcmp(card->id, kz.keystore->id) != 0) {
-				khsm_err_detail("the zones use different card keystores on the KSK side (%s, %s); "
-				                "run one ceremony per keystore", card->id, kz.keystore->id);
-				rc = cli_error(KHSM_ECONFIG, NULL);
-			} else {
-				card = kz.keystore;
+			} else if ((r = card_find(cards, &ncards, kz.keystore, &card_of[i])) != KHSM_EOK) {
+				rc = cli_error(r, "KSK-side keystore %s", kz.keystore->id);
 			}
 			khsm_zone_clear(&kz);
 		}
 	}
+	bool several = ncards > 1;
+	for (size_t k = 0; k < ncards && rc == CLI_OK && several; k++) {
+		rc = card_has_pin_source(&cards[k]);
+	}
+	if (rc == CLI_OK && several && generate && shared) {
+		khsm_err_detail("the zones are on several cards and the KSK side shares one KSK "
+		                "(shared-ksk): a shared KSK lives on one card; run the ceremony with "
+		                "generate-ksk=yes once per card");
+		rc = cli_error(KHSM_ECONFIG, NULL);
+	}
 	const char *use_conf = NULL;
-	char *card_config = NULL;
-	if (rc == CLI_OK) rc = prepare_ksk_conf(cli, ksk_path, ksk_text, card, &use_conf, &card_config);
+	for (size_t k = 0; k < ncards && rc == CLI_OK; k++) {
+		rc = prepare_ksk_conf(cli, ksk_path, ksk_text, cards[k].ks, &use_conf, &cards[k].config);
+	}
 	/* A dead pcscd (OpenSC): waited for, bounded, before any card work. */
-	if (rc == CLI_OK && (r = khsm_pcscd_wait(card->config, pcscd_wait_s * 1000, pcscd_note, NULL)) != KHSM_EOK) {
-		rc = cli_error(r, "card keystore %s", card->id);
+	for (size_t k = 0; k < ncards && rc == CLI_OK; k++) {
+		if ((r = khsm_pcscd_wait(cards[k].ks->config, pcscd_wait_s * 1000, pcscd_note, NULL)) != KHSM_EOK) {
+			rc = cli_error(r, "card keystore %s", cards[k].ks->id);
+		}
 	}
 
 	/* Archive: <kasp-db>/../knot-hsm-archive/YYYY-MM-DD[.N]/, a directory of
@@ -481,25 +615,35 @@ static int run_zones(cli_t *cli, const kv_t *kv)
 		rc = ensure_ksk(cli, use_conf, zones[i], generate, shared, shared_id, sizeof(shared_id), ksk_path);
 	}
 
-	/* One card session for the run: knot-hsm signs the KSRs itself through
-	 * libdnssec with the card keystore (signer=card, the default), or keymgr
-	 * sign-ksr signs each zone with a login of its own (signer=keymgr). */
-	khsm_skr_signer_t *signer = NULL;
-	int64_t lifetime = 0, refresh = 0;
-	if (rc == CLI_OK && use_card) {
-		const khsm_conf_zone_t *kz0 = khsm_conf_zone_find(kconf, zones[0]);
+	/* One card session per card for the run: knot-hsm signs the KSRs itself
+	 * through libdnssec with the card keystore (signer=card, the default), or
+	 * keymgr sign-ksr signs each zone with a login of its own (signer=keymgr).
+	 * Zones on several cards: one thread per card, each card under its own
+	 * lock (lib/retry.h), so the cards sign at the same time. */
+	for (size_t k = 0; k < ncards && rc == CLI_OK; k++) {
+		int64_t lifetime = 0, refresh = 0;
+		size_t first = 0;
+		while (card_of[first] != k) first++;
+		const khsm_conf_zone_t *kz0 = khsm_conf_zone_find(kconf, zones[first]);
 		const khsm_conf_policy_t *kp = NULL;
-		if (kz0 && khsm_conf_zone_policy(kconf, kz0, &kp) == KHSM_EOK && kp) {
+		if (use_card && kz0 && khsm_conf_zone_policy(kconf, kz0, &kp) == KHSM_EOK && kp) {
 			if (!kp->rrsig_lifetime || khsm_duration_parse(kp->rrsig_lifetime, &lifetime) != KHSM_EOK) lifetime = 0;
 			if (!kp->rrsig_refresh || khsm_duration_parse(kp->rrsig_refresh, &refresh) != KHSM_EOK) refresh = 0;
 		}
-		if ((r = khsm_skr_signer_open(card_config, &signer)) != KHSM_EOK) {
-			rc = cli_error(r, "card keystore %s", card->id);
+		if (use_card && (r = khsm_skr_signer_open(cards[k].config, &cards[k].signer)) != KHSM_EOK) {
+			rc = cli_error(r, "card keystore %s", cards[k].ks->id);
 		}
+		cards[k].c = (khsm_ceremony_t) {
+			.zsk_conf = khsm_conf_path(zconf), .ksk_conf = use_conf, .archive_dir = archive,
+			.now = now, .until = now + span, .signer = cards[k].signer, .rrsig_lifetime = lifetime,
+			.rrsig_refresh = refresh, .cds_default = strstr(ksk_text, "cds-cdnskey-publish") == NULL,
+			.ksk_display = ksk_path, .card_config = cards[k].config, .force = cli->force,
+			.card_lock = several ? cards[k].name : NULL,
+		};
 	}
 	progress_t pg = { .zconf = zconf, .until_arg = until_arg, .zones = zones,
 	                  .total = (size_t)cli->zone_count, .started = now_mono(),
-	                  .out = cli->json ? stderr : stdout };
+	                  .out = cli->json ? stderr : stdout, .state = zstate, .several = several };
 	/* --json: the zones' objects in memory, printed with the summary once
 	 * the run has a result (a run stopped before it has none: stdout empty). */
 	char *json_buf = NULL;
@@ -519,27 +663,67 @@ static int run_zones(cli_t *cli, const kv_t *kv)
 	size_t done = 0;
 	bool run_failed = false;   /* a zone failed: the run has a result to report */
 	if (rc == CLI_OK) {
-		khsm_ceremony_t c = {
-			.zsk_conf = khsm_conf_path(zconf), .ksk_conf = use_conf, .archive_dir = archive,
-			.now = now, .until = now + span, .signer = signer, .rrsig_lifetime = lifetime,
-			.rrsig_refresh = refresh, .cds_default = strstr(ksk_text, "cds-cdnskey-publish") == NULL,
-			.ksk_display = ksk_path, .card_config = card_config, .force = cli->force,
-		};
-		note_progress(zones, (size_t)cli->zone_count, 0);
-		r = khsm_ceremony_run(&c, (const char *const *)zones, (size_t)cli->zone_count, on_zone, &pg, &done);
+		if (several) {
+			const khsm_ceremony_t **cs = calloc(ncards, sizeof(*cs));
+			if (!cs) {
+				r = KHSM_ENOMEM;
+			} else {
+				for (size_t k = 0; k < ncards; k++) cs[k] = &cards[k].c;
+				note_progress_cards(&pg);
+				r = khsm_ceremony_run_cards(cs, ncards, (const char *const *)zones, card_of,
+				                            (size_t)cli->zone_count, on_zone, &pg, &done);
+				free(cs);
+			}
+		} else {
+			note_progress(zones, (size_t)cli->zone_count, 0);
+			r = khsm_ceremony_run(&cards[0].c, (const char *const *)zones, (size_t)cli->zone_count,
+			                      on_zone, &pg, &done);
+		}
 		if (r != KHSM_EOK) {   /* printed by on_zone */
 			rc = CLI_FAIL;
 			run_failed = true;
 		}
 	}
-	khsm_skr_signer_close(signer);
+	for (size_t k = 0; k < ncards; k++) khsm_skr_signer_close(cards[k].signer);
 	bool ran = rc == CLI_OK || run_failed;
 	if (rc == CLI_OK || done > 0) {
 		fprintf(pg.out, "ceremony: %zu zone(s), %zu pre-signed, %zu skipped, %zu card signatures, %.1f s; "
 		        "%s\n", done, pg.signed_zones, pg.skipped, pg.signatures, now_mono() - pg.started,
 		        card_use(use_card, &pg));
 	}
-	if (rc != CLI_OK && ran && done < (size_t)cli->zone_count) {
+	size_t failed = 0;
+	for (int i = 0; i < cli->zone_count; i++) failed += zstate[i] == Z_FAILED;
+	if (several && ran && done < (size_t)cli->zone_count) {
+		/* Which card did what: a card's failure stops its own zones only
+		 * (a refused PIN stops every card). */
+		for (size_t k = 0; k < ncards; k++) {
+			fprintf(stderr, "note: card of keystore %s", cards[k].ks->id);
+			static const int order[] = { Z_DONE, Z_FAILED, Z_TODO };
+			static const char *const what[] = { "done", "failed", "not done" };
+			const char *part = ": ";
+			for (size_t o = 0; o < 3; o++) {
+				const char *sep = NULL;
+				for (int i = 0; i < cli->zone_count; i++) {
+					if (card_of[i] != k || zstate[i] != order[o]) continue;
+					if (sep) {
+						fprintf(stderr, "%s%s", sep, zones[i]);
+					} else {
+						fprintf(stderr, "%s%s: %s", part, what[o], zones[i]);
+					}
+					sep = ", ";
+					part = "; ";
+				}
+			}
+			fprintf(stderr, "\n");
+		}
+		if (r == KHSM_EPIN_INCORRECT || r == KHSM_EPIN_LOCKED || r == KHSM_EPIN_FINAL_TRY) {
+			fprintf(stderr, "note: a card refused its PIN, so every card stopped after the zone it "
+			        "was at (knot-hsm spends one PIN try per run)\n");
+		}
+		fprintf(stderr, "note: the zones not done keep their previous SKR; ZSKs keymgr pregenerated "
+		        "for them stay unpublished in their KASP and the next run uses them; rerun the same "
+		        "command to finish\n");
+	} else if (rc != CLI_OK && ran && done < (size_t)cli->zone_count) {
 		fprintf(stderr, "note: %zu zone(s) before %s are done; %s and the zones after it keep their "
 		        "previous SKR; ZSKs keymgr pregenerated for them stay unpublished in their KASP "
 		        "and the next run uses them; rerun the same command to finish\n", done, zones[done],
@@ -552,8 +736,10 @@ static int run_zones(cli_t *cli, const kv_t *kv)
 		khsm_json_uint(&json, "done", done);
 		khsm_json_uint(&json, "signed", pg.signed_zones);
 		khsm_json_uint(&json, "skipped", pg.skipped);
-		khsm_json_uint(&json, "failed", rc == CLI_OK ? 0 : 1);
-		khsm_json_uint(&json, "not_started", rc == CLI_OK ? 0 : (uint64_t)cli->zone_count - done - 1);
+		khsm_json_uint(&json, "failed", several ? failed : rc == CLI_OK ? 0 : 1);
+		khsm_json_uint(&json, "not_started", several ? (uint64_t)cli->zone_count - done - failed
+		                                     : rc == CLI_OK ? 0 : (uint64_t)cli->zone_count - done - 1);
+		khsm_json_uint(&json, "cards", ncards);
 		khsm_json_uint(&json, "card_signatures", pg.signatures);
 		khsm_json_bool(&json, "card_session", use_card && pg.signed_zones > pg.by_keymgr);
 		khsm_json_uint(&json, "keymgr_signed", pg.by_keymgr);
@@ -573,7 +759,13 @@ static int run_zones(cli_t *cli, const kv_t *kv)
 	khsm_zonelock_release(zlock);
 	for (int i = 0; i < cli->zone_count; i++) free(zones[i]);
 	free(zones);
-	free(card_config);
+	for (size_t k = 0; k < ncards; k++) {
+		free(cards[k].name);
+		free(cards[k].config);
+	}
+	free(cards);
+	free(card_of);
+	free(zstate);
 	return rc;
 }
 

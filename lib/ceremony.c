@@ -24,6 +24,7 @@
 #include "internal.h"
 #include "knot.h"
 #include "keystore.h"
+#include "retry.h"
 #include "uri.h"
 
 #include <pthread.h>
@@ -530,6 +531,15 @@ int khsm_ceremony_run(const khsm_ceremony_t *c, const char *const *zones, size_t
 	}
 	/* Each zone costs several keymgr runs on each side: they read knot.conf
 	 * cut down to their zone (zoneconf.h), else the whole file. */
+	if (c->card_lock) {
+		int sr = khsm_card_scope_begin(c->card_lock);
+		if (sr != KHSM_EOK) {
+			/* the card's lock refused: reported as the first zone's failure */
+			if (cb && count) cb(0, zones[0], sr, NULL, data);
+			if (done_ptr) *done_ptr = 0;
+			return sr;
+		}
+	}
 	bool zsk_cut = count > 1 && khsm_zoneconf_use(c->zsk_conf) == KHSM_EOK;
 	bool ksk_cut = count > 1 && khsm_zoneconf_use(c->ksk_conf) == KHSM_EOK;
 	khsm_err_clear();
@@ -542,6 +552,7 @@ int khsm_ceremony_run(const khsm_ceremony_t *c, const char *const *zones, size_t
 		free(pp.prep); free(pp.state); free(pp.rc); free(pp.detail);
 		if (zsk_cut) khsm_zoneconf_release(c->zsk_conf);
 		if (ksk_cut) khsm_zoneconf_release(c->ksk_conf);
+		if (c->card_lock) khsm_card_scope_end();
 		return KHSM_ENOMEM;
 	}
 	pthread_mutex_init(&pp.mu, NULL);
@@ -599,6 +610,129 @@ int khsm_ceremony_run(const khsm_ceremony_t *c, const char *const *zones, size_t
 	pthread_cond_destroy(&pp.cv);
 	if (zsk_cut) khsm_zoneconf_release(c->zsk_conf);
 	if (ksk_cut) khsm_zoneconf_release(c->ksk_conf);
+	if (c->card_lock) khsm_card_scope_end();
+	if (done_ptr) *done_ptr = done;
+	return r;
+}
+
+/* -- several cards --------------------------------------------------------- */
+
+typedef struct multi multi_t;
+
+typedef struct {
+	multi_t *m;
+	const khsm_ceremony_t *c;
+	const char **zones;        /* this card's zones, in order */
+	size_t *index;             /* their index in the run */
+	size_t count, done;
+	int r;
+	char *detail;
+} card_run_t;
+
+struct multi {
+	khsm_ceremony_cb_t cb;
+	void *data;
+	pthread_mutex_t mu;        /* one callback at a time; guards stop */
+	bool stop;                 /* a PIN was refused: every card stops */
+};
+
+static bool pin_failure(int r)
+{
+	return r == KHSM_EPIN_INCORRECT || r == KHSM_EPIN_LOCKED || r == KHSM_EPIN_FINAL_TRY ||
+	       r == KHSM_ELOGIN;
+}
+
+static bool card_cb(size_t i, const char *zone, int r, const khsm_ceremony_result_t *res, void *data)
+{
+	card_run_t *cr = data;
+	multi_t *m = cr->m;
+	pthread_mutex_lock(&m->mu);
+	if (r != KHSM_EOK && pin_failure(r)) m->stop = true;
+	bool go = m->cb ? m->cb(cr->index[i], zone, r, res, m->data) : true;
+	go = go && !m->stop;
+	pthread_mutex_unlock(&m->mu);
+	return go;
+}
+
+static void *card_thread(void *arg)
+{
+	card_run_t *cr = arg;
+	khsm_err_clear();
+	cr->r = khsm_ceremony_run(cr->c, cr->zones, cr->count, card_cb, cr, &cr->done);
+	const char *d = khsm_err_last_detail();
+	if (cr->r != KHSM_EOK && d) cr->detail = strdup(d);
+	return NULL;
+}
+
+_public_
+int khsm_ceremony_run_cards(const khsm_ceremony_t *const *cards, size_t card_count,
+                            const char *const *zones, const size_t *card_of, size_t count,
+                            khsm_ceremony_cb_t cb, void *data, size_t *done_ptr)
+{
+	if (!cards || !card_count || (count && (!zones || !card_of))) {
+		return KHSM_EINVAL;
+	}
+	for (size_t i = 0; i < count; i++) {
+		if (card_of[i] >= card_count || !cards[card_of[i]]) return KHSM_EINVAL;
+	}
+	multi_t m = { .cb = cb, .data = data };
+	card_run_t *runs = calloc(card_count, sizeof(*runs));
+	pthread_t *th = calloc(card_count, sizeof(*th));
+	bool *started = calloc(card_count, sizeof(*started));
+	int r = runs && th && started ? KHSM_EOK : KHSM_ENOMEM;
+	for (size_t k = 0; k < card_count && r == KHSM_EOK; k++) {
+		runs[k] = (card_run_t) { .m = &m, .c = cards[k] };
+		runs[k].zones = calloc(count + 1, sizeof(*runs[k].zones));
+		runs[k].index = calloc(count + 1, sizeof(*runs[k].index));
+		if (!runs[k].zones || !runs[k].index) r = KHSM_ENOMEM;
+		for (size_t i = 0; i < count && r == KHSM_EOK; i++) {
+			if (card_of[i] != k) continue;
+			runs[k].zones[runs[k].count] = zones[i];
+			runs[k].index[runs[k].count++] = i;
+		}
+	}
+	pthread_mutex_init(&m.mu, NULL);
+	for (size_t k = 0; k < card_count && r == KHSM_EOK; k++) {
+		if (runs[k].count == 0) continue;
+		if (pthread_create(&th[k], NULL, card_thread, &runs[k]) != 0) {
+			/* the cards started go on; this one and the rest do not */
+			pthread_mutex_lock(&m.mu);
+			m.stop = true;
+			pthread_mutex_unlock(&m.mu);
+			r = KHSM_ENOMEM;
+			break;
+		}
+		started[k] = true;
+	}
+	size_t done = 0, first = SIZE_MAX;
+	int first_r = KHSM_EOK;
+	const char *first_detail = NULL;
+	for (size_t k = 0; runs && started && k < card_count; k++) {
+		if (!started[k]) continue;
+		pthread_join(th[k], NULL);
+		done += runs[k].done;
+		/* the card's failure is at its zone done (its run stops there) */
+		if (runs[k].r != KHSM_EOK && runs[k].done < runs[k].count &&
+		    runs[k].index[runs[k].done] < first) {
+			first = runs[k].index[runs[k].done];
+			first_r = runs[k].r;
+			first_detail = runs[k].detail;
+		}
+	}
+	khsm_err_clear();
+	if (r == KHSM_EOK && first_r != KHSM_EOK) {
+		r = first_r;
+		if (first_detail) khsm_err_detail("%s", first_detail);
+	}
+	for (size_t k = 0; runs && k < card_count; k++) {
+		free(runs[k].zones);
+		free(runs[k].index);
+		free(runs[k].detail);
+	}
+	pthread_mutex_destroy(&m.mu);
+	free(runs);
+	free(th);
+	free(started);
 	if (done_ptr) *done_ptr = done;
 	return r;
 }

@@ -46,6 +46,9 @@ typedef struct {
 	                              before keymgr sign-ksr does (signer NULL), and tells a
 	                              removed card after a keymgr failure (NULL: neither) */
 	bool force;                /* --force: a login at the final PIN try is allowed */
+	const char *card_lock;     /* this card's name for its own lock (khsm_card_scope_begin()),
+	                              taken by khsm_ceremony_run()'s calling thread; NULL: the
+	                              machine-wide card lock */
 } khsm_ceremony_t;
 
 typedef struct {
@@ -115,6 +118,19 @@ typedef bool (*khsm_ceremony_cb_t)(size_t index, const char *zone, int r,
  *  failure; all of them on success. Returns the first failure. */
 int khsm_ceremony_run(const khsm_ceremony_t *c, const char *const *zones, size_t count,
                       khsm_ceremony_cb_t cb, void *data, size_t *done_ptr);
+
+/** The cycle for zones on several cards, one card after the other no more:
+ *  khsm_ceremony_run() for each card in a thread of its own (each with its
+ *  ZSK-side worker), cards[card_of[i]] for zone i, the zones of one card in
+ *  their order. cb is called for every zone with its index in zones, from
+ *  the cards' threads, never two at a time. A failure stops the zones of its
+ *  own card only, except a refused or locked PIN, which stops every card
+ *  after the zone it is at (one PIN try per run, lib/keystore.h): the other
+ *  cards' zones finished before are done. \param[out] done_ptr  zones done
+ *  (imported or skipped). Returns the failure of the lowest zone index. */
+int khsm_ceremony_run_cards(const khsm_ceremony_t *const *cards, size_t card_count,
+                            const char *const *zones, const size_t *card_of, size_t count,
+                            khsm_ceremony_cb_t cb, void *data, size_t *done_ptr);
 
 /** Free what a result holds. */
 void khsm_ceremony_result_clear(khsm_ceremony_result_t *res);

@@ -1,6 +1,7 @@
 /* Card lock and retry with backoff for busy or briefly removed cards. */
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -264,7 +265,7 @@ static int lock_dir_open(const char *dir, gid_t knot_gid, bool have_knot)
 
 /* The lock file's descriptor; -1 when none can be used (the operation then
  * runs unserialised across processes); KHSM_EPERM when one was refused. */
-static int lock_file_open(int *fd_ptr)
+static int lock_file_open(const char *suffix, int *fd_ptr)
 {
 	*fd_ptr = -1;
 	/* knotd's user and group (looked up once: the lock is taken for every
@@ -282,21 +283,27 @@ static int lock_file_open(int *fd_ptr)
 		const char *dir = slash ? (slash == copy ? "/" : copy) : ".";
 		const char *name = slash ? slash + 1 : copy;
 		if (slash) *slash = '\0';
+		_cleanup_free_ char *full = NULL;
+		if (asprintf(&full, "%s%s", name, suffix) < 0) return KHSM_ENOMEM;
 		_cleanup_close_ int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-		fd = dfd < 0 ? -2 : lock_open_at(dfd, dir, name, knot_uid);
+		fd = dfd < 0 ? -2 : lock_open_at(dfd, dir, full, knot_uid);
 	} else {
 		const char *dir = getenv("KHSM_LOCK_DIR");
 		if (!dir || *dir != '/') dir = LOCK_DIR;
 		_cleanup_close_ int dfd = lock_dir_open(dir, knot_gid, knot_gid != (gid_t)-1);
 		if (dfd == -1) return KHSM_EPERM;
-		if (dfd >= 0) fd = lock_open_at(dfd, dir, LOCK_NAME, knot_uid);
+		char name[sizeof(LOCK_NAME) + 64];
+		snprintf(name, sizeof(name), "%s%s", LOCK_NAME, suffix);
+		if (dfd >= 0) fd = lock_open_at(dfd, dir, name, knot_uid);
 		const char *xdg = getenv("XDG_RUNTIME_DIR");
 		if (fd == -2 && geteuid() != 0 && xdg && *xdg == '/') {
 			/* Not root and not in group knot: the per-user runtime dir (0700, own). */
 			_cleanup_close_ int xfd = open(xdg, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 			struct stat st;
 			if (xfd >= 0 && fstat(xfd, &st) == 0 && st.st_uid == geteuid() && !(st.st_mode & 0077)) {
-				fd = lock_open_at(xfd, xdg, "knot-hsm.lock", knot_uid);
+				char xname[64 + 16];
+				snprintf(xname, sizeof(xname), "knot-hsm.lock%s", suffix);
+				fd = lock_open_at(xfd, xdg, xname, knot_uid);
 			}
 		}
 	}
@@ -305,9 +312,119 @@ static int lock_file_open(int *fd_ptr)
 	return KHSM_EOK;
 }
 
+/* -- the lock of one card, for a thread of a several-card run -------------- */
+
+struct khsm_card_scope {
+	pthread_mutex_t mu;   /* recursive: card operations nest */
+	unsigned depth;       /* guarded by mu */
+	int all_fd;           /* the machine-wide lock file, an own open file description (-1: none) */
+	int card_fd;          /* this card's lock file (-1: none) */
+};
+
+/* The card of this thread's card operations (NULL: the machine-wide lock). */
+static __thread khsm_card_scope_t *thread_scope;
+
+static int flock_wait(int fd, int op)
+{
+	unsigned waited = 0, step = 10;
+	while (flock(fd, op | LOCK_NB) != 0) {
+		if (errno == EINTR) continue;
+		if (errno != EWOULDBLOCK) return KHSM_EOK;   /* a file system without flock: go on */
+		if (waited >= LOCK_WAIT_MS) {
+			khsm_err_detail("another knot-hsm process has been using the card for %u s "
+			                "(lock file KHSM_LOCK_FILE, /run/knot-hsm/card.lock or "
+			                "$XDG_RUNTIME_DIR/knot-hsm.lock); wait for it to finish", LOCK_WAIT_MS / 1000);
+			return KHSM_EBUSY;
+		}
+		sleep_ms(step);
+		waited += step;
+		step = step < 100 ? step * 2 : 100;
+	}
+	return KHSM_EOK;
+}
+
+_public_
+int khsm_card_scope_begin(const char *card)
+{
+	if (!card || thread_scope) {
+		return KHSM_EINVAL;
+	}
+	khsm_card_scope_t *s = calloc(1, sizeof(*s));
+	if (!s) return KHSM_ENOMEM;
+	pthread_mutexattr_t a;
+	pthread_mutexattr_init(&a);
+	pthread_mutexattr_settype(&a, PTHREAD_MUTEX_RECURSIVE);
+	pthread_mutex_init(&s->mu, &a);
+	pthread_mutexattr_destroy(&a);
+	/* FNV-1a of the card's name: a short, stable file name suffix. */
+	uint64_t h = 1469598103934665603ULL;
+	for (const unsigned char *p = (const unsigned char *)card; *p; p++) {
+		h = (h ^ *p) * 1099511628211ULL;
+	}
+	char suffix[32];
+	snprintf(suffix, sizeof(suffix), ".card-%016" PRIx64, h);
+	int r = lock_file_open("", &s->all_fd);
+	if (r == KHSM_EOK && (r = lock_file_open(suffix, &s->card_fd)) != KHSM_EOK && s->all_fd >= 0) {
+		close(s->all_fd);
+	}
+	if (r != KHSM_EOK) {
+		pthread_mutex_destroy(&s->mu);
+		free(s);
+		return r;
+	}
+	thread_scope = s;
+	return KHSM_EOK;
+}
+
+_public_
+void khsm_card_scope_end(void)
+{
+	khsm_card_scope_t *s = thread_scope;
+	if (!s) return;
+	thread_scope = NULL;
+	if (s->all_fd >= 0) close(s->all_fd);
+	if (s->card_fd >= 0) close(s->card_fd);
+	pthread_mutex_destroy(&s->mu);
+	free(s);
+}
+
+/* Shared on the machine-wide lock (a knot-hsm that does not name its card
+ * takes it exclusively and so still excludes every card), exclusive on the
+ * card's own lock: two cards work at the same time, one card never twice. */
+static int scope_lock(khsm_card_scope_t *s)
+{
+	pthread_mutex_lock(&s->mu);
+	if (s->depth++ > 0) {
+		return KHSM_EOK;
+	}
+	int r = s->all_fd >= 0 ? flock_wait(s->all_fd, LOCK_SH) : KHSM_EOK;
+	if (r == KHSM_EOK && s->card_fd >= 0 && (r = flock_wait(s->card_fd, LOCK_EX)) != KHSM_EOK &&
+	    s->all_fd >= 0) {
+		(void)flock(s->all_fd, LOCK_UN);
+	}
+	if (r != KHSM_EOK) {
+		s->depth--;
+		pthread_mutex_unlock(&s->mu);
+	}
+	return r;
+}
+
+static void scope_unlock(khsm_card_scope_t *s)
+{
+	if (s->depth == 0) return;
+	if (--s->depth == 0) {
+		if (s->card_fd >= 0) (void)flock(s->card_fd, LOCK_UN);
+		if (s->all_fd >= 0) (void)flock(s->all_fd, LOCK_UN);
+	}
+	pthread_mutex_unlock(&s->mu);
+}
+
 _public_
 int khsm_card_lock(void)
 {
+	if (thread_scope) {
+		return scope_lock(thread_scope);
+	}
 	pthread_mutex_lock(&lock_mutex);
 	if (lock_depth++ > 0) {
 		return KHSM_EOK;
@@ -324,7 +441,7 @@ int khsm_card_lock(void)
 			lock_fd = -1;
 		}
 		lock_opened = false;
-		int r = lock_file_open(&lock_fd);
+		int r = lock_file_open("", &lock_fd);
 		if (r != KHSM_EOK) {
 			lock_depth--;
 			pthread_mutex_unlock(&lock_mutex);
@@ -363,6 +480,10 @@ int khsm_card_lock(void)
 _public_
 void khsm_card_unlock(void)
 {
+	if (thread_scope) {
+		scope_unlock(thread_scope);
+		return;
+	}
 	if (lock_depth == 0) {
 		return;
 	}

@@ -69,3 +69,19 @@ int khsm_card_lock(void);
 
 /** Release one level of khsm_card_lock(). */
 void khsm_card_unlock(void);
+
+typedef struct khsm_card_scope khsm_card_scope_t;
+
+/** From now on, the calling thread's card operations concern one card,
+ *  named by card (its token and module): khsm_card_lock() in this thread
+ *  then takes the machine-wide lock file shared (flock LOCK_SH, through an
+ *  own descriptor) and that card's lock file (the machine-wide name plus
+ *  ".card-" and 16 hex digits of the FNV-1a 64 hash of card) exclusively,
+ *  so threads and processes working on different cards run side by side,
+ *  and a knot-hsm that names no card still excludes them all. KHSM_EINVAL
+ *  when the thread has a scope already. Undo with khsm_card_scope_end() in
+ *  the same thread. */
+int khsm_card_scope_begin(const char *card);
+
+/** End the calling thread's card scope (none: nothing). */
+void khsm_card_scope_end(void);

@@ -54,6 +54,7 @@ typedef struct {
 	bool import;
 	bool card_id;
 	char *label;
+	char *real_label;	/* expose only the real token with this label */
 	char *model;
 	char *manufacturer;
 	unsigned long latency_sign_ms;
@@ -68,6 +69,9 @@ typedef struct {
 	unsigned long max_keypairs;	/* ULONG_MAX: unlimited */
 	bool verify;
 	char *counter_file;
+	char *sign_begin_file;	/* "sign <pid> begin" per signature, before sign_wait_for */
+	char *sign_wait_for;	/* each signature waits for a "sign " line in this file */
+	unsigned long sign_wait_ms;
 	bool digest;    /* no: no digest mechanisms (the guard fills them in) */
 	bool rng;       /* no: no CKF_RNG, C_GenerateRandom/C_SeedRandom refused */
 } config_t;
@@ -87,6 +91,7 @@ static const conf_key_t CONF_KEYS[] = {
 	CK(import, T_BOOL),
 	CK(card_id, T_BOOL),
 	CK(label, T_STR),
+	CK(real_label, T_STR),
 	CK(model, T_STR),
 	CK(manufacturer, T_STR),
 	CK(latency_sign_ms, T_ULONG),
@@ -101,6 +106,9 @@ static const conf_key_t CONF_KEYS[] = {
 	CK(max_keypairs, T_ULONG),
 	CK(verify, T_BOOL),
 	CK(counter_file, T_STR),
+	CK(sign_begin_file, T_STR),
+	CK(sign_wait_for, T_STR),
+	CK(sign_wait_ms, T_ULONG),
 	CK(digest, T_BOOL),
 	CK(rng, T_BOOL),
 };
@@ -113,10 +121,13 @@ static void config_free(config_t *cfg)
 	free(cfg->label);
 	free(cfg->model);
 	free(cfg->manufacturer);
+	free(cfg->real_label);
 	free(cfg->lock_file);
 	free(cfg->removed_file);
 	free(cfg->state_file);
 	free(cfg->counter_file);
+	free(cfg->sign_begin_file);
+	free(cfg->sign_wait_for);
 	memset(cfg, 0, sizeof(*cfg));
 }
 
@@ -279,8 +290,19 @@ static CK_RV config_load(config_t *cfg)
 	cfg->latency_scale = 1.0;
 	cfg->pin_tries = 3;
 	cfg->max_keypairs = ULONG_MAX;
+	cfg->sign_wait_ms = 20000;
 
+	/* A copy of this module with MODULE.conf beside it is a card of its
+	 * own (own lock, PIN state, counter): one process can then hold two
+	 * cards, which one environment variable cannot describe. */
 	const char *path = getenv("KHSM_CARDSIM_CONF");
+	static char own_conf[PATH_MAX];
+	Dl_info self;
+	if (dladdr((void *)config_load, &self) != 0 && self.dli_fname != NULL &&
+	    snprintf(own_conf, sizeof(own_conf), "%s.conf", self.dli_fname) < (int)sizeof(own_conf) &&
+	    access(own_conf, F_OK) == 0) {
+		path = own_conf;
+	}
 	if (path != NULL && *path == '\0') {
 		path = NULL;
 	}
@@ -452,6 +474,15 @@ static CK_RV slot_exposed(CK_SLOT_ID slot, CK_TOKEN_INFO *info)
 	    (rv == CKR_OK && !(info->flags & CKF_TOKEN_INITIALIZED))) {
 		return CKR_SLOT_ID_INVALID;
 	}
+	if (rv == CKR_OK && g.cfg.real_label != NULL) {
+		unsigned char want[sizeof(info->label)];
+		size_t len = strlen(g.cfg.real_label);
+		memset(want, ' ', sizeof(want));
+		memcpy(want, g.cfg.real_label, len < sizeof(want) ? len : sizeof(want));
+		if (memcmp(want, info->label, sizeof(want)) != 0) {
+			return CKR_SLOT_ID_INVALID;
+		}
+	}
 	return rv;
 }
 
@@ -516,6 +547,55 @@ static void count_event(const char *what)
 	ssize_t w = write(fd, line, (size_t)len);
 	(void)w;	/* a short count shows up as a failing test */
 	close(fd);
+}
+
+/* Does path hold a line starting with "sign "? */
+static bool file_has_sign(const char *path)
+{
+	FILE *f = fopen(path, "re");
+	if (f == NULL) {
+		return false;
+	}
+	char line[256];
+	bool found = false;
+	while (!found && fgets(line, sizeof(line), f) != NULL) {
+		found = strncmp(line, "sign ", 5) == 0;
+	}
+	fclose(f);
+	return found;
+}
+
+/* Two cards that must work at the same time: a signature (card lock held)
+ * announces itself in sign_begin_file, then waits until sign_wait_for shows
+ * a signature of the other card; a card that waits in vain (the other one
+ * never signs while this one holds its lock) gives up after sign_wait_ms
+ * and counts "sign_wait timeout". */
+static void sign_rendezvous(void)
+{
+	if (g.cfg.sign_begin_file != NULL) {
+		char line[64];
+		int len = snprintf(line, sizeof(line), "sign %ld begin\n", (long)getpid());
+		int fd = open(g.cfg.sign_begin_file, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+		if (fd >= 0) {
+			ssize_t w = write(fd, line, (size_t)len);
+			(void)w;
+			close(fd);
+		}
+	}
+	static bool gave_up;	/* once per process: a serial caller is not stalled at every signature */
+	if (g.cfg.sign_wait_for == NULL || gave_up) {
+		return;
+	}
+	for (unsigned long waited = 0; !file_has_sign(g.cfg.sign_wait_for); waited += 10) {
+		if (waited >= g.cfg.sign_wait_ms) {
+			count_event("sign_wait timeout");
+			gave_up = true;
+			return;
+		}
+		struct timespec ts = { .tv_sec = 0, .tv_nsec = 10000000L };
+		while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+		}
+	}
 }
 
 /* Tries left for the user PIN; callers hold the card lock. */
@@ -909,8 +989,12 @@ static CK_RV cs_GetInfo(CK_INFO_PTR info)
 	rv = g.fl->C_GetInfo(info);
 	if (rv == CKR_OK) {
 		pad(info->manufacturerID, sizeof(info->manufacturerID), "knot-hsm cardsim");
-		pad(info->libraryDescription, sizeof(info->libraryDescription),
-		    "smartcard simulator over SoftHSM");
+		/* GnuTLS loads a module whose C_GetInfo equals one it has as a
+		 * duplicate: a second card (real_label) describes itself apart. */
+		char desc[64];
+		snprintf(desc, sizeof(desc), "%s%s", g.cfg.real_label ? "cardsim: " : "smartcard simulator over SoftHSM",
+		         g.cfg.real_label ? g.cfg.real_label : "");
+		pad(info->libraryDescription, sizeof(info->libraryDescription), desc);
 	}
 	return rv;
 }
@@ -1511,6 +1595,7 @@ static CK_RV card_sign(CK_SESSION_HANDLE hSession, CK_BYTE_PTR in, CK_ULONG in_l
 		return rv;
 	}
 	if (sig != NULL) {
+		sign_rendezvous();
 		card_delay(g.cfg.latency_sign_ms);
 	}
 	rv = final ? g.fl->C_SignFinal(real, sig, sig_len)

@@ -3,6 +3,9 @@
 #include "test.h"
 
 #include <fcntl.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
 #include <sys/file.h>
 #include <unistd.h>
 
@@ -203,6 +206,97 @@ static void test_card_op_locks_and_nests(void **state)
 	unlink(path);
 }
 
+/* -- card scopes: one lock per card, the common lock shared ---------------- */
+
+static void card_file(const char *base, const char *card, char *out, size_t size)
+{
+	uint64_t h = 1469598103934665603ULL;   /* FNV-1a 64, as lib/retry.c names the file */
+	for (const unsigned char *p = (const unsigned char *)card; *p; p++) h = (h ^ *p) * 1099511628211ULL;
+	snprintf(out, size, "%s.card-%016" PRIx64, base, h);
+}
+
+static bool can_lock(const char *path, int op)
+{
+	int fd = open(path, O_RDONLY);
+	assert_true(fd >= 0);
+	bool ok = flock(fd, op | LOCK_NB) == 0;
+	close(fd);
+	return ok;
+}
+
+typedef struct {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int r;
+	bool locked, release;
+} scope_sync_t;
+
+static void *card_b_thread(void *arg)
+{
+	scope_sync_t *s = arg;
+	int r = khsm_card_scope_begin("card B");
+	if (r == KHSM_EOK) r = khsm_card_lock();
+	pthread_mutex_lock(&s->mu);
+	s->r = r;
+	s->locked = true;
+	pthread_cond_broadcast(&s->cv);
+	while (!s->release) pthread_cond_wait(&s->cv, &s->mu);
+	pthread_mutex_unlock(&s->mu);
+	if (r == KHSM_EOK) khsm_card_unlock();
+	khsm_card_scope_end();
+	return NULL;
+}
+
+static void test_card_scopes(void **state)
+{
+	(void)state;
+	char dir[] = "/tmp/khsm-scope-test.XXXXXX";
+	assert_non_null(mkdtemp(dir));
+	char path[256], file_a[300], file_b[300];
+	snprintf(path, sizeof(path), "%s/card.lock", dir);
+	card_file(path, "card A", file_a, sizeof(file_a));
+	card_file(path, "card B", file_b, sizeof(file_b));
+	setenv("KHSM_LOCK_FILE", path, 1);
+
+	assert_int_equal(khsm_card_scope_begin("card A"), KHSM_EOK);
+	assert_int_equal(khsm_card_scope_begin("card A"), KHSM_EINVAL);   /* one scope per thread */
+	assert_int_equal(khsm_card_lock(), KHSM_EOK);
+	assert_int_equal(khsm_card_lock(), KHSM_EOK);   /* recursive */
+	/* Card B's thread gets its lock while card A's is held. */
+	scope_sync_t s = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, -1, false, false };
+	pthread_t t;
+	assert_int_equal(pthread_create(&t, NULL, card_b_thread, &s), 0);
+	pthread_mutex_lock(&s.mu);
+	while (!s.locked) pthread_cond_wait(&s.cv, &s.mu);
+	pthread_mutex_unlock(&s.mu);
+	assert_int_equal(s.r, KHSM_EOK);
+	assert_false(can_lock(file_a, LOCK_EX));   /* card A: one holder */
+	assert_false(can_lock(file_b, LOCK_EX));   /* card B: one holder */
+	assert_false(can_lock(path, LOCK_EX));     /* a knot-hsm naming no card waits */
+	assert_true(can_lock(path, LOCK_SH));      /* a third card would not */
+	pthread_mutex_lock(&s.mu);
+	s.release = true;
+	pthread_cond_broadcast(&s.cv);
+	pthread_mutex_unlock(&s.mu);
+	pthread_join(t, NULL);
+	assert_true(can_lock(file_b, LOCK_EX));
+	khsm_card_unlock();
+	assert_false(can_lock(file_a, LOCK_EX));   /* still held once */
+	khsm_card_unlock();
+	assert_true(can_lock(file_a, LOCK_EX));
+	assert_true(can_lock(path, LOCK_EX));
+	khsm_card_scope_end();
+	/* Without a scope, the machine-wide lock again. */
+	assert_int_equal(khsm_card_lock(), KHSM_EOK);
+	assert_false(can_lock(path, LOCK_EX));
+	khsm_card_unlock();
+	unsetenv("KHSM_LOCK_FILE");
+	unlink(file_a);
+	unlink(file_b);
+	unlink(path);
+	rmdir(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -213,6 +307,7 @@ int main(void)
 		cmocka_unit_test(test_never_retries_pin_errors),
 		cmocka_unit_test(test_zero_budget_and_env),
 		cmocka_unit_test(test_card_op_locks_and_nests),
+		cmocka_unit_test(test_card_scopes),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
