@@ -158,7 +158,13 @@ static int ksk_side_keys(const khsm_ceremony_t *c, khsm_ceremony_prep_t *p)
 {
 	khsm_kasp_key_t *list = NULL;
 	size_t n = 0;
-	int r = khsm_keymgr_list(c->ksk_conf, p->zone, &list, &n);
+	/* keymgr opens the card keystore of the KSK side even to list and print
+	 * public keys: under the card lock, never beside a signature. */
+	int r = khsm_card_lock();
+	if (r == KHSM_EOK) {
+		r = khsm_keymgr_list(c->ksk_conf, p->zone, &list, &n);
+		khsm_card_unlock();
+	}
 	if (r != KHSM_EOK) return step_failed(r, "keymgr list (KSK side)");
 	bool have = false;
 	for (size_t i = 0; i < n; i++) have = have || (list[i].ksk && !list[i].public_only);
@@ -169,7 +175,10 @@ static int ksk_side_keys(const khsm_ceremony_t *c, khsm_ceremony_prep_t *p)
 		                c->ksk_display ? c->ksk_display : c->ksk_conf, p->zone);
 		return KHSM_ENOENT;
 	}
-	r = khsm_ceremony_ksk_dnskeys(c->ksk_conf, p->zone, &p->ksk_rdata, &p->ksk_count);
+	if ((r = khsm_card_lock()) == KHSM_EOK) {
+		r = khsm_ceremony_ksk_dnskeys(c->ksk_conf, p->zone, &p->ksk_rdata, &p->ksk_count);
+		khsm_card_unlock();
+	}
 	if (r != KHSM_EOK) {
 		free(list);
 		return step_failed(r, "dnskey (KSK side)");
@@ -458,6 +467,7 @@ typedef struct {
 	size_t stop_at;
 	khsm_ceremony_cb_t cb;
 	void *data;
+	khsm_card_scope_t *scope;  /* the card thread's, shared by the worker (NULL: one card) */
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 } pipe_t;
@@ -478,6 +488,7 @@ static void pipe_fail(pipe_t *pp, size_t i, int r)
 static void *pipe_worker(void *arg)
 {
 	pipe_t *pp = arg;
+	khsm_card_scope_share(pp->scope);   /* its KSK-side keymgr runs lock this card */
 	pthread_mutex_lock(&pp->mu);
 	for (;;) {
 		if (pp->finished == pp->count || (pp->stop && pp->finished >= pp->stop_at)) {
@@ -519,6 +530,7 @@ static void *pipe_worker(void *arg)
 	pp->stop = pp->stop || pp->finished < pp->count;
 	pthread_cond_broadcast(&pp->cv);
 	pthread_mutex_unlock(&pp->mu);
+	khsm_card_scope_share(NULL);
 	return NULL;
 }
 
@@ -543,7 +555,8 @@ int khsm_ceremony_run(const khsm_ceremony_t *c, const char *const *zones, size_t
 	bool zsk_cut = count > 1 && khsm_zoneconf_use(c->zsk_conf) == KHSM_EOK;
 	bool ksk_cut = count > 1 && khsm_zoneconf_use(c->ksk_conf) == KHSM_EOK;
 	khsm_err_clear();
-	pipe_t pp = { .c = c, .zones = zones, .count = count, .cb = cb, .data = data };
+	pipe_t pp = { .c = c, .zones = zones, .count = count, .cb = cb, .data = data,
+	              .scope = khsm_card_scope_current() };
 	pp.prep = calloc(count + 1, sizeof(*pp.prep));
 	pp.state = calloc(count + 1, sizeof(*pp.state));
 	pp.rc = calloc(count + 1, sizeof(*pp.rc));

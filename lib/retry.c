@@ -377,6 +377,18 @@ int khsm_card_scope_begin(const char *card)
 }
 
 _public_
+khsm_card_scope_t *khsm_card_scope_current(void)
+{
+	return thread_scope;
+}
+
+_public_
+void khsm_card_scope_share(khsm_card_scope_t *scope)
+{
+	thread_scope = scope;
+}
+
+_public_
 void khsm_card_scope_end(void)
 {
 	khsm_card_scope_t *s = thread_scope;

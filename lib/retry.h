@@ -85,3 +85,12 @@ int khsm_card_scope_begin(const char *card);
 
 /** End the calling thread's card scope (none: nothing). */
 void khsm_card_scope_end(void);
+
+/** The calling thread's card scope, or NULL. */
+khsm_card_scope_t *khsm_card_scope_current(void);
+
+/** Let the calling thread's card operations take the lock of scope, which
+ *  another thread began (a helper thread working for that card; its
+ *  recursive mutex keeps the two apart); NULL undoes it. The scope must
+ *  outlive this: its owner ends it only after the helper is done. */
+void khsm_card_scope_share(khsm_card_scope_t *scope);

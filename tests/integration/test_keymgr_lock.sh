@@ -3,8 +3,9 @@
 # import-pkcs11 of import, delete) run while knot-hsm holds the card lock
 # (KHSM_LOCK_FILE, flock LOCK_EX): a keymgr wrapper in front (KHSM_KEYMGR)
 # tries a shared flock without waiting and records, per subcommand, whether
-# the lock was held. Control: keymgr children without card work (list) run
-# without it, so the probe tells the two apart.
+# the lock was held. The ceremony's KSK-side list and dnskey (keymgr opens the
+# card keystore for them too) are held; control: the ZSK side's keymgr
+# children (PEM keys) run without it, so the probe tells the two apart.
 . "$KHSM_SRCDIR/tests/integration/lib.sh"
 
 card_keystore
@@ -28,7 +29,7 @@ REC=$TMP/lock.rec
 cat > "$TMP/keymgr" <<SH
 #!/bin/sh
 sub=
-for a; do case "\$a" in sign-ksr|import-pkcs11|delete|list) sub=\$a; break;; esac; done
+for a; do case "\$a" in sign-ksr|import-pkcs11|delete|list|dnskey|pregenerate) sub=\$a; break;; esac; done
 if [ ! -e "$KHSM_LOCK_FILE" ]; then state=free
 elif flock -n -s "$KHSM_LOCK_FILE" true; then state=free
 else state=held; fi
@@ -44,9 +45,17 @@ state() { awk -v s="$1" '$1 == s { print $2 }' "$REC" | sort -u | tr '\n' ' ' | 
 
 : > "$REC"
 run 0 "$KNOT_HSM" -c "$KSKC" example.com generate
+: > "$REC"
 run 0 "$KNOT_HSM" -c "$CONF" example.com ceremony until=+5d signer=keymgr
 contains "$OUT" "keymgr sign-ksr per zone" "ceremony signer=keymgr: keymgr signed"
 equals "$(state sign-ksr)" held "ceremony signer=keymgr: keymgr sign-ksr runs inside knot-hsm's card lock"
+# keymgr opens the KSK side's card keystore to list keys or print a DNSKEY too:
+# the ceremony runs those inside the lock, never beside a signature.
+equals "$(state list)" held "ceremony: the KSK side's keymgr list runs inside the card lock"
+equals "$(state dnskey)" held "ceremony: the KSK side's keymgr dnskey runs inside the card lock"
+# The control: keymgr children of the ZSK side (PEM keys, no card) run without it.
+[ -n "$(state pregenerate)" ] || fail "no keymgr pregenerate child recorded: $(cat "$REC")"
+equals "$(state pregenerate)" free "ceremony: the ZSK side's keymgr pregenerate runs without the card lock"
 
 keygen_p11tool "$LABEL" "spare ksk" 5a5a
 run 0 "$KNOT_HSM" -c "$KSKC" example.net import id=5a5a publish=+1000d active=+1000d
@@ -56,6 +65,3 @@ run 0 "$KNOT_HSM" -c "$KSKC" example.net delete id=5a5a
 contains "$OUT" "deleted KSK" "delete: deleted"
 equals "$(state delete)" held "delete: keymgr delete runs inside knot-hsm's card lock"
 
-# The control: a keymgr child without card work sees the lock free.
-[ -n "$(state list)" ] || fail "no keymgr list child recorded: $(cat "$REC")"
-equals "$(state list)" free "keymgr list (no card work) runs without the card lock"
