@@ -66,11 +66,33 @@ static void remove_pin_files(void)
 static char *sig_note[2];
 static volatile sig_atomic_t sig_note_cur = -1;
 
-static void note_progress(char *const *zones, size_t count, size_t done)
+/* A note ready for the handler: into the buffer it does not read, then made
+ * the current one. */
+static void note_publish(char *buf)
 {
 	int next = sig_note_cur == 0 ? 1 : 0;
 	free(sig_note[next]);
-	sig_note[next] = NULL;
+	sig_note[next] = buf;
+	if (buf) sig_note_cur = next;
+}
+
+/* Before the zones are pre-signed: what the run was doing, that nothing was
+ * imported, and (while KSKs are made) the zones whose KSK is there already. */
+static void note_stage(const char *doing, char *const *zones, size_t with_ksk)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *m = open_memstream(&buf, &len);
+	if (!m) return;
+	fprintf(m, "\nceremony interrupted %s", doing);
+	for (size_t i = 0; i < with_ksk; i++) fprintf(m, "%s%s", i ? ", " : " (KSK on the card: ", zones[i]);
+	fprintf(m, "%s: no zone was pre-signed or imported; rerun the same command\n", with_ksk ? ")" : "");
+	fclose(m);
+	note_publish(buf);
+}
+
+static void note_progress(char *const *zones, size_t count, size_t done)
+{
 	char *buf = NULL;
 	size_t len = 0;
 	FILE *m = open_memstream(&buf, &len);
@@ -88,8 +110,7 @@ static void note_progress(char *const *zones, size_t count, size_t done)
 		fprintf(m, "\n");
 	}
 	fclose(m);
-	sig_note[next] = buf;
-	sig_note_cur = next;
+	note_publish(buf);
 }
 
 static void note_clear(void)
@@ -336,8 +357,7 @@ static void note_progress_cards(const progress_t *pg)
 	        "SKR; ZSKs keymgr pregenerated for them stay unpublished in their KASP and the next run "
 	        "uses them; rerun the same command to finish" : "");
 	fclose(m);
-	sig_note[next] = buf;
-	sig_note_cur = next;
+	note_publish(buf);
 }
 
 /* Called one zone at a time (several cards: from the cards' threads, never
@@ -575,6 +595,9 @@ static int run_zones(cli_t *cli, const kv_t *kv)
 	for (size_t k = 0; k < ncards && rc == CLI_OK; k++) {
 		rc = prepare_ksk_conf(cli, ksk_path, ksk_text, cards[k].ks, &use_conf, &cards[k].config);
 	}
+	/* Ctrl-C from here on says what was done (nothing, before the zones). */
+	cleanup_on_signals();
+	note_stage("while checking pcscd and the card", zones, 0);
 	/* A dead pcscd (OpenSC): waited for, bounded, before any card work. */
 	for (size_t k = 0; k < ncards && rc == CLI_OK; k++) {
 		if ((r = khsm_pcscd_wait(cards[k].ks->config, pcscd_wait_s * 1000, pcscd_note, NULL)) != KHSM_EOK) {
@@ -593,7 +616,8 @@ static int run_zones(cli_t *cli, const kv_t *kv)
 		_cleanup_free_ char *base = NULL;
 		if ((r = khsm_archive_open(khsm_conf_kasp_db(zconf), &base)) != KHSM_EOK) {
 			rc = cli_error(r, "archive");
-		} else if ((r = khsm_zonelock_take(base, (const char *const *)zones, (size_t)cli->zone_count,
+		} else if (note_stage("while waiting for the zones' ceremony lock", zones, 0),
+		           (r = khsm_zonelock_take(base, (const char *const *)zones, (size_t)cli->zone_count,
 		                                   khsm_zonelock_wait_ms(), on_zone_locked, NULL, &zlock)) != KHSM_EOK) {
 			if (r == KHSM_EBUSY) {   /* not the card's "busy": the detail says it all */
 				fprintf(stderr, "error: %s\n", khsm_esc(khsm_err_last_detail()));
@@ -612,8 +636,10 @@ static int run_zones(cli_t *cli, const kv_t *kv)
 	/* KSKs made on request first: key generation is card work of its own. */
 	char shared_id[257] = "";
 	for (int i = 0; i < cli->zone_count && rc == CLI_OK && generate; i++) {
+		note_stage("while making the zones' KSKs", zones, (size_t)i);
 		rc = ensure_ksk(cli, use_conf, zones[i], generate, shared, shared_id, sizeof(shared_id), ksk_path);
 	}
+	if (rc == CLI_OK) note_stage("before the zones were pre-signed", zones, 0);
 
 	/* One card session per card for the run: knot-hsm signs the KSRs itself
 	 * through libdnssec with the card keystore (signer=card, the default), or

@@ -47,6 +47,24 @@ KHSM_KEYMGR="$TMP/keymgr-int" run 130 "$KNOT_HSM" -c "$CONF" a.example b.example
 contains "$ERR" "ceremony interrupted: 1 of 3 zone(s) done (a.example.); interrupted: b.example., not imported; not started: c.example." \
 	"SIGINT: done, interrupted and not started zones named"
 contains "$ERR" "the next run uses them; rerun the same command to finish" "SIGINT: says how to go on"
+# SIGINT before the zones are pre-signed (generate-ksk=yes, while the KSKs
+# are checked: at b.example.'s KSK-side keymgr list): nothing imported, said.
+cat > "$TMP/keymgr-int-early" <<SH
+#!/bin/sh
+case " \$* " in
+*" b.example. list "*)
+	kill -INT \$PPID
+	while kill -0 \$PPID 2>/dev/null; do sleep 0.1; done
+	exit 1 ;;
+esac
+exec keymgr "\$@"
+SH
+chmod +x "$TMP/keymgr-int-early"
+before=$(ls "$ARCHIVES" | wc -l)
+KHSM_KEYMGR="$TMP/keymgr-int-early" run 130 "$KNOT_HSM" -c "$CONF" a.example b.example c.example ceremony until=+5d generate-ksk=yes
+contains "$ERR" "ceremony interrupted while making the zones' KSKs (KSK on the card: a.example.): no zone was pre-signed or imported; rerun the same command" \
+	"SIGINT while the KSKs are made: what was done, and that nothing was imported"
+equals "$(ls "$ARCHIVES" | wc -l)" "$before" "SIGINT before the zones: no empty archive directory left"
 run 0 keymgr -c "$CONF" a.example. show-offline
 contains "$OUT" "Offline records for" "a.example. was imported before the interrupt"
 run 0 keymgr -c "$CONF" b.example. show-offline
