@@ -465,28 +465,12 @@ int khsm_card_lock(void)
 	if (lock_fd < 0) {
 		return KHSM_EOK;   /* no shared lock file: this process is still serialised */
 	}
-	unsigned waited = 0, step = 10;
-	while (flock(lock_fd, LOCK_EX | LOCK_NB) != 0) {
-		if (errno == EINTR) {
-			continue;
-		}
-		if (errno != EWOULDBLOCK || waited >= LOCK_WAIT_MS) {
-			bool timeout = errno == EWOULDBLOCK;
-			lock_depth--;
-			pthread_mutex_unlock(&lock_mutex);
-			if (!timeout) {
-				return KHSM_EOK;   /* a file system without flock: go on */
-			}
-			khsm_err_detail("another knot-hsm process has been using the card for %u s "
-			                "(lock file KHSM_LOCK_FILE, /run/knot-hsm/card.lock or "
-			                "$XDG_RUNTIME_DIR/knot-hsm.lock); wait for it to finish", LOCK_WAIT_MS / 1000);
-			return KHSM_EBUSY;
-		}
-		sleep_ms(step);
-		waited += step;
-		step = step < 100 ? step * 2 : 100;
+	int r = flock_wait(lock_fd, LOCK_EX);
+	if (r != KHSM_EOK) {
+		lock_depth--;
+		pthread_mutex_unlock(&lock_mutex);
 	}
-	return KHSM_EOK;
+	return r;
 }
 
 _public_
