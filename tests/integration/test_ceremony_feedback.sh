@@ -30,36 +30,32 @@ jget() { # JSON PYTHON-EXPR over the parsed document d
 }
 zsks() { keymgr -c "$CONF" "$1" list | grep -c ' ZSK '; }
 
-# SIGINT at a fixed point: when knot-hsm asks keymgr to import b.example.'s
-# SKR (a.example. is imported by then), the keymgr wrapper interrupts it.
-cat > "$TMP/keymgr-int" <<SH
+# interrupt_at FILE ARGS: a keymgr wrapper that sends knot-hsm SIGINT when
+# keymgr is run with ARGS (and waits for it to end), else runs keymgr.
+interrupt_at() {
+	cat > "$1" <<SH
 #!/bin/sh
 case " \$* " in
-*" b.example. import-skr "*)
+*" $2 "*)
 	kill -INT \$PPID
 	while kill -0 \$PPID 2>/dev/null; do sleep 0.1; done
 	exit 1 ;;
 esac
 exec keymgr "\$@"
 SH
-chmod +x "$TMP/keymgr-int"
+	chmod +x "$1"
+}
+
+# SIGINT at a fixed point: when knot-hsm asks keymgr to import b.example.'s
+# SKR (a.example. is imported by then), the keymgr wrapper interrupts it.
+interrupt_at "$TMP/keymgr-int" "b.example. import-skr"
 KHSM_KEYMGR="$TMP/keymgr-int" run 130 "$KNOT_HSM" -c "$CONF" a.example b.example c.example ceremony until=+5d
 contains "$ERR" "ceremony interrupted: 1 of 3 zone(s) done (a.example.); interrupted: b.example., not imported; not started: c.example." \
 	"SIGINT: done, interrupted and not started zones named"
 contains "$ERR" "the next run uses them; rerun the same command to finish" "SIGINT: says how to go on"
 # SIGINT before the zones are pre-signed (generate-ksk=yes, while the KSKs
 # are checked: at b.example.'s KSK-side keymgr list): nothing imported, said.
-cat > "$TMP/keymgr-int-early" <<SH
-#!/bin/sh
-case " \$* " in
-*" b.example. list "*)
-	kill -INT \$PPID
-	while kill -0 \$PPID 2>/dev/null; do sleep 0.1; done
-	exit 1 ;;
-esac
-exec keymgr "\$@"
-SH
-chmod +x "$TMP/keymgr-int-early"
+interrupt_at "$TMP/keymgr-int-early" "b.example. list"
 before=$(ls "$ARCHIVES" | wc -l)
 KHSM_KEYMGR="$TMP/keymgr-int-early" run 130 "$KNOT_HSM" -c "$CONF" a.example b.example c.example ceremony until=+5d generate-ksk=yes
 contains "$ERR" "ceremony interrupted while making the zones' KSKs (KSK on the card: a.example.): no zone was pre-signed or imported; rerun the same command" \
