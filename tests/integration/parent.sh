@@ -49,3 +49,40 @@ parent_ds() {
 	kdig @127.0.0.1 -p "$PPORT" example.com. DS +norec +noall +answer |
 		awk '$4 == "DS" { d = ""; for (i = 8; i <= NF; i++) d = d $i; print $1, "DS", $5, $6, $7, tolower(d) }' | sort
 }
+
+# Validation from the parent's DS, as a resolver that starts there would
+# (delv_ask of lib.sh, against the child's knotd on PORT): validate_start
+# once, then validate_poll at each step, which also asks under the DS of the
+# poll before when the parent changed it (a resolver may still hold it).
+# CHECKS and FAILURES count the questions and the failed validations.
+
+# anchor_file DS-LINES FILE: a delv trust-anchors block with one initial-ds per DS.
+anchor_file() {
+	{
+		echo "trust-anchors {"
+		printf '%s\n' "$1" | awk 'NF { printf "  %s initial-ds %s %s %s \"%s\";\n", $1, $3, $4, $5, $6 }'
+		echo "};"
+	} > "$2"
+}
+validate_under() { # DS-LINES label
+	anchor_file "$1" "$TMP/anchor"
+	for q in "www.example.com A" "example.com DNSKEY"; do
+		out=$(delv_ask "$PORT" "$TMP/anchor" example.com $q)
+		CHECKS=$((CHECKS + 1))
+		case "$out" in
+			*"; fully validated"*) ;;
+			*) FAILURES=$((FAILURES + 1)); echo "validation failure ($2, $q): $out" >&2 ;;
+		esac
+	done
+}
+validate_start() {
+	CHECKS=0
+	FAILURES=0
+	PREV_DS=$(parent_ds)
+}
+validate_poll() {
+	cur=$(parent_ds)
+	validate_under "$cur" "parent now"
+	[ "$cur" = "$PREV_DS" ] || validate_under "$PREV_DS" "parent a poll ago"
+	PREV_DS=$cur
+}

@@ -44,34 +44,7 @@ parent_publish $SERIAL "$OLD_DS"
 run 0 "$KNOT_HSM" -c "$CONF" example.com submitted server=127.0.0.1@$PPORT
 contains "$OUT" "knotd: zone-ksk-submitted example.com. done" "submitted confirms the first KSK"
 
-# anchor_file DS-LINES FILE: a delv trust-anchors block with one initial-ds per DS.
-anchor_file() {
-	{
-		echo "trust-anchors {"
-		printf '%s\n' "$1" | awk 'NF { printf "  %s initial-ds %s %s %s \"%s\";\n", $1, $3, $4, $5, $6 }'
-		echo "};"
-	} > "$2"
-}
-CHECKS=0
-FAILURES=0
-validate_under() { # DS-LINES label
-	anchor_file "$1" "$TMP/anchor"
-	for q in "www.example.com A" "example.com DNSKEY"; do
-		out=$(delv_ask "$PORT" "$TMP/anchor" example.com $q)
-		CHECKS=$((CHECKS + 1))
-		case "$out" in
-			*"; fully validated"*) ;;
-			*) FAILURES=$((FAILURES + 1)); echo "validation failure ($2, $q): $out" >&2 ;;
-		esac
-	done
-}
-PREV_DS=$(parent_ds)
-validate_poll() {
-	cur=$(parent_ds)
-	validate_under "$cur" "parent now"
-	[ "$cur" = "$PREV_DS" ] || validate_under "$PREV_DS" "parent a poll ago"
-	PREV_DS=$cur
-}
+validate_start
 validate_poll
 equals "$FAILURES" 0 "delv validates from the parent's DS before the rollover"
 anchor_file "$(printf '%s\n' "$OLD_DS" | awk '{ $6 = (substr($6, 1, 1) == "0" ? "1" : "0") substr($6, 2); print }')" "$TMP/bad"
