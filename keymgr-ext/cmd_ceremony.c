@@ -465,10 +465,18 @@ static int card_find(card_t *cards, size_t *n, const khsm_conf_keystore_t *ks, s
 	int r = card_name(ks->config, &name);
 	if (r != KHSM_EOK) return r;
 	for (size_t k = 0; k < *n; k++) {
-		if (strcmp(cards[k].name, name) == 0) {
-			*card_ptr = k;
-			return KHSM_EOK;
+		if (strcmp(cards[k].name, name) != 0) continue;
+		/* Two keystores of one card: the run checks and logs in with one
+		 * PIN source, so their configs (pin-source included) must agree, or
+		 * keymgr would send the other one's PIN unchecked. */
+		if (cards[k].ks != ks && strcmp(cards[k].ks->config, ks->config) != 0) {
+			khsm_err_detail("the zones use different keystores of one card on the KSK side (%s, "
+			                "%s) whose configs differ; run one ceremony per keystore, or give "
+			                "them one config", cards[k].ks->id, ks->id);
+			return KHSM_ECONFIG;
 		}
+		*card_ptr = k;
+		return KHSM_EOK;
 	}
 	cards[*n] = (card_t) { .ks = ks, .name = KHSM_STEAL_PTR(name) };
 	*card_ptr = (*n)++;
@@ -575,7 +583,9 @@ static int run_zones(cli_t *cli, const kv_t *kv)
 			} else if (!kz.policy || !kz.policy->offline_ksk || !kz.policy->manual) {
 				khsm_err_detail("zone %s in %s does not use an offline-KSK policy", zones[i], ksk_path);
 				rc = cli_error(KHSM_ECONFIG, NULL);
-			} else if ((r = card_find(cards, &ncards, kz.keystore, &card_of[i])) != KHSM_EOK) {
+			} else if ((r = card_find(cards, &ncards, kz.keystore, &card_of[i])) == KHSM_ECONFIG) {
+				rc = cli_error(r, NULL);
+			} else if (r != KHSM_EOK) {
 				rc = cli_error(r, "KSK-side keystore %s", kz.keystore->id);
 			}
 			khsm_zone_clear(&kz);

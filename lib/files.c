@@ -380,7 +380,7 @@ static void knot_ids_lookup(void)
 	if (!pw) return;
 	struct group *gr = getgrnam("knot");
 	knot_uid = pw->pw_uid;
-	knot_gid = gr ? gr->gr_gid : pw->pw_gid;
+	knot_gid = gr ? gr->gr_gid : (gid_t)-1;   /* never another group by default */
 	knot_found = true;
 }
 

@@ -77,6 +77,6 @@ bool khsm_path_same_file(const char *a, const char *b);
 
 /** knotd's user and group (Debian: knot, the owner of what knotd writes),
  *  looked up once per process. false when there is no such user; the group
- *  is knot's group, else that user's primary group. Either pointer may be
- *  NULL. */
+ *  is the group knot, (gid_t)-1 when there is none (never that user's
+ *  primary group: it may be shared). Either pointer may be NULL. */
 bool khsm_knot_ids(uid_t *uid_ptr, gid_t *gid_ptr);

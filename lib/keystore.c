@@ -50,6 +50,7 @@ struct khsm_keystore {
  * keystore is refused without asking the card (several keystores of one
  * card in a knot.conf must not cost a try each). */
 static bool pin_refused;
+static pthread_mutex_t first_login_mutex = PTHREAD_MUTEX_INITIALIZER;
 
 static pthread_once_t crypto_once = PTHREAD_ONCE_INIT;
 static void crypto_init(void) { dnssec_crypto_init(); }
@@ -466,22 +467,31 @@ int khsm_keystore_find(khsm_keystore_t *ks, const char *url, bool login, const k
 	struct list_args a = { .ks = ks, .url = url, .pin = pin,
 	                       .flags = login ? GNUTLS_PKCS11_OBJ_FLAG_LOGIN : 0 };
 	bool first_login = login && !ks->pin_ok;
-	if (first_login && __atomic_load_n(&pin_refused, __ATOMIC_ACQUIRE)) {
-		khsm_err_detail("a PIN was already refused in this run (see above); knot-hsm spends "
-		                "at most one PIN try per command, so it did not log in again: check "
-		                "the PIN, then rerun");
-		return KHSM_EPIN_INCORRECT;
-	}
 	if (first_login) {
+		/* First logins one at a time in the process (a ceremony's card
+		 * threads): a refusal is recorded before another card is asked. */
+		pthread_mutex_lock(&first_login_mutex);
+		if (__atomic_load_n(&pin_refused, __ATOMIC_ACQUIRE)) {
+			pthread_mutex_unlock(&first_login_mutex);
+			khsm_err_detail("a PIN was already refused in this run (see above); knot-hsm spends "
+			                "at most one PIN try per command, so it did not log in again: check "
+			                "the PIN, then rerun");
+			return KHSM_EPIN_INCORRECT;
+		}
 		/* The login itself is tried once, never retried: a PIN the card
 		 * refused, or may have counted, must not be sent again. */
 		keeper_ensure(ks);
 		r = khsm_card_lock();
 		if (r != KHSM_EOK) {
+			pthread_mutex_unlock(&first_login_mutex);
 			return r;
 		}
 		r = list_once(&a);
 		khsm_card_unlock();
+		if (r == KHSM_EPIN_INCORRECT || r == KHSM_ELOGIN || r == KHSM_EPIN_LOCKED) {
+			__atomic_store_n(&pin_refused, true, __ATOMIC_RELEASE);
+		}
+		pthread_mutex_unlock(&first_login_mutex);
 	} else {
 		r = khsm_card_op(login ? "listing objects (logged in)" : "listing objects", list_once, &a);
 	}

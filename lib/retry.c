@@ -409,7 +409,9 @@ static int scope_lock(khsm_card_scope_t *s)
 	if (s->depth++ > 0) {
 		return KHSM_EOK;
 	}
-	int r = s->all_fd >= 0 ? flock_wait(s->all_fd, LOCK_SH) : KHSM_EOK;
+	/* Without a lock file of its own the card is kept apart by the
+	 * machine-wide one alone: exclusive, as for a knot-hsm naming no card. */
+	int r = s->all_fd >= 0 ? flock_wait(s->all_fd, s->card_fd >= 0 ? LOCK_SH : LOCK_EX) : KHSM_EOK;
 	if (r == KHSM_EOK && s->card_fd >= 0 && (r = flock_wait(s->card_fd, LOCK_EX)) != KHSM_EOK &&
 	    s->all_fd >= 0) {
 		(void)flock(s->all_fd, LOCK_UN);

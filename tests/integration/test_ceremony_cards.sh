@@ -70,6 +70,26 @@ for z in b1 b2; do contains "$(cat "$TMP/keysB")" "Label: $z.example. KSK" "$z's
 lacks "$(cat "$TMP/keysB")" "a1.example." "no a zone's KSK on card B"
 lacks "$(cat "$TMP/keysA")" "b1.example." "no b zone's KSK on card A"
 
+# Two keystores of one card whose configs differ (another pin-source): the
+# run would check one PIN source and keymgr use the other: refused before any
+# card work.
+python3 - "$KSKC" "$D/twoks-ksk.conf" "$TMP/old.pin" <<'PY'
+import re, sys
+s = open(sys.argv[1]).read()
+ks = re.search(r"  - id: cardA\n(    .*\n)+", s).group(0)
+old = re.sub(r"pin-source=[^ ;\"]*", "pin-source=" + sys.argv[3].replace("/", "%2F"), ks.replace("id: cardA", "id: cardA-old"))
+s = s.replace(ks, ks + old)
+pol = re.search(r"  - id: knot-hsm-ksk-b\n(    .*\n)+", s).group(0)
+s = s.replace(pol, pol.replace("keystore: cardB", "keystore: cardA-old"))
+open(sys.argv[2], "w").write(s)
+PY
+run 0 knotc -c "$D/twoks-ksk.conf" conf-check
+rm -f "$COUNTER" "$COUNTER_B"
+run 1 "$KNOT_HSM" -c "$CONF" $ZONES ceremony ksk-conf="$D/twoks-ksk.conf"
+contains "$ERR" "the zones use different keystores of one card on the KSK side (cardA, cardA-old) whose configs differ" \
+	"two keystores of one card with different configs: refused, naming both"
+equals "$(count login)" 0 "no login for the refused run"
+
 # Several cards need a pin-source in each card keystore (one PIN read by
 # knot-hsm cannot be right for two cards): refused before any card work.
 sed '/Card%20B/s/;pin-source=[^ ]*//' "$KSKC" > "$D/nopin-ksk.conf"
@@ -131,3 +151,13 @@ for z in b1 b2; do
 	lacks "$(cat "$TMP/after")" "$(date -u -d @$(( $(date +%s) + 100 * 86400 )) +%Y-%m-%d)" "$z not signed to +120d"
 done
 contains "$ERR" "every card stopped" "the summary says a refused PIN stops every card"
+
+# Wrong PINs on both cards: the two card threads log in one after the other,
+# so the second card is not asked once the first refused: one try in all.
+printf '%s' 999999 > "$TMP/card.pin"
+rm -f "$COUNTER" "$COUNTER_B"
+run 1 "$KNOT_HSM" -c "$CONF" $ZONES ceremony until=+120d
+equals "$(( $(count 'login fail') + $(grep -c '^login fail ' "$COUNTER_B" || true) ))" 1 \
+	"wrong PINs on both cards: exactly one failed login in all"
+equals "$(( $(count 'login ok') + $(grep -c '^login ok ' "$COUNTER_B" || true) ))" 0 "and no login succeeded"
+contains "$ERR" "a PIN was already refused in this run" "the other card says why it did not log in"

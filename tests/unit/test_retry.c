@@ -297,6 +297,29 @@ static void test_card_scopes(void **state)
 	rmdir(dir);
 }
 
+/* A card whose own lock file cannot be had (here: its name too long for the
+ * file system) is kept apart by the machine-wide lock taken exclusively. */
+static void test_card_scope_without_card_file(void **state)
+{
+	(void)state;
+	char dir[] = "/tmp/khsm-scope-test.XXXXXX";
+	assert_non_null(mkdtemp(dir));
+	char path[512];
+	int n = snprintf(path, sizeof(path), "%s/", dir);
+	memset(path + n, 'x', 240);   /* + ".card-" and 16 hex digits: over NAME_MAX */
+	path[n + 240] = '\0';
+	setenv("KHSM_LOCK_FILE", path, 1);
+	assert_int_equal(khsm_card_scope_begin("card A"), KHSM_EOK);
+	assert_int_equal(khsm_card_lock(), KHSM_EOK);
+	assert_false(can_lock(path, LOCK_SH));   /* another card's thread or process waits */
+	khsm_card_unlock();
+	assert_true(can_lock(path, LOCK_EX));
+	khsm_card_scope_end();
+	unsetenv("KHSM_LOCK_FILE");
+	unlink(path);
+	rmdir(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -308,6 +331,7 @@ int main(void)
 		cmocka_unit_test(test_zero_budget_and_env),
 		cmocka_unit_test(test_card_op_locks_and_nests),
 		cmocka_unit_test(test_card_scopes),
+		cmocka_unit_test(test_card_scope_without_card_file),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
