@@ -623,11 +623,11 @@ static int run_zones(cli_t *cli, const kv_t *kv)
 	_cleanup_free_ char *archive = NULL;
 	khsm_zonelock_t *zlock = NULL;
 	if (rc == CLI_OK) {
+		note_stage("while waiting for the zones' ceremony lock", zones, 0);
 		_cleanup_free_ char *base = NULL;
 		if ((r = khsm_archive_open(khsm_conf_kasp_db(zconf), &base)) != KHSM_EOK) {
 			rc = cli_error(r, "archive");
-		} else if (note_stage("while waiting for the zones' ceremony lock", zones, 0),
-		           (r = khsm_zonelock_take(base, (const char *const *)zones, (size_t)cli->zone_count,
+		} else if ((r = khsm_zonelock_take(base, (const char *const *)zones, (size_t)cli->zone_count,
 		                                   khsm_zonelock_wait_ms(), on_zone_locked, NULL, &zlock)) != KHSM_EOK) {
 			if (r == KHSM_EBUSY) {   /* not the card's "busy": the detail says it all */
 				fprintf(stderr, "error: %s\n", khsm_esc(khsm_err_last_detail()));
