@@ -150,12 +150,13 @@ static int roll_zone(roll_run_t *rr, const char *zone_arg)
 	return rc;
 }
 
-/* Offline: the new KSK must be on the card the ceremony signs with. */
+/* The new KSK must be on a card that signs: offline the ceremony's, online
+ * one of the policy's keystores. */
 static int check_keystore(const roll_run_t *rr, const char *zone_arg)
 {
 	_cleanup_zone_ khsm_zone_t zone = { 0 };
 	int r = khsm_zone_resolve(rr->kconf, zone_arg, rr->keystore, &zone);
-	if (r == KHSM_EOK) r = khsm_rollover_keystore_check(&zone, khsm_conf_path(rr->zconf));
+	if (r == KHSM_EOK) r = khsm_rollover_keystore_check(&zone, khsm_conf_path(rr->zconf), !rr->offline);
 	return r == KHSM_EOK ? CLI_OK : cli_error(r, NULL);
 }
 
@@ -223,7 +224,7 @@ int cmd_rollover(cli_t *cli)
 	if ((rc = parse_servers(&rr, kv_get(kv, "server"))) != CLI_OK) goto fail;
 	if ((rc = open_sides(cli, kv_get(kv, "ksk-conf"), &rr, &zconf, &kconf)) != CLI_OK) goto fail;
 	/* every zone checked before the first one changes */
-	for (int i = 0; rr.offline && i < cli->zone_count && rc == CLI_OK; i++) {
+	for (int i = 0; i < cli->zone_count && rc == CLI_OK; i++) {
 		rc = check_keystore(&rr, cli->zones[i]);
 	}
 	for (int i = 0; i < cli->zone_count && rc == CLI_OK; i++) {

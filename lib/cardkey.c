@@ -114,6 +114,29 @@ int khsm_cardkey_find(khsm_keystore_t *ks, const char *label, const uint8_t *id,
 	return r;
 }
 
+_public_
+int khsm_cardkey_present(const char *keystore_config, const char *id_hex, bool force,
+                         bool *present_ptr)
+{
+	if (!keystore_config || !id_hex || !present_ptr) {
+		return KHSM_EINVAL;
+	}
+	khsm_keystore_t *ks = NULL;
+	uint8_t *id = NULL;
+	size_t id_len = 0;
+	khsm_cardobjs_t objs = { 0 };
+	int r = khsm_hex_parse(id_hex, &id, &id_len);
+	if (r == KHSM_EOK) r = khsm_keystore_open(keystore_config, &ks);
+	if (r == KHSM_EOK) {
+		r = khsm_cardkey_find(ks, NULL, id, id_len, KHSM_URI_TYPE_PUBLIC, NULL, force, &objs);
+	}
+	if (r == KHSM_EOK) *present_ptr = objs.count > 0;
+	khsm_cardobjs_clear(&objs);
+	khsm_keystore_close(ks);
+	free(id);
+	return r;
+}
+
 /* -- algorithms ----------------------------------------------------------- */
 
 /* What each DNSSEC algorithm is on the card (names: dnskey.c). */

@@ -1,6 +1,7 @@
 /* Keys on the card, seen through GnuTLS PKCS#11: lookup by label or CKA_ID. */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -35,6 +36,11 @@ int khsm_cardkey_find(khsm_keystore_t *ks, const char *label, const uint8_t *id,
 
 /** Free found objects. */
 void khsm_cardobjs_clear(khsm_cardobjs_t *objs);
+
+/** Whether the card of a keystore config holds the public key object with
+ *  CKA_ID id_hex, looked for without login. \param[out] present_ptr */
+int khsm_cardkey_present(const char *keystore_config, const char *id_hex, bool force,
+                         bool *present_ptr);
 
 /** DNSSEC algorithm of a public key object on the card (RSA gives 8 unless
  *  prefer is 10). \param[out] algorithm_ptr, bits_ptr */

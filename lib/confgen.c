@@ -130,7 +130,7 @@ static int check_render_input(const khsm_policy_t *p, const khsm_render_t *in, b
 	for (size_t i = 0; i < in->more_count; i++) {
 		if (!in->more_ids || !in->more_configs || khsm_confgen_check_id(in->more_ids[i]) != KHSM_EOK ||
 		    strpbrk(in->more_configs[i], "\"\\\n\r")) {
-			khsm_err_detail("keystore '%s' cannot be written to the KSK side",
+			khsm_err_detail("keystore '%s' cannot be written to the policy",
 			                in->more_ids ? in->more_ids[i] : "?");
 			return KHSM_EINVAL;
 		}
@@ -207,7 +207,18 @@ int khsm_confgen_policy_main(const khsm_policy_t *p, const khsm_render_t *in, ch
 	sb_add(&sb, "policy:\n"
 	            "  - id: %s\n", KHSM_POLICY_ID);
 	if (online) {
-		sb_add(&sb, "    keystore: [ %s, %s ]\n", KHSM_POLICY_CARD_ID, KHSM_POLICY_PEM_ID);
+		/* Knot 3.5 makes KSKs on the first keystore, ZSKs on the first
+		 * without ksk-only (PEM), and looks keys up in all: knot.conf's
+		 * other cards come last, so a KSK made there (rollover
+		 * keystore=ID) signs, and only its lookups touch that card. */
+		if (in->more_count > 0) {
+			sb_add(&sb, "    # the other cards of knot.conf, for a KSK made there (rollover keystore=ID)\n");
+		}
+		sb_add(&sb, "    keystore: [ %s, %s", KHSM_POLICY_CARD_ID, KHSM_POLICY_PEM_ID);
+		for (size_t i = 0; i < in->more_count; i++) {
+			sb_add(&sb, ", %s", in->more_ids[i]);
+		}
+		sb_add(&sb, " ]\n");
 	} else {
 		sb_add(&sb, "    keystore: %s\n", KHSM_POLICY_PEM_ID);
 	}

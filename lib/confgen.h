@@ -25,8 +25,8 @@ typedef struct {
 	const char *const *removed; /* zones taken out with remove=yes, recorded */
 	size_t removed_count;
 	const char *zsk_conf_path;  /* offline: the knot.conf the KSK side serves, or NULL */
-	const char *const *more_ids;     /* offline: knot.conf's other pkcs11 keystores, */
-	const char *const *more_configs; /* rendered on the KSK side too (another card) */
+	const char *const *more_ids;     /* knot.conf's other pkcs11 keystores (another card): */
+	const char *const *more_configs; /* on the KSK side offline, in the policy's list online */
 	size_t more_count;
 } khsm_render_t;
 

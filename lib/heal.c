@@ -194,7 +194,8 @@ int khsm_online_card(const khsm_conf_t *conf, const char *zone, const khsm_conf_
 		return KHSM_ENOENT;
 	}
 	const khsm_conf_keystore_t *card = NULL;
-	for (size_t i = 0; i < p->keystore_count; i++) {
+	/* the first: knotd makes KSKs there; other cards follow in the list */
+	for (size_t i = 0; i < p->keystore_count && !card; i++) {
 		const khsm_conf_keystore_t *ks = khsm_conf_keystore_find(conf, p->keystores[i]);
 		if (khsm_conf_keystore_is_pkcs11(ks)) card = ks;
 	}

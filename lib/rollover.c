@@ -9,6 +9,7 @@
 #include "epp.h"
 #include "error.h"
 #include "dnskey.h"
+#include "cardkey.h"
 #include "ceremony.h"
 #include "internal.h"
 #include "kasp.h"
@@ -540,7 +541,7 @@ int khsm_rollover_delays(const khsm_conf_t *zconf, const char *zone, bool offlin
 }
 
 _public_
-int khsm_rollover_keystore_check(const khsm_zone_t *zone, const char *zconf_path)
+int khsm_rollover_keystore_check(const khsm_zone_t *zone, const char *zconf_path, bool online)
 {
 	if (!zone || !zone->name || !zone->keystore || !zconf_path) {
 		return KHSM_EINVAL;
@@ -555,6 +556,14 @@ int khsm_rollover_keystore_check(const khsm_zone_t *zone, const char *zconf_path
 		}
 	}
 	const char *z = zone->name, *ks = zone->keystore->id;
+	if (online) {
+		khsm_err_detail("%s: keystore %s is not among the keystores of policy %s, so knotd "
+		                "would not find a KSK made there; knot-hsm policy lists every card of "
+		                "knot.conf: knot-hsm -c %s %s policy mode=online keystore=ID --write "
+		                "FILE --force (with the card and options it was written with), knotc "
+		                "reload, then the rollover again", z, ks, p->id, zconf_path, z);
+		return KHSM_ENOTSUP;
+	}
 	khsm_err_detail("%s: offline, a rollover to another card is refused: the ceremony signs with "
 	                "the keystore of the KSK side's policy (%s) only, so a new KSK on %s would "
 	                "never sign; to move to %s: knot-hsm -c %s %s standby keystore=%s, then "
@@ -603,11 +612,38 @@ static int roll_generate(const khsm_roll_req_t *req, const khsm_kasp_key_t *old,
 	return r;
 }
 
+/* The keystore whose card holds key, looked for without login: the run's,
+ * else another pkcs11 keystore of the zone's policy (online, a rollover from
+ * one card to another); the run's when no card answers that it has it. */
+static const khsm_conf_keystore_t *key_keystore(const khsm_roll_req_t *req,
+                                                const khsm_kasp_key_t *key)
+{
+	const khsm_conf_keystore_t *own = req->zone->keystore;
+	const khsm_conf_policy_t *p = req->zone->policy;
+	bool force = req->enroll->force;
+	bool present = false;
+	if (khsm_cardkey_present(own->config, key->id, force, &present) == KHSM_EOK && present) {
+		return own;
+	}
+	khsm_err_clear();
+	for (size_t i = 0; p && i < p->keystore_count; i++) {
+		const khsm_conf_keystore_t *ks = khsm_conf_keystore_find(req->kconf, p->keystores[i]);
+		if (!khsm_conf_keystore_is_pkcs11(ks) || !ks->config || ks == own) continue;
+		present = false;
+		int r = khsm_cardkey_present(ks->config, key->id, force, &present);
+		khsm_err_clear();
+		if (r == KHSM_EOK && present) return ks;
+	}
+	return own;
+}
+
 static int roll_delete(const khsm_roll_req_t *req, const khsm_kasp_key_t *old)
 {
 	khsm_pin_t *pin = NULL;
 	khsm_keystore_t *ks = NULL;
-	int r = req->enroll->open(req->enroll->open_ctx, req->zone->keystore->config, &pin, &ks);
+	/* the PIN rules of the card keymgr deletes from */
+	const khsm_conf_keystore_t *store = key_keystore(req, old);
+	int r = req->enroll->open(req->enroll->open_ctx, store->config, &pin, &ks);
 	khsm_keystore_close(ks);
 	khsm_pin_free(pin);
 	if (r == KHSM_EOK) r = khsm_rollover_delete(khsm_conf_path(req->kconf), req->zone->name, old->id);

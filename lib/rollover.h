@@ -159,13 +159,15 @@ int khsm_rollover_epp_update(const char *conf_path, const char *zone, int64_t no
 int khsm_rollover_delays(const khsm_conf_t *zconf, const char *zone, bool offline,
                          khsm_roll_delays_t *d);
 
-/** Offline mode: whether a rollover may make the new KSK on zone->keystore.
- *  On Knot 3.2-3.4 `keymgr sign-ksr` signs with the keystore of the KSK
- *  side's policy only, so a new KSK on another card would never sign: a
- *  keystore that is not the policy's is KHSM_ENOTSUP with a detail naming
- *  the way that works (standby, then failover; or the same card), its
- *  commands printed with -c zconf_path. Nothing is touched. */
-int khsm_rollover_keystore_check(const khsm_zone_t *zone, const char *zconf_path);
+/** Whether a rollover may make the new KSK on zone->keystore; nothing is
+ *  touched. Offline (Knot 3.2-3.4) `keymgr sign-ksr` signs with the keystore
+ *  of the KSK side's policy only, so a new KSK on another card would never
+ *  sign: a keystore that is not the policy's is KHSM_ENOTSUP with a detail
+ *  naming the way that works (standby, then failover; or the same card).
+ *  Online (Knot 3.5) knotd looks keys up in every keystore of the policy:
+ *  one the policy does not list is KHSM_ENOTSUP, the detail naming the
+ *  policy run that lists it. Commands printed with -c zconf_path. */
+int khsm_rollover_keystore_check(const khsm_zone_t *zone, const char *zconf_path, bool online);
 
 /* What one run is given. */
 typedef struct {

@@ -249,18 +249,10 @@ static void side_copy_remove(side_copy_t *c)
 /* Is the standby's public key on the card of the keystore (no login)? */
 static int on_card(const khsm_standby_req_t *req, const khsm_kasp_key_t *sb)
 {
-	khsm_keystore_t *ks = NULL;
-	uint8_t *id = NULL;
-	size_t id_len = 0;
-	khsm_cardobjs_t objs = { 0 };
 	const khsm_conf_keystore_t *store = req->zone->keystore;
-	int r = khsm_hex_parse(sb->id, &id, &id_len);
-	if (r == KHSM_EOK) r = khsm_keystore_open(store->config, &ks);
-	if (r == KHSM_EOK) {
-		r = khsm_cardkey_find(ks, NULL, id, id_len, KHSM_URI_TYPE_PUBLIC, NULL,
-		                      req->enroll && req->enroll->force, &objs);
-	}
-	if (r == KHSM_EOK && objs.count == 0) {
+	bool present = false;
+	int r = khsm_cardkey_present(store->config, sb->id, req->enroll && req->enroll->force, &present);
+	if (r == KHSM_EOK && !present) {
 		khsm_err_detail("%s: the standby KSK %s (tag %u) is not on the card of keystore %s: insert "
 		                "the card the standby was made on, or name its keystore (failover "
 		                "keystore=ID)", req->zone->name, sb->id, sb->tag, store->id);
@@ -270,9 +262,6 @@ static int on_card(const khsm_standby_req_t *req, const khsm_kasp_key_t *sb)
 		khsm_err_prefix("%s: the card of keystore %s, where the standby KSK %s should be: ",
 		                req->zone->name, store->id, sb->id);
 	}
-	khsm_cardobjs_clear(&objs);
-	khsm_keystore_close(ks);
-	free(id);
 	return r;
 }
 

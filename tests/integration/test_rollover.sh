@@ -63,11 +63,14 @@ out=$(delv_ask "$PORT" "$TMP/bad" example.com www.example.com A)
 lacks "$out" "fully validated" "delv rejects the zone under a wrong DS (negative control)"
 
 # ROLL_KILLS (test_rollover_kill.sh): the points at which a rollover run is
-# killed (SIGKILL) once each, through a keymgr in front of the real one:
-# "generated" when the card has made the new pair and keymgr is to register
-# it (the next run adopts the pair), "import" right after keymgr import-pkcs11 registered the new KSK (before
-# knot-hsm confirmed it), "retire" after the new KSK's active timer was set and
-# before the old KSK's retire timer is. The next poll's run goes on.
+# killed once each, through a keymgr in front of the real one: "generated"
+# when the card has made the new pair and keymgr is to register it (the next
+# run adopts the pair), "import" right after keymgr import-pkcs11 registered
+# the new KSK (before knot-hsm confirmed it), "retire" after the new KSK's
+# active timer was set and before the old KSK's retire timer is, "remove"
+# before the old KSK's remove timer is set, "delete" when delete-old is to
+# delete the old KSK from KASP and the card. POINT:TERM sends SIGTERM
+# instead of SIGKILL. The next poll's run goes on.
 KILLED=0
 if [ -n "${ROLL_KILLS:-}" ]; then
 	printf '%s\n' $ROLL_KILLS > "$TMP/kills"
@@ -75,15 +78,18 @@ if [ -n "${ROLL_KILLS:-}" ]; then
 	cat > "$TMP/keymgr" <<SHIM
 #!/bin/sh
 case " \$* " in
-	*" import-pkcs11 "*) point=import; grep -qx generated "$TMP/kills" && point=generated ;;
+	*" import-pkcs11 "*) point=import; grep -q '^generated' "$TMP/kills" && point=generated ;;
 	*" set "*" retire="*) point=retire ;;
+	*" set "*" remove="*) point=remove ;;
+	*" delete "*) point=delete ;;
 	*) point= ;;
 esac
-if [ -n "\$point" ] && grep -qx "\$point" "$TMP/kills"; then
-	grep -vx "\$point" "$TMP/kills" > "$TMP/kills.new"; mv "$TMP/kills.new" "$TMP/kills"
-	echo "\$point" >> "$TMP/killed"
+entry=\$(grep -E "^\$point(:TERM)?\$" "$TMP/kills" | head -n 1)
+if [ -n "\$point" ] && [ -n "\$entry" ]; then
+	grep -vx "\$entry" "$TMP/kills" > "$TMP/kills.new"; mv "$TMP/kills.new" "$TMP/kills"
+	echo "\$entry" >> "$TMP/killed"
 	if [ "\$point" = import ]; then "$REAL_KEYMGR" "\$@"; fi
-	kill -9 \$PPID
+	case \$entry in *:TERM) kill -TERM \$PPID ;; *) kill -9 \$PPID ;; esac
 	exit 1
 fi
 exec "$REAL_KEYMGR" "\$@"
@@ -103,7 +109,8 @@ rollover_run() {
 	OUT=$(cat "$TMP/out"); ERR=$(cat "$TMP/err")
 	n=$(cat "$TMP/killed" 2>/dev/null | wc -l)
 	if [ "$n" -gt "$KILLED" ]; then
-		[ "$got" -eq 137 ] || fail "rollover run not killed at $(tail -n 1 "$TMP/killed") (exit $got): $OUT $ERR"
+		case $(tail -n 1 "$TMP/killed") in *:TERM) want=143 ;; *) want=137 ;; esac
+		[ "$got" -eq "$want" ] || fail "rollover run not killed at $(tail -n 1 "$TMP/killed") (exit $got): $OUT $ERR"
 		KILLED=$n
 		OUT="example.com.: step killed"
 		return

@@ -11,6 +11,9 @@
 # the new KSK is in the DNSKEY set, only its DS at the parent, and the token
 # holds only the new KSK. Needs the test-only Knot 3.5 build
 # (sh tests/knot35/build.sh); without it the test fails, it does not skip.
+# ROLL_CARD2=1 (test_rollover_cards_online.sh): the rollover goes from the
+# first token to a second one (every run says keystore=card2, as a timer
+# would), and at the end the first token holds no key at all.
 . "$KHSM_SRCDIR/tests/integration/lib.sh"
 . "$KHSM_SRCDIR/tests/integration/knot35.sh"
 . "$KHSM_SRCDIR/tests/integration/knotd.sh"
@@ -18,11 +21,39 @@
 
 card_keystore
 TOKEN_URI="pkcs11:token=SmartCard-HSM%20%28UserPIN%29"
-knotd_online_conf example.com dnskey-ttl=3s zone-max-ttl=3s propagation-delay=2s \
-	rrsig-lifetime=60s rrsig-refresh=20s zsk-lifetime=1d
+NEW_URI=$TOKEN_URI
+ROLL_KS=
+if [ -n "${ROLL_CARD2:-}" ]; then
+	token_init "Card Two"
+	pin_file "$TMP/card2.pin"
+	run 0 "$KNOT_HSM" keystore --token "Card Two" --pin-file "$TMP/card2.pin" --id card2
+	stanza="$stanza
+$(printf '%s\n' "$OUT" | sed '1{/^keystore:$/d}')"
+	NEW_URI="pkcs11:token=Card%20Two"
+	ROLL_KS=keystore=card2
+fi
+knotd_online_conf example.com ${ROLL_CARD2:+keystore=card} dnskey-ttl=3s zone-max-ttl=3s \
+	propagation-delay=2s rrsig-lifetime=60s rrsig-refresh=20s zsk-lifetime=1d
 contains "$POLICY_OUT" "mode: online" "policy renders the online mode"
 contains "$(cat "$D/knot-hsm.conf")" "delete-delay: 14d" \
 	"the online policy keeps removed keys for knot-hsm rollover to delete"
+if [ -n "${ROLL_CARD2:-}" ]; then
+	contains "$(cat "$D/knot-hsm.conf")" "keystore: [ knot-hsm-card, knot-hsm-soft, card2 ]" \
+		"the online policy lists the second card after the PEM keystore"
+	# a card of knot.conf the policy does not list: refused before anything
+	stanza0=$stanza
+	stanza="$stanza
+  - id: card3
+    backend: pkcs11
+    config: \"pkcs11:token=Card%20Two;pin-source=$TMP/card2.pin $SOFTHSM_MODULE\""
+	knotd_online_write "$D/knot-hsm.conf" "    dnssec-policy: knot-hsm"
+	run 1 "$KNOT_HSM" -c "$CONF" example.com rollover keystore=card3 server=127.0.0.1@1
+	contains "$ERR" "keystore card3 is not among the keystores of policy knot-hsm" \
+		"online, a rollover to a card the policy does not list is refused"
+	contains "$ERR" "policy mode=online keystore=ID --write FILE --force" "the refusal names the policy run"
+	stanza=$stanza0
+	knotd_online_write "$D/knot-hsm.conf" "    dnssec-policy: knot-hsm"
+fi
 run 0 knotc -c "$CONF" conf-check
 PPORT=$(free_port)
 while [ "$PPORT" = "$PORT" ]; do PPORT=$(free_port); done
@@ -65,7 +96,7 @@ i=0
 done=0
 while [ $i -lt 40 ] && [ $done -eq 0 ]; do
 	i=$((i + 1))
-	run 0 "$KNOT_HSM" -c "$CONF" example.com rollover delete-old=yes server=127.0.0.1@$PPORT
+	run 0 "$KNOT_HSM" -c "$CONF" example.com rollover $ROLL_KS delete-old=yes server=127.0.0.1@$PPORT
 	printf '%s\n' "$OUT" >> "$TMP/rollover.log"
 	step=$(printf '%s\n' "$OUT" | sed -n 's/^example\.com\.: step \([a-z]*\).*/\1/p; s/^example\.com\.: rollover \(done\).*/\1/p' | tail -n 1)
 	[ -n "$step" ] || fail "rollover printed no step: $OUT"
@@ -117,9 +148,17 @@ pass "the DNSKEY set is signed by the new KSK $NEW_TAG only"
 equals "$(parent_ds | awk '{ print $3 }')" "$NEW_TAG" "only the new DS at the parent"
 run 0 keymgr -c "$CONF" example.com. list
 equals "$(printf '%s\n' "$OUT" | grep -c ' KSK ')" 1 "KASP holds one KSK"
-GNUTLS_PIN=$PIN p11tool --login --list-privkeys "$TOKEN_URI" > "$TMP/privkeys" 2>/dev/null
+GNUTLS_PIN=$PIN p11tool --login --list-privkeys "$NEW_URI" > "$TMP/privkeys" 2>/dev/null
 equals "$(grep -c 'Label:' "$TMP/privkeys")" 1 "the token holds one private key"
 contains "$(grep 'Label:' "$TMP/privkeys")" "Label: example.com. KSK after $OLD_TAG" \
 	"it is the new KSK; knotd's first KSK is gone from the token"
-run 0 "$KNOT_HSM" -c "$CONF" example.com rollover delete-old=yes server=127.0.0.1@$PPORT
+if [ -n "${ROLL_CARD2:-}" ]; then
+	run 0 p11tool --list-token-urls
+	contains "$OUT" ";token=SmartCard-HSM%20%28UserPIN%29" "the first token is still there"
+	# p11tool exits 2 on a token without objects
+	GNUTLS_PIN=$PIN p11tool --login --list-all "$TOKEN_URI" > "$TMP/card1" 2>&1 || :
+	contains "$(cat "$TMP/card1")" "No matching objects found" "p11tool finds nothing on the first token"
+	equals "$(grep -c 'Label:' "$TMP/card1")" 0 "the first token holds no object at all"
+fi
+run 0 "$KNOT_HSM" -c "$CONF" example.com rollover $ROLL_KS delete-old=yes server=127.0.0.1@$PPORT
 contains "$OUT" "step published" "a run after the end starts the next rollover"
