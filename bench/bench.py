@@ -176,7 +176,25 @@ class Bench:
             self.add("ceremony", case, "ratio", wall / bound)
             self.add("ceremony", case, "signatures", sigs)
             self.add("ceremony", case, "logins", logins)
+        if signer == "card":
+            self.monitoring(d, env, zones, scale)
         shutil.rmtree(d + ".snap", ignore_errors=True); shutil.rmtree(d, ignore_errors=True)
+
+    def monitoring(self, d, env, zones, scale):
+        """What a monitor runs after the ceremony, over every zone: status
+        (exit 0-2 are the plugin states), keys (the card, one login), ds."""
+        n = len(zones)
+        case = f"{n} zones"
+        conf, kconf = f"{d}/knot.conf", f"{d}/knot-hsm-ksk.conf"
+        for name, cmd, check in (
+                ("status", [self.knot_hsm, "-c", conf, "status"], False),
+                ("keys", [self.knot_hsm, "-c", conf, "keys"], True),
+                ("ds", [self.knot_hsm, "-c", kconf, *zones, "ds"], True)):
+            wall, _ = self.run(cmd, env=env, check=check)
+            log(f"  {name} over {n} zones: {wall:.2f} s ({wall / n * 1000:.1f} ms per zone)")
+            self.add("monitoring", case, name, wall)
+        self.add("monitoring", case, "zones", n)
+        self.add("monitoring", case, "scale", scale)
 
     # -- 1b. several cards ------------------------------------------------------
     def cards_setup(self, d, zones, ncards):

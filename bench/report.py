@@ -143,6 +143,23 @@ def write(results, meta, top, quick, work):
              "plot 'DATA' using 2:xtic(1)\n", dat)
         o.append(".. image:: bench-ceremony.png\n\n")
 
+    # 1a. monitoring over the ceremony's zones
+    mc = cases(results, "monitoring")
+    if mc:
+        o.append("1a. Monitoring at that size\n===========================\n\n")
+        o.append("Right after the ceremony of 1. (signer=card), over all of its zones: ``knot-hsm status``\n"
+                 "(all zones of knot.conf), ``knot-hsm keys`` (one login per card) and ``knot-hsm -c\n"
+                 "knot-hsm-ksk.conf ZONES… ds``. One run each; seconds in all and per zone.\n\n")
+        rows = []
+        for c in mc:
+            n = med(vals(results, "monitoring", c, "zones")) or 1
+            row = [c]
+            for name in ("status", "keys", "ds"):
+                w = med(vals(results, "monitoring", c, name))
+                row.append("–" if w is None else f"{w:.2f} ({w / n * 1000:.1f} ms/zone)")
+            rows.append(row)
+        o.append(table(["zones", "status", "keys", "ds"], rows) + "\n")
+
     # 1b. several cards
     cc = cases(results, "cards")
     if cc:

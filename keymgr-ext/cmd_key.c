@@ -388,8 +388,9 @@ int cmd_delete(cli_t *cli)
 	if ((r = khsm_zone_key_delete(conf, &zone, &req, &out)) != KHSM_EOK) {
 		return cli_error(r, "delete");
 	}
-	printf("deleted %s %s (tag %u) of %s from KASP and the card\n", out.ksk ? "KSK" : "ZSK",
-	       out.id_hex, out.tag, zone.name);
+	printf("deleted %s %s (tag %u) of %s from KASP%s\n", out.ksk ? "KSK" : "ZSK", out.id_hex,
+	       out.tag, zone.name, out.card_missed ? "; no card here holds it (a lost card), so "
+	       "nothing was deleted on a card" : " and the card");
 	zone_reload_keys(conf, zone.name, stdout);
 	return CLI_OK;
 }
@@ -578,6 +579,7 @@ int cmd_keys(cli_t *cli)
 		khsm_json_array(j, NULL);
 	}
 	size_t shown = 0;
+	int first_rc = CLI_OK;
 	size_t n = khsm_conf_keystore_count(conf);
 	_cleanup_free_ const char **ids = calloc(n ? n : 1, sizeof(*ids));
 	if (!ids) return cli_error(KHSM_ENOMEM, NULL);
@@ -596,13 +598,23 @@ int cmd_keys(cli_t *cli)
 			const khsm_conf_keystore_t *o = khsm_conf_keystore_at(conf, k);
 			if (listable(o) && strcmp(o->config, ks->config) == 0) ids[n_ids++] = o->id;
 		}
+		/* a card that fails (absent, lost) is an error; the others are
+		 * still listed */
 		int rc = keys_of_keystore(cli, conf, &kasp, ks, ids, n_ids, j, shown == 0);
-		if (rc != CLI_OK) return rc;
+		if (rc != CLI_OK) {
+			fprintf(stderr, "keystore %s: not listed; a card lost for good leaves knot.conf "
+			        "(then write the policy again)\n", ids[0]);
+			if (first_rc == CLI_OK) first_rc = rc;
+			continue;
+		}
 		shown++;
 	}
 	if (j) {
 		khsm_json_end(j);
 		putchar('\n');
+	}
+	if (first_rc != CLI_OK) {
+		return first_rc;
 	}
 	if (shown == 0) {
 		khsm_err_detail("%s has no pkcs11 keystore", zone_conf_path(cli));

@@ -83,7 +83,12 @@ static void print_result(const roll_run_t *rr, const char *zone, const khsm_roll
 		ceremony_hint(rr, zone);
 		return;
 	case KHSM_ROLL_DID_DELETE:
-		printf("%s: old KSK %s deleted from KASP and from the card\n", zone, res->old_id);
+		if (res->card_missed) {
+			printf("%s: old KSK %s deleted from KASP; no card here holds it (a lost card), so "
+			       "nothing was deleted on a card\n", zone, res->old_id);
+		} else {
+			printf("%s: old KSK %s deleted from KASP and from the card\n", zone, res->old_id);
+		}
 		printf("%s: rollover done: KSK %s signs alone\n", zone, res->new_id);
 		return;
 	case KHSM_ROLL_DID_NOTHING:

@@ -140,16 +140,15 @@ int khsm_zone_key_delete(khsm_conf_t *conf, const khsm_zone_t *zone, const khsm_
 			goto fail;
 		}
 	}
-	const char *args[] = { zone->name, "delete", e->key.id, NULL };
-	khsm_run_t res = { 0 };
-	if ((r = khsm_keymgr_card(khsm_conf_path(conf), args, &res)) != KHSM_EOK) {
+	bool missed = false;
+	if ((r = khsm_keymgr_delete(khsm_conf_path(conf), zone->name, e->key.id, &missed)) != KHSM_EOK) {
 		goto fail;
 	}
-	khsm_run_clear(&res);
 	/* keymgr removes the card key when it can open the keystore; whatever
 	 * is left goes through this process's session. */
 	r = khsm_cardkey_delete(ks, id, id_len);
 	if (r == KHSM_ENOENT) {
+		out->card_missed = missed;   /* on no card here (a lost one) */
 		r = KHSM_EOK;
 	} else if (r != KHSM_EOK) {
 		khsm_err_prefix("key %s left the KASP of %s but not the card: ", e->key.id, zone->name);

@@ -26,6 +26,7 @@ typedef struct {
 	char id_hex[257];
 	uint16_t tag;
 	bool ksk;
+	bool card_missed;            /* out of KASP only: no card here holds it (lost) */
 } khsm_key_deleted_t;
 
 /** Delete the key given by id or label from zone's KASP and from the card.

@@ -266,6 +266,43 @@ int khsm_keymgr_card(const char *conf_path, const char *const args[], khsm_run_t
 	return r;
 }
 
+_public_
+int khsm_keymgr_delete(const char *conf_path, const char *zone, const char *id_hex,
+                       bool *card_missed_ptr)
+{
+	if (!zone || !id_hex) {
+		return KHSM_EINVAL;
+	}
+	if (card_missed_ptr) *card_missed_ptr = false;
+	const char *args[] = { zone, "delete", id_hex, NULL };
+	khsm_run_t res = { 0 };
+	int r = khsm_keymgr_card(conf_path, args, &res);
+	khsm_run_clear(&res);
+	if (r != KHSM_ETOOL) {
+		return r;
+	}
+	/* Did only the keystore part fail? Then the key is out of KASP. */
+	const char *d = khsm_err_last_detail();
+	char *said = d ? strdup(d) : NULL;
+	khsm_kasp_key_t *keys = NULL;
+	size_t n = 0;
+	bool listed = true;
+	if (khsm_keymgr_list(conf_path, zone, &keys, &n) == KHSM_EOK) {
+		listed = false;
+		for (size_t i = 0; i < n && !listed; i++) listed = strcmp(keys[i].id, id_hex) == 0;
+	}
+	free(keys);
+	if (listed) {
+		khsm_err_detail("%s", said ? said : "keymgr delete failed; the key is still in KASP");
+		free(said);
+		return KHSM_ETOOL;
+	}
+	free(said);
+	khsm_err_clear();
+	if (card_missed_ptr) *card_missed_ptr = true;
+	return KHSM_EOK;
+}
+
 /* -- keymgr list -- */
 
 typedef struct {

@@ -55,6 +55,14 @@ int khsm_keymgr(const char *conf_path, const char *const args[], khsm_run_t *res
  *  keymgr then logs in with a PIN the card has just accepted. */
 int khsm_keymgr_card(const char *conf_path, const char *const args[], khsm_run_t *res);
 
+/** `keymgr ZONE delete ID` through khsm_keymgr_card(): the key leaves KASP
+ *  and, when no other zone shares it, the keystore. keymgr drops the KASP
+ *  entry first and fails when the keystore then lacks the key (its card is
+ *  lost); such a failure, with the key gone from `keymgr ZONE list`, is
+ *  KHSM_EOK with *card_missed_ptr set (NULL: not wanted, still EOK). */
+int khsm_keymgr_delete(const char *conf_path, const char *zone, const char *id_hex,
+                       bool *card_missed_ptr);
+
 /** Parse `keymgr ZONE list` output, plain or extended (-e) format, 3.2.6.
  *  Any malformed line is KHSM_EPARSE with its line number in the detail.
  *  Unknown `name=value` fields of the extended format are skipped.

@@ -302,19 +302,6 @@ int khsm_rollover_set_timer(const char *conf_path, const char *zone, const char 
 	return r;
 }
 
-_public_
-int khsm_rollover_delete(const char *conf_path, const char *zone, const char *id_hex)
-{
-	if (!zone || !id_hex) {
-		return KHSM_EINVAL;
-	}
-	const char *args[] = { zone, "delete", id_hex, NULL };
-	khsm_run_t res = { 0 };
-	int r = khsm_keymgr_card(conf_path, args, &res);
-	khsm_run_clear(&res);
-	return r;
-}
-
 /* -- what a monitor shows -------------------------------------------------- */
 
 _public_
@@ -614,14 +601,16 @@ static int roll_generate(const khsm_roll_req_t *req, const khsm_kasp_key_t *old,
 
 /* The keystore whose card holds key, looked for without login: the run's,
  * else another pkcs11 keystore of the zone's policy (online, a rollover from
- * one card to another); the run's when no card answers that it has it. */
+ * one card to another); the run's when no card here has it (*found_ptr
+ * false: its card is lost, as after a failover, or not inserted). */
 static const khsm_conf_keystore_t *key_keystore(const khsm_roll_req_t *req,
-                                                const khsm_kasp_key_t *key)
+                                                const khsm_kasp_key_t *key, bool *found_ptr)
 {
 	const khsm_conf_keystore_t *own = req->zone->keystore;
 	const khsm_conf_policy_t *p = req->zone->policy;
 	bool force = req->enroll->force;
 	bool present = false;
+	*found_ptr = true;
 	if (khsm_cardkey_present(own->config, key->id, force, &present) == KHSM_EOK && present) {
 		return own;
 	}
@@ -634,19 +623,34 @@ static const khsm_conf_keystore_t *key_keystore(const khsm_roll_req_t *req,
 		khsm_err_clear();
 		if (r == KHSM_EOK && present) return ks;
 	}
+	*found_ptr = false;
 	return own;
 }
 
-static int roll_delete(const khsm_roll_req_t *req, const khsm_kasp_key_t *old)
+/* delete-old: the old KSK out of KASP and off its card. Its card not here
+ * (lost): out of KASP alone, res->card_missed. */
+static int roll_delete(const khsm_roll_req_t *req, const khsm_kasp_key_t *old,
+                       khsm_roll_result_t *res)
 {
 	khsm_pin_t *pin = NULL;
 	khsm_keystore_t *ks = NULL;
-	/* the PIN rules of the card keymgr deletes from */
-	const khsm_conf_keystore_t *store = key_keystore(req, old);
+	bool found = false;
+	/* the PIN rules of the card keymgr logs in to */
+	const khsm_conf_keystore_t *store = key_keystore(req, old, &found);
 	int r = req->enroll->open(req->enroll->open_ctx, store->config, &pin, &ks);
 	khsm_keystore_close(ks);
 	khsm_pin_free(pin);
-	if (r == KHSM_EOK) r = khsm_rollover_delete(khsm_conf_path(req->kconf), req->zone->name, old->id);
+	bool missed = false;
+	if (r == KHSM_EOK) {
+		r = khsm_keymgr_delete(khsm_conf_path(req->kconf), req->zone->name, old->id, &missed);
+	}
+	if (r == KHSM_EOK && missed && found) {
+		khsm_err_detail("%s: keymgr deleted KSK %s from KASP but not from the card of keystore %s; "
+		                "delete it with knot-hsm keys and pkcs11-tool --delete-object --id %s",
+		                req->zone->name, old->id, store->id, old->id);
+		r = KHSM_ETOOL;
+	}
+	res->card_missed = missed;
 	return r;
 }
 
@@ -758,7 +762,7 @@ int khsm_rollover_advance(const khsm_roll_req_t *req, int64_t now, khsm_roll_res
 		break;
 	case KHSM_ROLL_REMOVED:
 		if (req->delete_old) {
-			r = roll_delete(req, st.old_key);
+			r = roll_delete(req, st.old_key, res);
 			if (r == KHSM_EOK) res->did = KHSM_ROLL_DID_DELETE;
 		}
 		break;

@@ -94,9 +94,6 @@ int khsm_rollover_ds(const char *conf_path, const char *zone, const khsm_kasp_ke
 int khsm_rollover_set_timer(const char *conf_path, const char *zone, const char *id_hex,
                             const char *timer, int64_t at);
 
-/** `keymgr -c conf_path ZONE delete ID` under the card lock: the key leaves
- *  KASP and, when no other zone shares it, the card. Log in first. */
-int khsm_rollover_delete(const char *conf_path, const char *zone, const char *id_hex);
 
 /* A zone's rollover as a monitor shows it (copied values, no pointers). */
 typedef struct {
@@ -205,6 +202,8 @@ typedef struct {
 	khsm_roll_parent_t parent;   /* submit/withdraw: what the parent has (freed by
 	                                khsm_rollover_result_clear()) */
 	char label[300];             /* generate/adopt: the new KSK's label */
+	bool card_missed;            /* delete: no card here had the old KSK (lost): out of
+	                                KASP only */
 } khsm_roll_result_t;
 
 /** Advance a zone's rollover as far as is safe now: read the KSK timers,

@@ -99,7 +99,9 @@ int khsm_standby_make(const khsm_standby_req_t *req, int64_t now, khsm_standby_r
 	const khsm_kasp_key_t *sb = khsm_standby_find(keys, n);
 	if (!sb) {
 		if ((r = khsm_rollover_plan(keys, n, now, &st)) != KHSM_EOK) goto fail;
-		if (st.step != KHSM_ROLL_IDLE) {
+		/* removed: the old KSK (of a rollover, or lost in a failover) is
+		 * out of every DNSKEY set, nothing waits */
+		if (st.step != KHSM_ROLL_IDLE && st.step != KHSM_ROLL_REMOVED) {
 			khsm_err_detail("%s: a KSK rollover is in progress (step %s): finish it first "
 			                "(knot-hsm %s rollover), then make the standby", zone,
 			                khsm_rollover_step_name(st.step), zone);

@@ -58,6 +58,24 @@ contains "$OUT" "deleted KSK 5a5a" "deleted by label"
 lacks "$(card_objects)" "spare ksk" "the labelled key left the card"
 lacks "$(keymgr -c "$KSKC" example.org. list)" "5a5a" "and the KASP"
 
+# keymgr delete failing with the key still in KASP is an error, the key and
+# its card objects stay (a keymgr in front of the real one refuses delete).
+keygen_p11tool "$LABEL" "kept ksk" 6b6b
+run 0 "$KNOT_HSM" -c "$KSKC" example.org import id=6b6b publish=+1000d active=+1000d
+REAL_KEYMGR=$(command -v keymgr)
+cat > "$TMP/keymgr-nodelete" <<SHIM
+#!/bin/sh
+case " \$* " in *" delete "*) echo "error: no delete today" >&2; exit 1 ;; esac
+exec "$REAL_KEYMGR" "\$@"
+SHIM
+chmod +x "$TMP/keymgr-nodelete"
+KHSM_KEYMGR=$TMP/keymgr-nodelete run 1 "$KNOT_HSM" -c "$KSKC" example.org delete id=6b6b
+contains "$ERR" "no delete today" "keymgr's own error is shown when the key stays in KASP"
+contains "$(keymgr -c "$KSKC" example.org. list)" "6b6b" "the key is still in KASP"
+contains "$(card_objects)" "kept ksk" "and on the card"
+run 0 "$KNOT_HSM" -c "$KSKC" example.org delete id=6b6b
+contains "$OUT" "from KASP and the card" "deleted for real afterwards"
+
 # Shared with another zone: refused on the zone that does not sign with it.
 run 0 "$KNOT_HSM" -c "$KSKC" example.org import id="$active" publish=+1000d active=+1000d
 run 1 "$KNOT_HSM" -c "$KSKC" example.org delete id="$active"

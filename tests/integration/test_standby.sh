@@ -21,6 +21,12 @@ token_init "Card Two"
 pin_file "$TMP/card2.pin"
 run 0 "$KNOT_HSM" keystore --token "Card Two" --pin-file "$TMP/card2.pin" --id card2
 stanza2=$(printf '%s\n' "$OUT" | sed '1{/^keystore:$/d}')
+# a third card, for the standby after the failover
+token_init "Card Three"
+pin_file "$TMP/card3.pin"
+run 0 "$KNOT_HSM" keystore --token "Card Three" --pin-file "$TMP/card3.pin" --id card3
+stanza2="$stanza2
+$(printf '%s\n' "$OUT" | sed '1{/^keystore:$/d}')"
 
 PORT=$(free_port)
 PPORT=$(free_port)
@@ -202,3 +208,40 @@ contains "$(printf '%s\n' "$OUT" | grep " $SB_TAG KSK ")" " active=" "KASP: the 
 contains "$(printf '%s\n' "$OUT" | grep " $OLD_TAG KSK ")" " remove=" "and the lost KSK removed"
 run 0 "$KNOT_HSM" -c "$CONF" example.com rollover server=127.0.0.1@$PPORT
 contains "$OUT" "rollover done: KSK " "rollover sees the failover as a finished switch"
+
+# After the failover: the lost KSK out of KASP (its card is gone), then a new
+# standby on a third card, published by the next ceremonies.
+run 0 "$KNOT_HSM" -c "$CONF" example.com rollover delete-old=yes server=127.0.0.1@$PPORT
+show
+contains "$OUT" "deleted from KASP; no card here holds it (a lost card)" \
+	"delete-old takes the lost KSK out of KASP without its card"
+run 0 keymgr -c "$KSKC" example.com. list
+lacks "$OUT" " $OLD_TAG KSK " "the lost KSK is out of KASP"
+run 0 "$KNOT_HSM" -c "$CONF" example.com standby keystore=card3
+show
+contains "$OUT" "on keystore card3, published from" "a new standby on the third card"
+SB3_DS=$(printf '%s\n' "$OUT" | sed -n 's/^example\.com\.: give the parent this DS beside the active one: //p')
+SB3_TAG=$(printf '%s\n' "$SB3_DS" | awk '{ print $3 }')
+[ -n "$SB3_TAG" ] && [ "$SB3_TAG" != "$SB_TAG" ] || fail "no DS for the new standby: $OUT"
+run 0 "$KNOT_HSM" -c "$KSKC" example.com ds
+contains "$OUT" "$SB3_DS" "ds gives the new standby's DS"
+contains "$OUT" " DS $SB_TAG " "beside the signing KSK's"
+run 1 "$KNOT_HSM" -c "$KSKC" keys
+contains "$ERR" "keystore card: not listed" "keys names the lost card's keystore as an error"
+contains "$OUT" "example.com. (KSK, standby)" "and still lists the other cards: the new standby"
+contains "$OUT" "example.com. (KSK)" "and the signing KSK"
+SERIAL=$((SERIAL + 1))
+parent_publish $SERIAL "$(parent_ds | grep " DS $SB_TAG ")" "$SB3_DS"
+i=0
+until [ "$(kdig @127.0.0.1 -p "$PORT" example.com. DNSKEY +short | grep -c '^257 ')" -eq 2 ]; do
+	i=$((i + 1)); [ $i -le 40 ] || fail "the new standby never reached the DNSKEY set"
+	run 0 "$KNOT_HSM" -c "$CONF" example.com ceremony until=+20s
+	validate_poll
+	sleep 2
+done
+validate_poll
+equals "$FAILURES" 0 "zero validation failures with the new standby published ($CHECKS delv runs)"
+run 0 kdig @127.0.0.1 -p "$PORT" example.com. DNSKEY +dnssec +noall +answer
+printf '%s\n' "$OUT" | grep -q "RRSIG	DNSKEY 13 2 2 [0-9]* [0-9]* $SB3_TAG " &&
+	fail "the new standby $SB3_TAG signs: $OUT"
+pass "the new standby is published and does not sign"
