@@ -84,7 +84,15 @@ int cmd_status(cli_t *cli)
 	khsm_zone_status_t *st = calloc(n ? n : 1, sizeof(*st));
 	size_t count = 0;
 	int64_t now = (int64_t)time(NULL);
-	for (size_t i = 0; st && i < n; i++) {
+	if (st && !cli->heal) {
+		/* side by side: each zone waits for keymgr and knotc */
+		khsm_zones_status(conf, kconf, ksk_path, zones, n, now, warn, crit,
+		                  !cli->warn && !cli->crit, 0, st);
+		for (size_t i = 0; i < n; i++) {
+			if (strcmp(st[i].mode, "other") != 0) st[count++] = st[i];
+		}
+	}
+	for (size_t i = 0; st && cli->heal && i < n; i++) {
 		const khsm_conf_zone_t *z = zones[i];
 		const khsm_conf_keystore_t *card = NULL;
 		/* heal and the status that follows read one list of the zone's keys */

@@ -2,6 +2,7 @@
 #include "error.h"
 #include "internal.h"
 #include "kasp.h"
+#include "parallel.h"
 #include "policy.h"
 
 /* -- key state ------------------------------------------------------------- */
@@ -88,41 +89,74 @@ void khsm_kasp_index_clear(khsm_kasp_index_t *idx)
 	idx->count = 0;
 }
 
+/* One zone's keymgr list for khsm_kasp_index(), in a thread of its own. */
+typedef struct {
+	khsm_kasp_key_t *keys;
+	size_t n;
+	int r;
+	char *detail;              /* the error's detail (per thread), or NULL */
+} zone_list_t;
+
+typedef struct {
+	const khsm_conf_t *conf;
+	zone_list_t *lists;
+} index_job_t;
+
+static void list_one(void *ctx, size_t z)
+{
+	index_job_t *job = ctx;
+	zone_list_t *l = &job->lists[z];
+	l->r = khsm_keymgr_list(khsm_conf_path(job->conf), khsm_conf_zone_at(job->conf, z)->domain,
+	                        &l->keys, &l->n);
+	const char *d = khsm_err_last_detail();
+	if (l->r != KHSM_EOK && d) l->detail = strdup(d);
+	khsm_err_clear();
+}
+
 _public_
 int khsm_kasp_index(const khsm_conf_t *conf, khsm_kasp_index_t *idx)
 {
 	if (!conf || !idx) {
 		return KHSM_EINVAL;
 	}
+	size_t zones = khsm_conf_zone_count(conf);
+	index_job_t job = { .conf = conf, .lists = calloc(zones ? zones : 1, sizeof(zone_list_t)) };
+	if (!job.lists) {
+		return KHSM_ENOMEM;
+	}
+	/* every zone's keymgr list side by side, merged in zone order */
+	khsm_parallel_for(zones, 0, list_one, &job);
 	khsm_kasp_index_t out = { 0 };
 	int r = KHSM_EOK;
-	for (size_t z = 0; z < khsm_conf_zone_count(conf) && r == KHSM_EOK; z++) {
+	for (size_t z = 0; z < zones && r == KHSM_EOK; z++) {
 		const char *zone = khsm_conf_zone_at(conf, z)->domain;
-		khsm_kasp_key_t *keys = NULL;
-		size_t n = 0;
-		r = khsm_keymgr_list(khsm_conf_path(conf), zone, &keys, &n);
-		if (r != KHSM_EOK) {
+		zone_list_t *l = &job.lists[z];
+		if ((r = l->r) != KHSM_EOK) {
+			if (l->detail) khsm_err_detail("%s", l->detail);   /* the first failure, as before */
 			break;
 		}
-		khsm_kasp_entry_t *grown = realloc(out.items, (out.count + n + 1) * sizeof(*grown));
+		khsm_kasp_entry_t *grown = realloc(out.items, (out.count + l->n + 1) * sizeof(*grown));
 		if (!grown) {
-			free(keys);
 			r = KHSM_ENOMEM;
 			break;
 		}
 		out.items = grown;
-		for (size_t i = 0; i < n; i++) {
+		for (size_t i = 0; i < l->n; i++) {
 			khsm_kasp_entry_t *e = &out.items[out.count];
 			e->zone = strdup(zone);
-			e->key = keys[i];
+			e->key = l->keys[i];
 			if (!e->zone) {
 				r = KHSM_ENOMEM;
 				break;
 			}
 			out.count++;
 		}
-		free(keys);
 	}
+	for (size_t z = 0; z < zones; z++) {
+		free(job.lists[z].keys);
+		free(job.lists[z].detail);
+	}
+	free(job.lists);
 	if (r != KHSM_EOK) {
 		khsm_kasp_index_clear(&out);
 		return r;

@@ -53,6 +53,7 @@ static bool pin_refused;
 static pthread_mutex_t first_login_mutex = PTHREAD_MUTEX_INITIALIZER;
 
 static pthread_once_t crypto_once = PTHREAD_ONCE_INIT;
+static pthread_mutex_t open_mutex = PTHREAD_MUTEX_INITIALIZER;
 static void crypto_init(void) { dnssec_crypto_init(); }
 
 static void explain_open_failure(int r, const char *config, const char *uri, const char *module)
@@ -143,7 +144,12 @@ int khsm_keystore_open(const char *config, khsm_keystore_t **ks_ptr)
 		khsm_err_detail("this libdnssec has no PKCS #11 support");
 		goto fail;
 	}
+	/* libdnssec keeps the loaded modules in a static list without a lock
+	 * (p11_load_module()): threads (cards, zones side by side) open one at
+	 * a time */
+	pthread_mutex_lock(&open_mutex);
 	r = khsm_error_from_dnssec(dnssec_keystore_open(ks->store, config));
+	pthread_mutex_unlock(&open_mutex);
 	if (r != KHSM_EOK) {
 		explain_open_failure(r, config, ks->uri, ks->module);
 		goto fail;

@@ -9,6 +9,7 @@
 #include "internal.h"
 #include "kasp.h"
 #include "knot.h"
+#include "parallel.h"
 #include "policy.h"
 #include "rollover.h"
 #include "status.h"
@@ -252,4 +253,35 @@ void khsm_zone_status(const khsm_conf_t *conf, const khsm_conf_t *kconf, const c
 	khsm_kasp_keys_t own = { 0 };
 	zone_status(conf, kconf, ksk_path, z, now, warn, crit, derived, keys, &own, s);
 	khsm_kasp_keys_clear(&own);
+}
+
+/* What each call of zones_one() needs. */
+typedef struct {
+	const khsm_conf_t *conf, *kconf;
+	const char *ksk_path;
+	const khsm_conf_zone_t *const *zones;
+	int64_t now, warn, crit;
+	bool derived;
+	khsm_zone_status_t *out;
+} zones_job_t;
+
+static void zones_one(void *ctx, size_t i)
+{
+	zones_job_t *job = ctx;
+	khsm_zone_status(job->conf, job->kconf, job->ksk_path, job->zones[i], job->now, job->warn,
+	                 job->crit, job->derived, NULL, &job->out[i]);
+	khsm_err_clear();
+}
+
+_public_
+void khsm_zones_status(const khsm_conf_t *conf, const khsm_conf_t *kconf, const char *ksk_path,
+                       const khsm_conf_zone_t *const *zones, size_t n, int64_t now, int64_t warn,
+                       int64_t crit, bool derived, unsigned workers, khsm_zone_status_t *out)
+{
+	if (!conf || (!zones && n) || (!out && n)) {
+		return;
+	}
+	zones_job_t job = { .conf = conf, .kconf = kconf, .ksk_path = ksk_path, .zones = zones,
+	                    .now = now, .warn = warn, .crit = crit, .derived = derived, .out = out };
+	khsm_parallel_for(n, workers, zones_one, &job);
 }

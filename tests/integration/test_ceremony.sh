@@ -78,6 +78,28 @@ run 0 "$KNOT_HSM" -c "$CONF" example.com example.net ceremony until=+20d
 contains "$OUT" "example.com.: skipped" "rerun skips the finished zone"
 contains "$OUT" "example.net.: pre-signed " "rerun finishes the second zone"
 
+# status takes the zones side by side: a keymgr in front of the real one
+# notes how many keymgr runs are under way when it starts (each holds on
+# for 0.3 s so that two runs meet); the zones are printed in their order.
+REAL_KEYMGR=$(command -v keymgr)
+mkdir -p "$TMP/running"
+cat > "$TMP/keymgr-count" <<SH
+#!/bin/sh
+: > "$TMP/running/\$\$"
+ls "$TMP/running" | wc -l >> "$TMP/concurrent"
+sleep 0.3
+"$REAL_KEYMGR" "\$@"; rc=\$?
+rm -f "$TMP/running/\$\$"
+exit \$rc
+SH
+chmod +x "$TMP/keymgr-count"
+KHSM_KEYMGR=$TMP/keymgr-count run 0 "$KNOT_HSM" -c "$CONF" status --warn 3 --crit 1
+[ "$(sort -n "$TMP/concurrent" | tail -n 1)" -ge 2 ] ||
+	fail "status ran one keymgr at a time: $(tr '\n' ' ' < "$TMP/concurrent")"
+pass "status runs the zones' keymgr side by side"
+equals "$(printf '%s\n' "$OUT" | grep '^example\.')" "example.com.
+example.net." "status prints the zones in their order"
+
 # An SKR that does not validate is never imported: sign-ksr's output is
 # corrupted in one signature; keymgr validate-skr prints "error: …", then
 # "OK" and exits 0 (Knot 3.2.6), which knot-hsm treats as the failure it is.
