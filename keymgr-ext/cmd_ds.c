@@ -34,15 +34,25 @@ static void ksk_set_clear(ksk_set_t *set)
 	memset(set, 0, sizeof(*set));
 }
 
-/* Open zone i of the command line and read its KSKs; prints the error. */
+/* Open zone i of the command line and read its KSKs (or take what a
+ * khsm_keymgr_ksks_each() read, got: NULL to read them here); prints the error. */
 static int open_zone_ksks(const cli_t *cli, int i, khsm_conf_t **conf, khsm_zone_t *zone,
-                          ksk_set_t *set)
+                          ksk_set_t *set, khsm_ksks_t *got)
 {
 	int r = zone_open(cli, cli->zones[i], NULL, conf, zone);
 	if (r != CLI_OK) {
 		return r;
 	}
-	r = khsm_keymgr_ksks(khsm_conf_path(*conf), zone->name, &set->keys, &set->count);
+	if (got) {
+		r = got->r;
+		if (r != KHSM_EOK && got->detail) khsm_err_detail("%s", got->detail);
+		set->keys = got->keys;
+		set->count = got->count;
+		got->keys = NULL;
+		got->count = 0;
+	} else {
+		r = khsm_keymgr_ksks(khsm_conf_path(*conf), zone->name, &set->keys, &set->count);
+	}
 	if (r == KHSM_EOK && set->count == 0) {
 		khsm_err_detail("zone %s has no KSK in Knot's KASP; make one on the card: "
 		                "knot-hsm -c %s %s generate", zone->name, khsm_conf_path(*conf), zone->name);
@@ -178,10 +188,28 @@ int cmd_ds(cli_t *cli)
 	if (format == FMT_JSON) {
 		fputs("[", out);
 	}
+	/* Over several zones, every zone's keymgr dnskey side by side first. */
+	size_t nz = (size_t)cli->zone_count;
+	khsm_ksks_t *got = NULL;
+	char **names = nz > 1 ? calloc(nz, sizeof(*names)) : NULL;
+	bool named = names && khsm_conf_load(zone_conf_path(cli), &conf) == KHSM_EOK;
+	for (size_t i = 0; named && i < nz; i++) {
+		/* quietly: a zone that does not resolve is reported by the loop below */
+		khsm_zone_t zone = { 0 };
+		named = khsm_zone_resolve(conf, cli->zones[i], NULL, &zone) == KHSM_EOK &&
+		        (names[i] = strdup(zone.name)) != NULL;
+		khsm_zone_clear(&zone);
+	}
+	khsm_err_clear();
+	if (named && (got = calloc(nz, sizeof(*got)))) {
+		khsm_keymgr_ksks_each(khsm_conf_path(conf), (const char *const *)names, nz, got);
+	}
+	for (size_t i = 0; names && i < nz; i++) free(names[i]);
+	free(names);
 	for (int i = 0; i < cli->zone_count && status == CLI_OK; i++) {
 		khsm_zone_t zone = { 0 };
 		ksk_set_t set = { 0 };
-		status = open_zone_ksks(cli, i, &conf, &zone, &set);
+		status = open_zone_ksks(cli, i, &conf, &zone, &set, got ? &got[i] : NULL);
 		if (status != CLI_OK) {
 			break;
 		}
@@ -231,6 +259,8 @@ int cmd_ds(cli_t *cli)
 	if (format == FMT_JSON) {
 		fputs("\n]\n", out);
 	}
+	for (size_t i = 0; got && i < nz; i++) khsm_ksks_clear(&got[i]);
+	free(got);
 	fclose(out);
 	khsm_conf_free(conf);
 	if (status == CLI_OK) {
@@ -483,7 +513,7 @@ static int submitted_zone(const cli_t *cli, khsm_conf_t **conf, int i, const khs
 {
 	khsm_zone_t zone = { 0 };
 	ksk_set_t set = { 0 };
-	int status = open_zone_ksks(cli, i, conf, &zone, &set);
+	int status = open_zone_ksks(cli, i, conf, &zone, &set, NULL);
 	if (status != CLI_OK) {
 		return status;
 	}

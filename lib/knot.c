@@ -10,6 +10,7 @@
 #include "error.h"
 #include "internal.h"
 #include "keystore.h"
+#include "parallel.h"
 #include "knot.h"
 #include "remote.h"
 #include "retry.h"
@@ -693,6 +694,44 @@ int khsm_knotc_dnskey_expiry(const khsm_conf_t *conf, const char *zone, int64_t 
 	r = res.status == 0 && *exp > 0 ? KHSM_EOK : KHSM_ENOENT;
 	khsm_run_clear(&res);
 	return r;
+}
+
+typedef struct {
+	const char *conf_path;
+	const char *const *zones;
+	khsm_ksks_t *out;
+} ksks_job_t;
+
+static void ksks_one(void *ctx, size_t i)
+{
+	ksks_job_t *job = ctx;
+	khsm_ksks_t *k = &job->out[i];
+	k->r = khsm_keymgr_ksks(job->conf_path, job->zones[i], &k->keys, &k->count);
+	const char *d = khsm_err_last_detail();
+	if (k->r != KHSM_EOK && d) k->detail = strdup(d);
+	khsm_err_clear();
+}
+
+_public_
+void khsm_keymgr_ksks_each(const char *conf_path, const char *const *zones, size_t n,
+                           khsm_ksks_t *out)
+{
+	if ((!zones || !out) && n) {
+		return;
+	}
+	for (size_t i = 0; i < n; i++) out[i] = (khsm_ksks_t) { .r = KHSM_EINVAL };
+	ksks_job_t job = { .conf_path = conf_path, .zones = zones, .out = out };
+	khsm_parallel_for(n, 0, ksks_one, &job);
+}
+
+_public_
+void khsm_ksks_clear(khsm_ksks_t *k)
+{
+	if (k) {
+		khsm_dnskeys_free(k->keys, k->count);
+		free(k->detail);
+		*k = (khsm_ksks_t) { 0 };
+	}
 }
 
 _public_

@@ -112,3 +112,20 @@ int khsm_keymgr_ksks(const char *conf_path, const char *zone, dnssec_key_t ***ke
 
 /** Free an array of keys (NULL accepted). */
 void khsm_dnskeys_free(dnssec_key_t **keys, size_t count);
+
+/* One zone's KSKs from khsm_keymgr_ksks_each(). */
+typedef struct {
+	dnssec_key_t **keys;
+	size_t count;
+	int r;                       /* khsm_keymgr_ksks()'s result */
+	char *detail;                /* its error detail, or NULL */
+} khsm_ksks_t;
+
+/** khsm_keymgr_ksks() for each of zones[0..n), side by side
+ *  (khsm_parallel_for()); out[i] is zone i's, free each with
+ *  khsm_ksks_clear(). */
+void khsm_keymgr_ksks_each(const char *conf_path, const char *const *zones, size_t n,
+                           khsm_ksks_t *out);
+
+/** Free what khsm_keymgr_ksks_each() gave one zone (NULL accepted). */
+void khsm_ksks_clear(khsm_ksks_t *k);

@@ -99,6 +99,14 @@ KHSM_KEYMGR=$TMP/keymgr-count run 0 "$KNOT_HSM" -c "$CONF" status --warn 3 --cri
 pass "status runs the zones' keymgr side by side"
 equals "$(printf '%s\n' "$OUT" | grep '^example\.')" "example.com.
 example.net." "status prints the zones in their order"
+# ds over several zones: their keymgr dnskey side by side, printed in order
+: > "$TMP/concurrent"
+KHSM_KEYMGR=$TMP/keymgr-count run 0 "$KNOT_HSM" -c "$KSKC" example.com example.net ds
+[ "$(sort -n "$TMP/concurrent" | tail -n 1)" -ge 2 ] ||
+	fail "ds ran one keymgr at a time: $(tr '\n' ' ' < "$TMP/concurrent")"
+pass "ds runs the zones' keymgr side by side"
+equals "$(printf '%s\n' "$OUT" | awk '{ print $1 }' | uniq | tr '\n' ' ')" "example.com. example.net. " \
+	"ds prints the zones in their order"
 
 # An SKR that does not validate is never imported: sign-ksr's output is
 # corrupted in one signature; keymgr validate-skr prints "error: …", then
