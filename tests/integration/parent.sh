@@ -86,3 +86,14 @@ validate_poll() {
 	[ "$cur" = "$PREV_DS" ] || validate_under "$PREV_DS" "parent a poll ago"
 	PREV_DS=$cur
 }
+
+# cds_note STEP: the key tags of the CDS the child's knotd (PORT) serves now,
+# noted with the rollover step in $TMP/cds.log. cds_tags STEP: the tags noted
+# at that step, sorted, once each.
+cds_note() {
+	cn_tags=$(kdig @127.0.0.1 -p "$PORT" example.com. CDS +short | awk '{ print $1 }' | sort -u | tr '\n' ' ')
+	printf '%s %s\n' "$1" "$cn_tags" >> "$TMP/cds.log"
+}
+cds_tags() {
+	awk -v s="$1" '$1 == s { for (i = 2; i <= NF; i++) print $i }' "$TMP/cds.log" 2>/dev/null | sort -u | tr '\n' ' '
+}

@@ -7,7 +7,8 @@
 #  - at the final try, --force with the right PIN works;
 #  - a locked PIN is never tried, even with --force, and the message says so.
 # Paths: keystore, uri, doctor, keys, generate, import, delete (lib/keydelete.c),
-# rollover (lib/rollover.c: its first step makes a new KSK on the card), and the ceremony
+# rollover (lib/rollover.c: its first step makes a new KSK on the card),
+# standby (lib/standby.c: a KSK on a second keystore), and the ceremony
 # signed by knot-hsm (signer=card, PIN from the KSK side's pin-source or from
 # --pin-fd) or by keymgr sign-ksr (signer=keymgr: knot-hsm logs in first, so
 # keymgr never runs with a wrong PIN or at the final try). Also: a skipped
@@ -33,13 +34,17 @@ mkdir -p "$O/run" "$O/zones" "$O/keys"
 CONF=$O/knot.conf
 KSKC=$O/knot-hsm-ksk.conf
 zone_files "$O/zones" 60 example.org example.info
+# card2: a second keystore id for the same cardsim token, for standby (it
+# must name another keystore than the signing KSK's; the PIN path is the same)
+stanza_o="$stanza
+$(printf '%s\n' "$stanza" | sed '1{/^keystore:$/d}' | sed 's/- id: card$/- id: card2/')"
 conf_write() { # zone lines, include line
-	knot_conf "$CONF" rundir="$O/run" storage="$O" kasp="$O/keys" include="${2#include: }" template="    storage: $O/zones
+	knot_conf "$CONF" rundir="$O/run" storage="$O" kasp="$O/keys" stanza="$stanza_o" include="${2#include: }" template="    storage: $O/zones
     file: %s.zone
 $1" example.org. example.info.
 }
 conf_write "" ""
-run 0 "$KNOT_HSM" -c "$CONF" example.org example.info policy --write "$O/knot-hsm.conf"
+run 0 "$KNOT_HSM" -c "$CONF" example.org example.info policy keystore=card --write "$O/knot-hsm.conf"
 conf_write "    dnssec-signing: on
     dnssec-policy: knot-hsm" "include: $O/knot-hsm.conf"
 run 0 knotc -c "$CONF" conf-check
@@ -65,6 +70,7 @@ c_generate() { "$KNOT_HSM" -c "$C" "$@" example.com generate; }
 c_import() { "$KNOT_HSM" -c "$C" "$@" example.net import label=outside; }
 c_ceremony_card() { "$KNOT_HSM" -c "$CONF" "$@" example.org ceremony until=+5d; }
 c_ceremony_fd() { "$KNOT_HSM" -c "$CONF" "$@" --pin-fd 3 example.org ceremony until=+30d ksk-conf="$KSKNP" 3<"$TMP/card.pin"; }
+c_standby() { "$KNOT_HSM" -c "$CONF" "$@" example.org standby keystore=card2; }
 c_ceremony_keymgr() { "$KNOT_HSM" -c "$CONF" "$@" example.info ceremony until=+5d signer=keymgr; }
 
 # check NAME: the four cases for command c_NAME.
@@ -122,6 +128,8 @@ contains "$OUT" "example.info.: pre-signed " "ceremony signer=keymgr: pre-signed
 contains "$OUT" "keymgr sign-ksr per zone" "ceremony signer=keymgr: keymgr signed"
 # knot-hsm's check login and keymgr sign-ksr's own.
 equals "$(count "login ok")" 2 "ceremony signer=keymgr: knot-hsm logs in once before keymgr does"
+check standby
+contains "$OUT" "example.org.: standby KSK " "standby: made with --force"
 
 # A ceremony with nothing to sign does not use the card at all.
 : > "$COUNTER"

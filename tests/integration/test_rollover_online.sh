@@ -117,6 +117,7 @@ while [ $i -lt 40 ] && [ $done -eq 0 ]; do
 		*"rollover done"*) done=1 ;;
 	esac
 	validate_poll
+	cds_note "$step"
 	sleep 2
 done
 [ $done -eq 1 ] || { cat "$TMP/rollover.log" "$D/knotd.log" >&2; fail "the rollover did not end in $i polls (steps:$steps)"; }
@@ -129,6 +130,13 @@ contains "$(cat "$TMP/rollover.log")" "knotd: zone-keys-load example.com. done" 
 lacks "$(cat "$D/knotd.log")" "cleared future timers" "knotd cleared none of knot-hsm's timers"
 NEW_TAG=$(printf '%s\n' "$NEW_DS" | awk '{ print $3 }')
 [ -n "$NEW_TAG" ] && [ "$NEW_TAG" != "$OLD_TAG" ] || fail "no new KSK tag ($NEW_TAG)"
+# CDS (Knot's default cds-cdnskey-publish: rollover): the new KSK's while
+# the parent is to add its DS, none once the rollover is done.
+case " $(cds_tags submit) " in
+	*" $NEW_TAG "*) pass "the new KSK's CDS is served while its DS is to be submitted" ;;
+	*) cat "$TMP/cds.log" >&2; fail "no CDS of the new KSK $NEW_TAG at step submit" ;;
+esac
+equals "$(cds_tags done)" "" "no CDS once the rollover is done"
 
 for j in 1 2 3; do
 	validate_poll
