@@ -87,7 +87,7 @@ int cmd_status(cli_t *cli)
 	if (st && !cli->heal) {
 		/* side by side: each zone waits for keymgr and knotc */
 		khsm_zones_status(conf, kconf, ksk_path, zones, n, now, warn, crit,
-		                  !cli->warn && !cli->crit, 0, st);
+		                  !cli->warn && !cli->crit, st);
 		for (size_t i = 0; i < n; i++) {
 			if (strcmp(st[i].mode, "other") != 0) st[count++] = st[i];
 		}

@@ -94,7 +94,6 @@ int khsm_rollover_ds(const char *conf_path, const char *zone, const khsm_kasp_ke
 int khsm_rollover_set_timer(const char *conf_path, const char *zone, const char *id_hex,
                             const char *timer, int64_t at);
 
-
 /* A zone's rollover as a monitor shows it (copied values, no pointers). */
 typedef struct {
 	khsm_roll_step_t step;

@@ -276,12 +276,12 @@ static void zones_one(void *ctx, size_t i)
 _public_
 void khsm_zones_status(const khsm_conf_t *conf, const khsm_conf_t *kconf, const char *ksk_path,
                        const khsm_conf_zone_t *const *zones, size_t n, int64_t now, int64_t warn,
-                       int64_t crit, bool derived, unsigned workers, khsm_zone_status_t *out)
+                       int64_t crit, bool derived, khsm_zone_status_t *out)
 {
 	if (!conf || (!zones && n) || (!out && n)) {
 		return;
 	}
 	zones_job_t job = { .conf = conf, .kconf = kconf, .ksk_path = ksk_path, .zones = zones,
 	                    .now = now, .warn = warn, .crit = crit, .derived = derived, .out = out };
-	khsm_parallel_for(n, workers, zones_one, &job);
+	khsm_parallel_for(n, 0, zones_one, &job);
 }

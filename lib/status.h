@@ -45,9 +45,9 @@ void khsm_zone_status(const khsm_conf_t *conf, const khsm_conf_t *kconf, const c
                       const khsm_conf_zone_t *z, int64_t now, int64_t warn, int64_t crit,
                       bool derived, const khsm_kasp_keys_t *keys, khsm_zone_status_t *s);
 
-/** khsm_zone_status() of each of zones[0..n), keys listed here, in up to
- *  `workers` threads at once (khsm_parallel_for()): each zone waits for
- *  keymgr and knotc, not for the CPU. out[i] is zone i's. */
+/** khsm_zone_status() of each of zones[0..n), keys listed here, side by
+ *  side (khsm_parallel_for()): each zone waits for keymgr and knotc, not for
+ *  the CPU. out[i] is zone i's. */
 void khsm_zones_status(const khsm_conf_t *conf, const khsm_conf_t *kconf, const char *ksk_path,
                        const khsm_conf_zone_t *const *zones, size_t n, int64_t now, int64_t warn,
-                       int64_t crit, bool derived, unsigned workers, khsm_zone_status_t *out);
+                       int64_t crit, bool derived, khsm_zone_status_t *out);

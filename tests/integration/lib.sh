@@ -111,6 +111,20 @@ card_keystore() {
 	stanza=$OUT
 }
 
+# card_keystore_also TOKEN ID [PINFILE]: another card's keystore ID appended
+# to $stanza (one "keystore:" section): TOKEN is made, with its PIN in
+# $TMP/ID.pin, unless PINFILE names the PIN of a TOKEN that exists already.
+card_keystore_also() {
+	cka_pin=${3:-$TMP/$2.pin}
+	if [ $# -lt 3 ]; then
+		token_init "$1"
+		pin_file "$cka_pin"
+	fi
+	run 0 "$KNOT_HSM" keystore --token "$1" --pin-file "$cka_pin" --id "$2"
+	stanza="$stanza
+$(printf '%s\n' "$OUT" | sed '1{/^keystore:$/d}')"
+}
+
 # A key pair made outside knot-hsm, with pkcs11-tool as operators do.
 keygen_p11tool() { # token label, object label, hex id
 	pkcs11-tool --module "$SOFTHSM_MODULE" --token-label "$1" --login --pin "$PIN" \

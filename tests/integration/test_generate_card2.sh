@@ -8,17 +8,12 @@
 . "$KHSM_SRCDIR/tests/integration/lib.sh"
 
 card_keystore
-stanza1=$stanza
-token_init "Card Two"
-pin_file "$TMP/card2.pin"
-run 0 "$KNOT_HSM" keystore --token "Card Two" --pin-file "$TMP/card2.pin" --id card2
-stanza2=$(printf '%s\n' "$OUT" | sed '1{/^keystore:$/d}')
+card_keystore_also "Card Two" card2
 D=$TMP/knot
 mkdir -p "$D/keys"
 CONF=$D/knot.conf
 KSKC=$D/knot-hsm-ksk.conf
-knot_conf "$CONF" rundir="$D" storage="$D" kasp="$D/keys" stanza="$stanza1
-$stanza2" template="    storage: $D" example.com. example.net.
+knot_conf "$CONF" rundir="$D" storage="$D" kasp="$D/keys" stanza="$stanza" template="    storage: $D" example.com. example.net.
 run 0 knotc -c "$CONF" conf-check
 run 0 "$KNOT_HSM" -c "$CONF" example.com example.net policy keystore=card --write "$D/knot-hsm.conf"
 contains "$(cat "$KSKC")" "  - id: card2" "the KSK side names the second card's keystore too"
@@ -47,8 +42,7 @@ contains "$OUT" "$first" "the first card's KSK registered as before"
 # with card: the ceremony would sign with card only and the zone would break
 # after the switch, so it is refused before anything happens: no key on card
 # 2, KASP unchanged.
-knot_conf "$CONF" rundir="$D" storage="$D" kasp="$D/keys" stanza="$stanza1
-$stanza2" include="$D/knot-hsm.conf" template="    storage: $D
+knot_conf "$CONF" rundir="$D" storage="$D" kasp="$D/keys" stanza="$stanza" include="$D/knot-hsm.conf" template="    storage: $D
 $KNOT_HSM_TEMPLATE" example.com. example.net.
 run 0 knotc -c "$CONF" conf-check
 GNUTLS_PIN=$PIN p11tool --login --list-all "pkcs11:token=Card%20Two" > "$TMP/card2.before" 2>/dev/null

@@ -24,11 +24,7 @@ TOKEN_URI="pkcs11:token=SmartCard-HSM%20%28UserPIN%29"
 NEW_URI=$TOKEN_URI
 ROLL_KS=
 if [ -n "${ROLL_CARD2:-}" ]; then
-	token_init "Card Two"
-	pin_file "$TMP/card2.pin"
-	run 0 "$KNOT_HSM" keystore --token "Card Two" --pin-file "$TMP/card2.pin" --id card2
-	stanza="$stanza
-$(printf '%s\n' "$OUT" | sed '1{/^keystore:$/d}')"
+	card_keystore_also "Card Two" card2
 	NEW_URI="pkcs11:token=Card%20Two"
 	ROLL_KS=keystore=card2
 fi
@@ -42,10 +38,7 @@ if [ -n "${ROLL_CARD2:-}" ]; then
 		"the online policy lists the second card after the PEM keystore"
 	# a card of knot.conf the policy does not list: refused before anything
 	stanza0=$stanza
-	stanza="$stanza
-  - id: card3
-    backend: pkcs11
-    config: \"pkcs11:token=Card%20Two;pin-source=$TMP/card2.pin $SOFTHSM_MODULE\""
+	card_keystore_also "Card Two" card3 "$TMP/card2.pin"
 	knotd_online_write "$D/knot-hsm.conf" "    dnssec-policy: knot-hsm"
 	run 1 "$KNOT_HSM" -c "$CONF" example.com rollover keystore=card3 server=127.0.0.1@1
 	contains "$ERR" "keystore card3 is not among the keystores of policy knot-hsm" \

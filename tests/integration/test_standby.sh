@@ -16,17 +16,9 @@
 show() { printf '%s\n' "$OUT" | sed 's/^/# /'; }
 
 card_keystore
-stanza1=$stanza
-token_init "Card Two"
-pin_file "$TMP/card2.pin"
-run 0 "$KNOT_HSM" keystore --token "Card Two" --pin-file "$TMP/card2.pin" --id card2
-stanza2=$(printf '%s\n' "$OUT" | sed '1{/^keystore:$/d}')
+card_keystore_also "Card Two" card2
 # a third card, for the standby after the failover
-token_init "Card Three"
-pin_file "$TMP/card3.pin"
-run 0 "$KNOT_HSM" keystore --token "Card Three" --pin-file "$TMP/card3.pin" --id card3
-stanza2="$stanza2
-$(printf '%s\n' "$OUT" | sed '1{/^keystore:$/d}')"
+card_keystore_also "Card Three" card3
 
 PORT=$(free_port)
 PPORT=$(free_port)
@@ -39,8 +31,7 @@ zone_files "$D/zones" 2 example.com
 CONF=$D/knot.conf
 write_conf() { # $1: extra template lines, $2: include
 	knot_conf "$CONF" rundir="$D/run" listen="$PORT" storage="$D" kasp="$D/keys" log="$D/knotd.log" \
-		stanza="$stanza1
-$stanza2" include="$2" template="    storage: $D/zones
+		stanza="$stanza" include="$2" template="    storage: $D/zones
     file: %s.zone
 $1" example.com.
 }
