@@ -436,33 +436,11 @@ typedef struct {
 	khsm_ceremony_t c;
 } card_t;
 
-/* What tells two cards apart in keystore configs: the token attributes and
- * the module, never the PIN; two keystores of one card share it. */
-static int card_name(const char *config, char **name_ptr)
-{
-	_cleanup_free_ char *uri = NULL;
-	_cleanup_free_ char *module = NULL;
-	int r = khsm_uri_split_config(config, &uri, &module);
-	if (r != KHSM_EOK) return r;
-	khsm_uri_t a = { 0 };
-	if ((r = khsm_uri_parse(uri, &a)) != KHSM_EOK) return r;
-	char *name = NULL;
-	if (asprintf(&name, "token=%s;serial=%s;model=%s;manufacturer=%s %s", a.token ? a.token : "",
-	             a.serial ? a.serial : "", a.model ? a.model : "",
-	             a.manufacturer ? a.manufacturer : "", module) < 0) {
-		name = NULL;
-		r = KHSM_ENOMEM;
-	}
-	khsm_uri_clear(&a);
-	if (r == KHSM_EOK) *name_ptr = name;
-	return r;
-}
-
 /* The card of a zone's keystore: one of cards[0..*n), or a new one. */
 static int card_find(card_t *cards, size_t *n, const khsm_conf_keystore_t *ks, size_t *card_ptr)
 {
 	_cleanup_free_ char *name = NULL;
-	int r = card_name(ks->config, &name);
+	int r = khsm_uri_card_name(ks->config, true, &name);
 	if (r != KHSM_EOK) return r;
 	for (size_t k = 0; k < *n; k++) {
 		if (strcmp(cards[k].name, name) != 0) continue;

@@ -21,6 +21,7 @@
 #include "lib/policy.h"
 #include "lib/policyzones.h"
 #include "lib/uri.h"
+#include "budget_print.h"
 #include "zonecmd.h"
 
 
@@ -75,7 +76,7 @@ static int guard_config(const char *card_config, char **config_ptr)
 static int print_json(const khsm_policy_t *p, const khsm_policy_stats_t *st, const char *version,
                       char *const *zones, int zone_count, bool written, bool included,
                       const char *main_path, const char *main_text, const char *ksk_path,
-                      const char *ksk_text, const char *ksk_db)
+                      const char *ksk_text, const char *ksk_db, const khsm_budget_card_t *budget)
 {
 	_cleanup_free_ char *shown_main = NULL, *shown_ksk = NULL;
 	if (khsm_redact(main_text, &shown_main) != KHSM_EOK ||
@@ -109,7 +110,13 @@ static int print_json(const khsm_policy_t *p, const khsm_policy_stats_t *st, con
 	}
 	khsm_json_end(&j);
 	khsm_json_uint(&j, "card_signatures_per_zone_year", st->card_signatures_per_year);
+	khsm_json_uint(&j, "card_signatures_per_zone_peak_day", st->card_signatures_peak_day);
 	khsm_json_int(&j, "outage_survived_seconds", st->outage_survived);
+	if (budget) {
+		budget_card_json(&j, "card_budget", budget);
+	} else {
+		khsm_json_null(&j, "card_budget");
+	}
 	if (p->mode == KHSM_MODE_OFFLINE) {
 		khsm_json_int(&j, "ceremony_until_seconds", p->until);
 		khsm_json_int(&j, "ceremony_interval_seconds", p->interval);
@@ -128,6 +135,9 @@ static void print_stats(const khsm_policy_t *p, const khsm_policy_stats_t *st, c
 	khsm_duration_human(st->outage_survived, outage, sizeof(outage));
 	printf("%scard signatures per zone and year: %llu\n", prefix,
 	       (unsigned long long)st->card_signatures_per_year);
+	printf("%scard signatures per zone on its busiest day: %llu (%s)\n", prefix,
+	       (unsigned long long)st->card_signatures_peak_day,
+	       p->mode == KHSM_MODE_OFFLINE ? "a ceremony" : "most in 24 hours");
 	if (p->mode == KHSM_MODE_OFFLINE) {
 		khsm_duration_human(p->until, until, sizeof(until));
 		khsm_duration_human(p->interval, interval, sizeof(interval));
@@ -153,7 +163,7 @@ int cmd_policy(cli_t *cli)
 	              { "rrsig-refresh", NULL }, { "dnskey-ttl", NULL }, { "zone-max-ttl", NULL },
 	              { "propagation-delay", NULL }, { "algorithm", NULL }, { "shared-ksk", NULL },
 	              { "keystore", NULL }, { "ksk-conf", NULL }, { "ksk-kasp-db", NULL },
-	              { "guard", NULL }, { "remove", NULL }, { NULL, NULL } };
+	              { "guard", NULL }, { "remove", NULL }, { "key-slots", NULL }, { NULL, NULL } };
 	int rc = kv_parse(cli, kv);
 	if (rc != CLI_OK) return rc;
 
@@ -172,7 +182,8 @@ int cmd_policy(cli_t *cli)
 	for (const kv_t *k = kv; k->key; k++) {
 		if (!k->value || strcmp(k->key, "mode") == 0 || strcmp(k->key, "keystore") == 0 ||
 		    strcmp(k->key, "ksk-conf") == 0 || strcmp(k->key, "ksk-kasp-db") == 0 ||
-		    strcmp(k->key, "guard") == 0 || strcmp(k->key, "remove") == 0) {
+		    strcmp(k->key, "guard") == 0 || strcmp(k->key, "remove") == 0 ||
+		    strcmp(k->key, "key-slots") == 0) {
 			continue;
 		}
 		if ((r = khsm_policy_set(&pol, k->key, k->value)) != KHSM_EOK) {
@@ -281,10 +292,30 @@ int cmd_policy(cli_t *cli)
 	    (r = khsm_policy_other_cards(conf, card, &more_ids, &more_configs, &n_more)) != KHSM_EOK) {
 		rc = cli_error(r, NULL);
 	}
+	/* key-slots=: the card's capacity, kept in the header of the file the
+	 * card's side reads (KSK side offline, the include online) across runs. */
+	_cleanup_free_ char *key_slots = NULL;
+	if (rc == CLI_OK && card) {
+		_cleanup_free_ char *kept = NULL;
+		(void)khsm_policy_file_header(mode == KHSM_MODE_OFFLINE ? ksk_path : main_path, "key-slots", &kept);
+		if ((r = khsm_budget_slots_merge(conf, kv_get(kv, "key-slots"), card->id, kept, &key_slots)) !=
+		    KHSM_EOK) {
+			const char *d = khsm_err_last_detail();
+			rc = r == KHSM_EINVAL ? cli_usage_error(cli_current, "%s", d ? d : khsm_strerror(r))
+			                      : cli_error(r, NULL);
+		}
+	}
 	khsm_render_t in = { (const char *const *)plan.zones.names, plan.zones.count,
 	                     card ? card->id : NULL, card_config ? card_config : card ? card->config : NULL,
 	                     ksk_path, ksk_db, (const char *const *)plan.removed.names, plan.removed.count,
-	                     conf_real ? conf_real : khsm_conf_path(conf), more_ids, more_configs, n_more };
+	                     conf_real ? conf_real : khsm_conf_path(conf), more_ids, more_configs, n_more,
+	                     key_slots };
+	/* The card budget of this policy's zones, the card's slots read (no login). */
+	khsm_budget_card_t budget = { 0 };
+	bool have_budget = rc == CLI_OK && card && card->config &&
+	                   khsm_budget_one(card->id, card->config, plan.zones.count, &st, key_slots, true,
+	                                   &budget) == KHSM_EOK;
+	khsm_err_clear();
 	if (rc == CLI_OK && (r = khsm_confgen_policy_main(&pol, &in, &main_text)) != KHSM_EOK) {
 		rc = cli_error(r, "render");
 	}
@@ -312,7 +343,7 @@ int cmd_policy(cli_t *cli)
 	}
 	if (rc == CLI_OK && !cli->write && cli->json) {
 		rc = print_json(&pol, &st, version, zones, cli->zone_count, false, included, main_path,
-		                main_text, ksk_path, ksk_text, ksk_db);
+		                main_text, ksk_path, ksk_text, ksk_db, have_budget ? &budget : NULL);
 	} else if (rc == CLI_OK && !cli->write) {
 		printf("# ==> %s <==\n%s", main_path, shown_main);
 		if (ksk_text) {
@@ -324,6 +355,7 @@ int cmd_policy(cli_t *cli)
 			       "# better put it in a 0600 file and use pin-source (knot-hsm keystore --pin-file)\n");
 		}
 		print_stats(&pol, &st, "# ");
+		if (have_budget) budget_card_text(&budget, "# ");
 		print_plan(&plan, "# ");
 		printf("# checked with knotc conf-check; write it with --write %s\n", main_path);
 	} else if (rc == CLI_OK) {
@@ -343,7 +375,7 @@ int cmd_policy(cli_t *cli)
 		}
 		if (rc == CLI_OK && cli->json) {
 			rc = print_json(&pol, &st, version, zones, cli->zone_count, true, included, main_path,
-			                main_text, ksk_path, ksk_text, ksk_db);
+			                main_text, ksk_path, ksk_text, ksk_db, have_budget ? &budget : NULL);
 		} else if (rc == CLI_OK) {
 			printf("mode: %s (Knot %d.%d.%d)\n", khsm_mode_name(mode), major, minor, patch);
 			printf("wrote %s (%s)\n", main_path, ksk_text ? "ZSK side, for knotd" : "for knotd");
@@ -351,6 +383,7 @@ int cmd_policy(cli_t *cli)
 				printf("wrote %s (KSK side, for the ceremony; KASP %s)\n", ksk_path, ksk_db);
 			}
 			print_stats(&pol, &st, "");
+			if (have_budget) budget_card_text(&budget, "");
 			print_plan(&plan, "");
 			printf("next steps:\n");
 			if (!included) {
@@ -388,6 +421,7 @@ int cmd_policy(cli_t *cli)
 	free(zones);
 	khsm_policyzones_plan_clear(&plan);
 	khsm_policy_paths_clear(&paths);
+	khsm_budget_card_clear(&budget);
 	free(more_ids);
 	free(more_configs);
 	if (rc == CLI_OK && st.outage_survived < KHSM_OUTAGE_GOAL) {

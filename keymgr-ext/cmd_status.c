@@ -13,6 +13,8 @@
 #include "lib/error.h"
 #include "lib/heal.h"
 #include "lib/json.h"
+#include "budget_print.h"
+#include "cleanup.h"
 #include "lib/policy.h"
 #include "lib/rollover.h"
 #include "lib/status.h"
@@ -180,6 +182,21 @@ int cmd_status(cli_t *cli)
 			khsm_json_str(&j, "message", s->message);
 			khsm_json_end(&j);
 		}
+		khsm_json_end(&j);
+		/* The card budget over all zones of knot.conf, each card read (no login). */
+		khsm_json_array(&j, "cards");
+		khsm_budget_zone_t *bz = NULL;
+		size_t n_bz = 0;
+		khsm_budget_t budget = { 0 };
+		_cleanup_free_ char *slots = NULL;
+		(void)khsm_budget_slots_read(kconf ? ksk_path : khsm_conf_path(conf), &slots);
+		if (khsm_budget_zones(conf, kconf, &bz, &n_bz) == KHSM_EOK &&
+		    khsm_budget_count(kconf ? kconf : conf, bz, n_bz, slots, true, &budget) == KHSM_EOK) {
+			for (size_t i = 0; i < budget.count; i++) budget_card_json(&j, NULL, &budget.cards[i]);
+		}
+		khsm_err_clear();
+		khsm_budget_clear(&budget);
+		free(bz);
 		khsm_json_end(&j);
 		khsm_json_end(&j);
 		putchar('\n');

@@ -127,7 +127,7 @@ static const cli_command_t COMMANDS[] = {
 	  "KSK side. Afterwards make a new standby on another card.",
 	  false, 0, false },
 	{ "policy", true, OPT_CONF | OPT_WRITE | OPT_FORCE | OPT_JSON, cmd_policy,
-	  "knot-hsm [-c knot.conf] ZONE... policy [mode=offline|online] [zsk-lifetime=T] [rrsig-lifetime=T] [rrsig-refresh=T] [dnskey-ttl=T] [zone-max-ttl=T] [propagation-delay=T] [algorithm=NAME] [shared-ksk=yes|no] [keystore=ID] [ksk-conf=PATH] [ksk-kasp-db=DIR] [guard=yes|no] [remove=yes] [--write FILE [--force]] [--json]",
+	  "knot-hsm [-c knot.conf] ZONE... policy [mode=offline|online] [zsk-lifetime=T] [rrsig-lifetime=T] [rrsig-refresh=T] [dnskey-ttl=T] [zone-max-ttl=T] [propagation-delay=T] [algorithm=NAME] [shared-ksk=yes|no] [keystore=ID] [ksk-conf=PATH] [ksk-kasp-db=DIR] [guard=yes|no] [remove=yes] [key-slots=N|ID:N,...] [--write FILE [--force]] [--json]",
 	  "Render the knot.conf pieces that pin the KSK on the card and roll a software\n"
 	  "ZSK automatically. Times take Knot's units s, m, h, d. Mode defaults to the\n"
 	  "installed knotd: offline before Knot 3.5 (ZSK-side include for knotd plus a\n"
@@ -144,7 +144,12 @@ static const cli_command_t COMMANDS[] = {
 	  "configuration must exist and name the card's module. The zones the written\n"
 	  "files list are kept and the given ones added (\"kept:\", \"added:\"); a zone\n"
 	  "leaves only with remove=yes; a run that would drop a zone with keys on the\n"
-	  "KSK side refuses and names it.",
+	  "KSK side refuses and names it. Prints the card budget: signatures per year\n"
+	  "and on the busiest day at 6 signatures/s, whether the card keeps up, key slots\n"
+	  "used (read from the card, no login) and free. key-slots=N: how many key pairs\n"
+	  "the card holds (its data sheet; no card says it through PKCS #11), ID:N for\n"
+	  "other cards; kept in the written file's header across runs. generate keeps\n"
+	  "the last slot for a rollover and refuses a full card.",
 	  false, 0, false },
 	{ "ceremony", true, OPT_CONF | OPT_PIN_FILE | OPT_PIN_FD | OPT_FORCE | OPT_JSON, cmd_ceremony,
 	  "knot-hsm [-c knot.conf] ZONE... ceremony [until=+90d] [ksk-conf=PATH] [generate-ksk=yes|no] [signer=card|keymgr] [pcscd-wait=60] [--pin-file PATH | --pin-fd N] [--force] [--json]",

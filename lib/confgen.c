@@ -186,6 +186,9 @@ int khsm_confgen_policy_main(const khsm_policy_t *p, const khsm_render_t *in, ch
 	sb_add(&sb, "%s\n", KHSM_POLICY_MARKER);
 	if (online) {
 		sb_add(&sb, "# knot-hsm online mode (Knot >= 3.5): KSK on the card, ZSK in software.\n");
+		if (in->key_slots) {
+			sb_add(&sb, "# knot-hsm: key-slots=%s\n", in->key_slots);
+		}
 	} else {
 		sb_add(&sb, "# knot-hsm offline mode, ZSK side (knotd). The KSK side is %s;\n"
 		            "# run 'knot-hsm ZONE... ceremony' before the pre-signed period ends.\n",
@@ -271,6 +274,9 @@ int khsm_confgen_policy_ksk(const khsm_policy_t *p, const khsm_render_t *in, cha
 	            "# never by knotd. The KSK stays on the card of keystore %s.\n",
 	       in->card_keystore_id);
 	sb_add(&sb, "# knot-hsm: shared-ksk=%s\n", p->shared_ksk ? "yes" : "no");
+	if (in->key_slots) {
+		sb_add(&sb, "# knot-hsm: key-slots=%s\n", in->key_slots);
+	}
 	if (in->zsk_conf_path) {
 		sb_add(&sb, "# knot-hsm: zsk-conf=%s\n", in->zsk_conf_path);
 	}

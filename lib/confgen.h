@@ -28,6 +28,7 @@ typedef struct {
 	const char *const *more_ids;     /* knot.conf's other pkcs11 keystores (another card): */
 	const char *const *more_configs; /* on the KSK side offline, in the policy's list online */
 	size_t more_count;
+	const char *key_slots;      /* header "# knot-hsm: key-slots=" (lib/budget.h), or NULL */
 } khsm_render_t;
 
 /** The include file for knotd: offline: PEM keystore and the ZSK-side

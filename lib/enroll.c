@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "budget.h"
 #include "cardkey.h"
 #include "dnskey.h"
 #include "enroll.h"
@@ -14,6 +15,7 @@
 #include "files.h"
 #include "internal.h"
 #include "kasp.h"
+#include "policy.h"
 #include "knot.h"
 #include "run.h"
 #include "token.h"
@@ -263,6 +265,91 @@ static int refuse_orphan(khsm_keystore_t *ks, const khsm_pin_t *pin, const khsm_
 	return r;
 }
 
+/* A card whose key slots are known (policy key-slots=) is not asked for a
+ * pair it has no room for, and a new zone's KSK leaves the last slot free:
+ * the rollover of any KSK on the card needs one (rollover and standby, which
+ * make that key, may take it). The refusal names what can go: keys on the
+ * card no zone's KASP has, keys whose zones are done with them (removed), and
+ * the other cards of knot.conf. Slots not known: the card answers. */
+static int refuse_full(const khsm_conf_t *conf, khsm_keystore_t *ks, const khsm_pin_t *pin,
+                       const khsm_kasp_index_t *kasp, const khsm_zone_t *zone, const khsm_enroll_t *req)
+{
+	long total = 0;
+	if (khsm_budget_slots_of(conf, zone->keystore, &total) != KHSM_EOK) {
+		khsm_err_clear();
+		return KHSM_EOK;
+	}
+	khsm_cardobjs_t objs = { 0 };
+	int r = khsm_cardkey_find(ks, NULL, NULL, 0, KHSM_URI_TYPE_PRIVATE, pin, req->force, &objs);
+	if (r != KHSM_EOK) {
+		return r;
+	}
+	long used = (long)objs.count, need = req->beside_active ? 1 : 2;
+	if (total - used >= need) {
+		khsm_cardobjs_clear(&objs);
+		return KHSM_EOK;
+	}
+	char *buf = NULL;
+	size_t size = 0;
+	FILE *f = open_memstream(&buf, &size);
+	if (!f) {
+		khsm_cardobjs_clear(&objs);
+		return KHSM_ENOMEM;
+	}
+	int64_t now = (int64_t)time(NULL);
+	size_t named = 0;
+	for (size_t i = 0; i < objs.count && named < 3; i++) {
+		_cleanup_free_ char *hex = NULL;
+		if (!objs.items[i].id_len || khsm_hex_format(objs.items[i].id, objs.items[i].id_len, &hex) != KHSM_EOK) {
+			continue;
+		}
+		size_t pos = 0;
+		const khsm_kasp_entry_t *e = khsm_kasp_next(kasp, hex, &pos), *first = e;
+		bool removed = e != NULL;
+		for (; e; e = khsm_kasp_next(kasp, hex, &pos)) {
+			removed = removed && khsm_kasp_key_state(&e->key, now) == KHSM_KEY_STATE_REMOVED;
+		}
+		if (!first) {
+			fprintf(f, "; '%s' (id %s) is in no zone's KASP: import it for a zone or remove it "
+			        "(pkcs11-tool --delete-object --type privkey --id %s, and --type pubkey)",
+			        objs.items[i].label ? objs.items[i].label : "", hex, hex);
+			named++;
+		} else if (removed) {
+			fprintf(f, "; '%s' (id %s) is removed from %s: knot-hsm%s%s %s delete id=%s",
+			        objs.items[i].label ? objs.items[i].label : "", hex, first->zone, conf_opt(req),
+			        conf_val(req), first->zone, hex);
+			named++;
+		}
+	}
+	const char **ids = NULL, **configs = NULL;
+	size_t n_other = 0;
+	if (khsm_policy_other_cards(conf, zone->keystore, &ids, &configs, &n_other) == KHSM_EOK) {
+		for (size_t i = 0; i < n_other; i++) {
+			if (khsm_budget_same_card(configs[i], zone->keystore->config)) {
+				continue;   /* the same card under another id */
+			}
+			fprintf(f, "; or make it on card %s: knot-hsm%s%s %s generate ... keystore=%s", ids[i],
+			        conf_opt(req), conf_val(req), zone->name, ids[i]);
+		}
+	}
+	free(ids);
+	free(configs);
+	khsm_err_clear();
+	int failed = fclose(f);
+	if (used >= total) {
+		khsm_err_detail("the card of keystore %s is full: %ld of its %ld key slots are used (policy "
+		                "key-slots=)%s%s. Nothing was made", zone->keystore->id, used, total,
+		                failed || !*buf ? "; free one first" : "", failed ? "" : buf);
+	} else {
+		khsm_err_detail("the card of keystore %s has one free key slot of %ld, kept for a KSK rollover "
+		                "(knot-hsm ZONE rollover takes it)%s%s. Nothing was made", zone->keystore->id,
+		                total, failed || !*buf ? "; free one first" : "", failed ? "" : buf);
+	}
+	free(buf);
+	khsm_cardobjs_clear(&objs);
+	return KHSM_EDEVMEM;
+}
+
 /* A zone has one KSK that signs: a second generate would make another
  * active KSK beside it, which the ceremony ignores and a DS at the parent
  * never names. Refused whenever a KSK of the zone signs now or is scheduled
@@ -372,7 +459,8 @@ int khsm_zone_key_generate(khsm_conf_t *conf, const khsm_zone_t *zone, const khs
 	if ((r = req->open(req->open_ctx, zone->keystore->config, &pin, &ks)) != KHSM_EOK) {
 		goto fail;
 	}
-	if ((r = refuse_orphan(ks, pin, &kasp, zone, req, out->label)) != KHSM_EOK) {
+	if ((r = refuse_orphan(ks, pin, &kasp, zone, req, out->label)) != KHSM_EOK ||
+	    (r = refuse_full(conf, ks, pin, &kasp, zone, req)) != KHSM_EOK) {
 		goto fail;
 	}
 

@@ -189,6 +189,44 @@ void khsm_policy_defaults(khsm_policy_t *policy, khsm_mode_t mode)
 	};
 }
 
+/* A knot.conf duration as knotc exports it, or fallback when unset. */
+static int64_t conf_secs(const char *text, int64_t fallback)
+{
+	int64_t v = 0;
+	if (text && khsm_duration_parse(text, &v) == KHSM_EOK) {
+		return v;
+	}
+	khsm_err_clear();
+	return fallback;
+}
+
+_public_
+void khsm_policy_from_conf(const khsm_conf_policy_t *cp, khsm_policy_t *policy)
+{
+	khsm_policy_defaults(policy, cp && cp->offline_ksk ? KHSM_MODE_OFFLINE : KHSM_MODE_ONLINE);
+	if (!cp) {
+		return;
+	}
+	/* Knot's defaults where the policy sets nothing: rrsig-lifetime 14
+	 * days, a refresh of about a tenth of it, zsk-lifetime 30 days. */
+	policy->zsk_lifetime = conf_secs(cp->zsk_lifetime, 30 * DAY);
+	policy->rrsig_lifetime = conf_secs(cp->rrsig_lifetime, 14 * DAY);
+	policy->rrsig_refresh = conf_secs(cp->rrsig_refresh, policy->rrsig_lifetime / 10);
+	policy->dnskey_ttl = conf_secs(cp->dnskey_ttl, policy->dnskey_ttl);
+	policy->zone_max_ttl = conf_secs(cp->zone_max_ttl, policy->zone_max_ttl);
+	policy->propagation_delay = conf_secs(cp->propagation_delay, policy->propagation_delay);
+	if (policy->mode == KHSM_MODE_OFFLINE) {
+		/* knotd's is the real one plus the longest TTL (khsm_policy_propagation_delay) */
+		int64_t ttl = policy->dnskey_ttl > policy->zone_max_ttl ? policy->dnskey_ttl : policy->zone_max_ttl;
+		policy->propagation_delay = policy->propagation_delay > ttl ? policy->propagation_delay - ttl : 0;
+	}
+	int alg = 0;
+	if (cp->algorithm && khsm_algorithm_from_name(cp->algorithm, &alg) == KHSM_EOK) {
+		policy->algorithm = alg;
+	}
+	khsm_err_clear();
+}
+
 _public_
 int khsm_policy_set(khsm_policy_t *policy, const char *key, const char *value)
 {
@@ -322,13 +360,13 @@ int khsm_policy_check(const khsm_policy_t *p)
 
 /* -- arithmetic ------------------------------------------------------------ */
 
-/* DNSKEY-set changes of one year as Knot plans them (measured on 3.2.6
- * pregenerate): a ZSK is active for zsk-lifetime; its successor is published
- * then, becomes active one delay later, and the old one is removed another
- * delay later, so a cycle lasts zsk-lifetime + delay. The DNSKEY set is also
- * signed again whenever its signature has only rrsig-refresh left, i.e.
- * rrsig-lifetime - rrsig-refresh after the last signature. */
-static uint64_t dnskey_signings_per_year(const khsm_policy_t *p)
+/* Moments the card signs the zone's DNSKEY set, from 0 to horizon: at 0, then
+ * whenever the set changes (a ZSK is published, becomes active, is removed:
+ * zsk-lifetime apart, the two later steps propagation-delay after the one
+ * before), and whenever its signature has only rrsig-refresh left, i.e.
+ * rrsig-lifetime - rrsig-refresh after the last signature. Returns their
+ * number; *peak_day (may be NULL) is the most of them in any 24 hours. */
+static uint64_t dnskey_signings(const khsm_policy_t *p, int64_t horizon, uint64_t *peak_day)
 {
 	int64_t delay = khsm_policy_propagation_delay(p);
 	int64_t step = p->rrsig_lifetime - p->rrsig_refresh;
@@ -337,6 +375,11 @@ static uint64_t dnskey_signings_per_year(const khsm_policy_t *p)
 	size_t ev = 0, nev = 0;
 	uint64_t count = 1;         /* the signature at time 0 */
 	int64_t last = 0;
+	/* The moments of the last 24 hours, oldest at head (grown as needed). */
+	int64_t *day = NULL;
+	size_t cap = 0, head = 0, in_day = 0;
+	uint64_t peak = 1;
+	bool counted = true;        /* false once memory ran out: no peak then */
 	if (p->zsk_lifetime > 0) {
 		events[0] = active + p->zsk_lifetime;
 		events[1] = events[0] + delay;
@@ -350,11 +393,40 @@ static uint64_t dnskey_signings_per_year(const khsm_policy_t *p)
 			next = events[ev];
 			is_event = true;
 		}
-		if (next >= YEAR) {
+		if (next >= horizon) {
 			break;
 		}
 		count++;
 		last = next;
+		while (in_day > 0 && day[head] <= next - DAY) {
+			head++;
+			in_day--;
+		}
+		if (counted && head + in_day == cap) {
+			/* move the window to the front, then grow if it is still full */
+			if (in_day > 0) {
+				memmove(day, day + head, in_day * sizeof(*day));
+			}
+			head = 0;
+			if (in_day == cap) {
+				size_t ncap = cap ? 2 * cap : 16;
+				int64_t *grown = realloc(day, ncap * sizeof(*day));
+				if (grown) {
+					day = grown;
+					cap = ncap;
+				} else {
+					counted = false;
+				}
+			}
+		}
+		if (counted) {
+			day[head + in_day++] = next;
+			/* plus the signature at 0 while it is within the day */
+			uint64_t n = in_day + (next < DAY ? 1 : 0);
+			if (n > peak) {
+				peak = n;
+			}
+		}
 		if (is_event && ++ev == nev) {
 			active = events[1];
 			events[0] = active + p->zsk_lifetime;
@@ -362,6 +434,10 @@ static uint64_t dnskey_signings_per_year(const khsm_policy_t *p)
 			events[2] = events[1] + delay;
 			ev = 0;
 		}
+	}
+	free(day);
+	if (peak_day) {
+		*peak_day = counted ? peak : 0;
 	}
 	return count;
 }
@@ -374,12 +450,14 @@ int khsm_policy_stats(const khsm_policy_t *p, khsm_policy_stats_t *stats)
 		return r;
 	}
 	khsm_policy_stats_t st = { 0 };
-	st.card_signatures_per_year = dnskey_signings_per_year(p);
+	st.card_signatures_per_year = dnskey_signings(p, YEAR, &st.card_signatures_peak_day);
 	st.rendered_propagation_delay = khsm_policy_propagation_delay(p);
 	if (p->mode == KHSM_MODE_OFFLINE) {
 		/* Each ceremony signs the set at its start once more (the end of the
 		 * previous SKR is the start of the next one). */
 		st.card_signatures_per_year += (uint64_t)((YEAR + p->interval - 1) / p->interval);
+		/* The busiest day is a ceremony's: it signs every set up to until. */
+		st.card_signatures_peak_day = dnskey_signings(p, p->until, NULL);
 		/* The card fails just before a ceremony: the last one ran an interval
 		 * ago and reached until. After the last pre-signed set knotd keeps
 		 * serving it ("using last offline KSK records available", 3.2.6) until
@@ -401,9 +479,9 @@ bool khsm_policy_text_shared_ksk(const char *text)
 }
 
 _public_
-int khsm_policy_file_zsk_conf(const char *path, char **conf_ptr)
+int khsm_policy_file_header(const char *path, const char *name, char **value_ptr)
 {
-	if (!path || !conf_ptr) {
+	if (!path || !name || !value_ptr) {
 		return KHSM_EINVAL;
 	}
 	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
@@ -412,7 +490,12 @@ int khsm_policy_file_zsk_conf(const char *path, char **conf_ptr)
 		if (fd >= 0) close(fd);
 		return KHSM_ENOENT;
 	}
-	static const char TAG[] = "# knot-hsm: zsk-conf=";
+	_cleanup_free_ char *tag = NULL;
+	if (asprintf(&tag, "# knot-hsm: %s=", name) < 0) {
+		fclose(f);
+		return KHSM_ENOMEM;
+	}
+	size_t tag_len = strlen(tag);
 	char *line = NULL;
 	size_t cap = 0;
 	ssize_t n;
@@ -423,14 +506,20 @@ int khsm_policy_file_zsk_conf(const char *path, char **conf_ptr)
 		if (first) {
 			marked = strcmp(line, KHSM_POLICY_MARKER) == 0;
 			first = false;
-		} else if (marked && strncmp(line, TAG, sizeof(TAG) - 1) == 0 && line[sizeof(TAG) - 1]) {
-			*conf_ptr = strdup(line + sizeof(TAG) - 1);
-			r = *conf_ptr ? KHSM_EOK : KHSM_ENOMEM;
+		} else if (marked && strncmp(line, tag, tag_len) == 0 && line[tag_len]) {
+			*value_ptr = strdup(line + tag_len);
+			r = *value_ptr ? KHSM_EOK : KHSM_ENOMEM;
 		}
 	}
 	free(line);
 	fclose(f);
 	return r;
+}
+
+_public_
+int khsm_policy_file_zsk_conf(const char *path, char **conf_ptr)
+{
+	return khsm_policy_file_header(path, "zsk-conf", conf_ptr);
 }
 
 _public_

@@ -55,6 +55,8 @@ typedef struct {
 /* Results of the arithmetic. */
 typedef struct {
 	uint64_t card_signatures_per_year;  /* per zone (a shared KSK signs each zone's set) */
+	uint64_t card_signatures_peak_day;  /* per zone on its busiest day: online the most in
+	                                     * 24 hours, offline one ceremony's */
 	int64_t outage_survived;            /* longest card/pcscd outage the zone survives */
 	int64_t rendered_propagation_delay; /* offline: what pregenerate is given (see .c) */
 } khsm_policy_stats_t;
@@ -86,6 +88,11 @@ int khsm_mode_supported(khsm_mode_t mode, int major, int minor);
 /** Defaults for a mode (see policy.c for the rationale of each value). */
 void khsm_policy_defaults(khsm_policy_t *policy, khsm_mode_t mode);
 
+/** The policy knot.conf's cp describes (NULL: Knot's defaults): offline when
+ *  it says offline-ksk, online otherwise; what it leaves unset as Knot's
+ *  defaults. For the arithmetic of a zone knot-hsm did not write the policy of. */
+void khsm_policy_from_conf(const khsm_conf_policy_t *cp, khsm_policy_t *policy);
+
 /** Set one option: zsk-lifetime, rrsig-lifetime, rrsig-refresh, dnskey-ttl,
  *  zone-max-ttl, propagation-delay (durations), algorithm (name as keymgr
  *  takes it, or number), shared-ksk (yes/no). KHSM_ENOENT for an unknown key,
@@ -112,6 +119,12 @@ int64_t khsm_policy_propagation_delay(const khsm_policy_t *policy);
 /** Whether a KSK-side configuration text says shared-ksk (its header line
  *  "# knot-hsm: shared-ksk=yes"). */
 bool khsm_policy_text_shared_ksk(const char *text);
+
+/** The value of header line "# knot-hsm: NAME=VALUE" of a file knot-hsm
+ *  policy wrote (its first line the marker; the header is the comment lines
+ *  at the top). KHSM_ENOENT when path is not such a file or has no such
+ *  line. Never follows a link. \param[out] value_ptr  free with free(). */
+int khsm_policy_file_header(const char *path, const char *name, char **value_ptr);
 
 /** The ZSK side's knot.conf that a KSK-side configuration file at path was
  *  written for (its header line "# knot-hsm: zsk-conf=PATH"). KHSM_ENOENT

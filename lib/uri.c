@@ -4,6 +4,7 @@
 #include <stdbool.h>
 
 #include "error.h"
+#include "cleanup.h"
 #include "internal.h"
 #include "uri.h"
 
@@ -364,4 +365,33 @@ int khsm_hex_format(const uint8_t *bin, size_t len, char **hex_ptr)
 	hex[2 * len] = '\0';
 	*hex_ptr = hex;
 	return KHSM_EOK;
+}
+
+_public_
+int khsm_uri_card_name(const char *config, bool with_module, char **name_ptr)
+{
+	if (!config || !name_ptr) {
+		return KHSM_EINVAL;
+	}
+	_cleanup_free_ char *uri = NULL;
+	_cleanup_free_ char *module = NULL;
+	int r = khsm_uri_split_config(config, &uri, &module);
+	if (r != KHSM_EOK) {
+		return r;
+	}
+	khsm_uri_t a = { 0 };
+	if ((r = khsm_uri_parse(uri, &a)) != KHSM_EOK) {
+		return r;
+	}
+	char *name = NULL;
+	if (asprintf(&name, "token=%s;serial=%s;model=%s;manufacturer=%s%s%s", a.token ? a.token : "",
+	             a.serial ? a.serial : "", a.model ? a.model : "", a.manufacturer ? a.manufacturer : "",
+	             with_module ? " " : "", with_module ? module : "") < 0) {
+		r = KHSM_ENOMEM;
+	}
+	khsm_uri_clear(&a);
+	if (r == KHSM_EOK) {
+		*name_ptr = name;
+	}
+	return r;
 }

@@ -3,6 +3,7 @@
  * only chooses the attributes and checks that what it formats parses back. */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -50,6 +51,12 @@ int khsm_uri_keystore_config(const char *token_uri, const char *pin_source,
 /** Percent-encode one attribute value exactly as p11-kit formats it.
  *  \param[out] enc_ptr  free with free(). */
 int khsm_uri_encode_value(const char *value, char **enc_ptr);
+
+/** What tells two cards apart in keystore configs: the token attributes
+ *  (token, serial, model, manufacturer) and, with_module, the module; never
+ *  the PIN, so two keystores of one card share it. Without the module, a
+ *  card through the guard is the card itself. \param[out] name_ptr  free(). */
+int khsm_uri_card_name(const char *config, bool with_module, char **name_ptr);
 
 /** Split a keystore config at the first space, as Knot does.
  *  \param[out] uri_ptr, module_ptr  free with free(). */

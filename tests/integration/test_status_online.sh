@@ -63,6 +63,15 @@ run 0 "$KNOT_HSM" -c "$CONF" status --json
 contains "$OUT" '"warn_seconds": 40' "JSON has the derived warn threshold"
 contains "$OUT" '"crit_seconds": 25' "and the crit threshold"
 contains "$OUT" '"signing": "scheduled"' "and knotd's signing"
+# The card budget online: the zone on its card, a signature every 10 s
+# (lifetime 60 s, refresh 50 s) is 8,640 a day, 24 minutes of card time; the
+# KSK knotd made is the card's one key pair, read without a login.
+budget=$(printf '%s\n' "$OUT" | python3 -c '
+import json, sys
+for c in json.load(sys.stdin)["cards"]:
+    print(c["keystore"], c["zones"], c["key_slots_used"], c["key_slots_total"], c["keeps_up"],
+          c["signatures_peak_day"] >= 8640, c["peak_card_seconds"] * 6 >= c["signatures_peak_day"])')
+equals "$budget" "card 1 1 None True True True" "status --json: the card's budget online, its one key pair"
 # Explicit thresholds still win: a minute left is critical under --crit 7 days.
 run 2 "$KNOT_HSM" -c "$CONF" status --warn 14 --crit 7
 contains "$OUT" "CRITICAL: 1 zone(s), warn 14 d, crit 7 d | remaining=" "--warn/--crit given: they are used"

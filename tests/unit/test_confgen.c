@@ -94,7 +94,7 @@ static const khsm_render_t INPUT = {
 	ZONES, 2, "hsm",
 	"pkcs11:token=SmartCard-HSM%20%28UserPIN%29;pin-source=%2Fetc%2Fknot%2Fhsm.pin "
 	"/usr/lib/x86_64-linux-gnu/opensc-pkcs11.so",
-	"/etc/knot/knot-hsm-ksk.conf", "/var/lib/knot/knot-hsm-ksk", NULL, 0, NULL, NULL, NULL, 0,
+	"/etc/knot/knot-hsm-ksk.conf", "/var/lib/knot/knot-hsm-ksk", NULL, 0, NULL, NULL, NULL, 0, NULL,
 };
 
 static void test_render(void **state)

@@ -113,7 +113,7 @@ static void expect_refused(khsm_policy_t *p, const char *key, const char *value,
 	assert_int_equal(khsm_policy_stats(p, &st), KHSM_EINVAL);
 	char *text = NULL;
 	const char *zones[] = { "example.com." };
-	khsm_render_t in = { zones, 1, "card", "pkcs11:token=t /m.so", "/k.conf", "/kasp", NULL, 0, NULL, NULL, NULL, 0 };
+	khsm_render_t in = { zones, 1, "card", "pkcs11:token=t /m.so", "/k.conf", "/kasp", NULL, 0, NULL, NULL, NULL, 0, NULL };
 	assert_int_equal(khsm_confgen_policy_main(p, &in, &text), KHSM_EINVAL);
 	assert_null(text);
 	khsm_policy_defaults(p, p->mode);
@@ -174,6 +174,18 @@ static void test_stats(void **state)
 	p.zsk_lifetime = 100 * 86400;
 	assert_int_equal(khsm_policy_stats(&p, &st), KHSM_EOK);
 	assert_int_equal(st.card_signatures_per_year, 10);
+	/* the busiest day: the three events of one cycle, an hour apart */
+	assert_int_equal(st.card_signatures_peak_day, 3);
+
+	/* Hourly refreshes: 24 in any day, 8760 in a year. */
+	khsm_policy_defaults(&p, KHSM_MODE_ONLINE);
+	p.zsk_lifetime = 0;
+	p.dnskey_ttl = p.zone_max_ttl = 600;
+	p.rrsig_lifetime = 7200;
+	p.rrsig_refresh = 3600;
+	assert_int_equal(khsm_policy_stats(&p, &st), KHSM_EOK);
+	assert_int_equal(st.card_signatures_per_year, 8760);
+	assert_int_equal(st.card_signatures_peak_day, 24);
 
 	/* A short ceremony horizon survives less: until 10d, weekly. */
 	khsm_policy_defaults(&p, KHSM_MODE_OFFLINE);
@@ -186,6 +198,34 @@ static void test_stats(void **state)
 	assert_int_equal(st.outage_survived, 7 * 86400);
 	/* days 0, 2, ..., 364 -> 183 sets plus 53 ceremonies */
 	assert_int_equal(st.card_signatures_per_year, 183 + 53);
+	/* a ceremony signs the sets of days 0, 2, 4, 6 and 8: its busiest day */
+	assert_int_equal(st.card_signatures_peak_day, 5);
+}
+
+/* knot.conf's policy back to the options: Knot's defaults where unset, and
+ * offline the propagation delay knotd was given less the longest TTL. */
+static void test_from_conf(void **state)
+{
+	(void)state;
+	khsm_policy_t p;
+	khsm_conf_policy_t cp = { .offline_ksk = true, .propagation_delay = "90000", .dnskey_ttl = "3600",
+	                          .zone_max_ttl = "86400", .zsk_lifetime = "0" };
+	khsm_policy_from_conf(&cp, &p);
+	assert_int_equal(p.mode, KHSM_MODE_OFFLINE);
+	assert_int_equal(p.propagation_delay, 3600);
+	assert_int_equal(khsm_policy_propagation_delay(&p), 90000);
+	assert_int_equal(p.zsk_lifetime, 0);
+	assert_int_equal(p.rrsig_lifetime, 14 * 86400);
+	assert_int_equal(p.rrsig_refresh, 14 * 86400 / 10);
+
+	khsm_conf_policy_t online = { .rrsig_lifetime = "1209600", .rrsig_refresh = "604800",
+	                              .propagation_delay = "7200", .algorithm = "ed25519" };
+	khsm_policy_from_conf(&online, &p);
+	assert_int_equal(p.mode, KHSM_MODE_ONLINE);
+	assert_int_equal(p.propagation_delay, 7200);
+	assert_int_equal(p.rrsig_refresh, 7 * 86400);
+	assert_int_equal(p.zsk_lifetime, 30 * 86400);
+	assert_int_equal(p.algorithm, 15);
 }
 
 static void test_ksk_path(void **state)
@@ -258,6 +298,7 @@ int main(void)
 		cmocka_unit_test(test_options),
 		cmocka_unit_test(test_refusals),
 		cmocka_unit_test(test_stats),
+		cmocka_unit_test(test_from_conf),
 		cmocka_unit_test(test_ksk_path),
 		cmocka_unit_test(test_ksk_side),
 		cmocka_unit_test(test_plan_paths),

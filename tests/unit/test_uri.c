@@ -233,6 +233,32 @@ static void test_hex(void **state)
 	}
 }
 
+/* One card whatever the PIN source; the module only when asked (the guard). */
+static void test_card_name(void **state)
+{
+	(void)state;
+	const char *direct = "pkcs11:token=Card%20A;serial=123;pin-source=%2Fa.pin /usr/lib/opensc-pkcs11.so";
+	const char *guard = "pkcs11:token=Card%20A;serial=123;pin-source=%2Fb.pin /usr/lib/guard.so";
+	const char *other = "pkcs11:token=Card%20B;serial=123 /usr/lib/opensc-pkcs11.so";
+	char *a = NULL, *b = NULL, *c = NULL;
+	assert_int_equal(khsm_uri_card_name(direct, false, &a), KHSM_EOK);
+	assert_int_equal(khsm_uri_card_name(guard, false, &b), KHSM_EOK);
+	assert_int_equal(khsm_uri_card_name(other, false, &c), KHSM_EOK);
+	assert_string_equal(a, b);
+	assert_string_not_equal(a, c);
+	assert_null(strstr(a, "pin"));
+	free(a);
+	free(b);
+	assert_int_equal(khsm_uri_card_name(direct, true, &a), KHSM_EOK);
+	assert_int_equal(khsm_uri_card_name(guard, true, &b), KHSM_EOK);
+	assert_string_not_equal(a, b);
+	assert_non_null(strstr(b, " /usr/lib/guard.so"));
+	free(a);
+	free(b);
+	free(c);
+	assert_int_equal(khsm_uri_card_name("pkcs11:token=t", false, &a), KHSM_ECONFIG);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -243,6 +269,7 @@ int main(void)
 		cmocka_unit_test(test_keystore_config),
 		cmocka_unit_test(test_unpad),
 		cmocka_unit_test(test_hex),
+		cmocka_unit_test(test_card_name),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
