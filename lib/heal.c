@@ -2,8 +2,10 @@
  * reschedule a signing that failed while the card was away (Knot 3.5.8's
  * event_dnssec() logs "next signing not scheduled" and waits for an
  * operator). */
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "cardkey.h"
@@ -69,6 +71,115 @@ khsm_card_state_t khsm_card_probe(const char *config, const char *id_hex)
 	khsm_keystore_close(ks);
 fail:
 	khsm_err_clear();
+	return st;
+}
+
+/* One card as a run has seen it: its state, and the CKA_IDs (hex) of its
+ * public keys when it answered. */
+typedef struct {
+	char *config;
+	khsm_card_state_t state;
+	char **ids;
+	size_t n_ids;
+} probed_card_t;
+
+struct khsm_card_probes {
+	pthread_mutex_t lock;
+	probed_card_t *cards;
+	size_t count;
+};
+
+_public_
+khsm_card_probes_t *khsm_card_probes_new(void)
+{
+	khsm_card_probes_t *p = calloc(1, sizeof(*p));
+	if (p) {
+		pthread_mutex_init(&p->lock, NULL);
+	}
+	return p;
+}
+
+_public_
+void khsm_card_probes_free(khsm_card_probes_t *p)
+{
+	if (!p) {
+		return;
+	}
+	for (size_t i = 0; i < p->count; i++) {
+		for (size_t j = 0; j < p->cards[i].n_ids; j++) free(p->cards[i].ids[j]);
+		free(p->cards[i].ids);
+		free(p->cards[i].config);
+	}
+	free(p->cards);
+	pthread_mutex_destroy(&p->lock);
+	free(p);
+}
+
+/* Read a card once: every public key object, no login. */
+static void probe_read(probed_card_t *c)
+{
+	khsm_keystore_t *ks = NULL;
+	khsm_cardobjs_t objs = { 0 };
+	c->state = KHSM_CARD_UNKNOWN;
+	if (khsm_keystore_open(c->config, &ks) != KHSM_EOK) {
+		c->state = absent(c->config);
+		goto fail;
+	}
+	int r = khsm_cardkey_find(ks, NULL, NULL, 0, KHSM_URI_TYPE_PUBLIC, NULL, false, &objs);
+	if (r == KHSM_ENOTOKEN || r == KHSM_EREMOVED) {
+		c->state = absent(c->config);
+	} else if (r == KHSM_EOK && (c->ids = calloc(objs.count ? objs.count : 1, sizeof(char *)))) {
+		c->state = KHSM_CARD_PRESENT;
+		for (size_t i = 0; i < objs.count; i++) {
+			if (objs.items[i].id_len &&
+			    khsm_hex_format(objs.items[i].id, objs.items[i].id_len, &c->ids[c->n_ids]) == KHSM_EOK) {
+				c->n_ids++;
+			}
+		}
+	}
+fail:
+	khsm_cardobjs_clear(&objs);
+	khsm_keystore_close(ks);
+	khsm_err_clear();
+}
+
+_public_
+khsm_card_state_t khsm_card_probes_get(khsm_card_probes_t *p, const char *config, const char *id_hex)
+{
+	if (!p) {
+		return khsm_card_probe(config, id_hex);
+	}
+	if (!config) {
+		return KHSM_CARD_UNKNOWN;
+	}
+	/* The first zone of a card reads it while the others wait: one read per card. */
+	pthread_mutex_lock(&p->lock);
+	probed_card_t *c = NULL;
+	for (size_t i = 0; i < p->count && !c; i++) {
+		if (strcmp(p->cards[i].config, config) == 0) c = &p->cards[i];
+	}
+	if (!c) {
+		probed_card_t *grown = realloc(p->cards, (p->count + 1) * sizeof(*grown));
+		char *copy = strdup(config);
+		if (!grown || !copy) {
+			if (grown) p->cards = grown;
+			free(copy);
+			pthread_mutex_unlock(&p->lock);
+			return KHSM_CARD_UNKNOWN;
+		}
+		p->cards = grown;
+		c = &p->cards[p->count++];
+		*c = (probed_card_t){ .config = copy };
+		probe_read(c);
+	}
+	khsm_card_state_t st = c->state;
+	if (st == KHSM_CARD_PRESENT && id_hex) {
+		st = KHSM_CARD_NOKEY;
+		for (size_t i = 0; i < c->n_ids; i++) {
+			if (strcasecmp(c->ids[i], id_hex) == 0) st = KHSM_CARD_PRESENT;
+		}
+	}
+	pthread_mutex_unlock(&p->lock);
 	return st;
 }
 
@@ -220,7 +331,7 @@ static int64_t policy_secs(const char *text, int64_t fallback)
 
 _public_
 int khsm_health_check(const khsm_conf_t *conf, const char *zone, int64_t now,
-                      const khsm_kasp_keys_t *keys, khsm_health_t *out)
+                      const khsm_kasp_keys_t *keys, khsm_card_probes_t *probes, khsm_health_t *out)
 {
 	if (!conf || !zone || !out) {
 		return KHSM_EINVAL;
@@ -246,8 +357,7 @@ int khsm_health_check(const khsm_conf_t *conf, const char *zone, int64_t now,
 	khsm_kasp_summary_t sum = { 0 };
 	khsm_kasp_summarize(keys->keys, keys->count, now, &sum);
 	khsm_kasp_keys_clear(&own);
-	h.card_state = sum.has_ksk ? khsm_card_probe(h.card->config, sum.ksk_id)
-	                           : khsm_card_probe(h.card->config, NULL);
+	h.card_state = khsm_card_probes_get(probes, h.card->config, sum.has_ksk ? sum.ksk_id : NULL);
 
 	r = khsm_knotc_resign_at(conf, zone, now, &h.resign_at);
 	if (r == KHSM_ENOENT) {
@@ -325,7 +435,7 @@ int khsm_heal(const khsm_conf_t *conf, const char *zone, int64_t now,
 		khsm_err_clear();
 		keys = &own;
 	}
-	if ((r = khsm_health_check(conf, zone, now, keys, &h.health)) != KHSM_EOK) {
+	if ((r = khsm_health_check(conf, zone, now, keys, NULL, &h.health)) != KHSM_EOK) {
 		goto fail;
 	}
 	if (!h.health.knotd_running) {
@@ -349,7 +459,7 @@ int khsm_heal(const khsm_conf_t *conf, const char *zone, int64_t now,
 		h.outcome = KHSM_HEAL_SIGNED;
 		khsm_health_t after = { 0 };
 		/* only the new re-sign event is read from it: the keys are those of before */
-		if (khsm_health_check(conf, zone, (int64_t)time(NULL), keys, &after) == KHSM_EOK) {
+		if (khsm_health_check(conf, zone, (int64_t)time(NULL), keys, NULL, &after) == KHSM_EOK) {
 			h.next_at = after.resign_at;
 		}
 		khsm_err_clear();

@@ -29,6 +29,20 @@ const char *khsm_card_state_name(khsm_card_state_t state);
  *  with CKA_ID id_hex (NULL: only the token). Never logs in. */
 khsm_card_state_t khsm_card_probe(const char *config, const char *id_hex);
 
+/* The card probes of one run (status over many zones): each card read once,
+ * its public key ids kept, so a zone's probe costs no card call. Thread-safe. */
+typedef struct khsm_card_probes khsm_card_probes_t;
+
+/** New, empty probes; NULL without memory. */
+khsm_card_probes_t *khsm_card_probes_new(void);
+
+/** khsm_card_probe() answered from the run's read of the card (config
+ *  compared as written); probes NULL: khsm_card_probe() itself. */
+khsm_card_state_t khsm_card_probes_get(khsm_card_probes_t *probes, const char *config, const char *id_hex);
+
+/** Free probes (NULL is fine). */
+void khsm_card_probes_free(khsm_card_probes_t *probes);
+
 /** knotd's re-sign event in the output of `knotc -e zone-status ZONE +events`
  *  at now: *at_ptr the time it is due (now when pending or running), 0 when
  *  not scheduled ("re-sign: -"). KHSM_EPARSE when the output has no re-sign
@@ -61,9 +75,10 @@ int khsm_online_card(const khsm_conf_t *conf, const char *zone, const khsm_conf_
  *  the card; no login), with keys, the zone's keys already listed
  *  (khsm_kasp_keys_list), or NULL to list them here. A knotd that does not
  *  run is reported in out, not as an error; KHSM_ENOENT (khsm_online_card)
- *  when the zone is not an online card zone. \param[out] out */
+ *  when the zone is not an online card zone. probes: the run's
+ *  (khsm_card_probes_get), or NULL to probe the card here. \param[out] out */
 int khsm_health_check(const khsm_conf_t *conf, const char *zone, int64_t now,
-                      const khsm_kasp_keys_t *keys, khsm_health_t *out);
+                      const khsm_kasp_keys_t *keys, khsm_card_probes_t *probes, khsm_health_t *out);
 
 /** Ask knotd to sign zone now and wait for the result (`knotc -b zone-sign`).
  *  KHSM_ENOENT when knotd is not running, KHSM_ETOOL with knotc's message when

@@ -18,9 +18,9 @@
 
 /* Is a key with this hex id on the card of keystore config (khsm_card_probe:
  * no login)? Offline status tells only present, absent or unknown. */
-static const char *card_has(const char *config, const char *id_hex)
+static const char *card_has(khsm_card_probes_t *probes, const char *config, const char *id_hex)
 {
-	khsm_card_state_t st = khsm_card_probe(config, id_hex);
+	khsm_card_state_t st = khsm_card_probes_get(probes, config, id_hex);
 	return st == KHSM_CARD_PRESENT ? "present" : st == KHSM_CARD_UNKNOWN ? "unknown" : "absent";
 }
 
@@ -117,7 +117,7 @@ const char *khsm_status_name(int state)
 static void zone_status(const khsm_conf_t *conf, const khsm_conf_t *kconf, const char *ksk_path,
                         const khsm_conf_zone_t *z, int64_t now, int64_t warn, int64_t crit,
                         bool derived, const khsm_kasp_keys_t *keys, khsm_kasp_keys_t *own,
-                        khsm_zone_status_t *s)
+                        khsm_card_probes_t *probes, khsm_zone_status_t *s)
 {
 	*s = (khsm_zone_status_t) { .zone = z->domain, .mode = "other", .card_ksk = "unknown",
 	                       .state = KHSM_STATUS_UNKNOWN };
@@ -149,7 +149,7 @@ static void zone_status(const khsm_conf_t *conf, const khsm_conf_t *kconf, const
 			khsm_kasp_keys_clear(&kkeys);
 			s->ds_waiting = ksk_side.ksk_waiting;
 			if (ksk_side.has_ksk) {
-				s->card_ksk = card_has(kz.keystore->config, ksk_side.ksk_id);
+				s->card_ksk = card_has(probes, kz.keystore->config, ksk_side.ksk_id);
 			} else {
 				s->card_ksk = "absent";
 			}
@@ -186,7 +186,7 @@ static void zone_status(const khsm_conf_t *conf, const khsm_conf_t *kconf, const
 		s->ds_waiting = zsk_side.ksk_waiting;
 		s->signing = "unknown";
 		khsm_health_t h = { 0 };
-		if (khsm_health_check(conf, z->domain, now, keys, &h) != KHSM_EOK) {
+		if (khsm_health_check(conf, z->domain, now, keys, probes, &h) != KHSM_EOK) {
 			snprintf(s->message, sizeof(s->message), "%s", khsm_err_last_detail() ?
 			         khsm_err_last_detail() : "cannot check the signer");
 			khsm_err_clear();
@@ -251,7 +251,7 @@ void khsm_zone_status(const khsm_conf_t *conf, const khsm_conf_t *kconf, const c
                       bool derived, const khsm_kasp_keys_t *keys, khsm_zone_status_t *s)
 {
 	khsm_kasp_keys_t own = { 0 };
-	zone_status(conf, kconf, ksk_path, z, now, warn, crit, derived, keys, &own, s);
+	zone_status(conf, kconf, ksk_path, z, now, warn, crit, derived, keys, &own, NULL, s);
 	khsm_kasp_keys_clear(&own);
 }
 
@@ -262,14 +262,17 @@ typedef struct {
 	const khsm_conf_zone_t *const *zones;
 	int64_t now, warn, crit;
 	bool derived;
+	khsm_card_probes_t *probes;   /* each card read once for all the zones */
 	khsm_zone_status_t *out;
 } zones_job_t;
 
 static void zones_one(void *ctx, size_t i)
 {
 	zones_job_t *job = ctx;
-	khsm_zone_status(job->conf, job->kconf, job->ksk_path, job->zones[i], job->now, job->warn,
-	                 job->crit, job->derived, NULL, &job->out[i]);
+	khsm_kasp_keys_t own = { 0 };
+	zone_status(job->conf, job->kconf, job->ksk_path, job->zones[i], job->now, job->warn, job->crit,
+	            job->derived, NULL, &own, job->probes, &job->out[i]);
+	khsm_kasp_keys_clear(&own);
 	khsm_err_clear();
 }
 
@@ -283,5 +286,8 @@ void khsm_zones_status(const khsm_conf_t *conf, const khsm_conf_t *kconf, const 
 	}
 	zones_job_t job = { .conf = conf, .kconf = kconf, .ksk_path = ksk_path, .zones = zones,
 	                    .now = now, .warn = warn, .crit = crit, .derived = derived, .out = out };
+	/* Without memory for it, each zone probes its card itself. */
+	job.probes = khsm_card_probes_new();
 	khsm_parallel_for(n, 0, zones_one, &job);
+	khsm_card_probes_free(job.probes);
 }

@@ -1522,8 +1522,24 @@ FWD_CARD(GetAttributeValue, (CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE obj,
 FWD_CARD(SetAttributeValue, (CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE obj,
                              CK_ATTRIBUTE_PTR tmpl, CK_ULONG n),
          (real, obj, tmpl, n))
-FWD_CARD(FindObjectsInit, (CK_SESSION_HANDLE hSession, CK_ATTRIBUTE_PTR tmpl, CK_ULONG n),
-         (real, tmpl, n))
+/* Counted: a test proves how often a run reads the card ("find <pid>"). */
+static CK_RV cs_FindObjectsInit(CK_SESSION_HANDLE hSession, CK_ATTRIBUTE_PTR tmpl, CK_ULONG n)
+{
+	CK_SESSION_HANDLE real;
+	CK_RV rv = session_get(hSession, &real, NULL);
+	if (rv != CKR_OK) {
+		return rv;
+	}
+	int fd;
+	rv = card_lock(&fd);
+	if (rv != CKR_OK) {
+		return rv;
+	}
+	count_event("find");
+	rv = g.fl->C_FindObjectsInit(real, tmpl, n);
+	card_unlock(fd);
+	return rv;
+}
 FWD_CARD(FindObjects, (CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE_PTR objs, CK_ULONG max,
                        CK_ULONG_PTR n),
          (real, objs, max, n))

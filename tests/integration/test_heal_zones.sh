@@ -10,7 +10,9 @@
 #    then schedules none): heal refuses for both and asks knotd for nothing;
 #  - the card back: exactly two knotc zone-sign runs, one per card zone, and
 #    then a no-op again;
-#  - a zone named explicitly keeps its own answer (example.org: no card).
+#  - a zone named explicitly keeps its own answer (example.org: no card);
+#  - status over both card zones reads the card once (cardsim counts the
+#    searches of the status process), not once per zone.
 # knotc runs through a wrapper that only records its arguments, so the
 # zone-sign runs are counted, not guessed from the output.
 #
@@ -113,6 +115,21 @@ equals "$(lines '^ok: ')" 2 "one line per card zone, no more"
 lacks "$OUT$ERR" "example.org" "nothing about the zone signed in software"
 lacks "$OUT$ERR" "example.edu" "nothing about the unsigned zone"
 equals "$(zone_signs)" 0 "all well: no knotc zone-sign"
+
+# status over the zones reads the card once, not once per zone: its card
+# searches (cardsim counts C_FindObjectsInit by process) are those of one
+# zone's probe plus the budget's read of the card; ZONE alone, one probe.
+card_finds() { # ARGS...: status in the background, its own searches counted
+	"$KNOT_HSM" -c "$CONF" status "$@" > "$TMP/status.out" 2>&1 &
+	spid=$!
+	wait "$spid" || true
+	count find "$spid"
+}
+one=$(card_finds example.com)
+all=$(card_finds --json)
+[ "$one" -ge 1 ] || fail "status example.com searched the card $one times"
+contains "$(cat "$TMP/status.out")" '"card_ksk": "present"' "status --json saw the card KSKs"
+equals "$all" $((2 * one)) "status of both card zones: one probe of the card and the budget's read, not one per zone"
 
 # == the card out until knotd's signing failed in both card zones
 lines_before=$(wc -l < "$D/knotd.log")
