@@ -312,9 +312,11 @@ int cmd_policy(cli_t *cli)
 	                     key_slots };
 	/* The card budget of this policy's zones, the card's slots read (no login). */
 	khsm_budget_card_t budget = { 0 };
-	bool have_budget = rc == CLI_OK && card && card->config &&
-	                   khsm_budget_one(card->id, card->config, plan.zones.count, &st, key_slots, true,
+	khsm_card_probes_t *probes = rc == CLI_OK && card && card->config ? khsm_card_probes_new() : NULL;
+	bool have_budget = probes &&
+	                   khsm_budget_one(card->id, card->config, plan.zones.count, &st, key_slots, probes,
 	                                   &budget) == KHSM_EOK;
+	khsm_card_probes_free(probes);
 	khsm_err_clear();
 	if (rc == CLI_OK && (r = khsm_confgen_policy_main(&pol, &in, &main_text)) != KHSM_EOK) {
 		rc = cli_error(r, "render");

@@ -83,13 +83,15 @@ int cmd_status(cli_t *cli)
 	bool cut = n > 1 && khsm_zoneconf_use(khsm_conf_path(conf)) == KHSM_EOK;
 	bool kcut = cut && kconf && khsm_zoneconf_use(ksk_path) == KHSM_EOK;
 	khsm_err_clear();
+	/* Each card read once: by the zones' probes and the budget alike. */
+	khsm_card_probes_t *probes = khsm_card_probes_new();
 	khsm_zone_status_t *st = calloc(n ? n : 1, sizeof(*st));
 	size_t count = 0;
 	int64_t now = (int64_t)time(NULL);
 	if (st && !cli->heal) {
 		/* side by side: each zone waits for keymgr and knotc */
 		khsm_zones_status(conf, kconf, ksk_path, zones, n, now, warn, crit,
-		                  !cli->warn && !cli->crit, st);
+		                  !cli->warn && !cli->crit, probes, st);
 		for (size_t i = 0; i < n; i++) {
 			if (strcmp(st[i].mode, "other") != 0) st[count++] = st[i];
 		}
@@ -191,7 +193,7 @@ int cmd_status(cli_t *cli)
 		_cleanup_free_ char *slots = NULL;
 		(void)khsm_budget_slots_read(kconf ? ksk_path : khsm_conf_path(conf), &slots);
 		if (khsm_budget_zones(conf, kconf, &bz, &n_bz) == KHSM_EOK &&
-		    khsm_budget_count(kconf ? kconf : conf, bz, n_bz, slots, true, &budget) == KHSM_EOK) {
+		    khsm_budget_count(kconf ? kconf : conf, bz, n_bz, slots, probes, &budget) == KHSM_EOK) {
 			for (size_t i = 0; i < budget.count; i++) budget_card_json(&j, NULL, &budget.cards[i]);
 		}
 		khsm_err_clear();
@@ -246,6 +248,7 @@ int cmd_status(cli_t *cli)
 			printf("no signed zone of %s uses a card KSK\n", khsm_conf_path(conf));
 		}
 	}
+	khsm_card_probes_free(probes);
 	free(st);
 	free(zones);
 	free(ksk_path);

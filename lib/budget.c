@@ -3,12 +3,10 @@
 #include <stdio.h>
 
 #include "budget.h"
-#include "cardkey.h"
 #include "cleanup.h"
 #include "error.h"
 #include "files.h"
 #include "internal.h"
-#include "keystore.h"
 #include "uri.h"
 
 #define DAY 86400
@@ -105,28 +103,21 @@ int khsm_budget_zones(const khsm_conf_t *conf, const khsm_conf_t *kconf, khsm_bu
 	return KHSM_EOK;
 }
 
-/* Key pairs on the card: its public key objects, read without a login. */
-static void read_slots(khsm_budget_card_t *c)
+/* Key pairs on the card: its public key objects, read without a login (once
+ * per run, through the run's probes). */
+static void read_slots(khsm_budget_card_t *c, khsm_card_probes_t *probes)
 {
-	khsm_keystore_t *ks = NULL;
-	khsm_cardobjs_t objs = { 0 };
-	int r = khsm_keystore_open(c->config, &ks);
-	if (r == KHSM_EOK) {
-		r = khsm_cardkey_find(ks, NULL, NULL, 0, KHSM_URI_TYPE_PUBLIC, NULL, false, &objs);
-	}
-	if (r == KHSM_EOK) {
-		c->slots_used = (long)objs.count;
+	size_t n = 0;
+	khsm_card_state_t st = khsm_card_probes_keys(probes, c->config, &n);
+	if (st == KHSM_CARD_PRESENT) {
+		c->slots_used = (long)n;
 	} else {
-		const char *d = khsm_err_last_detail();
-		snprintf(c->note, sizeof(c->note), "the card was not read: %s", d ? d : khsm_strerror(r));
+		snprintf(c->note, sizeof(c->note), "the card was not read: %s", khsm_card_state_name(st));
 	}
-	khsm_cardobjs_clear(&objs);
-	khsm_keystore_close(ks);
-	khsm_err_clear();
 }
 
 /* Card time, keeping up, and the slots of a card whose signatures are summed. */
-static void finish(khsm_budget_card_t *c, const char *key_slots, bool read_cards)
+static void finish(khsm_budget_card_t *c, const char *key_slots, khsm_card_probes_t *probes)
 {
 	c->peak_seconds = (c->peak_day + KHSM_BUDGET_RATE - 1) / KHSM_BUDGET_RATE;
 	c->keeps_up = c->peak_seconds * 100 <= (uint64_t)DAY * KHSM_BUDGET_BUSY_MAX;
@@ -134,8 +125,8 @@ static void finish(khsm_budget_card_t *c, const char *key_slots, bool read_cards
 	if (key_slots && khsm_budget_slots_get(key_slots, c->keystore, &total) == KHSM_EOK) {
 		c->slots_total = total;
 	}
-	if (read_cards) {
-		read_slots(c);
+	if (probes) {
+		read_slots(c, probes);
 	} else {
 		snprintf(c->note, sizeof(c->note), "the card was not read");
 	}
@@ -146,7 +137,7 @@ static void finish(khsm_budget_card_t *c, const char *key_slots, bool read_cards
 
 _public_
 int khsm_budget_one(const char *id, const char *config, size_t zones, const khsm_policy_stats_t *st,
-                    const char *key_slots, bool read_card, khsm_budget_card_t *out)
+                    const char *key_slots, khsm_card_probes_t *probes, khsm_budget_card_t *out)
 {
 	if (!id || !config || !st || !out) {
 		return KHSM_EINVAL;
@@ -160,7 +151,7 @@ int khsm_budget_one(const char *id, const char *config, size_t zones, const khsm
 	}
 	out->per_year = zones * st->card_signatures_per_year;
 	out->peak_day = zones * st->card_signatures_peak_day;
-	finish(out, key_slots, read_card);
+	finish(out, key_slots, probes);
 	return KHSM_EOK;
 }
 
@@ -176,7 +167,7 @@ void khsm_budget_card_clear(khsm_budget_card_t *card)
 
 _public_
 int khsm_budget_count(const khsm_conf_t *card_conf, const khsm_budget_zone_t *zones, size_t n,
-                      const char *key_slots, bool read_cards, khsm_budget_t *out)
+                      const char *key_slots, khsm_card_probes_t *probes, khsm_budget_t *out)
 {
 	if (!card_conf || (n && !zones) || !out) {
 		return KHSM_EINVAL;
@@ -243,7 +234,7 @@ int khsm_budget_count(const khsm_conf_t *card_conf, const khsm_budget_zone_t *zo
 			/* Zones added together roll together: their busiest days fall on one. */
 			c->peak_day += st.card_signatures_peak_day;
 		}
-		finish(c, key_slots, read_cards);
+		finish(c, key_slots, probes);
 	}
 	out->cards = cards;
 	out->count = count;

@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "heal.h"
 #include "knotconf.h"
 #include "policy.h"
 
@@ -56,16 +57,17 @@ int khsm_budget_zones(const khsm_conf_t *conf, const khsm_conf_t *kconf, khsm_bu
 
 /** The budget of every card (pkcs11 keystore; keystores with one config are
  *  one card) of card_conf for zones[0..n); key_slots: the header value
- *  (khsm_budget_slots_read), or NULL; read_cards: count the key pairs on each
- *  card. \param[out] out  free with khsm_budget_clear(). */
+ *  (khsm_budget_slots_read), or NULL; probes: the run's reads of the cards
+ *  (lib/heal.h), to count the key pairs on each, or NULL not to read them.
+ *  \param[out] out  free with khsm_budget_clear(). */
 int khsm_budget_count(const khsm_conf_t *card_conf, const khsm_budget_zone_t *zones, size_t n,
-                      const char *key_slots, bool read_cards, khsm_budget_t *out);
+                      const char *key_slots, khsm_card_probes_t *probes, khsm_budget_t *out);
 
 /** The budget of one card (keystore id with config) for `zones` zones of one
  *  policy (st: its khsm_policy_stats()). \param[out] out  free with
  *  khsm_budget_card_clear(). */
 int khsm_budget_one(const char *id, const char *config, size_t zones, const khsm_policy_stats_t *st,
-                    const char *key_slots, bool read_card, khsm_budget_card_t *out);
+                    const char *key_slots, khsm_card_probes_t *probes, khsm_budget_card_t *out);
 
 /** Whether two keystore configs name one card (khsm_uri_card_name() without
  *  the module: through the guard or not, whatever the PIN source). */

@@ -81,6 +81,7 @@ typedef struct {
 	khsm_card_state_t state;
 	char **ids;
 	size_t n_ids;
+	size_t n_keys;             /* public key objects, with a CKA_ID or not */
 } probed_card_t;
 
 struct khsm_card_probes {
@@ -130,6 +131,7 @@ static void probe_read(probed_card_t *c)
 		c->state = absent(c->config);
 	} else if (r == KHSM_EOK && (c->ids = calloc(objs.count ? objs.count : 1, sizeof(char *)))) {
 		c->state = KHSM_CARD_PRESENT;
+		c->n_keys = objs.count;
 		for (size_t i = 0; i < objs.count; i++) {
 			if (objs.items[i].id_len &&
 			    khsm_hex_format(objs.items[i].id, objs.items[i].id_len, &c->ids[c->n_ids]) == KHSM_EOK) {
@@ -143,6 +145,28 @@ fail:
 	khsm_err_clear();
 }
 
+/* The run's entry of the card of config, read now if it was not; NULL
+ * without memory. Called with p->lock held. */
+static probed_card_t *probed(khsm_card_probes_t *p, const char *config)
+{
+	for (size_t i = 0; i < p->count; i++) {
+		if (strcmp(p->cards[i].config, config) == 0) return &p->cards[i];
+	}
+	probed_card_t *grown = realloc(p->cards, (p->count + 1) * sizeof(*grown));
+	if (!grown) {
+		return NULL;
+	}
+	p->cards = grown;
+	char *copy = strdup(config);
+	if (!copy) {
+		return NULL;
+	}
+	probed_card_t *c = &p->cards[p->count++];
+	*c = (probed_card_t){ .config = copy };
+	probe_read(c);
+	return c;
+}
+
 _public_
 khsm_card_state_t khsm_card_probes_get(khsm_card_probes_t *p, const char *config, const char *id_hex)
 {
@@ -154,30 +178,29 @@ khsm_card_state_t khsm_card_probes_get(khsm_card_probes_t *p, const char *config
 	}
 	/* The first zone of a card reads it while the others wait: one read per card. */
 	pthread_mutex_lock(&p->lock);
-	probed_card_t *c = NULL;
-	for (size_t i = 0; i < p->count && !c; i++) {
-		if (strcmp(p->cards[i].config, config) == 0) c = &p->cards[i];
-	}
-	if (!c) {
-		probed_card_t *grown = realloc(p->cards, (p->count + 1) * sizeof(*grown));
-		char *copy = strdup(config);
-		if (!grown || !copy) {
-			if (grown) p->cards = grown;
-			free(copy);
-			pthread_mutex_unlock(&p->lock);
-			return KHSM_CARD_UNKNOWN;
-		}
-		p->cards = grown;
-		c = &p->cards[p->count++];
-		*c = (probed_card_t){ .config = copy };
-		probe_read(c);
-	}
-	khsm_card_state_t st = c->state;
-	if (st == KHSM_CARD_PRESENT && id_hex) {
+	probed_card_t *c = probed(p, config);
+	khsm_card_state_t st = c ? c->state : KHSM_CARD_UNKNOWN;
+	if (c && st == KHSM_CARD_PRESENT && id_hex) {
 		st = KHSM_CARD_NOKEY;
 		for (size_t i = 0; i < c->n_ids; i++) {
 			if (strcasecmp(c->ids[i], id_hex) == 0) st = KHSM_CARD_PRESENT;
 		}
+	}
+	pthread_mutex_unlock(&p->lock);
+	return st;
+}
+
+_public_
+khsm_card_state_t khsm_card_probes_keys(khsm_card_probes_t *p, const char *config, size_t *count_ptr)
+{
+	if (!p || !config || !count_ptr) {
+		return KHSM_CARD_UNKNOWN;
+	}
+	pthread_mutex_lock(&p->lock);
+	probed_card_t *c = probed(p, config);
+	khsm_card_state_t st = c ? c->state : KHSM_CARD_UNKNOWN;
+	if (st == KHSM_CARD_PRESENT) {
+		*count_ptr = c->n_keys;
 	}
 	pthread_mutex_unlock(&p->lock);
 	return st;

@@ -40,6 +40,11 @@ khsm_card_probes_t *khsm_card_probes_new(void);
  *  compared as written); probes NULL: khsm_card_probe() itself. */
 khsm_card_state_t khsm_card_probes_get(khsm_card_probes_t *probes, const char *config, const char *id_hex);
 
+/** The number of public key objects (key pairs) on the card of config, from
+ *  the run's read of it: *count_ptr set when the card answered
+ *  (KHSM_CARD_PRESENT), else its state. */
+khsm_card_state_t khsm_card_probes_keys(khsm_card_probes_t *probes, const char *config, size_t *count_ptr);
+
 /** Free probes (NULL is fine). */
 void khsm_card_probes_free(khsm_card_probes_t *probes);
 

@@ -279,15 +279,17 @@ static void zones_one(void *ctx, size_t i)
 _public_
 void khsm_zones_status(const khsm_conf_t *conf, const khsm_conf_t *kconf, const char *ksk_path,
                        const khsm_conf_zone_t *const *zones, size_t n, int64_t now, int64_t warn,
-                       int64_t crit, bool derived, khsm_zone_status_t *out)
+                       int64_t crit, bool derived, khsm_card_probes_t *probes, khsm_zone_status_t *out)
 {
 	if (!conf || (!zones && n) || (!out && n)) {
 		return;
 	}
 	zones_job_t job = { .conf = conf, .kconf = kconf, .ksk_path = ksk_path, .zones = zones,
-	                    .now = now, .warn = warn, .crit = crit, .derived = derived, .out = out };
-	/* Without memory for it, each zone probes its card itself. */
-	job.probes = khsm_card_probes_new();
+	                    .now = now, .warn = warn, .crit = crit, .derived = derived,
+	                    .probes = probes, .out = out };
+	/* Without memory for them, each zone probes its card itself. */
+	khsm_card_probes_t *own = probes ? NULL : khsm_card_probes_new();
+	if (own) job.probes = own;
 	khsm_parallel_for(n, 0, zones_one, &job);
-	khsm_card_probes_free(job.probes);
+	khsm_card_probes_free(own);
 }

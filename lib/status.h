@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "heal.h"
 #include "kasp.h"
 #include "knotconf.h"
 
@@ -47,8 +48,9 @@ void khsm_zone_status(const khsm_conf_t *conf, const khsm_conf_t *kconf, const c
 
 /** khsm_zone_status() of each of zones[0..n), keys listed here, side by
  *  side (khsm_parallel_for()): each zone waits for keymgr and knotc, not for
- *  the CPU; each card is read once for all of them (khsm_card_probes_t).
- *  out[i] is zone i's. */
+ *  the CPU; each card is read once for all of them: through probes (the
+ *  caller's, to read the cards once for more than the status), or NULL for
+ *  probes of this call. out[i] is zone i's. */
 void khsm_zones_status(const khsm_conf_t *conf, const khsm_conf_t *kconf, const char *ksk_path,
                        const khsm_conf_zone_t *const *zones, size_t n, int64_t now, int64_t warn,
-                       int64_t crit, bool derived, khsm_zone_status_t *out);
+                       int64_t crit, bool derived, khsm_card_probes_t *probes, khsm_zone_status_t *out);

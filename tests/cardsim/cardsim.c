@@ -1336,7 +1336,7 @@ static CK_RV cs_CloseAllSessions(CK_SLOT_ID slot)
 	}
 
 /* The same, for calls that talk to the card and so take the card lock. */
-#define FWD_CARD(name, params, args) \
+#define FWD_CARD_COUNTED(name, event, params, args) \
 	static CK_RV cs_##name params \
 	{ \
 		CK_SESSION_HANDLE real; \
@@ -1349,10 +1349,14 @@ static CK_RV cs_CloseAllSessions(CK_SLOT_ID slot)
 		if (rv != CKR_OK) { \
 			return rv; \
 		} \
+		if ((event) != NULL) { \
+			count_event(event); \
+		} \
 		rv = g.fl->C_##name args; \
 		card_unlock(fd); \
 		return rv; \
 	}
+#define FWD_CARD(name, params, args) FWD_CARD_COUNTED(name, NULL, params, args)
 
 /* Refused when `verify = no`: some card stacks leave verification to software. */
 #define FWD_VERIFY(name, params, args) \
@@ -1523,23 +1527,8 @@ FWD_CARD(SetAttributeValue, (CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE obj,
                              CK_ATTRIBUTE_PTR tmpl, CK_ULONG n),
          (real, obj, tmpl, n))
 /* Counted: a test proves how often a run reads the card ("find <pid>"). */
-static CK_RV cs_FindObjectsInit(CK_SESSION_HANDLE hSession, CK_ATTRIBUTE_PTR tmpl, CK_ULONG n)
-{
-	CK_SESSION_HANDLE real;
-	CK_RV rv = session_get(hSession, &real, NULL);
-	if (rv != CKR_OK) {
-		return rv;
-	}
-	int fd;
-	rv = card_lock(&fd);
-	if (rv != CKR_OK) {
-		return rv;
-	}
-	count_event("find");
-	rv = g.fl->C_FindObjectsInit(real, tmpl, n);
-	card_unlock(fd);
-	return rv;
-}
+FWD_CARD_COUNTED(FindObjectsInit, "find", (CK_SESSION_HANDLE hSession, CK_ATTRIBUTE_PTR tmpl, CK_ULONG n),
+                 (real, tmpl, n))
 FWD_CARD(FindObjects, (CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE_PTR objs, CK_ULONG max,
                        CK_ULONG_PTR n),
          (real, objs, max, n))

@@ -125,6 +125,19 @@ card_keystore_also() {
 $(printf '%s\n' "$OUT" | sed '1{/^keystore:$/d}')"
 }
 
+# two_cards_conf ZONE...: the card and "Card Two" (keystore card2) in
+# $stanza, and knot.conf $CONF in $D=$TMP/knot listing the zones, not yet
+# signing; $KSKC is where policy --write puts the KSK side.
+two_cards_conf() {
+	card_keystore
+	card_keystore_also "Card Two" card2
+	D=$TMP/knot
+	mkdir -p "$D/keys"
+	CONF=$D/knot.conf
+	KSKC=$D/knot-hsm-ksk.conf
+	knot_conf "$CONF" rundir="$D" storage="$D" kasp="$D/keys" stanza="$stanza" template="    storage: $D" "$@"
+}
+
 # A key pair made outside knot-hsm, with pkcs11-tool as operators do.
 keygen_p11tool() { # token label, object label, hex id
 	pkcs11-tool --module "$SOFTHSM_MODULE" --token-label "$1" --login --pin "$PIN" \

@@ -7,14 +7,7 @@
 # rollover) and names the other card and the keys that can go.
 . "$KHSM_SRCDIR/tests/integration/lib.sh"
 
-card_keystore
-card_keystore_also "Card Two" card2
-D=$TMP/knot
-mkdir -p "$D/keys"
-CONF=$D/knot.conf
-KSKC=$D/knot-hsm-ksk.conf
-knot_conf "$CONF" rundir="$D" storage="$D" kasp="$D/keys" stanza="$stanza" template="    storage: $D" \
-	example.com. example.net. example.org. example.edu.
+two_cards_conf example.com. example.net. example.org. example.edu.
 run 0 "$KNOT_HSM" -c "$CONF" example.com example.net example.org example.edu policy keystore=card key-slots=3 \
 	--write "$D/knot-hsm.conf"
 contains "$(sed -n '1,6p' "$KSKC")" "# knot-hsm: key-slots=card:3" "the KSK side's header records the card's slots"

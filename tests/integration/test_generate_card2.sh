@@ -7,13 +7,7 @@
 # keystore the key is on). And the rollover to card 2, refused offline.
 . "$KHSM_SRCDIR/tests/integration/lib.sh"
 
-card_keystore
-card_keystore_also "Card Two" card2
-D=$TMP/knot
-mkdir -p "$D/keys"
-CONF=$D/knot.conf
-KSKC=$D/knot-hsm-ksk.conf
-knot_conf "$CONF" rundir="$D" storage="$D" kasp="$D/keys" stanza="$stanza" template="    storage: $D" example.com. example.net.
+two_cards_conf example.com. example.net.
 run 0 knotc -c "$CONF" conf-check
 run 0 "$KNOT_HSM" -c "$CONF" example.com example.net policy keystore=card --write "$D/knot-hsm.conf"
 contains "$(cat "$KSKC")" "  - id: card2" "the KSK side names the second card's keystore too"
