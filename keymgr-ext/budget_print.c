@@ -39,10 +39,14 @@ void budget_card_text(const khsm_budget_card_t *c, const char *prefix)
 {
 	char busy[64];
 	khsm_duration_human((int64_t)c->peak_seconds, busy, sizeof(busy));
-	printf("%scard %s: %zu zone(s), %" PRIu64 " signatures per year, %" PRIu64 " on the busiest day "
-	       "(%s of card time at %d signatures/s): %s\n", prefix, khsm_esc(c->keystore), c->zones,
-	       c->per_year, c->peak_day, busy, KHSM_BUDGET_RATE,
-	       c->keeps_up ? "keeps up" : "does NOT keep up: spread the zones over more cards");
+	if (c->zones == 0) {
+		printf("%scard %s: no zone's policy signs with it\n", prefix, khsm_esc(c->keystore));
+	} else {
+		printf("%scard %s: %zu zone(s), %" PRIu64 " signatures per year, %" PRIu64 " on the busiest "
+		       "day (%s of card time at %d signatures/s): %s\n", prefix, khsm_esc(c->keystore),
+		       c->zones, c->per_year, c->peak_day, busy, KHSM_BUDGET_RATE,
+		       c->keeps_up ? "keeps up" : "does NOT keep up: spread the zones over more cards");
+	}
 	if (c->slots_used < 0) {
 		printf("%scard %s: key slots: %s\n", prefix, khsm_esc(c->keystore), khsm_esc(c->note));
 	} else if (c->slots_total < 0) {

@@ -76,7 +76,8 @@ static int guard_config(const char *card_config, char **config_ptr)
 static int print_json(const khsm_policy_t *p, const khsm_policy_stats_t *st, const char *version,
                       char *const *zones, int zone_count, bool written, bool included,
                       const char *main_path, const char *main_text, const char *ksk_path,
-                      const char *ksk_text, const char *ksk_db, const khsm_budget_card_t *budget)
+                      const char *ksk_text, const char *ksk_db, const khsm_budget_card_t *budget,
+                      const khsm_budget_card_t *others, size_t n_others)
 {
 	_cleanup_free_ char *shown_main = NULL, *shown_ksk = NULL;
 	if (khsm_redact(main_text, &shown_main) != KHSM_EOK ||
@@ -117,6 +118,9 @@ static int print_json(const khsm_policy_t *p, const khsm_policy_stats_t *st, con
 	} else {
 		khsm_json_null(&j, "card_budget");
 	}
+	khsm_json_array(&j, "other_cards");
+	for (size_t i = 0; i < n_others; i++) budget_card_json(&j, NULL, &others[i]);
+	khsm_json_end(&j);
 	if (p->mode == KHSM_MODE_OFFLINE) {
 		khsm_json_int(&j, "ceremony_until_seconds", p->until);
 		khsm_json_int(&j, "ceremony_interval_seconds", p->interval);
@@ -316,6 +320,15 @@ int cmd_policy(cli_t *cli)
 	bool have_budget = probes &&
 	                   khsm_budget_one(card->id, card->config, plan.zones.count, &st, key_slots, probes,
 	                                   &budget) == KHSM_EOK;
+	/* The other cards of knot.conf: no zone of this policy, their slots. */
+	khsm_budget_card_t *others = have_budget && n_more ? calloc(n_more, sizeof(*others)) : NULL;
+	size_t n_others = 0;
+	for (size_t i = 0; others && i < n_more; i++) {
+		if (khsm_budget_one(more_ids[i], more_configs[i], 0, &st, key_slots, probes, &others[n_others]) ==
+		    KHSM_EOK) {
+			n_others++;
+		}
+	}
 	khsm_card_probes_free(probes);
 	khsm_err_clear();
 	if (rc == CLI_OK && (r = khsm_confgen_policy_main(&pol, &in, &main_text)) != KHSM_EOK) {
@@ -345,7 +358,8 @@ int cmd_policy(cli_t *cli)
 	}
 	if (rc == CLI_OK && !cli->write && cli->json) {
 		rc = print_json(&pol, &st, version, zones, cli->zone_count, false, included, main_path,
-		                main_text, ksk_path, ksk_text, ksk_db, have_budget ? &budget : NULL);
+		                main_text, ksk_path, ksk_text, ksk_db, have_budget ? &budget : NULL,
+		                others, n_others);
 	} else if (rc == CLI_OK && !cli->write) {
 		printf("# ==> %s <==\n%s", main_path, shown_main);
 		if (ksk_text) {
@@ -358,6 +372,7 @@ int cmd_policy(cli_t *cli)
 		}
 		print_stats(&pol, &st, "# ");
 		if (have_budget) budget_card_text(&budget, "# ");
+		for (size_t i = 0; i < n_others; i++) budget_card_text(&others[i], "# ");
 		print_plan(&plan, "# ");
 		printf("# checked with knotc conf-check; write it with --write %s\n", main_path);
 	} else if (rc == CLI_OK) {
@@ -377,7 +392,8 @@ int cmd_policy(cli_t *cli)
 		}
 		if (rc == CLI_OK && cli->json) {
 			rc = print_json(&pol, &st, version, zones, cli->zone_count, true, included, main_path,
-			                main_text, ksk_path, ksk_text, ksk_db, have_budget ? &budget : NULL);
+			                main_text, ksk_path, ksk_text, ksk_db, have_budget ? &budget : NULL,
+			                others, n_others);
 		} else if (rc == CLI_OK) {
 			printf("mode: %s (Knot %d.%d.%d)\n", khsm_mode_name(mode), major, minor, patch);
 			printf("wrote %s (%s)\n", main_path, ksk_text ? "ZSK side, for knotd" : "for knotd");
@@ -386,6 +402,7 @@ int cmd_policy(cli_t *cli)
 			}
 			print_stats(&pol, &st, "");
 			if (have_budget) budget_card_text(&budget, "");
+			for (size_t i = 0; i < n_others; i++) budget_card_text(&others[i], "");
 			print_plan(&plan, "");
 			printf("next steps:\n");
 			if (!included) {
@@ -424,6 +441,8 @@ int cmd_policy(cli_t *cli)
 	khsm_policyzones_plan_clear(&plan);
 	khsm_policy_paths_clear(&paths);
 	khsm_budget_card_clear(&budget);
+	for (size_t i = 0; i < n_others; i++) khsm_budget_card_clear(&others[i]);
+	free(others);
 	free(more_ids);
 	free(more_configs);
 	if (rc == CLI_OK && st.outage_survived < KHSM_OUTAGE_GOAL) {

@@ -19,12 +19,16 @@ contains "$OUT" "card card: 4 zone(s), $((4 * per_year)) signatures per year, $(
 	"policy's budget covers the four zones"
 contains "$OUT" "at 6 signatures/s): keeps up" "a few zones keep a SmartCard-HSM well within a day"
 contains "$OUT" "card card: key slots: 0 used, 3 free of 3" "the slots: read from the card, total from key-slots="
+contains "$OUT" "card card2: no zone's policy signs with it" "the other card of knot.conf too"
+contains "$OUT" "card card2: key slots: 0 used, free not known (the card does not say; give policy key-slots=N" \
+	"its slots, the total not given"
 
 # Another run without key-slots= keeps it; key-slots=ID:N adds another card's.
 run 0 "$KNOT_HSM" -c "$CONF" example.com policy keystore=card --write "$D/knot-hsm.conf"
 contains "$(sed -n '1,6p' "$KSKC")" "# knot-hsm: key-slots=card:3" "kept when policy runs again without key-slots="
 run 0 "$KNOT_HSM" -c "$CONF" example.com policy keystore=card key-slots=card2:8 --write "$D/knot-hsm.conf"
 contains "$(sed -n '1,6p' "$KSKC")" "# knot-hsm: key-slots=card2:8,card:3" "a second card's slots beside the first's"
+contains "$OUT" "card card2: key slots: 0 used, 8 free of 8" "and the run reports them"
 run 2 "$KNOT_HSM" -c "$CONF" example.com policy keystore=card key-slots=card9:8
 contains "$ERR" "key-slots=: 'card9' is no pkcs11 keystore of knot.conf" "an unknown keystore is refused"
 run 2 "$KNOT_HSM" -c "$CONF" example.com policy keystore=card key-slots=0
