@@ -318,7 +318,8 @@ int cmd_policy(cli_t *cli)
 	khsm_budget_card_t budget = { 0 };
 	khsm_card_probes_t *probes = rc == CLI_OK && card && card->config ? khsm_card_probes_new() : NULL;
 	bool have_budget = probes &&
-	                   khsm_budget_one(card->id, card->config, plan.zones.count, &st, key_slots, probes,
+	                   khsm_budget_one(card->id, card_config ? card_config : card->config, plan.zones.count,
+	                                   &st, key_slots, probes,
 	                                   &budget) == KHSM_EOK;
 	/* The other cards of knot.conf: no zone of this policy, their slots. */
 	khsm_budget_card_t *others = have_budget && n_more ? calloc(n_more, sizeof(*others)) : NULL;

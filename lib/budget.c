@@ -21,6 +21,11 @@ static bool same_card(const char *a, const char *b)
 		khsm_err_clear();
 		return strcmp(a, b) == 0;
 	}
+	/* A URI that names neither token nor serial (slot-id=…) tells no card
+	 * apart: only the same config is the same card. */
+	if (strncmp(na, "token=;serial=;", 15) == 0) {
+		return strcmp(a, b) == 0;
+	}
 	return strcmp(na, nb) == 0;
 }
 
@@ -120,7 +125,9 @@ static void read_slots(khsm_budget_card_t *c, khsm_card_probes_t *probes)
 static void finish(khsm_budget_card_t *c, const char *key_slots, khsm_card_probes_t *probes)
 {
 	c->peak_seconds = (c->peak_day + KHSM_BUDGET_RATE - 1) / KHSM_BUDGET_RATE;
-	c->keeps_up = c->peak_seconds * 100 <= (uint64_t)DAY * KHSM_BUDGET_BUSY_MAX;
+	/* no busiest day with zones: it was not counted (no memory), not known to fit */
+	c->keeps_up = (c->zones == 0 || c->peak_day > 0) &&
+	              c->peak_seconds * 100 <= (uint64_t)DAY * KHSM_BUDGET_BUSY_MAX;
 	long total = 0;
 	if (key_slots && khsm_budget_slots_get(key_slots, c->keystore, &total) == KHSM_EOK) {
 		c->slots_total = total;
@@ -219,6 +226,17 @@ int khsm_budget_count(const khsm_conf_t *card_conf, const khsm_budget_zone_t *zo
 		for (size_t i = 0; i < n; i++) {
 			if (!same_card(zones[i].card_config, c->config)) {
 				continue;
+			}
+			/* Read the card as its zones reach it (online through
+			 * knot-hsm-card, maybe the guard): one read with their probes. */
+			if (c->zones == 0 && strcmp(zones[i].card_config, c->config) != 0) {
+				char *config = strdup(zones[i].card_config);
+				if (!config) {
+					r = KHSM_ENOMEM;
+					break;
+				}
+				free(c->config);
+				c->config = config;
 			}
 			khsm_policy_stats_t st = { 0 };
 			if (khsm_policy_stats(&zones[i].policy, &st) != KHSM_EOK) {
@@ -332,8 +350,25 @@ struct merge_ctx {
 	const khsm_conf_t *conf;
 	FILE *out;
 	const char *skip;           /* ids of arg: their kept values are dropped */
+	const char *given;          /* check_one: the whole argument, for repeated ids */
 	bool first;
 };
+
+/* How often an id occurs in a value (check_one). */
+struct count_ctx {
+	const char *id;
+	size_t n;
+};
+
+static int count_one(void *ctx, const char *id, size_t id_len, long n)
+{
+	struct count_ctx *cc = ctx;
+	(void)n;
+	if (strlen(cc->id) == id_len && strncmp(cc->id, id, id_len) == 0) {
+		cc->n++;
+	}
+	return KHSM_EOK;
+}
 
 static int check_one(void *ctx, const char *id, size_t id_len, long n)
 {
@@ -346,6 +381,13 @@ static int check_one(void *ctx, const char *id, size_t id_len, long n)
 	if (!khsm_conf_keystore_is_pkcs11(khsm_conf_keystore_find(m->conf, name)) ||
 	    strcmp(name, KHSM_POLICY_CARD_ID) == 0) {
 		khsm_err_detail("key-slots=: '%s' is no pkcs11 keystore of knot.conf", name);
+		return KHSM_EINVAL;
+	}
+	/* each id once: a second value for it would be lost without a word */
+	struct count_ctx cc = { name, 0 };
+	(void)slots_each(m->given, count_one, &cc);
+	if (cc.n > 1) {
+		khsm_err_detail("key-slots=: '%s' is given twice", name);
 		return KHSM_EINVAL;
 	}
 	return KHSM_EOK;
@@ -381,7 +423,7 @@ int khsm_budget_slots_merge(const khsm_conf_t *conf, const char *arg, const char
 	} else if (arg) {
 		given = strdup(arg);
 		if (!given) return KHSM_ENOMEM;
-		struct merge_ctx m = { .conf = conf };
+		struct merge_ctx m = { .conf = conf, .given = given };
 		int r = slots_each(given, check_one, &m);
 		if (r == KHSM_EINVAL && !khsm_err_last_detail()) {
 			khsm_err_detail("key-slots= takes a number of key pairs the card holds (1-65535), or "
@@ -396,13 +438,16 @@ int khsm_budget_slots_merge(const khsm_conf_t *conf, const char *arg, const char
 		return KHSM_ENOMEM;
 	}
 	struct merge_ctx m = { .conf = conf, .out = f, .first = true };
-	if (given) (void)slots_each(given, write_one, &m);
+	int r = given ? slots_each(given, write_one, &m) : KHSM_EOK;
 	m.skip = given;
 	/* A kept value is carried on up to an entry that does not parse. */
-	if (kept) (void)slots_each(kept, write_one, &m);
-	if (fclose(f) != 0) {
+	int rk = r == KHSM_EOK && kept ? slots_each(kept, write_one, &m) : KHSM_EOK;
+	if (rk != KHSM_EINVAL) {
+		r = r == KHSM_EOK ? rk : r;
+	}
+	if (fclose(f) != 0 || r != KHSM_EOK) {
 		free(buf);
-		return KHSM_ENOMEM;
+		return r != KHSM_EOK ? r : KHSM_ENOMEM;
 	}
 	if (!*buf) {
 		free(buf);

@@ -203,10 +203,11 @@ static int64_t conf_secs(const char *text, int64_t fallback)
 _public_
 void khsm_policy_from_conf(const khsm_conf_policy_t *cp, khsm_policy_t *policy)
 {
-	khsm_policy_defaults(policy, cp && cp->offline_ksk ? KHSM_MODE_OFFLINE : KHSM_MODE_ONLINE);
+	static const khsm_conf_policy_t none = { 0 };
 	if (!cp) {
-		return;
+		cp = &none;
 	}
+	khsm_policy_defaults(policy, cp->offline_ksk ? KHSM_MODE_OFFLINE : KHSM_MODE_ONLINE);
 	/* Knot's defaults where the policy sets nothing: rrsig-lifetime 14
 	 * days, a refresh of about a tenth of it, zsk-lifetime 30 days. */
 	policy->zsk_lifetime = conf_secs(cp->zsk_lifetime, 30 * DAY);

@@ -29,11 +29,17 @@ contains "$(sed -n '1,6p' "$KSKC")" "# knot-hsm: key-slots=card:3" "kept when po
 run 0 "$KNOT_HSM" -c "$CONF" example.com policy keystore=card key-slots=card2:8 --write "$D/knot-hsm.conf"
 contains "$(sed -n '1,6p' "$KSKC")" "# knot-hsm: key-slots=card2:8,card:3" "a second card's slots beside the first's"
 contains "$OUT" "card card2: key slots: 0 used, 8 free of 8" "and the run reports them"
+run 0 "$KNOT_HSM" -c "$CONF" example.com policy keystore=card key-slots=4 --write "$D/knot-hsm.conf"
+contains "$(sed -n '1,6p' "$KSKC")" "# knot-hsm: key-slots=card:4,card2:8" "a new value replaces the card's old one"
+run 0 "$KNOT_HSM" -c "$CONF" example.com policy keystore=card key-slots=card:3 --write "$D/knot-hsm.conf"
+contains "$(sed -n '1,6p' "$KSKC")" "# knot-hsm: key-slots=card:3,card2:8" "so does ID:N"
+run 2 "$KNOT_HSM" -c "$CONF" example.com policy keystore=card key-slots=card:3,card:5
+contains "$ERR" "key-slots=: 'card' is given twice" "an id given twice is refused"
 run 2 "$KNOT_HSM" -c "$CONF" example.com policy keystore=card key-slots=card9:8
 contains "$ERR" "key-slots=: 'card9' is no pkcs11 keystore of knot.conf" "an unknown keystore is refused"
 run 2 "$KNOT_HSM" -c "$CONF" example.com policy keystore=card key-slots=0
 contains "$ERR" "key-slots= takes a number of key pairs the card holds (1-65535)" "so is a count of 0"
-contains "$(sed -n '1,6p' "$KSKC")" "# knot-hsm: key-slots=card2:8,card:3" "refused runs leave the header alone"
+contains "$(sed -n '1,6p' "$KSKC")" "# knot-hsm: key-slots=card:3,card2:8" "refused runs leave the header alone"
 
 # Two KSKs fit; the third would take the last slot, kept for a rollover.
 run 0 "$KNOT_HSM" -c "$KSKC" example.com generate

@@ -71,11 +71,25 @@ static void test_one(void **state)
 	khsm_budget_card_clear(&c);
 }
 
+/* One card through the guard or not, whatever the PIN; a URI without token
+ * or serial tells no card apart: only the same config is the same card. */
+static void test_same_card(void **state)
+{
+	(void)state;
+	assert_true(khsm_budget_same_card("pkcs11:token=A;pin-source=%2Fa /opensc.so",
+	                                  "pkcs11:token=A;pin-source=%2Fb /guard.so"));
+	assert_false(khsm_budget_same_card("pkcs11:token=A /m.so", "pkcs11:token=B /m.so"));
+	assert_false(khsm_budget_same_card("pkcs11:slot-id=1 /m.so", "pkcs11:slot-id=2 /m.so"));
+	assert_true(khsm_budget_same_card("pkcs11:slot-id=1 /m.so", "pkcs11:slot-id=1 /m.so"));
+	assert_false(khsm_budget_same_card(NULL, "pkcs11:token=A /m.so"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_slots_get),
 		cmocka_unit_test(test_one),
+		cmocka_unit_test(test_same_card),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
