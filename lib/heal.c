@@ -46,34 +46,6 @@ static khsm_card_state_t absent(const char *config)
 	return st;
 }
 
-_public_
-khsm_card_state_t khsm_card_probe(const char *config, const char *id_hex)
-{
-	khsm_keystore_t *ks = NULL;
-	_cleanup_free_ uint8_t *id = NULL;
-	size_t id_len = 0;
-	khsm_card_state_t st = KHSM_CARD_UNKNOWN;
-	if (!config || (id_hex && khsm_hex_parse(id_hex, &id, &id_len) != KHSM_EOK)) {
-		goto fail;
-	}
-	if (khsm_keystore_open(config, &ks) != KHSM_EOK) {
-		st = absent(config);
-		goto fail;
-	}
-	khsm_cardobjs_t objs = { 0 };
-	int r = khsm_cardkey_find(ks, NULL, id, id_len, KHSM_URI_TYPE_PUBLIC, NULL, false, &objs);
-	if (r == KHSM_EOK) {
-		st = !id || objs.count > 0 ? KHSM_CARD_PRESENT : KHSM_CARD_NOKEY;
-	} else if (r == KHSM_ENOTOKEN || r == KHSM_EREMOVED) {
-		st = absent(config);
-	}
-	khsm_cardobjs_clear(&objs);
-	khsm_keystore_close(ks);
-fail:
-	khsm_err_clear();
-	return st;
-}
-
 /* One card as a run has seen it: its state, and the CKA_IDs (hex) of its
  * public keys when it answered. */
 typedef struct {
@@ -203,6 +175,22 @@ khsm_card_state_t khsm_card_probes_keys(khsm_card_probes_t *p, const char *confi
 		*count_ptr = c->n_keys;
 	}
 	pthread_mutex_unlock(&p->lock);
+	return st;
+}
+
+_public_
+khsm_card_state_t khsm_card_probe(const char *config, const char *id_hex)
+{
+	/* A run of its own: the card read once, as for many zones. */
+	_cleanup_free_ uint8_t *id = NULL;
+	size_t id_len = 0;
+	if (!config || (id_hex && khsm_hex_parse(id_hex, &id, &id_len) != KHSM_EOK)) {
+		khsm_err_clear();
+		return KHSM_CARD_UNKNOWN;
+	}
+	khsm_card_probes_t *p = khsm_card_probes_new();
+	khsm_card_state_t st = p ? khsm_card_probes_get(p, config, id_hex) : KHSM_CARD_UNKNOWN;
+	khsm_card_probes_free(p);
 	return st;
 }
 

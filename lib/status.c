@@ -245,14 +245,23 @@ static void zone_status(const khsm_conf_t *conf, const khsm_conf_t *kconf, const
 	}
 }
 
+/* zone_status() with the zone's own key list, when keys is NULL, freed after. */
+static void zone_status_listed(const khsm_conf_t *conf, const khsm_conf_t *kconf, const char *ksk_path,
+                               const khsm_conf_zone_t *z, int64_t now, int64_t warn, int64_t crit,
+                               bool derived, const khsm_kasp_keys_t *keys, khsm_card_probes_t *probes,
+                               khsm_zone_status_t *s)
+{
+	khsm_kasp_keys_t own = { 0 };
+	zone_status(conf, kconf, ksk_path, z, now, warn, crit, derived, keys, &own, probes, s);
+	khsm_kasp_keys_clear(&own);
+}
+
 _public_
 void khsm_zone_status(const khsm_conf_t *conf, const khsm_conf_t *kconf, const char *ksk_path,
                       const khsm_conf_zone_t *z, int64_t now, int64_t warn, int64_t crit,
                       bool derived, const khsm_kasp_keys_t *keys, khsm_zone_status_t *s)
 {
-	khsm_kasp_keys_t own = { 0 };
-	zone_status(conf, kconf, ksk_path, z, now, warn, crit, derived, keys, &own, NULL, s);
-	khsm_kasp_keys_clear(&own);
+	zone_status_listed(conf, kconf, ksk_path, z, now, warn, crit, derived, keys, NULL, s);
 }
 
 /* What each call of zones_one() needs. */
@@ -269,10 +278,8 @@ typedef struct {
 static void zones_one(void *ctx, size_t i)
 {
 	zones_job_t *job = ctx;
-	khsm_kasp_keys_t own = { 0 };
-	zone_status(job->conf, job->kconf, job->ksk_path, job->zones[i], job->now, job->warn, job->crit,
-	            job->derived, NULL, &own, job->probes, &job->out[i]);
-	khsm_kasp_keys_clear(&own);
+	zone_status_listed(job->conf, job->kconf, job->ksk_path, job->zones[i], job->now, job->warn,
+	                   job->crit, job->derived, NULL, job->probes, &job->out[i]);
 	khsm_err_clear();
 }
 
