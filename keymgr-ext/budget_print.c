@@ -45,7 +45,12 @@ void budget_card_text(const khsm_budget_card_t *c, const char *prefix)
 		printf("%scard %s: %zu zone(s), %" PRIu64 " signatures per year, %" PRIu64 " on the busiest "
 		       "day (%s of card time at %d signatures/s): %s\n", prefix, khsm_esc(c->keystore),
 		       c->zones, c->per_year, c->peak_day, busy, KHSM_BUDGET_RATE,
-		       c->keeps_up ? "keeps up" : "does NOT keep up: spread the zones over more cards");
+		       c->keeps_up ? "keeps up" :
+		       c->zone_too_much ? "does NOT keep up: one zone alone needs more than half a day of "
+		                          "card time; sign its DNSKEY set less often (longer rrsig-lifetime "
+		                          "and rrsig-refresh, ZSK lifetimes of days, not seconds; offline, a "
+		                          "nearer ceremony until=)" :
+		       "does NOT keep up: spread the zones over more cards");
 	}
 	if (c->slots_used < 0) {
 		printf("%scard %s: key slots: %s\n", prefix, khsm_esc(c->keystore), khsm_esc(c->note));

@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 
+#include "lib/enroll.h"
 #include "lib/keystore.h"
 #include "lib/pin.h"
 
@@ -63,6 +64,8 @@ typedef struct {
 	int zone_count;
 	char **args;          /* zone commands: key=value arguments */
 	int arg_count;
+	khsm_kasp_keep_t *kasp_keep;  /* generate, import: every zone's KASP kept by the caller
+	                                 across calls (ceremony generate-ksk=yes), or NULL */
 } cli_t;
 
 typedef struct {

@@ -29,6 +29,7 @@
 #include "lib/policy.h"
 #include "lib/uri.h"
 #include "lib/zonelock.h"
+#include "lib/zoneconf.h"
 #include "zonecmd.h"
 
 #define KHSM_STEAL_PTR(p) ({ __typeof__(p) _s = (p); (p) = NULL; _s; })
@@ -218,7 +219,8 @@ static int prepare_ksk_conf(const cli_t *cli, const char *ksk_path, const char *
 /* The zone's KSK on the KSK side: present, generated (generate-ksk=yes), or
  * shared from another zone of the run (shared-ksk=yes in the KSK side). */
 static int ensure_ksk(cli_t *cli, const char *ksk_conf, const char *zone, bool generate,
-                      bool shared, char *shared_id, size_t shared_size, const char *display_conf)
+                      bool shared, char *shared_id, size_t shared_size, const char *display_conf,
+                      khsm_kasp_keep_t *keep)
 {
 	khsm_kasp_summary_t sum = { 0 };
 	int r = khsm_kasp_zone_summary(ksk_conf, zone, (int64_t)time(NULL), &sum);
@@ -243,6 +245,7 @@ static int ensure_ksk(cli_t *cli, const char *ksk_conf, const char *zone, bool g
 	sub.zone_count = 1;
 	sub.args = args;
 	sub.arg_count = 1;
+	sub.kasp_keep = keep;
 	/* Under --json, generate's text goes to stderr with the ceremony's, and
 	 * stdout keeps the ceremony's JSON alone. */
 	sub.json = false;
@@ -262,7 +265,7 @@ static int ensure_ksk(cli_t *cli, const char *ksk_conf, const char *zone, bool g
 	}
 	if (rc != CLI_OK) return rc;
 	if (shared && !shared_id[0]) {
-		return ensure_ksk(cli, ksk_conf, zone, false, shared, shared_id, shared_size, display_conf);
+		return ensure_ksk(cli, ksk_conf, zone, false, shared, shared_id, shared_size, display_conf, keep);
 	}
 	return CLI_OK;
 }
@@ -623,10 +626,18 @@ static int run_zones(cli_t *cli, const kv_t *kv)
 
 	/* KSKs made on request first: key generation is card work of its own. */
 	char shared_id[257] = "";
+	/* Over many zones: each keymgr run reads its zone's cut (zoneconf.h), and
+	 * every zone's KASP is listed once for all the KSKs made, not per KSK. */
+	khsm_kasp_keep_t keep = { 0 };
+	bool cut = generate && cli->zone_count > 1 && khsm_zoneconf_use(use_conf) == KHSM_EOK;
+	khsm_err_clear();
 	for (int i = 0; i < cli->zone_count && rc == CLI_OK && generate; i++) {
 		note_stage("while making the zones' KSKs", zones, (size_t)i);
-		rc = ensure_ksk(cli, use_conf, zones[i], generate, shared, shared_id, sizeof(shared_id), ksk_path);
+		rc = ensure_ksk(cli, use_conf, zones[i], generate, shared, shared_id, sizeof(shared_id), ksk_path,
+		                cli->zone_count > 1 ? &keep : NULL);
 	}
+	khsm_kasp_keep_clear(&keep);
+	if (cut) khsm_zoneconf_release(use_conf);
 	if (rc == CLI_OK) note_stage("before the zones were pre-signed", zones, 0);
 
 	/* One card session per card for the run: knot-hsm signs the KSRs itself

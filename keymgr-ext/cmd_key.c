@@ -19,6 +19,7 @@
 #include "lib/knot.h"
 #include "lib/rollover.h"
 #include "lib/uri.h"
+#include "lib/zoneconf.h"
 #include "zonecmd.h"
 
 
@@ -229,14 +230,16 @@ static int enroll_error(int r, const khsm_zone_t *zone, const khsm_enrolled_t *o
 
 /* -- generate -------------------------------------------------------------- */
 
-static int generate_zone(cli_t *cli, khsm_conf_t **conf, const char *zone_arg, khsm_json_t *j)
+static int generate_zone(cli_t *cli, khsm_conf_t **conf, const char *zone_arg, khsm_json_t *j,
+                         khsm_kasp_keep_t *keep)
 {
 	kv_t kv[] = { { "ksk", NULL }, { "zsk", NULL }, { "algorithm", NULL }, { "size", NULL },
 	              { "label", NULL }, { "keystore", NULL }, TIMER_KEYS, { NULL, NULL } };
 	int rc = kv_parse(cli, kv);
 	if (rc != CLI_OK) return rc;
 	khsm_enroll_t req = { .label = kv_get(kv, "label"), .conf_arg = cli->conf, .force = cli->force,
-	                      .open = cli_open_card, .open_ctx = cli, .notice = print_notice };
+	                      .open = cli_open_card, .open_ctx = cli, .notice = print_notice,
+	                      .kasp_keep = keep };
 	req.notice_ctx = &req;
 	if ((rc = parse_roles(kv, &req.ksk, &req.zsk)) != CLI_OK) return rc;
 	const char *timers[6];
@@ -288,15 +291,24 @@ int cmd_generate(cli_t *cli)
 	json_keys_t jk = { 0 };
 	khsm_json_t *j = NULL;
 	int rc = json_keys_open(cli, &jk, &j);
+	/* over several zones, every zone's KASP is listed once, not once per zone */
+	khsm_kasp_keep_t own = { 0 };
+	khsm_kasp_keep_t *keep = cli->kasp_keep ? cli->kasp_keep : cli->zone_count > 1 ? &own : NULL;
+	/* and each keymgr run reads its zone's cut (zoneconf.h) */
+	bool cut = cli->zone_count > 1 && khsm_zoneconf_use(zone_conf_path(cli)) == KHSM_EOK;
+	khsm_err_clear();
 	for (int i = 0; i < cli->zone_count && rc == CLI_OK; i++) {
-		rc = generate_zone(cli, &conf, cli->zones[i], j);
+		rc = generate_zone(cli, &conf, cli->zones[i], j, keep);
 	}
+	if (cut) khsm_zoneconf_release(zone_conf_path(cli));
+	khsm_kasp_keep_clear(&own);
 	return json_keys_close(&jk, rc);
 }
 
 /* -- import ---------------------------------------------------------------- */
 
-static int import_zone(cli_t *cli, khsm_conf_t **conf, const char *zone_arg, khsm_json_t *j)
+static int import_zone(cli_t *cli, khsm_conf_t **conf, const char *zone_arg, khsm_json_t *j,
+                       khsm_kasp_keep_t *keep)
 {
 	kv_t kv[] = { { "label", NULL }, { "id", NULL }, { "ksk", NULL }, { "zsk", NULL },
 	              { "algorithm", NULL }, { "fix-id", NULL }, { "keystore", NULL }, TIMER_KEYS,
@@ -306,7 +318,7 @@ static int import_zone(cli_t *cli, khsm_conf_t **conf, const char *zone_arg, khs
 	khsm_enroll_t req = { .label = kv_get(kv, "label"), .id_arg = kv_get(kv, "id"),
 	                      .algorithm_arg = kv_get(kv, "algorithm"), .conf_arg = cli->conf,
 	                      .force = cli->force, .open = cli_open_card, .open_ctx = cli,
-	                      .notice = print_notice };
+	                      .notice = print_notice, .kasp_keep = keep };
 	req.notice_ctx = &req;
 	if (!req.label == !req.id_arg) {
 		return cli_usage_error(cli_current, "give label=TEXT or id=HEX (one of them)");
@@ -353,9 +365,17 @@ int cmd_import(cli_t *cli)
 	json_keys_t jk = { 0 };
 	khsm_json_t *j = NULL;
 	int rc = json_keys_open(cli, &jk, &j);
+	/* over several zones, every zone's KASP is listed once, not once per zone */
+	khsm_kasp_keep_t own = { 0 };
+	khsm_kasp_keep_t *keep = cli->kasp_keep ? cli->kasp_keep : cli->zone_count > 1 ? &own : NULL;
+	/* and each keymgr run reads its zone's cut (zoneconf.h) */
+	bool cut = cli->zone_count > 1 && khsm_zoneconf_use(zone_conf_path(cli)) == KHSM_EOK;
+	khsm_err_clear();
 	for (int i = 0; i < cli->zone_count && rc == CLI_OK; i++) {
-		rc = import_zone(cli, &conf, cli->zones[i], j);
+		rc = import_zone(cli, &conf, cli->zones[i], j, keep);
 	}
+	if (cut) khsm_zoneconf_release(zone_conf_path(cli));
+	khsm_kasp_keep_clear(&own);
 	return json_keys_close(&jk, rc);
 }
 

@@ -128,6 +128,9 @@ static void finish(khsm_budget_card_t *c, const char *key_slots, khsm_card_probe
 	/* no busiest day with zones: it was not counted (no memory), not known to fit */
 	c->keeps_up = (c->zones == 0 || c->peak_day > 0) &&
 	              c->peak_seconds * 100 <= (uint64_t)DAY * KHSM_BUDGET_BUSY_MAX;
+	/* more cards do not help a zone that alone needs more than a card gives */
+	uint64_t one = c->zones ? (c->peak_day / c->zones + KHSM_BUDGET_RATE - 1) / KHSM_BUDGET_RATE : 0;
+	c->zone_too_much = !c->keeps_up && one * 100 > (uint64_t)DAY * KHSM_BUDGET_BUSY_MAX;
 	long total = 0;
 	if (key_slots && khsm_budget_slots_get(key_slots, c->keystore, &total) == KHSM_EOK) {
 		c->slots_total = total;

@@ -37,6 +37,7 @@ typedef struct {
 	uint64_t peak_day;          /* on the busiest day (all zones' busiest at once) */
 	uint64_t peak_seconds;      /* card time of that day at KHSM_BUDGET_RATE */
 	bool keeps_up;
+	bool zone_too_much;         /* not keeping up, one zone's busiest day alone is too much */
 	long slots_used;            /* key pairs on the card; -1 when it was not read */
 	long slots_total;           /* -1 when not known (policy key-slots=) */
 	long slots_free;            /* -1 when either is not known */

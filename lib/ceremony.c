@@ -159,11 +159,13 @@ static int ksk_side_keys(const khsm_ceremony_t *c, khsm_ceremony_prep_t *p)
 	khsm_kasp_key_t *list = NULL;
 	size_t n = 0;
 	/* keymgr opens the card keystore of the KSK side even to list and print
-	 * public keys: under the card lock, never beside a signature. */
-	int r = khsm_card_lock();
+	 * public keys: under the card lock, never beside a signature. Keyless
+	 * cuts (zoneconf.h) spare the card, and the signatures do not wait. */
+	bool keyless = khsm_zoneconf_keyless(c->ksk_conf);
+	int r = keyless ? KHSM_EOK : khsm_card_lock();
 	if (r == KHSM_EOK) {
 		r = khsm_keymgr_list(c->ksk_conf, p->zone, &list, &n);
-		khsm_card_unlock();
+		if (!keyless) khsm_card_unlock();
 	}
 	if (r != KHSM_EOK) return step_failed(r, "keymgr list (KSK side)");
 	bool have = false;
@@ -175,9 +177,9 @@ static int ksk_side_keys(const khsm_ceremony_t *c, khsm_ceremony_prep_t *p)
 		                c->ksk_display ? c->ksk_display : c->ksk_conf, p->zone);
 		return KHSM_ENOENT;
 	}
-	if ((r = khsm_card_lock()) == KHSM_EOK) {
+	if ((r = keyless ? KHSM_EOK : khsm_card_lock()) == KHSM_EOK) {
 		r = khsm_ceremony_ksk_dnskeys(c->ksk_conf, p->zone, &p->ksk_rdata, &p->ksk_count);
-		khsm_card_unlock();
+		if (!keyless) khsm_card_unlock();
 	}
 	if (r != KHSM_EOK) {
 		free(list);

@@ -425,6 +425,45 @@ static void roll_back(const khsm_conf_t *conf, khsm_keystore_t *ks, const khsm_z
 }
 
 _public_
+void khsm_kasp_keep_clear(khsm_kasp_keep_t *keep)
+{
+	if (keep) {
+		khsm_kasp_index_clear(&keep->idx);
+		keep->valid = false;
+	}
+}
+
+/* The index to decide with: the kept one (listed now when not valid), else
+ * one of this call's own in *local. */
+static int kasp_index_get(const khsm_conf_t *conf, const khsm_enroll_t *req, khsm_kasp_index_t *local,
+                          khsm_kasp_index_t **kp)
+{
+	khsm_kasp_keep_t *keep = req->kasp_keep;
+	if (!keep) {
+		*kp = local;
+		return khsm_kasp_index(conf, local);
+	}
+	if (!keep->valid) {
+		khsm_kasp_index_clear(&keep->idx);
+		int r = khsm_kasp_index(conf, &keep->idx);
+		if (r != KHSM_EOK) return r;
+		keep->valid = true;
+	}
+	*kp = &keep->idx;
+	return KHSM_EOK;
+}
+
+/* After the zone's KASP may have changed (registered, or rolled back): the
+ * kept index lists it again; if that fails, the next call lists every zone. */
+static void kasp_keep_update(const khsm_conf_t *conf, const khsm_enroll_t *req, const khsm_zone_t *zone)
+{
+	khsm_kasp_keep_t *keep = req->kasp_keep;
+	if (keep && keep->valid && khsm_kasp_index_refresh(&keep->idx, conf, zone->name) != KHSM_EOK) {
+		khsm_kasp_keep_clear(keep);
+	}
+}
+
+_public_
 int khsm_zone_key_generate(khsm_conf_t *conf, const khsm_zone_t *zone, const khsm_enroll_t *req,
                            khsm_enrolled_t *out)
 {
@@ -450,17 +489,18 @@ int khsm_zone_key_generate(khsm_conf_t *conf, const khsm_zone_t *zone, const khs
 	snprintf(out->label_buf, sizeof(out->label_buf), "%s %s", zone->name, req->ksk ? "KSK" : "ZSK");
 	out->label = req->label ? req->label : out->label_buf;
 
-	if ((r = khsm_kasp_index(conf, &kasp)) != KHSM_EOK) {
+	khsm_kasp_index_t *kp = &kasp;
+	if ((r = kasp_index_get(conf, req, &kasp, &kp)) != KHSM_EOK) {
 		goto fail;
 	}
-	if ((r = refuse_second_ksk(&kasp, zone, req, (int64_t)time(NULL))) != KHSM_EOK) {
+	if ((r = refuse_second_ksk(kp, zone, req, (int64_t)time(NULL))) != KHSM_EOK) {
 		goto fail;
 	}
 	if ((r = req->open(req->open_ctx, zone->keystore->config, &pin, &ks)) != KHSM_EOK) {
 		goto fail;
 	}
-	if ((r = refuse_orphan(ks, pin, &kasp, zone, req, out->label)) != KHSM_EOK ||
-	    (r = refuse_full(conf, ks, pin, &kasp, zone, req)) != KHSM_EOK) {
+	if ((r = refuse_orphan(ks, pin, kp, zone, req, out->label)) != KHSM_EOK ||
+	    (r = refuse_full(conf, ks, pin, kp, zone, req)) != KHSM_EOK) {
 		goto fail;
 	}
 
@@ -481,7 +521,7 @@ int khsm_zone_key_generate(khsm_conf_t *conf, const khsm_zone_t *zone, const khs
 	/* Prove the key before Knot depends on it; remove it if it fails. */
 	r = khsm_cardkey_selftest(ks, zone->name, out->id_hex, req->algorithm, req->ksk, &out->key);
 	if (r == KHSM_EOK) {
-		r = register_key(conf, &kasp, zone, req, out);
+		r = register_key(conf, kp, zone, req, out);
 	}
 	if (r != KHSM_EOK) {
 		if (out->key) {
@@ -490,8 +530,8 @@ int khsm_zone_key_generate(khsm_conf_t *conf, const khsm_zone_t *zone, const khs
 		}
 		roll_back(conf, ks, zone, req, out, id, id_len);
 		out->failed_at = KHSM_ENROLL_AT_GENERATE;
-		goto fail;
 	}
+	kasp_keep_update(conf, req, zone);
 fail:
 	free(id);
 	khsm_keystore_close(ks);
@@ -605,7 +645,8 @@ int khsm_zone_key_import(khsm_conf_t *conf, const khsm_zone_t *zone, const khsm_
 	uint8_t *id = NULL;
 	size_t id_len = 0;
 
-	int r = khsm_kasp_index(conf, &kasp);
+	khsm_kasp_index_t *kp = &kasp;
+	int r = kasp_index_get(conf, req, &kasp, &kp);
 	if (r != KHSM_EOK) {
 		goto fail;
 	}
@@ -636,7 +677,7 @@ int khsm_zone_key_import(khsm_conf_t *conf, const khsm_zone_t *zone, const khsm_
 		goto fail;
 	}
 
-	if (khsm_kasp_find(&kasp, zone->name, out->id_hex)) {
+	if (khsm_kasp_find(kp, zone->name, out->id_hex)) {
 		out->known = true;
 		goto fail;
 	}
@@ -644,11 +685,12 @@ int khsm_zone_key_import(khsm_conf_t *conf, const khsm_zone_t *zone, const khsm_
 	/* Prove it before Knot relies on it; an adopted key is never deleted. */
 	r = khsm_cardkey_selftest(ks, zone->name, out->id_hex, out->algorithm, req->ksk, &out->key);
 	if (r == KHSM_EOK) {
-		r = register_key(conf, &kasp, zone, req, out);
+		r = register_key(conf, kp, zone, req, out);
 	}
 	if (r != KHSM_EOK) {
 		out->failed_at = KHSM_ENROLL_AT_IMPORT;
 	}
+	kasp_keep_update(conf, req, zone);
 fail:
 	free(id);
 	khsm_keystore_close(ks);

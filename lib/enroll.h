@@ -11,6 +11,7 @@
 
 #include <libdnssec/key.h>
 
+#include "kasp.h"
 #include "keystore.h"
 #include "knotconf.h"
 #include "pin.h"
@@ -43,6 +44,18 @@ typedef struct khsm_enrolled khsm_enrolled_t;
 typedef void (*khsm_enroll_notice_t)(void *ctx, khsm_enroll_event_t event,
                                      const khsm_enrolled_t *key, const char *arg);
 
+/* Every zone's KASP, listed once for a command over many zones and kept up
+ * to date as each zone's key is registered: without it each zone's
+ * generate or import lists every zone again (keymgr runs growing with the
+ * square of the zone count). valid false: listed at the next call. */
+typedef struct {
+	khsm_kasp_index_t idx;
+	bool valid;
+} khsm_kasp_keep_t;
+
+/** Free what keep holds; it is not valid afterwards. NULL is accepted. */
+void khsm_kasp_keep_clear(khsm_kasp_keep_t *keep);
+
 /* What to enrol. */
 typedef struct {
 	bool ksk, zsk;
@@ -63,6 +76,7 @@ typedef struct {
 	void *open_ctx;
 	khsm_enroll_notice_t notice; /* may be NULL */
 	void *notice_ctx;
+	khsm_kasp_keep_t *kasp_keep; /* kept across calls (NULL: each call lists every zone) */
 } khsm_enroll_t;
 
 /* The enrolled key (also what a notice sees so far); label may point into

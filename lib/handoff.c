@@ -71,21 +71,31 @@ static int memfd_new(const char *name, const void *data, size_t len, khsm_handof
 	return KHSM_EOK;
 }
 
-static int file_new(const char *tmpdir, const char *name, const void *data, size_t len,
-                    khsm_handoff_t *h)
+/* TMPDIR/knot-hsm-ceremony.<pid>.XXXXXX into dir (PATH_MAX), with room
+ * for a name of name_len after it; "" on failure. */
+static int private_dir(const char *tmpdir, size_t name_len, char *dir)
 {
-	int n = snprintf(h->dir, sizeof(h->dir), "%s/" STALE_PREFIX "%d.XXXXXX",
-	                 tmpdir, (int)getpid());
-	if (n < 0 || (size_t)n + 1 + strlen(name) >= sizeof(h->path)) {
-		h->dir[0] = '\0';
+	int n = snprintf(dir, PATH_MAX, "%s/" STALE_PREFIX "%d.XXXXXX", tmpdir, (int)getpid());
+	if (n < 0 || (size_t)n + 1 + name_len >= PATH_MAX) {
+		dir[0] = '\0';
 		khsm_err_detail("temporary directory path too long: %s", tmpdir);
 		return KHSM_EINVAL;
 	}
-	if (!mkdtemp(h->dir)) {   /* 0700, a new name: never an existing entry */
+	if (!mkdtemp(dir)) {   /* 0700, a new name: never an existing entry */
 		khsm_err_detail("cannot create a private temporary directory in %s: %s", tmpdir,
 		                strerror(errno));
-		h->dir[0] = '\0';
+		dir[0] = '\0';
 		return KHSM_EIO;
+	}
+	return KHSM_EOK;
+}
+
+static int file_new(const char *tmpdir, const char *name, const void *data, size_t len,
+                    khsm_handoff_t *h)
+{
+	int r = private_dir(tmpdir, strlen(name), h->dir);
+	if (r != KHSM_EOK) {
+		return r;
 	}
 	if (snprintf(h->path, sizeof(h->path), "%s/%s", h->dir, name) < 0) {
 		return KHSM_EINVAL;
@@ -227,6 +237,23 @@ static int remove_stale(int tfd, const char *name)
 	}
 	closedir(d);
 	return unlinkat(tfd, name, AT_REMOVEDIR);
+}
+
+_public_
+int khsm_handoff_empty_dir(const char *tmpdir, char **dir_ptr)
+{
+	if (!dir_ptr) {
+		return KHSM_EINVAL;
+	}
+	char *dir = malloc(PATH_MAX);
+	if (!dir) return KHSM_ENOMEM;
+	int r = private_dir(tmpdir && *tmpdir ? tmpdir : "/tmp", 0, dir);
+	if (r != KHSM_EOK) {
+		free(dir);
+		return r;
+	}
+	*dir_ptr = dir;
+	return KHSM_EOK;
 }
 
 _public_

@@ -4,6 +4,7 @@
 #include "kasp.h"
 #include "parallel.h"
 #include "policy.h"
+#include "zoneconf.h"
 
 /* -- key state ------------------------------------------------------------- */
 
@@ -124,8 +125,13 @@ int khsm_kasp_index(const khsm_conf_t *conf, khsm_kasp_index_t *idx)
 	if (!job.lists) {
 		return KHSM_ENOMEM;
 	}
-	/* every zone's keymgr list side by side, merged in zone order */
+	/* every zone's keymgr list side by side, merged in zone order; each reads
+	 * its zone's keyless cut (zoneconf.h), else the whole file */
+	const char *path = khsm_conf_path(conf);
+	bool cut = zones > 1 && path && khsm_zoneconf_use(path) == KHSM_EOK;
+	khsm_err_clear();
 	khsm_parallel_for(zones, 0, list_one, &job);
+	if (cut) khsm_zoneconf_release(path);
 	khsm_kasp_index_t out = { 0 };
 	int r = KHSM_EOK;
 	for (size_t z = 0; z < zones && r == KHSM_EOK; z++) {
@@ -162,6 +168,47 @@ int khsm_kasp_index(const khsm_conf_t *conf, khsm_kasp_index_t *idx)
 		return r;
 	}
 	*idx = out;
+	return KHSM_EOK;
+}
+
+_public_
+int khsm_kasp_index_refresh(khsm_kasp_index_t *idx, const khsm_conf_t *conf, const char *zone)
+{
+	if (!idx || !conf || !zone) {
+		return KHSM_EINVAL;
+	}
+	khsm_kasp_key_t *keys = NULL;
+	size_t n = 0;
+	int r = khsm_keymgr_list(khsm_conf_path(conf), zone, &keys, &n);
+	if (r != KHSM_EOK) {
+		return r;
+	}
+	/* the zone's old entries out, its keys as listed now at the end */
+	size_t kept = 0;
+	for (size_t i = 0; i < idx->count; i++) {
+		if (strcmp(idx->items[i].zone, zone) == 0) {
+			free(idx->items[i].zone);
+		} else {
+			idx->items[kept++] = idx->items[i];
+		}
+	}
+	idx->count = kept;
+	khsm_kasp_entry_t *grown = realloc(idx->items, (idx->count + n + 1) * sizeof(*grown));
+	if (!grown) {
+		free(keys);
+		return KHSM_ENOMEM;
+	}
+	idx->items = grown;
+	for (size_t i = 0; i < n; i++) {
+		khsm_kasp_entry_t *e = &idx->items[idx->count];
+		if (!(e->zone = strdup(zone))) {
+			free(keys);
+			return KHSM_ENOMEM;
+		}
+		e->key = keys[i];
+		idx->count++;
+	}
+	free(keys);
 	return KHSM_EOK;
 }
 

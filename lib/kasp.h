@@ -54,6 +54,11 @@ typedef struct {
  *  \param[out] idx  free with khsm_kasp_index_clear(). */
 int khsm_kasp_index(const khsm_conf_t *conf, khsm_kasp_index_t *idx);
 
+/** After a change to zone's KASP: its keys listed again (one keymgr list)
+ *  in place of the entries idx had for it; zone as idx names it. On an
+ *  error idx may lack the zone's entries. */
+int khsm_kasp_index_refresh(khsm_kasp_index_t *idx, const khsm_conf_t *conf, const char *zone);
+
 /** Move the entries of from into idx (from is left empty); a zone's key
  *  that idx lists already is dropped, not listed twice. */
 int khsm_kasp_index_merge(khsm_kasp_index_t *idx, khsm_kasp_index_t *from);

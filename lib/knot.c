@@ -189,6 +189,16 @@ static bool remote_fails(const char *module)
 }
 
 _public_
+bool khsm_keymgr_reads_kasp_only(const char *command)
+{
+	static const char *const READ_ONLY[] = { "list", "dnskey", "ds" };
+	for (size_t i = 0; command && i < KHSM_ARRAY_SIZE(READ_ONLY); i++) {
+		if (strcmp(command, READ_ONLY[i]) == 0) return true;
+	}
+	return false;
+}
+
+_public_
 int khsm_keymgr(const char *conf_path, const char *const args[], khsm_run_t *res)
 {
 	if (!args || !res) {
@@ -202,11 +212,13 @@ int khsm_keymgr(const char *conf_path, const char *const args[], khsm_run_t *res
 	size_t i = 0;
 	argv[i++] = khsm_tool_path("keymgr");
 	/* A command over many zones split conf_path (zoneconf.h): a run for one
-	 * zone (its first argument that is not an option) reads that zone's cut. */
+	 * zone (its first argument that is not an option) reads that zone's cut,
+	 * keyless when its command (the next one) only reads KASP. */
 	khsm_handoff_t *cut = NULL;
 	for (size_t j = 0; conf_path && j < n; j++) {
 		if (args[j][0] != '-') {
-			if (khsm_zoneconf_for(conf_path, args[j], &cut) != KHSM_EOK) {
+			const char *cmd = j + 1 < n ? args[j + 1] : "";
+			if (khsm_zoneconf_for(conf_path, args[j], khsm_keymgr_reads_kasp_only(cmd), &cut) != KHSM_EOK) {
 				cut = NULL;
 				khsm_err_clear();
 			}
@@ -721,7 +733,11 @@ void khsm_keymgr_ksks_each(const char *conf_path, const char *const *zones, size
 	}
 	for (size_t i = 0; i < n; i++) out[i] = (khsm_ksks_t) { .r = KHSM_EINVAL };
 	ksks_job_t job = { .conf_path = conf_path, .zones = zones, .out = out };
+	/* each zone's run reads its keyless cut (zoneconf.h), else the whole file */
+	bool cut = n > 1 && conf_path && khsm_zoneconf_use(conf_path) == KHSM_EOK;
+	khsm_err_clear();
 	khsm_parallel_for(n, 0, ksks_one, &job);
+	if (cut) khsm_zoneconf_release(conf_path);
 }
 
 _public_

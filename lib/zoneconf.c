@@ -19,9 +19,12 @@ struct khsm_zoneconf {
 	size_t tail_start;      /* the sections after the zone section */
 	entry_t *entries;       /* sorted by name */
 	size_t count;
+	enum { KS_NONE, KS_HEAD, KS_ELSEWHERE } keystores;  /* the keystore section */
+	size_t ks_start, ks_end;  /* KS_HEAD: where it is */
 };
 
 #define ENTRY_PREFIX "  - domain: "
+#define ID_PREFIX "  - id: "
 
 /* A section header of the export: "name:" alone at the start of a line. */
 static bool section_header(const char *line, size_t len)
@@ -90,6 +93,12 @@ int khsm_zoneconf_parse(const char *text, khsm_zoneconf_t **zc_ptr)
 				zc->tail_start = pos;
 				break;
 			}
+			if (zc->keystores != KS_NONE && !zc->ks_end) zc->ks_end = pos;
+			if (len == 9 && strncmp(line, "keystore:", 9) == 0) {
+				zc->keystores = KS_HEAD;
+				zc->ks_start = pos;
+				zc->ks_end = 0;
+			}
 			if (len == 5 && strncmp(line, "zone:", 5) == 0) {
 				in_zone = true;
 				zc->head_len = next;
@@ -112,6 +121,14 @@ int khsm_zoneconf_parse(const char *text, khsm_zoneconf_t **zc_ptr)
 			zc->count++;
 		}
 		pos = next;
+	}
+	/* a keystore section after the zones, or not closed before them, is not in the head */
+	const char *tail = zc->text + zc->tail_start;
+	if (zc->keystores == KS_NONE && (strncmp(tail, "keystore:\n", 10) == 0 || strstr(tail, "\nkeystore:\n"))) {
+		zc->keystores = KS_ELSEWHERE;
+	}
+	if (zc->keystores == KS_HEAD && (!zc->ks_end || zc->ks_end > zc->head_len)) {
+		zc->keystores = KS_ELSEWHERE;
 	}
 	/* each entry runs up to the next one, the last up to the tail */
 	for (size_t i = 0; i < zc->count; i++) {
@@ -167,12 +184,48 @@ size_t khsm_zoneconf_count(const khsm_zoneconf_t *zc)
 	return zc ? zc->count : 0;
 }
 
-_public_
-int khsm_zoneconf_text(const khsm_zoneconf_t *zc, const char *zone, char **text_ptr,
-                       size_t *len_ptr)
+/* The keystore section with every keystore an empty PEM directory. */
+static int keyless_section(const khsm_zoneconf_t *zc, const char *dir, char **out_ptr, size_t *len_ptr)
+{
+	char *out = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&out, &len);
+	if (!f) return KHSM_ENOMEM;
+	fputs("keystore:\n", f);
+	for (size_t pos = zc->ks_start; pos < zc->ks_end;) {
+		const char *line = zc->text + pos;
+		const char *nl = memchr(line, '\n', zc->ks_end - pos);
+		size_t n = nl ? (size_t)(nl - line) : zc->ks_end - pos;
+		if (n > strlen(ID_PREFIX) && strncmp(line, ID_PREFIX, strlen(ID_PREFIX)) == 0) {
+			fprintf(f, "%.*s\n    backend: \"pem\"\n    config: \"%s\"\n", (int)n, line, dir);
+		}
+		pos += n + (nl != NULL);
+	}
+	fputs("\n", f);
+	if (fclose(f) != 0) {
+		free(out);
+		return KHSM_ENOMEM;
+	}
+	*out_ptr = out;
+	*len_ptr = len;
+	return KHSM_EOK;
+}
+
+/* One zone's cut; with keyless_dir, its keystores are replaced (see
+ * khsm_zoneconf_keyless_text()). */
+static int cut_text(const khsm_zoneconf_t *zc, const char *zone, const char *keyless_dir,
+                    char **text_ptr, size_t *len_ptr)
 {
 	if (!zc || !zone || !zone[0] || !text_ptr) {
 		return KHSM_EINVAL;
+	}
+	/* the directory is written between quotes, as it is */
+	if (keyless_dir && (keyless_dir[0] != '/' || strpbrk(keyless_dir, "\"\\\n"))) {
+		return KHSM_EINVAL;
+	}
+	if (keyless_dir && zc->keystores == KS_ELSEWHERE) {
+		khsm_err_detail("the keystore section is not before the zones");
+		return KHSM_ENOTSUP;
 	}
 	size_t n = strlen(zone);
 	_cleanup_free_ char *key = malloc(n + 2);
@@ -187,13 +240,31 @@ int khsm_zoneconf_text(const khsm_zoneconf_t *zc, const char *zone, char **text_
 		khsm_err_detail("zone %s is not in the configuration", key);
 		return KHSM_ENOENT;
 	}
+	/* head = before + keystores + after (keystores: as exported, or keyless) */
+	size_t before = zc->head_len, after_start = zc->head_len;
+	_cleanup_free_ char *ks = NULL;
+	size_t ks_len = 0;
+	if (keyless_dir && zc->keystores == KS_HEAD) {
+		int r = keyless_section(zc, keyless_dir, &ks, &ks_len);
+		if (r != KHSM_EOK) return r;
+		before = zc->ks_start;
+		after_start = zc->ks_end;
+	}
+	size_t after_len = zc->head_len - after_start;
 	size_t tail_len = strlen(zc->text + zc->tail_start);
-	size_t len = zc->head_len + e->len + tail_len;
+	size_t len = before + ks_len + after_len + e->len + tail_len;
 	char *out = malloc(len + 1);
 	if (!out) return KHSM_ENOMEM;
-	memcpy(out, zc->text, zc->head_len);
-	memcpy(out + zc->head_len, zc->text + e->start, e->len);
-	memcpy(out + zc->head_len + e->len, zc->text + zc->tail_start, tail_len);
+	char *w = out;
+	memcpy(w, zc->text, before);
+	w += before;
+	if (ks_len) memcpy(w, ks, ks_len);
+	w += ks_len;
+	memcpy(w, zc->text + after_start, after_len);
+	w += after_len;
+	memcpy(w, zc->text + e->start, e->len);
+	w += e->len;
+	memcpy(w, zc->text + zc->tail_start, tail_len);
 	out[len] = '\0';
 	*text_ptr = out;
 	if (len_ptr) *len_ptr = len;
@@ -201,26 +272,50 @@ int khsm_zoneconf_text(const khsm_zoneconf_t *zc, const char *zone, char **text_
 }
 
 _public_
-int khsm_zoneconf_handoff(const khsm_zoneconf_t *zc, const char *zone,
-                          khsm_handoff_t **handoff_ptr)
+int khsm_zoneconf_text(const khsm_zoneconf_t *zc, const char *zone, char **text_ptr,
+                       size_t *len_ptr)
+{
+	return cut_text(zc, zone, NULL, text_ptr, len_ptr);
+}
+
+_public_
+int khsm_zoneconf_keyless_text(const khsm_zoneconf_t *zc, const char *zone, const char *dir,
+                               char **text_ptr, size_t *len_ptr)
+{
+	if (!dir) {
+		return KHSM_EINVAL;
+	}
+	return cut_text(zc, zone, dir, text_ptr, len_ptr);
+}
+
+/* A cut (keyless_dir: keyless) in a memfd, never a copy on disk. */
+static int cut_handoff(const khsm_zoneconf_t *zc, const char *zone, const char *keyless_dir,
+                       khsm_handoff_t **handoff_ptr)
 {
 	if (!handoff_ptr) {
 		return KHSM_EINVAL;
 	}
 	_cleanup_free_ char *text = NULL;
 	size_t len = 0;
-	int r = khsm_zoneconf_text(zc, zone, &text, &len);
+	int r = cut_text(zc, zone, keyless_dir, &text, &len);
 	khsm_handoff_t *h = NULL;
 	if (r == KHSM_EOK) {
 		r = khsm_handoff_new(NULL, "knot-hsm-zone.conf", text, len, &h);
 	}
-	if (r == KHSM_EOK && khsm_handoff_dir(h)) {   /* never a copy on disk */
+	if (r == KHSM_EOK && khsm_handoff_dir(h)) {
 		khsm_handoff_free(h);
 		khsm_err_detail("children cannot open this process's memfds");
 		return KHSM_ENOTSUP;
 	}
 	if (r == KHSM_EOK) *handoff_ptr = h;
 	return r;
+}
+
+_public_
+int khsm_zoneconf_handoff(const khsm_zoneconf_t *zc, const char *zone,
+                          khsm_handoff_t **handoff_ptr)
+{
+	return cut_handoff(zc, zone, NULL, handoff_ptr);
 }
 
 _public_
@@ -243,6 +338,7 @@ void khsm_zoneconf_free(khsm_zoneconf_t *zc)
 static struct {
 	char *conf;
 	khsm_zoneconf_t *zc;
+	char *empty_dir;        /* the keyless cuts' keystore; NULL: none */
 	unsigned refs;
 } in_use[IN_USE_SLOTS];
 /* the ceremony's worker thread runs keymgr while the caller's thread signs */
@@ -275,6 +371,12 @@ int khsm_zoneconf_use(const char *conf_path)
 			in_use[free_slot].conf = conf;
 			in_use[free_slot].zc = zc;
 			in_use[free_slot].refs = 1;
+			/* without it, keymgr runs that only read KASP get plain cuts */
+			in_use[free_slot].empty_dir = NULL;
+			if (zc->keystores != KS_ELSEWHERE &&
+			    khsm_handoff_empty_dir(getenv("TMPDIR"), &in_use[free_slot].empty_dir) != KHSM_EOK) {
+				khsm_err_clear();
+			}
 		} else {
 			free(conf);
 		}
@@ -293,6 +395,9 @@ void khsm_zoneconf_release(const char *conf_path)
 	for (size_t i = 0; i < IN_USE_SLOTS; i++) {
 		if (in_use[i].conf && strcmp(in_use[i].conf, conf_path) == 0) {
 			if (--in_use[i].refs == 0) {
+				if (in_use[i].empty_dir) (void)rmdir(in_use[i].empty_dir);
+				free(in_use[i].empty_dir);
+				in_use[i].empty_dir = NULL;
 				free(in_use[i].conf);
 				khsm_zoneconf_free(in_use[i].zc);
 				in_use[i].conf = NULL;
@@ -305,7 +410,23 @@ void khsm_zoneconf_release(const char *conf_path)
 }
 
 _public_
-int khsm_zoneconf_for(const char *conf_path, const char *zone, khsm_handoff_t **handoff_ptr)
+bool khsm_zoneconf_keyless(const char *conf_path)
+{
+	bool yes = false;
+	pthread_mutex_lock(&in_use_lock);
+	for (size_t i = 0; conf_path && i < IN_USE_SLOTS; i++) {
+		if (in_use[i].conf && strcmp(in_use[i].conf, conf_path) == 0) {
+			yes = in_use[i].empty_dir != NULL;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&in_use_lock);
+	return yes;
+}
+
+_public_
+int khsm_zoneconf_for(const char *conf_path, const char *zone, bool keyless,
+                      khsm_handoff_t **handoff_ptr)
 {
 	if (!conf_path || !zone || !handoff_ptr) {
 		return KHSM_EINVAL;
@@ -314,7 +435,7 @@ int khsm_zoneconf_for(const char *conf_path, const char *zone, khsm_handoff_t **
 	pthread_mutex_lock(&in_use_lock);
 	for (size_t i = 0; i < IN_USE_SLOTS; i++) {
 		if (in_use[i].conf && strcmp(in_use[i].conf, conf_path) == 0) {
-			r = khsm_zoneconf_handoff(in_use[i].zc, zone, handoff_ptr);
+			r = cut_handoff(in_use[i].zc, zone, keyless ? in_use[i].empty_dir : NULL, handoff_ptr);
 			break;
 		}
 	}

@@ -11,9 +11,16 @@
  *
  * A command over many zones says so once, khsm_zoneconf_use(conf_path);
  * from then on khsm_keymgr() gives each run for one zone of conf_path that
- * zone's cut, until khsm_zoneconf_release(conf_path). */
+ * zone's cut, until khsm_zoneconf_release(conf_path).
+ *
+ * A run that only reads KASP (list, dnskey, ds) gets a keyless cut: every
+ * keystore is an empty PEM directory of this run, so that keymgr loads no
+ * PKCS #11 module and never touches a card. Such runs need no card lock
+ * and do not wait for, or hold up, the ceremony's signatures; and with
+ * OpenSC each one would otherwise go through pcscd to the card. */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "handoff.h"
@@ -41,6 +48,15 @@ size_t khsm_zoneconf_count(const khsm_zoneconf_t *zc);
 int khsm_zoneconf_text(const khsm_zoneconf_t *zc, const char *zone, char **text_ptr,
                        size_t *len_ptr);
 
+/** khsm_zoneconf_text() with each keystore (its id kept) replaced by
+ *  backend pem and config dir (absolute, without quotes or backslashes):
+ *  what keymgr commands that only read KASP are given. Without a keystore
+ *  section, the plain cut (Knot's default keystore is PEM); KHSM_ENOTSUP
+ *  when the section is not before the zones.
+ *  \param[out] text_ptr  free(); len_ptr may be NULL. */
+int khsm_zoneconf_keyless_text(const khsm_zoneconf_t *zc, const char *zone, const char *dir,
+                               char **text_ptr, size_t *len_ptr);
+
 /** khsm_zoneconf_text() in a memfd for a child: khsm_handoff_path() is the
  *  path to give keymgr -c. Thread-safe on one zc.
  *  \param[out] handoff_ptr  free with khsm_handoff_free(). */
@@ -58,7 +74,13 @@ int khsm_zoneconf_use(const char *conf_path);
 /** End one khsm_zoneconf_use(conf_path); the last one frees the split. */
 void khsm_zoneconf_release(const char *conf_path);
 
+/** True while conf_path is in use and its keyless cuts can be given (the
+ *  use made their empty directory). */
+bool khsm_zoneconf_keyless(const char *conf_path);
+
 /** For a keymgr run on zone with conf_path: its cut in a memfd while
- *  conf_path is in use, else KHSM_ENOENT (then the whole file).
+ *  conf_path is in use, else KHSM_ENOENT (then the whole file). keyless:
+ *  the keyless cut when khsm_zoneconf_keyless(conf_path), else the plain one.
  *  \param[out] handoff_ptr  free with khsm_handoff_free(). */
-int khsm_zoneconf_for(const char *conf_path, const char *zone, khsm_handoff_t **handoff_ptr);
+int khsm_zoneconf_for(const char *conf_path, const char *zone, bool keyless,
+                      khsm_handoff_t **handoff_ptr);

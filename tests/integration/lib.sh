@@ -210,6 +210,25 @@ delv_ask() {
 
 # zone_files DIR TTL ZONE...: DIR/ZONE.zone for each ZONE, the small zone the
 # signing tests serve: SOA (minimum TTL), NS ns1, ns1 A, www A, all with TTL.
+# keymgr_wrapper PATH LINES: a keymgr at PATH that sets conf (the -c file),
+# zone and sub (its command) from its arguments, runs the shell LINES (a test
+# records what it wants to count), then execs keymgr.
+keymgr_wrapper() {
+	cat > "$1" <<'SH'
+#!/bin/sh
+conf= zone= sub= prev=
+for a; do
+	if [ "$prev" = -c ]; then conf=$a
+	elif [ "$a" = -c ] || [ "${a#-}" != "$a" ]; then :
+	elif [ -n "$conf" ] && [ -z "$zone" ]; then zone=$a
+	elif [ -n "$zone" ] && [ -z "$sub" ]; then sub=$a; fi
+	prev=$a
+done
+SH
+	printf '%s\nexec keymgr "$@"\n' "$2" >> "$1"
+	chmod +x "$1"
+}
+
 zone_files() {
 	zf_dir=$1; zf_ttl=$2; shift 2
 	for zf_zone; do

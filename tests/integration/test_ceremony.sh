@@ -62,7 +62,7 @@ chmod +x "$TMP/keymgr-nocard"
 KHSM_KEYMGR="$TMP/keymgr-nocard" run 1 "$KNOT_HSM" -c "$CONF" example.com example.net ceremony until=+20d signer=keymgr
 contains "$OUT" "example.com.: pre-signed " "first zone done before the card went away"
 contains "$ERR" "error: example.net.: " "second zone fails"
-contains "$ERR" "keymgr list (KSK side): keymgr reports error: failed to initialize KASP (PKCS #11 token not available)" "the card's absence is reported"
+contains "$ERR" "sign-ksr (KSK side, card): keymgr reports error: failed to initialize KASP (PKCS #11 token not available)" "the card's absence is reported"
 contains "$ERR" "1 zone(s) before example.net. are done" "says what is done"
 run 0 keymgr -c "$CONF" example.net. show-offline
 equals "$OUT" "$net_before" "second zone keeps its previous SKR"

@@ -68,6 +68,22 @@ static void test_one(void **state)
 	assert_int_equal(khsm_budget_one("card", "c", 2000 * 10, &st, NULL, NULL, &c), KHSM_EOK);
 	assert_int_equal(c.peak_seconds, 80000);
 	assert_false(c.keeps_up);
+	assert_false(c.zone_too_much);   /* more cards would carry them */
+	khsm_budget_card_clear(&c);
+
+	/* One zone with lifetimes of seconds (the demo's) and a 90-day ceremony:
+	 * no number of cards helps it. */
+	khsm_policy_defaults(&p, KHSM_MODE_OFFLINE);
+	p.zsk_lifetime = 30;
+	p.propagation_delay = 1;
+	p.rrsig_lifetime = 60;
+	p.rrsig_refresh = 20;
+	p.dnskey_ttl = p.zone_max_ttl = 5;
+	assert_int_equal(khsm_policy_stats(&p, &st), KHSM_EOK);
+	assert_true(st.card_signatures_peak_day * 100 > 86400ULL * KHSM_BUDGET_RATE * KHSM_BUDGET_BUSY_MAX);
+	assert_int_equal(khsm_budget_one("card", "c", 1, &st, NULL, NULL, &c), KHSM_EOK);
+	assert_false(c.keeps_up);
+	assert_true(c.zone_too_much);
 	khsm_budget_card_clear(&c);
 }
 

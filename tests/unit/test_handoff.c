@@ -129,12 +129,36 @@ static void test_clean_stale(void **state)
 	rmdir(victim);
 }
 
+/* An empty private directory, named as the fallback ones: a run killed
+ * before it removed its own leaves it to the stale cleanup. */
+static void test_empty_dir(void **state)
+{
+	(void)state;
+	char *d = NULL;
+	assert_int_equal(khsm_handoff_empty_dir(dir, &d), KHSM_EOK);
+	char prefix[160];
+	snprintf(prefix, sizeof(prefix), "%s/knot-hsm-ceremony.%d.", dir, (int)getpid());
+	assert_int_equal(strncmp(d, prefix, strlen(prefix)), 0);
+	struct stat st;
+	assert_int_equal(lstat(d, &st), 0);
+	assert_true(S_ISDIR(st.st_mode));
+	assert_int_equal(st.st_mode & 0777, 0700);
+	assert_int_equal(entries(d), 0);
+	unsigned removed = 0;
+	assert_int_equal(khsm_handoff_clean_stale(dir, &removed), KHSM_EOK);
+	assert_int_equal(removed, 0);   /* this run lives */
+	assert_int_equal(rmdir(d), 0);
+	free(d);
+	assert_int_equal(khsm_handoff_empty_dir(dir, NULL), KHSM_EINVAL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_memfd_nothing_on_disk),
 		cmocka_unit_test(test_fallback_file_private_and_removed),
 		cmocka_unit_test(test_clean_stale),
+		cmocka_unit_test(test_empty_dir),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

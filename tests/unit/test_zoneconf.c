@@ -105,12 +105,72 @@ static void test_whole_file(void **state)
 	assert_int_equal(khsm_zoneconf_parse(NULL, &zc), KHSM_EINVAL);
 }
 
+/* The keyless cut: each keystore, its id kept, is the given PEM directory;
+ * its other options (a module, a label) are gone; the rest is the plain cut. */
+static void test_keyless(void **state)
+{
+	(void)state;
+	static const char KS_EXPORT[] =
+		"server:\n    rundir: \"/run/knot\"\n\n"
+		"keystore:\n"
+		"  - id: \"card\"\n"
+		"    backend: \"pkcs11\"\n"
+		"    config: \"pkcs11:token=A%20B;pin-source=%2Fp /usr/lib/m.so\"\n"
+		"    key-label: \"on\"\n"
+		"\n"
+		"  - id: \"soft\"\n"
+		"\n"
+		"policy:\n  - id: \"p\"\n    keystore: \"card\"\n\n"
+		"zone:\n  - domain: \"a.example.\"\n\n  - domain: \"b.example.\"\n\n"
+		"log:\n  - target: \"syslog\"\n";
+	khsm_zoneconf_t *zc = NULL;
+	assert_int_equal(khsm_zoneconf_parse(KS_EXPORT, &zc), KHSM_EOK);
+	char *text = NULL;
+	size_t len = 0;
+	assert_int_equal(khsm_zoneconf_keyless_text(zc, "b.example", "/tmp/x.1", &text, &len), KHSM_EOK);
+	assert_string_equal(text,
+		"server:\n    rundir: \"/run/knot\"\n\n"
+		"keystore:\n"
+		"  - id: \"card\"\n    backend: \"pem\"\n    config: \"/tmp/x.1\"\n"
+		"  - id: \"soft\"\n    backend: \"pem\"\n    config: \"/tmp/x.1\"\n"
+		"\n"
+		"policy:\n  - id: \"p\"\n    keystore: \"card\"\n\n"
+		"zone:\n  - domain: \"b.example.\"\n\n"
+		"log:\n  - target: \"syslog\"\n");
+	assert_int_equal(len, strlen(text));
+	free(text);
+	/* the plain cut keeps the keystores as exported */
+	assert_int_equal(khsm_zoneconf_text(zc, "b.example", &text, NULL), KHSM_EOK);
+	assert_non_null(strstr(text, "backend: \"pkcs11\""));
+	free(text);
+	/* a directory that could not be written between quotes as it is */
+	assert_int_equal(khsm_zoneconf_keyless_text(zc, "a.example", "/tmp/a\"b", &text, NULL), KHSM_EINVAL);
+	assert_int_equal(khsm_zoneconf_keyless_text(zc, "a.example", "tmp", &text, NULL), KHSM_EINVAL);
+	assert_int_equal(khsm_zoneconf_keyless_text(zc, "a.example", NULL, &text, NULL), KHSM_EINVAL);
+	khsm_zoneconf_free(zc);
+
+	/* no keystore section: Knot's default keystore is PEM, the plain cut */
+	assert_int_equal(khsm_zoneconf_parse(EXPORT, &zc), KHSM_EOK);
+	assert_int_equal(khsm_zoneconf_keyless_text(zc, "a.example.", "/tmp/x.1", &text, NULL), KHSM_EOK);
+	char want[1024];
+	snprintf(want, sizeof(want), "%s  - domain: \"a.example.\"\n    dnssec-policy: \"p\"\n\n%s", HEAD, TAIL);
+	assert_string_equal(text, want);
+	free(text);
+	khsm_zoneconf_free(zc);
+
+	/* a keystore section after the zones (not as knotc exports): refused */
+	assert_int_equal(khsm_zoneconf_parse("zone:\n  - domain: \"a.\"\n\nkeystore:\n  - id: \"k\"\n", &zc), KHSM_EOK);
+	assert_int_equal(khsm_zoneconf_keyless_text(zc, "a.", "/tmp/x.1", &text, NULL), KHSM_ENOTSUP);
+	khsm_zoneconf_free(zc);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_cut),
 		cmocka_unit_test(test_zones_last),
 		cmocka_unit_test(test_whole_file),
+		cmocka_unit_test(test_keyless),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
