@@ -24,6 +24,7 @@ void budget_card_json(khsm_json_t *j, const char *key, const khsm_budget_card_t 
 	khsm_json_uint(j, "peak_card_seconds", c->peak_seconds);
 	khsm_json_uint(j, "assumed_signatures_per_second", KHSM_BUDGET_RATE);
 	khsm_json_bool(j, "keeps_up", c->keeps_up);
+	khsm_json_bool(j, "one_zone_too_much", c->zone_too_much);
 	json_count(j, "key_slots_used", c->slots_used);
 	json_count(j, "key_slots_total", c->slots_total);
 	json_count(j, "key_slots_free", c->slots_free);

@@ -458,9 +458,17 @@ static int kasp_index_get(const khsm_conf_t *conf, const khsm_enroll_t *req, khs
 static void kasp_keep_update(const khsm_conf_t *conf, const khsm_enroll_t *req, const khsm_zone_t *zone)
 {
 	khsm_kasp_keep_t *keep = req->kasp_keep;
-	if (keep && keep->valid && khsm_kasp_index_refresh(&keep->idx, conf, zone->name) != KHSM_EOK) {
+	if (!keep || !keep->valid) {
+		return;
+	}
+	/* the call's own error detail (a roll-back's remedy) stays what it reports */
+	const char *d = khsm_err_last_detail();
+	_cleanup_free_ char *saved = d ? strdup(d) : NULL;
+	if (khsm_kasp_index_refresh(&keep->idx, conf, zone->name) != KHSM_EOK) {
 		khsm_kasp_keep_clear(keep);
 	}
+	khsm_err_clear();
+	if (saved) khsm_err_detail("%s", saved);
 }
 
 _public_

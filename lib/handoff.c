@@ -13,6 +13,7 @@
 #include "internal.h"
 
 #define STALE_PREFIX "knot-hsm-ceremony."
+#define EMPTY_PREFIX "knot-hsm-empty."   /* khsm_handoff_empty_dir(): nothing secret */
 #define CAP_SYS_PTRACE_BIT 19
 
 struct khsm_handoff {
@@ -71,11 +72,11 @@ static int memfd_new(const char *name, const void *data, size_t len, khsm_handof
 	return KHSM_EOK;
 }
 
-/* TMPDIR/knot-hsm-ceremony.<pid>.XXXXXX into dir (PATH_MAX), with room
+/* TMPDIR/<prefix><pid>.XXXXXX into dir (PATH_MAX), with room
  * for a name of name_len after it; "" on failure. */
-static int private_dir(const char *tmpdir, size_t name_len, char *dir)
+static int private_dir(const char *tmpdir, const char *prefix, size_t name_len, char *dir)
 {
-	int n = snprintf(dir, PATH_MAX, "%s/" STALE_PREFIX "%d.XXXXXX", tmpdir, (int)getpid());
+	int n = snprintf(dir, PATH_MAX, "%s/%s%d.XXXXXX", tmpdir, prefix, (int)getpid());
 	if (n < 0 || (size_t)n + 1 + name_len >= PATH_MAX) {
 		dir[0] = '\0';
 		khsm_err_detail("temporary directory path too long: %s", tmpdir);
@@ -93,7 +94,7 @@ static int private_dir(const char *tmpdir, size_t name_len, char *dir)
 static int file_new(const char *tmpdir, const char *name, const void *data, size_t len,
                     khsm_handoff_t *h)
 {
-	int r = private_dir(tmpdir, strlen(name), h->dir);
+	int r = private_dir(tmpdir, STALE_PREFIX, strlen(name), h->dir);
 	if (r != KHSM_EOK) {
 		return r;
 	}
@@ -187,9 +188,9 @@ void khsm_handoff_free(khsm_handoff_t *h)
 
 /* Is the run that made STALE_PREFIX<pid>.XXXXXX gone? Names without a pid
  * (knot-hsm before 0.2: STALE_PREFIX XXXXXX) count as gone. */
-static bool run_gone(const char *name)
+static bool run_gone(const char *name, const char *prefix)
 {
-	const char *p = name + strlen(STALE_PREFIX);
+	const char *p = name + strlen(prefix);
 	const char *dot = strchr(p, '.');
 	if (!dot) {
 		return true;
@@ -247,7 +248,7 @@ int khsm_handoff_empty_dir(const char *tmpdir, char **dir_ptr)
 	}
 	char *dir = malloc(PATH_MAX);
 	if (!dir) return KHSM_ENOMEM;
-	int r = private_dir(tmpdir && *tmpdir ? tmpdir : "/tmp", 0, dir);
+	int r = private_dir(tmpdir && *tmpdir ? tmpdir : "/tmp", EMPTY_PREFIX, 0, dir);
 	if (r != KHSM_EOK) {
 		free(dir);
 		return r;
@@ -273,13 +274,15 @@ int khsm_handoff_clean_stale(const char *tmpdir, unsigned *removed_ptr)
 	}
 	struct dirent *e;
 	while ((e = readdir(d))) {
-		if (strncmp(e->d_name, STALE_PREFIX, strlen(STALE_PREFIX)) != 0) continue;
+		/* an empty directory is removed too, but holds no PIN: not counted */
+		bool empty = strncmp(e->d_name, EMPTY_PREFIX, strlen(EMPTY_PREFIX)) == 0;
+		if (!empty && strncmp(e->d_name, STALE_PREFIX, strlen(STALE_PREFIX)) != 0) continue;
 		struct stat st;
 		if (fstatat(tfd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISDIR(st.st_mode) ||
-		    st.st_uid != geteuid() || !run_gone(e->d_name)) {
+		    st.st_uid != geteuid() || !run_gone(e->d_name, empty ? EMPTY_PREFIX : STALE_PREFIX)) {
 			continue;   /* a symlink, another user's, or a run still alive */
 		}
-		if (remove_stale(tfd, e->d_name) == 0) {
+		if (remove_stale(tfd, e->d_name) == 0 && !empty) {
 			removed++;
 		}
 	}

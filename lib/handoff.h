@@ -32,14 +32,15 @@ const char *khsm_handoff_dir(const khsm_handoff_t *h);
 /** Wipe (fallback file: overwrite) and remove. NULL is accepted. */
 void khsm_handoff_free(khsm_handoff_t *h);
 
-/** A new private (0700) empty directory TMPDIR/knot-hsm-ceremony.<pid>.XXXXXX
+/** A new private (0700) empty directory TMPDIR/knot-hsm-empty.<pid>.XXXXXX
  *  (tmpdir NULL: /tmp), for a child that must be given a directory and find
- *  nothing in it. The caller rmdir()s it; what a kill -9 leaves,
- *  khsm_handoff_clean_stale() of a later run removes.
+ *  nothing in it. The caller rmdir()s it; what a kill leaves,
+ *  khsm_handoff_clean_stale() of a later run removes (without counting it).
  *  \param[out] dir_ptr  free(). */
 int khsm_handoff_empty_dir(const char *tmpdir, char **dir_ptr);
 
 /** Remove the fallback directories in tmpdir (NULL: /tmp) of runs that no
  *  longer live (owned by this user, never through a symlink), wiping their
- *  files first. \param[out] removed_ptr  how many (may be NULL). */
+ *  files first, and their empty directories (khsm_handoff_empty_dir()).
+ *  \param[out] removed_ptr  how many fallback directories (may be NULL). */
 int khsm_handoff_clean_stale(const char *tmpdir, unsigned *removed_ptr);

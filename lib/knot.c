@@ -215,15 +215,24 @@ int khsm_keymgr(const char *conf_path, const char *const args[], khsm_run_t *res
 	 * zone (its first argument that is not an option) reads that zone's cut,
 	 * keyless when its command (the next one) only reads KASP. */
 	khsm_handoff_t *cut = NULL;
+	bool lock = false;
 	for (size_t j = 0; conf_path && j < n; j++) {
 		if (args[j][0] != '-') {
 			const char *cmd = j + 1 < n ? args[j + 1] : "";
-			if (khsm_zoneconf_for(conf_path, args[j], khsm_keymgr_reads_kasp_only(cmd), &cut) != KHSM_EOK) {
+			bool keyless = khsm_keymgr_reads_kasp_only(cmd);
+			if (khsm_zoneconf_for(conf_path, args[j], keyless, &cut) != KHSM_EOK) {
 				cut = NULL;
 				khsm_err_clear();
+				/* the caller counted on a keyless run and did not lock the
+				 * card: the whole file may open it */
+				lock = keyless && khsm_zoneconf_keyless(conf_path);
 			}
 			break;
 		}
+	}
+	int lr = lock ? khsm_card_lock() : KHSM_EOK;
+	if (lr != KHSM_EOK) {
+		return lr;
 	}
 	if (conf_path) {
 		argv[i++] = "-c";
@@ -237,6 +246,7 @@ int khsm_keymgr(const char *conf_path, const char *const args[], khsm_run_t *res
 	khsm_run_t out = { 0 };
 	int r = khsm_run(argv, NULL, &out);
 	khsm_handoff_free(cut);
+	if (lock) khsm_card_unlock();
 	if (r != KHSM_EOK) {
 		return r;
 	}

@@ -93,9 +93,10 @@ int khsm_zoneconf_parse(const char *text, khsm_zoneconf_t **zc_ptr)
 				zc->tail_start = pos;
 				break;
 			}
-			if (zc->keystores != KS_NONE && !zc->ks_end) zc->ks_end = pos;
+			if (zc->keystores == KS_HEAD && !zc->ks_end) zc->ks_end = pos;
 			if (len == 9 && strncmp(line, "keystore:", 9) == 0) {
-				zc->keystores = KS_HEAD;
+				/* a second keystore section: not rewritten, so no keyless cut */
+				zc->keystores = zc->keystores == KS_NONE ? KS_HEAD : KS_ELSEWHERE;
 				zc->ks_start = pos;
 				zc->ks_end = 0;
 			}
@@ -124,7 +125,7 @@ int khsm_zoneconf_parse(const char *text, khsm_zoneconf_t **zc_ptr)
 	}
 	/* a keystore section after the zones, or not closed before them, is not in the head */
 	const char *tail = zc->text + zc->tail_start;
-	if (zc->keystores == KS_NONE && (strncmp(tail, "keystore:\n", 10) == 0 || strstr(tail, "\nkeystore:\n"))) {
+	if (strncmp(tail, "keystore:\n", 10) == 0 || strstr(tail, "\nkeystore:\n")) {
 		zc->keystores = KS_ELSEWHERE;
 	}
 	if (zc->keystores == KS_HEAD && (!zc->ks_end || zc->ks_end > zc->head_len)) {
@@ -184,6 +185,12 @@ size_t khsm_zoneconf_count(const khsm_zoneconf_t *zc)
 	return zc ? zc->count : 0;
 }
 
+/* A directory written between quotes, as it is: absolute, nothing to escape. */
+static bool dir_writable(const char *dir)
+{
+	return dir[0] == '/' && !strpbrk(dir, "\"\\\n");
+}
+
 /* The keystore section with every keystore an empty PEM directory. */
 static int keyless_section(const khsm_zoneconf_t *zc, const char *dir, char **out_ptr, size_t *len_ptr)
 {
@@ -219,8 +226,7 @@ static int cut_text(const khsm_zoneconf_t *zc, const char *zone, const char *key
 	if (!zc || !zone || !zone[0] || !text_ptr) {
 		return KHSM_EINVAL;
 	}
-	/* the directory is written between quotes, as it is */
-	if (keyless_dir && (keyless_dir[0] != '/' || strpbrk(keyless_dir, "\"\\\n"))) {
+	if (keyless_dir && !dir_writable(keyless_dir)) {
 		return KHSM_EINVAL;
 	}
 	if (keyless_dir && zc->keystores == KS_ELSEWHERE) {
@@ -373,10 +379,17 @@ int khsm_zoneconf_use(const char *conf_path)
 			in_use[free_slot].refs = 1;
 			/* without it, keymgr runs that only read KASP get plain cuts */
 			in_use[free_slot].empty_dir = NULL;
-			if (zc->keystores != KS_ELSEWHERE &&
-			    khsm_handoff_empty_dir(getenv("TMPDIR"), &in_use[free_slot].empty_dir) != KHSM_EOK) {
-				khsm_err_clear();
+			/* without keystores every cut is keyless already (Knot's default is PEM) */
+			char *d = NULL;
+			if (zc->keystores == KS_HEAD && khsm_handoff_empty_dir(getenv("TMPDIR"), &d) == KHSM_EOK) {
+				if (dir_writable(d)) {
+					in_use[free_slot].empty_dir = d;
+				} else {
+					(void)rmdir(d);   /* e.g. a relative TMPDIR: plain cuts, card lock */
+					free(d);
+				}
 			}
+			khsm_err_clear();
 		} else {
 			free(conf);
 		}

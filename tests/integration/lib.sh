@@ -208,8 +208,6 @@ delv_ask() {
 	printf '%s\n' "$da_out"
 }
 
-# zone_files DIR TTL ZONE...: DIR/ZONE.zone for each ZONE, the small zone the
-# signing tests serve: SOA (minimum TTL), NS ns1, ns1 A, www A, all with TTL.
 # keymgr_wrapper PATH LINES: a keymgr at PATH that sets conf (the -c file),
 # zone and sub (its command) from its arguments, runs the shell LINES (a test
 # records what it wants to count), then execs keymgr.
@@ -229,6 +227,8 @@ SH
 	chmod +x "$1"
 }
 
+# zone_files DIR TTL ZONE...: DIR/ZONE.zone for each ZONE, the small zone the
+# signing tests serve: SOA (minimum TTL), NS ns1, ns1 A, www A, all with TTL.
 zone_files() {
 	zf_dir=$1; zf_ttl=$2; shift 2
 	for zf_zone; do

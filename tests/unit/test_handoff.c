@@ -129,15 +129,15 @@ static void test_clean_stale(void **state)
 	rmdir(victim);
 }
 
-/* An empty private directory, named as the fallback ones: a run killed
- * before it removed its own leaves it to the stale cleanup. */
+/* An empty private directory of this run: a run killed before it removed
+ * its own leaves it to the stale cleanup. */
 static void test_empty_dir(void **state)
 {
 	(void)state;
 	char *d = NULL;
 	assert_int_equal(khsm_handoff_empty_dir(dir, &d), KHSM_EOK);
 	char prefix[160];
-	snprintf(prefix, sizeof(prefix), "%s/knot-hsm-ceremony.%d.", dir, (int)getpid());
+	snprintf(prefix, sizeof(prefix), "%s/knot-hsm-empty.%d.", dir, (int)getpid());
 	assert_int_equal(strncmp(d, prefix, strlen(prefix)), 0);
 	struct stat st;
 	assert_int_equal(lstat(d, &st), 0);
@@ -149,6 +149,13 @@ static void test_empty_dir(void **state)
 	assert_int_equal(removed, 0);   /* this run lives */
 	assert_int_equal(rmdir(d), 0);
 	free(d);
+	/* one a killed run left: removed, not counted as a PIN directory */
+	char gone[160];
+	snprintf(gone, sizeof(gone), "%s/knot-hsm-empty.99999999.aaaaaa", dir);
+	assert_int_equal(mkdir(gone, 0700), 0);
+	assert_int_equal(khsm_handoff_clean_stale(dir, &removed), KHSM_EOK);
+	assert_int_equal(removed, 0);
+	assert_int_not_equal(lstat(gone, &st), 0);
 	assert_int_equal(khsm_handoff_empty_dir(dir, NULL), KHSM_EINVAL);
 }
 

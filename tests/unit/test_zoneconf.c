@@ -158,8 +158,17 @@ static void test_keyless(void **state)
 	free(text);
 	khsm_zoneconf_free(zc);
 
-	/* a keystore section after the zones (not as knotc exports): refused */
+	/* a keystore section after the zones, or a second one (not as knotc
+	 * exports): refused, since one would pass through as it is */
 	assert_int_equal(khsm_zoneconf_parse("zone:\n  - domain: \"a.\"\n\nkeystore:\n  - id: \"k\"\n", &zc), KHSM_EOK);
+	assert_int_equal(khsm_zoneconf_keyless_text(zc, "a.", "/tmp/x.1", &text, NULL), KHSM_ENOTSUP);
+	khsm_zoneconf_free(zc);
+	assert_int_equal(khsm_zoneconf_parse("keystore:\n  - id: \"k\"\n\nkeystore:\n  - id: \"j\"\n"
+	                                     "    backend: \"pkcs11\"\n\nzone:\n  - domain: \"a.\"\n", &zc), KHSM_EOK);
+	assert_int_equal(khsm_zoneconf_keyless_text(zc, "a.", "/tmp/x.1", &text, NULL), KHSM_ENOTSUP);
+	khsm_zoneconf_free(zc);
+	assert_int_equal(khsm_zoneconf_parse("keystore:\n  - id: \"k\"\n\nzone:\n  - domain: \"a.\"\n\n"
+	                                     "keystore:\n  - id: \"j\"\n", &zc), KHSM_EOK);
 	assert_int_equal(khsm_zoneconf_keyless_text(zc, "a.", "/tmp/x.1", &text, NULL), KHSM_ENOTSUP);
 	khsm_zoneconf_free(zc);
 }
