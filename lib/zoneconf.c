@@ -20,6 +20,8 @@ struct khsm_zoneconf {
 	entry_t *entries;       /* sorted by name */
 	size_t count;
 	enum { KS_NONE, KS_HEAD, KS_ELSEWHERE } keystores;  /* the keystore section */
+	bool several_keystores; /* a policy lists several (Knot >= 3.5): keymgr list
+	                           names each key's keystore by looking, so no keyless cut */
 	size_t ks_start, ks_end;  /* KS_HEAD: where it is */
 };
 
@@ -104,6 +106,8 @@ int khsm_zoneconf_parse(const char *text, khsm_zoneconf_t **zc_ptr)
 				in_zone = true;
 				zc->head_len = next;
 			}
+		} else if (!in_zone && len > 15 && strncmp(line, "    keystore: [", 15) == 0) {
+			zc->several_keystores = true;
 		} else if (in_zone && len > strlen(ENTRY_PREFIX) &&
 		           strncmp(line, ENTRY_PREFIX, strlen(ENTRY_PREFIX)) == 0) {
 			if (zc->count == cap) {
@@ -231,6 +235,10 @@ static int cut_text(const khsm_zoneconf_t *zc, const char *zone, const char *key
 	}
 	if (keyless_dir && zc->keystores == KS_ELSEWHERE) {
 		khsm_err_detail("the keystore section is not before the zones");
+		return KHSM_ENOTSUP;
+	}
+	if (keyless_dir && zc->several_keystores) {
+		khsm_err_detail("a policy lists several keystores: keymgr finds each key's by looking");
 		return KHSM_ENOTSUP;
 	}
 	size_t n = strlen(zone);
@@ -381,7 +389,8 @@ int khsm_zoneconf_use(const char *conf_path)
 			in_use[free_slot].empty_dir = NULL;
 			/* without keystores every cut is keyless already (Knot's default is PEM) */
 			char *d = NULL;
-			if (zc->keystores == KS_HEAD && khsm_handoff_empty_dir(getenv("TMPDIR"), &d) == KHSM_EOK) {
+			if (zc->keystores == KS_HEAD && !zc->several_keystores &&
+			    khsm_handoff_empty_dir(getenv("TMPDIR"), &d) == KHSM_EOK) {
 				if (dir_writable(d)) {
 					in_use[free_slot].empty_dir = d;
 				} else {

@@ -52,7 +52,9 @@ int khsm_zoneconf_text(const khsm_zoneconf_t *zc, const char *zone, char **text_
  *  backend pem and config dir (absolute, without quotes or backslashes):
  *  what keymgr commands that only read KASP are given. Without a keystore
  *  section, the plain cut (Knot's default keystore is PEM); KHSM_ENOTSUP
- *  when the section is not before the zones.
+ *  when the section is not before the zones, or when a policy lists several
+ *  keystores (Knot >= 3.5's keymgr list then names each key's keystore by
+ *  looking in them, and an empty one would hide it).
  *  \param[out] text_ptr  free(); len_ptr may be NULL. */
 int khsm_zoneconf_keyless_text(const khsm_zoneconf_t *zc, const char *zone, const char *dir,
                                char **text_ptr, size_t *len_ptr);

@@ -171,6 +171,15 @@ static void test_keyless(void **state)
 	                                     "keystore:\n  - id: \"j\"\n", &zc), KHSM_EOK);
 	assert_int_equal(khsm_zoneconf_keyless_text(zc, "a.", "/tmp/x.1", &text, NULL), KHSM_ENOTSUP);
 	khsm_zoneconf_free(zc);
+	/* a policy with several keystores (Knot 3.5 online mode): keymgr list
+	 * names each key's keystore by looking in them, so the cut stays plain */
+	assert_int_equal(khsm_zoneconf_parse("keystore:\n  - id: \"k\"\n\n  - id: \"j\"\n\n"
+	                                     "policy:\n  - id: \"p\"\n    keystore: [ \"k\", \"j\" ]\n\n"
+	                                     "zone:\n  - domain: \"a.\"\n", &zc), KHSM_EOK);
+	assert_int_equal(khsm_zoneconf_keyless_text(zc, "a.", "/tmp/x.1", &text, NULL), KHSM_ENOTSUP);
+	assert_int_equal(khsm_zoneconf_text(zc, "a.", &text, NULL), KHSM_EOK);
+	free(text);
+	khsm_zoneconf_free(zc);
 }
 
 int main(void)
