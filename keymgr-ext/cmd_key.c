@@ -228,6 +228,31 @@ static int enroll_error(int r, const khsm_zone_t *zone, const khsm_enrolled_t *o
 	return cli_error(r, NULL);
 }
 
+/* generate or import, zone after zone: --json collects the keys; over several
+ * zones every zone's KASP is listed once, not once per zone, and each keymgr
+ * run reads its zone's cut (zoneconf.h). */
+typedef int (*enroll_zone_fn)(cli_t *cli, khsm_conf_t **conf, const char *zone_arg, khsm_json_t *j,
+                              khsm_kasp_keep_t *keep);
+
+static int enroll_each(cli_t *cli, enroll_zone_fn zone_fn)
+{
+	_cleanup_conf_ khsm_conf_t *conf = NULL;
+	json_keys_t jk = { 0 };
+	khsm_json_t *j = NULL;
+	int rc = json_keys_open(cli, &jk, &j);
+	khsm_kasp_keep_t own = { 0 };
+	khsm_kasp_keep_t *keep = cli->kasp_keep ? cli->kasp_keep : cli->zone_count > 1 ? &own : NULL;
+	const char *path = zone_conf_path(cli);
+	bool cut = cli->zone_count > 1 && khsm_zoneconf_use(path) == KHSM_EOK;
+	khsm_err_clear();
+	for (int i = 0; i < cli->zone_count && rc == CLI_OK; i++) {
+		rc = zone_fn(cli, &conf, cli->zones[i], j, keep);
+	}
+	if (cut) khsm_zoneconf_release(path);
+	khsm_kasp_keep_clear(&own);
+	return json_keys_close(&jk, rc);
+}
+
 /* -- generate -------------------------------------------------------------- */
 
 static int generate_zone(cli_t *cli, khsm_conf_t **conf, const char *zone_arg, khsm_json_t *j,
@@ -287,22 +312,7 @@ static int generate_zone(cli_t *cli, khsm_conf_t **conf, const char *zone_arg, k
 
 int cmd_generate(cli_t *cli)
 {
-	_cleanup_conf_ khsm_conf_t *conf = NULL;
-	json_keys_t jk = { 0 };
-	khsm_json_t *j = NULL;
-	int rc = json_keys_open(cli, &jk, &j);
-	/* over several zones, every zone's KASP is listed once, not once per zone */
-	khsm_kasp_keep_t own = { 0 };
-	khsm_kasp_keep_t *keep = cli->kasp_keep ? cli->kasp_keep : cli->zone_count > 1 ? &own : NULL;
-	/* and each keymgr run reads its zone's cut (zoneconf.h) */
-	bool cut = cli->zone_count > 1 && khsm_zoneconf_use(zone_conf_path(cli)) == KHSM_EOK;
-	khsm_err_clear();
-	for (int i = 0; i < cli->zone_count && rc == CLI_OK; i++) {
-		rc = generate_zone(cli, &conf, cli->zones[i], j, keep);
-	}
-	if (cut) khsm_zoneconf_release(zone_conf_path(cli));
-	khsm_kasp_keep_clear(&own);
-	return json_keys_close(&jk, rc);
+	return enroll_each(cli, generate_zone);
 }
 
 /* -- import ---------------------------------------------------------------- */
@@ -361,22 +371,7 @@ static int import_zone(cli_t *cli, khsm_conf_t **conf, const char *zone_arg, khs
 
 int cmd_import(cli_t *cli)
 {
-	_cleanup_conf_ khsm_conf_t *conf = NULL;
-	json_keys_t jk = { 0 };
-	khsm_json_t *j = NULL;
-	int rc = json_keys_open(cli, &jk, &j);
-	/* over several zones, every zone's KASP is listed once, not once per zone */
-	khsm_kasp_keep_t own = { 0 };
-	khsm_kasp_keep_t *keep = cli->kasp_keep ? cli->kasp_keep : cli->zone_count > 1 ? &own : NULL;
-	/* and each keymgr run reads its zone's cut (zoneconf.h) */
-	bool cut = cli->zone_count > 1 && khsm_zoneconf_use(zone_conf_path(cli)) == KHSM_EOK;
-	khsm_err_clear();
-	for (int i = 0; i < cli->zone_count && rc == CLI_OK; i++) {
-		rc = import_zone(cli, &conf, cli->zones[i], j, keep);
-	}
-	if (cut) khsm_zoneconf_release(zone_conf_path(cli));
-	khsm_kasp_keep_clear(&own);
-	return json_keys_close(&jk, rc);
+	return enroll_each(cli, import_zone);
 }
 
 /* -- delete ---------------------------------------------------------------- */

@@ -90,6 +90,25 @@ void khsm_kasp_index_clear(khsm_kasp_index_t *idx)
 	idx->count = 0;
 }
 
+/* The n keys of zone, listed by keymgr, as entries at the end of idx. */
+static int append_zone(khsm_kasp_index_t *idx, const char *zone, const khsm_kasp_key_t *keys, size_t n)
+{
+	khsm_kasp_entry_t *grown = realloc(idx->items, (idx->count + n + 1) * sizeof(*grown));
+	if (!grown) {
+		return KHSM_ENOMEM;
+	}
+	idx->items = grown;
+	for (size_t i = 0; i < n; i++) {
+		khsm_kasp_entry_t *e = &idx->items[idx->count];
+		if (!(e->zone = strdup(zone))) {
+			return KHSM_ENOMEM;
+		}
+		e->key = keys[i];
+		idx->count++;
+	}
+	return KHSM_EOK;
+}
+
 /* One zone's keymgr list for khsm_kasp_index(), in a thread of its own. */
 typedef struct {
 	khsm_kasp_key_t *keys;
@@ -141,22 +160,7 @@ int khsm_kasp_index(const khsm_conf_t *conf, khsm_kasp_index_t *idx)
 			if (l->detail) khsm_err_detail("%s", l->detail);   /* the first failure, as before */
 			break;
 		}
-		khsm_kasp_entry_t *grown = realloc(out.items, (out.count + l->n + 1) * sizeof(*grown));
-		if (!grown) {
-			r = KHSM_ENOMEM;
-			break;
-		}
-		out.items = grown;
-		for (size_t i = 0; i < l->n; i++) {
-			khsm_kasp_entry_t *e = &out.items[out.count];
-			e->zone = strdup(zone);
-			e->key = l->keys[i];
-			if (!e->zone) {
-				r = KHSM_ENOMEM;
-				break;
-			}
-			out.count++;
-		}
+		r = append_zone(&out, zone, l->keys, l->n);
 	}
 	for (size_t z = 0; z < zones; z++) {
 		free(job.lists[z].keys);
@@ -193,23 +197,9 @@ int khsm_kasp_index_refresh(khsm_kasp_index_t *idx, const khsm_conf_t *conf, con
 		}
 	}
 	idx->count = kept;
-	khsm_kasp_entry_t *grown = realloc(idx->items, (idx->count + n + 1) * sizeof(*grown));
-	if (!grown) {
-		free(keys);
-		return KHSM_ENOMEM;
-	}
-	idx->items = grown;
-	for (size_t i = 0; i < n; i++) {
-		khsm_kasp_entry_t *e = &idx->items[idx->count];
-		if (!(e->zone = strdup(zone))) {
-			free(keys);
-			return KHSM_ENOMEM;
-		}
-		e->key = keys[i];
-		idx->count++;
-	}
+	r = append_zone(idx, zone, keys, n);
 	free(keys);
-	return KHSM_EOK;
+	return r;
 }
 
 _public_
