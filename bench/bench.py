@@ -486,7 +486,7 @@ class Bench:
 
     # -- 4. onboarding ----------------------------------------------------------
     def bench_onboard(self):
-        counts = [1, 10] if self.quick else [1, 10, 100]
+        counts = [1, 10, 1000] if self.quick else [1, 10, 100, 1000]
         scale = 0.1
         for n in counts:
             for shared in (True, False):
@@ -494,20 +494,37 @@ class Bench:
                 zones = [f"o{i}.example" for i in range(n)]
                 log(f"onboarding: {n} zones, {'shared KSK' if shared else 'KSK per zone'}")
                 env, _ = self.offline_setup(d, zones, shared=shared)
-                self.card_conf(d, scale, ["max_keypairs = 300"])
+                self.card_conf(d, scale, [f"max_keypairs = {max(300, n + 10)}"])
+                # keymgr's pids, to tell its card logins from knot-hsm's
+                wrapper = f"{d}/keymgr"
+                with open(wrapper, "w") as w:
+                    w.write(f"#!/bin/sh\necho $$ >> {d}/keymgr.pids\nexec {shutil.which('keymgr')} \"$@\"\n")
+                os.chmod(wrapper, 0o755)
                 case = f"{n} zones, {'one shared KSK' if shared else 'one KSK per zone'}"
                 try:
                     wall, out = self.run([self.knot_hsm, "-c", f"{d}/knot.conf", *zones, "ceremony",
-                                          "until=+90d", "generate-ksk=yes"], env=env)
+                                          "until=+90d", "generate-ksk=yes"], env=dict(env, KHSM_KEYMGR=wrapper))
                     _, keys = self.run(["pkcs11-tool", "--module", self.softhsm, "--token-label",
                                         "softhsm under cardsim", "--login", "--pin", PIN, "--list-objects",
                                         "--type", "privkey"], env=env)
                     slots = keys.count("Private Key Object")
                     sigs, logins = self.counter(d)
-                    log(f"  {wall:.2f} s, {slots} key slots, {logins} logins")
+                    keymgr_pids = set(open(f"{d}/keymgr.pids").read().split()) if os.path.exists(f"{d}/keymgr.pids") else set()
+                    keygens = own = 0
+                    for line in open(f"{d}/counter"):
+                        w = line.split()
+                        if w[0] == "keygen": keygens += 1
+                        elif w[:2] == ["login", "ok"] and w[2] not in keymgr_pids: own += 1
+                    bound = (sigs * CARD_SIGN_MS + logins * CARD_LOGIN_MS + keygens * CARD_KEYGEN_MS) * scale / 1000
+                    log(f"  {wall:.2f} s, card-bound {bound:.2f} s, ratio {wall / bound:.3f}, {slots} key slots, "
+                        f"{logins} logins ({own} of knot-hsm), {sigs} signatures")
                     self.add("onboard", case, "wall_s", wall)
+                    self.add("onboard", case, "card_bound_s", bound)
+                    self.add("onboard", case, "ratio", wall / bound)
+                    self.add("onboard", case, "zones", n)
                     self.add("onboard", case, "slots", slots)
                     self.add("onboard", case, "logins", logins)
+                    self.add("onboard", case, "own_logins", own)
                     self.add("onboard", case, "scale", scale)
                 except RuntimeError as e:
                     log(f"  failed: {str(e)[:300]}")

@@ -66,6 +66,7 @@ typedef struct {
 	int arg_count;
 	khsm_kasp_keep_t *kasp_keep;  /* generate, import: every zone's KASP kept by the caller
 	                                 across calls (ceremony generate-ksk=yes), or NULL */
+	khsm_login_hold_t *login_hold; /* card logins kept for a run over many zones, or NULL */
 } cli_t;
 
 typedef struct {

@@ -630,6 +630,12 @@ static int run_zones(cli_t *cli, const kv_t *kv)
 	 * every zone's KASP is listed once for all the KSKs made, not per KSK. */
 	khsm_kasp_keep_t keep = { 0 };
 	bool cut = generate && cli->zone_count > 1 && khsm_zoneconf_use(use_conf) == KHSM_EOK;
+	/* The KSKs' logins are kept through the signing: one login per card for
+	 * the whole onboarding run. */
+	khsm_login_hold_t *hold = NULL;
+	if (generate && khsm_login_hold_new(&hold) == KHSM_EOK) {
+		cli->login_hold = hold;
+	}
 	khsm_err_clear();
 	for (int i = 0; i < cli->zone_count && rc == CLI_OK && generate; i++) {
 		note_stage("while making the zones' KSKs", zones, (size_t)i);
@@ -710,6 +716,8 @@ static int run_zones(cli_t *cli, const kv_t *kv)
 		}
 	}
 	for (size_t k = 0; k < ncards; k++) khsm_skr_signer_close(cards[k].signer);
+	cli->login_hold = NULL;
+	khsm_login_hold_free(hold);
 	bool ran = rc == CLI_OK || run_failed;
 	if (rc == CLI_OK || done > 0) {
 		fprintf(pg.out, "ceremony: %zu zone(s), %zu pre-signed, %zu skipped, %zu card signatures, %.1f s; "

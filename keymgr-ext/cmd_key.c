@@ -56,6 +56,7 @@ int cli_open_card(void *ctx, const char *config, khsm_pin_t **pin_ptr, khsm_keys
 		khsm_keystore_close(ks);
 		return r;
 	}
+	khsm_login_hold_keep(cli->login_hold, ks);
 	*ks_ptr = ks;
 	return KHSM_EOK;
 }
@@ -244,9 +245,18 @@ static int enroll_each(cli_t *cli, enroll_zone_fn zone_fn)
 	khsm_kasp_keep_t *keep = cli->kasp_keep ? cli->kasp_keep : cli->zone_count > 1 ? &own : NULL;
 	const char *path = zone_conf_path(cli);
 	bool cut = cli->zone_count > 1 && khsm_zoneconf_use(path) == KHSM_EOK;
+	/* one login per card for the zones, not one each */
+	khsm_login_hold_t *hold = NULL;
+	if (cli->zone_count > 1 && !cli->login_hold && khsm_login_hold_new(&hold) == KHSM_EOK) {
+		cli->login_hold = hold;
+	}
 	khsm_err_clear();
 	for (int i = 0; i < cli->zone_count && rc == CLI_OK; i++) {
 		rc = zone_fn(cli, &conf, cli->zones[i], j, keep);
+	}
+	if (hold) {
+		cli->login_hold = NULL;
+		khsm_login_hold_free(hold);
 	}
 	if (cut) khsm_zoneconf_release(path);
 	khsm_kasp_keep_clear(&own);

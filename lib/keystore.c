@@ -266,6 +266,72 @@ static void keeper_ensure(khsm_keystore_t *ks)
 	                                         &ks->keeper) == CKR_OK;
 }
 
+struct khsm_login_hold {
+	struct held {
+		CK_FUNCTION_LIST *mod;
+		unsigned long slot;
+		CK_SESSION_HANDLE session;
+	} *items;
+	size_t count;
+};
+
+_public_
+int khsm_login_hold_new(khsm_login_hold_t **hold_ptr)
+{
+	if (!hold_ptr) {
+		return KHSM_EINVAL;
+	}
+	*hold_ptr = calloc(1, sizeof(**hold_ptr));
+	return *hold_ptr ? KHSM_EOK : KHSM_ENOMEM;
+}
+
+_public_
+int khsm_login_hold_keep(khsm_login_hold_t *hold, const khsm_keystore_t *ks)
+{
+	if (!hold || !ks || !ks->pin_ok || !ks->have_keeper) {
+		return KHSM_EOK;   /* nothing to keep: no login, or no session to ask */
+	}
+	struct held *h = NULL;
+	for (size_t i = 0; i < hold->count && !h; i++) {
+		if (hold->items[i].mod == ks->mod && hold->items[i].slot == ks->slot) {
+			h = &hold->items[i];
+		}
+	}
+	CK_SESSION_INFO si;
+	if (h && h->mod->C_GetSessionInfo(h->session, &si) == CKR_OK) {
+		return KHSM_EOK;
+	}
+	if (h) {
+		/* lost with a removal: the keystore's new login is kept instead */
+		h->mod->C_CloseSession(h->session);
+		*h = hold->items[--hold->count];
+	}
+	struct held *more = realloc(hold->items, (hold->count + 1) * sizeof(*more));
+	if (!more) {
+		return KHSM_ENOMEM;
+	}
+	hold->items = more;
+	h = &hold->items[hold->count];
+	*h = (struct held){ .mod = ks->mod, .slot = ks->slot };
+	if (ks->mod->C_OpenSession(ks->slot, CKF_SERIAL_SESSION, NULL, NULL, &h->session) == CKR_OK) {
+		hold->count++;
+	}
+	return KHSM_EOK;
+}
+
+_public_
+void khsm_login_hold_free(khsm_login_hold_t *hold)
+{
+	if (!hold) {
+		return;
+	}
+	for (size_t i = 0; i < hold->count; i++) {
+		hold->items[i].mod->C_CloseSession(hold->items[i].session);
+	}
+	free(hold->items);
+	free(hold);
+}
+
 _public_
 int khsm_keystore_flags(const khsm_keystore_t *ks, unsigned *flags_ptr)
 {

@@ -11,6 +11,25 @@
 
 typedef struct khsm_keystore khsm_keystore_t;
 
+/* Logins kept for a run over many zones (onboarding, generate or import of
+ * many zones): each zone's step opens and closes its own keystore, and
+ * PKCS #11 forgets a login with the application's last session. The hold
+ * keeps one idle session per card config from the first login on, so the
+ * run's later keystores on that card find it logged in and GnuTLS skips
+ * C_Login: one login per card per run, not per zone. */
+typedef struct khsm_login_hold khsm_login_hold_t;
+
+/** An empty hold. \param[out] hold_ptr  free with khsm_login_hold_free(). */
+int khsm_login_hold_new(khsm_login_hold_t **hold_ptr);
+
+/** Keep the login that ks has just made (its config's first in the hold;
+ *  later calls for that config do nothing). Best effort: without it each
+ *  keystore logs in as before. NULL hold: nothing. */
+int khsm_login_hold_keep(khsm_login_hold_t *hold, const khsm_keystore_t *ks);
+
+/** Close the hold's sessions (the card logs out once no other is open). */
+void khsm_login_hold_free(khsm_login_hold_t *hold);
+
 /** Open "<token-uri> <module-path>" with libdnssec. Explains the misleading
  *  "failed to load PKCS #11 module" Knot prints for an unencoded label.
  *  With p11-kit-client.so as the module (a card on another host), the

@@ -1,0 +1,76 @@
+#!/bin/sh
+# One card login of knot-hsm's own for a run over many zones: onboarding
+# (ceremony generate-ksk=yes, a shared KSK and one KSK per zone) and generate
+# over several zones. Each zone's step opens its own keystore; the run keeps
+# the first login (khsm_login_hold_t) through the zones and the signing. The
+# cardsim counter names the process of each login: knot-hsm's are counted
+# apart from keymgr's (a keymgr wrapper records their pids); Knot 3.2's
+# keymgr import-pkcs11 loads the private key and logs in in its own process,
+# once per key it registers, and never for a zone sharing a key.
+. "$KHSM_SRCDIR/tests/integration/lib.sh"
+. "$KHSM_SRCDIR/tests/integration/cardsim.sh"
+
+card_conf "max_keypairs = 40"
+N=4
+PIDS=$TMP/keymgr.pids
+keymgr_wrapper "$TMP/keymgr" "echo \"\$\$ \$sub\" >> '$PIDS'"
+
+# logins WHO: successful logins of knot-hsm ("own") or of keymgr ("keymgr")
+logins() {
+	awk -v who="$1" 'NR == FNR { k[$1] = 1; next }
+		$1 == "login" && $2 == "ok" { if ((who == "keymgr") == ($3 in k)) n++ }
+		END { print n + 0 }' "$PIDS" "$COUNTER"
+}
+imports() { grep -c ' import-pkcs11$' "$PIDS" || true; }
+
+run 0 "$KNOT_HSM" keystore --module "$CARDSIM" --token "$CARD_LABEL" --pin-file "$TMP/card.pin" --id card
+STANZA=$OUT
+
+onboard() { # shared-ksk=yes|no, zone name prefix
+	ZONES=$(seq -f "$2%g.example" 1 $N)
+	FQDN=$(for z in $ZONES; do printf '%s. ' "$z"; done)
+	D=$TMP/knot-$1
+	mkdir -p "$D/run" "$D/zones" "$D/keys"
+	# shellcheck disable=SC2086
+	zone_files "$D/zones" 60 $ZONES
+	conf_write() {
+		# shellcheck disable=SC2086
+		knot_conf "$D/knot.conf" stanza="$STANZA" rundir="$D/run" storage="$D" kasp="$D/keys" \
+			include="$2" template="    storage: $D/zones
+    file: %s.zone
+$1" $FQDN
+	}
+	conf_write "" ""
+	# shellcheck disable=SC2086
+	run 0 "$KNOT_HSM" -c "$D/knot.conf" $ZONES policy shared-ksk=$1 --write "$D/knot-hsm.conf"
+	conf_write "    dnssec-signing: on
+    dnssec-policy: knot-hsm" "$D/knot-hsm.conf"
+	: > "$PIDS"; : > "$COUNTER"
+	# shellcheck disable=SC2086
+	KHSM_KEYMGR=$TMP/keymgr run 0 "$KNOT_HSM" -c "$D/knot.conf" $ZONES ceremony until=+30d generate-ksk=yes
+	for z in $ZONES; do contains "$OUT" "$z.: pre-signed " "shared-ksk=$1: $z pre-signed"; done
+	[ "$(count keygen)" -eq "$3" ] || fail "shared-ksk=$1: $(count keygen) key pairs made, want $3"
+	own=$(logins own)
+	[ "$own" -eq 1 ] || fail "shared-ksk=$1: knot-hsm logged in $own times for $N zones: $(sort "$COUNTER" | uniq -c)"
+	pass "shared-ksk=$1: one login of knot-hsm for $N zones, their KSKs and their signatures"
+	[ "$(logins keymgr)" -eq "$(imports)" ] && [ "$(imports)" -eq "$3" ] ||
+		fail "shared-ksk=$1: keymgr logged in $(logins keymgr) times, $(imports) import-pkcs11 runs, want $3"
+	pass "shared-ksk=$1: keymgr logged in only to register each of the $3 key(s)"
+}
+onboard yes s 1
+onboard no p $N
+
+# generate over several zones: one login of knot-hsm for all of them
+C=$TMP/knot.conf
+card_knot_conf "$C" g1.example. g2.example. g3.example.
+: > "$PIDS"; : > "$COUNTER"
+KHSM_KEYMGR=$TMP/keymgr run 0 "$KNOT_HSM" -c "$C" g1.example g2.example g3.example generate ksk=yes
+[ "$(count keygen)" -eq 3 ] || fail "generate: $(count keygen) key pairs for 3 zones"
+own=$(logins own)
+[ "$own" -eq 1 ] || fail "generate over 3 zones: knot-hsm logged in $own times: $(sort "$COUNTER" | uniq -c)"
+pass "generate over 3 zones: one login of knot-hsm"
+# and one zone alone still logs in (the hold outlives nothing)
+: > "$PIDS"; : > "$COUNTER"
+KHSM_KEYMGR=$TMP/keymgr run 0 "$KNOT_HSM" -c "$C" g1.example generate zsk=yes
+[ "$(logins own)" -eq 1 ] || fail "generate for one zone: knot-hsm logged in $(logins own) times"
+pass "generate for one zone: one login"
