@@ -303,9 +303,9 @@ def write(results, meta, top, quick, work):
              "configured with ``max_keypairs`` of 300 or the zones and 10 more (an assumed card capacity,\n"
              "not a datasheet figure). Card-bound is what the card itself needs: its key generations,\n"
              "signatures (each key's self-test, then the ceremony) and logins at cardsim's latencies.\n"
-             "knot-hsm logs in once per run; Knot 3.2's ``keymgr import-pkcs11``, which registers a new\n"
-             "key in KASP, loads the private key and logs in once more in its own process for each key\n"
-             "(not for a zone that shares one). One run per case. "
+             "knot-hsm logs in once per run and serves the card with that login to ``keymgr import-pkcs11``\n"
+             "(p11-kit RPC), which registers each new key in KASP. \"of knot-hsm\" counts the logins of\n"
+             "knot-hsm's own process, the others were keymgr's. One run per case. "
              f"Target: ratio ≤ {TARGET_ONBOARD[1]} at {TARGET_ONBOARD[0]:,} zones, one login per run.\n\n")
     rows = []
     for c in cases(results, "onboard"):

@@ -274,7 +274,7 @@ static int generate_zone(cli_t *cli, khsm_conf_t **conf, const char *zone_arg, k
 	if (rc != CLI_OK) return rc;
 	khsm_enroll_t req = { .label = kv_get(kv, "label"), .conf_arg = cli->conf, .force = cli->force,
 	                      .open = cli_open_card, .open_ctx = cli, .notice = print_notice,
-	                      .kasp_keep = keep };
+	                      .kasp_keep = keep, .login_hold = cli->login_hold };
 	req.notice_ctx = &req;
 	if ((rc = parse_roles(kv, &req.ksk, &req.zsk)) != CLI_OK) return rc;
 	const char *timers[6];
@@ -338,7 +338,7 @@ static int import_zone(cli_t *cli, khsm_conf_t **conf, const char *zone_arg, khs
 	khsm_enroll_t req = { .label = kv_get(kv, "label"), .id_arg = kv_get(kv, "id"),
 	                      .algorithm_arg = kv_get(kv, "algorithm"), .conf_arg = cli->conf,
 	                      .force = cli->force, .open = cli_open_card, .open_ctx = cli,
-	                      .notice = print_notice, .kasp_keep = keep };
+	                      .notice = print_notice, .kasp_keep = keep, .login_hold = cli->login_hold };
 	req.notice_ctx = &req;
 	if (!req.label == !req.id_arg) {
 		return cli_usage_error(cli_current, "give label=TEXT or id=HEX (one of them)");

@@ -11,6 +11,7 @@
 #include "cardkey.h"
 #include "dnskey.h"
 #include "enroll.h"
+#include "remote.h"
 #include "error.h"
 #include "files.h"
 #include "internal.h"
@@ -127,16 +128,24 @@ static int kasp_lists(const khsm_conf_t *conf, const char *zone, const char *id_
  * copy of the essentials: the same KASP, that keystore, a policy naming it,
  * the zone. KASP entries of these versions name no keystore. NULL path when
  * the policy's own keystore holds the key. \param[out] path_ptr, dir_ptr */
-static int import_conf(const khsm_conf_t *conf, const khsm_zone_t *kz, char **path_ptr,
-                       char **dir_ptr)
+static int import_conf(const khsm_conf_t *conf, const khsm_zone_t *kz, const char *served,
+                       char **path_ptr, char **dir_ptr)
 {
 	*path_ptr = NULL;
 	*dir_ptr = NULL;
 	const khsm_conf_policy_t *p = kz->policy;
 	if (!p || p->keystore_count != 1 || !kz->keystore ||
-	    strcmp(p->keystores[0], kz->keystore->id) == 0) {
+	    (!served && strcmp(p->keystores[0], kz->keystore->id) == 0)) {
 		return KHSM_EOK;
 	}
+	/* served: the same token through p11-kit's client (serve.h) */
+	_cleanup_free_ char *uri = NULL, *module = NULL, *config = NULL;
+	if (served && (khsm_uri_split_config(kz->keystore->config, &uri, &module) != KHSM_EOK ||
+	               asprintf(&config, "%s %s", uri, khsm_remote_client_module()) < 0)) {
+		if (uri) explicit_bzero(uri, strlen(uri));
+		return KHSM_ENOMEM;
+	}
+	if (uri) explicit_bzero(uri, strlen(uri));
 	const char *tmp = getenv("TMPDIR");
 	char *dir = NULL, *path = NULL, *text = NULL;
 	if (asprintf(&dir, "%s/knot-hsm-import.XXXXXX", tmp && *tmp ? tmp : "/tmp") < 0) {
@@ -155,7 +164,7 @@ static int import_conf(const khsm_conf_t *conf, const khsm_zone_t *kz, char **pa
 	                    "keystore:\n  - id: %s\n    backend: pkcs11\n    config: \"%s\"\n"
 	                    "policy:\n  - id: knot-hsm-import\n    keystore: %s\n    manual: on\n%s%s"
 	                    "zone:\n  - domain: %s\n    dnssec-policy: knot-hsm-import\n",
-	             khsm_conf_kasp_db(conf), kz->keystore->id, kz->keystore->config,
+	             khsm_conf_kasp_db(conf), kz->keystore->id, config ? config : kz->keystore->config,
 	             kz->keystore->id, p->offline_ksk ? "    offline-ksk: on\n" : "",
 	             alg ? alg : "", kz->name) >= 0) {
 		r = KHSM_EOK;
@@ -164,7 +173,9 @@ static int import_conf(const khsm_conf_t *conf, const khsm_zone_t *kz, char **pa
 	if (r == KHSM_EOK) {
 		r = khsm_file_write_atomic(path, text, strlen(text), 0600, 0);
 	}
+	if (text) explicit_bzero(text, strlen(text));   /* a config may hold a pin-value */
 	free(text);
+	if (config) explicit_bzero(config, strlen(config));
 	if (r != KHSM_EOK) {
 		if (path) unlink(path);
 		rmdir(dir);
@@ -203,10 +214,19 @@ static int register_key(const khsm_conf_t *conf, const khsm_kasp_index_t *kasp, 
 	}
 	const char *share_args[] = { zone, "share", id_hex, other ? other->zone : "", NULL };
 	char *tmp_conf = NULL, *tmp_dir = NULL;
-	int r = other ? KHSM_EOK : import_conf(conf, kz, &tmp_conf, &tmp_dir);
+	/* import-pkcs11 loads the private key: through the card this run serves
+	 * with its kept login (serve.h), it costs no login of keymgr's own */
+	const char *served = other ? NULL : khsm_login_hold_address(req->login_hold, kz->keystore->config);
+	int r = other ? KHSM_EOK : import_conf(conf, kz, served, &tmp_conf, &tmp_dir);
+	_cleanup_free_ char *env = NULL;
+	if (r == KHSM_EOK && served && tmp_conf && asprintf(&env, "%s=%s", KHSM_REMOTE_ENV, served) < 0) {
+		env = NULL;
+		r = KHSM_ENOMEM;
+	}
+	const char *env_add[] = { env, NULL };
 	if (r == KHSM_EOK) {
-		r = khsm_keymgr_card(tmp_conf ? tmp_conf : khsm_conf_path(conf),
-		                     other ? share_args : import_args, &res);
+		r = khsm_keymgr_card_env(tmp_conf ? tmp_conf : khsm_conf_path(conf),
+		                         other ? share_args : import_args, env ? env_add : NULL, &res);
 	}
 	import_conf_remove(tmp_conf, tmp_dir);
 	khsm_run_clear(&res);

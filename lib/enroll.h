@@ -77,6 +77,8 @@ typedef struct {
 	khsm_enroll_notice_t notice; /* may be NULL */
 	void *notice_ctx;
 	khsm_kasp_keep_t *kasp_keep; /* kept across calls (NULL: each call lists every zone) */
+	khsm_login_hold_t *login_hold; /* the run's kept logins: keymgr import-pkcs11 uses the
+	                                  card through them (NULL: keymgr logs in itself) */
 } khsm_enroll_t;
 
 /* The enrolled key (also what a notice sees so far); label may point into

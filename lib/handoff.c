@@ -14,6 +14,7 @@
 
 #define STALE_PREFIX "knot-hsm-ceremony."
 #define EMPTY_PREFIX "knot-hsm-empty."   /* khsm_handoff_empty_dir(): nothing secret */
+#define SERVE_PREFIX "knot-hsm-serve."   /* khsm_handoff_socket_dir(): a socket, nothing secret */
 #define CAP_SYS_PTRACE_BIT 19
 
 struct khsm_handoff {
@@ -240,21 +241,32 @@ static int remove_stale(int tfd, const char *name)
 	return unlinkat(tfd, name, AT_REMOVEDIR);
 }
 
-_public_
-int khsm_handoff_empty_dir(const char *tmpdir, char **dir_ptr)
+static int run_dir(const char *tmpdir, const char *prefix, size_t name_len, char **dir_ptr)
 {
 	if (!dir_ptr) {
 		return KHSM_EINVAL;
 	}
 	char *dir = malloc(PATH_MAX);
 	if (!dir) return KHSM_ENOMEM;
-	int r = private_dir(tmpdir && *tmpdir ? tmpdir : "/tmp", EMPTY_PREFIX, 0, dir);
+	int r = private_dir(tmpdir && *tmpdir ? tmpdir : "/tmp", prefix, name_len, dir);
 	if (r != KHSM_EOK) {
 		free(dir);
 		return r;
 	}
 	*dir_ptr = dir;
 	return KHSM_EOK;
+}
+
+_public_
+int khsm_handoff_empty_dir(const char *tmpdir, char **dir_ptr)
+{
+	return run_dir(tmpdir, EMPTY_PREFIX, 0, dir_ptr);
+}
+
+_public_
+int khsm_handoff_socket_dir(const char *tmpdir, char **dir_ptr)
+{
+	return run_dir(tmpdir, SERVE_PREFIX, 0, dir_ptr);
 }
 
 _public_
@@ -274,12 +286,19 @@ int khsm_handoff_clean_stale(const char *tmpdir, unsigned *removed_ptr)
 	}
 	struct dirent *e;
 	while ((e = readdir(d))) {
-		/* an empty directory is removed too, but holds no PIN: not counted */
-		bool empty = strncmp(e->d_name, EMPTY_PREFIX, strlen(EMPTY_PREFIX)) == 0;
-		if (!empty && strncmp(e->d_name, STALE_PREFIX, strlen(STALE_PREFIX)) != 0) continue;
+		/* an empty or a socket directory is removed too, but holds no PIN:
+		 * not counted */
+		static const char *const prefixes[] = { STALE_PREFIX, EMPTY_PREFIX, SERVE_PREFIX };
+		size_t k = 0;
+		while (k < KHSM_ARRAY_SIZE(prefixes) && strncmp(e->d_name, prefixes[k], strlen(prefixes[k])) != 0) {
+			k++;
+		}
+		if (k == KHSM_ARRAY_SIZE(prefixes)) continue;
+		const char *prefix = prefixes[k];
+		bool empty = k > 0;
 		struct stat st;
 		if (fstatat(tfd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISDIR(st.st_mode) ||
-		    st.st_uid != geteuid() || !run_gone(e->d_name, empty ? EMPTY_PREFIX : STALE_PREFIX)) {
+		    st.st_uid != geteuid() || !run_gone(e->d_name, prefix)) {
 			continue;   /* a symlink, another user's, or a run still alive */
 		}
 		if (remove_stale(tfd, e->d_name) == 0 && !empty) {

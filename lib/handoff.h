@@ -39,8 +39,13 @@ void khsm_handoff_free(khsm_handoff_t *h);
  *  \param[out] dir_ptr  free(). */
 int khsm_handoff_empty_dir(const char *tmpdir, char **dir_ptr);
 
+/** The same as TMPDIR/knot-hsm-serve.<pid>.XXXXXX: where a served card's
+ *  socket lives (serve.h). \param[out] dir_ptr  free(). */
+int khsm_handoff_socket_dir(const char *tmpdir, char **dir_ptr);
+
 /** Remove the fallback directories in tmpdir (NULL: /tmp) of runs that no
  *  longer live (owned by this user, never through a symlink), wiping their
- *  files first, and their empty directories (khsm_handoff_empty_dir()).
+ *  files first, and their empty and socket directories (khsm_handoff_empty_dir(),
+ *  khsm_handoff_socket_dir()).
  *  \param[out] removed_ptr  how many fallback directories (may be NULL). */
 int khsm_handoff_clean_stale(const char *tmpdir, unsigned *removed_ptr);

@@ -13,6 +13,7 @@
 #include "keystore.h"
 #include "remote.h"
 #include "retry.h"
+#include "serve.h"
 #include "token.h"
 #include "uri.h"
 
@@ -271,9 +272,21 @@ struct khsm_login_hold {
 		CK_FUNCTION_LIST *mod;
 		unsigned long slot;
 		CK_SESSION_HANDLE session;
+		char *uri;              /* the keystore's, to match a config (may hold a pin-value) */
+		char *module;
+		khsm_serve_t *serve;    /* started by khsm_login_hold_address() */
 	} *items;
 	size_t count;
 };
+
+static void held_clear(struct held *h)
+{
+	khsm_serve_stop(h->serve);   /* its clients' sessions end before the hold's */
+	h->mod->C_CloseSession(h->session);
+	if (h->uri) explicit_bzero(h->uri, strlen(h->uri));
+	free(h->uri);
+	free(h->module);
+}
 
 _public_
 int khsm_login_hold_new(khsm_login_hold_t **hold_ptr)
@@ -303,7 +316,7 @@ int khsm_login_hold_keep(khsm_login_hold_t *hold, const khsm_keystore_t *ks)
 	}
 	if (h) {
 		/* lost with a removal: the keystore's new login is kept instead */
-		h->mod->C_CloseSession(h->session);
+		held_clear(h);
 		*h = hold->items[--hold->count];
 	}
 	struct held *more = realloc(hold->items, (hold->count + 1) * sizeof(*more));
@@ -313,10 +326,47 @@ int khsm_login_hold_keep(khsm_login_hold_t *hold, const khsm_keystore_t *ks)
 	hold->items = more;
 	h = &hold->items[hold->count];
 	*h = (struct held){ .mod = ks->mod, .slot = ks->slot };
-	if (ks->mod->C_OpenSession(ks->slot, CKF_SERIAL_SESSION, NULL, NULL, &h->session) == CKR_OK) {
-		hold->count++;
+	if (!(h->uri = strdup(ks->uri)) || !(h->module = strdup(ks->module))) {
+		free(h->uri);
+		return KHSM_ENOMEM;
 	}
+	if (ks->mod->C_OpenSession(ks->slot, CKF_SERIAL_SESSION, NULL, NULL, &h->session) != CKR_OK) {
+		explicit_bzero(h->uri, strlen(h->uri));
+		free(h->uri);
+		free(h->module);
+		return KHSM_EOK;
+	}
+	hold->count++;
 	return KHSM_EOK;
+}
+
+_public_
+const char *khsm_login_hold_address(khsm_login_hold_t *hold, const char *config)
+{
+	_cleanup_free_ char *uri = NULL, *module = NULL;
+	if (!hold || !config || khsm_uri_split_config(config, &uri, &module) != KHSM_EOK ||
+	    khsm_remote_is_client(module)) {
+		if (uri) explicit_bzero(uri, strlen(uri));
+		return NULL;
+	}
+	struct held *h = NULL;
+	for (size_t i = 0; i < hold->count && !h; i++) {
+		if (strcmp(hold->items[i].uri, uri) == 0 && strcmp(hold->items[i].module, module) == 0) {
+			h = &hold->items[i];
+		}
+	}
+	explicit_bzero(uri, strlen(uri));
+	CK_SESSION_INFO si;
+	if (!h || h->mod->C_GetSessionInfo(h->session, &si) != CKR_OK ||
+	    (si.state != CKS_RO_USER_FUNCTIONS && si.state != CKS_RW_USER_FUNCTIONS)) {
+		return NULL;   /* no login kept: keymgr logs in on its own, as before */
+	}
+	if (!h->serve && khsm_serve_start(h->module, &h->serve) != KHSM_EOK) {
+		khsm_err_clear();
+		h->serve = NULL;
+		return NULL;
+	}
+	return khsm_serve_address(h->serve);
 }
 
 _public_
@@ -326,7 +376,7 @@ void khsm_login_hold_free(khsm_login_hold_t *hold)
 		return;
 	}
 	for (size_t i = 0; i < hold->count; i++) {
-		hold->items[i].mod->C_CloseSession(hold->items[i].session);
+		held_clear(&hold->items[i]);
 	}
 	free(hold->items);
 	free(hold);

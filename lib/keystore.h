@@ -27,7 +27,15 @@ int khsm_login_hold_new(khsm_login_hold_t **hold_ptr);
  *  keystore logs in as before. NULL hold: nothing. */
 int khsm_login_hold_keep(khsm_login_hold_t *hold, const khsm_keystore_t *ks);
 
-/** Close the hold's sessions (the card logs out once no other is open). */
+/** The address (P11_KIT_SERVER_ADDRESS) at which this process serves the
+ *  card of config with its kept login (serve.h), started at the first call;
+ *  NULL when the hold keeps no login for config (or it was lost), when the
+ *  module is p11-kit's client already, or when serving fails: keymgr then
+ *  uses the card on its own, with a login of its own. */
+const char *khsm_login_hold_address(khsm_login_hold_t *hold, const char *config);
+
+/** Stop serving, close the hold's sessions (the card logs out once no other
+ *  is open). */
 void khsm_login_hold_free(khsm_login_hold_t *hold);
 
 /** Open "<token-uri> <module-path>" with libdnssec. Explains the misleading

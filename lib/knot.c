@@ -198,8 +198,17 @@ bool khsm_keymgr_reads_kasp_only(const char *command)
 	return false;
 }
 
+static int keymgr_env(const char *conf_path, const char *const args[], const char *const *env_add,
+                      khsm_run_t *res);
+
 _public_
 int khsm_keymgr(const char *conf_path, const char *const args[], khsm_run_t *res)
+{
+	return keymgr_env(conf_path, args, NULL, res);
+}
+
+static int keymgr_env(const char *conf_path, const char *const args[], const char *const *env_add,
+                      khsm_run_t *res)
 {
 	if (!args || !res) {
 		return KHSM_EINVAL;
@@ -244,7 +253,7 @@ int khsm_keymgr(const char *conf_path, const char *const args[], khsm_run_t *res
 	argv[i] = NULL;
 
 	khsm_run_t out = { 0 };
-	int r = khsm_run(argv, NULL, &out);
+	int r = env_add ? khsm_run_env(argv, NULL, env_add, &out) : khsm_run(argv, NULL, &out);
 	khsm_handoff_free(cut);
 	if (lock) khsm_card_unlock();
 	if (r != KHSM_EOK) {
@@ -280,11 +289,18 @@ int khsm_keymgr(const char *conf_path, const char *const args[], khsm_run_t *res
 _public_
 int khsm_keymgr_card(const char *conf_path, const char *const args[], khsm_run_t *res)
 {
+	return khsm_keymgr_card_env(conf_path, args, NULL, res);
+}
+
+_public_
+int khsm_keymgr_card_env(const char *conf_path, const char *const args[],
+                         const char *const *env_add, khsm_run_t *res)
+{
 	int r = khsm_card_lock();
 	if (r != KHSM_EOK) {
 		return r;
 	}
-	r = khsm_keymgr(conf_path, args, res);
+	r = keymgr_env(conf_path, args, env_add, res);
 	khsm_card_unlock();
 	return r;
 }

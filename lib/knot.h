@@ -59,6 +59,11 @@ int khsm_keymgr(const char *conf_path, const char *const args[], khsm_run_t *res
  *  keymgr then logs in with a PIN the card has just accepted. */
 int khsm_keymgr_card(const char *conf_path, const char *const args[], khsm_run_t *res);
 
+/** khsm_keymgr_card() with env_add ("NAME=value", NULL-terminated) set in
+ *  keymgr's environment only (khsm_run_env()): a served card's address. */
+int khsm_keymgr_card_env(const char *conf_path, const char *const args[],
+                         const char *const *env_add, khsm_run_t *res);
+
 /** `keymgr ZONE delete ID` through khsm_keymgr_card(): the key leaves KASP
  *  and, when no other zone shares it, the keystore. keymgr drops the KASP
  *  entry first and fails when the keystore then lacks the key (its card is

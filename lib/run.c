@@ -208,9 +208,50 @@ int khsm_run(const char *const argv[], const char *stdin_data, khsm_run_t *res)
 	return khsm_run_keep(argv, stdin_data, NULL, 0, res);
 }
 
+/* environ with each NAME=value of add in place of an entry of that NAME.
+ * \param[out] env_ptr  free() the array only (its strings are borrowed). */
+static int env_with(const char *const *add, char ***env_ptr)
+{
+	size_t n = 0, k = 0;
+	while (environ[n]) n++;
+	while (add[k]) k++;
+	char **env = calloc(n + k + 1, sizeof(*env));
+	if (!env) {
+		return KHSM_ENOMEM;
+	}
+	size_t m = 0;
+	for (size_t i = 0; i < n; i++) {
+		bool replaced = false;
+		for (size_t j = 0; j < k && !replaced; j++) {
+			size_t len = strcspn(add[j], "=");
+			replaced = strncmp(environ[i], add[j], len) == 0 && environ[i][len] == '=';
+		}
+		if (!replaced) env[m++] = environ[i];
+	}
+	for (size_t j = 0; j < k; j++) env[m++] = (char *)add[j];
+	*env_ptr = env;
+	return KHSM_EOK;
+}
+
+static int run_spawn(const char *const argv[], const char *stdin_data, const int *keep,
+                     size_t n_keep, const char *const *env_add, khsm_run_t *res);
+
+_public_
+int khsm_run_env(const char *const argv[], const char *stdin_data, const char *const *env_add,
+                 khsm_run_t *res)
+{
+	return run_spawn(argv, stdin_data, NULL, 0, env_add, res);
+}
+
 _public_
 int khsm_run_keep(const char *const argv[], const char *stdin_data,
                   const int *keep, size_t n_keep, khsm_run_t *res)
+{
+	return run_spawn(argv, stdin_data, keep, n_keep, NULL, res);
+}
+
+static int run_spawn(const char *const argv[], const char *stdin_data, const int *keep,
+                     size_t n_keep, const char *const *env_add, khsm_run_t *res)
 {
 	if (!argv || !argv[0] || !res || (n_keep > 0 && !keep) || n_keep > KHSM_RUN_KEEP_MAX) {
 		return KHSM_EINVAL;
@@ -245,7 +286,12 @@ int khsm_run_keep(const char *const argv[], const char *stdin_data,
 		goto fail;
 	}
 
-	int se = posix_spawn(&pid, argv[0], &fa, &attr, (char *const *)argv, environ);
+	char **env = NULL;
+	if (env_add && (r = env_with(env_add, &env)) != KHSM_EOK) {
+		goto fail;
+	}
+	int se = posix_spawn(&pid, argv[0], &fa, &attr, (char *const *)argv, env ? env : environ);
+	free(env);
 	if (se != 0) {
 		pid = -1;
 		r = spawn_error(argv[0], se);

@@ -1,7 +1,8 @@
 /* Running Knot's tools without a shell: posix_spawn, an argv array, captured
  * stdout and stderr, optional data on stdin. The child gets the parent's
- * environment unchanged (a PIN is never put there), default SIGPIPE, and no
- * open descriptor but 0-2 and those the caller names (not a --pin-fd one). */
+ * environment (a PIN is never put there; khsm_run_env() sets a variable for
+ * one child), default SIGPIPE, and no open descriptor but 0-2 and those the
+ * caller names (not a --pin-fd one). */
 #pragma once
 
 #include <stddef.h>
@@ -20,6 +21,11 @@ typedef struct {
  *  whatever its exit status; KHSM_ENOENT when the binary is missing.
  *  \param[out] res  free its buffers with khsm_run_clear(); untouched on error. */
 int khsm_run(const char *const argv[], const char *stdin_data, khsm_run_t *res);
+
+/** khsm_run() with the environment changed for the child only: each
+ *  "NAME=value" of env_add (NULL-terminated) replaces or adds NAME. */
+int khsm_run_env(const char *const argv[], const char *stdin_data, const char *const *env_add,
+                 khsm_run_t *res);
 
 /* Most descriptors khsm_run_keep() passes on. */
 #define KHSM_RUN_KEEP_MAX 8

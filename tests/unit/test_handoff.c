@@ -159,6 +159,35 @@ static void test_empty_dir(void **state)
 	assert_int_equal(khsm_handoff_empty_dir(dir, NULL), KHSM_EINVAL);
 }
 
+/* A served card's socket directory: private, this run's; a killed run's,
+ * socket and all, goes with the stale cleanup, not counted. */
+static void test_socket_dir(void **state)
+{
+	(void)state;
+	char *d = NULL;
+	assert_int_equal(khsm_handoff_socket_dir(dir, &d), KHSM_EOK);
+	char prefix[160];
+	snprintf(prefix, sizeof(prefix), "%s/knot-hsm-serve.%d.", dir, (int)getpid());
+	assert_int_equal(strncmp(d, prefix, strlen(prefix)), 0);
+	struct stat st;
+	assert_int_equal(lstat(d, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0700);
+	unsigned removed = 1;
+	assert_int_equal(khsm_handoff_clean_stale(dir, &removed), KHSM_EOK);
+	assert_int_equal(removed, 0);
+	assert_int_equal(lstat(d, &st), 0);   /* this run lives: kept */
+	assert_int_equal(rmdir(d), 0);
+	free(d);
+	char gone[160], sock[200];
+	snprintf(gone, sizeof(gone), "%s/knot-hsm-serve.99999999.aaaaaa", dir);
+	snprintf(sock, sizeof(sock), "%s/pkcs11", gone);
+	assert_int_equal(mkdir(gone, 0700), 0);
+	assert_int_equal(mknod(sock, S_IFSOCK | 0600, 0), 0);
+	assert_int_equal(khsm_handoff_clean_stale(dir, &removed), KHSM_EOK);
+	assert_int_equal(removed, 0);
+	assert_int_not_equal(lstat(gone, &st), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -166,6 +195,7 @@ int main(void)
 		cmocka_unit_test(test_fallback_file_private_and_removed),
 		cmocka_unit_test(test_clean_stale),
 		cmocka_unit_test(test_empty_dir),
+		cmocka_unit_test(test_socket_dir),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

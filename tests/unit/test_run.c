@@ -135,6 +135,27 @@ static void test_environment_passed(void **state)
 	unsetenv("KHSM_TEST_VAR");
 }
 
+/* khsm_run_env: a variable replaced and one added for the child only, the
+ * rest of the environment passed as it is. */
+static void test_environment_changed(void **state)
+{
+	(void)state;
+	setenv("KHSM_TEST_VAR", "parent", 1);
+	setenv("KHSM_TEST_KEEP", "kept", 1);
+	const char *argv[] = { "/bin/sh", "-c",
+	                       "printf '%s %s %s %s' \"$KHSM_TEST_VAR\" \"$KHSM_TEST_NEW\" \"$KHSM_TEST_KEEP\" "
+	                       "\"$(env | grep -c '^KHSM_TEST_VAR=')\"", NULL };
+	const char *add[] = { "KHSM_TEST_VAR=child", "KHSM_TEST_NEW=new", NULL };
+	khsm_run_t res = { 0 };
+	assert_int_equal(khsm_run_env(argv, NULL, add, &res), KHSM_EOK);
+	assert_string_equal(res.out, "child new kept 1");
+	khsm_run_clear(&res);
+	assert_string_equal(getenv("KHSM_TEST_VAR"), "parent");
+	assert_null(getenv("KHSM_TEST_NEW"));
+	unsetenv("KHSM_TEST_VAR");
+	unsetenv("KHSM_TEST_KEEP");
+}
+
 static void test_tool_path(void **state)
 {
 	(void)state;
@@ -223,6 +244,7 @@ int main(void)
 		cmocka_unit_test(test_stdin_not_read),
 		cmocka_unit_test(test_missing_binary),
 		cmocka_unit_test(test_environment_passed),
+		cmocka_unit_test(test_environment_changed),
 		cmocka_unit_test(test_tool_path),
 		cmocka_unit_test(test_no_descriptor_inherited),
 		cmocka_unit_test(test_keep_descriptors),
