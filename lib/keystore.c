@@ -344,8 +344,9 @@ _public_
 const char *khsm_login_hold_address(khsm_login_hold_t *hold, const char *config)
 {
 	_cleanup_free_ char *uri = NULL, *module = NULL;
-	if (!hold || !config || khsm_uri_split_config(config, &uri, &module) != KHSM_EOK ||
-	    khsm_remote_is_client(module)) {
+	/* without p11-kit-client.so (package p11-kit-modules) keymgr cannot be served */
+	if (!hold || !config || access(khsm_remote_client_module(), R_OK) != 0 ||
+	    khsm_uri_split_config(config, &uri, &module) != KHSM_EOK || khsm_remote_is_client(module)) {
 		if (uri) explicit_bzero(uri, strlen(uri));
 		return NULL;
 	}

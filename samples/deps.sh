@@ -6,7 +6,8 @@
 KHSM_BUILD_PKGS="meson ninja-build gcc pkg-config libgnutls28-dev libp11-kit-dev libknot-dev libcmocka-dev"
 KHSM_RUN_PKGS="knot knot-dnssecutils knot-dnsutils softhsm2 p11-kit gnutls-bin opensc python3"
 # A card on another host (knot-hsm keystore --remote): p11-kit-client.so on the
-# signer host; the card host runs `p11-kit server` (package p11-kit).
+# signer host; the card host runs `p11-kit server` (package p11-kit). Also what
+# keymgr loads when a run serves it the card with its own login (lib/serve.h).
 KHSM_RUN_PKGS="$KHSM_RUN_PKGS p11-kit-modules"
 KHSM_TEST_PKGS="bind9-dnsutils ldnsutils clang libclang-rt-14-dev"
 # The real card stack tests (tests/integration/test_sc_*.sh): their own pcscd
