@@ -227,6 +227,30 @@ SH
 	chmod +x "$1"
 }
 
+# onboard_conf SHARED PREFIX N: N fresh zones PREFIX1.example ... ($ZONES)
+# in $D=$TMP/knot-SHARED: knot.conf with $stanza's keystore, the knot-hsm
+# policy (shared-ksk=SHARED) written and included, no KSK made yet.
+onboard_conf() {
+	ZONES=$(seq -f "$2%g.example" 1 "$3")
+	oc_fqdn=$(for z in $ZONES; do printf '%s. ' "$z"; done)
+	D=$TMP/knot-$1
+	mkdir -p "$D/run" "$D/zones" "$D/keys"
+	# shellcheck disable=SC2086
+	zone_files "$D/zones" 60 $ZONES
+	oc_conf() {
+		# shellcheck disable=SC2086
+		knot_conf "$D/knot.conf" rundir="$D/run" storage="$D" kasp="$D/keys" include="$2" \
+			template="    storage: $D/zones
+    file: %s.zone
+$1" $oc_fqdn
+	}
+	oc_conf "" ""
+	# shellcheck disable=SC2086
+	run 0 "$KNOT_HSM" -c "$D/knot.conf" $ZONES policy shared-ksk="$1" --write "$D/knot-hsm.conf"
+	oc_conf "    dnssec-signing: on
+    dnssec-policy: knot-hsm" "$D/knot-hsm.conf"
+}
+
 # zone_files DIR TTL ZONE...: DIR/ZONE.zone for each ZONE, the small zone the
 # signing tests serve: SOA (minimum TTL), NS ns1, ns1 A, www A, all with TTL.
 zone_files() {

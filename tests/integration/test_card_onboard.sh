@@ -25,27 +25,10 @@ logins() {
 imports() { grep -c ' import-pkcs11$' "$PIDS" || true; }
 
 run 0 "$KNOT_HSM" keystore --module "$CARDSIM" --token "$CARD_LABEL" --pin-file "$TMP/card.pin" --id card
-STANZA=$OUT
+stanza=$OUT
 
 onboard() { # shared-ksk=yes|no, zone name prefix
-	ZONES=$(seq -f "$2%g.example" 1 $N)
-	FQDN=$(for z in $ZONES; do printf '%s. ' "$z"; done)
-	D=$TMP/knot-$1
-	mkdir -p "$D/run" "$D/zones" "$D/keys"
-	# shellcheck disable=SC2086
-	zone_files "$D/zones" 60 $ZONES
-	conf_write() {
-		# shellcheck disable=SC2086
-		knot_conf "$D/knot.conf" stanza="$STANZA" rundir="$D/run" storage="$D" kasp="$D/keys" \
-			include="$2" template="    storage: $D/zones
-    file: %s.zone
-$1" $FQDN
-	}
-	conf_write "" ""
-	# shellcheck disable=SC2086
-	run 0 "$KNOT_HSM" -c "$D/knot.conf" $ZONES policy shared-ksk=$1 --write "$D/knot-hsm.conf"
-	conf_write "    dnssec-signing: on
-    dnssec-policy: knot-hsm" "$D/knot-hsm.conf"
+	onboard_conf "$1" "$2" $N
 	: > "$PIDS"; : > "$COUNTER"
 	# shellcheck disable=SC2086
 	KHSM_KEYMGR=$TMP/keymgr run 0 "$KNOT_HSM" -c "$D/knot.conf" $ZONES ceremony until=+30d generate-ksk=yes

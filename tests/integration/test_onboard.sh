@@ -14,23 +14,7 @@ REC=$TMP/runs.rec
 keymgr_wrapper "$TMP/keymgr" "echo \"\$sub \$(grep -c 'domain:' \"\$conf\")\" >> '$REC'"
 
 onboard() { # shared-ksk=yes|no, zone name prefix (one card for both runs)
-	ZONES=$(seq -f "$2%g.example" 1 $N)
-	FQDN=$(for z in $ZONES; do printf '%s. ' "$z"; done)
-	D=$TMP/knot-$1
-	mkdir -p "$D/run" "$D/zones" "$D/keys"
-	zone_files "$D/zones" 60 $ZONES
-	conf_write() {
-		# shellcheck disable=SC2086
-		knot_conf "$D/knot.conf" rundir="$D/run" storage="$D" kasp="$D/keys" include="$2" \
-			template="    storage: $D/zones
-    file: %s.zone
-$1" $FQDN
-	}
-	conf_write "" ""
-	# shellcheck disable=SC2086
-	run 0 "$KNOT_HSM" -c "$D/knot.conf" $ZONES policy shared-ksk=$1 --write "$D/knot-hsm.conf"
-	conf_write "    dnssec-signing: on
-    dnssec-policy: knot-hsm" "$D/knot-hsm.conf"
+	onboard_conf "$1" "$2" $N
 	: > "$REC"
 	# shellcheck disable=SC2086
 	KHSM_KEYMGR=$TMP/keymgr run 0 "$KNOT_HSM" -c "$D/knot.conf" $ZONES ceremony until=+30d generate-ksk=yes
