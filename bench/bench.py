@@ -5,7 +5,7 @@ Every figure in doc/benchmarks.rst comes from one run of this script on one
 machine; ratios are measured side by side in that run. Results of every
 repetition go to RESULTS (TSV) in the work directory; the report shows
 median, min and max."""
-import argparse, os, platform, re, shutil, signal, socket, statistics, subprocess, sys, tempfile, time
+import argparse, os, platform, re, shutil, signal, socket, statistics, subprocess, sys, tempfile, threading, time
 
 CARD_SIGN_MS = 170       # Nitrokey HSM 2: ECDSA P-256 signature
 CARD_LOGIN_MS = 100      # cardsim default login latency
@@ -38,10 +38,24 @@ class Bench:
             f.write(f"{bench}\t{case}\t{metric}\t{value}\n")
 
     def run(self, cmd, env=None, check=True, input=None):
+        """Run cmd; self.last_rss_mb is then its peak RSS (wait4: the largest of
+        the process and the children it waited for, such as keymgr)."""
         e = dict(os.environ); e.update(env or {})
         t0 = time.monotonic()
-        p = subprocess.run(cmd, env=e, input=input, capture_output=True, text=True)
+        p = subprocess.Popen(cmd, env=e, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+        got = {}
+        readers = [threading.Thread(target=lambda k, f: got.__setitem__(k, f.read()), args=(k, f))
+                   for k, f in (("out", p.stdout), ("err", p.stderr))]
+        for t in readers: t.start()
+        if input: p.stdin.write(input)
+        p.stdin.close()
+        for t in readers: t.join()
+        _, status, ru = os.wait4(p.pid, 0)
+        p.returncode = os.waitstatus_to_exitcode(status)
+        p.stdout, p.stderr = got["out"], got["err"]
         dt = time.monotonic() - t0
+        self.last_rss_mb = ru.ru_maxrss / 1024
         if check and (p.returncode != 0 or re.search(r"^error:", p.stdout + p.stderr, re.M)):
             raise RuntimeError(f"{' '.join(cmd)} -> {p.returncode}\n{p.stdout[-2000:]}\n{p.stderr[-2000:]}")
         return dt, p.stdout
@@ -176,6 +190,8 @@ class Bench:
             self.add("ceremony", case, "ratio", wall / bound)
             self.add("ceremony", case, "signatures", sigs)
             self.add("ceremony", case, "logins", logins)
+            self.add("ceremony", case, "per_zone_s", wall / n)
+            self.add("ceremony", case, "rss_mb", self.last_rss_mb)
         if signer == "card":
             self.monitoring(d, env, zones, scale)
         shutil.rmtree(d + ".snap", ignore_errors=True); shutil.rmtree(d, ignore_errors=True)
