@@ -245,9 +245,10 @@ static int enroll_each(cli_t *cli, enroll_zone_fn zone_fn)
 	khsm_kasp_keep_t *keep = cli->kasp_keep ? cli->kasp_keep : cli->zone_count > 1 ? &own : NULL;
 	const char *path = zone_conf_path(cli);
 	bool cut = cli->zone_count > 1 && khsm_zoneconf_use(path) == KHSM_EOK;
-	/* one login per card for the zones, not one each */
+	/* one login per card for the zones, not one each, and keymgr
+	 * import-pkcs11 served with it (lib/serve.h) */
 	khsm_login_hold_t *hold = NULL;
-	if (cli->zone_count > 1 && !cli->login_hold && khsm_login_hold_new(&hold) == KHSM_EOK) {
+	if (!cli->login_hold && khsm_login_hold_new(&hold) == KHSM_EOK) {
 		cli->login_hold = hold;
 	}
 	khsm_err_clear();
