@@ -14,11 +14,13 @@
 #include "remote.h"
 #include "error.h"
 #include "files.h"
+#include "handoff.h"
 #include "internal.h"
 #include "kasp.h"
 #include "policy.h"
 #include "knot.h"
 #include "run.h"
+#include "serve.h"
 #include "token.h"
 #include "uri.h"
 
@@ -120,46 +122,44 @@ static int kasp_lists(const khsm_conf_t *conf, const char *zone, const char *id_
 	return r;
 }
 
-/* keymgr import-pkcs11 (or share, when another zone already has the key),
- * then confirm with keymgr list. */
 /* Knot 3.2-3.4 (one keystore per policy): keymgr import-pkcs11 looks for
  * the key in the zone policy's keystore only ("not exists" for a key on
  * another card). A key on another keystore is registered through a private
  * copy of the essentials: the same KASP, that keystore, a policy naming it,
- * the zone. KASP entries of these versions name no keystore. NULL path when
- * the policy's own keystore holds the key. \param[out] path_ptr, dir_ptr */
-static int import_conf(const khsm_conf_t *conf, const khsm_zone_t *kz, const char *served,
-                       char **path_ptr, char **dir_ptr)
+ * the zone. KASP entries of these versions name no keystore. The same copy
+ * serves a card this run serves (serve.h): its keystore is then the token
+ * through p11-kit's client, without pin-value or pin-source, so that keymgr
+ * never logs in itself (a login lost means a failed import, not a second
+ * PIN try). The copy is a handoff (a memfd, never a file left on disk).
+ * NULL *h_ptr when the zone's own configuration does. */
+static int import_conf(const khsm_conf_t *conf, const khsm_zone_t *kz, bool served,
+                       khsm_handoff_t **h_ptr)
 {
-	*path_ptr = NULL;
-	*dir_ptr = NULL;
+	*h_ptr = NULL;
 	const khsm_conf_policy_t *p = kz->policy;
 	if (!p || p->keystore_count != 1 || !kz->keystore ||
 	    (!served && strcmp(p->keystores[0], kz->keystore->id) == 0)) {
 		return KHSM_EOK;
 	}
-	/* served: the same token through p11-kit's client (serve.h) */
-	_cleanup_free_ char *uri = NULL, *module = NULL, *config = NULL;
-	if (served && (khsm_uri_split_config(kz->keystore->config, &uri, &module) != KHSM_EOK ||
-	               asprintf(&config, "%s %s", uri, khsm_remote_client_module()) < 0)) {
+	char *config = NULL, *text = NULL, *alg = NULL;
+	int r = KHSM_EOK;
+	if (served) {
+		_cleanup_free_ char *uri = NULL, *module = NULL, *token_uri = NULL;
+		khsm_uri_t attrs = { 0 };
+		r = khsm_uri_split_config(kz->keystore->config, &uri, &module);
+		if (r == KHSM_EOK) r = khsm_uri_parse(uri, &attrs);
+		if (r == KHSM_EOK) r = khsm_uri_format(&attrs, &token_uri);   /* no PIN attribute */
+		if (r == KHSM_EOK) {
+			r = khsm_uri_keystore_config(token_uri, NULL, NULL, khsm_remote_client_module(), &config);
+		}
+		khsm_uri_clear(&attrs);
 		if (uri) explicit_bzero(uri, strlen(uri));
-		return KHSM_ENOMEM;
+		if (r != KHSM_EOK) {
+			return r;
+		}
 	}
-	if (uri) explicit_bzero(uri, strlen(uri));
-	const char *tmp = getenv("TMPDIR");
-	char *dir = NULL, *path = NULL, *text = NULL;
-	if (asprintf(&dir, "%s/knot-hsm-import.XXXXXX", tmp && *tmp ? tmp : "/tmp") < 0) {
-		return KHSM_ENOMEM;
-	}
-	if (!mkdtemp(dir)) {
-		khsm_err_detail("cannot create a temporary directory: %s", strerror(errno));
-		free(dir);
-		return KHSM_EIO;
-	}
-	int r = KHSM_ENOMEM;
-	char *alg = NULL;
+	r = KHSM_ENOMEM;
 	if ((!p->algorithm || asprintf(&alg, "    algorithm: %s\n", p->algorithm) >= 0) &&
-	    asprintf(&path, "%s/import.conf", dir) >= 0 &&
 	    asprintf(&text, "database:\n    kasp-db: \"%s\"\n"
 	                    "keystore:\n  - id: %s\n    backend: pkcs11\n    config: \"%s\"\n"
 	                    "policy:\n  - id: knot-hsm-import\n    keystore: %s\n    manual: on\n%s%s"
@@ -167,35 +167,19 @@ static int import_conf(const khsm_conf_t *conf, const khsm_zone_t *kz, const cha
 	             khsm_conf_kasp_db(conf), kz->keystore->id, config ? config : kz->keystore->config,
 	             kz->keystore->id, p->offline_ksk ? "    offline-ksk: on\n" : "",
 	             alg ? alg : "", kz->name) >= 0) {
-		r = KHSM_EOK;
-	}
-	free(alg);
-	if (r == KHSM_EOK) {
-		r = khsm_file_write_atomic(path, text, strlen(text), 0600, 0);
+		r = khsm_handoff_new(getenv("TMPDIR"), "import.conf", text, strlen(text), h_ptr);
+	} else {
+		text = NULL;
 	}
 	if (text) explicit_bzero(text, strlen(text));   /* a config may hold a pin-value */
 	free(text);
-	if (config) explicit_bzero(config, strlen(config));
-	if (r != KHSM_EOK) {
-		if (path) unlink(path);
-		rmdir(dir);
-		free(path);
-		free(dir);
-		return r;
-	}
-	*path_ptr = path;
-	*dir_ptr = dir;
-	return KHSM_EOK;
+	free(alg);
+	free(config);
+	return r;
 }
 
-static void import_conf_remove(char *path, char *dir)
-{
-	if (path) unlink(path);
-	if (dir) rmdir(dir);
-	free(path);
-	free(dir);
-}
-
+/* keymgr import-pkcs11 (or share, when another zone already has the key),
+ * then confirm with keymgr list. */
 static int register_key(const khsm_conf_t *conf, const khsm_kasp_index_t *kasp, const khsm_zone_t *kz,
                         const khsm_enroll_t *req, const khsm_enrolled_t *out)
 {
@@ -213,22 +197,28 @@ static int register_key(const khsm_conf_t *conf, const khsm_kasp_index_t *kasp, 
 		import_args[n++] = timers[i];
 	}
 	const char *share_args[] = { zone, "share", id_hex, other ? other->zone : "", NULL };
-	char *tmp_conf = NULL, *tmp_dir = NULL;
 	/* import-pkcs11 loads the private key: through the card this run serves
 	 * with its kept login (serve.h), it costs no login of keymgr's own */
-	const char *served = other ? NULL : khsm_login_hold_address(req->login_hold, kz->keystore->config);
-	int r = other ? KHSM_EOK : import_conf(conf, kz, served, &tmp_conf, &tmp_dir);
+	khsm_serve_t *serve = NULL;
+	khsm_handoff_t *tmp_conf = NULL;
 	_cleanup_free_ char *env = NULL;
-	if (r == KHSM_EOK && served && tmp_conf && asprintf(&env, "%s=%s", KHSM_REMOTE_ENV, served) < 0) {
+	int r = other ? KHSM_EOK : khsm_login_hold_serve(req->login_hold, kz->keystore->config, &serve);
+	if (r == KHSM_EOK && !other) r = import_conf(conf, kz, serve != NULL, &tmp_conf);
+	if (serve && !tmp_conf) {   /* no copy to point at the client (several keystores) */
+		khsm_serve_stop(serve);
+		serve = NULL;
+	}
+	if (r == KHSM_EOK && serve && asprintf(&env, "%s=%s", KHSM_REMOTE_ENV, khsm_serve_address(serve)) < 0) {
 		env = NULL;
 		r = KHSM_ENOMEM;
 	}
 	const char *env_add[] = { env, NULL };
 	if (r == KHSM_EOK) {
-		r = khsm_keymgr_card_env(tmp_conf ? tmp_conf : khsm_conf_path(conf),
+		r = khsm_keymgr_card_env(tmp_conf ? khsm_handoff_path(tmp_conf) : khsm_conf_path(conf),
 		                         other ? share_args : import_args, env ? env_add : NULL, &res);
 	}
-	import_conf_remove(tmp_conf, tmp_dir);
+	khsm_serve_stop(serve);
+	khsm_handoff_free(tmp_conf);
 	khsm_run_clear(&res);
 	if (r != KHSM_EOK) {
 		return r;

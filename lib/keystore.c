@@ -274,14 +274,12 @@ struct khsm_login_hold {
 		CK_SESSION_HANDLE session;
 		char *uri;              /* the keystore's, to match a config (may hold a pin-value) */
 		char *module;
-		khsm_serve_t *serve;    /* started by khsm_login_hold_address() */
 	} *items;
 	size_t count;
 };
 
 static void held_clear(struct held *h)
 {
-	khsm_serve_stop(h->serve);   /* its clients' sessions end before the hold's */
 	h->mod->C_CloseSession(h->session);
 	if (h->uri) explicit_bzero(h->uri, strlen(h->uri));
 	free(h->uri);
@@ -327,6 +325,7 @@ int khsm_login_hold_keep(khsm_login_hold_t *hold, const khsm_keystore_t *ks)
 	h = &hold->items[hold->count];
 	*h = (struct held){ .mod = ks->mod, .slot = ks->slot };
 	if (!(h->uri = strdup(ks->uri)) || !(h->module = strdup(ks->module))) {
+		if (h->uri) explicit_bzero(h->uri, strlen(h->uri));
 		free(h->uri);
 		return KHSM_ENOMEM;
 	}
@@ -341,14 +340,18 @@ int khsm_login_hold_keep(khsm_login_hold_t *hold, const khsm_keystore_t *ks)
 }
 
 _public_
-const char *khsm_login_hold_address(khsm_login_hold_t *hold, const char *config)
+int khsm_login_hold_serve(khsm_login_hold_t *hold, const char *config, khsm_serve_t **serve_ptr)
 {
+	if (!serve_ptr) {
+		return KHSM_EINVAL;
+	}
+	*serve_ptr = NULL;
 	_cleanup_free_ char *uri = NULL, *module = NULL;
 	/* without p11-kit-client.so (package p11-kit-modules) keymgr cannot be served */
 	if (!hold || !config || access(khsm_remote_client_module(), R_OK) != 0 ||
 	    khsm_uri_split_config(config, &uri, &module) != KHSM_EOK || khsm_remote_is_client(module)) {
 		if (uri) explicit_bzero(uri, strlen(uri));
-		return NULL;
+		return KHSM_EOK;
 	}
 	struct held *h = NULL;
 	for (size_t i = 0; i < hold->count && !h; i++) {
@@ -360,14 +363,13 @@ const char *khsm_login_hold_address(khsm_login_hold_t *hold, const char *config)
 	CK_SESSION_INFO si;
 	if (!h || h->mod->C_GetSessionInfo(h->session, &si) != CKR_OK ||
 	    (si.state != CKS_RO_USER_FUNCTIONS && si.state != CKS_RW_USER_FUNCTIONS)) {
-		return NULL;   /* no login kept: keymgr logs in on its own, as before */
+		return KHSM_EOK;   /* no login kept: keymgr logs in on its own, as before */
 	}
-	if (!h->serve && khsm_serve_start(h->module, &h->serve) != KHSM_EOK) {
-		khsm_err_clear();
-		h->serve = NULL;
-		return NULL;
+	if (khsm_serve_start(h->module, serve_ptr) != KHSM_EOK) {
+		khsm_err_clear();   /* not served: keymgr logs in on its own */
+		*serve_ptr = NULL;
 	}
-	return khsm_serve_address(h->serve);
+	return KHSM_EOK;
 }
 
 _public_

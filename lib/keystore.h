@@ -8,6 +8,7 @@
 #include <libdnssec/keystore.h>
 
 #include "pin.h"
+#include "serve.h"
 
 typedef struct khsm_keystore khsm_keystore_t;
 
@@ -27,15 +28,16 @@ int khsm_login_hold_new(khsm_login_hold_t **hold_ptr);
  *  keystore logs in as before. NULL hold: nothing. */
 int khsm_login_hold_keep(khsm_login_hold_t *hold, const khsm_keystore_t *ks);
 
-/** The address (P11_KIT_SERVER_ADDRESS) at which this process serves the
- *  card of config with its kept login (serve.h), started at the first call;
- *  NULL when the hold keeps no login for config (or it was lost), when the
- *  module is p11-kit's client already, or when serving fails: keymgr then
- *  uses the card on its own, with a login of its own. */
-const char *khsm_login_hold_address(khsm_login_hold_t *hold, const char *config);
+/** For one keymgr run that loads a private key of config's card: the card
+ *  served with the hold's kept login (serve.h), for the run to reach through
+ *  p11-kit-client.so with P11_KIT_SERVER_ADDRESS=khsm_serve_address(). NULL
+ *  *serve_ptr (and KHSM_EOK) when the hold keeps no login for config (or it
+ *  was lost), when the module is p11-kit's client already or the client is
+ *  not installed, or when serving fails: keymgr then uses the card on its
+ *  own, with a login of its own. \param[out] serve_ptr  khsm_serve_stop(). */
+int khsm_login_hold_serve(khsm_login_hold_t *hold, const char *config, khsm_serve_t **serve_ptr);
 
-/** Stop serving, close the hold's sessions (the card logs out once no other
- *  is open). */
+/** Close the hold's sessions (the card logs out once no other is open). */
 void khsm_login_hold_free(khsm_login_hold_t *hold);
 
 /** Open "<token-uri> <module-path>" with libdnssec. Explains the misleading

@@ -268,7 +268,8 @@ static int keymgr_env(const char *conf_path, const char *const args[], const cha
 			khsm_run_clear(&out);
 			return KHSM_ECONFIG;
 		}
-		if (err && strstr(err, "PKCS #11") && some_keystore(conf_path, remote_fails)) {
+		/* a card this run serves (env_add) is not a card host out of reach */
+		if (err && strstr(err, "PKCS #11") && !env_add && some_keystore(conf_path, remote_fails)) {
 			khsm_err_prefix("keymgr reports %s: ", err);
 			khsm_run_clear(&out);
 			return KHSM_EREMOVED;

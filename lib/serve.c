@@ -26,13 +26,14 @@ struct khsm_serve {
 	int stop[2];
 	pthread_t acceptor;
 	bool accepting;
-	pthread_t *conns;       /* connection threads, joined at stop */
+	struct conn *conns;     /* joined, their sockets shut down, at stop */
 	size_t n_conns;
 };
 
 struct conn {
 	const char *module;
-	int fd;
+	int fd;                 /* closed by khsm_serve_stop(), after the thread ended */
+	pthread_t thread;
 };
 
 /* Signals are the main thread's (its handlers clean up); a write to a
@@ -44,6 +45,7 @@ static void block_signals(void)
 	pthread_sigmask(SIG_BLOCK, &all, NULL);
 }
 
+/* arg: the thread's own copy of its conn, freed here */
 static void *serve_conn(void *arg)
 {
 	struct conn *c = arg;
@@ -56,33 +58,59 @@ static void *serve_conn(void *arg)
 		p11_kit_module_finalize(m);   /* a client that died without C_Finalize */
 		p11_kit_module_release(m);
 	}
-	close(c->fd);
 	free(c);
 	return NULL;
 }
 
-static bool peer_is_us(int fd)
+/* The parent of process pid, from /proc/PID/stat (after the command name,
+ * which may hold spaces and parentheses); -1 when unknown. */
+static pid_t parent_of(pid_t pid)
+{
+	char path[64], buf[512];
+	snprintf(path, sizeof(path), "/proc/%ld/stat", (long)pid);
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : -1;
+	if (n <= 0) {
+		return -1;
+	}
+	buf[n] = '\0';
+	const char *end = strrchr(buf, ')');
+	long ppid = -1;
+	char state;
+	if (!end || sscanf(end + 1, " %c %ld", &state, &ppid) != 2) {
+		return -1;
+	}
+	return (pid_t)ppid;
+}
+
+/* Only a child of this process (the keymgr it runs) gets the logged-in
+ * card: not knotd, nor any other program of the same user. */
+static bool peer_is_child(int fd)
 {
 	struct ucred cred;
 	socklen_t len = sizeof(cred);
-	return getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0 && cred.uid == geteuid();
+	return getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0 && cred.uid == geteuid() &&
+	       cred.pid > 0 && parent_of(cred.pid) == getpid();
 }
 
 /* A thread for the connection, kept to be joined at stop. */
 static int add_conn(khsm_serve_t *s, int fd)
 {
-	pthread_t *more = realloc(s->conns, (s->n_conns + 1) * sizeof(*more));
+	struct conn *more = realloc(s->conns, (s->n_conns + 1) * sizeof(*more));
 	if (!more) {
 		return KHSM_ENOMEM;
 	}
 	s->conns = more;
-	struct conn *c = malloc(sizeof(*c));
-	if (!c) {
+	struct conn *c = &s->conns[s->n_conns];
+	*c = (struct conn){ .module = s->module, .fd = fd };
+	/* the thread gets a copy: conns may move with the next realloc */
+	struct conn *arg = malloc(sizeof(*arg));
+	if (!arg) {
 		return KHSM_ENOMEM;
 	}
-	*c = (struct conn){ .module = s->module, .fd = fd };
-	if (pthread_create(&s->conns[s->n_conns], NULL, serve_conn, c) != 0) {
-		free(c);
+	*arg = *c;
+	if (pthread_create(&c->thread, NULL, serve_conn, arg) != 0) {
+		free(arg);
 		return KHSM_ENOMEM;
 	}
 	s->n_conns++;
@@ -104,13 +132,19 @@ static void *accept_loop(void *arg)
 			break;
 		}
 		int fd = accept4(s->listen_fd, NULL, NULL, SOCK_CLOEXEC);
-		if (fd < 0) {
+		if (fd < 0 && (errno == EINTR || errno == ECONNABORTED)) {
 			continue;
 		}
-		if (!peer_is_us(fd) || add_conn(s, fd) != KHSM_EOK) {
+		if (fd < 0) {
+			break;   /* out of descriptors: no spinning; clients are refused below */
+		}
+		if (!peer_is_child(fd) || add_conn(s, fd) != KHSM_EOK) {
 			close(fd);   /* the client's C_Initialize fails: keymgr says so */
 		}
 	}
+	/* no one waits in the backlog for an acceptor that is gone */
+	close(s->listen_fd);
+	s->listen_fd = -1;
 	return NULL;
 }
 
@@ -188,7 +222,10 @@ void khsm_serve_stop(khsm_serve_t *s)
 		pthread_join(s->acceptor, NULL);
 	}
 	for (size_t i = 0; i < s->n_conns; i++) {
-		pthread_join(s->conns[i], NULL);
+		/* a client still connected (it should have exited) ends now */
+		shutdown(s->conns[i].fd, SHUT_RDWR);
+		pthread_join(s->conns[i].thread, NULL);
+		close(s->conns[i].fd);
 	}
 	if (s->listen_fd >= 0) close(s->listen_fd);
 	if (s->stop[0] >= 0) close(s->stop[0]);

@@ -14,7 +14,7 @@
 card_conf "max_keypairs = 40"
 N=4
 PIDS=$TMP/keymgr.pids
-keymgr_wrapper "$TMP/keymgr" "echo \"\$\$ \$sub\" >> '$PIDS'"
+keymgr_wrapper "$TMP/keymgr" "echo \"\$\$ \$sub\" >> '$PIDS'; [ \"\$sub\" != import-pkcs11 ] || grep 'config:' \"\$conf\" >> '$TMP/configs'"
 
 # logins WHO: successful logins of knot-hsm ("own") or of keymgr ("keymgr")
 logins() {
@@ -31,7 +31,8 @@ onboard() { # shared-ksk=yes|no, zone name prefix
 	onboard_conf "$1" "$2" $N
 	: > "$PIDS"; : > "$COUNTER"
 	# shellcheck disable=SC2086
-	KHSM_KEYMGR=$TMP/keymgr run 0 "$KNOT_HSM" -c "$D/knot.conf" $ZONES ceremony until=+30d generate-ksk=yes
+	mkdir -p "$TMP/t"
+	TMPDIR=$TMP/t KHSM_KEYMGR=$TMP/keymgr run 0 "$KNOT_HSM" -c "$D/knot.conf" $ZONES ceremony until=+30d generate-ksk=yes
 	for z in $ZONES; do contains "$OUT" "$z.: pre-signed " "shared-ksk=$1: $z pre-signed"; done
 	[ "$(count keygen)" -eq "$3" ] || fail "shared-ksk=$1: $(count keygen) key pairs made, want $3"
 	own=$(logins own)
@@ -40,9 +41,17 @@ onboard() { # shared-ksk=yes|no, zone name prefix
 	[ "$(imports)" -eq "$3" ] || fail "shared-ksk=$1: $(imports) keymgr import-pkcs11 runs, want $3"
 	[ "$(logins keymgr)" -eq 0 ] || fail "shared-ksk=$1: keymgr logged in $(logins keymgr) times"
 	pass "shared-ksk=$1: $3 key(s) registered by keymgr import-pkcs11 through the run's login"
-	left=$(find "$TMP" -maxdepth 1 -name 'knot-hsm-serve.*' | wc -l)
-	[ "$left" -eq 0 ] || fail "shared-ksk=$1: $left served-card directories left behind"
-	pass "shared-ksk=$1: the served card's socket is gone after the run"
+	left=$(ls -A "$TMP/t")
+	[ -z "$left" ] || fail "shared-ksk=$1: left behind in TMPDIR: $left"
+	pass "shared-ksk=$1: nothing left in TMPDIR (the served card's socket, the import configurations)"
+	# the served card was there: keymgr's import-pkcs11 read a configuration
+	# naming p11-kit's client (the wrapper records its keystore config)
+	grep -q "p11-kit-client.so" "$TMP/configs" ||
+		fail "shared-ksk=$1: no keymgr run was given p11-kit-client.so"
+	pass "shared-ksk=$1: keymgr import-pkcs11 reached the card through p11-kit's client"
+	! grep -q 'pin-' "$TMP/configs" || fail "shared-ksk=$1: a served keymgr was given a PIN source: $(cat "$TMP/configs")"
+	pass "shared-ksk=$1: the served keymgr has no PIN source (it cannot log in itself)"
+	: > "$TMP/configs"
 }
 onboard yes s 1
 onboard no p $N
