@@ -11,13 +11,13 @@
 #include "cardkey.h"
 #include "dnskey.h"
 #include "enroll.h"
-#include "remote.h"
 #include "error.h"
 #include "files.h"
 #include "handoff.h"
 #include "internal.h"
 #include "kasp.h"
 #include "policy.h"
+#include "remote.h"
 #include "knot.h"
 #include "run.h"
 #include "serve.h"
@@ -132,13 +132,18 @@ static int kasp_lists(const khsm_conf_t *conf, const char *zone, const char *id_
  * never logs in itself (a login lost means a failed import, not a second
  * PIN try). The copy is a handoff (a memfd, never a file left on disk).
  * NULL *h_ptr when the zone's own configuration does. */
+/* Whether such a copy can be made: one keystore in the zone's policy. */
+static bool import_conf_possible(const khsm_zone_t *kz)
+{
+	return kz->policy && kz->policy->keystore_count == 1 && kz->keystore;
+}
+
 static int import_conf(const khsm_conf_t *conf, const khsm_zone_t *kz, bool served,
                        khsm_handoff_t **h_ptr)
 {
 	*h_ptr = NULL;
 	const khsm_conf_policy_t *p = kz->policy;
-	if (!p || p->keystore_count != 1 || !kz->keystore ||
-	    (!served && strcmp(p->keystores[0], kz->keystore->id) == 0)) {
+	if (!import_conf_possible(kz) || (!served && strcmp(p->keystores[0], kz->keystore->id) == 0)) {
 		return KHSM_EOK;
 	}
 	char *config = NULL, *text = NULL, *alg = NULL;
@@ -202,12 +207,10 @@ static int register_key(const khsm_conf_t *conf, const khsm_kasp_index_t *kasp, 
 	khsm_serve_t *serve = NULL;
 	khsm_handoff_t *tmp_conf = NULL;
 	_cleanup_free_ char *env = NULL;
-	int r = other ? KHSM_EOK : khsm_login_hold_serve(req->login_hold, kz->keystore->config, &serve);
+	/* served only through a copy naming the client (not with several keystores) */
+	int r = other || !import_conf_possible(kz) ? KHSM_EOK
+	        : khsm_login_hold_serve(req->login_hold, kz->keystore->config, &serve);
 	if (r == KHSM_EOK && !other) r = import_conf(conf, kz, serve != NULL, &tmp_conf);
-	if (serve && !tmp_conf) {   /* no copy to point at the client (several keystores) */
-		khsm_serve_stop(serve);
-		serve = NULL;
-	}
 	if (r == KHSM_EOK && serve && asprintf(&env, "%s=%s", KHSM_REMOTE_ENV, khsm_serve_address(serve)) < 0) {
 		env = NULL;
 		r = KHSM_ENOMEM;

@@ -267,6 +267,14 @@ static void keeper_ensure(khsm_keystore_t *ks)
 	                                         &ks->keeper) == CKR_OK;
 }
 
+/* Whether session s of mod is open and logged in as the user. */
+static bool session_logged_in(CK_FUNCTION_LIST *mod, CK_SESSION_HANDLE s)
+{
+	CK_SESSION_INFO si;
+	return mod->C_GetSessionInfo(s, &si) == CKR_OK &&
+	       (si.state == CKS_RO_USER_FUNCTIONS || si.state == CKS_RW_USER_FUNCTIONS);
+}
+
 struct khsm_login_hold {
 	struct held {
 		CK_FUNCTION_LIST *mod;
@@ -278,12 +286,17 @@ struct khsm_login_hold {
 	size_t count;
 };
 
-static void held_clear(struct held *h)
+static void held_strings_free(struct held *h)
 {
-	h->mod->C_CloseSession(h->session);
 	if (h->uri) explicit_bzero(h->uri, strlen(h->uri));
 	free(h->uri);
 	free(h->module);
+}
+
+static void held_clear(struct held *h)
+{
+	h->mod->C_CloseSession(h->session);
+	held_strings_free(h);
 }
 
 _public_
@@ -325,14 +338,11 @@ int khsm_login_hold_keep(khsm_login_hold_t *hold, const khsm_keystore_t *ks)
 	h = &hold->items[hold->count];
 	*h = (struct held){ .mod = ks->mod, .slot = ks->slot };
 	if (!(h->uri = strdup(ks->uri)) || !(h->module = strdup(ks->module))) {
-		if (h->uri) explicit_bzero(h->uri, strlen(h->uri));
-		free(h->uri);
+		held_strings_free(h);
 		return KHSM_ENOMEM;
 	}
 	if (ks->mod->C_OpenSession(ks->slot, CKF_SERIAL_SESSION, NULL, NULL, &h->session) != CKR_OK) {
-		explicit_bzero(h->uri, strlen(h->uri));
-		free(h->uri);
-		free(h->module);
+		held_strings_free(h);
 		return KHSM_EOK;
 	}
 	hold->count++;
@@ -360,9 +370,7 @@ int khsm_login_hold_serve(khsm_login_hold_t *hold, const char *config, khsm_serv
 		}
 	}
 	explicit_bzero(uri, strlen(uri));
-	CK_SESSION_INFO si;
-	if (!h || h->mod->C_GetSessionInfo(h->session, &si) != CKR_OK ||
-	    (si.state != CKS_RO_USER_FUNCTIONS && si.state != CKS_RW_USER_FUNCTIONS)) {
+	if (!h || !session_logged_in(h->mod, h->session)) {
 		return KHSM_EOK;   /* no login kept: keymgr logs in on its own, as before */
 	}
 	if (khsm_serve_start(h->module, serve_ptr) != KHSM_EOK) {
@@ -689,11 +697,7 @@ bool khsm_keystore_logged_in(khsm_keystore_t *ks)
 	if (!ks->have_keeper) {
 		return !ks->mod;   /* no keeper: cannot ask; one lost to a removal: logged out */
 	}
-	CK_SESSION_INFO si;
-	if (ks->mod->C_GetSessionInfo(ks->keeper, &si) != CKR_OK) {
-		return false;
-	}
-	return si.state == CKS_RO_USER_FUNCTIONS || si.state == CKS_RW_USER_FUNCTIONS;
+	return session_logged_in(ks->mod, ks->keeper);
 }
 
 _public_
