@@ -464,6 +464,48 @@ static int card_find(card_t *cards, size_t *n, const khsm_conf_keystore_t *ks, s
 	return KHSM_EOK;
 }
 
+/* The KSK side's cds-cdnskey-publish as khsm_cds_t, -1 when the signer does
+ * not reproduce it (delete-dnssec, a CDS digest other than SHA-256). */
+static int ksk_side_cds(const khsm_conf_policy_t *kp)
+{
+	khsm_cds_t cds = KHSM_CDS_ROLLOVER;
+	if (kp->cds_cdnskey_publish && khsm_cds_from_name(kp->cds_cdnskey_publish, &cds) != KHSM_EOK) {
+		khsm_err_clear();
+		return -1;
+	}
+	if (kp->cds_digest_type && strcmp(kp->cds_digest_type, "sha256") != 0) return -1;
+	return (int)cds;
+}
+
+/* The KSK side's other cards, for the signer of card: a KSK of a rollover
+ * from card to card is on one of them (skr_sign.h). Each card once; a card
+ * with no key to sign is never opened. */
+static int add_other_cards(const khsm_conf_t *kconf, card_t *card)
+{
+	char **seen = calloc(khsm_conf_keystore_count(kconf) + 1, sizeof(*seen));
+	size_t nseen = 0;
+	int r = seen ? KHSM_EOK : KHSM_ENOMEM;
+	for (size_t i = 0; i < khsm_conf_keystore_count(kconf) && r == KHSM_EOK; i++) {
+		const khsm_conf_keystore_t *ks = khsm_conf_keystore_at(kconf, i);
+		char *name = NULL;
+		if (!khsm_conf_keystore_is_pkcs11(ks) || !ks->config ||
+		    khsm_uri_card_name(ks->config, true, &name) != KHSM_EOK) {
+			continue;   /* not a card, or none knot-hsm can tell apart */
+		}
+		bool known = strcmp(name, card->name) == 0;
+		for (size_t j = 0; j < nseen && !known; j++) known = strcmp(seen[j], name) == 0;
+		if (known) {
+			free(name);
+			continue;
+		}
+		seen[nseen++] = name;
+		r = khsm_skr_signer_add_card(card->signer, ks->config);
+	}
+	for (size_t j = 0; j < nseen; j++) free(seen[j]);
+	free(seen);
+	return r;
+}
+
 /* Several cards: each keystore names its own PIN (pin-source), as one PIN
  * read by knot-hsm cannot be right for two cards. */
 static int card_has_pin_source(const card_t *card)
@@ -653,6 +695,7 @@ static int run_zones(cli_t *cli, const kv_t *kv)
 	 * lock (lib/retry.h), so the cards sign at the same time. */
 	for (size_t k = 0; k < ncards && rc == CLI_OK; k++) {
 		int64_t lifetime = 0, refresh = 0;
+		int cds = -1;
 		size_t first = 0;
 		while (card_of[first] != k) first++;
 		const khsm_conf_zone_t *kz0 = khsm_conf_zone_find(kconf, zones[first]);
@@ -660,14 +703,18 @@ static int run_zones(cli_t *cli, const kv_t *kv)
 		if (use_card && kz0 && khsm_conf_zone_policy(kconf, kz0, &kp) == KHSM_EOK && kp) {
 			if (!kp->rrsig_lifetime || khsm_duration_parse(kp->rrsig_lifetime, &lifetime) != KHSM_EOK) lifetime = 0;
 			if (!kp->rrsig_refresh || khsm_duration_parse(kp->rrsig_refresh, &refresh) != KHSM_EOK) refresh = 0;
+			cds = ksk_side_cds(kp);
 		}
 		if (use_card && (r = khsm_skr_signer_open(cards[k].config, &cards[k].signer)) != KHSM_EOK) {
 			rc = cli_error(r, "card keystore %s", cards[k].ks->id);
 		}
+		if (use_card && rc == CLI_OK && (r = add_other_cards(kconf, &cards[k])) != KHSM_EOK) {
+			rc = cli_error(r, "KSK side %s", ksk_path);
+		}
 		cards[k].c = (khsm_ceremony_t) {
 			.zsk_conf = khsm_conf_path(zconf), .ksk_conf = use_conf, .archive_dir = archive,
 			.now = now, .until = now + span, .signer = cards[k].signer, .rrsig_lifetime = lifetime,
-			.rrsig_refresh = refresh, .cds_default = strstr(ksk_text, "cds-cdnskey-publish") == NULL,
+			.rrsig_refresh = refresh, .cds = cds,
 			.ksk_display = ksk_path, .card_config = cards[k].config, .force = cli->force,
 			.card_lock = several ? cards[k].name : NULL,
 		};

@@ -167,7 +167,8 @@ int cmd_policy(cli_t *cli)
 	              { "rrsig-refresh", NULL }, { "dnskey-ttl", NULL }, { "zone-max-ttl", NULL },
 	              { "propagation-delay", NULL }, { "algorithm", NULL }, { "shared-ksk", NULL },
 	              { "keystore", NULL }, { "ksk-conf", NULL }, { "ksk-kasp-db", NULL },
-	              { "guard", NULL }, { "remove", NULL }, { "key-slots", NULL }, { NULL, NULL } };
+	              { "guard", NULL }, { "remove", NULL }, { "key-slots", NULL }, { "cds", NULL },
+	              { NULL, NULL } };
 	int rc = kv_parse(cli, kv);
 	if (rc != CLI_OK) return rc;
 

@@ -43,7 +43,7 @@ static void ceremony_hint(const roll_run_t *rr, const char *zone)
 }
 
 /* Print what a run did and what waits. */
-static void print_result(const roll_run_t *rr, const char *zone, const khsm_roll_result_t *res)
+static void print_step(const roll_run_t *rr, const char *zone, const khsm_roll_result_t *res)
 {
 	char a[32], b[32];
 	khsm_time_iso(res->since, a, sizeof(a));
@@ -125,6 +125,16 @@ static void print_result(const roll_run_t *rr, const char *zone, const khsm_roll
 		break;
 	case KHSM_ROLL_IDLE:
 		break;
+	}
+}
+
+static void print_result(const roll_run_t *rr, const char *zone, const khsm_roll_result_t *res)
+{
+	print_step(rr, zone, res);
+	if (res->policy_keystore[0]) {
+		printf("%s: the KSK side's policy in %s now names keystore %s, the new KSK's card: "
+		       "ceremonies log in to it, and to the old card only while the old KSK signs\n",
+		       zone, khsm_conf_path(rr->kconf), res->policy_keystore);
 	}
 }
 

@@ -308,7 +308,7 @@ int khsm_ceremony_sign(const khsm_ceremony_t *c, khsm_ceremony_prep_t *p)
 	if (c->signer) {
 		khsm_skr_request_t req = {
 			.zone = p->zone, .rrsig_lifetime = c->rrsig_lifetime, .rrsig_refresh = c->rrsig_refresh,
-			.cds_default = c->cds_default, .keys = p->keys, .key_count = p->key_count,
+			.cds = c->cds, .keys = p->keys, .key_count = p->key_count,
 		};
 		khsm_err_clear();
 		r = khsm_skr_sign(c->signer, &req, p->ksr_text, &p->skr_text, &p->res.signatures);

@@ -40,7 +40,8 @@ typedef struct {
 	khsm_skr_signer_t *signer; /* NULL: keymgr sign-ksr per zone (a login each) */
 	int64_t rrsig_lifetime;    /* KSK-side policy, for the signer; 0: unknown */
 	int64_t rrsig_refresh;
-	bool cds_default;          /* KSK side leaves cds-cdnskey-publish at its default */
+	int cds;                   /* the KSK side's cds-cdnskey-publish (khsm_cds_t), -1: one
+	                              the signer does not reproduce */
 	const char *ksk_display;   /* KSK-side path named in messages (NULL: ksk_conf) */
 	const char *card_config;   /* card keystore config: knot-hsm logs in with it once
 	                              before keymgr sign-ksr does (signer NULL), and tells a

@@ -109,6 +109,14 @@ static void add_duration(sb_t *sb, const char *key, int64_t secs)
 	sb_add(sb, "    %s: %s\n", key, d);
 }
 
+/* Knot's default (rollover) is left unwritten. */
+static void add_cds(sb_t *sb, const khsm_policy_t *p)
+{
+	if (p->cds != KHSM_CDS_ROLLOVER) {
+		sb_add(sb, "    cds-cdnskey-publish: %s\n", khsm_cds_name(p->cds));
+	}
+}
+
 static int check_render_input(const khsm_policy_t *p, const khsm_render_t *in, bool need_card)
 {
 	if (!p || !in || (in->zone_count && !in->zones)) {
@@ -254,6 +262,7 @@ int khsm_confgen_policy_main(const khsm_policy_t *p, const khsm_render_t *in, ch
 	if (khsm_policy_pre_refresh(p) > 0) {
 		add_duration(&sb, "rrsig-pre-refresh", khsm_policy_pre_refresh(p));
 	}
+	add_cds(&sb, p);
 	return sb_finish(&sb, text_ptr);
 }
 
@@ -308,6 +317,8 @@ int khsm_confgen_policy_ksk(const khsm_policy_t *p, const khsm_render_t *in, cha
 	if (khsm_policy_pre_refresh(p) > 0) {
 		add_duration(&sb, "rrsig-pre-refresh", khsm_policy_pre_refresh(p));
 	}
+	/* offline the KSK side's signer makes the CDS and CDNSKEY (the SKR) */
+	add_cds(&sb, p);
 	sb_add(&sb, "zone:\n");
 	for (size_t i = 0; i < in->zone_count; i++) {
 		sb_add(&sb, "  - domain: %s\n"

@@ -81,6 +81,8 @@ static void policy_clear(khsm_conf_policy_t *p)
 	free(p->dnskey_ttl);
 	free(p->zone_max_ttl);
 	free(p->propagation_delay);
+	free(p->cds_cdnskey_publish);
+	free(p->cds_digest_type);
 }
 
 _public_
@@ -251,6 +253,8 @@ static int policy_item(khsm_conf_policy_t *p, const char *key, const char *val, 
 		{ "dnskey-ttl", offsetof(khsm_conf_policy_t, dnskey_ttl) },
 		{ "zone-max-ttl", offsetof(khsm_conf_policy_t, zone_max_ttl) },
 		{ "propagation-delay", offsetof(khsm_conf_policy_t, propagation_delay) },
+		{ "cds-cdnskey-publish", offsetof(khsm_conf_policy_t, cds_cdnskey_publish) },
+		{ "cds-digest-type", offsetof(khsm_conf_policy_t, cds_digest_type) },
 	};
 	static const struct { const char *name; size_t off; } BOOLS[] = {
 		{ "manual", offsetof(khsm_conf_policy_t, manual) },

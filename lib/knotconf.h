@@ -27,6 +27,7 @@ typedef struct {
 	char *algorithm;
 	char *ksk_lifetime, *zsk_lifetime, *rrsig_lifetime, *rrsig_refresh;
 	char *dnskey_ttl, *zone_max_ttl, *propagation_delay;
+	char *cds_cdnskey_publish, *cds_digest_type;
 } khsm_conf_policy_t;
 
 /* A zone as written; template values are applied by the khsm_conf_zone_*()

@@ -200,6 +200,30 @@ static int64_t conf_secs(const char *text, int64_t fallback)
 	return fallback;
 }
 
+static const char *const CDS_NAMES[] = {
+	[KHSM_CDS_ROLLOVER] = "rollover", [KHSM_CDS_NONE] = "none",
+	[KHSM_CDS_ALWAYS] = "always", [KHSM_CDS_DOUBLE_DS] = "double-ds",
+};
+
+_public_
+int khsm_cds_from_name(const char *name, khsm_cds_t *cds_ptr)
+{
+	for (size_t i = 0; name && cds_ptr && i < KHSM_ARRAY_SIZE(CDS_NAMES); i++) {
+		if (strcmp(name, CDS_NAMES[i]) == 0) {
+			*cds_ptr = (khsm_cds_t)i;
+			return KHSM_EOK;
+		}
+	}
+	khsm_err_detail("cds= takes rollover, none, always or double-ds, not '%s'", name ? name : "");
+	return KHSM_EINVAL;
+}
+
+_public_
+const char *khsm_cds_name(khsm_cds_t cds)
+{
+	return (size_t)cds < KHSM_ARRAY_SIZE(CDS_NAMES) ? CDS_NAMES[cds] : "rollover";
+}
+
 _public_
 void khsm_policy_from_conf(const khsm_conf_policy_t *cp, khsm_policy_t *policy)
 {
@@ -225,6 +249,7 @@ void khsm_policy_from_conf(const khsm_conf_policy_t *cp, khsm_policy_t *policy)
 	if (cp->algorithm && khsm_algorithm_from_name(cp->algorithm, &alg) == KHSM_EOK) {
 		policy->algorithm = alg;
 	}
+	if (cp->cds_cdnskey_publish) (void)khsm_cds_from_name(cp->cds_cdnskey_publish, &policy->cds);
 	khsm_err_clear();
 }
 
@@ -282,6 +307,9 @@ int khsm_policy_set(khsm_policy_t *policy, const char *key, const char *value)
 			return KHSM_EINVAL;
 		}
 		return KHSM_EOK;
+	}
+	if (strcmp(key, "cds") == 0) {
+		return khsm_cds_from_name(value, &policy->cds);
 	}
 	khsm_err_detail("unknown policy option '%s'", key);
 	return KHSM_ENOENT;

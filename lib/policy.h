@@ -38,6 +38,23 @@ typedef enum {
 	KHSM_MODE_ONLINE,
 } khsm_mode_t;
 
+/* Knot's cds-cdnskey-publish: which KSKs the zone's CDS and CDNSKEY name
+ * (RFC 7344, RFC 8078). delete-dnssec is left out: it asks the parent to
+ * take the DS away. */
+typedef enum {
+	KHSM_CDS_ROLLOVER = 0,      /* Knot's default: the KSK waiting for its DS */
+	KHSM_CDS_NONE,
+	KHSM_CDS_ALWAYS,            /* the signing KSK too, when none waits */
+	KHSM_CDS_DOUBLE_DS,         /* the waiting KSK and the signing one together */
+} khsm_cds_t;
+
+/** "rollover", "none", "always", "double-ds" to khsm_cds_t; KHSM_EINVAL
+ *  with a detail otherwise. \param[out] cds_ptr */
+int khsm_cds_from_name(const char *name, khsm_cds_t *cds_ptr);
+
+/** Knot's name of a mode ("rollover", ...). */
+const char *khsm_cds_name(khsm_cds_t cds);
+
 typedef struct {
 	khsm_mode_t mode;
 	int64_t zsk_lifetime;       /* 0: no automatic ZSK roll */
@@ -48,6 +65,7 @@ typedef struct {
 	int64_t propagation_delay;  /* the real delay to all secondaries and caches */
 	int algorithm;              /* DNSSEC algorithm number */
 	bool shared_ksk;            /* one card KSK for all the zones */
+	khsm_cds_t cds;             /* cds-cdnskey-publish, rendered when not rollover */
 	int64_t until;              /* offline: ceremony horizon */
 	int64_t interval;           /* offline: time between ceremonies */
 } khsm_policy_t;

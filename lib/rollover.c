@@ -16,6 +16,7 @@
 #include "policy.h"
 #include "rollover.h"
 #include "standby.h"
+#include "uri.h"
 
 /* -- where a zone stands --------------------------------------------------- */
 
@@ -551,12 +552,12 @@ int khsm_rollover_keystore_check(const khsm_zone_t *zone, const char *zconf_path
 		                "reload, then the rollover again", z, ks, p->id, zconf_path, z);
 		return KHSM_ENOTSUP;
 	}
-	khsm_err_detail("%s: offline, a rollover to another card is refused: the ceremony signs with "
-	                "the keystore of the KSK side's policy (%s) only, so a new KSK on %s would "
-	                "never sign; to move to %s: knot-hsm -c %s %s standby keystore=%s, then "
-	                "knot-hsm -c %s %s failover keystore=%s; or roll on the same card: "
-	                "knot-hsm -c %s %s rollover", z, p->keystores[0], ks, ks, zconf_path, z, ks,
-	                zconf_path, z, ks, zconf_path, z);
+	if (khsm_conf_keystore_is_pkcs11(zone->keystore)) {
+		return KHSM_EOK;   /* the ceremony signs from the card each KSK is on */
+	}
+	khsm_err_detail("%s: keystore %s is not a card (backend pkcs11): a KSK rollover makes the new "
+	                "KSK on a card; name a card's keystore (rollover keystore=ID), or roll on the "
+	                "policy's: knot-hsm -c %s %s rollover", z, ks, zconf_path, z);
 	return KHSM_ENOTSUP;
 }
 
@@ -615,8 +616,12 @@ static const khsm_conf_keystore_t *key_keystore(const khsm_roll_req_t *req,
 		return own;
 	}
 	khsm_err_clear();
-	for (size_t i = 0; p && i < p->keystore_count; i++) {
-		const khsm_conf_keystore_t *ks = khsm_conf_keystore_find(req->kconf, p->keystores[i]);
+	/* the policy's keystores first, then the other cards of this side (an
+	 * offline rollover from card to card: the policy names one) */
+	size_t np = p ? p->keystore_count : 0, nall = khsm_conf_keystore_count(req->kconf);
+	for (size_t i = 0; i < np + nall; i++) {
+		const khsm_conf_keystore_t *ks = i < np ? khsm_conf_keystore_find(req->kconf, p->keystores[i])
+		                                        : khsm_conf_keystore_at(req->kconf, i - np);
 		if (!khsm_conf_keystore_is_pkcs11(ks) || !ks->config || ks == own) continue;
 		present = false;
 		int r = khsm_cardkey_present(ks->config, key->id, force, &present);
@@ -638,19 +643,54 @@ static int roll_delete(const khsm_roll_req_t *req, const khsm_kasp_key_t *old,
 	/* the PIN rules of the card keymgr logs in to */
 	const khsm_conf_keystore_t *store = key_keystore(req, old, &found);
 	int r = req->enroll->open(req->enroll->open_ctx, store->config, &pin, &ks);
-	khsm_keystore_close(ks);
 	khsm_pin_free(pin);
 	bool missed = false;
 	if (r == KHSM_EOK) {
 		r = khsm_keymgr_delete(khsm_conf_path(req->kconf), req->zone->name, old->id, &missed);
 	}
+	/* keymgr 3.2 deletes from the policy's keystore only: a KSK on another
+	 * card (the old one of a rollover from card to card, once the policy
+	 * names the new card) leaves the card here, through this login */
 	if (r == KHSM_EOK && missed && found) {
+		uint8_t *id = NULL;
+		size_t id_len = 0;
+		r = khsm_hex_parse(old->id, &id, &id_len);
+		if (r == KHSM_EOK) r = khsm_cardkey_delete(ks, id, id_len);
+		free(id);
+		if (r == KHSM_EOK) missed = false;
+		else r = KHSM_ETOOL;
+	}
+	khsm_keystore_close(ks);
+	if (r != KHSM_EOK && missed && found) {
 		khsm_err_detail("%s: keymgr deleted KSK %s from KASP but not from the card of keystore %s; "
 		                "delete it with knot-hsm keys and pkcs11-tool --delete-object --id %s",
 		                req->zone->name, old->id, store->id, old->id);
 		r = KHSM_ETOOL;
 	}
 	res->card_missed = missed;
+	return r;
+}
+
+/* Offline, a rollover from card to card: once the new KSK is to sign, the
+ * KSK side's policy names the keystore of the card it is on, so that
+ * ceremonies log in to that card (the old one signs, while it still does,
+ * as another card of the KSK side: skr_sign.h) and the old card can go
+ * when the rollover is done. Nothing when this side has one card. */
+static int roll_follow_card(const khsm_roll_req_t *req, const khsm_kasp_key_t *new_key,
+                            khsm_roll_result_t *res)
+{
+	size_t cards = 0;
+	for (size_t i = 0; i < khsm_conf_keystore_count(req->kconf); i++) {
+		cards += khsm_conf_keystore_is_pkcs11(khsm_conf_keystore_at(req->kconf, i));
+	}
+	const khsm_conf_policy_t *p = req->zone->policy;
+	if (cards < 2 || !p || p->keystore_count == 0) return KHSM_EOK;
+	bool found = false;
+	const khsm_conf_keystore_t *ks = key_keystore(req, new_key, &found);
+	if (!found || strcmp(ks->id, p->keystores[0]) == 0) return KHSM_EOK;
+	bool changed = false;
+	int r = khsm_standby_policy_keystore(khsm_conf_path(req->kconf), ks->id, &changed);
+	if (r == KHSM_EOK && changed) snprintf(res->policy_keystore, sizeof(res->policy_keystore), "%s", ks->id);
 	return r;
 }
 
@@ -770,6 +810,10 @@ int khsm_rollover_advance(const khsm_roll_req_t *req, int64_t now, khsm_roll_res
 	case KHSM_ROLL_SWITCHING:
 	case KHSM_ROLL_REMOVING:
 		break;
+	}
+	if (r == KHSM_EOK && !req->online && st.new_key &&
+	    (res->did == KHSM_ROLL_DID_SWITCH || st.step >= KHSM_ROLL_SWITCHING)) {
+		r = roll_follow_card(req, st.new_key, res);
 	}
 	free(keys);
 	return r;

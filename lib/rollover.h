@@ -156,10 +156,10 @@ int khsm_rollover_delays(const khsm_conf_t *zconf, const char *zone, bool offlin
                          khsm_roll_delays_t *d);
 
 /** Whether a rollover may make the new KSK on zone->keystore; nothing is
- *  touched. Offline (Knot 3.2-3.4) `keymgr sign-ksr` signs with the keystore
- *  of the KSK side's policy only, so a new KSK on another card would never
- *  sign: a keystore that is not the policy's is KHSM_ENOTSUP with a detail
- *  naming the way that works (standby, then failover; or the same card).
+ *  touched. Offline any card (pkcs11 keystore) of the KSK side will do: the
+ *  ceremony's signer signs with the KSK on the card it is on (skr_sign.h),
+ *  and once the new KSK is to sign the KSK side's policy is made to name
+ *  its keystore (khsm_rollover_advance()); another backend is KHSM_ENOTSUP.
  *  Online (Knot 3.5) knotd looks keys up in every keystore of the policy:
  *  one the policy does not list is KHSM_ENOTSUP, the detail naming the
  *  policy run that lists it. Commands printed with -c zconf_path. */
@@ -203,6 +203,8 @@ typedef struct {
 	char label[300];             /* generate/adopt: the new KSK's label */
 	bool card_missed;            /* delete: no card here had the old KSK (lost): out of
 	                                KASP only */
+	char policy_keystore[256];   /* offline, card to card: the KSK side's policy now
+	                                names this keystore (the new KSK's card); "": unchanged */
 } khsm_roll_result_t;
 
 /** Advance a zone's rollover as far as is safe now: read the KSK timers,

@@ -1,16 +1,22 @@
 /* Signing KSRs with the card inside knot-hsm, as `keymgr sign-ksr` of Knot
- * 3.2.6 does: one libdnssec PKCS#11 keystore and one login for the run. */
+ * 3.2.6 does: one libdnssec PKCS#11 keystore and one login per card for the
+ * run, a second card only when a rollover's KSK is on it. */
 #include <inttypes.h>
+#include <string.h>
 #include <time.h>
 
+#include "cardkey.h"
 #include "error.h"
 #include "internal.h"
 #include "kasp.h"
 #include "keystore.h"
+#include "policy.h"
 #include "retry.h"
 #include "skr.h"
 #include "skr_sign.h"
+#include "standby.h"
 #include "timefmt.h"
+#include "uri.h"
 
 #include <libdnssec/binary.h>
 #include <libdnssec/error.h>
@@ -29,12 +35,25 @@ typedef struct {
 	dnssec_key_t *key;         /* public and private (card) key */
 } signer_key_t;
 
+/* Which card a KSK was found on (khsm_skr_signer_add_card()). */
+typedef struct {
+	char id[257];
+	khsm_skr_signer_t *card;
+} key_card_t;
+
 struct khsm_skr_signer {
 	khsm_keystore_t *ks;
 	bool force;                /* a login at the final PIN try is allowed */
 	bool logged_in;            /* the first login succeeded */
 	signer_key_t *keys;        /* private keys stay loaded: one card session */
 	size_t count;
+	/* Other cards of the KSK side, opened and logged in to only when a key
+	 * that signs is on one of them (a rollover from card to card). */
+	char **extra_configs;
+	khsm_skr_signer_t **extra; /* [i] NULL until opened */
+	size_t nextra;
+	key_card_t *where;         /* with extra cards: where each key was found */
+	size_t nwhere;
 };
 
 _public_
@@ -94,6 +113,23 @@ static int signer_relogin(khsm_skr_signer_t *s)
 }
 
 _public_
+int khsm_skr_signer_add_card(khsm_skr_signer_t *s, const char *config)
+{
+	if (!s || !config) {
+		return KHSM_EINVAL;
+	}
+	char **c = realloc(s->extra_configs, (s->nextra + 1) * sizeof(*c));
+	if (!c) return KHSM_ENOMEM;
+	s->extra_configs = c;
+	khsm_skr_signer_t **e = realloc(s->extra, (s->nextra + 1) * sizeof(*e));
+	if (!e) return KHSM_ENOMEM;
+	s->extra = e;
+	if (!(c[s->nextra] = strdup(config))) return KHSM_ENOMEM;
+	e[s->nextra++] = NULL;
+	return KHSM_EOK;
+}
+
+_public_
 void khsm_skr_signer_close(khsm_skr_signer_t *s)
 {
 	if (!s) return;
@@ -101,6 +137,13 @@ void khsm_skr_signer_close(khsm_skr_signer_t *s)
 		dnssec_key_free(s->keys[i].key);
 	}
 	free(s->keys);
+	for (size_t i = 0; i < s->nextra; i++) {
+		khsm_skr_signer_close(s->extra[i]);
+		free(s->extra_configs[i]);
+	}
+	free(s->extra);
+	free(s->extra_configs);
+	free(s->where);
 	khsm_keystore_close(s->ks);
 	free(s);
 }
@@ -181,49 +224,110 @@ static int signer_key(khsm_skr_signer_t *s, const uint8_t *owner, const khsm_ksk
 	return KHSM_EOK;
 }
 
-/* How a KSK of the KSK side takes part in a whole period [first, last]. */
-typedef enum { KSK_SIGNS, KSK_PUBLISHED, KSK_GONE } ksk_part_t;
-
-/* The states keymgr would compute for the KSK at every time of [first, last]
- * are one of the cases the signer reproduces (Knot 3.2.6 zone-keys.c
- * set_key()), with no timer in between: "published, active, not ready"
- * (signs: active at first and still at last, published at first, no
- * introduction timer still ahead); "published, never active" (a standby,
- * standby.h: in the DNSKEY set, signs nothing, its private key is never
- * loaded); removed at first (left out). */
-static int ksk_steady(const khsm_ksk_key_t *key, int64_t first, int64_t last, ksk_part_t *part)
+/* The card a KSK is on: the signer's own, unless cards were added
+ * (khsm_skr_signer_add_card()) and its public key object is on one of them
+ * instead, looked for without a login once per key and run. An added card
+ * is opened and logged in to (the same one try as the first login) when the
+ * first key on it is needed; one that cannot be read is not that key's. */
+static int key_card(khsm_skr_signer_t *s, const char *id, khsm_skr_signer_t **card_ptr)
 {
-	const khsm_kasp_key_t *k = &key->kasp;
+	*card_ptr = s;
+	if (s->nextra == 0) return KHSM_EOK;
+	for (size_t i = 0; i < s->nwhere; i++) {
+		if (strcmp(s->where[i].id, id) == 0) {
+			*card_ptr = s->where[i].card;
+			return KHSM_EOK;
+		}
+	}
+	uint8_t *bin = NULL;
+	size_t len = 0;
+	khsm_cardobjs_t objs = { 0 };
+	int r = khsm_hex_parse(id, &bin, &len);
+	if (r == KHSM_EOK) r = khsm_cardkey_find(s->ks, NULL, bin, len, KHSM_URI_TYPE_PUBLIC, NULL, s->force, &objs);
+	bool here = objs.count > 0;
+	khsm_cardobjs_clear(&objs);
+	free(bin);
+	if (r != KHSM_EOK) return r;
+	khsm_skr_signer_t *card = s;
+	for (size_t i = 0; !here && i < s->nextra; i++) {
+		bool present = false;
+		if (khsm_cardkey_present(s->extra_configs[i], id, s->force, &present) != KHSM_EOK || !present) {
+			continue;
+		}
+		if (!s->extra[i] && (r = khsm_skr_signer_open(s->extra_configs[i], &s->extra[i])) != KHSM_EOK) {
+			return r;
+		}
+		if ((r = khsm_skr_signer_login(s->extra[i], s->force)) != KHSM_EOK) return r;
+		card = s->extra[i];
+		here = true;
+	}
+	key_card_t *w = realloc(s->where, (s->nwhere + 1) * sizeof(*w));
+	if (!w) return KHSM_ENOMEM;
+	s->where = w;
+	snprintf(w[s->nwhere].id, sizeof(w[s->nwhere].id), "%s", id);
+	w[s->nwhere++].card = card;
+	*card_ptr = card;
+	return KHSM_EOK;
+}
+
+/* A KSK of the KSK side at one moment. */
+typedef struct {
+	bool pub;      /* in the DNSKEY set */
+	bool ready;    /* published long enough, waits for its DS */
+	bool active;   /* Knot's is_active: the KSK whose DS is at the parent */
+	bool sign;     /* signs the DNSKEY set (and the CDS and CDNSKEY) */
+} ksk_at_t;
+
+/* What keymgr of Knot 3.2.6 computes for a KSK at now (zone-keys.c
+ * set_key(), the KSK half), but for a standby (standby.h): published, it
+ * signs nothing, so that its private key is never needed. A revoked or
+ * public-only key, or one that is not a plain KSK, is not reproduced. */
+static int ksk_at(const khsm_kasp_key_t *k, int64_t now, ksk_at_t *at)
+{
 	if (!k->ksk || k->zsk || k->public_only) {
 		khsm_err_detail("key %s on the KSK side is %s", k->id,
 		                k->public_only ? "public-only" : "not a plain KSK");
 		return KHSM_ENOTSUP;
 	}
-	if (khsm_kasp_key_state(k, first) == KHSM_KEY_STATE_REMOVED) {
-		*part = KSK_GONE;
-		return KHSM_EOK;
-	}
-	if (khsm_kasp_key_state(k, first) == KHSM_KEY_STATE_PUBLISHED &&
-	    khsm_kasp_key_state(k, last) == KHSM_KEY_STATE_PUBLISHED && k->ready == 0 &&
-	    k->active == 0 && k->pre_active == 0 && k->retire == 0 && k->remove == 0 &&
-	    k->revoke == 0) {
-		*part = KSK_PUBLISHED;
-		return KHSM_EOK;
-	}
-	bool ahead = (k->pre_active != 0 && !khsm_kasp_reached(k->pre_active, first)) ||
-	             (k->ready != 0 && !khsm_kasp_reached(k->ready, first));
-	if (khsm_kasp_key_state(k, first) != KHSM_KEY_STATE_ACTIVE ||
-	    khsm_kasp_key_state(k, last) != KHSM_KEY_STATE_ACTIVE ||
-	    !khsm_kasp_reached(k->publish, first) || ahead) {
-		khsm_err_detail("KSK %s is not published and active for the whole period (a KSK "
-		                "rollover or removal is planned in it)", k->id);
+#define R(t) khsm_kasp_reached((t), now)
+	if (R(k->revoke) && !R(k->remove)) {
+		khsm_err_detail("KSK %s is revoked in the period", k->id);
 		return KHSM_ENOTSUP;
 	}
-	*part = KSK_SIGNS;
+	bool pub = R(k->publish) && !R(k->post_active) && !R(k->remove);
+	bool ready = R(k->ready) && !R(k->active);
+	bool active = R(k->active) && !R(k->retire) && !R(k->retire_active) && !R(k->remove);
+	bool plus = pub && !active;   /* Knot: a KSK signs whenever it is published */
+	if (R(k->retire) && !R(k->remove)) {
+		plus = false;
+		pub = false;
+	}
+	if (R(k->retire_active) && !R(k->retire) && !R(k->remove)) plus = true;
+	if (R(k->post_active) && !R(k->remove)) plus = false;
+#undef R
+	bool standby = khsm_standby_is(k);
+	*at = (ksk_at_t) { .pub = pub, .ready = ready, .active = active,
+	                   .sign = (active || plus) && !standby };
 	return KHSM_EOK;
 }
 
-/* The public key of a KSK that signs nothing (a standby): no card access. */
+/* The first KSK timer after now, 0: none (Knot's next key event). */
+static int64_t next_event(const khsm_ksk_key_t *keys, size_t n, int64_t now)
+{
+	int64_t next = 0;
+	for (size_t i = 0; i < n; i++) {
+		const khsm_kasp_key_t *k = &keys[i].kasp;
+		const int64_t ts[] = { k->pre_active, k->publish, k->ready, k->active, k->retire_active,
+		                       k->retire, k->post_active, k->revoke, k->remove };
+		for (size_t j = 0; j < sizeof(ts) / sizeof(ts[0]); j++) {
+			if (ts[j] > now && (next == 0 || ts[j] < next)) next = ts[j];
+		}
+	}
+	return next;
+}
+
+/* The public key of a KSK that only takes part in the DNSKEY set (and its
+ * CDS): no card access. */
 static int public_key(const uint8_t *owner, const khsm_ksk_key_t *k, dnssec_key_t **key_ptr)
 {
 	dnssec_binary_t rd = { 0 };
@@ -244,7 +348,7 @@ static int public_key(const uint8_t *owner, const khsm_ksk_key_t *k, dnssec_key_
 static void put16(uint8_t *p, uint32_t v) { p[0] = (uint8_t)(v >> 8); p[1] = (uint8_t)v; }
 static void put32(uint8_t *p, uint32_t v) { put16(p, v >> 16); put16(p + 2, v & 0xffff); }
 
-/* One SKR set at time now: KSKs + the KSR's ZSKs, signed by every KSK. */
+/* One RRSIG made on a card. */
 struct sign_op {
 	khsm_skr_signer_t *s;
 	dnssec_key_t *key;
@@ -272,74 +376,142 @@ static int sign_once(void *data)
 	return r;
 }
 
-/* keys: the DNSKEY set's KSKs, the nsign first of which sign. */
-static int sign_set(khsm_skr_signer_t *s, dnssec_key_t *const *keys, size_t nkeys, size_t nsign,
-                    const knot_dname_t *owner, const knot_rdataset_t *zsks, uint32_t ttl,
-                    int64_t now, int64_t lifetime, FILE *out, size_t *sigs)
+/* The KSKs of one moment: those in the DNSKEY set, those whose CDS and
+ * CDNSKEY are published, those that sign (each with the card it is on). */
+typedef struct {
+	dnssec_key_t **pub, **cds, **sign;
+	khsm_skr_signer_t **card;
+	size_t npub, ncds, nsign;
+	ksk_at_t *at;              /* [i]: req->keys[i] at this moment */
+	dnssec_key_t **key;        /* [i]: its key, NULL when it takes no part */
+} moment_t;
+
+/* The KSKs whose CDS and CDNSKEY are published (Knot 3.2.6 zone-sign.c
+ * knot_zone_sign_get_cdnskeys()): the ready ones; with always, when none
+ * is ready, the active ones; with double-ds, the active ones of the ready
+ * one's algorithm as well. */
+static void moment_cds(const khsm_skr_request_t *req, moment_t *m)
+{
+	m->ncds = 0;
+	if (req->cds == KHSM_CDS_NONE) return;
+	size_t ready = 0;
+	uint8_t ready_alg = 0;
+	for (size_t i = 0; i < req->key_count; i++) {
+		if (m->key[i] && m->at[i].ready) {
+			ready_alg = dnssec_key_get_algorithm(m->key[i]);
+			m->cds[m->ncds++] = m->key[i];
+			ready++;
+		}
+	}
+	if ((req->cds == KHSM_CDS_ALWAYS && ready == 0) || req->cds == KHSM_CDS_DOUBLE_DS) {
+		for (size_t i = 0; i < req->key_count; i++) {
+			if (m->key[i] && m->at[i].active && !m->at[i].ready &&
+			    (ready == 0 || dnssec_key_get_algorithm(m->key[i]) == ready_alg)) {
+				m->cds[m->ncds++] = m->key[i];
+			}
+		}
+	}
+}
+
+/* Add the RRSIG of rrset by key (on card) to rrsig. */
+static int sign_rrset(khsm_skr_signer_t *card, dnssec_key_t *key, const knot_rrset_t *rrset,
+                      knot_rrset_t *rrsig, uint8_t *wire, int64_t now, int64_t lifetime)
+{
+	int wlen = knot_rrset_to_wire(rrset, wire, KNOT_WIRE_MAX_PKTSIZE, NULL);
+	if (wlen < 0) {
+		khsm_err_detail("DNSKEY set too large");
+		return KHSM_EINVAL;
+	}
+	const knot_dname_t *owner = rrset->owner;
+	size_t owner_size = knot_dname_size(owner);
+	uint8_t rd[18 + KNOT_DNAME_MAXLEN + 512];
+	put16(rd, rrset->type);
+	rd[2] = dnssec_key_get_algorithm(key);
+	rd[3] = (uint8_t)knot_dname_labels(owner, NULL);
+	put32(rd + 4, rrset->ttl);
+	put32(rd + 8, (uint32_t)(now + lifetime));
+	put32(rd + 12, (uint32_t)(now - KHSM_RRSIG_INCEPT_IN_PAST));
+	put16(rd + 16, dnssec_key_get_keytag(key));
+	memcpy(rd + 18, owner, owner_size);
+	size_t hdr = 18 + owner_size;
+	dnssec_binary_t part1 = { .data = rd, .size = hdr };
+	dnssec_binary_t part2 = { .data = wire, .size = (size_t)wlen };
+	dnssec_binary_t sig = { 0 };
+	struct sign_op op = { .s = card, .key = key, .part1 = &part1, .part2 = &part2, .sig = &sig };
+	/* Under the card lock shared with other knot-hsm processes, and retried
+	 * while the card is busy (libdnssec reports that as a signing error). */
+	int r = khsm_card_op("signing the DNSKEY set", sign_once, &op);
+	if (r != KHSM_EOK) {
+		khsm_err_detail("the card did not sign: %s", khsm_strerror(r));
+		return r;
+	}
+	if (hdr + sig.size > sizeof(rd)) {
+		dnssec_binary_free(&sig);
+		return KHSM_EINVAL;
+	}
+	memcpy(rd + hdr, sig.data, sig.size);
+	r = knot_rrset_add_rdata(rrsig, rd, (uint16_t)(hdr + sig.size), NULL) == KNOT_EOK ? KHSM_EOK
+	                                                                                 : KHSM_ENOMEM;
+	dnssec_binary_free(&sig);
+	return r;
+}
+
+/* Add the rdata of key (its DNSKEY) or of its SHA-256 DS (ds) to rrset. */
+static int add_key(knot_rrset_t *rrset, const dnssec_key_t *key, bool ds)
+{
+	dnssec_binary_t rd = { 0 };
+	int r = khsm_error_from_dnssec(ds ? dnssec_key_create_ds(key, DNSSEC_KEY_DIGEST_SHA256, &rd)
+	                                  : dnssec_key_get_rdata(key, &rd));
+	if (r == KHSM_EOK && knot_rrset_add_rdata(rrset, rd.data, (uint16_t)rd.size, NULL) != KNOT_EOK) {
+		r = KHSM_ENOMEM;
+	}
+	if (ds) dnssec_binary_free(&rd);
+	return r;
+}
+
+/* One SKR set at time now (Knot 3.2.6 offline_ksk.c ksr_sign_dnskey()):
+ * the published KSKs and the KSR's ZSKs; the CDNSKEY and CDS of the ready
+ * KSKs; every RRset signed by every KSK that signs; dumped as
+ * key_records_dump() does. */
+static int sign_set(const moment_t *m, const knot_dname_t *owner, const knot_rdataset_t *zsks,
+                    uint32_t ttl, int64_t now, int64_t lifetime, FILE *out, size_t *sigs)
 {
 	int r = KHSM_ENOMEM;
-	knot_rrset_t *dnskey = knot_rrset_new(owner, KNOT_RRTYPE_DNSKEY, KNOT_CLASS_IN, ttl, NULL);
+	knot_rrset_t *set[3] = {
+		knot_rrset_new(owner, KNOT_RRTYPE_DNSKEY, KNOT_CLASS_IN, ttl, NULL),
+		/* TTL 0, as keymgr 3.2.6 writes them (key_records_init() runs
+		 * before the KSR's DNSKEY TTL is known) */
+		knot_rrset_new(owner, KNOT_RRTYPE_CDNSKEY, KNOT_CLASS_IN, 0, NULL),
+		knot_rrset_new(owner, KNOT_RRTYPE_CDS, KNOT_CLASS_IN, 0, NULL),
+	};
 	knot_rrset_t *rrsig = knot_rrset_new(owner, KNOT_RRTYPE_RRSIG, KNOT_CLASS_IN, ttl, NULL);
 	uint8_t *wire = malloc(KNOT_WIRE_MAX_PKTSIZE);
 	char *dump = NULL;
 	size_t dump_size = 0;
-	if (!dnskey || !rrsig || !wire) goto done;
+	if (!set[0] || !set[1] || !set[2] || !rrsig || !wire) goto done;
 	r = KHSM_EOK;
-	for (size_t i = 0; i < nkeys && r == KHSM_EOK; i++) {
-		dnssec_binary_t rd = { 0 };
-		r = khsm_error_from_dnssec(dnssec_key_get_rdata(keys[i], &rd));
-		if (r == KHSM_EOK && knot_rrset_add_rdata(dnskey, rd.data, (uint16_t)rd.size, NULL) != KNOT_EOK) {
-			r = KHSM_ENOMEM;
-		}
+	for (size_t i = 0; i < m->npub && r == KHSM_EOK; i++) r = add_key(set[0], m->pub[i], false);
+	if (r == KHSM_EOK && knot_rdataset_merge(&set[0]->rrs, zsks, NULL) != KNOT_EOK) r = KHSM_ENOMEM;
+	for (size_t i = 0; i < m->ncds && r == KHSM_EOK; i++) {
+		r = add_key(set[1], m->cds[i], false);
+		if (r == KHSM_EOK) r = add_key(set[2], m->cds[i], true);
 	}
-	if (r == KHSM_EOK && knot_rdataset_merge(&dnskey->rrs, zsks, NULL) != KNOT_EOK) r = KHSM_ENOMEM;
-	int wlen = r == KHSM_EOK ? knot_rrset_to_wire(dnskey, wire, KNOT_WIRE_MAX_PKTSIZE, NULL) : 0;
-	if (r == KHSM_EOK && wlen < 0) {
-		khsm_err_detail("DNSKEY set too large");
-		r = KHSM_EINVAL;
-	}
-	size_t owner_size = knot_dname_size(owner);
-	uint8_t labels = (uint8_t)knot_dname_labels(owner, NULL);
-	for (size_t i = 0; i < nsign && r == KHSM_EOK; i++) {
-		uint8_t rd[18 + KNOT_DNAME_MAXLEN + 512];
-		put16(rd, KNOT_RRTYPE_DNSKEY);
-		rd[2] = dnssec_key_get_algorithm(keys[i]);
-		rd[3] = labels;
-		put32(rd + 4, ttl);
-		put32(rd + 8, (uint32_t)(now + lifetime));
-		put32(rd + 12, (uint32_t)(now - KHSM_RRSIG_INCEPT_IN_PAST));
-		put16(rd + 16, dnssec_key_get_keytag(keys[i]));
-		memcpy(rd + 18, owner, owner_size);
-		size_t hdr = 18 + owner_size;
-		dnssec_binary_t part1 = { .data = rd, .size = hdr };
-		dnssec_binary_t part2 = { .data = wire, .size = (size_t)wlen };
-		dnssec_binary_t sig = { 0 };
-		struct sign_op op = { .s = s, .key = keys[i], .part1 = &part1, .part2 = &part2, .sig = &sig };
-		/* Under the card lock shared with other knot-hsm processes, and retried
-		 * while the card is busy (libdnssec reports that as a signing error). */
-		r = khsm_card_op("signing the DNSKEY set", sign_once, &op);
-		if (r != KHSM_EOK) {
-			khsm_err_detail("the card did not sign: %s", khsm_strerror(r));
-			break;
+	for (size_t i = 0; i < m->nsign && r == KHSM_EOK; i++) {
+		for (size_t t = 0; t < 3 && r == KHSM_EOK; t++) {
+			if (knot_rrset_empty(set[t])) continue;
+			r = sign_rrset(m->card[i], m->sign[i], set[t], rrsig, wire, now, lifetime);
+			if (r == KHSM_EOK) (*sigs)++;
 		}
-		if (hdr + sig.size > sizeof(rd)) {
-			dnssec_binary_free(&sig);
-			r = KHSM_EINVAL;
-			break;
-		}
-		memcpy(rd + hdr, sig.data, sig.size);
-		if (knot_rrset_add_rdata(rrsig, rd, (uint16_t)(hdr + sig.size), NULL) != KNOT_EOK) r = KHSM_ENOMEM;
-		dnssec_binary_free(&sig);
-		(*sigs)++;
 	}
 	/* Knot 3.2.6 key_records_dump(), verbose style */
 	const knot_dump_style_t style = { .wrap = true, .show_ttl = true, .verbose = true,
 	                                  .original_ttl = true, .human_timestamp = true };
-	const knot_rrset_t *all[] = { dnskey, rrsig };
+	const knot_rrset_t *all[] = { set[0], set[1], set[2], rrsig };
 	char when[32];
 	khsm_time_iso(now, when, sizeof(when));
 	if (r == KHSM_EOK) fprintf(out, ";; SignedKeyResponse 1.0 %" PRId64 " (%s) =========\n", now, when);
-	for (size_t i = 0; i < 2 && r == KHSM_EOK; i++) {
+	for (size_t i = 0; i < 4 && r == KHSM_EOK; i++) {
+		if (knot_rrset_empty(all[i])) continue;
 		if (!dump) {
 			dump_size = 4096;
 			dump = malloc(dump_size);
@@ -355,8 +527,52 @@ static int sign_set(khsm_skr_signer_t *s, dnssec_key_t *const *keys, size_t nkey
 done:
 	free(dump);
 	free(wire);
-	knot_rrset_free(dnskey, NULL);
+	for (size_t i = 0; i < 3; i++) knot_rrset_free(set[i], NULL);
 	knot_rrset_free(rrsig, NULL);
+	return r;
+}
+
+/* What a zone's KSKs are at now: each published key's public key (built
+ * once, in pubs), each signing key's card key (loaded once per run). */
+static int moment_at(khsm_skr_signer_t *s, const khsm_skr_request_t *req, const uint8_t *owner,
+                     dnssec_key_t **pubs, int64_t now, moment_t *m)
+{
+	m->npub = m->ncds = m->nsign = 0;
+	int r = KHSM_EOK;
+	for (size_t i = 0; i < req->key_count && r == KHSM_EOK; i++) {
+		const khsm_ksk_key_t *k = &req->keys[i];
+		ksk_at_t at = { 0 };
+		m->key[i] = NULL;
+		if ((r = ksk_at(&k->kasp, now, &at)) != KHSM_EOK) break;
+		m->at[i] = at;
+		if (!at.pub && !at.ready && !at.active && !at.sign) continue;
+		if (!k->rdata) {
+			khsm_err_detail("no DNSKEY for key %s", k->kasp.id);
+			r = KHSM_ENOTSUP;
+			break;
+		}
+		dnssec_key_t *key = pubs[i];
+		if (at.sign) {
+			khsm_skr_signer_t *card = NULL;
+			r = key_card(s, k->kasp.id, &card);
+			if (r == KHSM_EOK) r = signer_key(card, owner, k, &key);
+			if (r != KHSM_EOK) break;
+			m->card[m->nsign] = card;
+			m->sign[m->nsign++] = key;
+		} else if (!key) {
+			if ((r = public_key(owner, k, &pubs[i])) != KHSM_EOK) break;
+			key = pubs[i];
+		}
+		if (at.pub) m->pub[m->npub++] = key;
+		m->key[i] = key;
+	}
+	if (r == KHSM_EOK) moment_cds(req, m);
+	if (r == KHSM_EOK && m->nsign == 0) {
+		char when[32];
+		khsm_time_iso(now, when, sizeof(when));
+		khsm_err_detail("no KSK of %s signs at %s", req->zone, when);
+		r = KHSM_ENOTSUP;
+	}
 	return r;
 }
 
@@ -371,9 +587,16 @@ int khsm_skr_sign(khsm_skr_signer_t *s, const khsm_skr_request_t *req, const cha
 		khsm_err_detail("the KSK side's rrsig-lifetime/rrsig-refresh are not both set");
 		return KHSM_ENOTSUP;
 	}
-	if (!req->cds_default) {
-		khsm_err_detail("the KSK side sets cds-cdnskey-publish");
+	if (req->cds < 0 || req->cds > KHSM_CDS_DOUBLE_DS) {
+		khsm_err_detail("the KSK side sets a cds-cdnskey-publish or cds-digest-type this signer "
+		                "does not reproduce");
 		return KHSM_ENOTSUP;
+	}
+	for (size_t i = 1; i < req->key_count; i++) {
+		if (req->keys[i].kasp.algorithm != req->keys[0].kasp.algorithm) {
+			khsm_err_detail("the KSKs of %s differ in algorithm (an algorithm rollover)", req->zone);
+			return KHSM_ENOTSUP;
+		}
 	}
 	/* the first login, outside any retry (khsm_skr_signer_login()) */
 	int r = khsm_skr_signer_login(s, s->force);
@@ -386,52 +609,34 @@ int khsm_skr_sign(khsm_skr_signer_t *s, const khsm_skr_request_t *req, const cha
 		khsm_err_detail("the KSR has no key set or no trailer");
 		return KHSM_EPARSE;
 	}
-	int64_t first = ksr.sets[0].timestamp, last = ksr.sets[ksr.count - 1].timestamp;
 	knot_dname_t *owner = knot_dname_from_str_alloc(req->zone);
-	dnssec_key_t **keys = calloc(req->key_count + 1, sizeof(*keys));
-	size_t nkeys = 0;
-	if (!owner || !keys) r = KHSM_ENOMEM;
+	size_t n = req->key_count + 1;
+	dnssec_key_t **pubs = calloc(n, sizeof(*pubs));
+	moment_t m = { .pub = calloc(n, sizeof(*m.pub)), .cds = calloc(n, sizeof(*m.cds)),
+	               .sign = calloc(n, sizeof(*m.sign)), .card = calloc(n, sizeof(*m.card)),
+	               .at = calloc(n, sizeof(*m.at)), .key = calloc(n, sizeof(*m.key)) };
+	if (!owner || !pubs || !m.pub || !m.cds || !m.sign || !m.card || !m.at || !m.key) r = KHSM_ENOMEM;
 	if (r == KHSM_EOK) knot_dname_to_lower(owner);
 	if (r == KHSM_EOK && req->key_count == 0) {
 		khsm_err_detail("%s has no KSK on the KSK side", req->zone);
 		r = KHSM_ENOENT;
 	}
-	ksk_part_t *parts = calloc(req->key_count + 1, sizeof(*parts));
-	if (r == KHSM_EOK && !parts) r = KHSM_ENOMEM;
-	size_t nsign = 0, nstandby = 0;
-	dnssec_key_t **standby = calloc(req->key_count + 1, sizeof(*standby));
-	if (r == KHSM_EOK && !standby) r = KHSM_ENOMEM;
-	for (size_t i = 0; i < req->key_count && r == KHSM_EOK; i++) {
-		r = ksk_steady(&req->keys[i], first, last, &parts[i]);
-		if (r == KHSM_EOK && parts[i] != KSK_GONE && !req->keys[i].rdata) {
-			khsm_err_detail("no DNSKEY for key %s", req->keys[i].kasp.id);
-			r = KHSM_ENOTSUP;
-		}
-		nsign += r == KHSM_EOK && parts[i] == KSK_SIGNS;
-	}
-	if (r == KHSM_EOK && nsign == 0) {
-		khsm_err_detail("no KSK of %s signs for the whole period", req->zone);
-		r = KHSM_ENOTSUP;
-	}
-	for (size_t i = 0; i < req->key_count && r == KHSM_EOK; i++) {
-		if (parts[i] == KSK_SIGNS) {
-			r = signer_key(s, owner, &req->keys[i], &keys[nkeys]);
-			if (r == KHSM_EOK) nkeys++;
-		} else if (parts[i] == KSK_PUBLISHED) {
-			r = public_key(owner, &req->keys[i], &standby[nstandby]);
-			if (r == KHSM_EOK) nstandby++;
+	/* Every moment of the KSR is one the signer reproduces before the card
+	 * signs anything: a state it does not is keymgr sign-ksr's, whole. */
+	for (size_t i = 0; i < ksr.count && r == KHSM_EOK; i++) {
+		ksk_at_t at = { 0 };
+		for (size_t k = 0; k < req->key_count && r == KHSM_EOK; k++) {
+			r = ksk_at(&req->keys[k].kasp, ksr.sets[i].timestamp, &at);
 		}
 	}
-	/* the signing keys first, then those only published */
-	for (size_t i = 0; i < nstandby && r == KHSM_EOK; i++) keys[nkeys++] = standby[i];
 	char *buf = NULL;
 	size_t len = 0, sigs = 0;
 	FILE *out = r == KHSM_EOK ? open_memstream(&buf, &len) : NULL;
 	if (r == KHSM_EOK && !out) r = KHSM_ENOMEM;
 	/* Knot 3.2.6 offline_ksk.c ksr_sign_header()/process_skr_between_ksrs():
-	 * each KSR set is signed at its time; while the next KSR set is further
-	 * away than the signature's expiration less rrsig-refresh, the same set
-	 * is signed again at that moment. */
+	 * each KSR set is signed at its time, then again, until the next KSR
+	 * set, at the next KSK timer or when the signatures are due for refresh
+	 * (expiration less rrsig-refresh), whichever comes first. */
 	for (size_t i = 0; i < ksr.count && r == KHSM_EOK; i++) {
 		const khsm_keyset_t *set = &ksr.sets[i];
 		knot_rdataset_t zsks = { 0 };
@@ -450,16 +655,17 @@ int khsm_skr_sign(khsm_skr_signer_t *s, const khsm_skr_request_t *req, const cha
 			}
 			dnssec_binary_free(&rd);
 		}
-		int64_t t = set->timestamp;
 		int64_t next = i + 1 < ksr.count ? ksr.sets[i + 1].timestamp : 0;
-		if (r == KHSM_EOK) {
-			r = sign_set(s, keys, nkeys, nsign, owner, &zsks, (uint32_t)set->dnskey_ttl, t,
-			             req->rrsig_lifetime, out, &sigs);
-		}
-		for (t = t + req->rrsig_lifetime - req->rrsig_refresh; next && t < next && r == KHSM_EOK;
-		     t += req->rrsig_lifetime - req->rrsig_refresh) {
-			r = sign_set(s, keys, nkeys, nsign, owner, &zsks, (uint32_t)set->dnskey_ttl, t,
-			             req->rrsig_lifetime, out, &sigs);
+		for (int64_t t = set->timestamp; r == KHSM_EOK; ) {
+			r = moment_at(s, req, owner, pubs, t, &m);
+			if (r == KHSM_EOK) {
+				r = sign_set(&m, owner, &zsks, (uint32_t)set->dnskey_ttl, t, req->rrsig_lifetime,
+				             out, &sigs);
+			}
+			int64_t ev = next_event(req->keys, req->key_count, t);
+			int64_t refresh = t + req->rrsig_lifetime - req->rrsig_refresh;
+			t = ev != 0 && ev < refresh ? ev : refresh;
+			if (next == 0 || t >= next) break;
 		}
 		knot_rdataset_clear(&zsks, NULL);
 	}
@@ -482,11 +688,15 @@ int khsm_skr_sign(khsm_skr_signer_t *s, const khsm_skr_request_t *req, const cha
 		}
 	}
 	khsm_keysets_clear(&ksr);
-	/* the signing keys belong to the signer; the standbys' public keys here */
-	for (size_t i = 0; standby && i < nstandby; i++) dnssec_key_free(standby[i]);
-	free(standby);
-	free(parts);
-	free(keys);
+	/* the signing keys belong to their card's signer; public keys here */
+	for (size_t i = 0; pubs && i < n; i++) dnssec_key_free(pubs[i]);
+	free(pubs);
+	free(m.pub);
+	free(m.cds);
+	free(m.sign);
+	free(m.card);
+	free(m.at);
+	free(m.key);
 	knot_dname_free(owner, NULL);
 	if (r != KHSM_EOK) {
 		free(buf);

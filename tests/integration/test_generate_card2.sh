@@ -4,7 +4,7 @@
 # key on the second card and registers it in the KSK side's KASP (keymgr
 # 3.2 looks for an imported key in the policy's keystore only, so knot-hsm
 # registers it through a copy of the configuration whose policy names the
-# keystore the key is on). And the rollover to card 2, refused offline.
+# keystore the key is on). And the rollover to card 2, started offline.
 . "$KHSM_SRCDIR/tests/integration/lib.sh"
 
 two_cards_conf example.com. example.net.
@@ -33,23 +33,18 @@ run 0 keymgr -c "$KSKC" example.com. list
 contains "$OUT" "$first" "the first card's KSK registered as before"
 
 # Offline, rollover keystore=card2 for a zone whose KSK side policy signs
-# with card: the ceremony would sign with card only and the zone would break
-# after the switch, so it is refused before anything happens: no key on card
-# 2, KASP unchanged.
+# with card: the new KSK is made on card 2 and registered (the ceremony signs
+# with each KSK from the card it is on: test_rollover_cards); card 1 keeps
+# the signing KSK.
 knot_conf "$CONF" rundir="$D" storage="$D" kasp="$D/keys" stanza="$stanza" include="$D/knot-hsm.conf" template="    storage: $D
 $KNOT_HSM_TEMPLATE" example.com. example.net.
 run 0 knotc -c "$CONF" conf-check
-GNUTLS_PIN=$PIN p11tool --login --list-all "pkcs11:token=Card%20Two" > "$TMP/card2.before" 2>/dev/null
-contains "$(cat "$TMP/card2.before")" "Label: example.net. KSK card2" "card 2 listed before the run"
-KASP_BEFORE=$(keymgr -c "$KSKC" example.com. list)
-run 1 "$KNOT_HSM" -c "$CONF" example.com rollover keystore=card2
-contains "$ERR" "error: not supported: example.com.: offline, a rollover to another card is refused: the ceremony signs with the keystore of the KSK side's policy (card) only" "rollover to another card refused offline"
-contains "$ERR" "knot-hsm -c $CONF example.com. standby keystore=card2, then knot-hsm -c $CONF example.com. failover keystore=card2" "the remedy: standby, then failover"
-contains "$ERR" "or roll on the same card: knot-hsm -c $CONF example.com. rollover" "or the same card"
-lacks "$OUT" "step" "no step taken"
+run 0 "$KNOT_HSM" -c "$CONF" example.com rollover keystore=card2
+contains "$OUT" "example.com.: step published: new KSK" "rollover to another card starts offline"
+new=$(printf '%s\n' "$OUT" | sed -n 's/^example\.com\.: step published: new KSK \([0-9a-f]*\) .*/\1/p')
+[ -n "$new" ] || fail "no new KSK id: $OUT"
 GNUTLS_PIN=$PIN p11tool --login --list-all "pkcs11:token=Card%20Two" > "$TMP/card2.after" 2>/dev/null
-equals "$(cat "$TMP/card2.after")" "$(cat "$TMP/card2.before")" "no key made on card 2"
-equals "$(keymgr -c "$KSKC" example.com. list)" "$KASP_BEFORE" "the KSK side's KASP unchanged"
-# Control: on the policy's own card the rollover starts.
-run 0 "$KNOT_HSM" -c "$CONF" example.com rollover keystore=card
-contains "$OUT" "example.com.: step published: new KSK" "rollover on the same card starts"
+contains "$(cat "$TMP/card2.after")" "Label: example.com. KSK after" "the new KSK is on card 2"
+run 0 keymgr -c "$KSKC" example.com. list
+contains "$OUT" "$new" "the new KSK is in the KSK side's KASP"
+contains "$OUT" "$first" "beside the signing one"

@@ -7,12 +7,26 @@
 # and from the one it served a poll earlier (what caches may still hold, the
 # DS TTL being shorter than a poll): no validation may fail. At the end only
 # the new KSK is in the DNSKEY set, only its DS at the parent, and the card
-# holds only the new KSK.
+# holds only the new KSK. Every ceremony is signed by knot-hsm's own signer
+# (the KSK timers inside the pre-signed period and the CDS included).
+#
+# ROLL_CARD2=1 (test_rollover_cards.sh): the rollover goes from the first
+# card to a second one (every run says keystore=card2, as a timer would);
+# the ceremonies sign with the KSK on the card it is on, the KSK side's
+# policy moves to the second card at the switch, and at the end the first
+# card holds nothing and can go: its token is deleted and the zone goes on.
 . "$KHSM_SRCDIR/tests/integration/lib.sh"
 . "$KHSM_SRCDIR/tests/integration/knotd.sh"
 . "$KHSM_SRCDIR/tests/integration/parent.sh"
 
 card_keystore
+ROLL_KS=
+NEW_URI="pkcs11:token=SmartCard-HSM%20%28UserPIN%29"
+if [ -n "${ROLL_CARD2:-}" ]; then
+	card_keystore_also "Card Two" card2
+	NEW_URI="pkcs11:token=Card%20Two"
+	ROLL_KS=keystore=card2
+fi
 
 PORT=$(free_port)
 PPORT=$(free_port)
@@ -30,7 +44,7 @@ write_conf() { # $1: extra template lines, $2: include
 $1" example.com.
 }
 write_conf "" ""
-OPTS="zsk-lifetime=1d rrsig-lifetime=60s rrsig-refresh=20s dnskey-ttl=2s zone-max-ttl=2s propagation-delay=2s"
+OPTS="zsk-lifetime=1d rrsig-lifetime=60s rrsig-refresh=20s dnskey-ttl=2s zone-max-ttl=2s propagation-delay=2s${ROLL_CARD2:+ keystore=card}"
 run 0 "$KNOT_HSM" -c "$CONF" example.com policy $OPTS --write "$D/knot-hsm.conf"
 KSKC=$D/knot-hsm-ksk.conf
 write_conf "$KNOT_HSM_TEMPLATE" "$D/knot-hsm.conf"
@@ -98,11 +112,11 @@ SHIM
 fi
 rollover_run() {
 	if [ -z "${ROLL_KILLS:-}" ]; then
-		run 0 "$KNOT_HSM" -c "$CONF" example.com rollover delete-old=yes server=127.0.0.1@$PPORT
+		run 0 "$KNOT_HSM" -c "$CONF" example.com rollover $ROLL_KS delete-old=yes server=127.0.0.1@$PPORT
 		return
 	fi
 	set +e
-	KHSM_KEYMGR=$TMP/keymgr "$KNOT_HSM" -c "$CONF" example.com rollover delete-old=yes \
+	KHSM_KEYMGR=$TMP/keymgr "$KNOT_HSM" -c "$CONF" example.com rollover $ROLL_KS delete-old=yes \
 		server=127.0.0.1@$PPORT >"$TMP/out" 2>"$TMP/err"
 	got=$?
 	set -e
@@ -127,6 +141,7 @@ done=0
 while [ $i -lt 90 ] && [ $done -eq 0 ]; do
 	i=$((i + 1))
 	run 0 "$KNOT_HSM" -c "$CONF" example.com ceremony until=+20s
+	printf '%s\n' "$OUT" >> "$TMP/ceremony.log"
 	rollover_run
 	printf '%s\n' "$OUT" >> "$TMP/rollover.log"
 	step=$(printf '%s\n' "$OUT" | sed -n 's/^example\.com\.: step \([a-z]*\).*/\1/p; s/^example\.com\.: rollover \(done\).*/\1/p' | tail -n 1)
@@ -182,6 +197,14 @@ for s in published submit switching withdraw removing done; do
 	case " $steps " in *" $s "*) ;; *) cat "$TMP/rollover.log" >&2; fail "step $s never seen (steps:$steps)" ;; esac
 done
 pass "every step was seen"
+contains "$(cat "$TMP/ceremony.log")" "example.com.: pre-signed " "the ceremonies pre-signed the zone"
+lacks "$(cat "$TMP/ceremony.log")" "signed by keymgr sign-ksr" \
+	"knot-hsm's own signer signed every ceremony, the rollover's timers and CDS included"
+if [ -n "${ROLL_CARD2:-}" ]; then
+	contains "$(cat "$TMP/rollover.log")" "example.com.: the KSK side's policy in $KSKC now names keystore card2, the new KSK's card" \
+		"the KSK side's policy moves to the second card at the switch"
+	contains "$(cat "$KSKC")" "keystore: card2" "the KSK side's policy names card2"
+fi
 if [ -n "${ROLL_KILLS:-}" ]; then
 	equals "$(cat "$TMP/killed" | tr '\n' ' ')" "$(printf '%s ' $ROLL_KILLS)" "runs killed at: $ROLL_KILLS"
 	equals "$(cat "$TMP/kills")" "" "every kill point was reached"
@@ -225,9 +248,21 @@ pass "the DNSKEY set is signed by the new KSK $NEW_TAG only"
 equals "$(parent_ds | awk '{ print $3 }')" "$NEW_TAG" "only the new DS at the parent"
 run 0 keymgr -c "$KSKC" example.com. list
 equals "$(printf '%s\n' "$OUT" | grep -c ' KSK ')" 1 "the KSK side's KASP holds one KSK"
-GNUTLS_PIN=$PIN p11tool --login --list-privkeys "pkcs11:token=SmartCard-HSM%20%28UserPIN%29" > "$TMP/privkeys" 2>/dev/null
+GNUTLS_PIN=$PIN p11tool --login --list-privkeys "$NEW_URI" > "$TMP/privkeys" 2>/dev/null
 equals "$(grep -c 'Label:' "$TMP/privkeys")" 1 "the card holds one private key"
 contains "$(grep 'Label:' "$TMP/privkeys")" "Label: example.com. KSK after $OLD_TAG" \
 	"it is the new KSK (label 'example.com. KSK after $OLD_TAG'); the old 'example.com. KSK' is gone"
-run 0 "$KNOT_HSM" -c "$CONF" example.com rollover delete-old=yes server=127.0.0.1@$PPORT
+if [ -n "${ROLL_CARD2:-}" ]; then
+	# p11tool exits 2 on a token without objects
+	GNUTLS_PIN=$PIN p11tool --login --list-all "pkcs11:token=SmartCard-HSM%20%28UserPIN%29" > "$TMP/card1" 2>&1 || :
+	contains "$(cat "$TMP/card1")" "No matching objects found" "the first card holds nothing"
+	# The first card can go: ceremonies log in to the second one only.
+	run 0 softhsm2-util --delete-token --token "SmartCard-HSM (UserPIN)"
+	run 0 "$KNOT_HSM" -c "$CONF" example.com ceremony until=+40s
+	contains "$OUT" "example.com.: pre-signed " "a ceremony without the first card pre-signs the zone"
+	lacks "$OUT" "signed by keymgr sign-ksr" "with knot-hsm's own signer"
+	validate_poll
+	equals "$FAILURES" 0 "the zone validates once the first card is gone"
+fi
+run 0 "$KNOT_HSM" -c "$CONF" example.com rollover $ROLL_KS delete-old=yes server=127.0.0.1@$PPORT
 contains "$OUT" "step published" "a run after the end starts the next rollover"

@@ -114,7 +114,17 @@ static void test_render(void **state)
 	p.shared_ksk = true;
 	assert_int_equal(khsm_confgen_policy_ksk(&p, &INPUT, &text), KHSM_EOK);
 	assert_true(khsm_policy_text_shared_ksk(text));
+	assert_null(strstr(text, "cds-cdnskey-publish"));   /* Knot's default unwritten */
 	free(text);
+	/* another CDS mode on both sides: the KSK side's signer makes them */
+	p.cds = KHSM_CDS_DOUBLE_DS;
+	assert_int_equal(khsm_confgen_policy_ksk(&p, &INPUT, &text), KHSM_EOK);
+	assert_non_null(strstr(text, "    cds-cdnskey-publish: double-ds\nzone:\n"));
+	free(text);
+	assert_int_equal(khsm_confgen_policy_main(&p, &INPUT, &text), KHSM_EOK);
+	assert_non_null(strstr(text, "    cds-cdnskey-publish: double-ds\n"));
+	free(text);
+	p.cds = KHSM_CDS_ROLLOVER;
 
 	khsm_policy_defaults(&p, KHSM_MODE_ONLINE);
 	p.algorithm = 14;

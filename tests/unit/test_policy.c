@@ -93,6 +93,19 @@ static void test_options(void **state)
 	assert_int_equal(khsm_policy_set(&p, "shared-ksk", "yes"), KHSM_EOK);
 	assert_true(p.shared_ksk);
 	assert_int_equal(khsm_policy_set(&p, "shared-ksk", "on"), KHSM_EINVAL);
+	/* cds-cdnskey-publish: Knot's names, rollover by default */
+	assert_int_equal(p.cds, KHSM_CDS_ROLLOVER);
+	assert_int_equal(khsm_policy_set(&p, "cds", "double-ds"), KHSM_EOK);
+	assert_int_equal(p.cds, KHSM_CDS_DOUBLE_DS);
+	assert_string_equal(khsm_cds_name(p.cds), "double-ds");
+	assert_int_equal(khsm_policy_set(&p, "cds", "none"), KHSM_EOK);
+	assert_int_equal(p.cds, KHSM_CDS_NONE);
+	assert_int_equal(khsm_policy_set(&p, "cds", "always"), KHSM_EOK);
+	assert_int_equal(p.cds, KHSM_CDS_ALWAYS);
+	khsm_err_clear();
+	assert_int_equal(khsm_policy_set(&p, "cds", "delete-dnssec"), KHSM_EINVAL);
+	assert_non_null(strstr(khsm_err_last_detail(), "cds= takes rollover, none, always or double-ds"));
+	assert_int_equal(p.cds, KHSM_CDS_ALWAYS);
 	assert_int_equal(khsm_policy_set(&p, "ksk-lifetime", "1d"), KHSM_ENOENT);
 	khsm_err_clear();
 	assert_int_equal(khsm_policy_set(&p, "dnskey-ttl", "1w"), KHSM_EINVAL);
@@ -217,15 +230,18 @@ static void test_from_conf(void **state)
 	assert_int_equal(p.zsk_lifetime, 0);
 	assert_int_equal(p.rrsig_lifetime, 14 * 86400);
 	assert_int_equal(p.rrsig_refresh, 14 * 86400 / 10);
+	assert_int_equal(p.cds, KHSM_CDS_ROLLOVER);
 
 	khsm_conf_policy_t online = { .rrsig_lifetime = "1209600", .rrsig_refresh = "604800",
-	                              .propagation_delay = "7200", .algorithm = "ed25519" };
+	                              .propagation_delay = "7200", .algorithm = "ed25519",
+	                              .cds_cdnskey_publish = "always" };
 	khsm_policy_from_conf(&online, &p);
 	assert_int_equal(p.mode, KHSM_MODE_ONLINE);
 	assert_int_equal(p.propagation_delay, 7200);
 	assert_int_equal(p.rrsig_refresh, 7 * 86400);
 	assert_int_equal(p.zsk_lifetime, 30 * 86400);
 	assert_int_equal(p.algorithm, 15);
+	assert_int_equal(p.cds, KHSM_CDS_ALWAYS);
 }
 
 static void test_ksk_path(void **state)
