@@ -499,7 +499,7 @@ static int add_other_cards(const khsm_conf_t *kconf, card_t *card)
 			continue;
 		}
 		seen[nseen++] = name;
-		r = khsm_skr_signer_add_card(card->signer, ks->config);
+		r = khsm_skr_signer_add_card(card->signer, ks->config, name);
 	}
 	for (size_t j = 0; j < nseen; j++) free(seen[j]);
 	free(seen);

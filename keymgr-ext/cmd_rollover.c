@@ -136,6 +136,7 @@ static void print_result(const roll_run_t *rr, const char *zone, const khsm_roll
 		       "ceremonies log in to it, and to the old card only while the old KSK signs\n",
 		       zone, khsm_conf_path(rr->kconf), res->policy_keystore);
 	}
+	if (res->policy_note[0]) printf("%s: note: %s\n", zone, res->policy_note);
 }
 
 static int roll_zone(roll_run_t *rr, const char *zone_arg)

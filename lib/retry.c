@@ -349,6 +349,18 @@ int khsm_card_scope_begin(const char *card)
 	if (!card || thread_scope) {
 		return KHSM_EINVAL;
 	}
+	khsm_card_scope_t *s = NULL;
+	int r = khsm_card_scope_new(card, &s);
+	if (r == KHSM_EOK) thread_scope = s;
+	return r;
+}
+
+_public_
+int khsm_card_scope_new(const char *card, khsm_card_scope_t **scope_ptr)
+{
+	if (!card || !scope_ptr) {
+		return KHSM_EINVAL;
+	}
 	khsm_card_scope_t *s = calloc(1, sizeof(*s));
 	if (!s) return KHSM_ENOMEM;
 	pthread_mutexattr_t a;
@@ -372,7 +384,7 @@ int khsm_card_scope_begin(const char *card)
 		free(s);
 		return r;
 	}
-	thread_scope = s;
+	*scope_ptr = s;
 	return KHSM_EOK;
 }
 
@@ -392,8 +404,14 @@ _public_
 void khsm_card_scope_end(void)
 {
 	khsm_card_scope_t *s = thread_scope;
-	if (!s) return;
 	thread_scope = NULL;
+	khsm_card_scope_free(s);
+}
+
+_public_
+void khsm_card_scope_free(khsm_card_scope_t *s)
+{
+	if (!s) return;
 	if (s->all_fd >= 0) close(s->all_fd);
 	if (s->card_fd >= 0) close(s->card_fd);
 	pthread_mutex_destroy(&s->mu);

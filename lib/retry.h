@@ -83,6 +83,16 @@ typedef struct khsm_card_scope khsm_card_scope_t;
  *  the same thread. */
 int khsm_card_scope_begin(const char *card);
 
+/** A scope of card bound to no thread (as khsm_card_scope_begin() makes):
+ *  a thread working on a second card shares it around those operations
+ *  (khsm_card_scope_share()). Its lock files are descriptors of its own,
+ *  so it excludes, and is excluded by, every other scope of that card.
+ *  \param[out] scope_ptr  free with khsm_card_scope_free(). */
+int khsm_card_scope_new(const char *card, khsm_card_scope_t **scope_ptr);
+
+/** Free a scope from khsm_card_scope_new() that no thread uses. NULL is fine. */
+void khsm_card_scope_free(khsm_card_scope_t *scope);
+
 /** End the calling thread's card scope (none: nothing). */
 void khsm_card_scope_end(void);
 

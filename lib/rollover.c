@@ -644,6 +644,19 @@ static int roll_delete(const khsm_roll_req_t *req, const khsm_kasp_key_t *old,
 	const khsm_conf_keystore_t *store = key_keystore(req, old, &found);
 	int r = req->enroll->open(req->enroll->open_ctx, store->config, &pin, &ks);
 	khsm_pin_free(pin);
+	pin = NULL;
+	/* keymgr delete logs in to the policy's keystore: when that is another
+	 * card (the new one, after a rollover from card to card), its PIN is
+	 * checked by one login of knot-hsm's first too */
+	const khsm_conf_policy_t *p = req->zone->policy;
+	const khsm_conf_keystore_t *pks = p && p->keystore_count > 0
+	                                  ? khsm_conf_keystore_find(req->kconf, p->keystores[0]) : NULL;
+	if (r == KHSM_EOK && pks && pks != store && khsm_conf_keystore_is_pkcs11(pks) && pks->config) {
+		khsm_keystore_t *pks_ks = NULL;
+		r = req->enroll->open(req->enroll->open_ctx, pks->config, &pin, &pks_ks);
+		khsm_keystore_close(pks_ks);
+		khsm_pin_free(pin);
+	}
 	bool missed = false;
 	if (r == KHSM_EOK) {
 		r = khsm_keymgr_delete(khsm_conf_path(req->kconf), req->zone->name, old->id, &missed);
@@ -687,11 +700,36 @@ static int roll_follow_card(const khsm_roll_req_t *req, const khsm_kasp_key_t *n
 	if (cards < 2 || !p || p->keystore_count == 0) return KHSM_EOK;
 	bool found = false;
 	const khsm_conf_keystore_t *ks = key_keystore(req, new_key, &found);
+	khsm_err_clear();
 	if (!found || strcmp(ks->id, p->keystores[0]) == 0) return KHSM_EOK;
+	/* The policy is every zone's of it: moved only when this zone is its
+	 * only one; otherwise the operator moves it once all have rolled. */
+	size_t zones = 0;
+	for (size_t i = 0; i < khsm_conf_zone_count(req->kconf); i++) {
+		const khsm_conf_policy_t *zp = NULL;
+		if (khsm_conf_zone_policy(req->kconf, khsm_conf_zone_at(req->kconf, i), &zp) == KHSM_EOK &&
+		    zp && strcmp(zp->id, p->id) == 0) {
+			zones++;
+		}
+	}
+	khsm_err_clear();
 	bool changed = false;
-	int r = khsm_standby_policy_keystore(khsm_conf_path(req->kconf), ks->id, &changed);
-	if (r == KHSM_EOK && changed) snprintf(res->policy_keystore, sizeof(res->policy_keystore), "%s", ks->id);
-	return r;
+	int r = zones == 1 && strcmp(p->id, KHSM_POLICY_KSK_ID) == 0
+	        ? khsm_standby_policy_keystore(khsm_conf_path(req->kconf), ks->id, &changed) : KHSM_ENOTSUP;
+	if (r == KHSM_EOK) {
+		if (changed) snprintf(res->policy_keystore, sizeof(res->policy_keystore), "%s", ks->id);
+		return KHSM_EOK;
+	}
+	/* not a failure of the rollover: its step is done; the note says how */
+	const char *d = khsm_err_last_detail();
+	snprintf(res->policy_note, sizeof(res->policy_note),
+	         "the new KSK is on keystore %s, the KSK side's policy %s still names %s%s%s; once "
+	         "every zone of that policy signs with %s, write the policy again naming it (knot-hsm "
+	         "ZONE... policy keystore=%s --write FILE --force), so that ceremonies log in to %s "
+	         "only", ks->id, p->id, p->keystores[0], r != KHSM_ENOTSUP && d ? ": " : "",
+	         r != KHSM_ENOTSUP && d ? d : "", ks->id, ks->id, ks->id);
+	khsm_err_clear();
+	return KHSM_EOK;
 }
 
 /* Online, knotd holds a retire-active KSK whose retire is set: this far off,

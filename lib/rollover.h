@@ -205,6 +205,8 @@ typedef struct {
 	                                KASP only */
 	char policy_keystore[256];   /* offline, card to card: the KSK side's policy now
 	                                names this keystore (the new KSK's card); "": unchanged */
+	char policy_note[1024];      /* offline, card to card, the policy not moved (it has
+	                                other zones, or is not knot-hsm's): what to do */
 } khsm_roll_result_t;
 
 /** Advance a zone's rollover as far as is safe now: read the KSK timers,

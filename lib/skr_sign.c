@@ -10,6 +10,7 @@
 #include "internal.h"
 #include "kasp.h"
 #include "keystore.h"
+#include "pin.h"
 #include "policy.h"
 #include "retry.h"
 #include "skr.h"
@@ -50,8 +51,10 @@ struct khsm_skr_signer {
 	/* Other cards of the KSK side, opened and logged in to only when a key
 	 * that signs is on one of them (a rollover from card to card). */
 	char **extra_configs;
+	khsm_card_scope_t **extra_scopes; /* [i] the lock of that card (NULL: the thread's) */
 	khsm_skr_signer_t **extra; /* [i] NULL until opened */
 	size_t nextra;
+	khsm_card_scope_t *scope;  /* an added card's signer: its card's lock */
 	key_card_t *where;         /* with extra cards: where each key was found */
 	size_t nwhere;
 };
@@ -113,20 +116,56 @@ static int signer_relogin(khsm_skr_signer_t *s)
 }
 
 _public_
-int khsm_skr_signer_add_card(khsm_skr_signer_t *s, const char *config)
+int khsm_skr_signer_add_card(khsm_skr_signer_t *s, const char *config, const char *card_name)
 {
-	if (!s || !config) {
+	if (!s || !config || !card_name) {
 		return KHSM_EINVAL;
 	}
 	char **c = realloc(s->extra_configs, (s->nextra + 1) * sizeof(*c));
 	if (!c) return KHSM_ENOMEM;
 	s->extra_configs = c;
+	khsm_card_scope_t **sc = realloc(s->extra_scopes, (s->nextra + 1) * sizeof(*sc));
+	if (!sc) return KHSM_ENOMEM;
+	s->extra_scopes = sc;
 	khsm_skr_signer_t **e = realloc(s->extra, (s->nextra + 1) * sizeof(*e));
 	if (!e) return KHSM_ENOMEM;
 	s->extra = e;
 	if (!(c[s->nextra] = strdup(config))) return KHSM_ENOMEM;
+	/* that card's own lock, as its own thread or another knot-hsm takes it;
+	 * without a lock file the thread's lock (the machine-wide one) serves */
+	sc[s->nextra] = NULL;
+	if (khsm_card_scope_new(card_name, &sc[s->nextra]) != KHSM_EOK) khsm_err_clear();
 	e[s->nextra++] = NULL;
 	return KHSM_EOK;
+}
+
+/* An added card's pin-source is checked as the run's own cards' are
+ * (pin.h: a file that would cost a PIN try is refused), before its login. */
+static int pin_source_check(const char *config, bool force)
+{
+	char *uri = NULL, *module = NULL;
+	khsm_uri_t attrs = { 0 };
+	int r = khsm_uri_split_config(config, &uri, &module);
+	if (r == KHSM_EOK) r = khsm_uri_parse(uri, &attrs);
+	if (r == KHSM_EOK && attrs.pin_source) r = khsm_pin_file_verify("pin-source", attrs.pin_source, force);
+	khsm_uri_clear(&attrs);
+	free(uri);
+	free(module);
+	return r;
+}
+
+/* Card operations on an added card take that card's lock: the thread's
+ * scope is swapped (never nested: no card operation is open meanwhile). */
+static khsm_card_scope_t *card_enter(khsm_card_scope_t *scope)
+{
+	khsm_card_scope_t *prev = khsm_card_scope_current();
+	if (scope) khsm_card_scope_share(scope);
+	return prev;
+}
+
+static void card_leave(khsm_card_scope_t *scope, khsm_card_scope_t *prev)
+{
+	if (scope) khsm_card_scope_share(prev);
 }
 
 _public_
@@ -139,9 +178,13 @@ void khsm_skr_signer_close(khsm_skr_signer_t *s)
 	free(s->keys);
 	for (size_t i = 0; i < s->nextra; i++) {
 		khsm_skr_signer_close(s->extra[i]);
+		khsm_card_scope_free(s->extra_scopes[i]);
+		/* a config may hold a pin-value */
+		explicit_bzero(s->extra_configs[i], strlen(s->extra_configs[i]));
 		free(s->extra_configs[i]);
 	}
 	free(s->extra);
+	free(s->extra_scopes);
 	free(s->extra_configs);
 	free(s->where);
 	khsm_keystore_close(s->ks);
@@ -251,13 +294,21 @@ static int key_card(khsm_skr_signer_t *s, const char *id, khsm_skr_signer_t **ca
 	khsm_skr_signer_t *card = s;
 	for (size_t i = 0; !here && i < s->nextra; i++) {
 		bool present = false;
-		if (khsm_cardkey_present(s->extra_configs[i], id, s->force, &present) != KHSM_EOK || !present) {
+		khsm_card_scope_t *prev = card_enter(s->extra_scopes[i]);
+		int pr = khsm_cardkey_present(s->extra_configs[i], id, s->force, &present);
+		if (pr == KHSM_EOK && present) {
+			if (!s->extra[i] && (r = khsm_skr_signer_open(s->extra_configs[i], &s->extra[i])) == KHSM_EOK) {
+				s->extra[i]->scope = s->extra_scopes[i];
+			}
+			if (r == KHSM_EOK && !s->extra[i]->logged_in) r = pin_source_check(s->extra_configs[i], s->force);
+			if (r == KHSM_EOK) r = khsm_skr_signer_login(s->extra[i], s->force);
+		}
+		card_leave(s->extra_scopes[i], prev);
+		if (r != KHSM_EOK) return r;
+		if (pr != KHSM_EOK || !present) {
+			khsm_err_clear();   /* absent, or unreadable: not this key's card */
 			continue;
 		}
-		if (!s->extra[i] && (r = khsm_skr_signer_open(s->extra_configs[i], &s->extra[i])) != KHSM_EOK) {
-			return r;
-		}
-		if ((r = khsm_skr_signer_login(s->extra[i], s->force)) != KHSM_EOK) return r;
 		card = s->extra[i];
 		here = true;
 	}
@@ -440,7 +491,9 @@ static int sign_rrset(khsm_skr_signer_t *card, dnssec_key_t *key, const knot_rrs
 	struct sign_op op = { .s = card, .key = key, .part1 = &part1, .part2 = &part2, .sig = &sig };
 	/* Under the card lock shared with other knot-hsm processes, and retried
 	 * while the card is busy (libdnssec reports that as a signing error). */
+	khsm_card_scope_t *prev = card_enter(card->scope);
 	int r = khsm_card_op("signing the DNSKEY set", sign_once, &op);
+	card_leave(card->scope, prev);
 	if (r != KHSM_EOK) {
 		khsm_err_detail("the card did not sign: %s", khsm_strerror(r));
 		return r;
@@ -532,6 +585,39 @@ done:
 	return r;
 }
 
+/* The moment after t at which keymgr signs the set again: the next KSK
+ * timer, or when the signatures are due for refresh. */
+static int64_t next_moment(const khsm_skr_request_t *req, int64_t t)
+{
+	int64_t ev = next_event(req->keys, req->key_count, t);
+	int64_t refresh = t + req->rrsig_lifetime - req->rrsig_refresh;
+	return ev != 0 && ev < refresh ? ev : refresh;
+}
+
+/* Whether the signer reproduces the moment t, without the card: every KSK
+ * in a state of ksk_at(), with its DNSKEY when it takes part, one signing. */
+static int moment_check(const khsm_skr_request_t *req, int64_t t)
+{
+	size_t nsign = 0;
+	for (size_t i = 0; i < req->key_count; i++) {
+		ksk_at_t at = { 0 };
+		int r = ksk_at(&req->keys[i].kasp, t, &at);
+		if (r != KHSM_EOK) return r;
+		if ((at.pub || at.ready || at.active || at.sign) && !req->keys[i].rdata) {
+			khsm_err_detail("no DNSKEY for key %s", req->keys[i].kasp.id);
+			return KHSM_ENOTSUP;
+		}
+		nsign += at.sign;
+	}
+	if (nsign == 0) {
+		char when[32];
+		khsm_time_iso(t, when, sizeof(when));
+		khsm_err_detail("no KSK of %s signs at %s", req->zone, when);
+		return KHSM_ENOTSUP;
+	}
+	return KHSM_EOK;
+}
+
 /* What a zone's KSKs are at now: each published key's public key (built
  * once, in pubs), each signing key's card key (loaded once per run). */
 static int moment_at(khsm_skr_signer_t *s, const khsm_skr_request_t *req, const uint8_t *owner,
@@ -555,7 +641,11 @@ static int moment_at(khsm_skr_signer_t *s, const khsm_skr_request_t *req, const 
 		if (at.sign) {
 			khsm_skr_signer_t *card = NULL;
 			r = key_card(s, k->kasp.id, &card);
-			if (r == KHSM_EOK) r = signer_key(card, owner, k, &key);
+			if (r == KHSM_EOK) {
+				khsm_card_scope_t *prev = card_enter(card->scope);
+				r = signer_key(card, owner, k, &key);
+				card_leave(card->scope, prev);
+			}
 			if (r != KHSM_EOK) break;
 			m->card[m->nsign] = card;
 			m->sign[m->nsign++] = key;
@@ -624,9 +714,11 @@ int khsm_skr_sign(khsm_skr_signer_t *s, const khsm_skr_request_t *req, const cha
 	/* Every moment of the KSR is one the signer reproduces before the card
 	 * signs anything: a state it does not is keymgr sign-ksr's, whole. */
 	for (size_t i = 0; i < ksr.count && r == KHSM_EOK; i++) {
-		ksk_at_t at = { 0 };
-		for (size_t k = 0; k < req->key_count && r == KHSM_EOK; k++) {
-			r = ksk_at(&req->keys[k].kasp, ksr.sets[i].timestamp, &at);
+		int64_t next = i + 1 < ksr.count ? ksr.sets[i + 1].timestamp : 0;
+		for (int64_t t = ksr.sets[i].timestamp; r == KHSM_EOK; t = next_moment(req, t)) {
+			if (next != 0 && t >= next && t != ksr.sets[i].timestamp) break;
+			r = moment_check(req, t);
+			if (next == 0) break;
 		}
 	}
 	char *buf = NULL;
@@ -662,9 +754,7 @@ int khsm_skr_sign(khsm_skr_signer_t *s, const khsm_skr_request_t *req, const cha
 				r = sign_set(&m, owner, &zsks, (uint32_t)set->dnskey_ttl, t, req->rrsig_lifetime,
 				             out, &sigs);
 			}
-			int64_t ev = next_event(req->keys, req->key_count, t);
-			int64_t refresh = t + req->rrsig_lifetime - req->rrsig_refresh;
-			t = ev != 0 && ev < refresh ? ev : refresh;
+			t = next_moment(req, t);
 			if (next == 0 || t >= next) break;
 		}
 		knot_rdataset_clear(&zsks, NULL);

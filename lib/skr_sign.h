@@ -37,8 +37,10 @@ int khsm_skr_signer_login(khsm_skr_signer_t *signer, bool force);
  *  public key object is on it and not on the signer's own card signs from
  *  it. It is opened, and logged in to with the same one-try rules as
  *  khsm_skr_signer_login(), only when such a key is to sign; a card that
- *  is absent is simply not looked at. */
-int khsm_skr_signer_add_card(khsm_skr_signer_t *signer, const char *keystore_config);
+ *  is absent is simply not looked at. Its operations take the lock of
+ *  card_name (khsm_uri_card_name(), retry.h card scopes), not the thread's. */
+int khsm_skr_signer_add_card(khsm_skr_signer_t *signer, const char *keystore_config,
+                             const char *card_name);
 
 /** Close the keystore (logs out) and the added cards'. NULL accepted. */
 void khsm_skr_signer_close(khsm_skr_signer_t *signer);

@@ -297,6 +297,49 @@ static void test_card_scopes(void **state)
 	rmdir(dir);
 }
 
+/* A thread of card A works on card B through a scope of B bound to no
+ * thread (the KSR signer's added cards): B's lock is held, A's is not,
+ * and the thread's own scope is back afterwards. */
+static void test_card_scope_shared(void **state)
+{
+	(void)state;
+	char dir[] = "/tmp/khsm-scope-test.XXXXXX";
+	assert_non_null(mkdtemp(dir));
+	char path[256], file_a[300], file_b[300];
+	snprintf(path, sizeof(path), "%s/card.lock", dir);
+	card_file(path, "card A", file_a, sizeof(file_a));
+	card_file(path, "card B", file_b, sizeof(file_b));
+	setenv("KHSM_LOCK_FILE", path, 1);
+	assert_int_equal(khsm_card_scope_begin("card A"), KHSM_EOK);
+	khsm_card_scope_t *a = khsm_card_scope_current();
+	khsm_card_scope_t *b = NULL;
+	assert_int_equal(khsm_card_scope_new(NULL, &b), KHSM_EINVAL);
+	assert_int_equal(khsm_card_scope_new("card B", &b), KHSM_EOK);
+	assert_non_null(b);
+	khsm_card_scope_share(b);
+	assert_ptr_equal(khsm_card_scope_current(), b);
+	assert_int_equal(khsm_card_lock(), KHSM_EOK);
+	assert_false(can_lock(file_b, LOCK_EX));   /* card B held */
+	assert_true(can_lock(file_a, LOCK_EX));    /* card A free meanwhile */
+	assert_true(can_lock(path, LOCK_SH));      /* the common lock shared */
+	khsm_card_unlock();
+	assert_true(can_lock(file_b, LOCK_EX));
+	khsm_card_scope_share(a);
+	assert_ptr_equal(khsm_card_scope_current(), a);
+	assert_int_equal(khsm_card_lock(), KHSM_EOK);
+	assert_false(can_lock(file_a, LOCK_EX));
+	assert_true(can_lock(file_b, LOCK_EX));
+	khsm_card_unlock();
+	khsm_card_scope_free(b);
+	khsm_card_scope_free(NULL);
+	khsm_card_scope_end();
+	unsetenv("KHSM_LOCK_FILE");
+	unlink(file_a);
+	unlink(file_b);
+	unlink(path);
+	rmdir(dir);
+}
+
 /* A card whose own lock file cannot be had (here: its name too long for the
  * file system) is kept apart by the machine-wide lock taken exclusively. */
 static void test_card_scope_without_card_file(void **state)
@@ -331,6 +374,7 @@ int main(void)
 		cmocka_unit_test(test_zero_budget_and_env),
 		cmocka_unit_test(test_card_op_locks_and_nests),
 		cmocka_unit_test(test_card_scopes),
+		cmocka_unit_test(test_card_scope_shared),
 		cmocka_unit_test(test_card_scope_without_card_file),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
