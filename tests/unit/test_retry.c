@@ -224,6 +224,31 @@ static bool can_lock(const char *path, int op)
 	return ok;
 }
 
+/* A lock file of its own under a temporary directory (KHSM_LOCK_FILE), and
+ * the names of cards A's and B's lock files next to it. */
+typedef struct {
+	char dir[64], path[256], file_a[300], file_b[300];
+} lock_files_t;
+
+static void lock_files_setup(lock_files_t *f)
+{
+	snprintf(f->dir, sizeof(f->dir), "/tmp/khsm-scope-test.XXXXXX");
+	assert_non_null(mkdtemp(f->dir));
+	snprintf(f->path, sizeof(f->path), "%s/card.lock", f->dir);
+	card_file(f->path, "card A", f->file_a, sizeof(f->file_a));
+	card_file(f->path, "card B", f->file_b, sizeof(f->file_b));
+	setenv("KHSM_LOCK_FILE", f->path, 1);
+}
+
+static void lock_files_remove(lock_files_t *f)
+{
+	unsetenv("KHSM_LOCK_FILE");
+	unlink(f->file_a);
+	unlink(f->file_b);
+	unlink(f->path);
+	rmdir(f->dir);
+}
+
 typedef struct {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
@@ -250,13 +275,8 @@ static void *card_b_thread(void *arg)
 static void test_card_scopes(void **state)
 {
 	(void)state;
-	char dir[] = "/tmp/khsm-scope-test.XXXXXX";
-	assert_non_null(mkdtemp(dir));
-	char path[256], file_a[300], file_b[300];
-	snprintf(path, sizeof(path), "%s/card.lock", dir);
-	card_file(path, "card A", file_a, sizeof(file_a));
-	card_file(path, "card B", file_b, sizeof(file_b));
-	setenv("KHSM_LOCK_FILE", path, 1);
+	lock_files_t f;
+	lock_files_setup(&f);
 
 	assert_int_equal(khsm_card_scope_begin("card A"), KHSM_EOK);
 	assert_int_equal(khsm_card_scope_begin("card A"), KHSM_EINVAL);   /* one scope per thread */
@@ -270,31 +290,27 @@ static void test_card_scopes(void **state)
 	while (!s.locked) pthread_cond_wait(&s.cv, &s.mu);
 	pthread_mutex_unlock(&s.mu);
 	assert_int_equal(s.r, KHSM_EOK);
-	assert_false(can_lock(file_a, LOCK_EX));   /* card A: one holder */
-	assert_false(can_lock(file_b, LOCK_EX));   /* card B: one holder */
-	assert_false(can_lock(path, LOCK_EX));     /* a knot-hsm naming no card waits */
-	assert_true(can_lock(path, LOCK_SH));      /* a third card would not */
+	assert_false(can_lock(f.file_a, LOCK_EX));   /* card A: one holder */
+	assert_false(can_lock(f.file_b, LOCK_EX));   /* card B: one holder */
+	assert_false(can_lock(f.path, LOCK_EX));     /* a knot-hsm naming no card waits */
+	assert_true(can_lock(f.path, LOCK_SH));      /* a third card would not */
 	pthread_mutex_lock(&s.mu);
 	s.release = true;
 	pthread_cond_broadcast(&s.cv);
 	pthread_mutex_unlock(&s.mu);
 	pthread_join(t, NULL);
-	assert_true(can_lock(file_b, LOCK_EX));
+	assert_true(can_lock(f.file_b, LOCK_EX));
 	khsm_card_unlock();
-	assert_false(can_lock(file_a, LOCK_EX));   /* still held once */
+	assert_false(can_lock(f.file_a, LOCK_EX));   /* still held once */
 	khsm_card_unlock();
-	assert_true(can_lock(file_a, LOCK_EX));
-	assert_true(can_lock(path, LOCK_EX));
+	assert_true(can_lock(f.file_a, LOCK_EX));
+	assert_true(can_lock(f.path, LOCK_EX));
 	khsm_card_scope_end();
 	/* Without a scope, the machine-wide lock again. */
 	assert_int_equal(khsm_card_lock(), KHSM_EOK);
-	assert_false(can_lock(path, LOCK_EX));
+	assert_false(can_lock(f.path, LOCK_EX));
 	khsm_card_unlock();
-	unsetenv("KHSM_LOCK_FILE");
-	unlink(file_a);
-	unlink(file_b);
-	unlink(path);
-	rmdir(dir);
+	lock_files_remove(&f);
 }
 
 /* A thread of card A works on card B through a scope of B bound to no
@@ -303,13 +319,8 @@ static void test_card_scopes(void **state)
 static void test_card_scope_shared(void **state)
 {
 	(void)state;
-	char dir[] = "/tmp/khsm-scope-test.XXXXXX";
-	assert_non_null(mkdtemp(dir));
-	char path[256], file_a[300], file_b[300];
-	snprintf(path, sizeof(path), "%s/card.lock", dir);
-	card_file(path, "card A", file_a, sizeof(file_a));
-	card_file(path, "card B", file_b, sizeof(file_b));
-	setenv("KHSM_LOCK_FILE", path, 1);
+	lock_files_t f;
+	lock_files_setup(&f);
 	assert_int_equal(khsm_card_scope_begin("card A"), KHSM_EOK);
 	khsm_card_scope_t *a = khsm_card_scope_current();
 	khsm_card_scope_t *b = NULL;
@@ -319,25 +330,21 @@ static void test_card_scope_shared(void **state)
 	khsm_card_scope_share(b);
 	assert_ptr_equal(khsm_card_scope_current(), b);
 	assert_int_equal(khsm_card_lock(), KHSM_EOK);
-	assert_false(can_lock(file_b, LOCK_EX));   /* card B held */
-	assert_true(can_lock(file_a, LOCK_EX));    /* card A free meanwhile */
-	assert_true(can_lock(path, LOCK_SH));      /* the common lock shared */
+	assert_false(can_lock(f.file_b, LOCK_EX));   /* card B held */
+	assert_true(can_lock(f.file_a, LOCK_EX));    /* card A free meanwhile */
+	assert_true(can_lock(f.path, LOCK_SH));      /* the common lock shared */
 	khsm_card_unlock();
-	assert_true(can_lock(file_b, LOCK_EX));
+	assert_true(can_lock(f.file_b, LOCK_EX));
 	khsm_card_scope_share(a);
 	assert_ptr_equal(khsm_card_scope_current(), a);
 	assert_int_equal(khsm_card_lock(), KHSM_EOK);
-	assert_false(can_lock(file_a, LOCK_EX));
-	assert_true(can_lock(file_b, LOCK_EX));
+	assert_false(can_lock(f.file_a, LOCK_EX));
+	assert_true(can_lock(f.file_b, LOCK_EX));
 	khsm_card_unlock();
 	khsm_card_scope_free(b);
 	khsm_card_scope_free(NULL);
 	khsm_card_scope_end();
-	unsetenv("KHSM_LOCK_FILE");
-	unlink(file_a);
-	unlink(file_b);
-	unlink(path);
-	rmdir(dir);
+	lock_files_remove(&f);
 }
 
 /* A card whose own lock file cannot be had (here: its name too long for the
