@@ -528,13 +528,13 @@ static int keys_of_keystore(cli_t *cli, const khsm_conf_t *conf, const khsm_kasp
 			khsm_json_uint(j, "bits", k->bits);
 			if (k->tag >= 0) khsm_json_int(j, "key_tag", k->tag); else khsm_json_null(j, "key_tag");
 			khsm_json_array(j, "zones");
-			if (k->id_hex) print_zones_using(kasp, k->id_hex, j);
+			if (k->kasp_id) print_zones_using(kasp, k->kasp_id, j);
 			khsm_json_end(j);
 			khsm_json_array(j, "roles");
-			if (k->id_hex) print_roles(kasp, k->id_hex, j);
+			if (k->kasp_id) print_roles(kasp, k->kasp_id, j);
 			khsm_json_end(j);
 			khsm_json_array(j, "uses");
-			if (k->id_hex) print_uses(kasp, k->id_hex, j);
+			if (k->kasp_id) print_uses(kasp, k->kasp_id, j);
 			khsm_json_end(j);
 			khsm_json_bool(j, "unused", !k->used);
 			khsm_json_end(j);
@@ -544,7 +544,7 @@ static int keys_of_keystore(cli_t *cli, const khsm_conf_t *conf, const khsm_kasp
 			printf("  %s  tag %s  %s %u bits  label '%s'\n", k->id_hex ? k->id_hex : "(no CKA_ID)",
 			       tagbuf, algname ? algname : "?", k->bits, khsm_esc(k->label));
 			printf("    zones: ");
-			if (k->used) print_zones_using(kasp, k->id_hex, NULL);
+			if (k->used) print_zones_using(kasp, k->kasp_id, NULL);
 			else printf("none: on the card, used by no zone%s", k->id_hex ? "" : " (and Knot cannot use "
 			            "it without a CKA_ID: knot-hsm ZONE import label=... fix-id=yes)");
 			printf("\n");

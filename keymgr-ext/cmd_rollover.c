@@ -12,7 +12,9 @@
 #include "lib/enroll.h"
 #include "lib/error.h"
 #include "lib/knot.h"
+#include "lib/display.h"
 #include "lib/parent.h"
+#include "lib/policy.h"
 #include "lib/dname.h"
 #include "lib/rollover.h"
 #include "lib/standby.h"
@@ -253,7 +255,9 @@ fail:
 
 /* -- standby and failover (lib/standby.c) ----------------------------------- */
 
-/* standby and failover: offline mode only for now (Knot 3.2-3.4). */
+/* standby and failover: offline (Knot 3.2-3.4, the KSK side) and online
+ * (Knot 3.5, knotd's KASP; the standby's card among the policy's keystores,
+ * so that knotd signs with it after the failover). */
 static int standby_open(cli_t *cli, const kv_t *kv, roll_run_t *rr, khsm_conf_t **zconf_ptr,
                         khsm_conf_t **kconf_ptr)
 {
@@ -264,11 +268,8 @@ static int standby_open(cli_t *cli, const kv_t *kv, roll_run_t *rr, khsm_conf_t 
 		                       "second card");
 	}
 	int rc = open_sides(cli, kv_get(kv, "ksk-conf"), rr, zconf_ptr, kconf_ptr);
-	if (rc == CLI_OK && !rr->offline) {
-		khsm_err_detail("%s: %s works in offline-KSK mode (the zone's policy has offline-ksk: on); "
-		                "in online mode use rollover keystore=ID to move the KSK to another card",
-		                cli->zones[0], cli_current->name);
-		rc = cli_error(KHSM_ENOTSUP, NULL);
+	for (int i = 0; i < cli->zone_count && rc == CLI_OK && !rr->offline; i++) {
+		rc = check_keystore(rr, cli->zones[i]);
 	}
 	return rc;
 }
@@ -356,6 +357,42 @@ int cmd_standby(cli_t *cli)
 	return rc;
 }
 
+/* Online, before any keymgr run: the policy stops listing the lost card's
+ * keystore (keymgr and knotd refuse a policy with a keystore whose token is
+ * gone), knotd reads it again, and the run goes on with the new files. */
+static int online_drop_lost(cli_t *cli, roll_run_t *rr, khsm_conf_t **zconf_ptr)
+{
+	_cleanup_free_ char *include = khsm_policy_include(zone_conf_path(cli));
+	if (!include) return cli_error(KHSM_ENOMEM, NULL);
+	char dropped[512];
+	int r = khsm_standby_online_drop_lost(include, rr->zconf, rr->keystore, dropped, sizeof(dropped));
+	if (r == KHSM_ENOENT) {
+		khsm_err_clear();
+		return CLI_OK;   /* the policy is elsewhere: nothing knot-hsm may rewrite */
+	}
+	if (r != KHSM_EOK) return cli_error(r, "%s", include);
+	if (!dropped[0]) return CLI_OK;
+	printf("the policy in %s: %s; the card is gone (knotd and keymgr refuse a policy keystore "
+	       "whose token is not there)\n", include, dropped);
+	r = khsm_knotc_reload(rr->zconf);
+	if (r == KHSM_EOK) {
+		printf("knotd: reload done\n");
+	} else if (r != KHSM_ENOENT) {
+		const char *d = khsm_err_last_detail();
+		fprintf(stderr, "warning: knotc reload failed: %s%s%s; run it by hand\n", khsm_strerror(r),
+		        d ? ": " : "", khsm_esc(d));
+	}
+	khsm_err_clear();
+	khsm_conf_t *fresh = NULL;
+	if ((r = khsm_conf_load(zone_conf_path(cli), &fresh)) != KHSM_EOK) {
+		return cli_error(r, "%s", zone_conf_path(cli));
+	}
+	khsm_conf_free(*zconf_ptr);
+	*zconf_ptr = fresh;
+	rr->zconf = rr->kconf = fresh;
+	return CLI_OK;
+}
+
 int cmd_failover(cli_t *cli)
 {
 	kv_t kv[] = { { "keystore", NULL }, { "ksk-conf", NULL }, { NULL, NULL } };
@@ -365,11 +402,12 @@ int cmd_failover(cli_t *cli)
 	_cleanup_conf_ khsm_conf_t *zconf = NULL;
 	_cleanup_conf_ khsm_conf_t *kconf = NULL;
 	if ((rc = standby_open(cli, kv, &rr, &zconf, &kconf)) != CLI_OK) return rc;
-	if (!khsm_conf_keystore_find(kconf, rr.keystore)) {
+	if (!khsm_conf_keystore_find(rr.kconf, rr.keystore)) {
 		khsm_err_detail("%s names no keystore %s: the standby's card must be a keystore of the KSK "
-		                "side", khsm_conf_path(kconf), rr.keystore);
+		                "side", khsm_conf_path(rr.kconf), rr.keystore);
 		return cli_error(KHSM_ECONFIG, NULL);
 	}
+	if (!rr.offline && (rc = online_drop_lost(cli, &rr, &zconf)) != CLI_OK) return rc;
 	/* every zone of the KSK side's policy, before any timer changes */
 	char **zones = calloc((size_t)cli->zone_count + 1, sizeof(*zones));
 	if (!zones) return cli_error(KHSM_ENOMEM, NULL);
@@ -378,7 +416,8 @@ int cmd_failover(cli_t *cli)
 		r = khsm_zone_normalize(cli->zones[i], &zones[i]);
 		if (r != KHSM_EOK) rc = cli_error(r, "zone '%s'", cli->zones[i]);
 	}
-	if (rc == CLI_OK && (r = khsm_standby_failover_zones(kconf, zones, (size_t)cli->zone_count)) != KHSM_EOK) {
+	if (rc == CLI_OK && rr.offline &&
+	    (r = khsm_standby_failover_zones(rr.kconf, zones, (size_t)cli->zone_count)) != KHSM_EOK) {
 		rc = cli_error(r, NULL);
 	}
 	for (int i = 0; i < cli->zone_count && rc == CLI_OK; i++) {

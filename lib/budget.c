@@ -470,10 +470,8 @@ int khsm_budget_slots_read(const char *conf_path, char **value_ptr)
 	if (khsm_policy_file_header(conf_path, "key-slots", value_ptr) == KHSM_EOK) {
 		return KHSM_EOK;
 	}
-	_cleanup_free_ char *real = realpath(conf_path, NULL);
-	_cleanup_free_ char *dir = khsm_path_dir(real ? real : conf_path);
-	_cleanup_free_ char *include = NULL;
-	if (!dir || asprintf(&include, "%s/knot-hsm.conf", dir) < 0) {
+	_cleanup_free_ char *include = khsm_policy_include(conf_path);
+	if (!include) {
 		return KHSM_ENOMEM;
 	}
 	return khsm_policy_file_header(include, "key-slots", value_ptr);

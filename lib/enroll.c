@@ -1,6 +1,7 @@
 /* Card keys into a zone's KASP: generate or import, self-test, register,
  * and the rollback of a generated key that failed a step. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -43,6 +44,7 @@ void khsm_enrolled_clear(khsm_enrolled_t *out)
 		return;
 	}
 	free(out->id_hex);
+	free(out->pub_id);
 	if (out->key) {
 		dnssec_key_free(out->key);
 	}
@@ -185,9 +187,97 @@ static int import_conf(const khsm_conf_t *conf, const khsm_zone_t *kz, bool serv
 
 /* keymgr import-pkcs11 (or share, when another zone already has the key),
  * then confirm with keymgr list. */
-static int register_key(const khsm_conf_t *conf, const khsm_kasp_index_t *kasp, const khsm_zone_t *kz,
-                        const khsm_enroll_t *req, const khsm_enrolled_t *out)
+/* public_only: the proven key's DNSKEY, as BIND's K*.key file keymgr
+ * import-pub reads (a public key: a private directory, removed after), then
+ * the timers on the KASP id keymgr prints. */
+static int register_pub(const khsm_conf_t *conf, const khsm_zone_t *kz, const khsm_enroll_t *req,
+                        khsm_enrolled_t *out)
 {
+	const char *tmp = getenv("TMPDIR");
+	_cleanup_free_ char *dir = NULL, *file = NULL, *line = NULL;
+	if (asprintf(&dir, "%s/knot-hsm-pub.XXXXXX", tmp && tmp[0] == '/' ? tmp : "/tmp") < 0) {
+		dir = NULL;
+		return KHSM_ENOMEM;
+	}
+	if (!mkdtemp(dir)) {
+		khsm_err_detail("cannot make a directory for the public key in %s: %s",
+		                tmp && tmp[0] == '/' ? tmp : "/tmp", strerror(errno));
+		return KHSM_EIO;
+	}
+	int r = khsm_dnskey_line(out->key, &line);
+	if (r == KHSM_EOK && asprintf(&file, "%s/K.key", dir) < 0) {
+		file = NULL;
+		r = KHSM_ENOMEM;
+	}
+	if (r == KHSM_EOK) {
+		int fd = open(file, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+		if (fd < 0) {
+			r = KHSM_EIO;
+		} else {
+			r = khsm_file_write_all(fd, line, strlen(line));
+			if (r == KHSM_EOK) r = khsm_file_write_all(fd, "\n", 1);
+			close(fd);
+		}
+	}
+	khsm_run_t res = { 0 };
+	const char *import_args[] = { kz->name, "import-pub", file, NULL };
+	if (r == KHSM_EOK) r = khsm_keymgr(khsm_conf_path(conf), import_args, &res);
+	if (file) unlink(file);
+	rmdir(dir);
+	/* keymgr prints the new key's id, alone on its last line */
+	char id[257] = "";
+	const char *o = res.out ? res.out : "";
+	for (const char *l = o; r == KHSM_EOK && *l; ) {
+		size_t n = strcspn(l, "\n");
+		if (n > 0 && n < sizeof(id) && strspn(l, "0123456789abcdef") == n) {
+			memcpy(id, l, n);
+			id[n] = '\0';
+		}
+		l += n + (l[n] == '\n');
+	}
+	khsm_run_clear(&res);
+	if (r == KHSM_EOK && !id[0]) {
+		khsm_err_detail("keymgr import-pub printed no key id");
+		r = KHSM_ETOOL;
+	}
+	if (r == KHSM_EOK && !(out->pub_id = strdup(id))) r = KHSM_ENOMEM;
+	const char *const *timers = req->timers;
+	if (r == KHSM_EOK && timers && timers[0]) {
+		const char *set_args[10] = { kz->name, "set", id };
+		size_t n = 3;
+		for (size_t i = 0; timers[i] && n < 9; i++) set_args[n++] = timers[i];
+		set_args[n] = NULL;
+		r = khsm_keymgr(khsm_conf_path(conf), set_args, &res);
+		khsm_run_clear(&res);
+	}
+	bool found = false;
+	if (r == KHSM_EOK) r = kasp_lists(conf, kz->name, id, &req->ksk, &found);
+	if (r == KHSM_EOK && !found) {
+		khsm_err_detail("keymgr import-pub reported success but 'keymgr %s list' does not show "
+		                "key %s", kz->name, id);
+		r = KHSM_ETOOL;
+	}
+	if (r != KHSM_EOK && id[0]) {
+		/* nothing half-done: the public-only entry goes again (the card
+		 * pair is the caller's roll-back) */
+		const char *del_args[] = { kz->name, "delete", id, NULL };
+		khsm_run_t del = { 0 };
+		const char *d = khsm_err_last_detail();
+		_cleanup_free_ char *said = d ? strdup(d) : NULL;
+		(void)khsm_keymgr(khsm_conf_path(conf), del_args, &del);
+		khsm_run_clear(&del);
+		khsm_err_clear();
+		if (said) khsm_err_detail("%s", said);
+	}
+	return r;
+}
+
+static int register_key(const khsm_conf_t *conf, const khsm_kasp_index_t *kasp, const khsm_zone_t *kz,
+                        const khsm_enroll_t *req, khsm_enrolled_t *out)
+{
+	if (req->public_only) {
+		return register_pub(conf, kz, req, out);
+	}
 	const char *zone = kz->name;
 	const char *id_hex = out->id_hex;
 	const char *const *timers = req->timers;

@@ -72,6 +72,9 @@ typedef struct {
 	bool force;                  /* PIN rules: as --force */
 	bool beside_active;          /* generate: a KSK beside the one that signs (rollover,
 	                                standby); otherwise refused */
+	bool public_only;            /* register the DNSKEY alone (keymgr import-pub): a key
+	                                knotd publishes, never signs with and never manages
+	                                (an online standby); out->pub_id is its KASP id */
 	khsm_enroll_open_t open;
 	void *open_ctx;
 	khsm_enroll_notice_t notice; /* may be NULL */
@@ -87,6 +90,7 @@ struct khsm_enrolled {
 	int algorithm;
 	const char *label;           /* the label used (generate) */
 	char *id_hex;                /* CKA_ID in hex */
+	char *pub_id;                /* public_only: the KASP id (libdnssec's key id) */
 	dnssec_key_t *key;           /* the proven public key */
 	bool known;                  /* import: already in this zone's KASP, nothing done */
 	khsm_enroll_step_t failed_at;

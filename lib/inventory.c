@@ -1,4 +1,5 @@
 /* The card's keys against the KASP databases of knot.conf. */
+#include <libdnssec/error.h>
 #include <libdnssec/key.h>
 #include <string.h>
 
@@ -18,6 +19,7 @@ void khsm_inventory_clear(khsm_inventory_t *inv)
 	for (size_t i = 0; i < inv->key_count; i++) {
 		free(inv->keys[i].label);
 		free(inv->keys[i].id_hex);
+		free(inv->keys[i].kasp_id);
 	}
 	for (size_t i = 0; i < inv->missing_count; i++) {
 		free(inv->missing[i].zone);
@@ -63,12 +65,24 @@ static int describe(const khsm_kasp_index_t *kasp, khsm_keystore_t *ks, const kh
 		k->used = true;
 		k->tag = e->key.tag;
 		k->algorithm = e->key.algorithm;
+		if (!(k->kasp_id = strdup(k->id_hex))) return KHSM_ENOMEM;
 	} else if (khsm_cardkey_algorithm(ks, o->id, o->id_len, NULL, 0, &k->algorithm, &k->bits) == KHSM_EOK) {
 		/* Not in KASP: the tag as a KSK (flags 257) would have it. */
 		dnssec_key_t *key = NULL;
+		char *keyid = NULL;
 		if (khsm_cardkey_dnskey(ks, ".", k->id_hex, k->algorithm, true, &key) == KHSM_EOK) {
 			k->tag = dnssec_key_get_keytag(key);
+			/* an online standby: its DNSKEY in KASP public-only, under
+			 * libdnssec's id of the key */
+			pos = 0;
+			if (dnssec_key_get_keyid(key, &keyid) == DNSSEC_EOK &&
+			    (e = khsm_kasp_next(kasp, keyid, &pos)) && e->key.public_only) {
+				k->used = true;
+				k->kasp_id = keyid;
+				keyid = NULL;
+			}
 		}
+		free(keyid);
 		dnssec_key_free(key);
 	}
 	khsm_err_clear();

@@ -20,6 +20,8 @@ typedef struct {
 	unsigned bits;        /* of its public object; 0 when unknown */
 	int tag;              /* KASP's, else as a KSK would have it; -1 when unknown */
 	bool used;            /* some zone's KASP has it */
+	char *kasp_id;        /* the id KASP knows it by: id_hex, or for an online standby
+	                         (standby.h) its public-only entry's; NULL when unused */
 } khsm_inventory_key_t;
 
 /* A KASP key of a zone on this card whose object is not on the card. */

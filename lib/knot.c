@@ -698,6 +698,16 @@ int khsm_knotc_zone_keys_load(const khsm_conf_t *conf, const char *zone)
 }
 
 _public_
+int khsm_knotc_reload(const khsm_conf_t *conf)
+{
+	if (!conf) {
+		return KHSM_EINVAL;
+	}
+	const char *args[] = { "reload", NULL };
+	return knotc(conf, args, false);
+}
+
+_public_
 int khsm_knotc_zone_ksk_submitted(const khsm_conf_t *conf, const char *zone)
 {
 	if (!conf || !zone) {

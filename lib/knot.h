@@ -102,6 +102,10 @@ int khsm_knotc_ping(const khsm_conf_t *conf);
  *  KHSM_ENOENT when knotd is not running, KHSM_ETOOL when it refuses. */
 int khsm_knotc_zone_keys_load(const khsm_conf_t *conf, const char *zone);
 
+/** `knotc reload`: a running knotd reads its configuration again.
+ *  KHSM_ENOENT when knotd is not running, KHSM_ETOOL when it refuses. */
+int khsm_knotc_reload(const khsm_conf_t *conf);
+
 /** `knotc zone-ksk-submitted ZONE`: confirm the DS is at the parent.
  *  KHSM_ENOENT when knotd is not running, KHSM_ETOOL when it refuses
  *  (e.g. "no key ready for submission"). */

@@ -700,16 +700,28 @@ void khsm_policy_paths_clear(khsm_policy_paths_t *paths)
 	}
 }
 
-_public_
-char *khsm_policy_ksk_side(const char *conf_path)
+/* "DIR/name", DIR the directory of knot.conf with its links resolved. */
+static char *next_to_conf(const char *conf_path, const char *name)
 {
 	_cleanup_free_ char *real = conf_path ? realpath(conf_path, NULL) : NULL;
 	_cleanup_free_ char *dir = conf_path ? khsm_path_dir(real ? real : conf_path) : NULL;
 	char *out = NULL;
-	if (dir && asprintf(&out, "%s/knot-hsm-ksk.conf", dir) < 0) {
+	if (dir && asprintf(&out, "%s/%s", dir, name) < 0) {
 		out = NULL;
 	}
 	return out;
+}
+
+_public_
+char *khsm_policy_ksk_side(const char *conf_path)
+{
+	return next_to_conf(conf_path, "knot-hsm-ksk.conf");
+}
+
+_public_
+char *khsm_policy_include(const char *conf_path)
+{
+	return next_to_conf(conf_path, "knot-hsm.conf");
 }
 
 _public_

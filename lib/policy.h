@@ -196,6 +196,11 @@ void khsm_policy_paths_clear(khsm_policy_paths_t *paths);
  *  of knot.conf with its links resolved. NULL without memory; free(). */
 char *khsm_policy_ksk_side(const char *conf_path);
 
+/** The include next to knot.conf at conf_path, where policy --write puts it
+ *  by default: "DIR/knot-hsm.conf" (as khsm_policy_ksk_side()). NULL without
+ *  memory; free(). */
+char *khsm_policy_include(const char *conf_path);
+
 /** Load the KSK side at path (khsm_policy_ksk_side) when it is readable:
  *  *kconf_ptr NULL and KHSM_EOK when it is not (online mode has none); an
  *  error of khsm_conf_load() when it is there but does not load.

@@ -348,7 +348,10 @@ const char *khsm_rollover_role(const khsm_kasp_key_t *keys, size_t count, int64_
 {
 	const khsm_kasp_key_t *key = NULL;
 	for (size_t i = 0; id_hex && i < count; i++) {
-		if (strcmp(keys[i].id, id_hex) == 0 && is_card_ksk(&keys[i])) key = &keys[i];
+		/* public-only: an online standby (standby.h) */
+		if (strcmp(keys[i].id, id_hex) == 0 && (is_card_ksk(&keys[i]) || khsm_standby_is(&keys[i]))) {
+			key = &keys[i];
+		}
 	}
 	if (!key) {
 		return NULL;

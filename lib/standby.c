@@ -22,10 +22,14 @@ static bool is_card_ksk(const khsm_kasp_key_t *k)
 	return k->ksk && !k->zsk && !k->public_only;
 }
 
+/* Online the standby is a public-only KASP entry (keymgr import-pub) of the
+ * card key's DNSKEY: knotd publishes it and leaves it alone (Knot's key
+ * events skip public-only keys), where a card KSK published beside the
+ * active one would be made ready, given a CDS and signed with. */
 _public_
 bool khsm_standby_is(const khsm_kasp_key_t *k)
 {
-	return k && is_card_ksk(k) && k->publish != 0 && k->ready == 0 && k->active == 0 &&
+	return k && k->ksk && !k->zsk && k->publish != 0 && k->ready == 0 && k->active == 0 &&
 	       k->pre_active == 0 && k->retire_active == 0 && k->retire == 0 &&
 	       k->post_active == 0 && k->revoke == 0 && k->remove == 0;
 }
@@ -67,6 +71,7 @@ static int standby_generate(const khsm_standby_req_t *req, int64_t publish, khsm
 	e.ksk = true;
 	e.zsk = false;
 	e.beside_active = true;   /* published beside the signing KSK, never active */
+	e.public_only = !req->offline;
 	e.timers = timers;
 	e.label = res->label;
 	khsm_enrolled_t out = { 0 };
@@ -74,7 +79,9 @@ static int standby_generate(const khsm_standby_req_t *req, int64_t publish, khsm
 	int r = khsm_zone_key_generate_or_adopt(req->kconf, req->zone, &e, &out, &adopted);
 	res->did = adopted ? KHSM_STANDBY_DID_ADOPT : KHSM_STANDBY_DID_GENERATE;
 	if (r == KHSM_EOK) {
-		*id_ptr = strdup(out.id_hex ? out.id_hex : "");
+		/* the KASP id: online the public-only entry's */
+		const char *id = out.pub_id ? out.pub_id : out.id_hex;
+		*id_ptr = strdup(id ? id : "");
 		if (!*id_ptr) r = KHSM_ENOMEM;
 	}
 	khsm_enrolled_clear(&out);
@@ -304,6 +311,49 @@ static int stop_others(const char *kpath, const char *zone, const khsm_kasp_key_
 	return r;
 }
 
+/* Online: the public-only standby becomes the card key it stands for. The
+ * card pair (by its label, on the standby's card) is registered active at
+ * `at`, published since the standby was; then the public-only entry goes.
+ * Interrupted in between, the rerun finds the standby again and its card
+ * key registered already (import: known), or, after the deletion, the card
+ * key failed over (failed_over()). */
+static int failover_online(const khsm_standby_req_t *req, const khsm_kasp_key_t *sb, int64_t at,
+                           khsm_standby_result_t *res)
+{
+	const char *kpath = khsm_conf_path(req->kconf);
+	char label[300], pub_w[48], act_w[48];
+	snprintf(label, sizeof(label), "%s KSK standby", req->zone->name);
+	snprintf(pub_w, sizeof(pub_w), "publish=%" PRId64, sb->publish < at ? sb->publish : at - 1);
+	snprintf(act_w, sizeof(act_w), "active=%" PRId64, at);
+	const char *timers[] = { pub_w, act_w, NULL };
+	khsm_enroll_t e = *req->enroll;
+	e.ksk = true;
+	e.zsk = false;
+	e.algorithm = 0;
+	e.label = label;
+	e.timers = timers;
+	e.public_only = false;
+	khsm_enrolled_t out = { 0 };
+	int r = khsm_zone_key_import(req->kconf, req->zone, &e, &out);
+	if (r != KHSM_EOK) {
+		if (!khsm_err_last_detail()) khsm_err_detail("%s", khsm_strerror(r));
+		khsm_err_prefix("%s: the standby's card key '%s' on keystore %s: ", req->zone->name, label,
+		                req->zone->keystore->id);
+	}
+	if (r == KHSM_EOK && out.id_hex) {
+		snprintf(res->id, sizeof(res->id), "%s", out.id_hex);
+		res->tag = sb->tag;
+	}
+	khsm_enrolled_clear(&out);
+	if (r == KHSM_EOK) {
+		const char *del_args[] = { req->zone->name, "delete", sb->id, NULL };
+		khsm_run_t del = { 0 };
+		r = khsm_keymgr(kpath, del_args, &del);
+		khsm_run_clear(&del);
+	}
+	return r;
+}
+
 _public_
 int khsm_standby_failover(const khsm_standby_req_t *req, int64_t now, khsm_standby_result_t *res)
 {
@@ -332,8 +382,16 @@ int khsm_standby_failover(const khsm_standby_req_t *req, int64_t now, khsm_stand
 		r = KHSM_ENOENT;
 		goto fail;
 	}
-	if ((r = on_card(req, sb ? sb : fo)) != KHSM_EOK) goto fail;
-	if (sb) {
+	/* online the standby is public-only: its card key is found by label */
+	bool pub = sb && sb->public_only;
+	if (!pub && (r = on_card(req, sb ? sb : fo)) != KHSM_EOK) goto fail;
+	if (pub) {
+		int64_t at = khsm_rollover_when(&req->delays, now);
+		if ((r = failover_online(req, sb, at, res)) != KHSM_EOK) goto fail;
+		if ((r = stop_others(kpath, zone, keys, n, sb, at, now, res, &changed)) != KHSM_EOK) goto fail;
+		res->at = at;
+		res->did = KHSM_STANDBY_DID_FAILOVER;
+	} else if (sb) {
 		int64_t at = khsm_rollover_when(&req->delays, now);
 		/* the standby first: interrupted here, both sign until the rerun
 		 * retires the lost one (failed_over()) */
@@ -358,6 +416,106 @@ int khsm_standby_failover(const khsm_standby_req_t *req, int64_t now, khsm_stand
 fail:
 	side_copy_remove(&copy);
 	free(keys);
+	return r;
+}
+
+/* Whether the token of a pkcs11 keystore is gone (the lost card). */
+static bool keystore_gone(const khsm_conf_keystore_t *ks)
+{
+	if (!khsm_conf_keystore_is_pkcs11(ks) || !ks->config) return false;
+	khsm_keystore_t *k = NULL;
+	int r = khsm_keystore_open(ks->config, &k);
+	khsm_keystore_close(k);
+	khsm_err_clear();
+	return r == KHSM_ENOTOKEN || r == KHSM_EREMOVED;
+}
+
+_public_
+int khsm_standby_online_drop_lost(const char *path, const khsm_conf_t *zconf, const char *keep,
+                                  char *dropped, size_t size)
+{
+	if (!path || !zconf || !keep || !dropped || size == 0) {
+		return KHSM_EINVAL;
+	}
+	dropped[0] = '\0';
+	char *text = NULL;
+	struct stat sb;
+	khsm_file_read_opts_t opts = { .nofollow = true, .what = "policy include" };
+	int r = khsm_file_read(path, &opts, &text, NULL, &sb);
+	if (r != KHSM_EOK) return r;
+	static const char head[] = "\n  - id: " KHSM_POLICY_ID "\n";
+	const char *pol = strstr(text, head);
+	const char *line = pol ? strstr(pol, "\n    keystore: [ ") : NULL;
+	const char *next_id = pol ? strstr(pol + 1, "\n  - id: ") : NULL;
+	if (!strstr(text, KHSM_POLICY_MARKER) || !line || (next_id && line > next_id)) {
+		khsm_err_detail("%s is not an online policy written by knot-hsm policy (no policy %s with "
+		                "a keystore list): take the lost card's keystore out of the policy's "
+		                "keystores by hand, knotc reload, then the failover again", path,
+		                KHSM_POLICY_ID);
+		free(text);
+		return KHSM_ECONFIG;
+	}
+	const char *list = line + strlen("\n    keystore: [ ");
+	const char *end = strstr(list, " ]\n");
+	if (!end || memchr(list, '\n', (size_t)(end - list))) {
+		free(text);
+		khsm_err_detail("%s: the policy's keystore list is not on one line", path);
+		return KHSM_ECONFIG;
+	}
+	char *ids = strndup(list, (size_t)(end - list));
+	char kept[1024] = "";
+	size_t nkept = 0;
+	bool card_gone = false;
+	if (!ids) r = KHSM_ENOMEM;
+	for (char *save = NULL, *id = ids ? strtok_r(ids, ", ", &save) : NULL; r == KHSM_EOK && id;
+	     id = strtok_r(NULL, ", ", &save)) {
+		bool gone = strcmp(id, keep) != 0 && keystore_gone(khsm_conf_keystore_find(zconf, id));
+		/* knot-hsm's own card keystore stays, on the standby's card: it is
+		 * the first, ksk-only one, where Knot 3.5 puts (and keymgr
+		 * import-pkcs11 registers) KSKs, ZSKs going to the PEM one */
+		if (gone && strcmp(id, KHSM_POLICY_CARD_ID) == 0) {
+			card_gone = true;
+			gone = false;
+		}
+		size_t l = strlen(gone ? dropped : kept);
+		if (gone) snprintf(dropped + l, size - l, "%s%s taken out of the policy's keystores", l ? "; " : "", id);
+		else snprintf(kept + l, sizeof(kept) - l, "%s%s", nkept++ ? ", " : "", id);
+	}
+	free(ids);
+	char *out = NULL;
+	if (r == KHSM_EOK && (dropped[0] || card_gone) &&
+	    asprintf(&out, "%.*s%s%s", (int)(list - text), text, kept, end) < 0) {
+		out = NULL;
+		r = KHSM_ENOMEM;
+	}
+	if (r == KHSM_EOK && card_gone) {
+		const khsm_conf_keystore_t *k = khsm_conf_keystore_find(zconf, keep);
+		static const char sec[] = "\n  - id: " KHSM_POLICY_CARD_ID "\n    backend: pkcs11\n    config: \"";
+		char *at = strstr(out, sec);
+		char *q = at ? strchr(at + strlen(sec), '"') : NULL;
+		char *moved = NULL;
+		if (!k || !k->config || strpbrk(k->config, "\"\n\\") || !q) {
+			khsm_err_detail("%s: keystore %s (its card is gone) cannot be moved to %s's card: write "
+			                "the policy again naming %s (knot-hsm ZONE... policy mode=online "
+			                "keystore=%s --write %s --force), knotc reload, then the failover "
+			                "again", path, KHSM_POLICY_CARD_ID, keep, keep, keep, path);
+			r = KHSM_ECONFIG;
+		} else if (asprintf(&moved, "%.*s%s%s", (int)(at + strlen(sec) - out), out, k->config, q) < 0) {
+			r = KHSM_ENOMEM;
+		} else {
+			free(out);
+			out = moved;
+			size_t l = strlen(dropped);
+			snprintf(dropped + l, size - l, "%s%s now on the card of %s", l ? "; " : "",
+			         KHSM_POLICY_CARD_ID, keep);
+		}
+	}
+	if (r == KHSM_EOK && out) {
+		r = khsm_file_write_atomic(path, out, strlen(out), sb.st_mode & 07777, KHSM_FILE_DIR_GROUP);
+	}
+	if (r != KHSM_EOK) dropped[0] = '\0';
+	free(out);
+	free(text);
 	return r;
 }
 

@@ -86,5 +86,17 @@ int khsm_standby_failover_zones(const khsm_conf_t *kconf, char *const *zones, si
 int khsm_standby_policy_keystore(const char *ksk_conf_path, const char *keystore_id,
                                  bool *changed_ptr);
 
+/** Online, the day a card is lost: knotd and keymgr (Knot 3.5) refuse a
+ *  policy one of whose keystores has no token ("PKCS #11 token not
+ *  available"), so the policy knot-hsm in the include at path (written by
+ *  knot-hsm policy) stops listing the pkcs11 keystores of zconf whose token
+ *  is absent, keep (the standby's) excepted; knot-hsm's own card keystore
+ *  (KHSM_POLICY_CARD_ID, first and ksk-only: Knot 3.5 makes and keymgr
+ *  import-pkcs11 registers KSKs there) stays and gets keep's config. The
+ *  include is rewritten atomically, keeping its mode; dropped says what
+ *  changed ("; "-joined, "" when nothing). */
+int khsm_standby_online_drop_lost(const char *path, const khsm_conf_t *zconf, const char *keep,
+                                  char *dropped, size_t size);
+
 /** Free what a result holds. */
 void khsm_standby_result_clear(khsm_standby_result_t *res);

@@ -97,3 +97,63 @@ cds_note() {
 cds_tags() {
 	awk -v s="$1" '$1 == s { for (i = 2; i <= NF; i++) print $i }' "$TMP/cds.log" 2>/dev/null | sort -u | tr '\n' ' '
 }
+
+# roll_kills_setup: with ROLL_KILLS set, the points at which a rollover run is
+# killed once each, through a keymgr in front of the real one: "generated"
+# when the card has made the new pair and keymgr is to register it (the next
+# run adopts the pair), "import" right after keymgr import-pkcs11 registered
+# the new KSK (before knot-hsm confirmed it), "retire" after the new KSK's
+# active timer was set and before the old KSK's retire timer is, "remove"
+# before the old KSK's remove timer is set, "delete" when delete-old is to
+# delete the old KSK from KASP and the card. POINT:TERM sends SIGTERM
+# instead of SIGKILL. The next poll's run goes on.
+# Then rollover_run makes one rollover run ($CONF, $ROLL_KS, $PPORT), killed
+# there once each.
+roll_kills_setup() {
+	KILLED=0
+	[ -n "${ROLL_KILLS:-}" ] || return 0
+	printf '%s\n' $ROLL_KILLS > "$TMP/kills"
+	REAL_KEYMGR=$(command -v keymgr)
+	cat > "$TMP/keymgr" <<SHIM
+#!/bin/sh
+case " \$* " in
+	*" import-pkcs11 "*) point=import; grep -q '^generated' "$TMP/kills" && point=generated ;;
+	*" set "*" retire="*) point=retire ;;
+	*" set "*" remove="*) point=remove ;;
+	*" delete "*) point=delete ;;
+	*) point= ;;
+esac
+entry=\$(grep -E "^\$point(:TERM)?\$" "$TMP/kills" | head -n 1)
+if [ -n "\$point" ] && [ -n "\$entry" ]; then
+	grep -vx "\$entry" "$TMP/kills" > "$TMP/kills.new"; mv "$TMP/kills.new" "$TMP/kills"
+	echo "\$entry" >> "$TMP/killed"
+	if [ "\$point" = import ]; then "$REAL_KEYMGR" "\$@"; fi
+	case \$entry in *:TERM) kill -TERM \$PPID ;; *) kill -9 \$PPID ;; esac
+	exit 1
+fi
+exec "$REAL_KEYMGR" "\$@"
+SHIM
+	chmod +x "$TMP/keymgr"
+}
+rollover_run() {
+	if [ -z "${ROLL_KILLS:-}" ]; then
+		run 0 "$KNOT_HSM" -c "$CONF" example.com rollover $ROLL_KS delete-old=yes server=127.0.0.1@$PPORT
+		return
+	fi
+	set +e
+	KHSM_KEYMGR=$TMP/keymgr "$KNOT_HSM" -c "$CONF" example.com rollover $ROLL_KS delete-old=yes \
+		server=127.0.0.1@$PPORT >"$TMP/out" 2>"$TMP/err"
+	got=$?
+	set -e
+	OUT=$(cat "$TMP/out"); ERR=$(cat "$TMP/err")
+	n=$(cat "$TMP/killed" 2>/dev/null | wc -l)
+	if [ "$n" -gt "$KILLED" ]; then
+		case $(tail -n 1 "$TMP/killed") in *:TERM) want=143 ;; *) want=137 ;; esac
+		[ "$got" -eq "$want" ] || fail "rollover run not killed at $(tail -n 1 "$TMP/killed") (exit $got): $OUT $ERR"
+		KILLED=$n
+		OUT="example.com.: step killed"
+		return
+	fi
+	[ "$got" -eq 0 ] || fail "rollover exit $got: $OUT $ERR"
+}
+

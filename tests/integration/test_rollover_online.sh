@@ -83,13 +83,16 @@ dump_on_fail() {
 	keymgr -c "$CONF" example.com. list >&2 2>&1
 }
 on_cleanup dump_on_fail
+# ROLL_KILLS (test_rollover_online_kill.sh): runs killed once at each point
+# (parent.sh roll_kills_setup).
+roll_kills_setup
 steps=""
 NEW_DS=""
 i=0
 done=0
-while [ $i -lt 40 ] && [ $done -eq 0 ]; do
+while [ $i -lt 60 ] && [ $done -eq 0 ]; do
 	i=$((i + 1))
-	run 0 "$KNOT_HSM" -c "$CONF" example.com rollover $ROLL_KS delete-old=yes server=127.0.0.1@$PPORT
+	rollover_run
 	printf '%s\n' "$OUT" >> "$TMP/rollover.log"
 	step=$(printf '%s\n' "$OUT" | sed -n 's/^example\.com\.: step \([a-z]*\).*/\1/p; s/^example\.com\.: rollover \(done\).*/\1/p' | tail -n 1)
 	[ -n "$step" ] || fail "rollover printed no step: $OUT"
@@ -115,10 +118,18 @@ while [ $i -lt 40 ] && [ $done -eq 0 ]; do
 done
 [ $done -eq 1 ] || { cat "$TMP/rollover.log" "$D/knotd.log" >&2; fail "the rollover did not end in $i polls (steps:$steps)"; }
 pass "rollover went through$steps in $i runs"
-for s in published submit switching withdraw removing done; do
+# Online the switch is at once: a run killed while it switches leaves the
+# next run at withdraw, and switching is never printed.
+want_steps="published submit switching withdraw removing done"
+[ -z "${ROLL_KILLS:-}" ] || want_steps="published submit withdraw removing done"
+for s in $want_steps; do
 	case " $steps " in *" $s "*) ;; *) cat "$TMP/rollover.log" >&2; fail "step $s never seen (steps:$steps)" ;; esac
 done
 pass "every step was seen"
+if [ -n "${ROLL_KILLS:-}" ]; then
+	equals "$(cat "$TMP/killed" | tr '\n' ' ')" "$(printf '%s ' $ROLL_KILLS)" "runs killed at: $ROLL_KILLS"
+	equals "$(cat "$TMP/kills")" "" "every kill point was reached"
+fi
 contains "$(cat "$TMP/rollover.log")" "knotd: zone-keys-load example.com. done" "each change reaches knotd at once"
 lacks "$(cat "$D/knotd.log")" "cleared future timers" "knotd cleared none of knot-hsm's timers"
 NEW_TAG=$(printf '%s\n' "$NEW_DS" | awk '{ print $3 }')
