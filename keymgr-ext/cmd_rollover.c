@@ -378,9 +378,10 @@ static int online_drop_lost(cli_t *cli, roll_run_t *rr, khsm_conf_t **zconf_ptr)
 	if (r == KHSM_EOK) {
 		printf("knotd: reload done\n");
 	} else if (r != KHSM_ENOENT) {
-		const char *d = khsm_err_last_detail();
-		fprintf(stderr, "warning: knotc reload failed: %s%s%s; run it by hand\n", khsm_strerror(r),
-		        d ? ": " : "", khsm_esc(d));
+		/* knotd would go on with the lost card: stop here, the rewrite stands */
+		khsm_err_prefix("knotc reload (the policy is rewritten; reload knotd, then the failover "
+		                "again): ");
+		return cli_error(r, NULL);
 	}
 	khsm_err_clear();
 	khsm_conf_t *fresh = NULL;

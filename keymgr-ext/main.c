@@ -110,21 +110,22 @@ static const cli_command_t COMMANDS[] = {
 	  false, 0, false },
 	{ "standby", true, OPT_CONF | OPT_PIN_FILE | OPT_PIN_FD | OPT_FORCE, cmd_standby,
 	  "knot-hsm [-c knot.conf] ZONE... standby keystore=ID [algorithm=NAME] [ksk-conf=PATH] [--pin-file PATH | --pin-fd N] [--force]",
-	  "Offline mode: a standby KSK on a second card (keystore=ID of the KSK side, not\n"
-	  "the card the signing KSK is on), labelled '<zone> KSK standby', registered on\n"
-	  "the KSK side published (from the end of the pre-signed period: in every DNSKEY\n"
-	  "set of the next ceremony) and never signing. Prints its DS: give it to the\n"
-	  "parent beside the active one. Refused during a rollover; a zone that has a\n"
-	  "standby is left as it is. One card login.",
+	  "A standby KSK on a second card (keystore=ID, not the card the signing KSK is\n"
+	  "on), labelled '<zone> KSK standby'. Offline registered on the KSK side\n"
+	  "published (from the end of the pre-signed period: in every DNSKEY set of the\n"
+	  "next ceremony) and never signing; online its DNSKEY public-only in knotd's\n"
+	  "KASP. Prints its DS: give it to the parent beside the active one. Refused\n"
+	  "during a rollover; a zone that has a standby is left as it is. One card login.",
 	  false, 0, false },
 	{ "failover", true, OPT_CONF, cmd_failover,
 	  "knot-hsm [-c knot.conf] ZONE... failover keystore=ID [ksk-conf=PATH]",
-	  "Offline mode, the first card is lost: the standby KSK (its public key looked\n"
-	  "for on the card of keystore=ID, no login) signs from the end of the pre-signed\n"
-	  "period, i.e. from the next ceremony, and the lost KSK stops and leaves the\n"
-	  "DNSKEY set then: no parent change, no TTL to wait for. The KSK side's policy\n"
-	  "then names keystore=ID, so ceremonies use that card; name every zone of the\n"
-	  "KSK side. Afterwards make a new standby on another card.",
+	  "The first card is lost: the standby KSK (its public key looked for on the card\n"
+	  "of keystore=ID, no login) signs, offline from the end of the pre-signed period\n"
+	  "(the next ceremony), online at once (its card key registered: one login), and\n"
+	  "the lost KSK stops and leaves the DNSKEY set then: no parent change, no TTL to\n"
+	  "wait for. Offline the KSK side's policy then names keystore=ID (name every zone\n"
+	  "of the KSK side); online the policy's card keystore moves to that card when the\n"
+	  "lost one's token is gone. Afterwards make a new standby on another card.",
 	  false, 0, false },
 	{ "policy", true, OPT_CONF | OPT_WRITE | OPT_FORCE | OPT_JSON, cmd_policy,
 	  "knot-hsm [-c knot.conf] ZONE... policy [mode=offline|online] [zsk-lifetime=T] [rrsig-lifetime=T] [rrsig-refresh=T] [dnskey-ttl=T] [zone-max-ttl=T] [propagation-delay=T] [algorithm=NAME] [shared-ksk=yes|no] [keystore=ID] [ksk-conf=PATH] [ksk-kasp-db=DIR] [guard=yes|no] [remove=yes] [key-slots=N|ID:N,...] [--write FILE [--force]] [--json]",

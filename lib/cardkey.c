@@ -753,6 +753,57 @@ static int set_id_once(void *ctx)
 }
 
 _public_
+int khsm_cardkey_find_keyid(khsm_keystore_t *ks, const char *label, const char *keyid_hex, bool force,
+                            uint8_t **id_ptr, size_t *id_len_ptr)
+{
+	if (!ks || !keyid_hex || !id_ptr || !id_len_ptr) {
+		return KHSM_EINVAL;
+	}
+	_cleanup_free_ char *url = NULL;
+	int r = khsm_cardkey_object_url(ks, label, NULL, 0, KHSM_URI_TYPE_PUBLIC, &url);
+	if (r != KHSM_EOK) {
+		return r;
+	}
+	gnutls_pkcs11_obj_t *objs = NULL;
+	unsigned n = 0;
+	r = khsm_keystore_find(ks, url, false, NULL, force, &objs, &n);
+	if (r != KHSM_EOK) {
+		return r;
+	}
+	uint8_t *found = NULL;
+	size_t found_len = 0;
+	for (unsigned i = 0; r == KHSM_EOK && i < n && !found; i++) {
+		gnutls_pubkey_t pub = NULL;
+		uint8_t kid[20], cka[256];
+		size_t kid_len = sizeof(kid), cka_len = sizeof(cka);
+		_cleanup_free_ char *hex = NULL;
+		/* libdnssec's key id: the SHA-1 key id of the public key */
+		if (pubkey_der(objs[i], NULL, &pub) != KHSM_EOK) continue;
+		bool match = gnutls_pubkey_get_key_id(pub, 0, kid, &kid_len) == 0 &&
+		             khsm_hex_format(kid, kid_len, &hex) == KHSM_EOK && strcmp(hex, keyid_hex) == 0;
+		gnutls_pubkey_deinit(pub);
+		if (match && gnutls_pkcs11_obj_get_info(objs[i], GNUTLS_PKCS11_OBJ_ID, cka, &cka_len) == 0 &&
+		    cka_len > 0) {
+			if (!(found = malloc(cka_len))) r = KHSM_ENOMEM;
+			else memcpy(found, cka, found_len = cka_len);
+		}
+	}
+	khsm_keystore_objs_free(objs, n);
+	if (r == KHSM_EOK && !found) {
+		khsm_err_detail("no public key object%s%s%s on the card has key id %s", label ? " labelled '" : "",
+		                label ? label : "", label ? "'" : "", keyid_hex);
+		r = KHSM_ENOENT;
+	}
+	if (r != KHSM_EOK) {
+		free(found);
+		return r;
+	}
+	*id_ptr = found;
+	*id_len_ptr = found_len;
+	return KHSM_EOK;
+}
+
+_public_
 int khsm_cardkey_fix_id(khsm_keystore_t *ks, const char *label, uint8_t **id_ptr,
                         size_t *id_len_ptr)
 {

@@ -57,6 +57,14 @@ int khsm_cardkey_generate(khsm_keystore_t *ks, int algorithm, unsigned bits, con
 /** Delete both objects of a key pair (by CKA_ID) from the card. */
 int khsm_cardkey_delete(khsm_keystore_t *ks, const uint8_t *id, size_t id_len);
 
+/** The CKA_ID of the public key object (labelled label, or any when NULL)
+ *  whose libdnssec key id (the SHA-1 key id of the public key, what keymgr
+ *  import-pub files a DNSKEY under) is keyid_hex, found without login.
+ *  KHSM_ENOENT with a detail when none has it. \param[out] id_ptr,
+ *  id_len_ptr  free *id_ptr with free(). */
+int khsm_cardkey_find_keyid(khsm_keystore_t *ks, const char *label, const char *keyid_hex, bool force,
+                            uint8_t **id_ptr, size_t *id_len_ptr);
+
 /** Give a key pair that has no CKA_ID one, on both objects: the SHA-1 of its
  *  public key (as OpenSC does), found by label. \param[out] id_ptr, id_len_ptr */
 int khsm_cardkey_fix_id(khsm_keystore_t *ks, const char *label, uint8_t **id_ptr,

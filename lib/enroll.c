@@ -8,6 +8,9 @@
 #include <string.h>
 #include <time.h>
 
+#include <libdnssec/error.h>
+#include <libdnssec/key.h>
+
 #include "budget.h"
 #include "cardkey.h"
 #include "dnskey.h"
@@ -219,27 +222,18 @@ static int register_pub(const khsm_conf_t *conf, const khsm_zone_t *kz, const kh
 			close(fd);
 		}
 	}
+	/* keymgr files it under libdnssec's id of the key (what it prints) */
+	char id[257] = "";
+	char *kid = NULL;
+	if (r == KHSM_EOK && dnssec_key_get_keyid(out->key, &kid) != DNSSEC_EOK) r = KHSM_ECRYPTO;
+	if (r == KHSM_EOK) snprintf(id, sizeof(id), "%s", kid);
+	free(kid);
 	khsm_run_t res = { 0 };
 	const char *import_args[] = { kz->name, "import-pub", file, NULL };
 	if (r == KHSM_EOK) r = khsm_keymgr(khsm_conf_path(conf), import_args, &res);
 	if (file) unlink(file);
 	rmdir(dir);
-	/* keymgr prints the new key's id, alone on its last line */
-	char id[257] = "";
-	const char *o = res.out ? res.out : "";
-	for (const char *l = o; r == KHSM_EOK && *l; ) {
-		size_t n = strcspn(l, "\n");
-		if (n > 0 && n < sizeof(id) && strspn(l, "0123456789abcdef") == n) {
-			memcpy(id, l, n);
-			id[n] = '\0';
-		}
-		l += n + (l[n] == '\n');
-	}
 	khsm_run_clear(&res);
-	if (r == KHSM_EOK && !id[0]) {
-		khsm_err_detail("keymgr import-pub printed no key id");
-		r = KHSM_ETOOL;
-	}
 	if (r == KHSM_EOK && !(out->pub_id = strdup(id))) r = KHSM_ENOMEM;
 	const char *const *timers = req->timers;
 	if (r == KHSM_EOK && timers && timers[0]) {

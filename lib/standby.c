@@ -57,6 +57,20 @@ static void result_key(khsm_standby_result_t *res, const khsm_kasp_key_t *k)
 	res->tag = k->tag;
 }
 
+/* Whether keystore id of conf and ks are one card: one id, or the same
+ * token (after an online failover knot-hsm-card names the standby's card). */
+static bool same_card(const khsm_conf_t *conf, const char *id, const khsm_conf_keystore_t *ks)
+{
+	if (strcmp(id, ks->id) == 0) return true;
+	const khsm_conf_keystore_t *other = khsm_conf_keystore_find(conf, id);
+	if (!khsm_conf_keystore_is_pkcs11(other) || !other->config || !ks->config) return false;
+	_cleanup_free_ char *a = NULL, *b = NULL;
+	bool same = khsm_uri_card_name(other->config, false, &a) == KHSM_EOK &&
+	            khsm_uri_card_name(ks->config, false, &b) == KHSM_EOK && strcmp(a, b) == 0;
+	khsm_err_clear();
+	return same;
+}
+
 /* -- standby --------------------------------------------------------------- */
 
 /* Generate the standby on the card, or adopt the pair an interrupted run left. */
@@ -116,7 +130,7 @@ int khsm_standby_make(const khsm_standby_req_t *req, int64_t now, khsm_standby_r
 			goto fail;
 		}
 		const khsm_conf_policy_t *p = req->zone->policy;
-		if (p && p->keystore_count > 0 && strcmp(p->keystores[0], req->zone->keystore->id) == 0) {
+		if (p && p->keystore_count > 0 && same_card(req->kconf, p->keystores[0], req->zone->keystore)) {
 			khsm_err_detail("%s: keystore %s is the card the signing KSK is on; a standby there is "
 			                "lost with it: name the second card's keystore (standby keystore=ID)",
 			                zone, req->zone->keystore->id);
@@ -321,24 +335,43 @@ static int failover_online(const khsm_standby_req_t *req, const khsm_kasp_key_t 
                            khsm_standby_result_t *res)
 {
 	const char *kpath = khsm_conf_path(req->kconf);
+	const khsm_conf_keystore_t *store = req->zone->keystore;
 	char label[300], pub_w[48], act_w[48];
 	snprintf(label, sizeof(label), "%s KSK standby", req->zone->name);
 	snprintf(pub_w, sizeof(pub_w), "publish=%" PRId64, sb->publish < at ? sb->publish : at - 1);
 	snprintf(act_w, sizeof(act_w), "active=%" PRId64, at);
 	const char *timers[] = { pub_w, act_w, NULL };
+	/* The card key is the standby's own (its DNSKEY's key id), found
+	 * without a login before anything changes or any PIN is tried. */
+	khsm_keystore_t *ks = NULL;
+	uint8_t *id = NULL;
+	size_t id_len = 0;
+	bool force = req->enroll && req->enroll->force;
+	int r = khsm_keystore_open(store->config, &ks);
+	if (r == KHSM_EOK) r = khsm_cardkey_find_keyid(ks, label, sb->id, force, &id, &id_len);
+	khsm_keystore_close(ks);
+	if (r != KHSM_EOK) {
+		if (!khsm_err_last_detail()) khsm_err_detail("%s", khsm_strerror(r));
+		khsm_err_prefix("%s: the standby KSK (tag %u) is not on the card of keystore %s (insert "
+		                "the card the standby was made on, or name its keystore: failover "
+		                "keystore=ID): ", req->zone->name, sb->tag, store->id);
+		return r;
+	}
 	khsm_enroll_t e = *req->enroll;
 	e.ksk = true;
 	e.zsk = false;
 	e.algorithm = 0;
-	e.label = label;
+	e.label = NULL;
+	e.id = id;
+	e.id_len = id_len;
 	e.timers = timers;
 	e.public_only = false;
 	khsm_enrolled_t out = { 0 };
-	int r = khsm_zone_key_import(req->kconf, req->zone, &e, &out);
+	r = khsm_zone_key_import(req->kconf, req->zone, &e, &out);
+	free(id);
 	if (r != KHSM_EOK) {
 		if (!khsm_err_last_detail()) khsm_err_detail("%s", khsm_strerror(r));
-		khsm_err_prefix("%s: the standby's card key '%s' on keystore %s: ", req->zone->name, label,
-		                req->zone->keystore->id);
+		khsm_err_prefix("%s: the standby's card key on keystore %s: ", req->zone->name, store->id);
 	}
 	if (r == KHSM_EOK && out.id_hex) {
 		snprintf(res->id, sizeof(res->id), "%s", out.id_hex);
@@ -388,7 +421,19 @@ int khsm_standby_failover(const khsm_standby_req_t *req, int64_t now, khsm_stand
 	if (pub) {
 		int64_t at = khsm_rollover_when(&req->delays, now);
 		if ((r = failover_online(req, sb, at, res)) != KHSM_EOK) goto fail;
-		if ((r = stop_others(kpath, zone, keys, n, sb, at, now, res, &changed)) != KHSM_EOK) goto fail;
+		/* the keys as they are now: the card key signing, kept; a rerun's
+		 * import found it registered already, with its own active */
+		free(keys);
+		keys = NULL;
+		if ((r = khsm_keymgr_list(kpath, zone, &keys, &n)) != KHSM_EOK) goto fail;
+		const khsm_kasp_key_t *signing = find_id(keys, n, res->id);
+		if (!signing) {
+			khsm_err_detail("%s: keymgr list does not show the standby's card key %s", zone, res->id);
+			r = KHSM_ETOOL;
+			goto fail;
+		}
+		at = signing->active ? signing->active : at;
+		if ((r = stop_others(kpath, zone, keys, n, signing, at, now, res, &changed)) != KHSM_EOK) goto fail;
 		res->at = at;
 		res->did = KHSM_STANDBY_DID_FAILOVER;
 	} else if (sb) {
@@ -427,7 +472,8 @@ static bool keystore_gone(const khsm_conf_keystore_t *ks)
 	int r = khsm_keystore_open(ks->config, &k);
 	khsm_keystore_close(k);
 	khsm_err_clear();
-	return r == KHSM_ENOTOKEN || r == KHSM_EREMOVED;
+	/* not KHSM_EREMOVED: a card host out of reach is not a card lost */
+	return r == KHSM_ENOTOKEN;
 }
 
 _public_
@@ -462,6 +508,17 @@ int khsm_standby_online_drop_lost(const char *path, const khsm_conf_t *zconf, co
 		khsm_err_detail("%s: the policy's keystore list is not on one line", path);
 		return KHSM_ECONFIG;
 	}
+	/* the standby's card must be here before its card takes the lost one's place */
+	const khsm_conf_keystore_t *keep_ks = khsm_conf_keystore_find(zconf, keep);
+	khsm_keystore_t *kk = NULL;
+	r = keep_ks && keep_ks->config ? khsm_keystore_open(keep_ks->config, &kk) : KHSM_ENOENT;
+	khsm_keystore_close(kk);
+	if (r != KHSM_EOK) {
+		if (!khsm_err_last_detail()) khsm_err_detail("%s", khsm_strerror(r));
+		khsm_err_prefix("the standby's card (keystore %s) is not usable: ", keep);
+		free(text);
+		return r;
+	}
 	char *ids = strndup(list, (size_t)(end - list));
 	char kept[1024] = "";
 	size_t nkept = 0;
@@ -478,8 +535,13 @@ int khsm_standby_online_drop_lost(const char *path, const khsm_conf_t *zconf, co
 			gone = false;
 		}
 		size_t l = strlen(gone ? dropped : kept);
-		if (gone) snprintf(dropped + l, size - l, "%s%s taken out of the policy's keystores", l ? "; " : "", id);
-		else snprintf(kept + l, sizeof(kept) - l, "%s%s", nkept++ ? ", " : "", id);
+		int w = gone ? snprintf(dropped + l, size - l, "%s%s taken out of the policy's keystores",
+		                        l ? "; " : "", id)
+		             : snprintf(kept + l, sizeof(kept) - l, "%s%s", nkept++ ? ", " : "", id);
+		if (w < 0 || (size_t)w >= (gone ? size : sizeof(kept)) - l) {
+			khsm_err_detail("%s: the policy's keystore list is too long to rewrite", path);
+			r = KHSM_ECONFIG;   /* never a list cut short */
+		}
 	}
 	free(ids);
 	char *out = NULL;
