@@ -157,3 +157,26 @@ rollover_run() {
 	[ "$got" -eq 0 ] || fail "rollover exit $got: $OUT $ERR"
 }
 
+
+# parent_setup: the parent knotd's free port PPORT (not the child's PORT),
+# its directory P and its DS TTL PTTL, for parent_start.
+parent_setup() {
+	PPORT=$(free_port)
+	while [ "$PPORT" = "${PORT:-}" ]; do PPORT=$(free_port); done
+	P=$TMP/parent
+	PTTL=2
+}
+
+# online_first_day: online mode, knotd's first KSK's DS (OLD_DS, OLD_TAG)
+# put at a parent started here (SERIAL 2), and confirmed to knotd with
+# `submitted` (its output in OUT).
+online_first_day() {
+	run 0 "$KNOT_HSM" -c "$CONF" example.com ds
+	OLD_DS=$(printf '%s\n' "$OUT" | grep ' DS ' | head -n 1)
+	OLD_TAG=$(printf '%s\n' "$OLD_DS" | awk '{ print $3 }')
+	[ -n "$OLD_TAG" ] || fail "no DS for the first KSK: $OUT"
+	parent_start
+	SERIAL=2
+	parent_publish $SERIAL "$OLD_DS"
+	run 0 "$KNOT_HSM" -c "$CONF" example.com submitted server=127.0.0.1@$PPORT
+}

@@ -48,24 +48,14 @@ if [ -n "${ROLL_CARD2:-}" ]; then
 	knotd_online_write "$D/knot-hsm.conf" "    dnssec-policy: knot-hsm"
 fi
 run 0 knotc -c "$CONF" conf-check
-PPORT=$(free_port)
-while [ "$PPORT" = "$PORT" ]; do PPORT=$(free_port); done
-P=$TMP/parent
-PTTL=2
+parent_setup
 
 knotd_start "$CONF" "$D/knotd.out"
 knotd_wait_serial "$CONF" example.com.
 run 0 keymgr -c "$CONF" example.com. list
 contains "$(printf '%s\n' "$OUT" | awk '$3 == "KSK"')" "PKCS11/knot-hsm-card" "knotd generated the KSK on the token"
-run 0 "$KNOT_HSM" -c "$CONF" example.com ds
-OLD_DS=$(printf '%s\n' "$OUT" | grep ' DS ' | head -n 1)
-OLD_TAG=$(printf '%s\n' "$OLD_DS" | awk '{ print $3 }')
-[ -n "$OLD_TAG" ] || fail "no DS for the first KSK: $OUT"
-parent_start
-SERIAL=2
-parent_publish $SERIAL "$OLD_DS"
 # The first day: knotd's first KSK is ready until its DS is at the parent.
-run 0 "$KNOT_HSM" -c "$CONF" example.com submitted server=127.0.0.1@$PPORT
+online_first_day
 contains "$OUT" "knotd: zone-ksk-submitted example.com. done" "submitted confirms the first KSK"
 
 validate_start

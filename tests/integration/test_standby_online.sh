@@ -22,21 +22,11 @@ knotd_online_conf example.com keystore=card dnskey-ttl=3s zone-max-ttl=3s \
 contains "$(cat "$D/knot-hsm.conf")" "keystore: [ knot-hsm-card, knot-hsm-soft, card2 ]" \
 	"the online policy lists the second card"
 run 0 knotc -c "$CONF" conf-check
-PPORT=$(free_port)
-while [ "$PPORT" = "$PORT" ]; do PPORT=$(free_port); done
-P=$TMP/parent
-PTTL=2
+parent_setup
 
 knotd_start "$CONF" "$D/knotd.out"
 knotd_wait_serial "$CONF" example.com.
-run 0 "$KNOT_HSM" -c "$CONF" example.com ds
-OLD_DS=$(printf '%s\n' "$OUT" | grep ' DS ' | head -n 1)
-OLD_TAG=$(printf '%s\n' "$OLD_DS" | awk '{ print $3 }')
-[ -n "$OLD_TAG" ] || fail "no DS for the first KSK: $OUT"
-parent_start
-SERIAL=2
-parent_publish $SERIAL "$OLD_DS"
-run 0 "$KNOT_HSM" -c "$CONF" example.com submitted server=127.0.0.1@$PPORT
+online_first_day
 validate_start
 validate_poll
 equals "$FAILURES" 0 "delv validates from the parent's DS before the standby"
