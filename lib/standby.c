@@ -57,11 +57,10 @@ static void result_key(khsm_standby_result_t *res, const khsm_kasp_key_t *k)
 	res->tag = k->tag;
 }
 
-/* Whether keystore id of conf and ks are one card: one id, or the same
- * token (after an online failover knot-hsm-card names the standby's card). */
+/* Whether keystore id of conf and ks name one token (after an online
+ * failover knot-hsm-card names the standby's card). */
 static bool same_card(const khsm_conf_t *conf, const char *id, const khsm_conf_keystore_t *ks)
 {
-	if (strcmp(id, ks->id) == 0) return true;
 	const khsm_conf_keystore_t *other = khsm_conf_keystore_find(conf, id);
 	if (!khsm_conf_keystore_is_pkcs11(other) || !other->config || !ks->config) return false;
 	_cleanup_free_ char *a = NULL, *b = NULL;
@@ -130,7 +129,11 @@ int khsm_standby_make(const khsm_standby_req_t *req, int64_t now, khsm_standby_r
 			goto fail;
 		}
 		const khsm_conf_policy_t *p = req->zone->policy;
-		if (p && p->keystore_count > 0 && same_card(req->kconf, p->keystores[0], req->zone->keystore)) {
+		/* online, knot-hsm-card names the standby's card after a failover:
+		 * the token tells (offline the KSK side's ids do) */
+		if (p && p->keystore_count > 0 &&
+		    (strcmp(p->keystores[0], req->zone->keystore->id) == 0 ||
+		     (!req->offline && same_card(req->kconf, p->keystores[0], req->zone->keystore)))) {
 			khsm_err_detail("%s: keystore %s is the card the signing KSK is on; a standby there is "
 			                "lost with it: name the second card's keystore (standby keystore=ID)",
 			                zone, req->zone->keystore->id);

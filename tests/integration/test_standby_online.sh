@@ -153,3 +153,6 @@ equals "$(parent_ds)" "$PARENT_AT_FAILOVER" "no parent change"
 run 0 keymgr -c "$CONF" example.com. list
 lacks "$OUT" "public-only" "the public-only entry is gone"
 contains "$(printf '%s\n' "$OUT" | grep " $SB_TAG KSK ")" "active=" "the standby's card key is active"
+# knot-hsm-card and card2 are one token now: no standby there.
+run 1 "$KNOT_HSM" -c "$CONF" example.com standby keystore=card2
+contains "$ERR" "is the card the signing KSK is on" "a standby on the signing KSK's token is refused under another keystore id"
