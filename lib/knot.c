@@ -559,7 +559,21 @@ int khsm_keymgr_list(const char *conf_path, const char *zone,
 	const char *args[] = { "-e", zone, "list", NULL };
 	khsm_run_t res = { 0 };
 	int r = khsm_keymgr(conf_path, args, &res);
+	/* Knot 3.5's keymgr opens the policy's keystores even to list KASP; a
+	 * token another process is rewriting (SoftHSM) or a card that just
+	 * reappeared reads as "token not available" for a moment: asked again
+	 * twice, no PIN involved (list never logs in) */
+	for (unsigned ms = 100; r == KHSM_ETOOL && ms <= 300; ms += 200) {
+		const char *d = khsm_err_last_detail();
+		if (!d || !strstr(d, "token not available")) break;
+		khsm_run_clear(&res);
+		struct timespec ts = { 0, (long)ms * 1000000L };
+		nanosleep(&ts, NULL);
+		khsm_err_clear();
+		r = khsm_keymgr(conf_path, args, &res);
+	}
 	if (r != KHSM_EOK) {
+		khsm_run_clear(&res);
 		return r;
 	}
 	r = khsm_keymgr_list_parse(res.out, keys_ptr, count_ptr);

@@ -365,6 +365,54 @@ static void test_keymgr_error_exit_zero(void **state)
 	assert_non_null(strstr(khsm_err_last_detail(), "key not found"));
 }
 
+/* keymgr list that finds the token "not available" once (a token another
+ * process rewrites) is asked again; one that always does fails, after three
+ * runs, with keymgr's words. */
+static void test_keymgr_list_token_retry(void **state)
+{
+	(void)state;
+	char dir[] = "/tmp/khsm-list-retry.XXXXXX";
+	assert_non_null(mkdtemp(dir));
+	char script[128], count[128];
+	snprintf(script, sizeof(script), "%s/fake-keymgr", dir);
+	snprintf(count, sizeof(count), "%s/runs", dir);
+	for (int always = 0; always < 2; always++) {
+		FILE *f = fopen(script, "w");
+		assert_non_null(f);
+		fprintf(f, "#!/bin/sh\necho run >> '%s'\n"
+		           "if [ %d = 1 ] || [ $(wc -l < '%s') -eq 1 ]; then\n"
+		           "  echo 'error: failed to initialize KASP (PKCS #11 token not available)' >&2; exit 1\n"
+		           "fi\nexit 0\n", count, always, count);
+		fclose(f);
+		assert_int_equal(chmod(script, 0755), 0);
+		unlink(count);
+		setenv("KHSM_KEYMGR", script, 1);
+		khsm_kasp_key_t *keys = NULL;
+		size_t n = 99;
+		khsm_err_clear();
+		int r = khsm_keymgr_list(conf_path, "example.com.", &keys, &n);
+		unsetenv("KHSM_KEYMGR");
+		f = fopen(count, "r");
+		assert_non_null(f);
+		int runs = 0, c;
+		while ((c = fgetc(f)) != EOF) runs += c == '\n';
+		fclose(f);
+		if (!always) {
+			assert_int_equal(r, KHSM_EOK);
+			assert_int_equal(n, 0);
+			assert_int_equal(runs, 2);
+		} else {
+			assert_int_equal(r, KHSM_ETOOL);
+			assert_non_null(strstr(khsm_err_last_detail(), "token not available"));
+			assert_int_equal(runs, 3);
+		}
+		free(keys);
+	}
+	unlink(count);
+	unlink(script);
+	rmdir(dir);
+}
+
 static void test_keymgr_generate_list_ds(void **state)
 {
 	(void)state;
@@ -509,6 +557,7 @@ int main(void)
 		cmocka_unit_test(test_list_extended_keystore),
 		cmocka_unit_test(test_ds_parse),
 		cmocka_unit_test(test_keymgr_error_exit_zero),
+		cmocka_unit_test(test_keymgr_list_token_retry),
 		cmocka_unit_test(test_keymgr_generate_list_ds),
 		cmocka_unit_test(test_knotc_no_daemon),
 		cmocka_unit_test(test_version),
