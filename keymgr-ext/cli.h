@@ -86,6 +86,11 @@ typedef struct {
 /** Print "error: TEXT: DETAIL" for a libknothsm code; returns CLI_FAIL. */
 int cli_error(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/** The KHSM_E* code the last cli_error() of the calling thread printed, or
+ *  KHSM_EINVAL when none did (a usage error) since cli_error_code_reset(). */
+int cli_error_code(void);
+void cli_error_code_reset(void);
+
 /** Print a usage error and the command's synopsis; returns CLI_USAGE. */
 int cli_usage_error(const cli_command_t *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

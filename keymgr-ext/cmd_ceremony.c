@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -92,8 +93,14 @@ static void note_stage(const char *doing, char *const *zones, size_t with_ksk)
 	note_publish(buf);
 }
 
-static void note_progress(char *const *zones, size_t count, size_t done)
+/* The zones done, and with generate-ksk=yes those whose KSK is ready: the
+ * preparer (KSKs) and the finisher (zones done) both update the note. */
+static pthread_mutex_t note_mu = PTHREAD_MUTEX_INITIALIZER;
+static size_t note_done, note_ksks;
+
+static void note_render(char *const *zones, size_t count)
 {
+	size_t done = note_done;
 	char *buf = NULL;
 	size_t len = 0;
 	FILE *m = open_memstream(&buf, &len);
@@ -101,6 +108,9 @@ static void note_progress(char *const *zones, size_t count, size_t done)
 	fprintf(m, "\nceremony interrupted: %zu of %zu zone(s) done", done, count);
 	for (size_t i = 0; i < done; i++) fprintf(m, "%s%s", i ? ", " : " (", zones[i]);
 	fprintf(m, "%s", done ? ")" : "");
+	for (size_t i = done; i < note_ksks && i < count; i++) {
+		fprintf(m, "%s%s", i == done ? "; KSK on the card, not pre-signed yet: " : ", ", zones[i]);
+	}
 	if (done < count) fprintf(m, "; interrupted: %s, not imported", zones[done]);
 	for (size_t i = done + 1; i < count; i++) fprintf(m, "%s%s", i == done + 1 ? "; not started: " : ", ", zones[i]);
 	if (done < count) {
@@ -114,8 +124,25 @@ static void note_progress(char *const *zones, size_t count, size_t done)
 	note_publish(buf);
 }
 
+static void note_progress(char *const *zones, size_t count, size_t done)
+{
+	pthread_mutex_lock(&note_mu);
+	note_done = done;
+	note_render(zones, count);
+	pthread_mutex_unlock(&note_mu);
+}
+
+static void note_ksk_ready(char *const *zones, size_t count, size_t ksks)
+{
+	pthread_mutex_lock(&note_mu);
+	note_ksks = ksks;
+	note_render(zones, count);
+	pthread_mutex_unlock(&note_mu);
+}
+
 static void note_clear(void)
 {
+	note_done = note_ksks = 0;
 	sig_note_cur = -1;
 	for (int i = 0; i < 2; i++) {
 		free(sig_note[i]);
@@ -277,9 +304,10 @@ static double now_mono(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-/* Progress of a run, printed by on_zone from the ceremony's worker thread
- * (the only thread that prints while the run lasts): text to out (stdout,
- * stderr under --json), and under --json one object per zone to j. */
+/* Progress of a run, printed by on_zone from the ceremony's finisher thread
+ * (with generate-ksk=yes the preparer prints each zone's KSK lines too, whole
+ * lines to stdout, stderr under --json): text to out (stdout, stderr under
+ * --json), and under --json one object per zone to j. */
 typedef struct {
 	const khsm_conf_t *zconf;
 	const char *until_arg;
@@ -290,6 +318,7 @@ typedef struct {
 	double started;
 	FILE *out;
 	khsm_json_t *j;
+	size_t printed;        /* index + 1 of a zone whose error is printed already, or 0 */
 } progress_t;
 
 static void json_time(khsm_json_t *j, const char *key, int64_t t)
@@ -365,13 +394,38 @@ static void note_progress_cards(const progress_t *pg)
 
 /* Called one zone at a time (several cards: from the cards' threads, never
  * two at once, lib/ceremony). */
+/* generate-ksk=yes on one card: each zone's KSK is made (or shared) by the
+ * ceremony's worker thread just before it prepares the zone, while the card
+ * signs the zone before; its keymgr runs then cost the card no time. */
+typedef struct {
+	cli_t *cli;
+	const char *use_conf, *display_conf;
+	bool shared;
+	char shared_id[257];
+	khsm_kasp_keep_t *keep;
+	progress_t *pg;
+} onboard_t;
+
+static int onboard_zone(size_t index, const char *zone, void *data)
+{
+	onboard_t *o = data;
+	cli_error_code_reset();
+	if (ensure_ksk(o->cli, o->use_conf, zone, true, o->shared, o->shared_id, sizeof(o->shared_id),
+	               o->display_conf, o->keep) == CLI_OK) {
+		note_ksk_ready(o->pg->zones, o->pg->total, index + 1);
+		return KHSM_EOK;
+	}
+	o->pg->printed = index + 1;   /* generate or import printed why */
+	return cli_error_code();
+}
+
 static bool on_zone(size_t index, const char *zone, int r, const khsm_ceremony_result_t *res, void *data)
 {
 	progress_t *pg = data;
 	if (pg->j) json_zone(pg->j, zone, r, res);
 	if (r != KHSM_EOK) {
 		pg->state[index] = Z_FAILED;
-		cli_error(r, "%s", zone);
+		if (pg->printed != index + 1) cli_error(r, "%s", zone);
 		return false;
 	}
 	pg->state[index] = Z_DONE;
@@ -666,11 +720,12 @@ static int run_zones(cli_t *cli, const kv_t *kv)
 		}
 	}
 
-	/* KSKs made on request first: key generation is card work of its own. */
-	char shared_id[257] = "";
-	/* Over many zones: each keymgr run reads its zone's cut (zoneconf.h), and
-	 * every zone's KASP is listed once for all the KSKs made, not per KSK. */
+	/* KSKs made on request (generate-ksk=yes). Over many zones: each keymgr
+	 * run reads its zone's cut (zoneconf.h), and every zone's KASP is listed
+	 * once for all the KSKs made, not per KSK. */
 	khsm_kasp_keep_t keep = { 0 };
+	onboard_t onboard = { .cli = cli, .use_conf = use_conf, .display_conf = ksk_path, .shared = shared,
+	                      .keep = cli->zone_count > 1 ? &keep : NULL };
 	bool cut = generate && cli->zone_count > 1 && khsm_zoneconf_use(use_conf) == KHSM_EOK;
 	/* The KSKs' logins are kept through the signing: one login per card for
 	 * the whole onboarding run. */
@@ -679,13 +734,13 @@ static int run_zones(cli_t *cli, const kv_t *kv)
 		cli->login_hold = hold;
 	}
 	khsm_err_clear();
-	for (int i = 0; i < cli->zone_count && rc == CLI_OK && generate; i++) {
+	/* Zones on several cards: every KSK first, as the cards' threads would
+	 * otherwise make them at once. One card: in the pipeline (onboard_zone). */
+	for (int i = 0; i < cli->zone_count && rc == CLI_OK && generate && several; i++) {
 		note_stage("while making the zones' KSKs", zones, (size_t)i);
-		rc = ensure_ksk(cli, use_conf, zones[i], generate, shared, shared_id, sizeof(shared_id), ksk_path,
-		                cli->zone_count > 1 ? &keep : NULL);
+		rc = ensure_ksk(cli, use_conf, zones[i], generate, shared, onboard.shared_id,
+		                sizeof(onboard.shared_id), ksk_path, onboard.keep);
 	}
-	khsm_kasp_keep_clear(&keep);
-	if (cut) khsm_zoneconf_release(use_conf);
 	if (rc == CLI_OK) note_stage("before the zones were pre-signed", zones, 0);
 
 	/* One card session per card for the run: knot-hsm signs the KSRs itself
@@ -717,6 +772,7 @@ static int run_zones(cli_t *cli, const kv_t *kv)
 			.rrsig_refresh = refresh, .cds = cds,
 			.ksk_display = ksk_path, .card_config = cards[k].config, .force = cli->force,
 			.card_lock = several ? cards[k].name : NULL,
+			.before_prepare = generate && !several ? onboard_zone : NULL, .before_data = &onboard,
 		};
 	}
 	progress_t pg = { .zconf = zconf, .until_arg = until_arg, .zones = zones,
@@ -738,6 +794,7 @@ static int run_zones(cli_t *cli, const kv_t *kv)
 			pg.j = &json;
 		}
 	}
+	onboard.pg = &pg;
 	size_t done = 0;
 	bool run_failed = false;   /* a zone failed: the run has a result to report */
 	if (rc == CLI_OK) {
@@ -763,6 +820,8 @@ static int run_zones(cli_t *cli, const kv_t *kv)
 		}
 	}
 	for (size_t k = 0; k < ncards; k++) khsm_skr_signer_close(cards[k].signer);
+	khsm_kasp_keep_clear(&keep);
+	if (cut) khsm_zoneconf_release(use_conf);
 	cli->login_hold = NULL;
 	khsm_login_hold_free(hold);
 	bool ran = rc == CLI_OK || run_failed;

@@ -250,8 +250,23 @@ static void print_command_help(const cli_command_t *cmd)
 	printf("Usage: %s\n\n%s\n", cmd->synopsis, cmd->help);
 }
 
+/* A command run inside another, in another thread (ceremony generate-ksk=yes
+ * makes each zone's KSK in the ceremony's worker), hands its code on. */
+static __thread int last_code;
+
+int cli_error_code(void)
+{
+	return last_code ? last_code : KHSM_EINVAL;
+}
+
+void cli_error_code_reset(void)
+{
+	last_code = 0;
+}
+
 int cli_error(int code, const char *fmt, ...)
 {
+	last_code = code;
 	fputs("error: ", stderr);
 	if (fmt) {
 		va_list ap;

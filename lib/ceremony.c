@@ -451,9 +451,9 @@ int khsm_ceremony_zone(const khsm_ceremony_t *c, const char *zone, khsm_ceremony
 
 /* -- the pipeline ---------------------------------------------------------- */
 
-/* Zone i goes PREPARED (worker) -> SIGNED (caller, card) -> FINISHED (worker).
- * The worker prepares at most one zone ahead of the one being signed, and
- * finishes signed zones first, in order. */
+/* Zone i goes PREPARED (preparer) -> SIGNED (caller, card) -> FINISHED
+ * (finisher). The preparer works at most one zone ahead of the one being
+ * signed; the finisher takes the signed zones in order. */
 enum { Z_NEW, Z_PREPARED, Z_SIGNED, Z_DONE };
 
 typedef struct {
@@ -487,46 +487,64 @@ static void pipe_fail(pipe_t *pp, size_t i, int r)
 	}
 }
 
-static void *pipe_worker(void *arg)
+/* The two workers, each on a core of its own (the caller's thread mostly
+ * waits for the card): one prepares zones ahead of the card, the other
+ * finishes the signed ones, in order, and reports them. */
+static void *pipe_preparer(void *arg)
 {
 	pipe_t *pp = arg;
 	khsm_card_scope_share(pp->scope);   /* its KSK-side keymgr runs lock this card */
+	pthread_mutex_lock(&pp->mu);
+	while (!pp->stop && pp->prepared < pp->count) {
+		if (pp->prepared > pp->signing + 1) {
+			pthread_cond_wait(&pp->cv, &pp->mu);
+			continue;
+		}
+		size_t i = pp->prepared;
+		pthread_mutex_unlock(&pp->mu);
+		khsm_err_clear();
+		int r = pp->c->before_prepare ? pp->c->before_prepare(i, pp->zones[i], pp->c->before_data)
+		                              : KHSM_EOK;
+		if (r == KHSM_EOK) r = khsm_ceremony_prepare(pp->c, pp->zones[i], &pp->prep[i]);
+		pthread_mutex_lock(&pp->mu);
+		if (r != KHSM_EOK) pipe_fail(pp, i, r);
+		pp->state[i] = Z_PREPARED;
+		pp->prepared++;
+		pthread_cond_broadcast(&pp->cv);
+	}
+	pthread_mutex_unlock(&pp->mu);
+	khsm_card_scope_share(NULL);
+	return NULL;
+}
+
+static void *pipe_finisher(void *arg)
+{
+	pipe_t *pp = arg;
+	khsm_card_scope_share(pp->scope);
 	pthread_mutex_lock(&pp->mu);
 	for (;;) {
 		if (pp->finished == pp->count || (pp->stop && pp->finished >= pp->stop_at)) {
 			break;
 		}
-		size_t i;
-		bool finish = pp->state[pp->finished] == Z_SIGNED;
-		bool prepare = !finish && !pp->stop && pp->prepared < pp->count && pp->prepared <= pp->signing + 1;
-		if (!finish && !prepare) {
+		size_t i = pp->finished;
+		if (pp->state[i] != Z_SIGNED) {
 			pthread_cond_wait(&pp->cv, &pp->mu);
 			continue;
 		}
-		i = finish ? pp->finished : pp->prepared;
 		pthread_mutex_unlock(&pp->mu);
 		khsm_err_clear();
-		int r;
 		khsm_ceremony_result_t res = { 0 };
-		if (finish) {
-			r = khsm_ceremony_finish(pp->c, &pp->prep[i], &res);
-			bool go = pp->cb ? pp->cb(i, pp->zones[i], r, r == KHSM_EOK ? &res : NULL, pp->data) : true;
-			khsm_ceremony_result_clear(&res);
-			pthread_mutex_lock(&pp->mu);
-			if (r != KHSM_EOK) {
-				pipe_fail(pp, i, r);
-			} else if (!go) {
-				pipe_fail(pp, i + 1 < pp->count ? i + 1 : i, KHSM_EOK);
-			}
-			pp->state[i] = Z_DONE;
-			pp->finished++;
-		} else {
-			r = khsm_ceremony_prepare(pp->c, pp->zones[i], &pp->prep[i]);
-			pthread_mutex_lock(&pp->mu);
-			if (r != KHSM_EOK) pipe_fail(pp, i, r);
-			pp->state[i] = Z_PREPARED;
-			pp->prepared++;
+		int r = khsm_ceremony_finish(pp->c, &pp->prep[i], &res);
+		bool go = pp->cb ? pp->cb(i, pp->zones[i], r, r == KHSM_EOK ? &res : NULL, pp->data) : true;
+		khsm_ceremony_result_clear(&res);
+		pthread_mutex_lock(&pp->mu);
+		if (r != KHSM_EOK) {
+			pipe_fail(pp, i, r);
+		} else if (!go) {
+			pipe_fail(pp, i + 1 < pp->count ? i + 1 : i, KHSM_EOK);
 		}
+		pp->state[i] = Z_DONE;
+		pp->finished++;
 		pthread_cond_broadcast(&pp->cv);
 	}
 	pp->stop = pp->stop || pp->finished < pp->count;
@@ -572,11 +590,19 @@ int khsm_ceremony_run(const khsm_ceremony_t *c, const char *const *zones, size_t
 	}
 	pthread_mutex_init(&pp.mu, NULL);
 	pthread_cond_init(&pp.cv, NULL);
-	pthread_t worker;
+	pthread_t preparer, finisher;
 	int r = KHSM_EOK;
 	bool login_checked = false;
-	if (pthread_create(&worker, NULL, pipe_worker, &pp) != 0) {
+	bool have_preparer = pthread_create(&preparer, NULL, pipe_preparer, &pp) == 0;
+	if (!have_preparer || pthread_create(&finisher, NULL, pipe_finisher, &pp) != 0) {
 		r = KHSM_ENOMEM;
+		if (have_preparer) {   /* it stops at once */
+			pthread_mutex_lock(&pp.mu);
+			pp.stop = true;
+			pthread_cond_broadcast(&pp.cv);
+			pthread_mutex_unlock(&pp.mu);
+			pthread_join(preparer, NULL);
+		}
 	}
 	/* The caller's thread: the card, zone after zone. */
 	pthread_mutex_lock(&pp.mu);
@@ -605,7 +631,10 @@ int khsm_ceremony_run(const khsm_ceremony_t *c, const char *const *zones, size_t
 	pp.signing = count;
 	pthread_cond_broadcast(&pp.cv);
 	pthread_mutex_unlock(&pp.mu);
-	if (r == KHSM_EOK) pthread_join(worker, NULL);
+	if (r == KHSM_EOK) {
+		pthread_join(finisher, NULL);
+		pthread_join(preparer, NULL);
+	}
 
 	size_t done = pp.finished;
 	if (pp.stop && pp.stop_at < done) done = pp.stop_at;

@@ -50,6 +50,16 @@ typedef struct {
 	const char *card_lock;     /* this card's name for its own lock (khsm_card_scope_begin()),
 	                              taken by khsm_ceremony_run()'s calling thread; NULL: the
 	                              machine-wide card lock */
+	/* Called by the preparer thread of khsm_ceremony_run() before it prepares
+	 * each zone (index: its place in that call's zones), in zone order, while
+	 * the card signs the zone before (khsm_ceremony_run_cards(): from each
+	 * card's preparer, at the same time):
+	 * ceremony generate-ksk=yes makes or shares the zone's KSK there, so that
+	 * the KASP work of onboarding runs while the card is busy. A failure (a
+	 * KHSM_E* code, with its detail) stops the run at that zone as a failed
+	 * prepare step does. NULL: none. */
+	int (*before_prepare)(size_t index, const char *zone, void *data);
+	void *before_data;
 } khsm_ceremony_t;
 
 typedef struct {
@@ -103,14 +113,17 @@ void khsm_ceremony_prep_clear(khsm_ceremony_prep_t *prep);
  *  never imported. \param[out] res  free with khsm_ceremony_result_clear(). */
 int khsm_ceremony_zone(const khsm_ceremony_t *c, const char *zone, khsm_ceremony_result_t *res);
 
-/* Called once per zone, in zone order, from the pipeline's worker thread:
+/* Called once per zone, in zone order, from the pipeline's finisher thread
+ * (a failure of the prepare or sign step: from the calling thread, after the
+ * workers ended):
  * r is KHSM_EOK with res filled, or the failure (detail in this thread). The
  * callback returns false to stop the run. */
 typedef bool (*khsm_ceremony_cb_t)(size_t index, const char *zone, int r,
                                    const khsm_ceremony_result_t *res, void *data);
 
-/** The cycle for many zones, pipelined: a worker thread prepares zone i+1
- *  (ZSK side) and finishes zone i-1 (validate, import) while the calling
+/** The cycle for many zones, pipelined: a preparer thread prepares zone
+ *  i+1 (ZSK side) and a finisher thread finishes zone i-1 (validate,
+ *  import), each on a core of its own, while the calling
  *  thread signs zone i with the card, so the card never waits for keymgr
  *  when it is the slower side. Zones are imported strictly in order; at the
  *  first failure no later zone is imported (a later zone may have been

@@ -168,8 +168,62 @@ int khsm_card_op(const char *what, int (*op)(void *ctx), void *ctx)
 
 /* -- the card lock -------------------------------------------------------- */
 
-static pthread_mutex_t lock_mutex = PTHREAD_RECURSIVE_MUTEX_INITIALIZER_NP;
-static unsigned lock_depth;   /* guarded by lock_mutex */
+/* The threads of this process take a card lock in turn, a ticket each: the
+ * thread that signs zone after zone would otherwise take a mutex straight
+ * back after each signature, and another thread's one card operation (a key
+ * generation or self-test of onboarding, in the ceremony's worker) would wait
+ * for the whole zone, its keymgr work after it, while the card idles. The
+ * lock is recursive: card operations nest. */
+typedef struct {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	unsigned long next, now;   /* tickets given out, ticket served */
+	pthread_t owner;           /* valid while depth > 0 */
+	unsigned depth;
+} turn_t;
+
+#define TURN_INIT { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, 0, 0 }
+
+/* Take t; true when this is the thread's outermost hold of it. */
+static bool turn_take(turn_t *t)
+{
+	pthread_mutex_lock(&t->mu);
+	if (t->depth > 0 && pthread_equal(t->owner, pthread_self())) {
+		t->depth++;
+		pthread_mutex_unlock(&t->mu);
+		return false;
+	}
+	unsigned long mine = t->next++;
+	while (mine != t->now) pthread_cond_wait(&t->cv, &t->mu);
+	t->owner = pthread_self();
+	t->depth = 1;
+	pthread_mutex_unlock(&t->mu);
+	return true;
+}
+
+/* Give one level of t back; true when the thread no longer holds it. */
+static bool turn_give(turn_t *t)
+{
+	pthread_mutex_lock(&t->mu);
+	bool last = t->depth > 0 && pthread_equal(t->owner, pthread_self()) && --t->depth == 0;
+	if (last) {
+		t->now++;
+		pthread_cond_broadcast(&t->cv);
+	}
+	pthread_mutex_unlock(&t->mu);
+	return last;
+}
+
+/* Does this thread hold t once, not nested (its next give is the last)? */
+static bool turn_last(turn_t *t)
+{
+	pthread_mutex_lock(&t->mu);
+	bool last = t->depth == 1 && pthread_equal(t->owner, pthread_self());
+	pthread_mutex_unlock(&t->mu);
+	return last;
+}
+
+static turn_t lock_turn = TURN_INIT;   /* the machine-wide lock's; guards lock_fd and the rest */
 static int lock_fd = -1;          /* the lock file, open for the process (close-on-exec) */
 static bool lock_opened;          /* lock_fd is for lock_key's location (-1: none there) */
 static char lock_key[2 * PATH_MAX + 2];
@@ -315,8 +369,7 @@ static int lock_file_open(const char *suffix, int *fd_ptr)
 /* -- the lock of one card, for a thread of a several-card run -------------- */
 
 struct khsm_card_scope {
-	pthread_mutex_t mu;   /* recursive: card operations nest */
-	unsigned depth;       /* guarded by mu */
+	turn_t turn;
 	int all_fd;           /* the machine-wide lock file, an own open file description (-1: none) */
 	int card_fd;          /* this card's lock file (-1: none) */
 };
@@ -363,11 +416,8 @@ int khsm_card_scope_new(const char *card, khsm_card_scope_t **scope_ptr)
 	}
 	khsm_card_scope_t *s = calloc(1, sizeof(*s));
 	if (!s) return KHSM_ENOMEM;
-	pthread_mutexattr_t a;
-	pthread_mutexattr_init(&a);
-	pthread_mutexattr_settype(&a, PTHREAD_MUTEX_RECURSIVE);
-	pthread_mutex_init(&s->mu, &a);
-	pthread_mutexattr_destroy(&a);
+	pthread_mutex_init(&s->turn.mu, NULL);
+	pthread_cond_init(&s->turn.cv, NULL);
 	/* FNV-1a of the card's name: a short, stable file name suffix. */
 	uint64_t h = 1469598103934665603ULL;
 	for (const unsigned char *p = (const unsigned char *)card; *p; p++) {
@@ -380,7 +430,8 @@ int khsm_card_scope_new(const char *card, khsm_card_scope_t **scope_ptr)
 		close(s->all_fd);
 	}
 	if (r != KHSM_EOK) {
-		pthread_mutex_destroy(&s->mu);
+		pthread_mutex_destroy(&s->turn.mu);
+		pthread_cond_destroy(&s->turn.cv);
 		free(s);
 		return r;
 	}
@@ -414,7 +465,8 @@ void khsm_card_scope_free(khsm_card_scope_t *s)
 	if (!s) return;
 	if (s->all_fd >= 0) close(s->all_fd);
 	if (s->card_fd >= 0) close(s->card_fd);
-	pthread_mutex_destroy(&s->mu);
+	pthread_mutex_destroy(&s->turn.mu);
+	pthread_cond_destroy(&s->turn.cv);
 	free(s);
 }
 
@@ -423,8 +475,7 @@ void khsm_card_scope_free(khsm_card_scope_t *s)
  * card's own lock: two cards work at the same time, one card never twice. */
 static int scope_lock(khsm_card_scope_t *s)
 {
-	pthread_mutex_lock(&s->mu);
-	if (s->depth++ > 0) {
+	if (!turn_take(&s->turn)) {
 		return KHSM_EOK;
 	}
 	/* Without a lock file of its own the card is kept apart by the
@@ -435,20 +486,18 @@ static int scope_lock(khsm_card_scope_t *s)
 		(void)flock(s->all_fd, LOCK_UN);
 	}
 	if (r != KHSM_EOK) {
-		s->depth--;
-		pthread_mutex_unlock(&s->mu);
+		turn_give(&s->turn);
 	}
 	return r;
 }
 
 static void scope_unlock(khsm_card_scope_t *s)
 {
-	if (s->depth == 0) return;
-	if (--s->depth == 0) {
+	if (turn_last(&s->turn)) {   /* the files first: the next holder takes them */
 		if (s->card_fd >= 0) (void)flock(s->card_fd, LOCK_UN);
 		if (s->all_fd >= 0) (void)flock(s->all_fd, LOCK_UN);
 	}
-	pthread_mutex_unlock(&s->mu);
+	turn_give(&s->turn);
 }
 
 _public_
@@ -457,8 +506,7 @@ int khsm_card_lock(void)
 	if (thread_scope) {
 		return scope_lock(thread_scope);
 	}
-	pthread_mutex_lock(&lock_mutex);
-	if (lock_depth++ > 0) {
+	if (!turn_take(&lock_turn)) {
 		return KHSM_EOK;
 	}
 	/* Opened (and checked) once per process and location, locked per
@@ -475,8 +523,7 @@ int khsm_card_lock(void)
 		lock_opened = false;
 		int r = lock_file_open("", &lock_fd);
 		if (r != KHSM_EOK) {
-			lock_depth--;
-			pthread_mutex_unlock(&lock_mutex);
+			turn_give(&lock_turn);
 			return r;
 		}
 		snprintf(lock_key, sizeof(lock_key), "%s", key);
@@ -487,8 +534,7 @@ int khsm_card_lock(void)
 	}
 	int r = flock_wait(lock_fd, LOCK_EX);
 	if (r != KHSM_EOK) {
-		lock_depth--;
-		pthread_mutex_unlock(&lock_mutex);
+		turn_give(&lock_turn);
 	}
 	return r;
 }
@@ -500,11 +546,8 @@ void khsm_card_unlock(void)
 		scope_unlock(thread_scope);
 		return;
 	}
-	if (lock_depth == 0) {
-		return;
-	}
-	if (--lock_depth == 0 && lock_fd >= 0) {
+	if (turn_last(&lock_turn) && lock_fd >= 0) {
 		(void)flock(lock_fd, LOCK_UN);   /* the descriptor stays for the next one */
 	}
-	pthread_mutex_unlock(&lock_mutex);
+	turn_give(&lock_turn);
 }

@@ -11,8 +11,9 @@
  * operation nested in another is tried once; the outermost one retries.
  *
  * Serialisation: every card operation of knot-hsm runs under a process-wide
- * lock (a recursive mutex: GnuTLS is called from one thread anyway, the mutex
- * makes that a rule) and an flock on a lock file shared by all knot-hsm
+ * lock (recursive, and taken by the threads in turn, first come first
+ * served, so a thread that signs zone after zone cannot starve a worker's
+ * one operation) and an flock on a lock file shared by all knot-hsm
  * processes of the machine: KHSM_LOCK_FILE, else /run/knot-hsm/card.lock
  * (KHSM_LOCK_DIR overrides the directory; root creates it 2770 root:knot, or
  * 0700 without a knot group), else for a user who cannot open that one

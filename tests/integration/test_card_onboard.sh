@@ -52,6 +52,15 @@ onboard() { # shared-ksk=yes|no, zone name prefix
 	! grep -q 'pin-' "$TMP/configs" || fail "shared-ksk=$1: a served keymgr was given a PIN source: $(cat "$TMP/configs")"
 	pass "shared-ksk=$1: the served keymgr has no PIN source (it cannot log in itself)"
 	: > "$TMP/configs"
+	[ "$3" -gt 1 ] || return 0
+	# The pipeline (khsm_ceremony_t.before_prepare): a zone's KSK is made
+	# while the card signs the zone before, so the card signs DNSKEY sets
+	# (more than the one self-test signature per key) before the last key
+	# generation; made all first, it would not.
+	early=$(awk '$1 == "keygen" { k++; s_at = s; k_at = k } $1 == "sign" { s++ }
+		END { print s_at - (k_at - 1) }' "$COUNTER")
+	[ "$early" -gt 0 ] || fail "shared-ksk=$1: the card signed no zone before its last key generation: $(cat "$COUNTER")"
+	pass "shared-ksk=$1: the zones' KSKs are made while the card signs the zones before"
 }
 onboard yes s 1
 onboard no p $N
