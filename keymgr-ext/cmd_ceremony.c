@@ -112,7 +112,8 @@ static void note_render(char *const *zones, size_t count)
 		fprintf(m, "%s%s", i == done ? "; KSK on the card, not pre-signed yet: " : ", ", zones[i]);
 	}
 	if (done < count) fprintf(m, "; interrupted: %s, not imported", zones[done]);
-	for (size_t i = done + 1; i < count; i++) fprintf(m, "%s%s", i == done + 1 ? "; not started: " : ", ", zones[i]);
+	size_t rest = note_ksks > done + 1 ? note_ksks : done + 1;   /* each zone named once */
+	for (size_t i = rest; i < count; i++) fprintf(m, "%s%s", i == rest ? "; not started: " : ", ", zones[i]);
 	if (done < count) {
 		fprintf(m, "\nnote: the zones not done keep their previous SKR; ZSKs keymgr pregenerated "
 		        "for them stay unpublished in their KASP and the next run uses them; rerun the "
@@ -392,11 +393,9 @@ static void note_progress_cards(const progress_t *pg)
 	note_publish(buf);
 }
 
-/* Called one zone at a time (several cards: from the cards' threads, never
- * two at once, lib/ceremony). */
 /* generate-ksk=yes on one card: each zone's KSK is made (or shared) by the
- * ceremony's worker thread just before it prepares the zone, while the card
- * signs the zone before; its keymgr runs then cost the card no time. */
+ * ceremony's preparer thread just before it prepares the zone, while the
+ * card signs the zone before. */
 typedef struct {
 	cli_t *cli;
 	const char *use_conf, *display_conf;
@@ -415,17 +414,19 @@ static int onboard_zone(size_t index, const char *zone, void *data)
 		note_ksk_ready(o->pg->zones, o->pg->total, index + 1);
 		return KHSM_EOK;
 	}
-	o->pg->printed = index + 1;   /* generate or import printed why */
+	__atomic_store_n(&o->pg->printed, index + 1, __ATOMIC_RELEASE);   /* generate or import printed why */
 	return cli_error_code();
 }
 
+/* Called one zone at a time (several cards: from the cards' threads, never
+ * two at once, lib/ceremony). */
 static bool on_zone(size_t index, const char *zone, int r, const khsm_ceremony_result_t *res, void *data)
 {
 	progress_t *pg = data;
 	if (pg->j) json_zone(pg->j, zone, r, res);
 	if (r != KHSM_EOK) {
 		pg->state[index] = Z_FAILED;
-		if (pg->printed != index + 1) cli_error(r, "%s", zone);
+		if (__atomic_load_n(&pg->printed, __ATOMIC_ACQUIRE) != index + 1) cli_error(r, "%s", zone);
 		return false;
 	}
 	pg->state[index] = Z_DONE;

@@ -469,7 +469,7 @@ typedef struct {
 	size_t stop_at;
 	khsm_ceremony_cb_t cb;
 	void *data;
-	khsm_card_scope_t *scope;  /* the card thread's, shared by the worker (NULL: one card) */
+	khsm_card_scope_t *scope;  /* the card thread's, shared by the workers (NULL: one card) */
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 } pipe_t;
@@ -505,6 +505,9 @@ static void *pipe_preparer(void *arg)
 		khsm_err_clear();
 		int r = pp->c->before_prepare ? pp->c->before_prepare(i, pp->zones[i], pp->c->before_data)
 		                              : KHSM_EOK;
+		pthread_mutex_lock(&pp->mu);
+		if (pp->stop) break;   /* the run stopped during the hook: no ZSK work for this zone */
+		pthread_mutex_unlock(&pp->mu);
 		if (r == KHSM_EOK) r = khsm_ceremony_prepare(pp->c, pp->zones[i], &pp->prep[i]);
 		pthread_mutex_lock(&pp->mu);
 		if (r != KHSM_EOK) pipe_fail(pp, i, r);
@@ -623,7 +626,7 @@ int khsm_ceremony_run(const khsm_ceremony_t *c, const char *const *zones, size_t
 		pthread_cond_broadcast(&pp.cv);
 		if (sr != KHSM_EOK) break;
 	}
-	/* nothing more to sign: let the worker finish what is signed */
+	/* nothing more to sign: let the finisher finish what is signed */
 	if (pp.signing < count && !pp.stop) {
 		pp.stop = true;
 		pp.stop_at = pp.signing;

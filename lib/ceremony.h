@@ -114,8 +114,8 @@ void khsm_ceremony_prep_clear(khsm_ceremony_prep_t *prep);
 int khsm_ceremony_zone(const khsm_ceremony_t *c, const char *zone, khsm_ceremony_result_t *res);
 
 /* Called once per zone, in zone order, from the pipeline's finisher thread
- * (a failure of the prepare or sign step: from the calling thread, after the
- * workers ended):
+ * (a failure of the before_prepare hook, prepare or sign step: from the
+ * calling thread, after the workers ended):
  * r is KHSM_EOK with res filled, or the failure (detail in this thread). The
  * callback returns false to stop the run. */
 typedef bool (*khsm_ceremony_cb_t)(size_t index, const char *zone, int r,
@@ -135,7 +135,7 @@ int khsm_ceremony_run(const khsm_ceremony_t *c, const char *const *zones, size_t
 
 /** The cycle for zones on several cards, one card after the other no more:
  *  khsm_ceremony_run() for each card in a thread of its own (each with its
- *  ZSK-side worker), cards[card_of[i]] for zone i, the zones of one card in
+ *  preparer and finisher), cards[card_of[i]] for zone i, the zones of one card in
  *  their order. cb is called for every zone with its index in zones, from
  *  the cards' threads, never two at a time. A failure stops the zones of its
  *  own card only, except a refused or locked PIN, which stops every card
