@@ -307,9 +307,9 @@ def write(results, meta, top, quick, work):
     o.append("4. Onboarding N zones\n=====================\n\n")
     o.append("``knot-hsm ZONES… ceremony until=+90d generate-ksk=yes`` on fresh zones: the KSKs are\n"
              "generated on cardsim (6 s per key pair × latency_scale, the SmartCard-HSM figure),\n"
-             "each in the first ceremony's pipeline, while the card signs the zone before (keymgr's\n"
-             "KASP work for the new key runs while the card is busy). ``shared-ksk=yes`` in the policy\n"
-             "makes one card key serve\n"
+             "each in the first ceremony's pipeline, while the card signs the zone before (most of\n"
+             "keymgr's KASP work for the new key runs while the card is busy; ``keymgr import-pkcs11``\n"
+             "holds the card). ``shared-ksk=yes`` in the policy makes one card key serve\n"
              "every zone (``import`` of the same key); otherwise each zone gets its own. cardsim is\n"
              "configured with ``max_keypairs`` of 300 or the zones and 10 more (an assumed card capacity,\n"
              "not a datasheet figure). Card-bound is what the card itself needs: its key generations,\n"

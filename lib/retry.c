@@ -171,7 +171,7 @@ int khsm_card_op(const char *what, int (*op)(void *ctx), void *ctx)
 /* The threads of this process take a card lock in turn, a ticket each: the
  * thread that signs zone after zone would otherwise take a mutex straight
  * back after each signature, and another thread's one card operation (a key
- * generation or self-test of onboarding, in the ceremony's worker) would wait
+ * generation or self-test of onboarding, in the ceremony's preparer) would wait
  * for the whole zone, its keymgr work after it, while the card idles. The
  * lock is recursive: card operations nest. */
 typedef struct {
@@ -201,17 +201,15 @@ static bool turn_take(turn_t *t)
 	return true;
 }
 
-/* Give one level of t back; true when the thread no longer holds it. */
-static bool turn_give(turn_t *t)
+/* Give one level of t back (a thread that does not hold it: nothing). */
+static void turn_give(turn_t *t)
 {
 	pthread_mutex_lock(&t->mu);
-	bool last = t->depth > 0 && pthread_equal(t->owner, pthread_self()) && --t->depth == 0;
-	if (last) {
+	if (t->depth > 0 && pthread_equal(t->owner, pthread_self()) && --t->depth == 0) {
 		t->now++;
 		pthread_cond_broadcast(&t->cv);
 	}
 	pthread_mutex_unlock(&t->mu);
-	return last;
 }
 
 /* Does this thread hold t once, not nested (its next give is the last)? */
