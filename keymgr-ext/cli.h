@@ -67,6 +67,12 @@ typedef struct {
 	khsm_kasp_keep_t *kasp_keep;  /* generate, import: every zone's KASP kept by the caller
 	                                 across calls (ceremony generate-ksk=yes), or NULL */
 	khsm_login_hold_t *login_hold; /* card logins kept for a run over many zones, or NULL */
+	khsm_enroll_memo_t *enroll_memo; /* generate, import: the card key proven last, kept by
+	                                    the caller across calls (lib/enroll.h), or NULL */
+	khsm_conf_t **enroll_conf;     /* generate, import: the knot.conf read once, kept (and
+	                                  freed) by the caller across calls, or NULL */
+	bool in_ceremony;              /* generate, import for ceremony generate-ksk=yes: no
+	                                  knotd reload, the ceremony's SKR import does it */
 } cli_t;
 
 typedef struct {

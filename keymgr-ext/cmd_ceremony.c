@@ -94,7 +94,7 @@ static void note_stage(const char *doing, char *const *zones, size_t with_ksk)
 }
 
 /* The zones done, and with generate-ksk=yes those whose KSK is ready: the
- * preparer (KSKs) and the finisher (zones done) both update the note. */
+ * hook thread (KSKs) and the finisher (zones done) both update the note. */
 static pthread_mutex_t note_mu = PTHREAD_MUTEX_INITIALIZER;
 static size_t note_done, note_ksks;
 
@@ -248,11 +248,20 @@ static int prepare_ksk_conf(const cli_t *cli, const char *ksk_path, const char *
  * shared from another zone of the run (shared-ksk=yes in the KSK side). */
 static int ensure_ksk(cli_t *cli, const char *ksk_conf, const char *zone, bool generate,
                       bool shared, char *shared_id, size_t shared_size, const char *display_conf,
-                      khsm_kasp_keep_t *keep)
+                      khsm_kasp_keep_t *keep, khsm_enroll_memo_t *memo, khsm_conf_t **conf)
 {
 	khsm_kasp_summary_t sum = { 0 };
-	int r = khsm_kasp_zone_summary(ksk_conf, zone, (int64_t)time(NULL), &sum);
-	if (r != KHSM_EOK) return cli_error(r, "%s: keymgr list (KSK side)", zone);
+	int64_t now = (int64_t)time(NULL);
+	/* the kept index (every zone listed at the run's first key, each again
+	 * after its own) names the zone as the KSK side does */
+	const khsm_conf_zone_t *kz = keep && keep->valid && conf && *conf ? khsm_conf_zone_find(*conf, zone)
+	                             : NULL;
+	if (kz) {
+		khsm_kasp_index_summarize(&keep->idx, kz->domain, now, &sum);
+	} else {
+		int r = khsm_kasp_zone_summary(ksk_conf, zone, now, &sum);
+		if (r != KHSM_EOK) return cli_error(r, "%s: keymgr list (KSK side)", zone);
+	}
 	if (sum.has_ksk) {
 		if (shared && !shared_id[0]) snprintf(shared_id, shared_size, "%s", sum.last_ksk_id);
 		return CLI_OK;
@@ -274,6 +283,9 @@ static int ensure_ksk(cli_t *cli, const char *ksk_conf, const char *zone, bool g
 	sub.args = args;
 	sub.arg_count = 1;
 	sub.kasp_keep = keep;
+	sub.enroll_memo = memo;
+	sub.enroll_conf = conf;
+	sub.in_ceremony = true;
 	/* Under --json, generate's text goes to stderr with the ceremony's, and
 	 * stdout keeps the ceremony's JSON alone. */
 	sub.json = false;
@@ -293,7 +305,8 @@ static int ensure_ksk(cli_t *cli, const char *ksk_conf, const char *zone, bool g
 	}
 	if (rc != CLI_OK) return rc;
 	if (shared && !shared_id[0]) {
-		return ensure_ksk(cli, ksk_conf, zone, false, shared, shared_id, shared_size, display_conf, keep);
+		return ensure_ksk(cli, ksk_conf, zone, false, shared, shared_id, shared_size, display_conf, keep,
+		                  memo, conf);
 	}
 	return CLI_OK;
 }
@@ -306,7 +319,7 @@ static double now_mono(void)
 }
 
 /* Progress of a run, printed by on_zone from the ceremony's finisher thread
- * (with generate-ksk=yes the preparer prints each zone's KSK lines too, whole
+ * (with generate-ksk=yes the hook thread prints each zone's KSK lines too, whole
  * lines to stdout, stderr under --json): text to out (stdout, stderr under
  * --json), and under --json one object per zone to j. */
 typedef struct {
@@ -394,14 +407,16 @@ static void note_progress_cards(const progress_t *pg)
 }
 
 /* generate-ksk=yes on one card: each zone's KSK is made (or shared) by the
- * ceremony's preparer thread just before it prepares the zone, while the
- * card signs the zone before. */
+ * ceremony's hook thread (khsm_ceremony_t.before_prepare), one zone ahead of
+ * the ZSK-side preparer, while the card signs the zone before. */
 typedef struct {
 	cli_t *cli;
 	const char *use_conf, *display_conf;
 	bool shared;
 	char shared_id[257];
 	khsm_kasp_keep_t *keep;
+	khsm_enroll_memo_t memo;   /* the shared KSK, proven once for all the zones */
+	khsm_conf_t *conf;         /* the KSK side, read once for all the zones */
 	progress_t *pg;
 } onboard_t;
 
@@ -410,7 +425,7 @@ static int onboard_zone(size_t index, const char *zone, void *data)
 	onboard_t *o = data;
 	cli_error_code_reset();
 	if (ensure_ksk(o->cli, o->use_conf, zone, true, o->shared, o->shared_id, sizeof(o->shared_id),
-	               o->display_conf, o->keep) == CLI_OK) {
+	               o->display_conf, o->keep, &o->memo, &o->conf) == CLI_OK) {
 		note_ksk_ready(o->pg->zones, o->pg->total, index + 1);
 		return KHSM_EOK;
 	}
@@ -740,7 +755,7 @@ static int run_zones(cli_t *cli, const kv_t *kv)
 	for (int i = 0; i < cli->zone_count && rc == CLI_OK && generate && several; i++) {
 		note_stage("while making the zones' KSKs", zones, (size_t)i);
 		rc = ensure_ksk(cli, use_conf, zones[i], generate, shared, onboard.shared_id,
-		                sizeof(onboard.shared_id), ksk_path, onboard.keep);
+		                sizeof(onboard.shared_id), ksk_path, onboard.keep, &onboard.memo, &onboard.conf);
 	}
 	if (rc == CLI_OK) note_stage("before the zones were pre-signed", zones, 0);
 
@@ -822,6 +837,8 @@ static int run_zones(cli_t *cli, const kv_t *kv)
 	}
 	for (size_t k = 0; k < ncards; k++) khsm_skr_signer_close(cards[k].signer);
 	khsm_kasp_keep_clear(&keep);
+	khsm_enroll_memo_clear(&onboard.memo);
+	khsm_conf_free(onboard.conf);
 	if (cut) khsm_zoneconf_release(use_conf);
 	cli->login_hold = NULL;
 	khsm_login_hold_free(hold);

@@ -237,7 +237,8 @@ typedef int (*enroll_zone_fn)(cli_t *cli, khsm_conf_t **conf, const char *zone_a
 
 static int enroll_each(cli_t *cli, enroll_zone_fn zone_fn)
 {
-	_cleanup_conf_ khsm_conf_t *conf = NULL;
+	_cleanup_conf_ khsm_conf_t *own_conf = NULL;
+	khsm_conf_t **conf = cli->enroll_conf ? cli->enroll_conf : &own_conf;
 	json_keys_t jk = { 0 };
 	khsm_json_t *j = NULL;
 	int rc = json_keys_open(cli, &jk, &j);
@@ -251,10 +252,16 @@ static int enroll_each(cli_t *cli, enroll_zone_fn zone_fn)
 	if (!cli->login_hold && khsm_login_hold_new(&hold) == KHSM_EOK) {
 		cli->login_hold = hold;
 	}
+	/* one key imported in zone after zone is asked of the card once */
+	khsm_enroll_memo_t memo = { 0 };
+	bool own_memo = !cli->enroll_memo && cli->zone_count > 1;
+	if (own_memo) cli->enroll_memo = &memo;
 	khsm_err_clear();
 	for (int i = 0; i < cli->zone_count && rc == CLI_OK; i++) {
-		rc = zone_fn(cli, &conf, cli->zones[i], j, keep);
+		rc = zone_fn(cli, conf, cli->zones[i], j, keep);
 	}
+	if (own_memo) cli->enroll_memo = NULL;
+	khsm_enroll_memo_clear(&memo);
 	if (hold) {
 		cli->login_hold = NULL;
 		khsm_login_hold_free(hold);
@@ -275,7 +282,7 @@ static int generate_zone(cli_t *cli, khsm_conf_t **conf, const char *zone_arg, k
 	if (rc != CLI_OK) return rc;
 	khsm_enroll_t req = { .label = kv_get(kv, "label"), .conf_arg = cli->conf, .force = cli->force,
 	                      .open = cli_open_card, .open_ctx = cli, .notice = print_notice,
-	                      .kasp_keep = keep, .login_hold = cli->login_hold };
+	                      .kasp_keep = keep, .login_hold = cli->login_hold, .memo = cli->enroll_memo };
 	req.notice_ctx = &req;
 	if ((rc = parse_roles(kv, &req.ksk, &req.zsk)) != CLI_OK) return rc;
 	const char *timers[6];
@@ -317,7 +324,7 @@ static int generate_zone(cli_t *cli, khsm_conf_t **conf, const char *zone_arg, k
 		       "itself. With a KSK made here, also make the ZSK: keymgr -c %s %s generate "
 		       "ksk=no zsk=yes\n", zone.policy->id, khsm_conf_path(*conf), zone.name);
 	}
-	zone_reload_keys(*conf, zone.name, info_out(cli));
+	if (!cli->in_ceremony) zone_reload_keys(*conf, zone.name, info_out(cli));
 	return rc;
 }
 
@@ -339,7 +346,8 @@ static int import_zone(cli_t *cli, khsm_conf_t **conf, const char *zone_arg, khs
 	khsm_enroll_t req = { .label = kv_get(kv, "label"), .id_arg = kv_get(kv, "id"),
 	                      .algorithm_arg = kv_get(kv, "algorithm"), .conf_arg = cli->conf,
 	                      .force = cli->force, .open = cli_open_card, .open_ctx = cli,
-	                      .notice = print_notice, .kasp_keep = keep, .login_hold = cli->login_hold };
+	                      .notice = print_notice, .kasp_keep = keep, .login_hold = cli->login_hold,
+	                      .memo = cli->enroll_memo };
 	req.notice_ctx = &req;
 	if (!req.label == !req.id_arg) {
 		return cli_usage_error(cli_current, "give label=TEXT or id=HEX (one of them)");
@@ -376,7 +384,7 @@ static int import_zone(cli_t *cli, khsm_conf_t **conf, const char *zone_arg, khs
 	}
 	rc = print_key(zone.name, out.id_hex, out.key, j);
 	khsm_enrolled_clear(&out);
-	zone_reload_keys(*conf, zone.name, info_out(cli));
+	if (!cli->in_ceremony) zone_reload_keys(*conf, zone.name, info_out(cli));
 	return rc;
 }
 

@@ -451,9 +451,11 @@ int khsm_ceremony_zone(const khsm_ceremony_t *c, const char *zone, khsm_ceremony
 
 /* -- the pipeline ---------------------------------------------------------- */
 
-/* Zone i goes PREPARED (preparer) -> SIGNED (caller, card) -> FINISHED
- * (finisher). The preparer works at most one zone ahead of the one being
- * signed; the finisher takes the signed zones in order. */
+/* Zone i goes (with before_prepare: HOOKED, the hook thread) -> PREPARED
+ * (preparer) -> SIGNED (caller, card) -> FINISHED (finisher). The hook
+ * thread works at most one zone ahead of the preparer, the preparer at most
+ * one ahead of the zone being signed; the finisher takes the signed zones in
+ * order. A stop at zone i stops every step at i; the zones before it go on. */
 enum { Z_NEW, Z_PREPARED, Z_SIGNED, Z_DONE };
 
 typedef struct {
@@ -463,7 +465,7 @@ typedef struct {
 	khsm_ceremony_prep_t *prep;
 	int *state, *rc;
 	char **detail;             /* failure detail, carried across threads */
-	size_t prepared, signing, finished;  /* next zone for each step */
+	size_t hooked, prepared, signing, finished;  /* next zone for each step */
 	bool stop;
 	int stop_rc;
 	size_t stop_at;
@@ -487,28 +489,55 @@ static void pipe_fail(pipe_t *pp, size_t i, int r)
 	}
 }
 
-/* The two workers, each on a core of its own (the caller's thread mostly
- * waits for the card): one prepares zones ahead of the card, the other
- * finishes the signed ones, in order, and reports them. */
+/* Whether the run stopped at or before zone i. */
+static bool pipe_stopped_at(const pipe_t *pp, size_t i)
+{
+	return pp->stop && pp->stop_at <= i;
+}
+
+/* The workers, each on a core of its own (the caller's thread mostly waits
+ * for the card): the hook thread runs before_prepare ahead of the preparer
+ * (onboarding's KSK-side keymgr runs beside the ZSK-side ones), the preparer
+ * prepares zones ahead of the card, the finisher finishes the signed ones,
+ * in order, and reports them. */
+static void *pipe_hook(void *arg)
+{
+	pipe_t *pp = arg;
+	khsm_card_scope_share(pp->scope);   /* its card work locks this card */
+	pthread_mutex_lock(&pp->mu);
+	while (!pipe_stopped_at(pp, pp->hooked) && pp->hooked < pp->count) {
+		if (pp->hooked > pp->prepared + 1) {
+			pthread_cond_wait(&pp->cv, &pp->mu);
+			continue;
+		}
+		size_t i = pp->hooked;
+		pthread_mutex_unlock(&pp->mu);
+		khsm_err_clear();
+		int r = pp->c->before_prepare(i, pp->zones[i], pp->c->before_data);
+		pthread_mutex_lock(&pp->mu);
+		if (r != KHSM_EOK) pipe_fail(pp, i, r);
+		pp->hooked++;
+		pthread_cond_broadcast(&pp->cv);
+	}
+	pthread_mutex_unlock(&pp->mu);
+	khsm_card_scope_share(NULL);
+	return NULL;
+}
+
 static void *pipe_preparer(void *arg)
 {
 	pipe_t *pp = arg;
 	khsm_card_scope_share(pp->scope);   /* its KSK-side keymgr runs lock this card */
 	pthread_mutex_lock(&pp->mu);
-	while (!pp->stop && pp->prepared < pp->count) {
-		if (pp->prepared > pp->signing + 1) {
+	while (!pipe_stopped_at(pp, pp->prepared) && pp->prepared < pp->count) {
+		if (pp->prepared > pp->signing + 1 || pp->prepared >= pp->hooked) {
 			pthread_cond_wait(&pp->cv, &pp->mu);
 			continue;
 		}
 		size_t i = pp->prepared;
 		pthread_mutex_unlock(&pp->mu);
 		khsm_err_clear();
-		int r = pp->c->before_prepare ? pp->c->before_prepare(i, pp->zones[i], pp->c->before_data)
-		                              : KHSM_EOK;
-		pthread_mutex_lock(&pp->mu);
-		if (pp->stop) break;   /* the run stopped during the hook: no ZSK work for this zone */
-		pthread_mutex_unlock(&pp->mu);
-		if (r == KHSM_EOK) r = khsm_ceremony_prepare(pp->c, pp->zones[i], &pp->prep[i]);
+		int r = khsm_ceremony_prepare(pp->c, pp->zones[i], &pp->prep[i]);
 		pthread_mutex_lock(&pp->mu);
 		if (r != KHSM_EOK) pipe_fail(pp, i, r);
 		pp->state[i] = Z_PREPARED;
@@ -593,19 +622,23 @@ int khsm_ceremony_run(const khsm_ceremony_t *c, const char *const *zones, size_t
 	}
 	pthread_mutex_init(&pp.mu, NULL);
 	pthread_cond_init(&pp.cv, NULL);
-	pthread_t preparer, finisher;
+	pthread_t hook, preparer, finisher;
 	int r = KHSM_EOK;
 	bool login_checked = false;
-	bool have_preparer = pthread_create(&preparer, NULL, pipe_preparer, &pp) == 0;
+	if (!c->before_prepare) pp.hooked = count;   /* no hook: every zone may be prepared */
+	bool have_hook = c->before_prepare && pthread_create(&hook, NULL, pipe_hook, &pp) == 0;
+	bool have_preparer = (have_hook || !c->before_prepare) &&
+	                     pthread_create(&preparer, NULL, pipe_preparer, &pp) == 0;
 	if (!have_preparer || pthread_create(&finisher, NULL, pipe_finisher, &pp) != 0) {
 		r = KHSM_ENOMEM;
-		if (have_preparer) {   /* it stops at once */
-			pthread_mutex_lock(&pp.mu);
-			pp.stop = true;
-			pthread_cond_broadcast(&pp.cv);
-			pthread_mutex_unlock(&pp.mu);
-			pthread_join(preparer, NULL);
-		}
+		/* the threads started stop at once */
+		pthread_mutex_lock(&pp.mu);
+		pp.stop = true;
+		pp.stop_at = 0;
+		pthread_cond_broadcast(&pp.cv);
+		pthread_mutex_unlock(&pp.mu);
+		if (have_preparer) pthread_join(preparer, NULL);
+		if (have_hook) pthread_join(hook, NULL);
 	}
 	/* The caller's thread: the card, zone after zone. */
 	pthread_mutex_lock(&pp.mu);
@@ -637,6 +670,7 @@ int khsm_ceremony_run(const khsm_ceremony_t *c, const char *const *zones, size_t
 	if (r == KHSM_EOK) {
 		pthread_join(finisher, NULL);
 		pthread_join(preparer, NULL);
+		if (have_hook) pthread_join(hook, NULL);
 	}
 
 	size_t done = pp.finished;

@@ -50,14 +50,16 @@ typedef struct {
 	const char *card_lock;     /* this card's name for its own lock (khsm_card_scope_begin()),
 	                              taken by khsm_ceremony_run()'s calling thread; NULL: the
 	                              machine-wide card lock */
-	/* Called by the preparer thread of khsm_ceremony_run() before it prepares
-	 * each zone (index: its place in that call's zones), in zone order, while
-	 * the card signs the zone before (khsm_ceremony_run_cards(): from each
-	 * card's preparer, at the same time):
+	/* Called for each zone (index: its place in that call's zones), in zone
+	 * order, by a thread of khsm_ceremony_run() of its own, one zone ahead of
+	 * the preparer, which prepares the zone once it returned; meanwhile the
+	 * card signs the zone before (khsm_ceremony_run_cards(): one such thread
+	 * per card, at the same time):
 	 * ceremony generate-ksk=yes makes or shares the zone's KSK there, so that
-	 * the KASP work of onboarding runs while the card is busy. A failure (a
-	 * KHSM_E* code, with its detail) stops the run at that zone as a failed
-	 * prepare step does. NULL: none. */
+	 * the KASP work of onboarding runs beside the ZSK side's while the card is
+	 * busy. A failure (a KHSM_E* code, with its detail) stops the run at that
+	 * zone as a failed prepare step does; a run stopped meanwhile prepares
+	 * nothing of that zone. NULL: none. */
 	int (*before_prepare)(size_t index, const char *zone, void *data);
 	void *before_data;
 } khsm_ceremony_t;

@@ -10,6 +10,7 @@
 
 #include <libdnssec/error.h>
 #include <libdnssec/key.h>
+#include <libknot/dname.h>
 
 #include "budget.h"
 #include "cardkey.h"
@@ -125,6 +126,25 @@ static int kasp_lists(const khsm_conf_t *conf, const char *zone, const char *id_
 		*found_ptr = found;
 	}
 	return r;
+}
+
+/* kasp_lists() after a change: with a kept index, its one keymgr list is
+ * also the index's new view of the zone (nothing left for kasp_keep_update). */
+static int kasp_confirm(const khsm_conf_t *conf, const khsm_enroll_t *req, const char *zone,
+                        const char *id_hex, bool *found_ptr)
+{
+	khsm_kasp_keep_t *keep = req->kasp_keep;
+	if (!keep || !keep->valid) {
+		return kasp_lists(conf, zone, id_hex, &req->ksk, found_ptr);
+	}
+	int r = khsm_kasp_index_refresh(&keep->idx, conf, zone);
+	if (r != KHSM_EOK) {
+		khsm_kasp_keep_clear(keep);   /* listed whole at the next call */
+		return r;
+	}
+	const khsm_kasp_entry_t *e = khsm_kasp_find(&keep->idx, zone, id_hex);
+	*found_ptr = e && e->key.ksk == req->ksk;
+	return KHSM_EOK;
 }
 
 /* Knot 3.2-3.4 (one keystore per policy): keymgr import-pkcs11 looks for
@@ -245,7 +265,7 @@ static int register_pub(const khsm_conf_t *conf, const khsm_zone_t *kz, const kh
 		khsm_run_clear(&res);
 	}
 	bool found = false;
-	if (r == KHSM_EOK) r = kasp_lists(conf, kz->name, id, &req->ksk, &found);
+	if (r == KHSM_EOK) r = kasp_confirm(conf, req, kz->name, id, &found);
 	if (r == KHSM_EOK && !found) {
 		khsm_err_detail("keymgr import-pub reported success but 'keymgr %s list' does not show "
 		                "key %s", kz->name, id);
@@ -300,9 +320,13 @@ static int register_key(const khsm_conf_t *conf, const khsm_kasp_index_t *kasp, 
 		r = KHSM_ENOMEM;
 	}
 	const char *env_add[] = { env, NULL };
-	if (r == KHSM_EOK) {
+	if (r == KHSM_EOK && other) {
+		/* KASP work alone: keymgr opens the keystore as for list and never
+		 * uses it, so the card signs on meanwhile */
+		r = khsm_keymgr(khsm_conf_path(conf), share_args, &res);
+	} else if (r == KHSM_EOK) {
 		r = khsm_keymgr_card_env(tmp_conf ? khsm_handoff_path(tmp_conf) : khsm_conf_path(conf),
-		                         other ? share_args : import_args, env ? env_add : NULL, &res);
+		                         import_args, env ? env_add : NULL, &res);
 	}
 	khsm_serve_stop(serve);
 	khsm_handoff_free(tmp_conf);
@@ -329,7 +353,7 @@ static int register_key(const khsm_conf_t *conf, const khsm_kasp_index_t *kasp, 
 	}
 
 	bool found = false;
-	r = kasp_lists(conf, zone, id_hex, &req->ksk, &found);
+	r = kasp_confirm(conf, req, zone, id_hex, &found);
 	if (r == KHSM_EOK && !found) {
 		khsm_err_detail("keymgr reported success but 'keymgr %s list' does not show key %s",
 		                zone, id_hex);
@@ -530,6 +554,62 @@ void khsm_kasp_keep_clear(khsm_kasp_keep_t *keep)
 	}
 }
 
+_public_
+void khsm_enroll_memo_clear(khsm_enroll_memo_t *memo)
+{
+	if (!memo) {
+		return;
+	}
+	free(memo->config);
+	free(memo->id_hex);
+	dnssec_key_free(memo->key);
+	*memo = (khsm_enroll_memo_t){ 0 };
+}
+
+/* After a key is proven and registered: it is the one the memo names. A
+ * memo that cannot hold it names none (the next import asks the card). */
+static void memo_remember(const khsm_enroll_t *req, const khsm_zone_t *zone, const khsm_enrolled_t *out)
+{
+	khsm_enroll_memo_t *m = req->memo;
+	if (!m || req->public_only) {
+		return;
+	}
+	khsm_enroll_memo_clear(m);
+	m->config = strdup(zone->keystore->config);
+	m->id_hex = strdup(out->id_hex);
+	m->key = dnssec_key_dup(out->key);   /* the public part only */
+	m->algorithm = out->algorithm;
+	m->ksk = req->ksk;
+	if (!m->config || !m->id_hex || !m->key) {
+		khsm_enroll_memo_clear(m);
+	}
+}
+
+/* An import of the key the memo names, in the same role, through the same
+ * keystore. */
+static bool memo_names(const khsm_enroll_t *req, const khsm_zone_t *zone, const char *id_hex)
+{
+	const khsm_enroll_memo_t *m = req->memo;
+	return m && m->key && id_hex && !req->public_only && !req->fix_id && req->ksk == m->ksk &&
+	       (!req->algorithm || req->algorithm == m->algorithm) &&
+	       strcmp(m->id_hex, id_hex) == 0 && strcmp(m->config, zone->keystore->config) == 0;
+}
+
+/* The memo's key for this zone: its public key under the zone's name. */
+static int memo_key(const khsm_enroll_memo_t *m, const char *zone, dnssec_key_t **key_ptr)
+{
+	dnssec_key_t *key = dnssec_key_dup(m->key);
+	knot_dname_t *dname = knot_dname_from_str_alloc(zone);
+	int r = key && dname ? khsm_error_from_dnssec(dnssec_key_set_dname(key, dname)) : KHSM_ENOMEM;
+	free(dname);
+	if (r != KHSM_EOK) {
+		dnssec_key_free(key);
+		return r;
+	}
+	*key_ptr = key;
+	return KHSM_EOK;
+}
+
 /* The index to decide with: the kept one (listed now when not valid), else
  * one of this call's own in *local. */
 static int kasp_index_get(const khsm_conf_t *conf, const khsm_enroll_t *req, khsm_kasp_index_t *local,
@@ -628,15 +708,17 @@ int khsm_zone_key_generate(khsm_conf_t *conf, const khsm_zone_t *zone, const khs
 	if (r == KHSM_EOK) {
 		r = register_key(conf, kp, zone, req, out);
 	}
-	if (r != KHSM_EOK) {
+	if (r == KHSM_EOK) {
+		memo_remember(req, zone, out);   /* the kept index saw it (kasp_confirm) */
+	} else {
 		if (out->key) {
 			dnssec_key_free(out->key);
 			out->key = NULL;
 		}
 		roll_back(conf, ks, zone, req, out, id, id_len);
 		out->failed_at = KHSM_ENROLL_AT_GENERATE;
+		kasp_keep_update(conf, req, zone);
 	}
-	kasp_keep_update(conf, req, zone);
 fail:
 	free(id);
 	khsm_keystore_close(ks);
@@ -755,6 +837,26 @@ int khsm_zone_key_import(khsm_conf_t *conf, const khsm_zone_t *zone, const khsm_
 	if (r != KHSM_EOK) {
 		goto fail;
 	}
+	if (req->id && (r = khsm_hex_format(req->id, req->id_len, &out->id_hex)) != KHSM_EOK) {
+		goto fail;
+	}
+	if (memo_names(req, zone, out->id_hex)) {
+		/* proven in this run: registered without the card */
+		out->algorithm = req->memo->algorithm;
+		if (khsm_kasp_find(kp, zone->name, out->id_hex)) {
+			out->known = true;
+			goto fail;
+		}
+		r = memo_key(req->memo, zone->name, &out->key);
+		if (r == KHSM_EOK) r = register_key(conf, kp, zone, req, out);
+		if (r != KHSM_EOK) {
+			out->failed_at = KHSM_ENROLL_AT_IMPORT;
+			kasp_keep_update(conf, req, zone);
+		}
+		goto fail;
+	}
+	free(out->id_hex);
+	out->id_hex = NULL;
 	if ((r = req->open(req->open_ctx, zone->keystore->config, &pin, &ks)) != KHSM_EOK) {
 		goto fail;
 	}
@@ -792,10 +894,12 @@ int khsm_zone_key_import(khsm_conf_t *conf, const khsm_zone_t *zone, const khsm_
 	if (r == KHSM_EOK) {
 		r = register_key(conf, kp, zone, req, out);
 	}
-	if (r != KHSM_EOK) {
+	if (r == KHSM_EOK) {
+		memo_remember(req, zone, out);   /* the kept index saw it (kasp_confirm) */
+	} else {
 		out->failed_at = KHSM_ENROLL_AT_IMPORT;
+		kasp_keep_update(conf, req, zone);
 	}
-	kasp_keep_update(conf, req, zone);
 fail:
 	free(id);
 	khsm_keystore_close(ks);

@@ -56,6 +56,23 @@ typedef struct {
 /** Free what keep holds; it is not valid afterwards. NULL is accepted. */
 void khsm_kasp_keep_clear(khsm_kasp_keep_t *keep);
 
+/* The card key this run proved last, for a command that enrols one key in
+ * zone after zone (a shared KSK at onboarding): the same key through the
+ * same keystore is then registered without asking the card again. The open,
+ * find, algorithm and self-test cost about 200 ms of card turns a zone while
+ * the ceremony's signer holds the card; keymgr share, which follows, never
+ * touches the card. */
+typedef struct {
+	char *config;          /* the keystore config it was proven through */
+	char *id_hex;
+	int algorithm;
+	bool ksk;
+	dnssec_key_t *key;     /* its public key (owner: the zone it was proven for) */
+} khsm_enroll_memo_t;
+
+/** Free what memo holds; it remembers no key afterwards. NULL is accepted. */
+void khsm_enroll_memo_clear(khsm_enroll_memo_t *memo);
+
 /* What to enrol. */
 typedef struct {
 	bool ksk, zsk;
@@ -82,6 +99,8 @@ typedef struct {
 	khsm_kasp_keep_t *kasp_keep; /* kept across calls (NULL: each call lists every zone) */
 	khsm_login_hold_t *login_hold; /* the run's kept logins: keymgr import-pkcs11 uses the
 	                                  card through them (NULL: keymgr logs in itself) */
+	khsm_enroll_memo_t *memo;    /* kept across calls: import of the key proven last
+	                                asks the card nothing (NULL: every call asks it) */
 } khsm_enroll_t;
 
 /* The enrolled key (also what a notice sees so far); label may point into
@@ -106,14 +125,17 @@ int khsm_zone_key_algorithm(const khsm_zone_t *zone, const char *name, int *algo
  *  already has it). Refuses an algorithm the token cannot make before the card
  *  is opened, and a key of the same label that no zone uses (an interrupted
  *  run: import it). On failure after the card made the pair, the pair is taken
- *  out of KASP and off the card again and the detail says so.
+ *  out of KASP and off the card again and the detail says so. With req->memo,
+ *  the key made is remembered (khsm_zone_key_import()).
  *  \param[out] out  free with khsm_enrolled_clear() (also on failure). */
 int khsm_zone_key_generate(khsm_conf_t *conf, const khsm_zone_t *zone, const khsm_enroll_t *req,
                            khsm_enrolled_t *out);
 
 /** Adopt a key pair already on the card (by label or id), prove it and
  *  register it; an adopted key is never deleted. out->known when the zone's
- *  KASP has it already (nothing is done then).
+ *  KASP has it already (nothing is done then). With req->memo, a key proven
+ *  by an earlier call (generate or import) is registered by id without the
+ *  card, and a key proven here is remembered.
  *  \param[out] out  free with khsm_enrolled_clear() (also on failure). */
 int khsm_zone_key_import(khsm_conf_t *conf, const khsm_zone_t *zone, const khsm_enroll_t *req,
                          khsm_enrolled_t *out);

@@ -279,34 +279,52 @@ int khsm_kasp_index_add_ksk_side(const char *ksk_path, khsm_kasp_index_t *idx)
 
 /* -- summary --------------------------------------------------------------- */
 
+/* One more key of the zone into its summary, in keymgr's order. */
+static void summary_add(khsm_kasp_summary_t *s, const khsm_kasp_key_t *k, int64_t now)
+{
+	s->ksk_waiting |= k->ksk && khsm_kasp_key_state(k, now) == KHSM_KEY_STATE_READY;
+	if (k->ksk && !k->public_only) {
+		if (!s->has_ksk) {
+			snprintf(s->ksk_id, sizeof(s->ksk_id), "%s", k->id);
+		}
+		s->has_ksk = true;
+		snprintf(s->last_ksk_id, sizeof(s->last_ksk_id), "%s", k->id);
+	}
+	if (!k->zsk || k->ksk) {
+		return;
+	}
+	const struct { const char *name; int64_t t; } ev[] = {
+		{ "publish", k->publish }, { "active", k->active },
+		{ "retire", k->retire }, { "remove", k->remove },
+	};
+	for (size_t e = 0; e < KHSM_ARRAY_SIZE(ev); e++) {
+		if (ev[e].t > now && (s->next_zsk_at == 0 || ev[e].t < s->next_zsk_at)) {
+			s->next_zsk_at = ev[e].t;
+			s->next_zsk_tag = k->tag;
+			s->next_zsk_timer = ev[e].name;
+		}
+	}
+}
+
 _public_
 void khsm_kasp_summarize(const khsm_kasp_key_t *keys, size_t count, int64_t now,
                          khsm_kasp_summary_t *out)
 {
 	khsm_kasp_summary_t s = { 0 };
 	for (size_t i = 0; keys && i < count; i++) {
-		const khsm_kasp_key_t *k = &keys[i];
-		s.ksk_waiting |= k->ksk && khsm_kasp_key_state(k, now) == KHSM_KEY_STATE_READY;
-		if (k->ksk && !k->public_only) {
-			if (!s.has_ksk) {
-				snprintf(s.ksk_id, sizeof(s.ksk_id), "%s", k->id);
-			}
-			s.has_ksk = true;
-			snprintf(s.last_ksk_id, sizeof(s.last_ksk_id), "%s", k->id);
-		}
-		if (!k->zsk || k->ksk) {
-			continue;
-		}
-		const struct { const char *name; int64_t t; } ev[] = {
-			{ "publish", k->publish }, { "active", k->active },
-			{ "retire", k->retire }, { "remove", k->remove },
-		};
-		for (size_t e = 0; e < KHSM_ARRAY_SIZE(ev); e++) {
-			if (ev[e].t > now && (s.next_zsk_at == 0 || ev[e].t < s.next_zsk_at)) {
-				s.next_zsk_at = ev[e].t;
-				s.next_zsk_tag = k->tag;
-				s.next_zsk_timer = ev[e].name;
-			}
+		summary_add(&s, &keys[i], now);
+	}
+	*out = s;
+}
+
+_public_
+void khsm_kasp_index_summarize(const khsm_kasp_index_t *idx, const char *zone, int64_t now,
+                               khsm_kasp_summary_t *out)
+{
+	khsm_kasp_summary_t s = { 0 };
+	for (size_t i = 0; idx && zone && i < idx->count; i++) {
+		if (strcmp(idx->items[i].zone, zone) == 0) {
+			summary_add(&s, &idx->items[i].key, now);
 		}
 	}
 	*out = s;

@@ -95,6 +95,11 @@ typedef struct {
 void khsm_kasp_summarize(const khsm_kasp_key_t *keys, size_t count, int64_t now,
                          khsm_kasp_summary_t *out);
 
+/** khsm_kasp_summarize() of the keys idx lists for zone (as idx names it:
+ *  lower case, final dot); none is a zone without keys. \param[out] out */
+void khsm_kasp_index_summarize(const khsm_kasp_index_t *idx, const char *zone, int64_t now,
+                               khsm_kasp_summary_t *out);
+
 /* A zone's keys from one `keymgr list`, handed to each reader (status, its
  * health check, heal) so that keymgr runs once for them all. */
 typedef struct {

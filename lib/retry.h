@@ -25,10 +25,11 @@
  * runs unserialised across processes (retries still cover collisions). The
  * lock file is opened and checked once per process (close-on-exec); the
  * flock is held per operation and never while sleeping between retries.
- * keymgr children that do card work (sign-ksr, import-pkcs11, share, delete)
- * run while knot-hsm holds it (khsm_keymgr_card()): keymgr and knotd do not
- * take it themselves, so holding it across the child cannot deadlock; other
- * keymgr and knotc children run without it. */
+ * keymgr children that do card work (sign-ksr, import-pkcs11, delete) run
+ * while knot-hsm holds it (khsm_keymgr_card()): keymgr and knotd do not take
+ * it themselves, so holding it across the child cannot deadlock; other keymgr
+ * children (list, share: their keystore opened, never used) and knotc
+ * children run without it. */
 #pragma once
 
 #include <stdbool.h>

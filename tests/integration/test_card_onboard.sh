@@ -52,6 +52,11 @@ onboard() { # shared-ksk=yes|no, zone name prefix
 	! grep -q 'pin-' "$TMP/configs" || fail "shared-ksk=$1: a served keymgr was given a PIN source: $(cat "$TMP/configs")"
 	pass "shared-ksk=$1: the served keymgr has no PIN source (it cannot log in itself)"
 	: > "$TMP/configs"
+	# Each key is proven once by a signature (its self-test); the card's
+	# other signatures are the SKRs' RRSIGs. A shared KSK, proven when made,
+	# is shared with the other zones without the card (khsm_enroll_memo_t).
+	rrsigs=$(cat "$D"/knot-hsm-archive/*/*.skr | grep -c ' RRSIG ')
+	equals "$(( $(count sign) - rrsigs ))" "$3" "shared-ksk=$1: one self-test signature per key made ($3)"
 	[ "$3" -gt 1 ] || return 0
 	# The pipeline (khsm_ceremony_t.before_prepare): a zone's KSK is made
 	# while the card signs the zone before, so the card signs DNSKEY sets
@@ -79,6 +84,17 @@ pass "generate over 3 zones: one login"
 for z in g1 g2 g3; do
 	run 0 keymgr -c "$C" $z.example list
 	contains "$OUT" " KSK ECDSAP256SHA256 " "$z.example has its KSK in KASP"
+done
+# import of one card key into several zones: the card proves it once
+run 0 keymgr -c "$C" g1.example list
+gid=$(printf '%s\n' "$OUT" | awk '$3 == "KSK" { print $1 }')
+card_knot_conf "$C" g1.example. g2.example. g3.example. h1.example. h2.example.
+: > "$PIDS"; : > "$COUNTER"
+KHSM_KEYMGR=$TMP/keymgr run 0 "$KNOT_HSM" -c "$C" h1.example h2.example import id="$gid" ksk=yes
+equals "$(count sign)" 1 "import of one key into two zones: one self-test signature"
+for z in h1 h2; do
+	run 0 keymgr -c "$C" $z.example list
+	contains "$OUT" "$gid" "$z.example has the imported key in KASP"
 done
 # one zone alone: one login too, keymgr import-pkcs11 served
 : > "$PIDS"; : > "$COUNTER"

@@ -224,6 +224,40 @@ static void test_summarize(void **state)
 	assert_false(s.has_ksk);
 }
 
+/* The summary of one zone's entries in an index of several zones: the same
+ * as of its keys alone, the other zones' keys left out. */
+static void test_index_summarize(void **state)
+{
+	(void)state;
+	khsm_kasp_entry_t items[] = {
+		{ .zone = "a.example.", .key = { .id = "ka1", .ksk = true, .publish = 10 } },
+		{ .zone = "b.example.", .key = { .id = "kb", .ksk = true, .publish = 10, .ready = 20 } },
+		{ .zone = "a.example.", .key = { .id = "za", .tag = 7, .zsk = true, .publish = 10, .active = 10,
+		                                 .retire = 500 } },
+		{ .zone = "a.example.", .key = { .id = "ka2", .ksk = true, .publish = 400 } },
+	};
+	khsm_kasp_index_t idx = { .items = items, .count = 4 };
+	khsm_kasp_summary_t s;
+	khsm_kasp_index_summarize(&idx, "a.example.", 50, &s);
+	assert_true(s.has_ksk);
+	assert_false(s.ksk_waiting);   /* b's ready KSK is not a's */
+	assert_string_equal(s.ksk_id, "ka1");
+	assert_string_equal(s.last_ksk_id, "ka2");
+	assert_int_equal(s.next_zsk_at, 500);
+	assert_int_equal(s.next_zsk_tag, 7);
+
+	khsm_kasp_index_summarize(&idx, "b.example.", 50, &s);
+	assert_true(s.ksk_waiting);
+	assert_string_equal(s.last_ksk_id, "kb");
+	assert_int_equal(s.next_zsk_at, 0);
+
+	/* a zone without keys (a fresh one at onboarding): no KSK */
+	khsm_kasp_index_summarize(&idx, "c.example.", 50, &s);
+	assert_false(s.has_ksk);
+	khsm_kasp_index_summarize(NULL, "a.example.", 50, &s);
+	assert_false(s.has_ksk);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -234,6 +268,7 @@ int main(void)
 		cmocka_unit_test(test_index),
 		cmocka_unit_test(test_index_merge_same),
 		cmocka_unit_test(test_summarize),
+		cmocka_unit_test(test_index_summarize),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
