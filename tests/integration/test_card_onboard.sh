@@ -102,3 +102,25 @@ KHSM_KEYMGR=$TMP/keymgr run 0 "$KNOT_HSM" -c "$C" g1.example generate zsk=yes
 [ "$(logins own)" -eq 1 ] && [ "$(logins keymgr)" -eq 0 ] ||
 	fail "generate for one zone: knot-hsm logged in $(logins own) times, keymgr $(logins keymgr)"
 pass "generate for one zone: one login"
+
+# A zone's KSK that cannot be made (the card full at the third zone) stops
+# the run there, whichever thread was ahead: the zones before it are
+# pre-signed, the zone after it gets no KSK and no ZSK-side work; the rerun,
+# with room on the card, finishes them.
+n=$(private_keys)
+card_conf "max_keypairs = $((n + 2))"
+onboard_conf no f 4
+mkdir -p "$TMP/t"
+TMPDIR=$TMP/t run 1 "$KNOT_HSM" -c "$D/knot.conf" $ZONES ceremony until=+30d generate-ksk=yes
+for z in f1 f2; do contains "$OUT" "$z.example.: pre-signed " "a full card at f3: $z pre-signed"; done
+contains "$ERR" "the card has no room for another key pair" "a full card at f3: said in words"
+for z in f3 f4; do lacks "$OUT" "$z.example.: pre-signed " "a full card at f3: $z not pre-signed"; done
+lacks "$OUT" "f4.example.: generating" "a full card at f3: no KSK tried for f4"
+equals "$(private_keys)" "$((n + 2))" "a full card at f3: two key pairs made"
+keymgr -c "$D/knot.conf" f4.example. list > "$TMP/f4.list" 2>&1 || true
+equals "$(grep -c ZSK "$TMP/f4.list")" 0 "a full card at f3: no ZSK-side work for f4"
+card_conf "max_keypairs = $((n + 10))"
+TMPDIR=$TMP/t run 0 "$KNOT_HSM" -c "$D/knot.conf" $ZONES ceremony until=+30d generate-ksk=yes
+for z in f3 f4; do contains "$OUT" "$z.example.: pre-signed " "the rerun: $z pre-signed"; done
+for z in f1 f2; do contains "$OUT" "$z.example.: skipped" "the rerun: $z skipped (done before)"; done
+equals "$(private_keys)" "$((n + 4))" "the rerun: the two missing key pairs made, no more"
