@@ -258,6 +258,14 @@ static int ensure_ksk(cli_t *cli, const char *ksk_conf, const char *zone, bool g
 	                             : NULL;
 	if (kz) {
 		khsm_kasp_index_summarize(&keep->idx, kz->domain, now, &sum);
+		/* a key to be made: the zone listed again first (another knot-hsm
+		 * may have given it one since), which generate's checks then see */
+		int r = sum.has_ksk ? KHSM_EOK : khsm_kasp_index_refresh(&keep->idx, *conf, kz->domain);
+		if (r != KHSM_EOK) {
+			khsm_kasp_keep_clear(keep);   /* listed whole at the next key */
+			return cli_error(r, "%s: keymgr list (KSK side)", zone);
+		}
+		if (!sum.has_ksk) khsm_kasp_index_summarize(&keep->idx, kz->domain, now, &sum);
 	} else {
 		int r = khsm_kasp_zone_summary(ksk_conf, zone, now, &sum);
 		if (r != KHSM_EOK) return cli_error(r, "%s: keymgr list (KSK side)", zone);

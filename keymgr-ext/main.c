@@ -251,7 +251,7 @@ static void print_command_help(const cli_command_t *cmd)
 }
 
 /* A command run inside another, in another thread (ceremony generate-ksk=yes
- * makes each zone's KSK in the ceremony's preparer), hands its code on. */
+ * makes each zone's KSK in the ceremony's hook thread), hands its code on. */
 static __thread int last_code;
 
 int cli_error_code(void)

@@ -506,7 +506,7 @@ static void *pipe_hook(void *arg)
 	khsm_card_scope_share(pp->scope);   /* its card work locks this card */
 	pthread_mutex_lock(&pp->mu);
 	while (!pipe_stopped_at(pp, pp->hooked) && pp->hooked < pp->count) {
-		if (pp->hooked > pp->prepared + 1) {
+		if (pp->hooked > pp->prepared + 1 || pp->hooked > pp->signing + 2) {
 			pthread_cond_wait(&pp->cv, &pp->mu);
 			continue;
 		}
@@ -629,7 +629,8 @@ int khsm_ceremony_run(const khsm_ceremony_t *c, const char *const *zones, size_t
 	bool have_hook = c->before_prepare && pthread_create(&hook, NULL, pipe_hook, &pp) == 0;
 	bool have_preparer = (have_hook || !c->before_prepare) &&
 	                     pthread_create(&preparer, NULL, pipe_preparer, &pp) == 0;
-	if (!have_preparer || pthread_create(&finisher, NULL, pipe_finisher, &pp) != 0) {
+	bool started = have_preparer && pthread_create(&finisher, NULL, pipe_finisher, &pp) == 0;
+	if (!started) {
 		r = KHSM_ENOMEM;
 		/* the threads started stop at once */
 		pthread_mutex_lock(&pp.mu);
@@ -681,6 +682,10 @@ int khsm_ceremony_run(const khsm_ceremony_t *c, const char *const *zones, size_t
 		if (pp.detail[pp.stop_at]) khsm_err_detail("%s", pp.detail[pp.stop_at]);
 		/* a failure in the prepare or sign step was not reported yet */
 		if (cb && pp.state[pp.stop_at] != Z_DONE) cb(pp.stop_at, zones[pp.stop_at], r, NULL, data);
+	}
+	if (!started && cb && count) {   /* reported as the first zone's failure */
+		khsm_err_detail("cannot start the ceremony's threads (the system's thread limit?)");
+		cb(0, zones[0], r, NULL, data);
 	}
 	for (size_t i = 0; i < count; i++) {
 		khsm_ceremony_prep_clear(&pp.prep[i]);

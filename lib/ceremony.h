@@ -123,13 +123,14 @@ int khsm_ceremony_zone(const khsm_ceremony_t *c, const char *zone, khsm_ceremony
 typedef bool (*khsm_ceremony_cb_t)(size_t index, const char *zone, int r,
                                    const khsm_ceremony_result_t *res, void *data);
 
-/** The cycle for many zones, pipelined: a preparer thread prepares zone
- *  i+1 (ZSK side) and a finisher thread finishes zone i-1 (validate,
- *  import), each on a core of its own, while the calling
+/** The cycle for many zones, pipelined: with before_prepare a hook thread
+ *  runs it for zone i+2, a preparer thread prepares zone i+1 (ZSK side) and
+ *  a finisher thread finishes zone i-1 (validate, import), while the calling
  *  thread signs zone i with the card, so the card never waits for keymgr
  *  when it is the slower side. Zones are imported strictly in order; at the
- *  first failure no later zone is imported (a later zone may have been
- *  prepared, i.e. pregenerated, or even signed and archived, never imported).
+ *  first failure no later zone is imported (a later zone may have had its
+ *  hook run, been prepared, i.e. pregenerated, or even signed and archived,
+ *  never imported).
  *  \param[out] done_ptr  zones finished (imported or skipped) before the
  *  failure; all of them on success. Returns the first failure. */
 int khsm_ceremony_run(const khsm_ceremony_t *c, const char *const *zones, size_t count,

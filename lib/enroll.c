@@ -321,8 +321,8 @@ static int register_key(const khsm_conf_t *conf, const khsm_kasp_index_t *kasp, 
 	}
 	const char *env_add[] = { env, NULL };
 	if (r == KHSM_EOK && other) {
-		/* KASP work alone: keymgr opens the keystore as for list and never
-		 * uses it, so the card signs on meanwhile */
+		/* KASP work alone: over many zones keymgr reads a keyless cut and
+		 * never opens the card, which signs on meanwhile (zoneconf.h) */
 		r = khsm_keymgr(khsm_conf_path(conf), share_args, &res);
 	} else if (r == KHSM_EOK) {
 		r = khsm_keymgr_card_env(tmp_conf ? khsm_handoff_path(tmp_conf) : khsm_conf_path(conf),

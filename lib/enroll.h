@@ -60,8 +60,8 @@ void khsm_kasp_keep_clear(khsm_kasp_keep_t *keep);
  * zone after zone (a shared KSK at onboarding): the same key through the
  * same keystore is then registered without asking the card again. The open,
  * find, algorithm and self-test cost about 200 ms of card turns a zone while
- * the ceremony's signer holds the card; keymgr share, which follows, never
- * touches the card. */
+ * the ceremony's signer holds the card; keymgr share, which follows, works
+ * on KASP alone (khsm_keymgr_kasp_only()). */
 typedef struct {
 	char *config;          /* the keystore config it was proven through */
 	char *id_hex;

@@ -189,11 +189,11 @@ static bool remote_fails(const char *module)
 }
 
 _public_
-bool khsm_keymgr_reads_kasp_only(const char *command)
+bool khsm_keymgr_kasp_only(const char *command)
 {
-	static const char *const READ_ONLY[] = { "list", "dnskey", "ds" };
-	for (size_t i = 0; command && i < KHSM_ARRAY_SIZE(READ_ONLY); i++) {
-		if (strcmp(command, READ_ONLY[i]) == 0) return true;
+	static const char *const KASP_ONLY[] = { "list", "dnskey", "ds", "share" };
+	for (size_t i = 0; command && i < KHSM_ARRAY_SIZE(KASP_ONLY); i++) {
+		if (strcmp(command, KASP_ONLY[i]) == 0) return true;
 	}
 	return false;
 }
@@ -222,13 +222,13 @@ static int keymgr_env(const char *conf_path, const char *const args[], const cha
 	argv[i++] = khsm_tool_path("keymgr");
 	/* A command over many zones split conf_path (zoneconf.h): a run for one
 	 * zone (its first argument that is not an option) reads that zone's cut,
-	 * keyless when its command (the next one) only reads KASP. */
+	 * keyless when its command (the next one) works on KASP alone. */
 	khsm_handoff_t *cut = NULL;
 	bool lock = false;
 	for (size_t j = 0; conf_path && j < n; j++) {
 		if (args[j][0] != '-') {
 			const char *cmd = j + 1 < n ? args[j + 1] : "";
-			bool keyless = khsm_keymgr_reads_kasp_only(cmd);
+			bool keyless = khsm_keymgr_kasp_only(cmd);
 			if (khsm_zoneconf_for(conf_path, args[j], keyless, &cut) != KHSM_EOK) {
 				cut = NULL;
 				khsm_err_clear();

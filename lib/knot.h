@@ -41,9 +41,11 @@ typedef struct {
  *  \param[out] major, minor, patch */
 int khsm_knot_version(const char *tool, int *major, int *minor, int *patch);
 
-/** Whether keymgr's command (its word after the zone) only reads KASP: list,
- *  dnskey, ds. Over many zones such runs get a keyless cut (zoneconf.h). */
-bool khsm_keymgr_reads_kasp_only(const char *command);
+/** Whether keymgr's command (its word after the zone) works on KASP alone,
+ *  never on a key of the keystore: list, dnskey, ds read it, share links a
+ *  key of another zone. Over many zones such runs get a keyless cut
+ *  (zoneconf.h). */
+bool khsm_keymgr_kasp_only(const char *command);
 
 /** Run `keymgr -c CONF args…` (args NULL-terminated; conf_path NULL: Knot's
  *  default). Pass booleans as yes/no, never on/off. KHSM_ETOOL, with the first

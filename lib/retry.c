@@ -171,7 +171,7 @@ int khsm_card_op(const char *what, int (*op)(void *ctx), void *ctx)
 /* The threads of this process take a card lock in turn, a ticket each: the
  * thread that signs zone after zone would otherwise take a mutex straight
  * back after each signature, and another thread's one card operation (a key
- * generation or self-test of onboarding, in the ceremony's preparer) would wait
+ * generation or self-test of onboarding, in the ceremony's hook thread) would wait
  * for the whole zone, its keymgr work after it, while the card idles. The
  * lock is recursive: card operations nest. */
 typedef struct {

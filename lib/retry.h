@@ -28,8 +28,10 @@
  * keymgr children that do card work (sign-ksr, import-pkcs11, delete) run
  * while knot-hsm holds it (khsm_keymgr_card()): keymgr and knotd do not take
  * it themselves, so holding it across the child cannot deadlock; other keymgr
- * children (list, share: their keystore opened, never used) and knotc
- * children run without it. */
+ * children and knotc children run without it: over many zones those that
+ * work on KASP alone (list, dnskey, ds, share) read a keyless cut of
+ * knot.conf and never open the card (zoneconf.h); without a cut, while one
+ * is in use, they take the lock too. */
 #pragma once
 
 #include <stdbool.h>

@@ -13,7 +13,7 @@
  * from then on khsm_keymgr() gives each run for one zone of conf_path that
  * zone's cut, until khsm_zoneconf_release(conf_path).
  *
- * A run that only reads KASP (list, dnskey, ds) gets a keyless cut: every
+ * A run that works on KASP alone (list, dnskey, ds, share) gets a keyless cut: every
  * keystore is an empty PEM directory of this run, so that keymgr loads no
  * PKCS #11 module and never touches a card. Such runs need no card lock
  * and do not wait for, or hold up, the ceremony's signatures; and with
