@@ -10,7 +10,6 @@
 
 #include <libdnssec/error.h>
 #include <libdnssec/key.h>
-#include <libknot/dname.h>
 
 #include "budget.h"
 #include "cardkey.h"
@@ -595,19 +594,12 @@ static bool memo_names(const khsm_enroll_t *req, const khsm_zone_t *zone, const 
 	       strcmp(m->id_hex, id_hex) == 0 && strcmp(m->config, zone->keystore->config) == 0;
 }
 
-/* The memo's key for this zone: its public key under the zone's name. */
+/* The memo's key for this zone: its DNSKEY under the zone's name. */
 static int memo_key(const khsm_enroll_memo_t *m, const char *zone, dnssec_key_t **key_ptr)
 {
-	dnssec_key_t *key = dnssec_key_dup(m->key);
-	knot_dname_t *dname = knot_dname_from_str_alloc(zone);
-	int r = key && dname ? khsm_error_from_dnssec(dnssec_key_set_dname(key, dname)) : KHSM_ENOMEM;
-	free(dname);
-	if (r != KHSM_EOK) {
-		dnssec_key_free(key);
-		return r;
-	}
-	*key_ptr = key;
-	return KHSM_EOK;
+	dnssec_binary_t rdata = { 0 };   /* the key's own, not a copy */
+	int r = khsm_error_from_dnssec(dnssec_key_get_rdata(m->key, &rdata));
+	return r == KHSM_EOK ? khsm_dnskey_from_rdata(zone, rdata.data, rdata.size, key_ptr) : r;
 }
 
 /* The index to decide with: the kept one (listed now when not valid), else
@@ -818,6 +810,37 @@ static int pick_pair(khsm_keystore_t *ks, const khsm_pin_t *pin, const khsm_enro
 	return KHSM_EOK;
 }
 
+/* import's card steps: the pair the request names, its id (out->id_hex, as
+ * given or as found) and its algorithm, checked against algorithm=. */
+static int import_pick(khsm_keystore_t *ks, const khsm_pin_t *pin, const khsm_enroll_t *req,
+                       khsm_enrolled_t *out)
+{
+	uint8_t *id = NULL;
+	size_t id_len = 0;
+	int r = pick_pair(ks, pin, req, out, &id, &id_len);
+	if (r == KHSM_EOK && !out->id_hex) r = khsm_hex_format(id, id_len, &out->id_hex);
+	if (r != KHSM_EOK) {
+		free(id);
+		return r;
+	}
+	unsigned bits = 0;
+	r = khsm_cardkey_algorithm(ks, id, id_len, NULL, req->algorithm, &out->algorithm, &bits);
+	free(id);
+	if (r != KHSM_EOK) {
+		if (!req->algorithm) {
+			out->failed_at = KHSM_ENROLL_AT_ALGORITHM;
+			return r;
+		}
+		khsm_err_clear();
+		out->algorithm = req->algorithm;   /* no public object to read; trust the operator */
+	} else if (req->algorithm && req->algorithm != out->algorithm) {
+		khsm_err_detail("algorithm=%s given, but the key on the card is %s", req->algorithm_arg,
+		                khsm_algorithm_name(out->algorithm));
+		return KHSM_EINVAL;
+	}
+	return KHSM_EOK;
+}
+
 _public_
 int khsm_zone_key_import(khsm_conf_t *conf, const khsm_zone_t *zone, const khsm_enroll_t *req,
                          khsm_enrolled_t *out)
@@ -829,8 +852,6 @@ int khsm_zone_key_import(khsm_conf_t *conf, const khsm_zone_t *zone, const khsm_
 	khsm_kasp_index_t kasp = { 0 };
 	khsm_pin_t *pin = NULL;
 	khsm_keystore_t *ks = NULL;
-	uint8_t *id = NULL;
-	size_t id_len = 0;
 
 	khsm_kasp_index_t *kp = &kasp;
 	int r = kasp_index_get(conf, req, &kasp, &kp);
@@ -840,47 +861,12 @@ int khsm_zone_key_import(khsm_conf_t *conf, const khsm_zone_t *zone, const khsm_
 	if (req->id && (r = khsm_hex_format(req->id, req->id_len, &out->id_hex)) != KHSM_EOK) {
 		goto fail;
 	}
-	if (memo_names(req, zone, out->id_hex)) {
-		/* proven in this run: registered without the card */
+	/* A key proven in this run is registered without the card. */
+	bool proven = memo_names(req, zone, out->id_hex);
+	if (proven) {
 		out->algorithm = req->memo->algorithm;
-		if (khsm_kasp_find(kp, zone->name, out->id_hex)) {
-			out->known = true;
-			goto fail;
-		}
-		r = memo_key(req->memo, zone->name, &out->key);
-		if (r == KHSM_EOK) r = register_key(conf, kp, zone, req, out);
-		if (r != KHSM_EOK) {
-			out->failed_at = KHSM_ENROLL_AT_IMPORT;
-			kasp_keep_update(conf, req, zone);
-		}
-		goto fail;
-	}
-	free(out->id_hex);
-	out->id_hex = NULL;
-	if ((r = req->open(req->open_ctx, zone->keystore->config, &pin, &ks)) != KHSM_EOK) {
-		goto fail;
-	}
-	if ((r = pick_pair(ks, pin, req, out, &id, &id_len)) != KHSM_EOK) {
-		goto fail;
-	}
-	if ((r = khsm_hex_format(id, id_len, &out->id_hex)) != KHSM_EOK) {
-		goto fail;
-	}
-
-	unsigned bits = 0;
-	r = khsm_cardkey_algorithm(ks, id, id_len, NULL, req->algorithm, &out->algorithm, &bits);
-	if (r != KHSM_EOK) {
-		if (!req->algorithm) {
-			out->failed_at = KHSM_ENROLL_AT_ALGORITHM;
-			goto fail;
-		}
-		khsm_err_clear();
-		out->algorithm = req->algorithm;   /* no public object to read; trust the operator */
-		r = KHSM_EOK;
-	} else if (req->algorithm && req->algorithm != out->algorithm) {
-		khsm_err_detail("algorithm=%s given, but the key on the card is %s", req->algorithm_arg,
-		                khsm_algorithm_name(out->algorithm));
-		r = KHSM_EINVAL;
+	} else if ((r = req->open(req->open_ctx, zone->keystore->config, &pin, &ks)) != KHSM_EOK ||
+	           (r = import_pick(ks, pin, req, out)) != KHSM_EOK) {
 		goto fail;
 	}
 
@@ -890,18 +876,18 @@ int khsm_zone_key_import(khsm_conf_t *conf, const khsm_zone_t *zone, const khsm_
 	}
 
 	/* Prove it before Knot relies on it; an adopted key is never deleted. */
-	r = khsm_cardkey_selftest(ks, zone->name, out->id_hex, out->algorithm, req->ksk, &out->key);
+	r = proven ? memo_key(req->memo, zone->name, &out->key)
+	           : khsm_cardkey_selftest(ks, zone->name, out->id_hex, out->algorithm, req->ksk, &out->key);
 	if (r == KHSM_EOK) {
 		r = register_key(conf, kp, zone, req, out);
 	}
 	if (r == KHSM_EOK) {
-		memo_remember(req, zone, out);   /* the kept index saw it (kasp_confirm) */
+		if (!proven) memo_remember(req, zone, out);   /* the kept index saw it (kasp_confirm) */
 	} else {
 		out->failed_at = KHSM_ENROLL_AT_IMPORT;
 		kasp_keep_update(conf, req, zone);
 	}
 fail:
-	free(id);
 	khsm_keystore_close(ks);
 	khsm_pin_free(pin);
 	khsm_kasp_index_clear(&kasp);
