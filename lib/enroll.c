@@ -309,23 +309,20 @@ static int register_key(const khsm_conf_t *conf, const khsm_kasp_index_t *kasp, 
 	 * with its kept login (serve.h), it costs no login of keymgr's own */
 	khsm_serve_t *serve = NULL;
 	khsm_handoff_t *tmp_conf = NULL;
-	_cleanup_free_ char *env = NULL;
 	/* served only through a copy naming the client (not with several keystores) */
 	int r = other || !import_conf_possible(kz) ? KHSM_EOK
 	        : khsm_login_hold_serve(req->login_hold, kz->keystore->config, &serve);
 	if (r == KHSM_EOK && !other) r = import_conf(conf, kz, serve != NULL, &tmp_conf);
-	if (r == KHSM_EOK && serve && asprintf(&env, "%s=%s", KHSM_REMOTE_ENV, khsm_serve_address(serve)) < 0) {
-		env = NULL;
-		r = KHSM_ENOMEM;
-	}
-	const char *env_add[] = { env, NULL };
+	const char *import_path = tmp_conf ? khsm_handoff_path(tmp_conf) : khsm_conf_path(conf);
 	if (r == KHSM_EOK && other) {
 		/* KASP work alone: over many zones keymgr reads a keyless cut and
 		 * never opens the card, which signs on meanwhile (zoneconf.h) */
 		r = khsm_keymgr(khsm_conf_path(conf), share_args, &res);
+	} else if (r == KHSM_EOK && serve) {
+		/* the card locked per call, not for keymgr's whole run (knot.h) */
+		r = khsm_keymgr_served(import_path, import_args, serve, &res);
 	} else if (r == KHSM_EOK) {
-		r = khsm_keymgr_card_env(tmp_conf ? khsm_handoff_path(tmp_conf) : khsm_conf_path(conf),
-		                         import_args, env ? env_add : NULL, &res);
+		r = khsm_keymgr_card(import_path, import_args, &res);
 	}
 	khsm_serve_stop(serve);
 	khsm_handoff_free(tmp_conf);

@@ -290,20 +290,29 @@ static int keymgr_env(const char *conf_path, const char *const args[], const cha
 _public_
 int khsm_keymgr_card(const char *conf_path, const char *const args[], khsm_run_t *res)
 {
-	return khsm_keymgr_card_env(conf_path, args, NULL, res);
-}
-
-_public_
-int khsm_keymgr_card_env(const char *conf_path, const char *const args[],
-                         const char *const *env_add, khsm_run_t *res)
-{
 	int r = khsm_card_lock();
 	if (r != KHSM_EOK) {
 		return r;
 	}
-	r = keymgr_env(conf_path, args, env_add, res);
+	r = keymgr_env(conf_path, args, NULL, res);
 	khsm_card_unlock();
 	return r;
+}
+
+_public_
+int khsm_keymgr_served(const char *conf_path, const char *const args[], const khsm_serve_t *serve,
+                       khsm_run_t *res)
+{
+	if (!serve || khsm_card_lock_held()) {
+		return KHSM_EINVAL;   /* the served calls would wait for this thread */
+	}
+	_cleanup_free_ char *env = NULL;
+	if (asprintf(&env, "%s=%s", KHSM_REMOTE_ENV, khsm_serve_address(serve)) < 0) {
+		env = NULL;
+		return KHSM_ENOMEM;
+	}
+	const char *env_add[] = { env, NULL };
+	return keymgr_env(conf_path, args, env_add, res);
 }
 
 _public_

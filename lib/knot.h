@@ -12,6 +12,7 @@
 
 #include "knotconf.h"
 #include "run.h"
+#include "serve.h"
 
 /* One key of a zone in the KASP database. Timers are UNIX times, 0 when unset. */
 typedef struct {
@@ -61,10 +62,13 @@ int khsm_keymgr(const char *conf_path, const char *const args[], khsm_run_t *res
  *  keymgr then logs in with a PIN the card has just accepted. */
 int khsm_keymgr_card(const char *conf_path, const char *const args[], khsm_run_t *res);
 
-/** khsm_keymgr_card() with env_add ("NAME=value", NULL-terminated) set in
- *  keymgr's environment only (khsm_run_env()): a served card's address. */
-int khsm_keymgr_card_env(const char *conf_path, const char *const args[],
-                         const char *const *env_add, khsm_run_t *res);
+/** khsm_keymgr() for card work through a card this process serves
+ *  (serve.h), conf_path naming p11-kit's client as the keystore: keymgr
+ *  reaches the card only through serve, whose threads take khsm_card_lock()
+ *  for each call, so the run itself holds no lock and the card signs on
+ *  between its calls. The caller must not hold the card lock. */
+int khsm_keymgr_served(const char *conf_path, const char *const args[], const khsm_serve_t *serve,
+                       khsm_run_t *res);
 
 /** `keymgr ZONE delete ID` through khsm_keymgr_card(): the key leaves KASP
  *  and, when no other zone shares it, the keystore. keymgr drops the KASP

@@ -538,6 +538,27 @@ int khsm_card_lock(void)
 }
 
 _public_
+bool khsm_card_lock_held(void)
+{
+	turn_t *t = thread_scope ? &thread_scope->turn : &lock_turn;
+	pthread_mutex_lock(&t->mu);
+	bool held = t->depth > 0 && pthread_equal(t->owner, pthread_self());
+	pthread_mutex_unlock(&t->mu);
+	return held;
+}
+
+_public_
+unsigned khsm_card_lock_waiting(void)
+{
+	turn_t *t = thread_scope ? &thread_scope->turn : &lock_turn;
+	pthread_mutex_lock(&t->mu);
+	unsigned long n = t->next - t->now;   /* the holder's ticket among them */
+	unsigned waiting = (unsigned)(t->depth > 0 && n > 0 ? n - 1 : n);
+	pthread_mutex_unlock(&t->mu);
+	return waiting;
+}
+
+_public_
 void khsm_card_unlock(void)
 {
 	if (thread_scope) {

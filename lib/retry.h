@@ -74,6 +74,13 @@ int khsm_card_lock(void);
 /** Release one level of khsm_card_lock(). */
 void khsm_card_unlock(void);
 
+/** Whether the calling thread holds khsm_card_lock() (of its card scope). */
+bool khsm_card_lock_held(void);
+
+/** How many of this process's threads wait for the card lock of the
+ *  calling thread's card scope (what a served client's call waits in). */
+unsigned khsm_card_lock_waiting(void);
+
 typedef struct khsm_card_scope khsm_card_scope_t;
 
 /** From now on, the calling thread's card operations concern one card,

@@ -1,11 +1,14 @@
 #!/bin/sh
 # keymgr children that do card work (sign-ksr of a ceremony signer=keymgr,
-# import-pkcs11 of import, delete) run while knot-hsm holds the card lock
+# delete) run while knot-hsm holds the card lock
 # (KHSM_LOCK_FILE, flock LOCK_EX): a keymgr wrapper in front (KHSM_KEYMGR)
 # tries a shared flock without waiting and records, per subcommand, whether
 # the lock was held. The ceremony's KSK-side list and dnskey (keymgr opens the
 # card keystore for them too) are held; control: the ZSK side's keymgr
 # children (PEM keys) run without it, so the probe tells the two apart.
+# import-pkcs11 of import reaches the card only through the card knot-hsm
+# serves (its keystore is p11-kit-client.so), whose every call takes the
+# lock (unit.serve): the run itself holds none, and the card signs on.
 . "$KHSM_SRCDIR/tests/integration/lib.sh"
 
 card_keystore
@@ -33,7 +36,11 @@ for a; do case "\$a" in sign-ksr|import-pkcs11|delete|list|dnskey|pregenerate) s
 if [ ! -e "$KHSM_LOCK_FILE" ]; then state=free
 elif flock -n -s "$KHSM_LOCK_FILE" true; then state=free
 else state=held; fi
-echo "\${sub:-other} \$state" >> "$REC"
+conf= prev=
+for a; do [ "\$prev" = -c ] && conf=\$a; prev=\$a; done
+ks=own
+if [ -n "\$conf" ] && grep -q 'p11-kit-client' "\$conf" 2>/dev/null; then ks=client; fi
+echo "\${sub:-other} \$state \$ks" >> "$REC"
 exec keymgr "\$@"
 SH
 chmod +x "$TMP/keymgr"
@@ -42,6 +49,9 @@ export KHSM_KEYMGR="$TMP/keymgr"
 # state SUB: what the wrapper saw for keymgr SUB (all runs so far; one word
 # when they agree).
 state() { awk -v s="$1" '$1 == s { print $2 }' "$REC" | sort -u | tr '\n' ' ' | sed 's/ $//'; }
+# keystore SUB: whether those runs' keymgr reached the card on its own or
+# through p11-kit's client (the card knot-hsm serves).
+keystore() { awk -v s="$1" '$1 == s { print $3 }' "$REC" | sort -u | tr '\n' ' ' | sed 's/ $//'; }
 
 : > "$REC"
 run 0 "$KNOT_HSM" -c "$KSKC" example.com generate
@@ -59,7 +69,9 @@ equals "$(state pregenerate)" free "ceremony: the ZSK side's keymgr pregenerate 
 
 keygen_p11tool "$LABEL" "spare ksk" 5a5a
 run 0 "$KNOT_HSM" -c "$KSKC" example.net import id=5a5a publish=+1000d active=+1000d
-equals "$(state import-pkcs11)" held "import: keymgr import-pkcs11 runs inside knot-hsm's card lock"
+equals "$(keystore import-pkcs11)" client "import: keymgr import-pkcs11 reaches the card through the card knot-hsm serves"
+equals "$(state import-pkcs11)" free "import: keymgr import-pkcs11 runs without the card lock (each served call takes it)"
+equals "$(keystore sign-ksr)" own "control: keymgr sign-ksr opens the card keystore itself"
 
 run 0 "$KNOT_HSM" -c "$KSKC" example.net delete id=5a5a
 contains "$OUT" "deleted KSK" "delete: deleted"

@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <sys/file.h>
 #include <unistd.h>
@@ -206,6 +207,63 @@ static void test_card_op_locks_and_nests(void **state)
 	unlink(path);
 }
 
+/* -- the threads of a process take the lock in the order they asked ------- */
+
+typedef struct {
+	int order[3];
+	int n;
+	pthread_mutex_t mu;
+} turns_t;
+
+typedef struct {
+	turns_t *t;
+	int id;
+} turn_arg_t;
+
+static void *take_turn(void *arg)
+{
+	turn_arg_t *a = arg;
+	assert_int_equal(khsm_card_lock(), KHSM_EOK);
+	pthread_mutex_lock(&a->t->mu);
+	a->t->order[a->t->n++] = a->id;
+	pthread_mutex_unlock(&a->t->mu);
+	khsm_card_unlock();
+	return NULL;
+}
+
+/* Three threads ask while the lock is held, one after another (each
+ * started when the one before it waits): they get it in that order, so
+ * a thread that signs zone after zone cannot take it straight back. */
+static void test_card_lock_in_turn(void **state)
+{
+	(void)state;
+	char path[] = "/tmp/khsm-retry-test.XXXXXX";
+	int fd = mkstemp(path);
+	assert_true(fd >= 0);
+	close(fd);
+	setenv("KHSM_LOCK_FILE", path, 1);
+	turns_t t = { .mu = PTHREAD_MUTEX_INITIALIZER };
+	turn_arg_t args[3];
+	pthread_t th[3];
+	assert_int_equal(khsm_card_lock(), KHSM_EOK);
+	assert_true(khsm_card_lock_held());
+	for (int i = 0; i < 3; i++) {
+		args[i] = (turn_arg_t){ &t, i };
+		assert_int_equal(pthread_create(&th[i], NULL, take_turn, &args[i]), 0);
+		while (khsm_card_lock_waiting() < (unsigned)i + 1) sched_yield();
+	}
+	assert_int_equal(khsm_card_lock_waiting(), 3);
+	assert_int_equal(t.n, 0);   /* none while it is held */
+	khsm_card_unlock();
+	assert_false(khsm_card_lock_held());
+	for (int i = 0; i < 3; i++) assert_int_equal(pthread_join(th[i], NULL), 0);
+	assert_int_equal(t.n, 3);
+	for (int i = 0; i < 3; i++) assert_int_equal(t.order[i], i);
+	assert_int_equal(khsm_card_lock_waiting(), 0);
+	unsetenv("KHSM_LOCK_FILE");
+	unlink(path);
+}
+
 /* -- card scopes: one lock per card, the common lock shared ---------------- */
 
 static void card_file(const char *base, const char *card, char *out, size_t size)
@@ -380,6 +438,7 @@ int main(void)
 		cmocka_unit_test(test_never_retries_pin_errors),
 		cmocka_unit_test(test_zero_budget_and_env),
 		cmocka_unit_test(test_card_op_locks_and_nests),
+		cmocka_unit_test(test_card_lock_in_turn),
 		cmocka_unit_test(test_card_scopes),
 		cmocka_unit_test(test_card_scope_shared),
 		cmocka_unit_test(test_card_scope_without_card_file),

@@ -1,16 +1,21 @@
 /* Tests of lib/serve.c: SoftHSM served over p11-kit's RPC to a child of this
  * process through p11-kit-client.so; a grandchild and this process itself
- * (not children) are refused; the socket and its directory go at stop. */
+ * (not children) are refused; the socket and its directory go at stop; each
+ * served call takes the card lock. */
 #include "test.h"
 
 #include <glob.h>
+#include <pthread.h>
+#include <sched.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
 #include "error.h"
+#include "knot.h"
 #include "remote.h"
+#include "retry.h"
 #include "run.h"
 #include "serve.h"
 
@@ -31,6 +36,9 @@ static int setup(void **state)
 	fclose(f);
 	setenv("SOFTHSM2_CONF", path, 1);
 	setenv("TMPDIR", dir, 1);
+	char lock[300];
+	snprintf(lock, sizeof(lock), "%s/card.lock", dir);   /* this test's card lock alone */
+	setenv("KHSM_LOCK_FILE", lock, 1);
 	glob_t g;
 	if (glob("/usr/lib/*/softhsm/libsofthsm2.so", 0, NULL, &g) == 0 && g.gl_pathc > 0) {
 		snprintf(module, sizeof(module), "%s", g.gl_pathv[0]);
@@ -120,11 +128,66 @@ static void test_not_a_child_refused(void **state)
 	khsm_serve_stop(NULL);
 }
 
+struct client {
+	const khsm_serve_t *s;
+	khsm_run_t res;
+	int r;
+	bool done;
+};
+
+static void *client_thread(void *arg)
+{
+	struct client *c = arg;
+	c->r = list_slots(c->s, false, &c->res);
+	__atomic_store_n(&c->done, true, __ATOMIC_RELEASE);
+	return NULL;
+}
+
+/* A client's call waits for the card lock this process's other thread
+ * holds, and goes on when it is given back: each call is under the lock. */
+static void test_calls_take_the_card_lock(void **state)
+{
+	(void)state;
+	khsm_serve_t *s = NULL;
+	assert_int_equal(khsm_serve_start(module, &s), KHSM_EOK);
+	assert_int_equal(khsm_card_lock(), KHSM_EOK);
+	assert_int_equal(khsm_card_lock_waiting(), 0);
+	struct client c = { .s = s };
+	pthread_t t;
+	assert_int_equal(pthread_create(&t, NULL, client_thread, &c), 0);
+	/* the client either ends (its calls did not wait: wrong) or waits */
+	while (!__atomic_load_n(&c.done, __ATOMIC_ACQUIRE) && khsm_card_lock_waiting() == 0) {
+		sched_yield();
+	}
+	assert_false(__atomic_load_n(&c.done, __ATOMIC_ACQUIRE));
+	assert_int_equal(khsm_card_lock_waiting(), 1);   /* the serving thread, one call */
+	khsm_card_unlock();
+	assert_int_equal(pthread_join(t, NULL), 0);
+	assert_int_equal(c.r, KHSM_EOK);
+	assert_int_equal(c.res.status, 0);
+	assert_non_null(strstr(c.res.out, "Slot 0"));
+	khsm_run_clear(&c.res);
+	assert_int_equal(khsm_card_lock_waiting(), 0);
+
+	/* served from a thread holding the lock, its clients would wait for it forever */
+	const char *args[] = { "--version", NULL };
+	assert_int_equal(khsm_card_lock(), KHSM_EOK);
+	khsm_serve_t *held = NULL;
+	assert_int_equal(khsm_serve_start(module, &held), KHSM_EINVAL);
+	assert_null(held);
+	khsm_run_t res = { 0 };
+	assert_int_equal(khsm_keymgr_served(NULL, args, s, &res), KHSM_EINVAL);
+	khsm_card_unlock();
+	khsm_err_clear();
+	khsm_serve_stop(s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_child_served),
 		cmocka_unit_test(test_not_a_child_refused),
+		cmocka_unit_test(test_calls_take_the_card_lock),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
