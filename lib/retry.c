@@ -537,10 +537,16 @@ int khsm_card_lock(void)
 	return r;
 }
 
+/* The turn khsm_card_lock() takes in this thread. */
+static turn_t *this_turn(void)
+{
+	return thread_scope ? &thread_scope->turn : &lock_turn;
+}
+
 _public_
 bool khsm_card_lock_held(void)
 {
-	turn_t *t = thread_scope ? &thread_scope->turn : &lock_turn;
+	turn_t *t = this_turn();
 	pthread_mutex_lock(&t->mu);
 	bool held = t->depth > 0 && pthread_equal(t->owner, pthread_self());
 	pthread_mutex_unlock(&t->mu);
@@ -550,7 +556,7 @@ bool khsm_card_lock_held(void)
 _public_
 unsigned khsm_card_lock_waiting(void)
 {
-	turn_t *t = thread_scope ? &thread_scope->turn : &lock_turn;
+	turn_t *t = this_turn();
 	pthread_mutex_lock(&t->mu);
 	unsigned long n = t->next - t->now;   /* the holder's ticket among them */
 	unsigned waiting = (unsigned)(t->depth > 0 && n > 0 ? n - 1 : n);

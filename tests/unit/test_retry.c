@@ -165,121 +165,13 @@ static void test_zero_budget_and_env(void **state)
 	unsetenv("KHSM_RETRY_MS");
 }
 
-static int nested_inner(void *ctx)
-{
-	return scripted(ctx);
-}
-
-static int nested_outer(void *ctx)
-{
-	script_t *outer = ctx;
-	outer->calls++;
-	script_t inner = { { KHSM_EBUSY }, 1, 0 };
-	int r = khsm_card_op("inner", nested_inner, &inner);
-	assert_int_equal(inner.calls, 1);   /* a nested operation is tried once */
-	return outer->calls < 3 ? r : KHSM_EOK;
-}
-
-static void test_card_op_locks_and_nests(void **state)
-{
-	(void)state;
-	char path[] = "/tmp/khsm-retry-test.XXXXXX";
-	int fd = mkstemp(path);
-	assert_true(fd >= 0);
-	close(fd);
-	setenv("KHSM_LOCK_FILE", path, 1);
-	setenv("KHSM_RETRY_FIRST_MS", "1", 1);
-	khsm_retry_set_notify(NULL, NULL);
-	script_t outer = { { 0 }, 1, 0 };
-	assert_int_equal(khsm_card_op("outer", nested_outer, &outer), KHSM_EOK);
-	assert_int_equal(outer.calls, 3);   /* the outermost operation retries */
-	/* Recursive within the thread, released at the end. */
-	assert_int_equal(khsm_card_lock(), KHSM_EOK);
-	assert_int_equal(khsm_card_lock(), KHSM_EOK);
-	khsm_card_unlock();
-	khsm_card_unlock();
-	int other = open(path, O_RDONLY);
-	assert_true(other >= 0);
-	assert_int_equal(flock(other, LOCK_EX | LOCK_NB), 0);   /* free again */
-	close(other);
-	unsetenv("KHSM_LOCK_FILE");
-	unsetenv("KHSM_RETRY_FIRST_MS");
-	unlink(path);
-}
-
-/* -- the threads of a process take the lock in the order they asked ------- */
-
-typedef struct {
-	int order[3];
-	int n;
-	pthread_mutex_t mu;
-} turns_t;
-
-typedef struct {
-	turns_t *t;
-	int id;
-} turn_arg_t;
-
-static void *take_turn(void *arg)
-{
-	turn_arg_t *a = arg;
-	assert_int_equal(khsm_card_lock(), KHSM_EOK);
-	pthread_mutex_lock(&a->t->mu);
-	a->t->order[a->t->n++] = a->id;
-	pthread_mutex_unlock(&a->t->mu);
-	khsm_card_unlock();
-	return NULL;
-}
-
-/* Three threads ask while the lock is held, one after another (each
- * started when the one before it waits): they get it in that order, so
- * a thread that signs zone after zone cannot take it straight back. */
-static void test_card_lock_in_turn(void **state)
-{
-	(void)state;
-	char path[] = "/tmp/khsm-retry-test.XXXXXX";
-	int fd = mkstemp(path);
-	assert_true(fd >= 0);
-	close(fd);
-	setenv("KHSM_LOCK_FILE", path, 1);
-	turns_t t = { .mu = PTHREAD_MUTEX_INITIALIZER };
-	turn_arg_t args[3];
-	pthread_t th[3];
-	assert_int_equal(khsm_card_lock(), KHSM_EOK);
-	assert_true(khsm_card_lock_held());
-	for (int i = 0; i < 3; i++) {
-		args[i] = (turn_arg_t){ &t, i };
-		assert_int_equal(pthread_create(&th[i], NULL, take_turn, &args[i]), 0);
-		while (khsm_card_lock_waiting() < (unsigned)i + 1) sched_yield();
-	}
-	assert_int_equal(khsm_card_lock_waiting(), 3);
-	assert_int_equal(t.n, 0);   /* none while it is held */
-	khsm_card_unlock();
-	assert_false(khsm_card_lock_held());
-	for (int i = 0; i < 3; i++) assert_int_equal(pthread_join(th[i], NULL), 0);
-	assert_int_equal(t.n, 3);
-	for (int i = 0; i < 3; i++) assert_int_equal(t.order[i], i);
-	assert_int_equal(khsm_card_lock_waiting(), 0);
-	unsetenv("KHSM_LOCK_FILE");
-	unlink(path);
-}
-
-/* -- card scopes: one lock per card, the common lock shared ---------------- */
+/* -- a lock file of the test's own ---------------------------------------- */
 
 static void card_file(const char *base, const char *card, char *out, size_t size)
 {
 	uint64_t h = 1469598103934665603ULL;   /* FNV-1a 64, as lib/retry.c names the file */
 	for (const unsigned char *p = (const unsigned char *)card; *p; p++) h = (h ^ *p) * 1099511628211ULL;
 	snprintf(out, size, "%s.card-%016" PRIx64, base, h);
-}
-
-static bool can_lock(const char *path, int op)
-{
-	int fd = open(path, O_RDONLY);
-	assert_true(fd >= 0);
-	bool ok = flock(fd, op | LOCK_NB) == 0;
-	close(fd);
-	return ok;
 }
 
 /* A lock file of its own under a temporary directory (KHSM_LOCK_FILE), and
@@ -305,6 +197,112 @@ static void lock_files_remove(lock_files_t *f)
 	unlink(f->file_b);
 	unlink(f->path);
 	rmdir(f->dir);
+}
+
+static int nested_inner(void *ctx)
+{
+	return scripted(ctx);
+}
+
+static int nested_outer(void *ctx)
+{
+	script_t *outer = ctx;
+	outer->calls++;
+	script_t inner = { { KHSM_EBUSY }, 1, 0 };
+	int r = khsm_card_op("inner", nested_inner, &inner);
+	assert_int_equal(inner.calls, 1);   /* a nested operation is tried once */
+	return outer->calls < 3 ? r : KHSM_EOK;
+}
+
+static void test_card_op_locks_and_nests(void **state)
+{
+	(void)state;
+	lock_files_t f;
+	lock_files_setup(&f);
+	setenv("KHSM_RETRY_FIRST_MS", "1", 1);
+	khsm_retry_set_notify(NULL, NULL);
+	script_t outer = { { 0 }, 1, 0 };
+	assert_int_equal(khsm_card_op("outer", nested_outer, &outer), KHSM_EOK);
+	assert_int_equal(outer.calls, 3);   /* the outermost operation retries */
+	/* Recursive within the thread, released at the end. */
+	assert_int_equal(khsm_card_lock(), KHSM_EOK);
+	assert_int_equal(khsm_card_lock(), KHSM_EOK);
+	khsm_card_unlock();
+	khsm_card_unlock();
+	int other = open(f.path, O_RDONLY);
+	assert_true(other >= 0);
+	assert_int_equal(flock(other, LOCK_EX | LOCK_NB), 0);   /* free again */
+	close(other);
+	unsetenv("KHSM_RETRY_FIRST_MS");
+	lock_files_remove(&f);
+}
+
+/* -- the threads of a process take the lock in the order they asked ------- */
+
+typedef struct {
+	int order[3];
+	int n;
+	pthread_mutex_t mu;
+} turns_t;
+
+typedef struct {
+	turns_t *t;
+	int id;
+	int r;   /* khsm_card_lock()'s, asserted by the test's own thread */
+} turn_arg_t;
+
+static void *take_turn(void *arg)
+{
+	turn_arg_t *a = arg;
+	if ((a->r = khsm_card_lock()) != KHSM_EOK) return NULL;
+	pthread_mutex_lock(&a->t->mu);
+	a->t->order[a->t->n++] = a->id;
+	pthread_mutex_unlock(&a->t->mu);
+	khsm_card_unlock();
+	return NULL;
+}
+
+/* Three threads ask while the lock is held, one after another (each
+ * started when the one before it waits): they get it in that order, so
+ * a thread that signs zone after zone cannot take it straight back. */
+static void test_card_lock_in_turn(void **state)
+{
+	(void)state;
+	lock_files_t f;
+	lock_files_setup(&f);
+	turns_t t = { .mu = PTHREAD_MUTEX_INITIALIZER };
+	turn_arg_t args[3];
+	pthread_t th[3];
+	assert_int_equal(khsm_card_lock(), KHSM_EOK);
+	assert_true(khsm_card_lock_held());
+	for (int i = 0; i < 3; i++) {
+		args[i] = (turn_arg_t){ &t, i, -1 };
+		assert_int_equal(pthread_create(&th[i], NULL, take_turn, &args[i]), 0);
+		while (khsm_card_lock_waiting() < (unsigned)i + 1) sched_yield();
+	}
+	assert_int_equal(khsm_card_lock_waiting(), 3);
+	assert_int_equal(t.n, 0);   /* none while it is held */
+	khsm_card_unlock();
+	assert_false(khsm_card_lock_held());
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(pthread_join(th[i], NULL), 0);
+		assert_int_equal(args[i].r, KHSM_EOK);
+	}
+	assert_int_equal(t.n, 3);
+	for (int i = 0; i < 3; i++) assert_int_equal(t.order[i], i);
+	assert_int_equal(khsm_card_lock_waiting(), 0);
+	lock_files_remove(&f);
+}
+
+/* -- card scopes: one lock per card, the common lock shared ---------------- */
+
+static bool can_lock(const char *path, int op)
+{
+	int fd = open(path, O_RDONLY);
+	assert_true(fd >= 0);
+	bool ok = flock(fd, op | LOCK_NB) == 0;
+	close(fd);
+	return ok;
 }
 
 typedef struct {
